@@ -1,0 +1,27 @@
+# The two commands of README.md. Python 3.11 is the only thing the machine must have.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test install install-test lint bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+
+serve: install
+	$(BIN)/identity serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+
+test: install-test
+	$(BIN)/ruff check identity tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: install-test
+	$(BIN)/python -m benchmarks.authsync

@@ -1,0 +1,1 @@
+"""identity: the KooGallery joint-operation identity service for an ISV."""

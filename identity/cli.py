@@ -1,0 +1,85 @@
+"""The `identity` command: serve, migrate, inspect tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+
+from identity import migrate as migrations
+from identity.db import Database
+from identity.directory import report
+from identity.settings import Settings
+
+app = typer.Typer(help="identity: KooGallery joint-operation identity service", no_args_is_help=True)
+tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+
+T = TypeVar("T")
+
+
+def _read(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as session:
+                return await query(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+    port: int = typer.Option(8000, help="Port to listen on"),
+) -> None:
+    """Serve HTTP. The embedded SQLite default is migrated first; elsewhere run `migrate`."""
+    import uvicorn
+
+    from identity.app import create_app
+
+    settings = Settings()
+    if settings.is_embedded_default:
+        settings = settings.with_embedded_secret()
+        migrations.upgrade(settings.database_url)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest revision."""
+    settings = Settings()
+    migrations.upgrade(settings.database_url)
+    typer.echo("database is at the newest revision")
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+    """List every tenant the marketplace has synced."""
+    rows = _read(Settings(), report.list_tenants)
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['tenantId']}\t{row['tenantCode']}\t{row['state']}\t{row['name']}")
+
+
+@tenants_app.command("show")
+def tenants_show(
+    tenant_id: str, as_json: bool = typer.Option(False, "--json", help="JSON output")
+) -> None:
+    """One tenant: instances, app credentials (never secrets), departments, members."""
+    shown = _read(Settings(), lambda s: report.show_tenant(s, tenant_id))
+    if shown is None:
+        typer.echo(f"no tenant {tenant_id}", err=True)
+        raise typer.Exit(1)
+    _print_json(shown)

@@ -1,0 +1,105 @@
+"""Read models for operators (`identity tenants list|show --json`). No secret is ever read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.models import (
+    ACTIVE,
+    DELETED,
+    AppCredential,
+    Authorisation,
+    Department,
+    Instance,
+    Member,
+    Tenant,
+    TenantInstance,
+)
+
+
+def _tenant(t: Tenant) -> dict[str, Any]:
+    return {
+        "tenantId": t.tenant_id,
+        "tenantCode": t.tenant_code,
+        "name": t.name,
+        "domainName": t.domain_name,
+        "state": t.state,
+    }
+
+
+async def list_tenants(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = await session.scalars(select(Tenant).order_by(Tenant.tenant_id))
+    return [_tenant(t) for t in rows]
+
+
+def _member_state(member: Member, auth: Authorisation) -> str:
+    if DELETED in (member.state, auth.state):
+        return DELETED
+    return auth.state
+
+
+async def show_tenant(session: AsyncSession, tenant_id: str) -> dict[str, Any] | None:
+    """The stable operator format of the foundation issue: one row per member authorisation."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        return None
+    instances = await session.scalars(
+        select(Instance)
+        .join(TenantInstance, TenantInstance.instance_id == Instance.instance_id)
+        .where(TenantInstance.tenant_id == tenant_id)
+        .order_by(Instance.instance_id)
+    )
+    apps = await session.execute(
+        select(AppCredential.app_id, AppCredential.client_id, AppCredential.state)
+        .where(AppCredential.tenant_id == tenant_id)
+        .order_by(AppCredential.app_id)
+    )
+    departments = await session.scalars(
+        select(Department)
+        .where(Department.tenant_id == tenant_id, Department.state == ACTIVE)
+        .order_by(Department.org_code)
+    )
+    members = await session.execute(
+        select(Member, Authorisation)
+        .join(
+            Authorisation,
+            (Authorisation.tenant_id == Member.tenant_id)
+            & (Authorisation.user_name == Member.user_name),
+        )
+        .where(Member.tenant_id == tenant_id)
+        .order_by(Member.user_name, Authorisation.app_id)
+    )
+    return {
+        "tenant": _tenant(tenant),
+        "instances": [
+            {
+                "instanceId": i.instance_id,
+                "orderId": i.order_id,
+                "orderLineId": i.order_line_id,
+                "status": i.status,
+                "expireTime": i.expire_time.isoformat() if i.expire_time else None,
+            }
+            for i in instances
+        ],
+        "apps": [{"appId": a, "clientId": c, "state": s} for a, c, s in apps],
+        "departments": [
+            {"orgCode": d.org_code, "name": d.name, "parentCode": d.parent_code}
+            for d in departments
+        ],
+        "members": [
+            {
+                "userName": m.user_name,
+                "name": m.name,
+                "orgCode": m.org_code,
+                "role": a.role,
+                "enabled": a.enabled,
+                "state": _member_state(m, a),
+                "email": m.email,
+                "mobile": m.mobile,
+            }
+            for m, a in members
+        ],
+    }

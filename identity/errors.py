@@ -1,0 +1,54 @@
+"""The error hierarchy. Each error carries a stable code; each surface renders it once.
+
+KooGallery callbacks render `{resultCode, resultMsg}` (contract §1.2); the later surfaces (OAuth,
+JSON API, HTML) add their own renderers for the same classes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ResultCode(StrEnum):
+    """KooGallery V2 result codes (contract §1.2)."""
+
+    SUCCESS = "000000"
+    AUTH_FAILED = "000001"
+    INVALID_PARAM = "000002"
+    INSTANCE_NOT_FOUND = "000003"
+    INTERNAL = "000005"
+    SECRET_INVALID = "000101"
+
+
+class IdentityError(Exception):
+    """Base of every domain error. `code` is stable; `message` is safe to show the caller."""
+
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MarketplaceError(IdentityError):
+    result_code: ResultCode = ResultCode.INTERNAL
+
+
+class SignatureError(MarketplaceError):
+    code = "signature_invalid"
+    result_code = ResultCode.AUTH_FAILED
+
+
+class InvalidParameter(MarketplaceError):
+    code = "invalid_parameter"
+    result_code = ResultCode.INVALID_PARAM
+
+
+class InstanceNotFound(MarketplaceError):
+    code = "instance_not_found"
+    result_code = ResultCode.INSTANCE_NOT_FOUND
+
+
+class SecretUndecryptable(MarketplaceError):
+    code = "client_secret_undecryptable"
+    result_code = ResultCode.SECRET_INVALID

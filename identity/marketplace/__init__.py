@@ -1,0 +1,1 @@
+"""The marketplace edge: KooGallery's signed order callbacks and identity syncs."""

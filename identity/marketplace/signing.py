@@ -1,0 +1,124 @@
+"""KooGallery V2 request signatures (contract §2.1–§2.4).
+
+Basic calls: `hex(HMAC(key, key + nonce + timestamp + hex(HMAC(key, payload))))`.
+Kit calls:   `hex(HMAC(key, key + nonce + timestamp + payload))`.
+`payload` is the demo's canonical JSON (top-level keys sorted, nulls dropped, compact, raw
+UTF-8, nested order kept); as a fallback the raw body bytes are accepted too (design decision).
+The same functions sign for the simulator and the tests, so both sides agree by construction
+and the §8.2 vectors pin the formulas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from identity.errors import InvalidParameter, SignatureError
+
+MAX_NONCE_LENGTH = 128
+
+
+class Kind(StrEnum):
+    BASIC = "basic"
+    KIT = "kit"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse like Jackson: keep member order, last duplicate wins, no NaN/Infinity."""
+    return json.loads(body, object_pairs_hook=OrderedDict, parse_constant=_reject_constant)
+
+
+def canonical_payload(obj: dict[str, Any]) -> str:
+    """The demo's RequestPayload (§2.3): only the top level is sorted."""
+    ordered = OrderedDict((k, obj[k]) for k in sorted(obj) if obj[k] is not None)
+    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
+
+
+def _hmac_hex(key: bytes, data: bytes) -> str:
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def sign(kind: Kind, key: str, nonce: str, timestamp: str, payload: bytes) -> str:
+    k = key.encode()
+    if kind is Kind.BASIC:
+        inner = _hmac_hex(k, payload)
+        return _hmac_hex(k, k + nonce.encode() + timestamp.encode() + inner.encode())
+    return _hmac_hex(k, k + nonce.encode() + timestamp.encode() + payload)
+
+
+def sign_body(kind: Kind, key: str, nonce: str, timestamp: str, body: bytes) -> str:
+    """Sign a body the way the marketplace does: over its canonical form."""
+    return sign(kind, key, nonce, timestamp, canonical_payload(parse_json(body)).encode())
+
+
+@dataclass(frozen=True)
+class Verified:
+    variant: str
+    """Which payload form matched: "canonical" or "raw" (logged to settle contract §10.2)."""
+    key_index: int
+    """0 for the current key, 1 for the previous one (during rotation)."""
+
+
+def _payload_variants(body: bytes) -> list[tuple[str, bytes]]:
+    variants: list[tuple[str, bytes]] = []
+    try:
+        obj = parse_json(body)
+    except (ValueError, RecursionError):
+        obj = None
+    if isinstance(obj, dict):
+        variants.append(("canonical", canonical_payload(obj).encode()))
+    variants.append(("raw", body))
+    return variants
+
+
+def check_timestamp(timestamp: str | None, now_ms: int, window_ms: int) -> None:
+    if not timestamp:
+        raise InvalidParameter("timestamp is missing")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 15:
+        raise InvalidParameter("timestamp must be epoch milliseconds")
+    if abs(now_ms - int(timestamp)) > window_ms:
+        raise InvalidParameter("timestamp is outside the accepted window")
+
+
+def verify(
+    kind: Kind,
+    keys: list[str],
+    *,
+    signature: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    body: bytes,
+    now_ms: int,
+    window_ms: int,
+) -> Verified:
+    """Check a request's signature; the checks run in the demo's order (§2.4)."""
+    check_timestamp(timestamp, now_ms, window_ms)
+    assert timestamp is not None
+    if not nonce:
+        raise InvalidParameter("nonce is missing")
+    if len(nonce) > MAX_NONCE_LENGTH or not nonce.isascii() or not nonce.isprintable():
+        raise InvalidParameter("nonce is malformed")
+    if not signature:
+        raise SignatureError("signature is missing")
+    if not keys:
+        raise SignatureError(f"no {kind} access key is configured")
+    given = signature.lower().encode("utf-8", "replace")
+    matched: Verified | None = None
+    for variant, payload in _payload_variants(body):
+        for index, key in enumerate(keys):
+            expected = sign(kind, key, nonce, timestamp, payload).encode()
+            # Compare every candidate: no early exit tells a caller which form came close.
+            if hmac.compare_digest(given, expected) and matched is None:
+                matched = Verified(variant, index)
+    if matched is None:
+        raise SignatureError("signature does not match")
+    return matched

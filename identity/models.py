@@ -1,0 +1,192 @@
+"""Every ORM model. Natural keys are primary keys or unique constraints: idempotency comes from
+upserts on them (contract §3, §7), never from a look-up followed by an insert."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from identity.db import utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Lifecycle values, kept as short strings so both backends compare them the same way.
+ACTIVE, DELETED, CANCELLED = "active", "deleted", "cancelled"
+FROZEN, RELEASED = "frozen", "released"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Tenant(Timestamps, Base):
+    __tablename__ = "tenants"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_code: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    last_sync_time: Mapped[str] = mapped_column(String(17))
+    """Marketplace `timeStamp` (yyyyMMddHHmmssSSS, GMT+8) of the newest applied tenantSync."""
+
+
+class Instance(Timestamps, Base):
+    __tablename__ = "instances"
+    __table_args__ = (UniqueConstraint("order_id", "order_line_id"),)
+    instance_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    order_line_id: Mapped[str] = mapped_column(String(64))
+    business_id: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str | None] = mapped_column(String(64))
+    expire_time: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    last_order_id: Mapped[str | None] = mapped_column(String(64))
+    last_order_line_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class TenantInstance(Base):
+    """Many to many: multi-instance binding, and instances bound after the tenant (§0.4)."""
+
+    __tablename__ = "tenant_instances"
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    instance_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    order_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AppCredential(Timestamps, Base):
+    __tablename__ = "app_credentials"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(64), default="")
+    client_id: Mapped[str] = mapped_column(String(64))
+    client_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """AES-GCM under the master key (identity.crypto); never the plaintext."""
+    state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    last_sync_time: Mapped[str] = mapped_column(String(17))
+
+
+class Department(Timestamps, Base):
+    __tablename__ = "departments"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    parent_code: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    last_sync_time: Mapped[str] = mapped_column(String(17))
+
+
+class Member(Timestamps, Base):
+    """A person of the tenant's directory, unique by (tenantId, userName) (contract §3.3)."""
+
+    __tablename__ = "members"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    org_code: Mapped[str] = mapped_column(String(64))
+    position: Mapped[str | None] = mapped_column(String(64))
+    employee_code: Mapped[str | None] = mapped_column(String(64))
+    employee_type: Mapped[int | None] = mapped_column(Integer)
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(128))
+    work_place: Mapped[str | None] = mapped_column(String(256))
+    entry_date: Mapped[str | None] = mapped_column(String(20))
+    huawei_user_id: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    last_sync_time: Mapped[str] = mapped_column(String(17))
+
+
+class Authorisation(Timestamps, Base):
+    """A member's right to use one app: role, enable flag, authorised/cancelled/deleted."""
+
+    __tablename__ = "authorisations"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    last_sync_time: Mapped[str] = mapped_column(String(17))
+
+
+class Session(Base):
+    """A member's sign-in. The id is stored hashed; the login issue fills in the rest."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_member", "tenant_id", "user_name"),)
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    app_id: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AccessRevocation(Base):
+    """Outbox of ended access: one row per member (or whole tenant) whose access ended.
+
+    The worker delivers back-channel logout from these rows once the OpenID Provider exists.
+    """
+
+    __tablename__ = "access_revocations"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    app_id: Mapped[str | None] = mapped_column(String(64))
+    user_name: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    sessions_ended: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MarketplaceCall(Base):
+    """Audit of every marketplace call. Holds a hash of the payload, never the payload."""
+
+    __tablename__ = "marketplace_calls"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    interface: Mapped[str] = mapped_column(String(32))
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    instance_id: Mapped[str | None] = mapped_column(String(64))
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    result_code: Mapped[str] = mapped_column(String(6))
+    result_msg: Mapped[str] = mapped_column(String(255))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    signature_variant: Mapped[str | None] = mapped_column(String(16))
+
+
+class Nonce(Base):
+    """Replay guard shared by every process (design: nonces live in the database)."""
+
+    __tablename__ = "nonces"
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)

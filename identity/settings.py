@@ -1,0 +1,68 @@
+"""Settings from the environment (and a `.env` file), names fixed by the design.
+
+One class, built once by the caller and passed in; never a mutable global.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
+SECRET_KEY_FILE = "identity-secret.key"  # noqa: S105 - a file name
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_", env_file=".env", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    """Master key: encryption at rest (AES-GCM) is derived from it."""
+
+    marketplace_basic_key: SecretStr | None = None
+    marketplace_basic_key_previous: SecretStr | None = None
+    marketplace_kit_key: SecretStr | None = None
+    marketplace_kit_key_previous: SecretStr | None = None
+    marketplace_private_key_file: Path | None = None
+    """Seller RSA private key (PEM) that decrypts applicationSync `clientSecret` (contract §2.7)."""
+
+    frontend_url: str | None = None
+    """queryInstance `appInfo.frontEndUrl`; defaults to `{base_url}/sso/login`."""
+    persist_seller_debug_syncs: bool = False
+    """Persist seller-side syncs (empty instanceId) even when they carry testFlag=1 (§3.0)."""
+
+    signature_window_seconds: int = Field(default=60, ge=1)
+    nonce_ttl_seconds: int = Field(default=120, ge=1)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    @property
+    def is_embedded_default(self) -> bool:
+        return self.database_url == DEFAULT_DATABASE_URL
+
+    @property
+    def effective_frontend_url(self) -> str:
+        return self.frontend_url or self.base_url.rstrip("/") + "/sso/login"
+
+    def with_embedded_secret(self, directory: Path = Path(".")) -> Settings:
+        """Return settings with a master key, generating and keeping one for the embedded default.
+
+        Only the embedded SQLite default may invent its key: anywhere else a missing key is an
+        operator error, because data encrypted under a lost key is gone.
+        """
+        if self.secret_key is not None:
+            return self
+        if not self.is_embedded_default:
+            raise RuntimeError(
+                "IDENTITY_SECRET_KEY is required when IDENTITY_DATABASE_URL is set "
+                "(only the embedded SQLite default generates its own key)"
+            )
+        path = directory / SECRET_KEY_FILE
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return self.model_copy(update={"secret_key": SecretStr(path.read_text().strip())})

@@ -1,0 +1,119 @@
+"""Fixtures: a migrated database (SQLite, or PostgreSQL when IDENTITY_TEST_DATABASE_URL is
+set), the real app over ASGI, and a signing marketplace sender."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from identity.app import create_app
+from identity.db import Database
+from identity.migrate import upgrade
+from identity.models import Base
+from identity.settings import Settings
+from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender
+
+SECRET_KEY = "test-master-key-0123456789abcdef"
+
+
+def _sync_url(url: str) -> str:
+    return url.replace("+asyncpg", "+psycopg").replace("postgresql://", "postgresql+psycopg://")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database for this run, built by the Alembic migrations."""
+    server = os.environ.get("IDENTITY_TEST_DATABASE_URL")
+    if not server:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'identity.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"identity_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(_sync_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(_sync_url(server)).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+
+
+@pytest.fixture(scope="session")
+def private_key_file(tmp_path_factory: pytest.TempPathFactory, private_key: rsa.RSAPrivateKey) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "seller.pem"
+    path.write_bytes(
+        private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def settings(database_url: str, private_key_file: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        base_url="https://identity.example.com",
+        secret_key=SecretStr(SECRET_KEY),
+        marketplace_basic_key=SecretStr(BASIC_KEY),
+        marketplace_kit_key=SecretStr(KIT_KEY),
+        marketplace_private_key_file=private_key_file,
+    )
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """Direct database access for assertions; every table is emptied before each test."""
+    database = Database(database_url)
+    async with database.transaction() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            await session.execute(table.delete())
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://identity.example.com") as c:
+        yield c
+    await app.state.db.dispose()
+
+
+@pytest.fixture
+def marketplace(client: httpx.AsyncClient) -> Sender:
+    return Sender(client)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    asyncio.set_event_loop_policy(None)
