@@ -40,7 +40,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.db = db
     app.state.metrics = Metrics()
     app.state.marketplace = Marketplace(
-        settings=settings, cipher=Cipher(settings.secret_key.get_secret_value()), private_key=private_key
+        settings=settings,
+        cipher=Cipher(settings.secret_key.get_secret_value()),
+        private_key=private_key,
     )
     app.include_router(marketplace_router)
 
@@ -59,6 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
 
     return app

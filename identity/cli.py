@@ -14,7 +14,9 @@ from identity.db import Database
 from identity.directory import report
 from identity.settings import Settings
 
-app = typer.Typer(help="identity: KooGallery joint-operation identity service", no_args_is_help=True)
+app = typer.Typer(
+    help="identity: KooGallery joint-operation identity service", no_args_is_help=True
+)
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 

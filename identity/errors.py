@@ -17,7 +17,7 @@ class ResultCode(StrEnum):
     INVALID_PARAM = "000002"
     INSTANCE_NOT_FOUND = "000003"
     INTERNAL = "000005"
-    SECRET_INVALID = "000101"
+    SECRET_INVALID = "000101"  # noqa: S105 - a result code
 
 
 class IdentityError(Exception):

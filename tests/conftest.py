@@ -65,7 +65,9 @@ def private_key() -> rsa.RSAPrivateKey:
 
 
 @pytest.fixture(scope="session")
-def private_key_file(tmp_path_factory: pytest.TempPathFactory, private_key: rsa.RSAPrivateKey) -> Path:
+def private_key_file(
+    tmp_path_factory: pytest.TempPathFactory, private_key: rsa.RSAPrivateKey
+) -> Path:
     path = tmp_path_factory.mktemp("keys") / "seller.pem"
     path.write_bytes(
         private_key.private_bytes(

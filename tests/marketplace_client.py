@@ -26,7 +26,9 @@ def encode(body: dict[str, Any] | bytes) -> bytes:
 
 
 class Sender:
-    def __init__(self, client: httpx.AsyncClient, basic_key: str = BASIC_KEY, kit_key: str = KIT_KEY):
+    def __init__(
+        self, client: httpx.AsyncClient, basic_key: str = BASIC_KEY, kit_key: str = KIT_KEY
+    ):
         self.client = client
         self.basic_key = basic_key
         self.kit_key = kit_key

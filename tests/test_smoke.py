@@ -12,8 +12,16 @@ async def test_new_instance_then_tenant_sync(marketplace: Sender) -> None:
     assert r2["instanceId"] == r["instanceId"]
     t = await marketplace.kit(
         "tenantSync",
-        {"instanceId": r["instanceId"], "orderId": "O1", "tenantId": "T1", "tenantCode": "acme",
-         "name": "Acme", "domainName": "https://acme.example.com", "flag": 1, "testFlag": 0,
-         "timeStamp": "20220413093539534"},
+        {
+            "instanceId": r["instanceId"],
+            "orderId": "O1",
+            "tenantId": "T1",
+            "tenantCode": "acme",
+            "name": "Acme",
+            "domainName": "https://acme.example.com",
+            "flag": 1,
+            "testFlag": 0,
+            "timeStamp": "20220413093539534",
+        },
     )
     assert t == {"resultCode": "000000", "resultMsg": "success."}

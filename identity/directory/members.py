@@ -104,7 +104,9 @@ async def sync_members(
     applied_names = {key[2] for key in applied}
     if flag in (AuthFlag.DELETE, AuthFlag.CANCEL):
         ended = sorted(applied_names)
-        reason = Reason.MEMBER_DELETED if flag is AuthFlag.DELETE else Reason.AUTHORISATION_CANCELLED
+        reason = (
+            Reason.MEMBER_DELETED if flag is AuthFlag.DELETE else Reason.AUTHORISATION_CANCELLED
+        )
     else:
         ended = sorted({u["user_name"] for u in users if not u["enabled"]} & applied_names)
         reason = Reason.MEMBER_DISABLED

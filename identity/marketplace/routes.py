@@ -32,13 +32,17 @@ MESSAGES = {ResultCode.SUCCESS: "success.", ResultCode.INTERNAL: "other inner er
 @router.post("/koogallery")
 async def basic_call(request: Request) -> JSONResponse:
     q = request.query_params
-    return await _answer(request, Kind.BASIC, None, q.get("signature"), q.get("timestamp"), q.get("nonce"))
+    return await _answer(
+        request, Kind.BASIC, None, q.get("signature"), q.get("timestamp"), q.get("nonce")
+    )
 
 
 @router.post("/koogallery/produceAPI/v2/{name}")
 async def kit_call(name: str, request: Request) -> JSONResponse:
     h = request.headers
-    return await _answer(request, Kind.KIT, name, h.get("x-sign"), h.get("x-timestamp"), h.get("x-nonce"))
+    return await _answer(
+        request, Kind.KIT, name, h.get("x-sign"), h.get("x-timestamp"), h.get("x-nonce")
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -65,16 +69,27 @@ def _keys(mp: service.Marketplace, kind: Kind) -> list[str]:
 
 
 async def _process(
-    request: Request, kind: Kind, name: str | None, sig: str | None, ts: str | None,
-    nonce: str | None, record: CallRecord,
+    request: Request,
+    kind: Kind,
+    name: str | None,
+    sig: str | None,
+    ts: str | None,
+    nonce: str | None,
+    record: CallRecord,
 ) -> service.Reply:
     db: Database = request.app.state.db
     mp: service.Marketplace = request.app.state.marketplace
     body = await _read_body(request, mp.settings.max_body_bytes)
     record.payload_sha256 = hashlib.sha256(body).hexdigest()
     verified = verify(
-        kind, _keys(mp, kind), signature=sig, timestamp=ts, nonce=nonce, body=body,
-        now_ms=int(time.time() * 1000), window_ms=mp.settings.signature_window_seconds * 1000,
+        kind,
+        _keys(mp, kind),
+        signature=sig,
+        timestamp=ts,
+        nonce=nonce,
+        body=body,
+        now_ms=int(time.time() * 1000),
+        window_ms=mp.settings.signature_window_seconds * 1000,
     )
     record.signature_variant = verified.variant
     assert nonce is not None
@@ -106,7 +121,12 @@ async def _process(
 
 
 async def _answer(
-    request: Request, kind: Kind, name: str | None, sig: str | None, ts: str | None, nonce: str | None
+    request: Request,
+    kind: Kind,
+    name: str | None,
+    sig: str | None,
+    ts: str | None,
+    nonce: str | None,
 ) -> JSONResponse:
     started = time.perf_counter()
     record = CallRecord(interface=name or "basic")
@@ -139,9 +159,15 @@ async def _audit(
     metrics.marketplace_calls.labels(record.interface, code.value).inc()
     metrics.marketplace_latency.labels(record.interface).observe(latency_ms / 1000)
     log.info(
-        "marketplace_call", interface=record.interface, result_code=code.value,
-        tenant_id=record.tenant_id, instance_id=record.instance_id, test=record.test,
-        signature=record.signature_variant, latency_ms=round(latency_ms, 1), **record.extra,
+        "marketplace_call",
+        interface=record.interface,
+        result_code=code.value,
+        tenant_id=record.tenant_id,
+        instance_id=record.instance_id,
+        test=record.test,
+        signature=record.signature_variant,
+        latency_ms=round(latency_ms, 1),
+        **record.extra,
         **({"reason": message} if code is not ResultCode.SUCCESS else {}),
     )
     try:

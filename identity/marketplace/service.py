@@ -166,7 +166,11 @@ async def new_instance(session: AsyncSession, mp: Marketplace, call: s.NewInstan
 async def query_instance(session: AsyncSession, mp: Marketplace, call: s.QueryInstance) -> Reply:
     """Known ids get their appInfo; unknown ones are left out; none known is 000003."""
     app_info = {"frontEndUrl": mp.settings.effective_frontend_url}
-    ids = call.ids if call.test else [i.instance_id for i in await instances.find_instances(session, call.ids)]
+    ids = (
+        call.ids
+        if call.test
+        else [i.instance_id for i in await instances.find_instances(session, call.ids)]
+    )
     if not ids:
         raise InstanceNotFound(f"no instance among {', '.join(call.ids)[:200]} exists")
     return Reply(info=[{"instanceId": i, "appInfo": app_info} for i in ids])

@@ -186,7 +186,6 @@ def upgrade() -> None:
         )
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("tenant_instances", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tenant_instances_instance_id"))
