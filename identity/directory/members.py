@@ -64,9 +64,11 @@ async def sync_members(
     flag: AuthFlag,
     users: Sequence[MemberRow],
     sync_time: str,
-) -> int:
-    """Apply one authSync as one unit; return how many authorisations it changed."""
+) -> None:
+    """Apply one authSync as one unit."""
     member_state = DELETED if flag is AuthFlag.DELETE else ACTIVE
+    # Which authorisations were written only matters when access may end (see below).
+    ends_access = flag in (AuthFlag.DELETE, AuthFlag.CANCEL) or not all(u["enabled"] for u in users)
     auth_state = {AuthFlag.DELETE: DELETED, AuthFlag.CANCEL: CANCELLED}.get(flag, ACTIVE)
     await upsert_newer(
         session,
@@ -82,6 +84,7 @@ async def sync_members(
             }
             for u in users
         ],
+        returning=False,
     )
     applied = await upsert_newer(
         session,
@@ -100,6 +103,7 @@ async def sync_members(
             }
             for u in users
         ],
+        returning=ends_access,
     )
     applied_names = {key[2] for key in applied}
     if flag in (AuthFlag.DELETE, AuthFlag.CANCEL):
@@ -116,4 +120,3 @@ async def sync_members(
         await end_access(
             session, tenant_id=tenant_id, app_id=scope, user_names=ended, reason=reason
         )
-    return len(applied)

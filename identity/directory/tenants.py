@@ -45,12 +45,15 @@ async def sync_tenant(
             }
         ],
     )
-    if not applied:
-        return
     if deleted:
-        await session.execute(delete(TenantInstance).where(TenantInstance.tenant_id == tenant_id))
-        await end_access(session, tenant_id=tenant_id, reason=Reason.TENANT_DELETED)
+        if applied:
+            await session.execute(
+                delete(TenantInstance).where(TenantInstance.tenant_id == tenant_id)
+            )
+            await end_access(session, tenant_id=tenant_id, reason=Reason.TENANT_DELETED)
     elif instance_id:
+        # The binding's key is (instanceId, tenantId) (§3.1): a call older than the stored
+        # tenant attributes still binds its own instance, e.g. a second instance bound late.
         insert = insert_for(session)
         await session.execute(
             insert(TenantInstance)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -23,10 +25,16 @@ OAEP_VARIANTS: list[tuple[str, hashes.HashAlgorithm, hashes.HashAlgorithm]] = [
 
 
 def load_private_key(path: Path) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    key = _load_pem(path.read_bytes())
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError(f"{path} does not hold an RSA private key")
     return key
+
+
+@functools.lru_cache(maxsize=4)
+def _load_pem(pem: bytes) -> Any:
+    """Checking a 3072-bit key costs ~0.4 s; an app built again with the same key skips it."""
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def decrypt_client_secret(key: rsa.RSAPrivateKey | None, ciphertext: str) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """`POST /koogallery` (basic, query-signed) and `POST /koogallery/produceAPI/v2/{name}` (kit,
 header-signed). Always HTTP 200 with `{resultCode, resultMsg}` (contract §0.3, §1).
 
-The route owns three short transactions: the nonce claim (so a replay is refused even while the
-first call is still running elsewhere), the business change (all or nothing), and the audit row.
+The route owns the transactions. The nonce is claimed in its own transaction first, so a replay
+is refused even while the first call is still running in another process. The business change
+and its audit row then commit together, all or nothing; a call that fails is audited on its own.
 """
 
 from __future__ import annotations
@@ -14,35 +15,37 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db import Database
 from identity.errors import InvalidParameter, MarketplaceError, ResultCode, SignatureError
 from identity.marketplace import service
 from identity.marketplace.audit import CallRecord, claim_nonce, record_call
 from identity.marketplace.schemas import parse
-from identity.marketplace.signing import Kind, parse_json, verify
+from identity.marketplace.signing import Kind, verify
 from identity.observability import Metrics
 
 log = structlog.get_logger("identity.marketplace")
 router = APIRouter()
 
-MESSAGES = {ResultCode.SUCCESS: "success.", ResultCode.INTERNAL: "other inner error"}
+SUCCESS_MSG, INTERNAL_MSG = "success.", "other inner error"
 
 
 @router.post("/koogallery")
 async def basic_call(request: Request) -> JSONResponse:
     q = request.query_params
-    return await _answer(
-        request, Kind.BASIC, None, q.get("signature"), q.get("timestamp"), q.get("nonce")
-    )
+    signed = (q.get("signature"), q.get("timestamp"), q.get("nonce"))
+    return await _answer(request, Kind.BASIC, None, signed)
 
 
 @router.post("/koogallery/produceAPI/v2/{name}")
 async def kit_call(name: str, request: Request) -> JSONResponse:
     h = request.headers
-    return await _answer(
-        request, Kind.KIT, name, h.get("x-sign"), h.get("x-timestamp"), h.get("x-nonce")
-    )
+    signed = (h.get("x-sign"), h.get("x-timestamp"), h.get("x-nonce"))
+    return await _answer(request, Kind.KIT, name, signed)
+
+
+Signed = tuple[str | None, str | None, str | None]
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -68,93 +71,94 @@ def _keys(mp: service.Marketplace, kind: Kind) -> list[str]:
     return [k.get_secret_value() for k in pair if k is not None and k.get_secret_value()]
 
 
-async def _process(
-    request: Request,
-    kind: Kind,
-    name: str | None,
-    sig: str | None,
-    ts: str | None,
-    nonce: str | None,
-    record: CallRecord,
-) -> service.Reply:
-    db: Database = request.app.state.db
+async def _authenticate(
+    request: Request, kind: Kind, signed: Signed, record: CallRecord
+) -> dict[str, Any]:
+    """Signature first, before anything else looks at the body (§2.4); then the nonce."""
     mp: service.Marketplace = request.app.state.marketplace
     body = await _read_body(request, mp.settings.max_body_bytes)
     record.payload_sha256 = hashlib.sha256(body).hexdigest()
+    signature, timestamp, nonce = signed
     verified = verify(
         kind,
         _keys(mp, kind),
-        signature=sig,
-        timestamp=ts,
+        signature=signature,
+        timestamp=timestamp,
         nonce=nonce,
         body=body,
         now_ms=int(time.time() * 1000),
         window_ms=mp.settings.signature_window_seconds * 1000,
     )
     record.signature_variant = verified.variant
-    assert nonce is not None
-    async with db.transaction() as session:
+    assert nonce is not None  # verify() refuses a missing nonce
+    async with request.app.state.db.transaction() as session:
         if not await claim_nonce(session, nonce, mp.settings.nonce_ttl_seconds):
             raise SignatureError("nonce has already been used")
-    try:
-        data = parse_json(body)
-    except (ValueError, RecursionError):
-        raise InvalidParameter("body is not valid JSON") from None
-    if not isinstance(data, dict):
+    if verified.document is None:
         raise InvalidParameter("body must be a JSON object")
+    return verified.document
+
+
+def _route(kind: Kind, name: str | None, data: dict[str, Any]) -> tuple[Any, service.Handler]:
+    table = service.BASIC if kind is Kind.BASIC else service.KIT
     if kind is Kind.BASIC:
         name = data.get("activity")
-        record.interface = str(name)[:32]
-        table = service.BASIC
-    else:
-        table = service.KIT
     if not isinstance(name, str) or name not in table:
         what = "activity" if kind is Kind.BASIC else "interface"
         raise InvalidParameter(f"unknown {what} {name!r}")
     model, handler = table[name]
-    call = parse(model, data)
-    record.tenant_id = getattr(call, "tenant_id", None)
-    record.instance_id = getattr(call, "instance_id", None)
-    record.test = bool(getattr(call, "test", False))
-    async with db.transaction() as session:
-        return await handler(session, mp, call)
+    return parse(model, data), handler
 
 
-async def _answer(
-    request: Request,
-    kind: Kind,
-    name: str | None,
-    sig: str | None,
-    ts: str | None,
-    nonce: str | None,
-) -> JSONResponse:
+def _content(reply: service.Reply) -> dict[str, Any]:
+    content: dict[str, Any] = {"resultCode": ResultCode.SUCCESS.value, "resultMsg": SUCCESS_MSG}
+    if reply.instance_id is not None:
+        content["instanceId"] = reply.instance_id
+    if reply.info is not None:
+        content["info"] = reply.info
+    return content
+
+
+async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed) -> JSONResponse:
     started = time.perf_counter()
     record = CallRecord(interface=name or "basic")
-    content: dict[str, Any]
+    db: Database = request.app.state.db
     try:
-        reply = await _process(request, kind, name, sig, ts, nonce, record)
-        code, message = ResultCode.SUCCESS, MESSAGES[ResultCode.SUCCESS]
-        content = {"resultCode": code.value, "resultMsg": message}
-        if reply.instance_id is not None:
-            content["instanceId"] = reply.instance_id
-        if reply.info is not None:
-            content["info"] = reply.info
-        record.extra = {k: str(v) for k, v in reply.extra.items()}
+        data = await _authenticate(request, kind, signed, record)
+        if kind is Kind.BASIC:
+            record.interface = str(data.get("activity") or "basic")[:32]
+        call, handler = _route(kind, name, data)
+        record.tenant_id = getattr(call, "tenant_id", None)
+        record.instance_id = getattr(call, "instance_id", None)
+        record.test = bool(getattr(call, "test", False))
+        async with db.transaction() as session:
+            reply = await handler(session, request.app.state.marketplace, call)
+            record.extra = {k: str(v) for k, v in reply.extra.items()}
+            await _audit(request, session, record, ResultCode.SUCCESS, SUCCESS_MSG, started)
+        return JSONResponse(_content(reply))
     except MarketplaceError as exc:
-        code, message = exc.result_code, exc.message
-        content = {"resultCode": code.value, "resultMsg": message[:255]}
+        code, message = exc.result_code, exc.message[:255]
     except Exception as exc:  # database down, a bug: retryable, and never a 500 or HTML page
-        code, message = ResultCode.INTERNAL, MESSAGES[ResultCode.INTERNAL]
-        content = {"resultCode": code.value, "resultMsg": message}
+        code, message = ResultCode.INTERNAL, INTERNAL_MSG
         log.error("marketplace_call_failed", interface=record.interface, error=type(exc).__name__)
-    latency_ms = (time.perf_counter() - started) * 1000
-    await _audit(request, record, code, message, latency_ms)
-    return JSONResponse(content)
+    try:
+        async with db.transaction() as session:
+            await _audit(request, session, record, code, message, started)
+    except Exception as exc:  # the answer stands even when the audit cannot be written
+        log.error("marketplace_audit_failed", interface=record.interface, error=type(exc).__name__)
+    return JSONResponse({"resultCode": code.value, "resultMsg": message})
 
 
 async def _audit(
-    request: Request, record: CallRecord, code: ResultCode, message: str, latency_ms: float
+    request: Request,
+    session: AsyncSession,
+    record: CallRecord,
+    code: ResultCode,
+    message: str,
+    started: float,
 ) -> None:
+    """Metrics, one log line and one audit row per call; never the payload."""
+    latency_ms = (time.perf_counter() - started) * 1000
     metrics: Metrics = request.app.state.metrics
     metrics.marketplace_calls.labels(record.interface, code.value).inc()
     metrics.marketplace_latency.labels(record.interface).observe(latency_ms / 1000)
@@ -170,8 +174,4 @@ async def _audit(
         **record.extra,
         **({"reason": message} if code is not ResultCode.SUCCESS else {}),
     )
-    try:
-        async with request.app.state.db.transaction() as session:
-            await record_call(session, record, code.value, message, latency_ms)
-    except Exception as exc:  # the answer stands even when the audit cannot be written
-        log.error("marketplace_audit_failed", interface=record.interface, error=type(exc).__name__)
+    await record_call(session, record, code.value, message, latency_ms)

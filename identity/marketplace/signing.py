@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -58,7 +58,7 @@ def sign(kind: Kind, key: str, nonce: str, timestamp: str, payload: bytes) -> st
 def sign_body(kind: Kind, key: str, nonce: str, timestamp: str, body: bytes) -> str:
     """Sign a body the way the marketplace does: over the canonical form of a JSON object,
     else (for the simulator's and the tests' malformed bodies) over the raw bytes."""
-    return sign(kind, key, nonce, timestamp, _payload_variants(body)[0][1])
+    return sign(kind, key, nonce, timestamp, _payload_variants(body, parse_object(body))[0][1])
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,22 @@ class Verified:
     """Which payload form matched: "canonical" or "raw" (logged to settle contract §10.2)."""
     key_index: int
     """0 for the current key, 1 for the previous one (during rotation)."""
+    document: dict[str, Any] | None = field(default=None, compare=False)
+    """The body parsed once here, for the caller; None when it is not a JSON object."""
 
 
-def _payload_variants(body: bytes) -> list[tuple[str, bytes]]:
-    variants: list[tuple[str, bytes]] = []
+def parse_object(body: bytes) -> dict[str, Any] | None:
     try:
         obj = parse_json(body)
     except (ValueError, RecursionError):
-        obj = None
-    if isinstance(obj, dict):
-        variants.append(("canonical", canonical_payload(obj).encode()))
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _payload_variants(body: bytes, document: dict[str, Any] | None) -> list[tuple[str, bytes]]:
+    variants: list[tuple[str, bytes]] = []
+    if document is not None:
+        variants.append(("canonical", canonical_payload(document).encode()))
     variants.append(("raw", body))
     return variants
 
@@ -113,13 +119,14 @@ def verify(
     if not keys:
         raise SignatureError(f"no {kind} access key is configured")
     given = signature.lower().encode("utf-8", "replace")
+    document = parse_object(body)
     matched: Verified | None = None
-    for variant, payload in _payload_variants(body):
+    for variant, payload in _payload_variants(body, document):
         for index, key in enumerate(keys):
             expected = sign(kind, key, nonce, timestamp, payload).encode()
             # Compare every candidate: no early exit tells a caller which form came close.
             if hmac.compare_digest(given, expected) and matched is None:
-                matched = Verified(variant, index)
+                matched = Verified(variant, index, document)
     if matched is None:
         raise SignatureError("signature does not match")
     return matched

@@ -1,0 +1,168 @@
+"""Run the real service in separate processes, over real HTTP (tests and benchmarks).
+
+`python -m tests.servers PORT` serves `create_app(Settings())` on 127.0.0.1:PORT; settings come
+from the `IDENTITY_*` environment. `ServiceProcesses` starts several of these, waits for
+`/healthz` and always stops them again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import httpx2 as httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(
+    database_url: str,
+    *,
+    secret_key: str,
+    basic_key: str,
+    kit_key: str,
+    base_url: str = "https://identity.example.com",
+    log_level: str = "WARNING",
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env.update(
+        IDENTITY_DATABASE_URL=database_url,
+        IDENTITY_SECRET_KEY=secret_key,
+        IDENTITY_MARKETPLACE_BASIC_KEY=basic_key,
+        IDENTITY_MARKETPLACE_KIT_KEY=kit_key,
+        IDENTITY_BASE_URL=base_url,
+        IDENTITY_LOG_LEVEL=log_level,
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    )
+    return env
+
+
+class ServiceProcesses:
+    """N service processes on free ports; a context manager that always kills them."""
+
+    def __init__(self, count: int, env: dict[str, str], *, startup_timeout: float = 20.0):
+        self.count = count
+        self.env = env
+        self.startup_timeout = startup_timeout
+        self.ports: list[int] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    def start(self) -> ServiceProcesses:
+        try:
+            for _ in range(self.count):
+                port = free_port()
+                log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+                self._logs.append(log)
+                self.processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "tests.servers", str(port)],
+                        env=self.env,
+                        cwd=ROOT,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+                self.ports.append(port)
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        pending = list(zip(self.processes, self.urls, self._logs, strict=True))
+        with httpx.Client(timeout=1.0) as client:
+            while pending:
+                for item in list(pending):
+                    process, url, log = item
+                    if process.poll() is not None:
+                        raise RuntimeError(
+                            f"service on {url} exited with {process.returncode}:\n{_tail(log)}"
+                        )
+                    try:
+                        if client.get(url + "/healthz").status_code == 200:
+                            pending.remove(item)
+                    except httpx.TransportError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    raise RuntimeError(f"service on {pending[0][1]} did not become healthy")
+                if pending:
+                    time.sleep(0.05)
+
+    def output(self) -> list[str]:
+        return [_tail(log) for log in self._logs]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> ServiceProcesses:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _tail(log: IO[bytes], limit: int = 4000) -> str:
+    if log.closed:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace")[-limit:]
+
+
+def main() -> None:
+    import uvicorn
+
+    from identity.app import create_app
+    from identity.settings import Settings
+
+    port = int(sys.argv[1])
+    uvicorn.run(
+        create_app(Settings(_env_file=None)),  # type: ignore[call-arg]
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

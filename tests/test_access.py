@@ -1,0 +1,227 @@
+"""Whatever ends a member's right to use the app ends their sessions at once (design: "one rule
+ties it together"), through identity.access.end_access, which also writes the outbox row."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from identity.db import Database, utcnow
+from identity.marketplace.client_secret import encrypt_client_secret
+from identity.models import AccessRevocation, Session
+from tests.kit_bodies import (
+    APP,
+    SUCCESS,
+    TENANT,
+    app_body,
+    auth_body,
+    kit_ok,
+    new_instance,
+    rows,
+    stamp,
+    tenant_body,
+    user,
+)
+from tests.marketplace_client import Sender
+
+APP2 = "APP-2"
+OTHER = "T-OTHER"
+Owner = tuple[str, str, str]  # (tenant, app, user)
+Revocation = tuple[str, str | None, str | None, str]  # (tenant, app, user, reason)
+EVERYONE: set[Owner] = {
+    (TENANT, APP, "alice"),
+    (TENANT, APP2, "alice"),
+    (TENANT, APP, "bob"),
+    (OTHER, APP, "carol"),
+}
+
+
+async def add_sessions(db: Database, owners: set[Owner]) -> None:
+    async with db.transaction() as s:
+        for n, (tenant, app, name) in enumerate(sorted(owners)):
+            s.add(
+                Session(
+                    id_hash=f"{n:064d}",
+                    tenant_id=tenant,
+                    app_id=app,
+                    user_name=name,
+                    expires_at=utcnow() + timedelta(hours=1),
+                )
+            )
+
+
+async def live_sessions(db: Database) -> set[Owner]:
+    return {(s.tenant_id, s.app_id, s.user_name) for s in await rows(db, Session)}
+
+
+async def revocations(db: Database) -> set[Revocation]:
+    return {
+        (r.tenant_id, r.app_id, r.user_name, r.reason) for r in await rows(db, AccessRevocation)
+    }
+
+
+async def bind_tenant(marketplace: Sender, tenant_id: str, order_id: str) -> str:
+    instance = await new_instance(marketplace, order_id)
+    body = tenant_body(tenantId=tenant_id, tenantCode=tenant_id.lower(), instanceId=instance)
+    await kit_ok(marketplace, "tenantSync", body)
+    return instance
+
+
+async def build_world(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> dict[str, str]:
+    """Two bound tenants, members in two apps, and one live session per (member, app)."""
+    instances = {
+        TENANT: await bind_tenant(marketplace, TENANT, "O-1"),
+        OTHER: await bind_tenant(marketplace, OTHER, "O-2"),
+    }
+    secret = encrypt_client_secret(private_key.public_key(), "s3cret")
+    await kit_ok(marketplace, "applicationSync", app_body(secret, instanceId=instances[TENANT]))
+    for tenant, app, name in sorted(EVERYONE):
+        body = auth_body([user(name)], tenantId=tenant, appId=app, instanceId=instances[tenant])
+        await kit_ok(marketplace, "authSync", body)
+    await add_sessions(db, EVERYONE)
+    assert await revocations(db) == set()
+    return instances
+
+
+async def basic_ok(marketplace: Sender, body: dict[str, str]) -> None:
+    answer = await marketplace.basic(body)
+    assert answer["resultCode"] == SUCCESS, answer
+
+
+def freeze(instance_id: str) -> dict[str, str]:
+    return {"activity": "updateInstanceStatus", "instanceId": instance_id, "status": "FREEZE"}
+
+
+def release(instance_id: str) -> dict[str, str]:
+    return {"activity": "releaseInstance", "instanceId": instance_id}
+
+
+Action = Callable[[Sender, dict[str, str]], Awaitable[None]]
+
+
+def kit_action(name: str, build: Callable[[], dict[str, object]]) -> Action:
+    async def act(marketplace: Sender, instances: dict[str, str]) -> None:
+        await kit_ok(marketplace, name, {**build(), "instanceId": instances[TENANT]})
+
+    return act
+
+
+def basic_action(build: Callable[[str], dict[str, str]]) -> Action:
+    async def act(marketplace: Sender, instances: dict[str, str]) -> None:
+        await basic_ok(marketplace, build(instances[TENANT]))
+
+    return act
+
+
+def alice(flag: int, **fields: str) -> Action:
+    return kit_action(
+        "authSync",
+        lambda: auth_body([user("alice", **fields)], flag=flag, currentSyncTime=stamp(2)),
+    )
+
+
+CASES = [
+    pytest.param(
+        alice(0),
+        {(TENANT, APP, "alice"), (TENANT, APP2, "alice")},
+        (TENANT, None, "alice", "member_deleted"),
+        id="authSync-flag-0",
+    ),
+    pytest.param(
+        alice(3),
+        {(TENANT, APP, "alice")},
+        (TENANT, APP, "alice", "authorisation_cancelled"),
+        id="authSync-flag-3",
+    ),
+    pytest.param(
+        alice(2, enable="false"),
+        {(TENANT, APP, "alice")},
+        (TENANT, APP, "alice", "member_disabled"),
+        id="authSync-enable-false",
+    ),
+    pytest.param(
+        kit_action("tenantSync", lambda: tenant_body(flag=0, timeStamp=stamp(2))),
+        {(TENANT, APP, "alice"), (TENANT, APP2, "alice"), (TENANT, APP, "bob")},
+        (TENANT, None, None, "tenant_deleted"),
+        id="tenantSync-flag-0",
+    ),
+    pytest.param(
+        kit_action("applicationSync", lambda: app_body("", flag=0, timeStamp=stamp(2))),
+        {(TENANT, APP, "alice"), (TENANT, APP, "bob")},
+        (TENANT, APP, None, "app_credential_deleted"),
+        id="applicationSync-flag-0",
+    ),
+    pytest.param(
+        basic_action(freeze),
+        {(TENANT, APP, "alice"), (TENANT, APP2, "alice"), (TENANT, APP, "bob")},
+        (TENANT, None, None, "instance_frozen"),
+        id="updateInstanceStatus-FREEZE",
+    ),
+    pytest.param(
+        basic_action(release),
+        {(TENANT, APP, "alice"), (TENANT, APP2, "alice"), (TENANT, APP, "bob")},
+        (TENANT, None, None, "instance_released"),
+        id="releaseInstance",
+    ),
+]
+
+
+@pytest.mark.parametrize(("action", "ended", "revocation"), CASES)
+async def test_every_deprovisioning_path_ends_sessions(
+    marketplace: Sender,
+    db: Database,
+    private_key: rsa.RSAPrivateKey,
+    action: Action,
+    ended: set[Owner],
+    revocation: Revocation,
+) -> None:
+    instances = await build_world(marketplace, db, private_key)
+    await action(marketplace, instances)
+    assert await live_sessions(db) == EVERYONE - ended
+    assert await revocations(db) == {revocation}
+
+
+async def test_a_stale_delete_ends_nothing(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    await build_world(marketplace, db, private_key)
+    stale = auth_body([user("alice")], flag=0, currentSyncTime="20000101000000000")
+    await kit_ok(marketplace, "authSync", stale)
+    assert await live_sessions(db) == EVERYONE
+    assert await revocations(db) == set()
+
+
+async def test_enabling_or_unfreezing_ends_nothing(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    instances = await build_world(marketplace, db, private_key)
+    await alice(2, enable="true")(marketplace, instances)
+    unfreeze = {**freeze(instances[TENANT]), "status": "UNFREEZE"}
+    await basic_ok(marketplace, unfreeze)
+    assert await live_sessions(db) == EVERYONE
+    assert await revocations(db) == set()
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"), [(freeze, "instance_frozen"), (release, "instance_released")]
+)
+async def test_a_tenant_bound_to_another_active_instance_keeps_access(
+    marketplace: Sender,
+    db: Database,
+    private_key: rsa.RSAPrivateKey,
+    build: Callable[[str], dict[str, str]],
+    reason: str,
+) -> None:
+    instances = await build_world(marketplace, db, private_key)
+    second = await bind_tenant(marketplace, TENANT, "O-3")
+    await basic_ok(marketplace, build(instances[TENANT]))
+    assert await live_sessions(db) == EVERYONE
+    assert await revocations(db) == set()
+    await basic_ok(marketplace, build(second))  # now no active instance holds the tenant
+    assert await live_sessions(db) == {(OTHER, APP, "carol")}
+    assert await revocations(db) == {(TENANT, None, None, reason)}

@@ -1,0 +1,142 @@
+"""singleOrgSync and allOrgSync (contract §3.4, §3.5)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from identity.db import Database
+from identity.models import Department
+from tests.kit_bodies import (
+    all_org_body,
+    count,
+    kit_ok,
+    org,
+    org_body,
+    rows,
+    stamp,
+)
+from tests.marketplace_client import Sender
+
+Tree = dict[str, tuple[str, str, str]]
+
+
+async def tree(db: Database) -> Tree:
+    """orgCode -> (name, parentCode, state), deleted departments included."""
+    return {d.org_code: (d.name, d.parent_code, d.state) for d in await rows(db, Department)}
+
+
+async def single(marketplace: Sender, org_code: str, **overrides: Any) -> None:
+    await kit_ok(marketplace, "singleOrgSync", org_body(org_code, **overrides))
+
+
+async def full(marketplace: Sender, org_list: Any, **overrides: Any) -> None:
+    await kit_ok(marketplace, "allOrgSync", all_org_body(org_list, **overrides))
+
+
+# --- singleOrgSync -------------------------------------------------------------------------
+
+
+async def test_add_rename_move_delete(marketplace: Sender, db: Database) -> None:
+    await single(marketplace, "D1", orgName="Dev")
+    await single(marketplace, "D2", orgName="Ops")
+    await single(marketplace, "D3", orgName="QA", parentCode="D1")
+    assert (await tree(db))["D3"] == ("QA", "D1", "active")
+    await single(marketplace, "D3", orgName="Quality", parentCode="D1", flag=2, timeStamp=stamp(2))
+    assert (await tree(db))["D3"] == ("Quality", "D1", "active")
+    await single(marketplace, "D3", orgName="Quality", parentCode="D2", flag=2, timeStamp=stamp(3))
+    assert (await tree(db))["D3"] == ("Quality", "D2", "active")
+    await single(marketplace, "D3", orgName="Quality", flag=0, timeStamp=stamp(4))
+    assert (await tree(db))["D3"][2] == "deleted"
+    assert (await tree(db))["D1"] == ("Dev", "", "active")
+
+
+async def test_repeated_add_and_delete_succeed(marketplace: Sender, db: Database) -> None:
+    for _ in range(2):
+        await single(marketplace, "D1")
+    assert await count(db, Department) == 1
+    for n in (2, 3):
+        await single(marketplace, "D1", flag=0, timeStamp=stamp(n))
+    await single(marketplace, "NEVER-SEEN", flag=0)
+    assert await count(db, Department, Department.state == "active") == 0
+
+
+async def test_an_older_change_after_a_newer_one_is_ignored(
+    marketplace: Sender, db: Database
+) -> None:
+    await single(marketplace, "D1", orgName="New", timeStamp=stamp(5))
+    await single(marketplace, "D1", orgName="Old", flag=2, timeStamp=stamp(4))
+    await single(marketplace, "D1", flag=0, timeStamp=stamp(3))
+    assert (await tree(db))["D1"] == ("New", "", "active")
+
+
+async def test_a_missing_parent_code_means_top_level(marketplace: Sender, db: Database) -> None:
+    body = org_body("D1")
+    del body["parentCode"]
+    await kit_ok(marketplace, "singleOrgSync", body)
+    assert (await tree(db))["D1"][1] == ""
+
+
+# --- allOrgSync ----------------------------------------------------------------------------
+
+CHILD_FIRST = [org("D11", "D1", "Backend"), org("D1", "", "Dev"), org("D2", "", "Ops")]
+EXPECTED: Tree = {
+    "D1": ("Dev", "", "active"),
+    "D11": ("Backend", "D1", "active"),
+    "D2": ("Ops", "", "active"),
+}
+UNQUOTED = (
+    '[{orgCode:"D11", orgName:"Backend", parentCode:"D1" },'
+    '{orgCode:"D1", orgName:"Dev", parentCode:"" },{orgCode:"D2", orgName:"Ops"}]'
+)
+
+
+def renamed(key: str) -> list[dict[str, str]]:
+    return [{(key if k == "orgName" else k): v for k, v in o.items()} for o in CHILD_FIRST]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"orgInfoList": CHILD_FIRST}, id="array"),
+        pytest.param({"orgInfoList": json.dumps(CHILD_FIRST)}, id="json-string"),
+        pytest.param({"orgInfoList": UNQUOTED}, id="unquoted-keys"),
+        pytest.param({"orgInfoList": renamed("OrgName")}, id="OrgName"),
+        pytest.param({"orgInfo": json.dumps(renamed("name"))}, id="v1-orgInfo-name"),
+    ],
+)
+async def test_every_documented_shape_is_accepted(
+    marketplace: Sender, db: Database, fields: dict[str, Any]
+) -> None:
+    body = all_org_body([], flag=1, **fields)  # the doc example's stray flag is ignored
+    if "orgInfo" in fields:
+        del body["orgInfoList"]
+    await kit_ok(marketplace, "allOrgSync", body)
+    assert await tree(db) == EXPECTED
+
+
+async def test_a_full_sync_replaces_the_tree(marketplace: Sender, db: Database) -> None:
+    await full(marketplace, [org("D1"), org("D2"), org("D3", "D2")])
+    await full(marketplace, [org("D1", name="Renamed"), org("D4", "D1")], timeStamp=stamp(2))
+    assert await tree(db) == {
+        "D1": ("Renamed", "", "active"),
+        "D2": ("Dept D2", "", "deleted"),
+        "D3": ("Dept D3", "D2", "deleted"),
+        "D4": ("Dept D4", "D1", "active"),
+    }
+    await full(marketplace, [org("D1", name="Renamed"), org("D4", "D1")], timeStamp=stamp(3))
+    assert await count(db, Department) == 4  # repeating it creates nothing new
+
+
+async def test_a_full_sync_revives_a_deleted_department(marketplace: Sender, db: Database) -> None:
+    await single(marketplace, "D1", flag=0)
+    await full(marketplace, [org("D1")], timeStamp=stamp(2))
+    assert (await tree(db))["D1"][2] == "active"
+
+
+async def test_a_full_sync_touches_only_its_own_tenant(marketplace: Sender, db: Database) -> None:
+    await single(marketplace, "X1", tenantId="OTHER")
+    await full(marketplace, [org("D1")], timeStamp=stamp(2))
+    assert await count(db, Department, Department.state == "active") == 2

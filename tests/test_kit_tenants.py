@@ -1,0 +1,247 @@
+"""tenantSync and applicationSync (contract §3.1, §3.2, §2.7)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy.engine import make_url
+
+from identity.crypto import Cipher
+from identity.db import Database
+from identity.directory.tenants import secret_context
+from identity.marketplace.client_secret import encrypt_client_secret
+from identity.models import AppCredential, Tenant, TenantInstance
+from tests.conftest import SECRET_KEY
+from tests.kit_bodies import (
+    APP,
+    SUCCESS,
+    TENANT,
+    app_body,
+    count,
+    kit_ok,
+    one,
+    rows,
+    stamp,
+    tenant_body,
+)
+from tests.marketplace_client import Sender
+
+SECRET_INVALID = "000101"
+
+
+async def stored_tenant(db: Database) -> Tenant:
+    return await one(db, Tenant, Tenant.tenant_id == TENANT)
+
+
+async def links(db: Database) -> set[tuple[str, str]]:
+    return {(r.instance_id, r.order_id) for r in await rows(db, TenantInstance)}
+
+
+# --- tenantSync ----------------------------------------------------------------------------
+
+
+async def test_add_stores_the_tenant(marketplace: Sender, db: Database) -> None:
+    await kit_ok(marketplace, "tenantSync", tenant_body())
+    t = await stored_tenant(db)
+    assert (t.tenant_code, t.name, t.domain_name, t.state) == (
+        "acme",
+        "Acme",
+        "https://acme.example.com",
+        "active",
+    )
+
+
+async def test_modify_changes_name_and_domain(marketplace: Sender, db: Database) -> None:
+    await kit_ok(marketplace, "tenantSync", tenant_body())
+    changed = tenant_body(
+        flag=2, name="Acme Ltd", domainName="https://id.acme.example.com", timeStamp=stamp(2)
+    )
+    await kit_ok(marketplace, "tenantSync", changed)
+    t = await stored_tenant(db)
+    assert (t.name, t.domain_name, t.tenant_code, t.state) == (
+        "Acme Ltd",
+        "https://id.acme.example.com",
+        "acme",
+        "active",
+    )
+
+
+async def test_delete_marks_the_tenant_deleted(marketplace: Sender, db: Database) -> None:
+    await kit_ok(marketplace, "tenantSync", tenant_body())
+    await kit_ok(marketplace, "tenantSync", tenant_body(flag=0, timeStamp=stamp(2)))
+    assert (await stored_tenant(db)).state == "deleted"
+    await kit_ok(marketplace, "tenantSync", tenant_body(flag=0, timeStamp=stamp(3)))  # repeated
+    assert (await stored_tenant(db)).state == "deleted"
+
+
+async def test_repeated_add_creates_one_tenant_and_one_link(
+    marketplace: Sender, db: Database
+) -> None:
+    for _ in range(3):
+        await kit_ok(marketplace, "tenantSync", tenant_body())
+    assert await count(db, Tenant) == 1
+    assert await count(db, TenantInstance) == 1
+
+
+@pytest.mark.parametrize("late_flag", [2, 0])
+async def test_an_older_sync_after_a_newer_one_is_ignored(
+    marketplace: Sender, db: Database, late_flag: int
+) -> None:
+    await kit_ok(marketplace, "tenantSync", tenant_body(name="Newest", timeStamp=stamp(5)))
+    stale = tenant_body(flag=late_flag, name="Stale", timeStamp=stamp(3))
+    assert (await marketplace.kit("tenantSync", stale))["resultCode"] == SUCCESS
+    t = await stored_tenant(db)
+    assert (t.name, t.state) == ("Newest", "active")
+
+
+async def test_every_bound_instance_is_linked(marketplace: Sender, db: Database) -> None:
+    await kit_ok(marketplace, "tenantSync", tenant_body(instanceId="I-1", orderId="O-1"))
+    second = tenant_body(instanceId="I-2", orderId="O-2", timeStamp=stamp(2))
+    await kit_ok(marketplace, "tenantSync", second)
+    assert await links(db) == {("I-1", "O-1"), ("I-2", "O-2")}
+    assert await count(db, Tenant) == 1
+
+
+async def test_a_late_binding_of_another_instance_is_still_linked(
+    marketplace: Sender, db: Database
+) -> None:
+    """The ordering key is (instanceId, tenantId): an older call for another instance is no
+    stale copy of the newer one, so its binding counts; only its tenant attributes are stale."""
+    newer = tenant_body(instanceId="I-1", orderId="O-1", name="Newest", timeStamp=stamp(5))
+    await kit_ok(marketplace, "tenantSync", newer)
+    late = tenant_body(instanceId="I-2", orderId="O-2", name="Stale", timeStamp=stamp(3))
+    await kit_ok(marketplace, "tenantSync", late)
+    assert await links(db) == {("I-1", "O-1"), ("I-2", "O-2")}
+    assert (await stored_tenant(db)).name == "Newest"
+
+
+async def test_seller_test_tenant_is_stored_without_a_link(
+    marketplace: Sender, db: Database
+) -> None:
+    await kit_ok(marketplace, "tenantSync", tenant_body(instanceId="", orderId=""))
+    assert (await stored_tenant(db)).state == "active"
+    assert await links(db) == set()
+
+
+# --- applicationSync -----------------------------------------------------------------------
+
+
+def encrypted(private_key: rsa.RSAPrivateKey, plain: str, variant: int = 0) -> str:
+    return encrypt_client_secret(private_key.public_key(), plain, variant=variant)
+
+
+async def stored_credential(db: Database) -> AppCredential:
+    return await one(db, AppCredential, AppCredential.tenant_id == TENANT)
+
+
+async def stored_secret(db: Database) -> str:
+    blob = (await stored_credential(db)).client_secret_enc
+    assert blob is not None
+    return Cipher(SECRET_KEY).decrypt(blob, secret_context(TENANT, APP))
+
+
+def sqlite_file_bytes(database_url: str) -> bytes:
+    path = Path(str(make_url(database_url).database))
+    parts = [path, Path(f"{path}-wal"), Path(f"{path}-journal")]
+    return b"".join(p.read_bytes() for p in parts if p.exists())
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+async def test_every_oaep_variant_decrypts(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, variant: int
+) -> None:
+    await kit_ok(
+        marketplace, "applicationSync", app_body(encrypted(private_key, "s3cret", variant))
+    )
+    assert await stored_secret(db) == "s3cret"
+    cred = await stored_credential(db)
+    assert (cred.app_id, cred.client_id, cred.state) == (APP, "client-1", "active")
+
+
+async def test_the_plaintext_secret_is_never_stored_returned_or_logged(
+    marketplace: Sender,
+    db: Database,
+    private_key: rsa.RSAPrivateKey,
+    database_url: str,
+    is_postgres: bool,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plain = f"plain-{uuid.uuid4().hex}"
+    body = app_body(encrypted(private_key, plain), clientId="client-visible-4711")
+    answer = await marketplace.kit("applicationSync", body)
+    assert answer["resultCode"] == SUCCESS
+    assert plain not in json.dumps(answer)
+    assert await stored_secret(db) == plain  # stored, but only encrypted:
+    assert plain.encode() not in (await stored_credential(db)).client_secret_enc
+    captured = capsys.readouterr()
+    logs = captured.out + captured.err + caplog.text
+    assert "applicationSync" in logs  # the call was logged, so the capture sees the logs
+    assert plain not in logs
+    if not is_postgres:
+        data = sqlite_file_bytes(database_url)
+        assert b"client-visible-4711" in data  # the file read holds the committed row
+        assert plain.encode() not in data
+
+
+async def test_modify_replaces_client_id_and_secret(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    await kit_ok(marketplace, "applicationSync", app_body(encrypted(private_key, "first")))
+    changed = app_body(
+        encrypted(private_key, "second"), flag=2, clientId="client-2", timeStamp=stamp(2)
+    )
+    await kit_ok(marketplace, "applicationSync", changed)
+    assert (await stored_credential(db)).client_id == "client-2"
+    assert await stored_secret(db) == "second"
+    stale = app_body(encrypted(private_key, "stale"), flag=2, clientId="old", timeStamp=stamp(1))
+    await kit_ok(marketplace, "applicationSync", stale)
+    assert await stored_secret(db) == "second"
+
+
+def _other_key_ciphertext() -> str:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return encrypt_client_secret(other.public_key(), "s3cret")
+
+
+@pytest.mark.parametrize(
+    "ciphertext",
+    [
+        pytest.param("not base64 at all!", id="not-base64"),
+        pytest.param(base64.b64encode(os.urandom(384)).decode(), id="random-bytes"),
+        pytest.param(_other_key_ciphertext(), id="other-key"),
+        pytest.param("", id="empty"),
+    ],
+)
+async def test_a_secret_that_does_not_decrypt_is_refused(
+    marketplace: Sender, db: Database, ciphertext: str
+) -> None:
+    answer = await marketplace.kit("applicationSync", app_body(ciphertext))
+    assert answer["resultCode"] == SECRET_INVALID, answer
+    assert await count(db, AppCredential) == 0
+
+
+async def test_a_bad_secret_leaves_the_stored_credential_alone(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    await kit_ok(marketplace, "applicationSync", app_body(encrypted(private_key, "good")))
+    bad = app_body("garbage", flag=2, clientId="client-2", timeStamp=stamp(2))
+    assert (await marketplace.kit("applicationSync", bad))["resultCode"] == SECRET_INVALID
+    assert (await stored_credential(db)).client_id == "client-1"
+    assert await stored_secret(db) == "good"
+
+
+async def test_delete_drops_the_secret(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    await kit_ok(marketplace, "applicationSync", app_body(encrypted(private_key, "s3cret")))
+    for n in (2, 3):  # a repeated delete also succeeds
+        await kit_ok(marketplace, "applicationSync", app_body("", flag=0, timeStamp=stamp(n)))
+    cred = await stored_credential(db)
+    assert (cred.state, cred.client_secret_enc) == ("deleted", None)
