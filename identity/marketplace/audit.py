@@ -39,6 +39,8 @@ class CallRecord:
     instance_id: str | None = None
     test: bool = False
     signature_variant: str | None = None
+    nonce: str | None = None
+    """Set once the signature is good: only then may the call consume its nonce."""
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -1,9 +1,11 @@
 """`POST /koogallery` (basic, query-signed) and `POST /koogallery/produceAPI/v2/{name}` (kit,
 header-signed). Always HTTP 200 with `{resultCode, resultMsg}` (contract §0.3, §1).
 
-The route owns the transactions. The nonce is claimed in its own transaction first, so a replay
-is refused even while the first call is still running in another process. The business change
-and its audit row then commit together, all or nothing; a call that fails is audited on its own.
+The route owns the transactions. A call with a good signature runs in one transaction: claim the
+nonce, apply the change, write the audit row; all or nothing. The nonce's primary key makes a
+replay that reaches another process wait for the first call's commit and then be refused. A call
+that fails is audited (and its nonce, if its signature was good, consumed) in a transaction of
+its own, so a failed call cannot be replayed either.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _keys(mp: service.Marketplace, kind: Kind) -> list[str]:
 async def _authenticate(
     request: Request, kind: Kind, signed: Signed, record: CallRecord
 ) -> dict[str, Any]:
-    """Signature first, before anything else looks at the body (§2.4); then the nonce."""
+    """Signature first, before anything else looks at the body (§2.4)."""
     mp: service.Marketplace = request.app.state.marketplace
     body = await _read_body(request, mp.settings.max_body_bytes)
     record.payload_sha256 = hashlib.sha256(body).hexdigest()
@@ -90,10 +92,7 @@ async def _authenticate(
         window_ms=mp.settings.signature_window_seconds * 1000,
     )
     record.signature_variant = verified.variant
-    assert nonce is not None  # verify() refuses a missing nonce
-    async with request.app.state.db.transaction() as session:
-        if not await claim_nonce(session, nonce, mp.settings.nonce_ttl_seconds):
-            raise SignatureError("nonce has already been used")
+    record.nonce = nonce
     if verified.document is None:
         raise InvalidParameter("body must be a JSON object")
     return verified.document
@@ -132,6 +131,7 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
         record.instance_id = getattr(call, "instance_id", None)
         record.test = bool(getattr(call, "test", False))
         async with db.transaction() as session:
+            await _claim_nonce(request, session, record, required=True)
             reply = await handler(session, request.app.state.marketplace, call)
             record.extra = {k: str(v) for k, v in reply.extra.items()}
             await _audit(request, session, record, ResultCode.SUCCESS, SUCCESS_MSG, started)
@@ -143,10 +143,22 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
         log.error("marketplace_call_failed", interface=record.interface, error=type(exc).__name__)
     try:
         async with db.transaction() as session:
+            await _claim_nonce(request, session, record, required=False)
             await _audit(request, session, record, code, message, started)
     except Exception as exc:  # the answer stands even when the audit cannot be written
         log.error("marketplace_audit_failed", interface=record.interface, error=type(exc).__name__)
     return JSONResponse({"resultCode": code.value, "resultMsg": message})
+
+
+async def _claim_nonce(
+    request: Request, session: AsyncSession, record: CallRecord, *, required: bool
+) -> None:
+    """Consume the nonce of a call whose signature was good; a second use is a replay (000001)."""
+    if record.nonce is None:
+        return
+    ttl = request.app.state.marketplace.settings.nonce_ttl_seconds
+    if not await claim_nonce(session, record.nonce, ttl) and required:
+        raise SignatureError("nonce has already been used")
 
 
 async def _audit(

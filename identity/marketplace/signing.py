@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,13 +32,14 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse like Jackson: keep member order, last duplicate wins, no NaN/Infinity."""
-    return json.loads(body, object_pairs_hook=OrderedDict, parse_constant=_reject_constant)
+    """Parse like Jackson's LinkedHashMap: member order kept, a duplicate key keeps its first
+    position and its last value (as a plain dict does), and no NaN/Infinity."""
+    return json.loads(body, parse_constant=_reject_constant)
 
 
 def canonical_payload(obj: dict[str, Any]) -> str:
     """The demo's RequestPayload (§2.3): only the top level is sorted."""
-    ordered = OrderedDict((k, obj[k]) for k in sorted(obj) if obj[k] is not None)
+    ordered = {k: obj[k] for k in sorted(obj) if obj[k] is not None}
     return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
 
 
