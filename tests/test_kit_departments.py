@@ -140,3 +140,17 @@ async def test_a_full_sync_touches_only_its_own_tenant(marketplace: Sender, db: 
     await single(marketplace, "X1", tenantId="OTHER")
     await full(marketplace, [org("D1")], timeStamp=stamp(2))
     assert await count(db, Department, Department.state == "active") == 2
+
+
+async def test_the_doc_example_with_a_duplicated_key_is_accepted(
+    marketplace: Sender, db: Database
+) -> None:
+    """§3.4's example repeats `instanceId`; the last value wins, as in Jackson (the first one
+    here is over-long, so a parser keeping it would answer 000002)."""
+    raw = (
+        '{"instanceId":"' + "x" * 65 + '","instanceId":"","tenantId":"T1","orgCode":"10000",'
+        '"orgName":"开发部","parentCode":"","flag":1,"testFlag":0,"timeStamp":"20220413093539534"}'
+    ).encode()
+    answer = await marketplace.kit("singleOrgSync", raw)  # signed over the canonical form
+    assert answer["resultCode"] == "000000", answer
+    assert (await tree(db))["10000"] == ("开发部", "", "active")

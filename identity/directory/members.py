@@ -55,6 +55,15 @@ _PROFILE = (
 )
 
 
+MEMBER_KEY = ["tenant_id", "user_name"]
+AUTHORISATION_KEY = ["tenant_id", "app_id", "user_name"]
+_STATE = {AuthFlag.DELETE: DELETED, AuthFlag.CANCEL: CANCELLED}
+_END_REASON = {
+    AuthFlag.DELETE: Reason.MEMBER_DELETED,
+    AuthFlag.CANCEL: Reason.AUTHORISATION_CANCELLED,
+}
+
+
 async def sync_members(
     session: AsyncSession,
     *,
@@ -65,58 +74,52 @@ async def sync_members(
     users: Sequence[MemberRow],
     sync_time: str,
 ) -> None:
-    """Apply one authSync as one unit."""
+    """Apply one authSync as one unit: members, their authorisations, and ended access."""
     member_state = DELETED if flag is AuthFlag.DELETE else ACTIVE
-    # Which authorisations were written only matters when access may end (see below).
-    ends_access = flag in (AuthFlag.DELETE, AuthFlag.CANCEL) or not all(u["enabled"] for u in users)
-    auth_state = {AuthFlag.DELETE: DELETED, AuthFlag.CANCEL: CANCELLED}.get(flag, ACTIVE)
-    await upsert_newer(
-        session,
-        Member,
-        ["tenant_id", "user_name"],
-        [
-            {
-                "tenant_id": tenant_id,
-                "user_name": u["user_name"],
-                **{f: u[f] for f in _PROFILE},  # type: ignore[literal-required]
-                "state": member_state,
-                "last_sync_time": sync_time,
-            }
-            for u in users
-        ],
-        returning=False,
+    members = [
+        {
+            "tenant_id": tenant_id,
+            "user_name": u["user_name"],
+            **{f: u[f] for f in _PROFILE},  # type: ignore[literal-required]
+            "state": member_state,
+            "last_sync_time": sync_time,
+        }
+        for u in users
+    ]
+    authorisations = [
+        {
+            "tenant_id": tenant_id,
+            "app_id": app_id,
+            "user_name": u["user_name"],
+            "instance_id": instance_id,
+            "role": u["role"],
+            "enabled": u["enabled"],
+            "state": _STATE.get(flag, ACTIVE),
+            "last_sync_time": sync_time,
+        }
+        for u in users
+    ]
+    # Which rows were written (not stale) matters only when access may end: reading the keys
+    # back costs a multi-row statement that psycopg cannot cache.
+    may_end = flag in _END_REASON or not all(u["enabled"] for u in users)
+    await upsert_newer(session, Member, MEMBER_KEY, members, returning=False)
+    written = await upsert_newer(
+        session, Authorisation, AUTHORISATION_KEY, authorisations, returning=may_end
     )
-    applied = await upsert_newer(
-        session,
-        Authorisation,
-        ["tenant_id", "app_id", "user_name"],
-        [
-            {
-                "tenant_id": tenant_id,
-                "app_id": app_id,
-                "user_name": u["user_name"],
-                "instance_id": instance_id,
-                "role": u["role"],
-                "enabled": u["enabled"],
-                "state": auth_state,
-                "last_sync_time": sync_time,
-            }
-            for u in users
-        ],
-        returning=ends_access,
-    )
-    applied_names = {key[2] for key in applied}
-    if flag in (AuthFlag.DELETE, AuthFlag.CANCEL):
-        ended = sorted(applied_names)
-        reason = (
-            Reason.MEMBER_DELETED if flag is AuthFlag.DELETE else Reason.AUTHORISATION_CANCELLED
-        )
-    else:
-        ended = sorted({u["user_name"] for u in users if not u["enabled"]} & applied_names)
-        reason = Reason.MEMBER_DISABLED
+    ended = _access_ends_for(flag, users, {key[2] for key in written})
     if ended:
         # A deleted member loses every app of the tenant; the other reasons concern this app.
-        scope = None if flag is AuthFlag.DELETE else app_id
         await end_access(
-            session, tenant_id=tenant_id, app_id=scope, user_names=ended, reason=reason
+            session,
+            tenant_id=tenant_id,
+            app_id=None if flag is AuthFlag.DELETE else app_id,
+            user_names=ended,
+            reason=_END_REASON.get(flag, Reason.MEMBER_DISABLED),
         )
+
+
+def _access_ends_for(flag: AuthFlag, users: Sequence[MemberRow], written: set[str]) -> list[str]:
+    """Flags 0 and 3 end access for every member they changed; 1 and 2 for those disabled."""
+    if flag in _END_REASON:
+        return sorted(written)
+    return sorted({u["user_name"] for u in users if not u["enabled"]} & written)
