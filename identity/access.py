@@ -9,6 +9,7 @@ member (or one for a whole tenant or app) for back-channel logout delivery.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -49,7 +50,7 @@ async def end_access(
         stmt = stmt.where(MemberSession.app_id == app_id)
     if user_names is not None:
         stmt = stmt.where(MemberSession.user_name.in_(list(user_names)))
-    ended = (await session.execute(stmt)).rowcount or 0  # type: ignore[attr-defined]
+    ended = Counter((await session.scalars(stmt.returning(MemberSession.user_name))).all())
     now = utcnow()
     targets: Sequence[str | None] = user_names if user_names is not None else [None]
     await session.execute(
@@ -60,10 +61,10 @@ async def end_access(
                 "app_id": app_id,
                 "user_name": name,
                 "reason": reason.value,
-                "sessions_ended": ended if name is None else 0,
+                "sessions_ended": ended.total() if name is None else ended[name],
                 "created_at": now,
             }
             for name in targets
         ],
     )
-    return ended
+    return ended.total()

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from fastapi import FastAPI
 
+from identity import health
 from identity.crypto import Cipher
 from identity.db import Database
 from identity.marketplace.client_secret import load_private_key
@@ -24,11 +22,7 @@ def create_app(settings: Settings) -> FastAPI:
         raise RuntimeError("IDENTITY_SECRET_KEY is not set")
     configure_logging(settings.log_level)
     db = Database(settings.database_url)
-    private_key = (
-        load_private_key(settings.marketplace_private_key_file)
-        if settings.marketplace_private_key_file
-        else None
-    )
+    key_file = settings.marketplace_private_key_file
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -42,27 +36,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.marketplace = Marketplace(
         settings=settings,
         cipher=Cipher(settings.secret_key.get_secret_value()),
-        private_key=private_key,
+        private_key=load_private_key(key_file) if key_file else None,
     )
+    app.include_router(health.router)
     app.include_router(marketplace_router)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        try:
-            async with request.app.state.db.transaction() as session:
-                await session.execute(text("SELECT 1"))
-        except Exception as exc:
-            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, 503)
-        return JSONResponse({"status": "ok"})
-
-    @app.get("/metrics")
-    async def metrics(request: Request) -> Response:
-        return Response(
-            generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-        )
-
     return app

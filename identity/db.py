@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -66,6 +66,15 @@ def insert_for(session: AsyncSession) -> Any:
     """The dialect's INSERT, which has `on_conflict_do_update`/`_do_nothing` on both backends."""
     name = session.get_bind().dialect.name
     return postgresql.insert if name == "postgresql" else sqlite.insert
+
+
+async def lock(session: AsyncSession, key: str) -> None:
+    """Serialise the transactions that write one aggregate (a tenant's department tree) until
+    commit, so statements touching overlapping rows in different orders cannot deadlock.
+    PostgreSQL: a transaction-level advisory lock. SQLite: BEGIN IMMEDIATE already serialises
+    every writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 class Database:

@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
-    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -69,15 +68,17 @@ class Instance(Timestamps, Base):
     last_order_line_id: Mapped[str | None] = mapped_column(String(64))
 
 
-class TenantInstance(Base):
-    """Many to many: multi-instance binding, and instances bound after the tenant (§0.4)."""
+class TenantInstance(Timestamps, Base):
+    """A tenant bound to an instance: multi-instance binding (§0.4), keyed like tenantSync's
+    idempotency key (instanceId, tenantId) and tombstoned, never deleted, so that a stale add
+    cannot bring an unbound instance back."""
 
     __tablename__ = "tenant_instances"
-    tenant_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     instance_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     order_id: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    last_sync_time: Mapped[str] = mapped_column(String(17))
 
 
 class AppCredential(Timestamps, Base):

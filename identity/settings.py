@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     nonce_ttl_seconds: int = Field(default=120, ge=1)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _nonce_outlives_the_window(self) -> Settings:
+        """A call is accepted for ±window; its nonce must be remembered for all of that."""
+        if self.nonce_ttl_seconds < 2 * self.signature_window_seconds:
+            raise ValueError(
+                "IDENTITY_NONCE_TTL_SECONDS must be at least twice "
+                "IDENTITY_SIGNATURE_WINDOW_SECONDS, or a replay could outlive its nonce"
+            )
+        return self
 
     @property
     def is_embedded_default(self) -> bool:

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from identity.db import Database, utcnow
 from identity.marketplace.client_secret import encrypt_client_secret
-from identity.models import AccessRevocation, Session
+from identity.models import AccessRevocation, Session, Tenant, TenantInstance
 from tests.kit_bodies import (
     APP,
     SUCCESS,
     TENANT,
     app_body,
     auth_body,
+    count,
     kit_ok,
     new_instance,
+    one,
     rows,
     stamp,
     tenant_body,
@@ -63,9 +66,11 @@ async def revocations(db: Database) -> set[Revocation]:
     }
 
 
-async def bind_tenant(marketplace: Sender, tenant_id: str, order_id: str) -> str:
+async def bind_tenant(marketplace: Sender, tenant_id: str, order_id: str, **overrides: Any) -> str:
     instance = await new_instance(marketplace, order_id)
-    body = tenant_body(tenantId=tenant_id, tenantCode=tenant_id.lower(), instanceId=instance)
+    body = tenant_body(
+        tenantId=tenant_id, tenantCode=tenant_id.lower(), instanceId=instance, **overrides
+    )
     await kit_ok(marketplace, "tenantSync", body)
     return instance
 
@@ -225,3 +230,87 @@ async def test_a_tenant_bound_to_another_active_instance_keeps_access(
     await basic_ok(marketplace, build(second))  # now no active instance holds the tenant
     assert await live_sessions(db) == {(OTHER, APP, "carol")}
     assert await revocations(db) == {(TENANT, None, None, reason)}
+
+
+async def test_repeated_freezes_write_one_revocation(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    instances = await build_world(marketplace, db, private_key)
+    for _ in range(3):
+        await basic_ok(marketplace, freeze(instances[TENANT]))
+    assert await count(db, AccessRevocation) == 1
+    assert await revocations(db) == {(TENANT, None, None, "instance_frozen")}
+
+
+# --- tenant bindings: one per (tenantId, instanceId), with its own state and sync time --------
+
+TENANT_ENDED = {(OTHER, APP, "carol")}
+"""The live sessions once TENANT's access has ended."""
+
+
+async def tenant_state(db: Database) -> str:
+    return str((await one(db, Tenant, Tenant.tenant_id == TENANT)).state)
+
+
+async def bindings(db: Database) -> dict[str, str]:
+    """instanceId -> binding state, for TENANT."""
+    found = await rows(db, TenantInstance, TenantInstance.tenant_id == TENANT)
+    return {b.instance_id: b.state for b in found}
+
+
+async def unbind(marketplace: Sender, instance_id: str, n: int) -> None:
+    await kit_ok(
+        marketplace, "tenantSync", tenant_body(instanceId=instance_id, flag=0, timeStamp=stamp(n))
+    )
+
+
+async def test_a_stale_add_revives_neither_the_tenant_nor_its_binding(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    first = (await build_world(marketplace, db, private_key))[TENANT]
+    await unbind(marketplace, first, 5)
+    stale = tenant_body(instanceId=first, flag=1, timeStamp=stamp(3))
+    await kit_ok(marketplace, "tenantSync", stale)
+    assert await tenant_state(db) == "deleted"
+    assert await bindings(db) == {first: "deleted"}
+    # Re-added through another instance; releasing that one must end access, because the
+    # deleted binding of the first (still active) instance no longer holds the tenant.
+    second = await bind_tenant(marketplace, TENANT, "O-3", timeStamp=stamp(6))
+    assert await tenant_state(db) == "active"
+    assert await bindings(db) == {first: "deleted", second: "active"}
+    await add_sessions(db, {owner for owner in EVERYONE if owner[0] == TENANT})
+    await basic_ok(marketplace, release(second))
+    assert await live_sessions(db) == TENANT_ENDED
+    assert await revocations(db) == {
+        (TENANT, None, None, "tenant_deleted"),
+        (TENANT, None, None, "instance_released"),
+    }
+
+
+async def test_unbinding_one_of_two_instances_keeps_the_tenant(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    first = (await build_world(marketplace, db, private_key))[TENANT]
+    second = await bind_tenant(marketplace, TENANT, "O-3", timeStamp=stamp(2))
+    await unbind(marketplace, first, 3)
+    assert await tenant_state(db) == "active"
+    assert (await bindings(db))[second] == "active"
+    assert await live_sessions(db) == EVERYONE
+    assert await revocations(db) == set()
+    await unbind(marketplace, second, 4)  # the last binding goes: so does the tenant
+    assert await tenant_state(db) == "deleted"
+    assert await bindings(db) == {first: "deleted", second: "deleted"}
+    assert await live_sessions(db) == TENANT_ENDED
+    assert await revocations(db) == {(TENANT, None, None, "tenant_deleted")}
+
+
+async def test_a_delete_without_an_instance_drops_every_binding(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    first = (await build_world(marketplace, db, private_key))[TENANT]
+    second = await bind_tenant(marketplace, TENANT, "O-3", timeStamp=stamp(2))
+    await unbind(marketplace, "", 3)
+    assert await tenant_state(db) == "deleted"
+    assert await bindings(db) == {first: "deleted", second: "deleted"}
+    assert await live_sessions(db) == TENANT_ENDED
+    assert await revocations(db) == {(TENANT, None, None, "tenant_deleted")}

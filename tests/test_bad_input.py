@@ -6,12 +6,15 @@ and neither leaves anything written (design: "Always answer HTTP 200 ...").
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
 
 from identity.db import Database
 from identity.marketplace.client_secret import encrypt_client_secret
@@ -76,17 +79,69 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "names"), BAD)
-async def test_bad_input_is_000002_naming_the_field(
-    marketplace: Sender, db: Database, name: str, body: Body | bytes, names: str
-) -> None:
+async def send_invalid(marketplace: Sender, db: Database, name: str, body: Body | bytes) -> str:
+    """Send `body` (bytes signed as they are); assert 000002 and nothing written; the message."""
     if isinstance(body, bytes):
         answer = await kit_raw(marketplace, name, body)
     else:
         answer = await marketplace.kit(name, body)
     assert answer["resultCode"] == INVALID, answer
-    assert names in answer["resultMsg"], answer
     await assert_nothing_written(db)
+    return str(answer["resultMsg"])
+
+
+@pytest.mark.parametrize(("name", "body", "names"), BAD)
+async def test_bad_input_is_000002_naming_the_field(
+    marketplace: Sender, db: Database, name: str, body: Body | bytes, names: str
+) -> None:
+    assert names in await send_invalid(marketplace, db, name, body)
+
+
+def snake_case(body: Body) -> Body:
+    return {re.sub("([A-Z])", lambda m: "_" + m[1].lower(), k): v for k, v in body.items()}
+
+
+DEEP = 100_000
+HOSTILE = [
+    pytest.param("authSync", auth_body([user("a", employeeType=2**70)]), id="employeeType-2**70"),
+    pytest.param("authSync", auth_body("[" * DEEP + "]" * DEEP), id="userList-deeply-nested"),
+    pytest.param("allOrgSync", all_org_body("[" * DEEP), id="orgInfoList-relaxed-deep"),
+    pytest.param(
+        "allOrgSync", all_org_body("[{a:" * DEEP + "1" + "}]" * DEEP), id="orgInfoList-deep-keys"
+    ),
+    pytest.param(
+        "tenantSync", json.dumps(tenant_body(instanceId="\ud800")).encode(), id="lone-surrogate"
+    ),
+    pytest.param(
+        "tenantSync", json.dumps(tenant_body(name="A\udfffB")).encode(), id="lone-low-surrogate"
+    ),
+    pytest.param("tenantSync", snake_case(tenant_body()), id="snake_case-fields"),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), HOSTILE)
+async def test_hostile_input_is_000002_not_an_internal_error(
+    marketplace: Sender, db: Database, name: str, body: Body | bytes
+) -> None:
+    await send_invalid(marketplace, db, name, body)
+
+
+def windowed(window: int, ttl: int) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        signature_window_seconds=window,
+        nonce_ttl_seconds=ttl,
+    )
+
+
+def test_the_nonce_ttl_must_cover_twice_the_signature_window() -> None:
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (defaults.signature_window_seconds, defaults.nonce_ttl_seconds) == (60, 120)
+    windowed(300, 600)
+    with pytest.raises(ValidationError, match="(?i)nonce"):
+        windowed(300, 120)
+    with pytest.raises(ValidationError, match="(?i)nonce"):
+        windowed(61, 120)
 
 
 # --- debug data (testFlag 1) ---------------------------------------------------------------

@@ -8,6 +8,8 @@ processes, not only within one event loop.
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -19,8 +21,9 @@ from sqlalchemy import func, select
 
 from identity.db import Database
 from identity.marketplace.signing import Kind, sign_body
-from identity.models import Authorisation, Instance, MarketplaceCall, Member, Nonce
+from identity.models import Authorisation, Department, Instance, MarketplaceCall, Member, Nonce
 from tests.conftest import SECRET_KEY
+from tests.kit_bodies import all_org_body, kit_ok, org, stamp
 from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender, encode, now_ms
 from tests.servers import ServiceProcesses, service_env
 
@@ -28,6 +31,8 @@ PROCESSES = 2
 CONCURRENT_CALLS = 20
 USERS_PER_CALL = 50
 NONCE_ROUNDS = 10
+ORG_TREE_SIZE = 40
+ORG_SYNCS = 10
 
 OK, AUTH_FAILED = "000000", "000001"
 
@@ -191,4 +196,25 @@ async def test_one_nonce_sent_to_both_processes_at_once(
     assert await _count(db, MarketplaceCall, MarketplaceCall.result_code == AUTH_FAILED) == (
         NONCE_ROUNDS
     )
+    assert await _peak_overlap(db) > 1
+
+
+async def test_full_org_syncs_of_different_halves_at_once(
+    senders: list[Sender], db: Database
+) -> None:
+    """Each call re-activates one half of the tree and marks the other half deleted, in its own
+    order: two transactions locking the same rows in opposite orders must not deadlock."""
+    codes = [f"D{i:02d}" for i in range(ORG_TREE_SIZE)]
+    await kit_ok(senders[0], "allOrgSync", all_org_body([org(c) for c in codes]))
+    rng = random.Random(4711)
+    bodies = [
+        all_org_body([org(c) for c in rng.sample(codes, ORG_TREE_SIZE // 2)], timeStamp=stamp(n))
+        for n in range(2, 2 + ORG_SYNCS)
+    ]
+    assert len({json.dumps(b["orgInfoList"]) for b in bodies}) == ORG_SYNCS
+    replies = await asyncio.gather(
+        *(senders[i % PROCESSES].kit("allOrgSync", body) for i, body in enumerate(bodies))
+    )
+    assert [r["resultCode"] for r in replies] == [OK] * ORG_SYNCS, replies
+    assert await _count(db, Department) == ORG_TREE_SIZE
     assert await _peak_overlap(db) > 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx2 as httpx
 
+from identity.marketplace import service
 from tests.marketplace_client import Sender
 
 
@@ -24,3 +27,30 @@ async def test_metrics_count_calls_by_interface_and_result(
     )
     assert 'identity_marketplace_calls_total{interface="authSync",result_code="000001"} 1.0' in text
     assert "identity_marketplace_call_seconds_count" in text
+
+
+KNOWN_INTERFACES = set(service.KIT) | set(service.BASIC) | {"unknown"}
+
+
+async def interface_labels(client: httpx.AsyncClient) -> set[str]:
+    """Every interface label value on /metrics, checking that none is outside the known set."""
+    text = (await client.get("/metrics")).text
+    labels = set(re.findall(r'interface="([^"]*)"', text))
+    assert labels <= KNOWN_INTERFACES, labels - KNOWN_INTERFACES
+    return labels
+
+
+async def test_unsigned_junk_adds_no_label_values(client: httpx.AsyncClient) -> None:
+    for i in range(50):
+        await client.post(f"/koogallery/produceAPI/v2/junk{i}", content=b"junk")
+    await interface_labels(client)
+    assert "junk" not in (await client.get("/metrics")).text
+
+
+async def test_an_unknown_activity_is_labelled_unknown(
+    client: httpx.AsyncClient, marketplace: Sender
+) -> None:
+    for i in range(20):
+        assert (await marketplace.basic({"activity": f"zzz{i}"}))["resultCode"] == "000002"
+    assert "unknown" in await interface_labels(client)
+    assert "zzz" not in (await client.get("/metrics")).text

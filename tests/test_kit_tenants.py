@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,28 @@ async def test_delete_drops_the_secret(
         await kit_ok(marketplace, "applicationSync", app_body("", flag=0, timeStamp=stamp(n)))
     cred = await stored_credential(db)
     assert (cred.state, cred.client_secret_enc) == ("deleted", None)
+
+
+def mime_wrapped(ciphertext: str) -> str:
+    """Base64 as MIME writes it: a CRLF line break every 76 characters."""
+    return "\r\n".join(ciphertext[i : i + 76] for i in range(0, len(ciphertext), 76))
+
+
+def url_safe(ciphertext: str) -> str:
+    return base64.urlsafe_b64encode(base64.b64decode(ciphertext)).decode()
+
+
+@pytest.mark.parametrize("reencode", [mime_wrapped, url_safe])
+async def test_other_base64_spellings_of_the_secret_decrypt(
+    marketplace: Sender,
+    db: Database,
+    private_key: rsa.RSAPrivateKey,
+    reencode: Callable[[str], str],
+) -> None:
+    ciphertext = encrypted(private_key, "s3cret")
+    while reencode is url_safe and not {"-", "_"} & set(url_safe(ciphertext)):
+        ciphertext = encrypted(private_key, "s3cret")  # make the URL-safe alphabet matter
+    sent = reencode(ciphertext)
+    assert sent != ciphertext
+    await kit_ok(marketplace, "applicationSync", app_body(sent))
+    assert await stored_secret(db) == "s3cret"

@@ -8,7 +8,7 @@ from typing import TypedDict
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from identity.db import utcnow
+from identity.db import lock, utcnow
 from identity.directory.sync import upsert_newer
 from identity.models import ACTIVE, DELETED, Department
 
@@ -28,6 +28,7 @@ async def sync_department(
     sync_time: str,
 ) -> None:
     """Create, rename, move or delete one department; a repeated delete succeeds."""
+    await lock(session, f"departments/{tenant_id}")
     await upsert_newer(
         session,
         Department,
@@ -53,8 +54,10 @@ async def replace_departments(
     """A full sync: upsert every listed department, tombstone the older ones not listed.
 
     Parents may come after children: no row references another, so order does not matter.
-    A department changed by a newer singleOrgSync keeps that newer state.
+    A department changed by a newer singleOrgSync keeps that newer state. Two full syncs of
+    one tenant take turns: each would otherwise lock its listed rows, then wait on the other's.
     """
+    await lock(session, f"departments/{tenant_id}")
     await upsert_newer(
         session,
         Department,

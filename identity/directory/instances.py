@@ -85,9 +85,10 @@ async def set_frozen(session: AsyncSession, *, instance_id: str, frozen: bool) -
     A released instance stays released: neither status brings it back.
     """
     instance = await _get(session, instance_id)
-    if instance.status == RELEASED:
+    status = FROZEN if frozen else ACTIVE
+    if instance.status in (RELEASED, status):  # repeats change nothing and end nothing again
         return
-    instance.status = FROZEN if frozen else ACTIVE
+    instance.status = status
     if frozen:
         await _end_access_of_tenants(session, instance_id, Reason.INSTANCE_FROZEN)
 
@@ -107,12 +108,17 @@ async def _end_access_of_tenants(session: AsyncSession, instance_id: str, reason
     still_live = exists().where(
         other.tenant_id == TenantInstance.tenant_id,
         other.instance_id != instance_id,
+        other.state == ACTIVE,
         other.instance_id == Instance.instance_id,
         Instance.status == ACTIVE,
     )
     tenant_ids = await session.scalars(
         select(TenantInstance.tenant_id).where(
-            and_(TenantInstance.instance_id == instance_id, ~still_live)
+            and_(
+                TenantInstance.instance_id == instance_id,
+                TenantInstance.state == ACTIVE,
+                ~still_live,
+            )
         )
     )
     for tenant_id in sorted(tenant_ids):

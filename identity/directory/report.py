@@ -46,23 +46,55 @@ async def show_tenant(session: AsyncSession, tenant_id: str) -> dict[str, Any] |
     tenant = await session.get(Tenant, tenant_id)
     if tenant is None:
         return None
-    instances = await session.scalars(
+    return {
+        "tenant": _tenant(tenant),
+        "instances": await _instances(session, tenant_id),
+        "apps": await _apps(session, tenant_id),
+        "departments": await _departments(session, tenant_id),
+        "members": await _members(session, tenant_id),
+    }
+
+
+async def _instances(session: AsyncSession, tenant_id: str) -> list[dict[str, Any]]:
+    rows = await session.scalars(
         select(Instance)
         .join(TenantInstance, TenantInstance.instance_id == Instance.instance_id)
-        .where(TenantInstance.tenant_id == tenant_id)
+        .where(TenantInstance.tenant_id == tenant_id, TenantInstance.state == ACTIVE)
         .order_by(Instance.instance_id)
     )
-    apps = await session.execute(
+    return [
+        {
+            "instanceId": i.instance_id,
+            "orderId": i.order_id,
+            "orderLineId": i.order_line_id,
+            "status": i.status,
+            "expireTime": i.expire_time.isoformat() if i.expire_time else None,
+        }
+        for i in rows
+    ]
+
+
+async def _apps(session: AsyncSession, tenant_id: str) -> list[dict[str, Any]]:
+    """Only these three columns are read: the encrypted secret never leaves the table."""
+    rows = await session.execute(
         select(AppCredential.app_id, AppCredential.client_id, AppCredential.state)
         .where(AppCredential.tenant_id == tenant_id)
         .order_by(AppCredential.app_id)
     )
-    departments = await session.scalars(
+    return [{"appId": a, "clientId": c, "state": s} for a, c, s in rows]
+
+
+async def _departments(session: AsyncSession, tenant_id: str) -> list[dict[str, Any]]:
+    rows = await session.scalars(
         select(Department)
         .where(Department.tenant_id == tenant_id, Department.state == ACTIVE)
         .order_by(Department.org_code)
     )
-    members = await session.execute(
+    return [{"orgCode": d.org_code, "name": d.name, "parentCode": d.parent_code} for d in rows]
+
+
+async def _members(session: AsyncSession, tenant_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
         select(Member, Authorisation)
         .join(
             Authorisation,
@@ -72,34 +104,16 @@ async def show_tenant(session: AsyncSession, tenant_id: str) -> dict[str, Any] |
         .where(Member.tenant_id == tenant_id)
         .order_by(Member.user_name, Authorisation.app_id)
     )
-    return {
-        "tenant": _tenant(tenant),
-        "instances": [
-            {
-                "instanceId": i.instance_id,
-                "orderId": i.order_id,
-                "orderLineId": i.order_line_id,
-                "status": i.status,
-                "expireTime": i.expire_time.isoformat() if i.expire_time else None,
-            }
-            for i in instances
-        ],
-        "apps": [{"appId": a, "clientId": c, "state": s} for a, c, s in apps],
-        "departments": [
-            {"orgCode": d.org_code, "name": d.name, "parentCode": d.parent_code}
-            for d in departments
-        ],
-        "members": [
-            {
-                "userName": m.user_name,
-                "name": m.name,
-                "orgCode": m.org_code,
-                "role": a.role,
-                "enabled": a.enabled,
-                "state": _member_state(m, a),
-                "email": m.email,
-                "mobile": m.mobile,
-            }
-            for m, a in members
-        ],
-    }
+    return [
+        {
+            "userName": m.user_name,
+            "name": m.name,
+            "orgCode": m.org_code,
+            "role": a.role,
+            "enabled": a.enabled,
+            "state": _member_state(m, a),
+            "email": m.email,
+            "mobile": m.mobile,
+        }
+        for m, a in rows
+    ]

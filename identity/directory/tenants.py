@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
 from identity.crypto import Cipher
-from identity.db import insert_for
+from identity.db import lock, utcnow
 from identity.directory.sync import upsert_newer
 from identity.models import ACTIVE, DELETED, AppCredential, Tenant, TenantInstance
 
@@ -29,8 +29,24 @@ async def sync_tenant(
     deleted: bool,
     sync_time: str,
 ) -> None:
-    """Add, modify or delete a tenant. A delete ends every member's access."""
-    applied = await upsert_newer(
+    """Add, modify or delete a tenant's binding to an instance (§3.1, key instanceId+tenantId).
+
+    A delete ends the tenant itself, and every member's access, only when no other instance
+    still holds it (multi-instance binding); a delete with an empty instanceId (the seller's
+    test tenant) ends it outright.
+    """
+    await lock(session, f"tenant/{tenant_id}")  # bindings, then the tenant, then bindings
+    state = DELETED if deleted else ACTIVE
+    if instance_id:
+        bound = await upsert_newer(
+            session,
+            TenantInstance,
+            BINDING_KEY,
+            [_binding(tenant_id, instance_id, order_id, state, sync_time)],
+        )
+        if deleted and (not bound or await _still_bound(session, tenant_id)):
+            return
+    written = await upsert_newer(
         session,
         Tenant,
         ["tenant_id"],
@@ -40,26 +56,46 @@ async def sync_tenant(
                 "tenant_code": tenant_code,
                 "name": name,
                 "domain_name": domain_name,
-                "state": DELETED if deleted else ACTIVE,
+                "state": state,
                 "last_sync_time": sync_time,
             }
         ],
     )
-    if deleted:
-        if applied:
-            await session.execute(
-                delete(TenantInstance).where(TenantInstance.tenant_id == tenant_id)
-            )
-            await end_access(session, tenant_id=tenant_id, reason=Reason.TENANT_DELETED)
-    elif instance_id:
-        # The binding's key is (instanceId, tenantId) (§3.1): a call older than the stored
-        # tenant attributes still binds its own instance, e.g. a second instance bound late.
-        insert = insert_for(session)
+    if deleted and written:
         await session.execute(
-            insert(TenantInstance)
-            .values(tenant_id=tenant_id, instance_id=instance_id, order_id=order_id)
-            .on_conflict_do_nothing()
+            update(TenantInstance)
+            .where(
+                TenantInstance.tenant_id == tenant_id,
+                TenantInstance.state == ACTIVE,
+                TenantInstance.last_sync_time <= sync_time,
+            )
+            .values(state=DELETED, last_sync_time=sync_time, updated_at=utcnow())
         )
+        await end_access(session, tenant_id=tenant_id, reason=Reason.TENANT_DELETED)
+
+
+BINDING_KEY = ["tenant_id", "instance_id"]
+
+
+def _binding(
+    tenant_id: str, instance_id: str, order_id: str, state: str, sync_time: str
+) -> dict[str, str]:
+    return {
+        "tenant_id": tenant_id,
+        "instance_id": instance_id,
+        "order_id": order_id,
+        "state": state,
+        "last_sync_time": sync_time,
+    }
+
+
+async def _still_bound(session: AsyncSession, tenant_id: str) -> bool:
+    found = await session.scalar(
+        select(TenantInstance.instance_id)
+        .where(TenantInstance.tenant_id == tenant_id, TenantInstance.state == ACTIVE)
+        .limit(1)
+    )
+    return found is not None
 
 
 async def sync_app_credential(

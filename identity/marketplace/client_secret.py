@@ -41,10 +41,9 @@ def decrypt_client_secret(key: rsa.RSAPrivateKey | None, ciphertext: str) -> tup
     """Return (plaintext, variant). Raises SecretUndecryptable; never says why in detail."""
     if key is None:
         raise SecretUndecryptable("no seller private key is configured")
-    try:
-        raw = base64.b64decode(ciphertext.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise SecretUndecryptable("clientSecret is not base64") from None
+    raw = _base64(ciphertext)
+    if raw is None:
+        raise SecretUndecryptable("clientSecret is not base64")
     for name, digest, mgf in OAEP_VARIANTS:
         try:
             plain = key.decrypt(
@@ -57,6 +56,18 @@ def decrypt_client_secret(key: rsa.RSAPrivateKey | None, ciphertext: str) -> tup
         except UnicodeDecodeError:
             break
     raise SecretUndecryptable("clientSecret does not decrypt with the seller private key")
+
+
+def _base64(text: str) -> bytes | None:
+    """Standard base64, also MIME-wrapped (older commons-codec), unpadded or URL-safe."""
+    compact = "".join(text.split()).encode()
+    compact += b"=" * (-len(compact) % 4)
+    for altchars in (None, b"-_"):
+        try:
+            return base64.b64decode(compact, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return None
 
 
 def encrypt_client_secret(public_key: rsa.RSAPublicKey, plaintext: str, variant: int = 0) -> str:

@@ -94,8 +94,17 @@ async def _authenticate(
     record.signature_variant = verified.variant
     record.nonce = nonce
     if verified.document is None:
-        raise InvalidParameter("body must be a JSON object")
+        raise InvalidParameter("body must be a JSON object of valid UTF-8 text")
     return verified.document
+
+
+def _label(kind: Kind, name: object) -> str:
+    """The interface name for metrics and the audit: only known names, so that unsigned junk
+    cannot create label series without bound."""
+    if kind is Kind.BASIC and name is None:
+        return "basic"
+    table = service.BASIC if kind is Kind.BASIC else service.KIT
+    return name if isinstance(name, str) and name in table else "unknown"
 
 
 def _route(kind: Kind, name: str | None, data: dict[str, Any]) -> tuple[Any, service.Handler]:
@@ -120,12 +129,12 @@ def _content(reply: service.Reply) -> dict[str, Any]:
 
 async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed) -> JSONResponse:
     started = time.perf_counter()
-    record = CallRecord(interface=name or "basic")
+    record = CallRecord(interface=_label(kind, name))
     db: Database = request.app.state.db
     try:
         data = await _authenticate(request, kind, signed, record)
         if kind is Kind.BASIC:
-            record.interface = str(data.get("activity") or "basic")[:32]
+            record.interface = _label(kind, data.get("activity"))
         call, handler = _route(kind, name, data)
         record.tenant_id = getattr(call, "tenant_id", None)
         record.instance_id = getattr(call, "instance_id", None)

@@ -38,7 +38,7 @@ SyncTime = Annotated[str, StringConstraints(pattern=r"^\d{17}$")]
 
 class Wire(BaseModel):
     model_config = ConfigDict(
-        strict=True, alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+        strict=True, alias_generator=to_camel, validate_by_name=False, extra="ignore", frozen=True
     )
 
 
@@ -109,7 +109,8 @@ class User(Wire):
     enable: bool
     position: Str64 | None = None
     employee_code: Str64 | None = None
-    employee_type: int | None = None
+    employee_type: Annotated[int, Field(ge=0, le=99_999_999_999)] | None = None
+    """Integer(11) (§3.3)."""
     mobile: Annotated[str, StringConstraints(max_length=32)] | None = None
     email: Annotated[str, StringConstraints(max_length=128)] | None = None
     work_place: Annotated[str, StringConstraints(max_length=256)] | None = None
@@ -153,8 +154,8 @@ class AuthSync(KitCall):
         if isinstance(value, str):
             try:
                 return json.loads(value)
-            except ValueError:
-                raise ValueError("userList is a string that is not a JSON list") from None
+            except (ValueError, RecursionError):
+                raise ValueError("is a string that is not a JSON list") from None
         return value
 
     @property
@@ -179,19 +180,35 @@ class OrgInfo(Wire):
     def _aliases(cls, data: Any) -> Any:
         """`name` (V1) and `OrgName` (one guide page) both mean orgName (§3.5)."""
         if isinstance(data, dict) and "orgName" not in data:
-            for alias in ("OrgName", "name", "org_name"):
+            for alias in ("OrgName", "name"):
                 if alias in data:
                     return {**data, "orgName": data[alias]}
         return data
 
 
+_STRING_OR_BARE_KEY = re.compile(r'"(?:[^"\\]|\\.)*"|([{,]\s*)([A-Za-z_$][\w$]*)(\s*:)')
+
+
+def _quote_bare_keys(text: str) -> str:
+    """`[{orgCode:"1"}]` -> `[{"orgCode":"1"}]`, leaving everything inside strings alone."""
+    return _STRING_OR_BARE_KEY.sub(
+        lambda m: m.group(0) if m.group(1) is None else f'{m.group(1)}"{m.group(2)}"{m.group(3)}',
+        text,
+    )
+
+
 def _lenient_list(value: Any) -> Any:
+    """orgInfoList as a JSON string, or as the V2 example's JS literal with unquoted keys.
+
+    Quoting bare keys and parsing with the C JSON parser is fast; the pure-Python JSON5 parser
+    (~60 KB/s) is only the fallback for anything else JSON5 allows.
+    """
     if not isinstance(value, str):
         return value
-    for loads in (json.loads, json5.loads):
+    for loads in (json.loads, lambda t: json.loads(_quote_bare_keys(t)), json5.loads):
         try:
             return loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     raise ValueError("is a string that is neither JSON nor a relaxed JSON list")
 

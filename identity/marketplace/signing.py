@@ -72,11 +72,16 @@ class Verified:
 
 
 def parse_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object of valid Unicode (a lone surrogate escape such as "\\ud800"
+    parses but can be neither signed canonically nor stored), else None."""
     try:
         obj = parse_json(body)
-    except (ValueError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) else None
+        if isinstance(obj, dict):
+            canonical_payload(obj).encode()
+            return obj
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        pass
+    return None
 
 
 def _payload_variants(body: bytes, document: dict[str, Any] | None) -> list[tuple[str, bytes]]:

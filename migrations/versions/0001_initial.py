@@ -172,12 +172,10 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("instance_id", sa.String(length=64), nullable=False),
         sa.Column("order_id", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"],
-            ["tenants.tenant_id"],
-            name=op.f("fk_tenant_instances_tenant_id_tenants"),
-            ondelete="CASCADE",
-        ),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("last_sync_time", sa.String(length=17), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "instance_id", name=op.f("pk_tenant_instances")),
     )
     with op.batch_alter_table("tenant_instances", schema=None) as batch_op:
