@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -157,8 +156,6 @@ async def test_the_doc_example_with_a_duplicated_key_is_accepted(
     assert (await tree(db))["10000"] == ("开发部", "", "active")
 
 
-LARGE_SYNC_SECONDS = 2.0
-"""json5 alone needs ~3 s for this list; the regex pre-pass plus the writes take well under 1 s."""
 TRICKY = 'R&D ,x: 1 {y: "quoted", z:[w: 2]} \\ end'
 """A name that looks like relaxed-JSON keys, with escaped quotes and a backslash."""
 
@@ -175,18 +172,15 @@ def relaxed(departments: list[dict[str, str]]) -> str:
     )
 
 
-async def test_a_large_relaxed_org_list_is_quick_and_keeps_names_intact(
+async def test_a_large_relaxed_org_list_keeps_names_intact(
     marketplace: Sender, db: Database
 ) -> None:
     departments = [org(f"D{i:04d}", "D0000" if i else "") for i in range(2_999)]
     departments.append(org("TRICKY", "D0001", TRICKY))
     org_list = relaxed(departments)
     assert ",x:" in org_list and "{y:" in org_list and '\\"quoted\\"' in org_list
-    started = time.monotonic()
     await full(marketplace, org_list)
-    elapsed = time.monotonic() - started
     stored = await tree(db)
     assert len(stored) == 3_000
     assert stored["TRICKY"] == (TRICKY, "D0001", "active")
     assert stored["D2998"] == ("Dept D2998", "D0000", "active")
-    assert elapsed < LARGE_SYNC_SECONDS, elapsed
