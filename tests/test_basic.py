@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from identity.db import Database
-from identity.models import Instance
+from identity.models import AccessRevocation, Instance
 from identity.settings import Settings
-from tests.kit_bodies import one, rows, sender_for
+from tests.kit_bodies import kit_ok, one, rows, sender_for, tenant_body
 from tests.marketplace_client import Sender
 
 OK, INVALID, NOT_FOUND = "000000", "000002", "000003"
@@ -91,10 +91,20 @@ async def test_new_instance_per_order_line_gets_its_own_id(
 async def test_new_instance_test_flag(
     marketplace: Sender, db: Database, flag: str, rows: int
 ) -> None:
+    """The instanceId is the first request's businessId (§4.2); a debug order creates nothing."""
     reply = await new_instance(marketplace, business="debug-business-id", testFlag=flag)
     assert reply["resultCode"] == OK, reply
-    assert (reply["instanceId"] == "debug-business-id") is (flag == "1")
+    assert reply["instanceId"] == "debug-business-id"
     assert len(await instances(db)) == rows
+
+
+async def test_a_debug_order_for_a_known_line_answers_its_instance(
+    marketplace: Sender, db: Database
+) -> None:
+    real = await created(marketplace, line="L1")
+    reply = await new_instance(marketplace, line="L1", business="another", testFlag="1")
+    assert reply["instanceId"] == real
+    assert len(await instances(db)) == 1
 
 
 # --- queryInstance --------------------------------------------------------------------------
@@ -289,13 +299,15 @@ async def test_unknown_instance_is_not_found(
 async def test_debug_calls_change_nothing(
     marketplace: Sender, db: Database, iid: str, action: Any
 ) -> None:
-    """testFlag "1" (§4.0): answered as success, even for unknown ids, and nothing changes."""
-    for target in (iid, UNKNOWN):
-        reply = await action(marketplace, target, testFlag="1")
-        assert reply["resultCode"] == OK, reply
+    """testFlag "1": answered exactly as a real call (000003 for an unknown id), and the
+    change, access ending included, is rolled back."""
+    await kit_ok(marketplace, "tenantSync", tenant_body(instanceId=iid))  # access to end
+    assert (await action(marketplace, iid, testFlag="1"))["resultCode"] == OK
+    assert (await action(marketplace, UNKNOWN, testFlag="1"))["resultCode"] == NOT_FOUND
     row = await instance(db, iid)
     assert (row.status, row.expire_time, row.last_order_id) == ("active", None, None)
     assert len(await instances(db)) == 1
+    assert await rows(db, AccessRevocation) == []
 
 
 # --- dispatch and types ---------------------------------------------------------------------

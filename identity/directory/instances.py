@@ -18,28 +18,35 @@ from identity.models import ACTIVE, FROZEN, RELEASED, Instance, TenantInstance
 async def create_instance(
     session: AsyncSession, *, order_id: str, order_line_id: str, business_id: str
 ) -> str:
-    """Idempotent per (orderId, orderLineId): the same instanceId every time, nothing new."""
+    """Idempotent per (orderId, orderLineId): the same instanceId every time, nothing new.
+
+    The instanceId is the first request's businessId, as the contract recommends (§4.2); a
+    fresh id only if that value already names another instance. DO NOTHING on any unique key
+    makes a concurrent duplicate wait for the first insert, then find its row.
+    """
     insert = insert_for(session)
-    await session.execute(
-        insert(Instance)
-        .values(
-            instance_id=uuid.uuid4().hex,
-            order_id=order_id,
-            order_line_id=order_line_id,
-            business_id=business_id,
-            status=ACTIVE,
-            created_at=utcnow(),
-            updated_at=utcnow(),
+    for candidate in (business_id, uuid.uuid4().hex):
+        await session.execute(
+            insert(Instance)
+            .values(
+                instance_id=candidate,
+                order_id=order_id,
+                order_line_id=order_line_id,
+                business_id=business_id,
+                status=ACTIVE,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            .on_conflict_do_nothing()
         )
-        .on_conflict_do_nothing(index_elements=["order_id", "order_line_id"])
-    )
-    found = await session.scalar(
-        select(Instance.instance_id).where(
-            Instance.order_id == order_id, Instance.order_line_id == order_line_id
+        found = await session.scalar(
+            select(Instance.instance_id).where(
+                Instance.order_id == order_id, Instance.order_line_id == order_line_id
+            )
         )
-    )
-    assert found is not None
-    return found
+        if found is not None:
+            return found
+    raise RuntimeError("could not allocate an instance id")  # two random ids taken: impossible
 
 
 async def find_instances(session: AsyncSession, instance_ids: list[str]) -> list[Instance]:

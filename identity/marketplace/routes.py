@@ -141,7 +141,7 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
         record.test = bool(getattr(call, "test", False))
         async with db.transaction() as session:
             await _claim_nonce(request, session, record, required=True)
-            reply = await handler(session, request.app.state.marketplace, call)
+            reply = await service.apply(session, request.app.state.marketplace, handler, call)
             record.extra = {k: str(v) for k, v in reply.extra.items()}
             await _audit(request, session, record, ResultCode.SUCCESS, SUCCESS_MSG, started)
         return JSONResponse(_content(reply))

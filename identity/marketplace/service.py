@@ -1,7 +1,8 @@
 """What each KooGallery callback does, once its signature and shape are known good.
 
-Debug calls (`testFlag`) are validated as fully as real ones and answered the same way, but
-write nothing to production data (contract §3.0, §4.0). The one exception is the seller's own
+Each handler is the real thing. `apply` runs debug calls (`testFlag`, contract §3.0, §4.0)
+through the very same handler inside a savepoint that is always rolled back: they are validated
+and answered exactly as real calls, and write nothing. The one exception is the seller's own
 test tenant (empty `instanceId`) when `IDENTITY_PERSIST_SELLER_DEBUG_SYNCS` is on.
 """
 
@@ -39,28 +40,42 @@ class Reply:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _persists(mp: Marketplace, call: s.KitCall) -> bool:
+Handler = Callable[[AsyncSession, Marketplace, Any], Awaitable[Reply]]
+
+
+def _dry_run(mp: Marketplace, call: Any) -> bool:
     if not call.test:
-        return True
-    return mp.settings.persist_seller_debug_syncs and call.instance_id == ""
+        return False
+    seller_side = isinstance(call, s.KitCall) and call.instance_id == ""
+    return not (seller_side and mp.settings.persist_seller_debug_syncs)
+
+
+async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: Any) -> Reply:
+    """Run a call; a debug call runs the same way and is then rolled back."""
+    if not _dry_run(mp, call):
+        return await handler(session, mp, call)
+    savepoint = await session.begin_nested()
+    try:
+        return await handler(session, mp, call)
+    finally:
+        await savepoint.rollback()
 
 
 # --- Kit ----------------------------------------------------------------------------------
 
 
 async def tenant_sync(session: AsyncSession, mp: Marketplace, call: s.TenantSync) -> Reply:
-    if _persists(mp, call):
-        await tenants.sync_tenant(
-            session,
-            tenant_id=call.tenant_id,
-            tenant_code=call.tenant_code,
-            name=call.name,
-            domain_name=call.domain_name,
-            instance_id=call.instance_id,
-            order_id=call.order_id,
-            deleted=call.flag == 0,
-            sync_time=call.time_stamp,
-        )
+    await tenants.sync_tenant(
+        session,
+        tenant_id=call.tenant_id,
+        tenant_code=call.tenant_code,
+        name=call.name,
+        domain_name=call.domain_name,
+        instance_id=call.instance_id,
+        order_id=call.order_id,
+        deleted=call.flag == 0,
+        sync_time=call.time_stamp,
+    )
     return Reply()
 
 
@@ -73,17 +88,16 @@ async def application_sync(
         reply = Reply(extra={"oaep": variant})
     else:
         reply = Reply()
-    if _persists(mp, call):
-        await tenants.sync_app_credential(
-            session,
-            mp.cipher,
-            tenant_id=call.tenant_id,
-            app_id=call.app_id,
-            instance_id=call.instance_id,
-            client_id=call.client_id,
-            client_secret=secret,
-            sync_time=call.time_stamp,
-        )
+    await tenants.sync_app_credential(
+        session,
+        mp.cipher,
+        tenant_id=call.tenant_id,
+        app_id=call.app_id,
+        instance_id=call.instance_id,
+        client_id=call.client_id,
+        client_secret=secret,
+        sync_time=call.time_stamp,
+    )
     return reply
 
 
@@ -105,46 +119,43 @@ def _member_row(user: s.User) -> members.MemberRow:
 
 
 async def auth_sync(session: AsyncSession, mp: Marketplace, call: s.AuthSync) -> Reply:
-    if _persists(mp, call):
-        await members.sync_members(
-            session,
-            tenant_id=call.tenant_id,
-            app_id=call.app_id,
-            instance_id=call.instance_id,
-            flag=members.AuthFlag(call.flag),
-            users=[_member_row(u) for u in call.user_list],
-            sync_time=call.sync_time,
-        )
+    await members.sync_members(
+        session,
+        tenant_id=call.tenant_id,
+        app_id=call.app_id,
+        instance_id=call.instance_id,
+        flag=members.AuthFlag(call.flag),
+        users=[_member_row(u) for u in call.user_list],
+        sync_time=call.sync_time,
+    )
     return Reply()
 
 
 async def single_org_sync(session: AsyncSession, mp: Marketplace, call: s.SingleOrgSync) -> Reply:
-    if _persists(mp, call):
-        await departments.sync_department(
-            session,
-            tenant_id=call.tenant_id,
-            department=departments.DepartmentRow(
-                org_code=call.org_code, name=call.org_name, parent_code=call.parent_code or ""
-            ),
-            deleted=call.flag == 0,
-            sync_time=call.time_stamp,
-        )
+    await departments.sync_department(
+        session,
+        tenant_id=call.tenant_id,
+        department=departments.DepartmentRow(
+            org_code=call.org_code, name=call.org_name, parent_code=call.parent_code or ""
+        ),
+        deleted=call.flag == 0,
+        sync_time=call.time_stamp,
+    )
     return Reply()
 
 
 async def all_org_sync(session: AsyncSession, mp: Marketplace, call: s.AllOrgSync) -> Reply:
-    if _persists(mp, call):
-        await departments.replace_departments(
-            session,
-            tenant_id=call.tenant_id,
-            departments=[
-                departments.DepartmentRow(
-                    org_code=o.org_code, name=o.org_name, parent_code=o.parent_code or ""
-                )
-                for o in call.org_info_list
-            ],
-            sync_time=call.time_stamp,
-        )
+    await departments.replace_departments(
+        session,
+        tenant_id=call.tenant_id,
+        departments=[
+            departments.DepartmentRow(
+                org_code=o.org_code, name=o.org_name, parent_code=o.parent_code or ""
+            )
+            for o in call.org_info_list
+        ],
+        sync_time=call.time_stamp,
+    )
     return Reply()
 
 
@@ -152,8 +163,6 @@ async def all_org_sync(session: AsyncSession, mp: Marketplace, call: s.AllOrgSyn
 
 
 async def new_instance(session: AsyncSession, mp: Marketplace, call: s.NewInstance) -> Reply:
-    if call.test:  # the demo's answer to a debug order: its businessId, nothing created
-        return Reply(instance_id=call.business_id)
     instance_id = await instances.create_instance(
         session,
         order_id=call.order_id,
@@ -166,11 +175,7 @@ async def new_instance(session: AsyncSession, mp: Marketplace, call: s.NewInstan
 async def query_instance(session: AsyncSession, mp: Marketplace, call: s.QueryInstance) -> Reply:
     """Known ids get their appInfo; unknown ones are left out; none known is 000003."""
     app_info = {"frontEndUrl": mp.settings.effective_frontend_url}
-    ids = (
-        call.ids
-        if call.test
-        else [i.instance_id for i in await instances.find_instances(session, call.ids)]
-    )
+    ids = [i.instance_id for i in await instances.find_instances(session, call.ids)]
     if not ids:
         raise InstanceNotFound(f"no instance among {', '.join(call.ids)[:200]} exists")
     return Reply(info=[{"instanceId": i, "appInfo": app_info} for i in ids])
@@ -179,50 +184,44 @@ async def query_instance(session: AsyncSession, mp: Marketplace, call: s.QueryIn
 async def refresh_instance(
     session: AsyncSession, mp: Marketplace, call: s.RefreshInstance
 ) -> Reply:
-    if not call.test:
-        await instances.refresh_instance(
-            session,
-            instance_id=call.instance_id,
-            expire_time=s.parse_expire_time(call.expire_time),
-            order_id=call.order_id,
-            order_line_id=call.order_line_id,
-            product_id=call.product_id,
-        )
+    await instances.refresh_instance(
+        session,
+        instance_id=call.instance_id,
+        expire_time=s.parse_expire_time(call.expire_time),
+        order_id=call.order_id,
+        order_line_id=call.order_line_id,
+        product_id=call.product_id,
+    )
     return Reply()
 
 
 async def update_instance_status(
     session: AsyncSession, mp: Marketplace, call: s.UpdateInstanceStatus
 ) -> Reply:
-    if not call.test:
-        await instances.set_frozen(
-            session, instance_id=call.instance_id, frozen=call.status == "FREEZE"
-        )
+    await instances.set_frozen(
+        session, instance_id=call.instance_id, frozen=call.status == "FREEZE"
+    )
     return Reply()
 
 
 async def release_instance(
     session: AsyncSession, mp: Marketplace, call: s.ReleaseInstance
 ) -> Reply:
-    if not call.test:
-        await instances.release_instance(session, instance_id=call.instance_id)
+    await instances.release_instance(session, instance_id=call.instance_id)
     return Reply()
 
 
 async def upgrade_instance(
     session: AsyncSession, mp: Marketplace, call: s.UpgradeInstance
 ) -> Reply:
-    if not call.test:
-        await instances.upgrade_instance(
-            session,
-            instance_id=call.instance_id,
-            order_id=call.order_id,
-            order_line_id=call.order_line_id,
-        )
+    await instances.upgrade_instance(
+        session,
+        instance_id=call.instance_id,
+        order_id=call.order_id,
+        order_line_id=call.order_line_id,
+    )
     return Reply()
 
-
-Handler = Callable[[AsyncSession, Marketplace, Any], Awaitable[Reply]]
 
 KIT: dict[str, tuple[type[BaseModel], Handler]] = {
     "tenantSync": (s.TenantSync, tenant_sync),
