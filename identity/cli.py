@@ -27,7 +27,7 @@ def _read(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
     async def run() -> T:
         db = Database(settings.database_url)
         try:
-            async with db.transaction() as session:
+            async with db.read() as session:
                 return await query(session)
         finally:
             await db.dispose()

@@ -1,8 +1,9 @@
 """Engine, sessions and the one place that owns a transaction.
 
 Services take an `AsyncSession` and never commit; whoever calls `Database.transaction()` (a
-route, the CLI, a job) owns the commit. SQLite runs every transaction as `BEGIN IMMEDIATE` so
-that two writers queue on the busy timeout instead of failing on a stale snapshot.
+route, the CLI, a job) owns the commit. SQLite runs every writing transaction as `BEGIN
+IMMEDIATE` so that two writers queue on the busy timeout instead of failing on a stale snapshot;
+`Database.read()` begins a plain deferred transaction that never waits for a writer.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def async_url(url: str) -> str:
     return url
 
 
+READ_ONLY = "identity_read_only"
+
+
 def make_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
@@ -56,7 +60,8 @@ def make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -87,6 +92,17 @@ class Database:
         """One unit of work: commits on success, rolls everything back on any exception."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work. On SQLite it does not take the write lock, so probes and
+        operators are not queued behind a long sync (WAL readers never wait for writers)."""
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options={READ_ONLY: True})
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     """The database answers; 503 names the failure's type, never its text (it may hold a URL)."""
     try:
-        async with request.app.state.db.transaction() as session:
+        async with request.app.state.db.read() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, 503)

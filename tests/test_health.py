@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sqlite3
 
 import httpx2 as httpx
+import pytest
 
 from identity.marketplace import service
 from tests.marketplace_client import Sender
@@ -54,3 +57,19 @@ async def test_an_unknown_activity_is_labelled_unknown(
         assert (await marketplace.basic({"activity": f"zzz{i}"}))["resultCode"] == "000002"
     assert "unknown" in await interface_labels(client)
     assert "zzz" not in (await client.get("/metrics")).text
+
+
+async def test_readiness_does_not_queue_behind_a_writer(
+    client: httpx.AsyncClient, database_url: str, is_postgres: bool
+) -> None:
+    """On SQLite a long sync holds the write lock; probes must still answer at once."""
+    if is_postgres:
+        pytest.skip("PostgreSQL readers never wait for writers")
+    writer = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        response = await asyncio.wait_for(client.get("/readyz"), timeout=5)
+        assert response.status_code == 200
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
