@@ -18,10 +18,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers; 503 names the failure's type, never its text (it may hold a URL)."""
+    """The database answers and is migrated; 503 names the failure's type, never its text."""
     try:
         async with request.app.state.db.read() as session:
-            await session.execute(text("SELECT 1"))
+            await session.execute(text("SELECT version_num FROM alembic_version"))
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, 503)
     return JSONResponse({"status": "ok"})

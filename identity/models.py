@@ -113,7 +113,7 @@ class Member(Timestamps, Base):
     org_code: Mapped[str] = mapped_column(String(64))
     position: Mapped[str | None] = mapped_column(String(64))
     employee_code: Mapped[str | None] = mapped_column(String(64))
-    employee_type: Mapped[int | None] = mapped_column(Integer)
+    employee_type: Mapped[int | None] = mapped_column(BigInteger)
     mobile: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(128))
     work_place: Mapped[str | None] = mapped_column(String(256))

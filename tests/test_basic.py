@@ -299,11 +299,11 @@ async def test_unknown_instance_is_not_found(
 async def test_debug_calls_change_nothing(
     marketplace: Sender, db: Database, iid: str, action: Any
 ) -> None:
-    """testFlag "1": answered exactly as a real call (000003 for an unknown id), and the
-    change, access ending included, is rolled back."""
+    """testFlag "1": the real call runs and is rolled back, access ending included; an
+    instance no debug newInstance ever stored is answered as if it existed (dial tests)."""
     await kit_ok(marketplace, "tenantSync", tenant_body(instanceId=iid))  # access to end
     assert (await action(marketplace, iid, testFlag="1"))["resultCode"] == OK
-    assert (await action(marketplace, UNKNOWN, testFlag="1"))["resultCode"] == NOT_FOUND
+    assert (await action(marketplace, UNKNOWN, testFlag="1"))["resultCode"] == OK
     row = await instance(db, iid)
     assert (row.status, row.expire_time, row.last_order_id) == ("active", None, None)
     assert len(await instances(db)) == 1
@@ -350,3 +350,11 @@ async def test_wrong_type_or_missing_field_is_invalid(
     assert reply["resultCode"] == INVALID, reply
     assert field in reply["resultMsg"]
     assert await instances(db) == []
+
+
+async def test_a_debug_query_answers_made_up_ids(marketplace: Sender) -> None:
+    """The seller's debug flow: a debug newInstance, then a debug query of the id it got."""
+    debug = await created(marketplace, business="debug-1", testFlag="1")
+    reply = await activity(marketplace, "queryInstance", instanceId=debug, testFlag="1")
+    assert reply["resultCode"] == OK, reply
+    assert reply["info"] == info_for(debug)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from identity.access import Reason, end_access
 from identity.db import insert_for, utcnow
+from identity.directory import bindings
 from identity.errors import InstanceNotFound
-from identity.models import ACTIVE, FROZEN, RELEASED, Instance, TenantInstance
+from identity.models import ACTIVE, FROZEN, RELEASED, Instance
+
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 async def create_instance(
@@ -21,11 +24,13 @@ async def create_instance(
     """Idempotent per (orderId, orderLineId): the same instanceId every time, nothing new.
 
     The instanceId is the first request's businessId, as the contract recommends (§4.2); a
-    fresh id only if that value already names another instance. DO NOTHING on any unique key
-    makes a concurrent duplicate wait for the first insert, then find its row.
+    fresh id if that value already names another instance or is not a plain identifier.
+    DO NOTHING on any unique key makes a concurrent duplicate wait for the first insert, then
+    find its row.
     """
     insert = insert_for(session)
-    for candidate in (business_id, uuid.uuid4().hex):
+    plain = _PLAIN_ID.match(business_id) is not None  # queryInstance splits ids on commas
+    for candidate in (business_id, uuid.uuid4().hex)[0 if plain else 1 :]:
         await session.execute(
             insert(Instance)
             .values(
@@ -95,9 +100,7 @@ async def set_frozen(session: AsyncSession, *, instance_id: str, frozen: bool) -
     status = FROZEN if frozen else ACTIVE
     if instance.status in (RELEASED, status):  # repeats change nothing and end nothing again
         return
-    instance.status = status
-    if frozen:
-        await _end_access_of_tenants(session, instance_id, Reason.INSTANCE_FROZEN)
+    await _change_status(session, instance, status, Reason.INSTANCE_FROZEN)
 
 
 async def release_instance(session: AsyncSession, *, instance_id: str) -> None:
@@ -105,28 +108,23 @@ async def release_instance(session: AsyncSession, *, instance_id: str) -> None:
     instance = await _get(session, instance_id)
     if instance.status == RELEASED:
         return
-    instance.status = RELEASED
-    await _end_access_of_tenants(session, instance_id, Reason.INSTANCE_RELEASED)
+    await _change_status(session, instance, RELEASED, Reason.INSTANCE_RELEASED)
 
 
-async def _end_access_of_tenants(session: AsyncSession, instance_id: str, reason: Reason) -> None:
-    """End access for tenants bound to this instance, unless another active instance holds them."""
-    other = aliased(TenantInstance)
-    still_live = exists().where(
-        other.tenant_id == TenantInstance.tenant_id,
-        other.instance_id != instance_id,
-        other.state == ACTIVE,
-        other.instance_id == Instance.instance_id,
-        Instance.status == ACTIVE,
-    )
-    tenant_ids = await session.scalars(
-        select(TenantInstance.tenant_id).where(
-            and_(
-                TenantInstance.instance_id == instance_id,
-                TenantInstance.state == ACTIVE,
-                ~still_live,
-            )
-        )
-    )
-    for tenant_id in sorted(tenant_ids):
-        await end_access(session, tenant_id=tenant_id, reason=reason)
+async def _change_status(
+    session: AsyncSession, instance: Instance, status: str, reason: Reason
+) -> None:
+    """Change the status, and end access for every bound tenant no other live instance holds.
+
+    The instance row is locked (FOR UPDATE) first, then each tenant in id order; tenant syncs
+    take only tenant locks, so the two paths cannot deadlock.
+    """
+    tenant_ids = await bindings.tenants_bound_to(session, instance.instance_id)
+    for tenant_id in tenant_ids:
+        await bindings.lock_tenant(session, tenant_id)
+    before = {t: await bindings.hold(session, t) for t in tenant_ids}
+    instance.status = status
+    await session.flush()
+    for tenant_id in tenant_ids:
+        if (await bindings.hold(session, tenant_id)).lost(before[tenant_id]):
+            await end_access(session, tenant_id=tenant_id, reason=reason)

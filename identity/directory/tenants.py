@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
 from identity.crypto import Cipher
-from identity.db import lock, utcnow
+from identity.db import utcnow
+from identity.directory import bindings
 from identity.directory.sync import upsert_newer
 from identity.models import ACTIVE, DELETED, AppCredential, Tenant, TenantInstance
 
@@ -26,76 +27,67 @@ async def sync_tenant(
     domain_name: str,
     instance_id: str,
     order_id: str,
-    deleted: bool,
+    flag: int,
     sync_time: str,
 ) -> None:
-    """Add, modify or delete a tenant's binding to an instance (§3.1, key instanceId+tenantId).
-
-    A delete ends the tenant itself, and every member's access, only when no other instance
-    still holds it (multi-instance binding); a delete with an empty instanceId (the seller's
-    test tenant) ends it outright.
+    """tenantSync (§3.1): 1 binds the tenant to the instance, 0 unbinds it, 2 changes only the
+    tenant's name and domain. The tenant is deleted while no binding is left, and its members'
+    access ends when it loses its last binding or its last live instance. The seller's own test
+    tenant (empty instanceId) has no binding: the flag decides its state directly.
     """
-    await lock(session, f"tenant/{tenant_id}")  # bindings, then the tenant, then bindings
-    state = DELETED if deleted else ACTIVE
-    if instance_id:
-        bound = await upsert_newer(
-            session,
-            TenantInstance,
-            BINDING_KEY,
-            [_binding(tenant_id, instance_id, order_id, state, sync_time)],
-        )
-        if deleted and (not bound or await _still_bound(session, tenant_id)):
-            return
-    written = await upsert_newer(
-        session,
-        Tenant,
-        ["tenant_id"],
-        [
-            {
-                "tenant_id": tenant_id,
-                "tenant_code": tenant_code,
-                "name": name,
-                "domain_name": domain_name,
-                "state": state,
-                "last_sync_time": sync_time,
-            }
-        ],
+    await bindings.lock_tenant(session, tenant_id)
+    before = await bindings.hold(session, tenant_id)
+    attributes = {
+        "tenant_id": tenant_id,
+        "tenant_code": tenant_code,
+        "name": name,
+        "domain_name": domain_name,
+        "last_sync_time": sync_time,
+    }
+    if not instance_id:
+        await _sync_unbound_tenant(session, attributes, deleted=flag == 0)
+        return
+    await upsert_newer(session, Tenant, ["tenant_id"], [attributes])
+    if flag != 2:
+        binding = {
+            "tenant_id": tenant_id,
+            "instance_id": instance_id,
+            "order_id": order_id,
+            "state": DELETED if flag == 0 else ACTIVE,
+            "last_sync_time": sync_time,
+        }
+        await upsert_newer(session, TenantInstance, bindings.BINDING_KEY, [binding])
+    after = await bindings.hold(session, tenant_id)
+    await session.execute(
+        update(Tenant)
+        .where(Tenant.tenant_id == tenant_id)
+        .values(state=ACTIVE if after.bound else DELETED)
     )
-    if deleted and written:
-        await session.execute(
-            update(TenantInstance)
-            .where(
-                TenantInstance.tenant_id == tenant_id,
-                TenantInstance.state == ACTIVE,
-                TenantInstance.last_sync_time <= sync_time,
-            )
-            .values(state=DELETED, last_sync_time=sync_time, updated_at=utcnow())
-        )
+    if after.lost(before):
         await end_access(session, tenant_id=tenant_id, reason=Reason.TENANT_DELETED)
 
 
-BINDING_KEY = ["tenant_id", "instance_id"]
+async def _sync_unbound_tenant(
+    session: AsyncSession, attributes: dict[str, str], *, deleted: bool
+) -> None:
+    """The seller's own test tenant, or a delete of every binding at once."""
+    state = {"state": DELETED if deleted else ACTIVE}
+    if await upsert_newer(session, Tenant, ["tenant_id"], [{**attributes, **state}]) and deleted:
+        tenant_id, sync_time = attributes["tenant_id"], attributes["last_sync_time"]
+        await _unbind_all(session, tenant_id, sync_time)
+        await end_access(session, tenant_id=tenant_id, reason=Reason.TENANT_DELETED)
 
 
-def _binding(
-    tenant_id: str, instance_id: str, order_id: str, state: str, sync_time: str
-) -> dict[str, str]:
-    return {
-        "tenant_id": tenant_id,
-        "instance_id": instance_id,
-        "order_id": order_id,
-        "state": state,
-        "last_sync_time": sync_time,
-    }
-
-
-async def _still_bound(session: AsyncSession, tenant_id: str) -> bool:
-    found = await session.scalar(
-        select(TenantInstance.instance_id)
-        .where(TenantInstance.tenant_id == tenant_id, TenantInstance.state == ACTIVE)
-        .limit(1)
+async def _unbind_all(session: AsyncSession, tenant_id: str, sync_time: str) -> None:
+    await session.execute(
+        update(TenantInstance)
+        .where(
+            TenantInstance.tenant_id == tenant_id,
+            TenantInstance.state == ACTIVE,
+            TenantInstance.last_sync_time <= sync_time,
+        )
+        .values(state=DELETED, last_sync_time=sync_time, updated_at=utcnow())
     )
-    return found is not None
 
 
 async def sync_app_credential(

@@ -41,6 +41,14 @@ class Wire(BaseModel):
         strict=True, alias_generator=to_camel, validate_by_name=False, extra="ignore", frozen=True
     )
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL cannot store NUL in text: refuse it here (000002), not at the write."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 M = TypeVar("M", bound=BaseModel)
 

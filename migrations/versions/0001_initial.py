@@ -117,7 +117,7 @@ def upgrade() -> None:
         sa.Column("org_code", sa.String(length=64), nullable=False),
         sa.Column("position", sa.String(length=64), nullable=True),
         sa.Column("employee_code", sa.String(length=64), nullable=True),
-        sa.Column("employee_type", sa.Integer(), nullable=True),
+        sa.Column("employee_type", sa.BigInteger(), nullable=True),
         sa.Column("mobile", sa.String(length=32), nullable=True),
         sa.Column("email", sa.String(length=128), nullable=True),
         sa.Column("work_place", sa.String(length=256), nullable=True),

@@ -1,0 +1,53 @@
+"""Whether a tenant is held by a purchase: the one predicate both the tenant syncs and the
+instance lifecycle use, under one per-tenant lock.
+
+A tenant is *bound* while it has an active binding to any instance (tenantSync is keyed by
+instanceId+tenantId, §3.1), and *live* while one of those instances is active (not frozen or
+released, §4.5, §4.6). Losing either ends its members' access. Both paths take the tenant's lock
+before they look, so a release and an unbinding racing on PostgreSQL cannot each see the other's
+row as still holding the tenant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.db import lock
+from identity.models import ACTIVE, Instance, TenantInstance
+
+BINDING_KEY = ["tenant_id", "instance_id"]
+
+
+@dataclass(frozen=True)
+class Hold:
+    bound: bool
+    live: bool
+
+    def lost(self, before: Hold) -> bool:
+        """True when this state took away what `before` gave: the moment access ends."""
+        return (before.bound and not self.bound) or (before.live and not self.live)
+
+
+async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
+    await lock(session, f"tenant/{tenant_id}")
+
+
+async def hold(session: AsyncSession, tenant_id: str) -> Hold:
+    bound = exists().where(TenantInstance.tenant_id == tenant_id, TenantInstance.state == ACTIVE)
+    live = bound.where(
+        Instance.instance_id == TenantInstance.instance_id, Instance.status == ACTIVE
+    )
+    row = (await session.execute(select(bound, live))).one()
+    return Hold(bound=bool(row[0]), live=bool(row[1]))
+
+
+async def tenants_bound_to(session: AsyncSession, instance_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(TenantInstance.tenant_id).where(
+            TenantInstance.instance_id == instance_id, TenantInstance.state == ACTIVE
+        )
+    )
+    return sorted(rows)
