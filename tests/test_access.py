@@ -314,3 +314,50 @@ async def test_a_delete_without_an_instance_drops_every_binding(
     assert await bindings(db) == {first: "deleted", second: "deleted"}
     assert await live_sessions(db) == TENANT_ENDED
     assert await revocations(db) == {(TENANT, None, None, "tenant_deleted")}
+
+
+async def test_unbinding_the_live_instance_ends_access_when_the_other_is_released(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    """Still bound, but only to a released instance: nothing holds the tenant any more."""
+    first = (await build_world(marketplace, db, private_key))[TENANT]
+    second = await bind_tenant(marketplace, TENANT, "O-3", timeStamp=stamp(2))
+    await basic_ok(marketplace, release(second))
+    assert await live_sessions(db) == EVERYONE  # the first instance still holds it
+    await unbind(marketplace, first, 3)
+    assert await live_sessions(db) == TENANT_ENDED
+    assert await revocations(db) == {(TENANT, None, None, "tenant_deleted")}
+
+
+@pytest.mark.parametrize("late_bind_first", [True, False])
+async def test_the_tenant_state_does_not_depend_on_arrival_order(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, late_bind_first: bool
+) -> None:
+    """Unbind I1 at t10 and bind I2 at t8, in either order: the tenant is held by I2."""
+    first = (await build_world(marketplace, db, private_key))[TENANT]
+    second = await new_instance(marketplace, "O-3")
+    late_bind = tenant_body(instanceId=second, timeStamp=stamp(8))
+    if late_bind_first:
+        await kit_ok(marketplace, "tenantSync", late_bind)
+    await unbind(marketplace, first, 10)
+    if not late_bind_first:
+        await kit_ok(marketplace, "tenantSync", late_bind)
+    assert await tenant_state(db) == "active"
+    assert await bindings(db) == {first: "deleted", second: "active"}
+
+
+async def test_a_modify_renames_without_binding(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+) -> None:
+    """Flag 2 changes only the name and domain (§3.1): it neither binds nor revives."""
+    first = (await build_world(marketplace, db, private_key))[TENANT]
+    await unbind(marketplace, first, 3)
+    other = await new_instance(marketplace, "O-3")
+    await kit_ok(
+        marketplace,
+        "tenantSync",
+        tenant_body(instanceId=other, flag=2, name="New", timeStamp=stamp(4)),
+    )
+    assert await bindings(db) == {first: "deleted"}
+    assert await tenant_state(db) == "deleted"
+    assert (await one(db, Tenant, Tenant.tenant_id == TENANT)).name == "New"
