@@ -55,7 +55,7 @@ async def record_call(
             instance_id=(record.instance_id or None) and record.instance_id[:64],
             payload_sha256=record.payload_sha256,
             result_code=result_code,
-            result_msg=result_msg[:255],
+            result_msg=result_msg.replace("\x00", "")[:255],  # PostgreSQL text holds no NUL
             latency_ms=latency_ms,
             test=record.test,
             signature_variant=record.signature_variant,
