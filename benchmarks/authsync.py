@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from identity.db import Database, insert_for, utcnow
 from identity.marketplace.signing import Kind, sign_body
 from identity.migrate import upgrade
 from identity.models import Authorisation, Member
-from tests.servers import ServiceProcesses, service_env
+from tests.servers import ServiceProcesses, scratch_postgres, service_env
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 SECRET_KEY = "bench-master-key-0123456789abcdef"
@@ -52,31 +52,10 @@ SYNC_TIME = "20240101120000000"
 EDGE = 10  # calls 1..EDGE against the last EDGE calls
 
 
-def _sync_url(url: str) -> str:
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain) :]
-    return url
-
-
 @contextmanager
 def sqlite_database() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="identity-bench-") as directory:
         yield f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
-
-
-@contextmanager
-def scratch_postgres(server: str) -> Iterator[str]:
-    name = f"identity_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(_sync_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(_sync_url(server)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def user(name: str, i: int) -> dict[str, Any]:
@@ -369,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with sqlite_database() as url:
             results.append(bench("sqlite", url))
-        with scratch_postgres(args.postgres_server) as url:
+        with scratch_postgres(args.postgres_server, "identity_bench") as url:
             results.append(bench("postgresql", url))
     print_table(results)
     figures = json.dumps({"authsync_benchmark": results}, separators=(",", ":"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,8 +13,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from identity.app import create_app
 from identity.db import Database
@@ -23,12 +20,9 @@ from identity.migrate import upgrade
 from identity.models import Base
 from identity.settings import Settings
 from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender
+from tests.servers import scratch_postgres
 
 SECRET_KEY = "test-master-key-0123456789abcdef"
-
-
-def _sync_url(url: str) -> str:
-    return url.replace("+asyncpg", "+psycopg").replace("postgresql://", "postgresql+psycopg://")
 
 
 @pytest.fixture(scope="session")
@@ -40,18 +34,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    name = f"identity_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(_sync_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(_sync_url(server)).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_postgres(server, "identity_test") as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

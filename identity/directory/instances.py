@@ -29,8 +29,8 @@ async def create_instance(
     find its row.
     """
     insert = insert_for(session)
-    plain = _PLAIN_ID.match(business_id) is not None  # queryInstance splits ids on commas
-    for candidate in (business_id, uuid.uuid4().hex)[0 if plain else 1 :]:
+    candidates = [business_id] if _PLAIN_ID.match(business_id) else []  # query splits on ","
+    for candidate in [*candidates, uuid.uuid4().hex]:
         await session.execute(
             insert(Instance)
             .values(

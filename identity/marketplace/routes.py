@@ -98,17 +98,20 @@ async def _authenticate(
     return verified.document
 
 
+def _table(kind: Kind) -> dict[str, tuple[Any, service.Handler]]:
+    return service.BASIC if kind is Kind.BASIC else service.KIT
+
+
 def _label(kind: Kind, name: object) -> str:
     """The interface name for metrics and the audit: only known names, so that unsigned junk
     cannot create label series without bound."""
     if kind is Kind.BASIC and name is None:
         return "basic"
-    table = service.BASIC if kind is Kind.BASIC else service.KIT
-    return name if isinstance(name, str) and name in table else "unknown"
+    return name if isinstance(name, str) and name in _table(kind) else "unknown"
 
 
 def _route(kind: Kind, name: str | None, data: dict[str, Any]) -> tuple[Any, service.Handler]:
-    table = service.BASIC if kind is Kind.BASIC else service.KIT
+    table = _table(kind)
     if kind is Kind.BASIC:
         name = data.get("activity")
     if not isinstance(name, str) or name not in table:
