@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from identity import health
 from identity.crypto import Cipher
@@ -15,6 +16,9 @@ from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.observability import Metrics, configure_logging
 from identity.settings import Settings
+from identity.sso import routes as sso_routes
+from identity.sso.refusals import Refusal
+from identity.sso.service import Sso
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -27,17 +31,26 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.sso.auth_centre.close()
         await db.dispose()
 
     app = FastAPI(title="identity", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.db = db
     app.state.metrics = Metrics()
+    cipher = Cipher(settings.secret_key.get_secret_value())
     app.state.marketplace = Marketplace(
         settings=settings,
-        cipher=Cipher(settings.secret_key.get_secret_value()),
+        cipher=cipher,
         private_key=load_private_key(key_file) if key_file else None,
     )
+    app.state.sso = Sso(settings, db, cipher, app.state.metrics)
     app.include_router(health.router)
     app.include_router(marketplace_router)
+    app.include_router(sso_routes.router)
+
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> HTMLResponse:
+        return sso_routes.refused(request, exc)
+
     return app

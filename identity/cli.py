@@ -57,6 +57,17 @@ def serve(
 
 
 @app.command()
+def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit")) -> None:
+    """Purge expired sessions, old nonces and old audit rows; safe to run as several replicas."""
+    from identity import worker as jobs
+    from identity.observability import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    asyncio.run(jobs.run(settings, once=once))
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database schema to the newest revision."""
     settings = Settings()

@@ -138,7 +138,8 @@ class Authorisation(Timestamps, Base):
 
 
 class Session(Base):
-    """A member's sign-in. The id is stored hashed; the login issue fills in the rest."""
+    """A member's sign-in. Only the SHA-256 of the cookie's random id is stored; the upstream
+    tokens are encrypted at rest and bound to this row (crypto.Cipher associated data)."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("ix_sessions_member", "tenant_id", "user_name"),)
@@ -147,8 +148,12 @@ class Session(Base):
     app_id: Mapped[str] = mapped_column(String(64))
     user_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    """The absolute timeout; the idle timeout runs from `last_seen_at`."""
+    access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AccessRevocation(Base):

@@ -39,3 +39,21 @@ class Metrics:
             ["interface"],
             registry=self.registry,
         )
+        self.sso_logins = Counter(
+            "identity_sso_logins",
+            "Member logins, by outcome (success or the refusal reason)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.sso_upstream_errors = Counter(
+            "identity_sso_upstream_errors",
+            "Failed calls to tenants' auth centres, by call and kind of failure",
+            ["call", "kind"],
+            registry=self.registry,
+        )
+        self.sso_renewals = Counter(
+            "identity_sso_token_renewals",
+            "Upstream token renewals, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )

@@ -35,6 +35,24 @@ class Settings(BaseSettings):
     persist_seller_debug_syncs: bool = False
     """Persist seller-side syncs (empty instanceId) even when they carry testFlag=1 (§3.0)."""
 
+    session_cookie_secure: bool = True
+    """Send the session cookie only over HTTPS; turn off only for plain-HTTP development."""
+    session_idle_seconds: int = Field(default=30 * 60, ge=1)
+    session_absolute_seconds: int = Field(default=12 * 3600, ge=1)
+    token_renew_margin_seconds: int = Field(default=300, ge=0)
+    """Renew the member's upstream access token when it expires within this margin (§5.2 step 8)."""
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of each call to a tenant's auth centre (token, userinfo)."""
+    allowed_redirect_origins: list[str] = []
+    """Origins (scheme://host[:port]) that `next` and `redirect_url` may point to, besides
+    `base_url`'s own origin and relative paths."""
+    post_login_url: str = "/sso/me"
+    """Where a member lands after login when no `next` was given (Flow A never has one)."""
+
+    retention_days: int = Field(default=90, ge=1)
+    """The worker deletes marketplace audit rows and delivered outbox rows older than this."""
+    worker_interval_seconds: float = Field(default=60.0, gt=0)
+
     signature_window_seconds: int = Field(default=60, ge=1)
     nonce_ttl_seconds: int = Field(default=120, ge=1)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)

@@ -51,3 +51,13 @@ async def tenants_bound_to(session: AsyncSession, instance_id: str) -> list[str]
         )
     )
     return sorted(rows)
+
+
+async def open_for_sign_in(session: AsyncSession, tenant_id: str) -> bool:
+    """Members may sign in while the tenant is live, or when it is the seller's own test tenant,
+    which the seller-side syncs create without any instance (§0.4) and so was never bound."""
+    live = (await hold(session, tenant_id)).live
+    if live:
+        return True
+    ever_bound = exists().where(TenantInstance.tenant_id == tenant_id)
+    return not bool(await session.scalar(select(ever_bound)))

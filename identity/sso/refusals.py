@@ -1,0 +1,133 @@
+"""Why a login (or logout) was refused, and what the member is told, in Chinese and English.
+
+Each reason has a stable code (logged, counted in metrics, shown on the page so support can find
+the log line), an HTTP status, what went wrong and what to do. Nothing on the page comes from
+the request or the upstream answer, so nothing there can be injected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from identity.errors import IdentityError
+
+
+@dataclass(frozen=True)
+class Text:
+    status: int
+    zh: str
+    en: str
+    zh_todo: str
+    en_todo: str
+
+
+_SIGN_IN_AGAIN = ("请返回应用重新登录。", "Go back to the app and sign in again.")
+_ASK_ADMIN = ("请联系企业管理员。", "Ask your enterprise administrator.")
+_LATER = (
+    "请稍后重试；若持续出现，请联系服务商。",
+    "Try again later; if it persists, contact the vendor.",
+)
+_VENDOR = ("请联系服务商。", "Contact the app vendor.")
+
+CATALOGUE: dict[str, tuple[int, str, str, tuple[str, str]]] = {
+    "bad_request": (400, "登录请求不完整。", "The sign-in request is incomplete.", _SIGN_IN_AGAIN),
+    "state_mismatch": (
+        400,
+        "登录请求无法验证（可能已过期，或来自其他浏览器）。",
+        "The sign-in request could not be verified (it expired or came from another browser).",
+        _SIGN_IN_AGAIN,
+    ),
+    "redirect_not_allowed": (
+        400,
+        "跳转地址不在允许列表中。",
+        "The address to return to is not allowed.",
+        _SIGN_IN_AGAIN,
+    ),
+    "upstream_denied": (
+        403,
+        "认证中心拒绝了登录。",
+        "The auth centre refused the sign-in.",
+        _SIGN_IN_AGAIN,
+    ),
+    "tenant_unknown": (
+        404,
+        "未找到该企业，或该企业尚未开通本应用。",
+        "This enterprise is unknown or has not been set up for this app.",
+        _ASK_ADMIN,
+    ),
+    "tenant_deleted": (403, "该企业已被删除。", "This enterprise has been deleted.", _ASK_ADMIN),
+    "instance_inactive": (
+        403,
+        "本应用的订购已冻结、到期或已退订。",
+        "The subscription to this app is frozen, expired or released.",
+        ("请联系企业管理员续费或解冻。", "Ask your enterprise administrator to renew it."),
+    ),
+    "app_not_configured": (
+        403,
+        "该企业尚未获得本应用的凭证。",
+        "This enterprise has no credentials for this app yet.",
+        _ASK_ADMIN,
+    ),
+    "code_invalid": (
+        400,
+        "登录码无效、已使用或已过期。",
+        "The sign-in code is invalid, already used or expired.",
+        _SIGN_IN_AGAIN,
+    ),
+    "client_invalid": (
+        502,
+        "认证中心不接受本应用的凭证。",
+        "The auth centre rejected this app's credentials.",
+        _VENDOR,
+    ),
+    "upstream_timeout": (
+        504,
+        "认证中心响应超时。",
+        "The auth centre did not answer in time.",
+        _LATER,
+    ),
+    "upstream_error": (502, "认证中心暂时不可用。", "The auth centre is unavailable.", _LATER),
+    "tenant_mismatch": (
+        403,
+        "登录账号不属于该企业。",
+        "The account you signed in with does not belong to this enterprise.",
+        _SIGN_IN_AGAIN,
+    ),
+    "member_unknown": (
+        403,
+        "您尚未获得本应用的授权。",
+        "You have not been authorised to use this app.",
+        _ASK_ADMIN,
+    ),
+    "authorisation_cancelled": (
+        403,
+        "您对本应用的授权已被取消。",
+        "Your authorisation for this app has been cancelled.",
+        _ASK_ADMIN,
+    ),
+    "member_disabled": (403, "您的账号已被停用。", "Your account has been disabled.", _ASK_ADMIN),
+    "member_deleted": (403, "您的账号已被删除。", "Your account has been deleted.", _ASK_ADMIN),
+    "csrf_failed": (
+        403,
+        "请求无法验证，未执行退出。",
+        "The request could not be verified; you have not been signed out.",
+        ("请回到页面重新点击退出。", "Go back and press sign out again."),
+    ),
+}
+
+UPSTREAM_REASONS = {
+    "invalid_grant": "code_invalid",
+    "invalid_client": "client_invalid",
+    "timeout": "upstream_timeout",
+}
+
+
+class Refusal(IdentityError):
+    """A refused login or logout; `reason` is a key of CATALOGUE."""
+
+    def __init__(self, reason: str, log_detail: str = "") -> None:
+        status, zh, en, (zh_todo, en_todo) = CATALOGUE[reason]
+        super().__init__(en)
+        self.code = reason
+        self.log_detail = log_detail
+        self.text = Text(status, zh, en, zh_todo, en_todo)

@@ -1,0 +1,333 @@
+"""Login (Flow A and B), the session on each request, token renewal and logout (contract §5).
+
+These operations call the tenant's auth centre, and no transaction may stay open across an
+outbound call (on SQLite it would hold the write lock for the length of a network round trip).
+So each of them owns its transactions: read what the call needs, call out, then write in one
+short transaction that checks everything again under the tenant's lock and the member's row
+locks, the same locks every de-provisioning path takes. A login racing a de-provisioning sync
+therefore either sees the change and is refused, or commits first and has its session ended.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+from sqlalchemy import case, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.crypto import Cipher, Mac
+from identity.db import Database, utcnow
+from identity.directory import bindings
+from identity.directory.tenants import secret_context
+from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
+from identity.observability import Metrics
+from identity.settings import Settings
+from identity.sso import sessions
+from identity.sso.redirects import LOGIN_TTL_SECONDS, LoginState, allowed, origin, seal, unseal
+from identity.sso.refusals import UPSTREAM_REASONS, Refusal
+from identity.sso.sessions import Policy, SignedIn
+from identity.sso.upstream import (
+    AUTHORIZE_PATH,
+    LOGOUT_PATH,
+    AuthCentre,
+    Client,
+    Tokens,
+    UpstreamError,
+    normalise_domain,
+)
+
+log = structlog.get_logger("identity.sso")
+
+
+@dataclass(frozen=True)
+class Started:
+    authorize_url: str
+    login_cookie: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    raw_session_id: str
+    next: str
+
+
+class Sso:
+    def __init__(self, settings: Settings, db: Database, cipher: Cipher, metrics: Metrics):
+        assert settings.secret_key is not None
+        master = settings.secret_key.get_secret_value()
+        self.db, self.cipher, self.metrics = db, cipher, metrics
+        self.base_url = settings.base_url.rstrip("/")
+        self.post_login_url = settings.post_login_url
+        self.auth_centre = AuthCentre(settings.upstream_timeout_seconds)
+        self.state_mac = Mac(master, "sso-state")
+        self.csrf_mac = Mac(master, "sso-csrf")
+        self.policy = Policy(
+            idle=timedelta(seconds=settings.session_idle_seconds),
+            absolute=timedelta(seconds=settings.session_absolute_seconds),
+            renew_margin=timedelta(seconds=settings.token_renew_margin_seconds),
+        )
+        self.allowed_origins = {origin(self.base_url)} | {
+            origin(o) for o in settings.allowed_redirect_origins
+        }
+
+    def callback_url(self, app_id: str) -> str:
+        return f"{self.base_url}/sso/callback/{app_id}"
+
+    def checked_redirect(self, target: str | None, default: str) -> str:
+        if not target:
+            return default
+        if not allowed(target, self.allowed_origins):
+            raise Refusal("redirect_not_allowed", f"target origin {origin(target)!r}")
+        return target
+
+    def csrf_token(self, raw_session_id: str) -> str:
+        """Logout's CSRF token: a MAC of the session, so it needs no storage."""
+        return self.csrf_mac.sign(sessions.hash_id(raw_session_id))
+
+    def csrf_ok(self, raw_session_id: str, token: str) -> bool:
+        return self.csrf_mac.verify(sessions.hash_id(raw_session_id), token)
+
+    async def begin(self, tenant_ref: str, app_id: str | None, next_: str | None) -> Started:
+        """Flow B (§5.3): the authorize URL at the tenant's auth centre, and the state cookie."""
+        target = self.checked_redirect(next_, self.post_login_url)
+        async with self.db.read() as session:
+            tenant_id = await _find_tenant(session, tenant_ref)
+            app_id = app_id or await _only_app(session, tenant_id)
+            client = await self._client(session, tenant_id, app_id)
+        state = secrets.token_hex(16)  # §5.3: alphanumeric
+        expires = int(time.time()) + LOGIN_TTL_SECONDS
+        cookie = seal(self.state_mac, LoginState(state, tenant_id, app_id, target, expires))
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": client.client_id,
+                "redirect_uri": self.callback_url(app_id),
+                "scope": "get_user_info",
+                "state": state,
+            }
+        )
+        return Started(f"{client.domain}{AUTHORIZE_PATH}?{query}", cookie)
+
+    async def complete(
+        self,
+        app_id: str,
+        *,
+        code: str | None,
+        tenant: str | None,
+        state: str | None,
+        login_cookie: str | None,
+        old_raw_session_id: str | None,
+    ) -> Completed:
+        """The callback (§5.2 steps 4-7). Flow A has no `state`; Flow B's must match the cookie."""
+        tenant_id, target = self._callback_tenant(app_id, tenant, state, login_cookie)
+        if not code:
+            raise Refusal("bad_request", "callback without code")
+        async with self.db.read() as session:
+            client = await self._client(session, tenant_id, app_id)
+        tokens, info = await self._exchange(client, code, app_id)
+        if info.get("tenant") != tenant_id:
+            raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
+        async with self.db.transaction() as session:
+            await self._client(session, tenant_id, app_id, locked=True)
+            await _admit(session, tenant_id, app_id, info)
+            if old_raw_session_id:
+                await sessions.end(session, sessions.hash_id(old_raw_session_id))
+            raw_id = await sessions.create(
+                session,
+                self.cipher,
+                self.policy,
+                tenant_id=tenant_id,
+                app_id=app_id,
+                user_name=info["userName"],
+                tokens=tokens,
+                now=utcnow(),
+            )
+        log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=info["userName"])
+        self.metrics.sso_logins.labels("success").inc()
+        return Completed(raw_id, target)
+
+    def _callback_tenant(
+        self, app_id: str, tenant: str | None, state: str | None, cookie: str | None
+    ) -> tuple[str, str]:
+        if state is None:
+            if not tenant:
+                raise Refusal("bad_request", "callback without tenant or state")
+            return tenant, self.post_login_url
+        login = unseal(self.state_mac, cookie)
+        if login is None or not secrets.compare_digest(login.state, state):
+            raise Refusal("state_mismatch", "no login cookie" if login is None else "state differs")
+        if login.app_id != app_id or (tenant and tenant != login.tenant_id):
+            raise Refusal("state_mismatch", "app or tenant differs from the login's")
+        return login.tenant_id, login.next
+
+    async def _client(
+        self, session: AsyncSession, tenant_id: str, app_id: str, *, locked: bool = False
+    ) -> Client:
+        """The tenant must exist, not be deleted, hold a live instance and have a credential."""
+        if locked:
+            await bindings.lock_tenant(session, tenant_id)
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise Refusal("tenant_unknown", f"tenant {tenant_id!r}")
+        if tenant.state != ACTIVE:
+            raise Refusal("tenant_deleted", f"tenant {tenant_id!r}")
+        if not await bindings.open_for_sign_in(session, tenant_id):
+            raise Refusal("instance_inactive", f"tenant {tenant_id!r}")
+        credential = await session.scalar(
+            select(AppCredential)
+            .where(AppCredential.tenant_id == tenant_id, AppCredential.app_id == app_id)
+            .with_for_update(read=True)
+        )
+        if credential is None or credential.state != ACTIVE or not credential.client_secret_enc:
+            raise Refusal("app_not_configured", f"tenant {tenant_id!r} app {app_id!r}")
+        secret = self.cipher.decrypt(
+            credential.client_secret_enc, secret_context(tenant_id, app_id)
+        )
+        return Client(normalise_domain(tenant.domain_name), credential.client_id, secret)
+
+    async def _exchange(self, client: Client, code: str, app_id: str) -> tuple[Tokens, Any]:
+        call = "token"
+        try:
+            tokens = await self.auth_centre.exchange_code(client, code, self.callback_url(app_id))
+            call = "userinfo"
+            info = await self.auth_centre.userinfo(client.domain, tokens.access_token)
+        except UpstreamError as exc:
+            self.metrics.sso_upstream_errors.labels(call, exc.kind).inc()
+            reason = UPSTREAM_REASONS.get(exc.kind, "upstream_error")
+            raise Refusal(reason, f"{call}: {exc.kind} {exc.detail}".strip()) from exc
+        return tokens, info
+
+    async def current(self, raw_session_id: str | None) -> SignedIn | None:
+        """The signed-in member, or None. Ends expired sessions; renews tokens near expiry."""
+        if not raw_session_id:
+            return None
+        id_hash, now = sessions.hash_id(raw_session_id), utcnow()
+        async with self.db.read() as session:
+            signed_in = await sessions.load(session, id_hash)
+        if signed_in is None or sessions.expires_at(signed_in, self.policy) <= now:
+            if signed_in is not None:
+                await self._end(id_hash)
+            return None
+        token_expiry = signed_in.token_expires_at
+        if token_expiry is not None and token_expiry - now <= self.policy.renew_margin:
+            return await self._renew(signed_in)
+        if now - signed_in.last_seen_at >= self.policy.touch_every:
+            async with self.db.transaction() as session:
+                await sessions.touch(session, id_hash, now)
+        return signed_in
+
+    async def _renew(self, signed_in: SignedIn) -> SignedIn | None:
+        """§5.2 step 8: refresh the upstream token; a failed renewal ends the session."""
+        try:
+            async with self.db.read() as session:
+                client = await self._client(session, signed_in.tenant_id, signed_in.app_id)
+            refresh_token = sessions.decrypt_refresh_token(self.cipher, signed_in)
+            if refresh_token is None:
+                raise UpstreamError("invalid_grant", "no refresh token was issued")
+            tokens = await self.auth_centre.refresh(client, refresh_token)
+        except (Refusal, UpstreamError) as exc:
+            kind = exc.kind if isinstance(exc, UpstreamError) else exc.code
+            self.metrics.sso_renewals.labels(kind).inc()
+            log.warning("sso.renewal_failed", tenant_id=signed_in.tenant_id, reason=kind)
+            async with self.db.transaction() as session:
+                # Another request may have renewed meanwhile: only then is the session kept.
+                current = await sessions.load(session, signed_in.id_hash)
+                if current is None or current.refresh_token_enc == signed_in.refresh_token_enc:
+                    await sessions.end(session, signed_in.id_hash)
+                    return None
+                return current
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await sessions.store_renewed(session, self.cipher, signed_in, tokens, now)
+            renewed = await sessions.load(session, signed_in.id_hash)
+        self.metrics.sso_renewals.labels("success").inc()
+        return renewed
+
+    async def _end(self, id_hash: str) -> None:
+        async with self.db.transaction() as session:
+            await sessions.end(session, id_hash)
+
+    async def logout(self, raw_session_id: str | None, redirect_url: str | None) -> str:
+        """§5.2 step 9: end our session, then send the browser to the auth centre's logout."""
+        back = self.checked_redirect(redirect_url, f"{self.base_url}/sso/logged-out")
+        if not raw_session_id:
+            return back
+        id_hash = sessions.hash_id(raw_session_id)
+        async with self.db.transaction() as session:
+            signed_in = await sessions.load(session, id_hash)
+            await sessions.end(session, id_hash)
+            if signed_in is None:
+                return back
+            tenant = await session.get(Tenant, signed_in.tenant_id)
+        if tenant is None:
+            return back
+        log.info("sso.logout", tenant_id=signed_in.tenant_id, user_name=signed_in.user_name)
+        domain = normalise_domain(tenant.domain_name)
+        return f"{domain}{LOGOUT_PATH}?{urlencode({'redirect_url': back})}"
+
+
+async def _find_tenant(session: AsyncSession, ref: str) -> str:
+    """Flow B names the tenant by id or by tenantCode; a live tenant wins over a deleted one
+    that once had the same code."""
+    tenant_id = await session.scalar(
+        select(Tenant.tenant_id)
+        .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
+        .order_by(case((Tenant.state == ACTIVE, 0), else_=1), Tenant.updated_at.desc())
+        .limit(1)
+    )
+    if tenant_id is None:
+        raise Refusal("tenant_unknown", f"tenant {ref!r}")
+    return tenant_id
+
+
+async def _only_app(session: AsyncSession, tenant_id: str) -> str:
+    apps = (
+        await session.scalars(
+            select(AppCredential.app_id).where(
+                AppCredential.tenant_id == tenant_id, AppCredential.state == ACTIVE
+            )
+        )
+    ).all()
+    if len(apps) != 1:
+        raise Refusal("bad_request" if apps else "app_not_configured", "app not given")
+    return apps[0]
+
+
+async def _admit(session: AsyncSession, tenant_id: str, app_id: str, info: Any) -> None:
+    """§5.2 step 7: the member must be authorised for this app, enabled, and not deleted.
+
+    The rows are read FOR SHARE, so an authSync changing them waits for this login to commit
+    (and then ends its session), or this login waits for the sync and sees its result."""
+    user_name = info["userName"]
+    auth = await session.scalar(
+        select(Authorisation)
+        .where(
+            Authorisation.tenant_id == tenant_id,
+            Authorisation.app_id == app_id,
+            Authorisation.user_name == user_name,
+        )
+        .with_for_update(read=True)
+    )
+    member = await session.scalar(
+        select(Member)
+        .where(Member.tenant_id == tenant_id, Member.user_name == user_name)
+        .with_for_update(read=True)
+    )
+    detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
+    if member is None or auth is None:
+        raise Refusal("member_unknown", detail)
+    if member.state != ACTIVE:
+        raise Refusal("member_deleted", detail)
+    if auth.state != ACTIVE:
+        raise Refusal("authorisation_cancelled", detail)
+    if not auth.enabled:
+        raise Refusal("member_disabled", detail)
+    huawei_id = info.get("id") or info.get("userId")
+    if member.huawei_user_id is None and isinstance(huawei_id, str) and huawei_id:
+        member.huawei_user_id = huawei_id[:128]

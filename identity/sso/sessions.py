@@ -1,0 +1,210 @@
+"""Server-side member sessions: created at login, checked on every use, ended at once.
+
+The cookie carries a random 256-bit id; the table keeps only its SHA-256, so a copy of the
+database does not hold usable sessions. The upstream access and refresh tokens are encrypted
+with the row's hash as associated data. Functions here take the caller's session and never
+commit (see `identity.sso.service` for who owns the transactions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.crypto import Cipher
+from identity.models import Authorisation, Member, Tenant
+from identity.models import Session as MemberSession
+from identity.sso.upstream import Tokens
+
+
+@dataclass(frozen=True)
+class Policy:
+    idle: timedelta
+    absolute: timedelta
+    renew_margin: timedelta
+
+    @property
+    def touch_every(self) -> timedelta:
+        """How stale `last_seen_at` may get before a request rewrites it: one write per minute
+        at most, and always well inside the idle timeout."""
+        return min(timedelta(seconds=60), self.idle / 4)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The member a session belongs to, as `GET /sso/session` describes them."""
+
+    id_hash: str
+    tenant_id: str
+    tenant_code: str
+    app_id: str
+    user_name: str
+    name: str
+    role: str
+    org_code: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    token_expires_at: datetime | None
+    refresh_token_enc: bytes | None
+
+
+def hash_id(raw_id: str) -> str:
+    return hashlib.sha256(raw_id.encode()).hexdigest()
+
+
+def _context(id_hash: str, which: str) -> str:
+    return f"sessions/{id_hash}/{which}"
+
+
+def encrypt_tokens(cipher: Cipher, id_hash: str, tokens: Tokens) -> dict[str, bytes | None]:
+    refresh = tokens.refresh_token
+    return {
+        "access_token_enc": cipher.encrypt(tokens.access_token, _context(id_hash, "access")),
+        "refresh_token_enc": (
+            cipher.encrypt(refresh, _context(id_hash, "refresh")) if refresh else None
+        ),
+    }
+
+
+def decrypt_refresh_token(cipher: Cipher, signed_in: SignedIn) -> str | None:
+    blob = signed_in.refresh_token_enc
+    return cipher.decrypt(blob, _context(signed_in.id_hash, "refresh")) if blob else None
+
+
+async def create(
+    session: AsyncSession,
+    cipher: Cipher,
+    policy: Policy,
+    *,
+    tenant_id: str,
+    app_id: str,
+    user_name: str,
+    tokens: Tokens,
+    now: datetime,
+) -> str:
+    """Insert a new session and return the raw id for the cookie (never stored)."""
+    raw_id = secrets.token_urlsafe(32)
+    id_hash = hash_id(raw_id)
+    session.add(
+        MemberSession(
+            id_hash=id_hash,
+            tenant_id=tenant_id,
+            app_id=app_id,
+            user_name=user_name,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + policy.absolute,
+            token_expires_at=now + timedelta(seconds=tokens.expires_in),
+            **encrypt_tokens(cipher, id_hash, tokens),
+        )
+    )
+    await session.flush()
+    return raw_id
+
+
+async def load(session: AsyncSession, id_hash: str) -> SignedIn | None:
+    """The session and its member, only while the member may still use the app.
+
+    De-provisioning deletes sessions (`identity.access`); checking the member's rows here as
+    well means a session can never outlive its authorisation, whatever path changed it.
+    """
+    row = (
+        await session.execute(
+            select(
+                MemberSession,
+                Tenant.tenant_code,
+                Member.name,
+                Member.org_code,
+                Authorisation.role,
+            )
+            .join(Tenant, Tenant.tenant_id == MemberSession.tenant_id)
+            .join(
+                Member,
+                (Member.tenant_id == MemberSession.tenant_id)
+                & (Member.user_name == MemberSession.user_name),
+            )
+            .join(
+                Authorisation,
+                (Authorisation.tenant_id == MemberSession.tenant_id)
+                & (Authorisation.app_id == MemberSession.app_id)
+                & (Authorisation.user_name == MemberSession.user_name),
+            )
+            .where(
+                MemberSession.id_hash == id_hash,
+                Tenant.state == "active",
+                Member.state == "active",
+                Authorisation.state == "active",
+                Authorisation.enabled.is_(True),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    s, tenant_code, name, org_code, role = row
+    return SignedIn(
+        id_hash=s.id_hash,
+        tenant_id=s.tenant_id,
+        tenant_code=tenant_code,
+        app_id=s.app_id,
+        user_name=s.user_name,
+        name=name,
+        role=role,
+        org_code=org_code,
+        created_at=s.created_at,
+        last_seen_at=s.last_seen_at,
+        expires_at=s.expires_at,
+        token_expires_at=s.token_expires_at,
+        refresh_token_enc=s.refresh_token_enc,
+    )
+
+
+def expires_at(signed_in: SignedIn, policy: Policy) -> datetime:
+    """The earlier of the absolute timeout and the idle timeout."""
+    return min(signed_in.expires_at, signed_in.last_seen_at + policy.idle)
+
+
+async def end(session: AsyncSession, id_hash: str) -> bool:
+    result = await session.execute(delete(MemberSession).where(MemberSession.id_hash == id_hash))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def touch(session: AsyncSession, id_hash: str, now: datetime) -> None:
+    await session.execute(
+        update(MemberSession).where(MemberSession.id_hash == id_hash).values(last_seen_at=now)
+    )
+
+
+async def store_renewed(
+    session: AsyncSession,
+    cipher: Cipher,
+    signed_in: SignedIn,
+    tokens: Tokens,
+    now: datetime,
+) -> bool:
+    """Keep renewed tokens, unless another request renewed (or ended) the session meanwhile.
+
+    The update is conditional on the refresh token this request used, so two requests that
+    renew at once cannot overwrite each other's newer tokens with older ones.
+    """
+    values = encrypt_tokens(cipher, signed_in.id_hash, tokens)
+    if values["refresh_token_enc"] is None:  # the auth centre kept the old refresh token
+        values["refresh_token_enc"] = signed_in.refresh_token_enc
+    result = await session.execute(
+        update(MemberSession)
+        .where(
+            MemberSession.id_hash == signed_in.id_hash,
+            MemberSession.refresh_token_enc == signed_in.refresh_token_enc,
+        )
+        .values(
+            token_expires_at=now + timedelta(seconds=tokens.expires_in),
+            last_seen_at=now,
+            **values,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
