@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test install install-test lint bench
+.PHONY: serve test install install-test browser lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,7 +18,13 @@ install-test: $(BIN)/python
 serve: install
 	$(BIN)/identity serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
-test: install-test
+# The browser test drives Debian's Chromium; install it when missing (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+test: install-test browser
 	$(BIN)/ruff check identity tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -96,3 +96,7 @@ def tenants_show(
         typer.echo(f"no tenant {tenant_id}", err=True)
         raise typer.Exit(1)
     _print_json(shown)
+
+
+if __name__ == "__main__":
+    app()
