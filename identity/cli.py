@@ -13,12 +13,14 @@ from identity import migrate as migrations
 from identity.db import Database
 from identity.directory import report
 from identity.settings import Settings
+from identity.simulator.cli import app as simulate_app
 
 app = typer.Typer(
     help="identity: KooGallery joint-operation identity service", no_args_is_help=True
 )
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(simulate_app, name="simulate", help="A local KooGallery: auth centre and sender")
 
 T = TypeVar("T")
 

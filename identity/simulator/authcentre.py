@@ -1,0 +1,388 @@
+"""A tenant auth centre shaped like Huawei OneAccess, at the paths of contract §5.
+
+One auth centre serves every tenant of the scenario; its URL is what the sender gives identity as
+each tenant's `domainName` (§3.1). Paths:
+
+- `GET /api/v1/oauth2/authorize` (Flow B, §5.3): the login form, or at once a 302 to the
+  registered callback with `code`, `state` (when given) and `tenant` when the browser already
+  has an SSO session for a member of the client's tenant. Bad parameters get an HTML 400, never
+  a redirect (RFC 6749 §4.1.2.1: an unchecked redirect_uri must not be followed).
+- `GET /unified-login/portal-login?ind=UNOP&appId=…` (Flow A, §5.2 steps 1-3): the unified
+  login. The real page is an SPA route (`/unified-login/#/portal-login`); a fragment never
+  reaches a server, so here it is a plain path. It redirects with `code` and `tenant`, never
+  `state`. An existing SSO session redirects at once, as an SSO portal does.
+- `POST /api/v1/login`: the form's target. It does not look at the member's `enable` or
+  `authorised` flags: identity must refuse those itself (§3.3: "must fail login even if the IdP
+  still issues a token").
+- `POST /api/v1/oauth2/token`, `GET /api/v1/oauth2/userinfo` (§5.2 steps 5, 6, 8): see `oauth`.
+- `GET /api/v1/logout?redirect_url=…` (§5.2 step 9): ends the SSO session; 302 to
+  `redirect_url` (http or https only: no `javascript:` redirects) or to the login page.
+- `/_sim/…`: simulator-only test hooks (stats, revoke a member's tokens, inject failures);
+  OneAccess has nothing like them. `/healthz` says the process is up.
+
+The SSO cookie is `sim_sso` (HttpOnly, SameSite=Lax, not Secure: the simulator runs on plain
+http). Cookies ignore ports, so it must not share identity's cookie name on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus, urlencode, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from identity.simulator import pages
+from identity.simulator.oauth import Failures, Grant, Issuer, Lifetimes, OAuthError
+from identity.simulator.scenario import MemberSpec, Scenario, TenantSpec, idp_user_id
+
+SSO_COOKIE = "sim_sso"
+AUTHORIZE_PATH = "/api/v1/oauth2/authorize"
+TOKEN_PATH = "/api/v1/oauth2/token"  # noqa: S105 - a path
+USERINFO_PATH = "/api/v1/oauth2/userinfo"
+LOGIN_PATH = "/api/v1/login"
+LOGOUT_PATH = "/api/v1/logout"
+UNIFIED_LOGIN_PATH = "/unified-login/portal-login"
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Centre:
+    scenario: Scenario
+    issuer: Issuer
+    callback: str
+    """The callback registered for the app: `{identity}/sso/callback/{appId}` (§5.1)."""
+    failures: Failures
+
+    @property
+    def login_page_url(self) -> str:
+        return f"{UNIFIED_LOGIN_PATH}?{urlencode({'ind': 'UNOP', 'appId': self.scenario.app_id})}"
+
+
+def create_auth_centre(
+    scenario: Scenario,
+    *,
+    callback_base: str,
+    code_seconds: float = 60,
+    access_token_seconds: int = 7200,
+    refresh_token_seconds: int = 30 * 86400,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The auth centre as an ASGI app; `callback_base` is identity's base URL."""
+    lifetimes = Lifetimes(code_seconds, access_token_seconds, refresh_token_seconds)
+    app = FastAPI(
+        title="KooGallery simulator: auth centre", docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.centre = Centre(
+        scenario=scenario,
+        issuer=Issuer(scenario, lifetimes, clock),
+        callback=f"{callback_base.rstrip('/')}/sso/callback/{scenario.app_id}",
+        failures=Failures(),
+    )
+    app.include_router(router)
+    return app
+
+
+def _centre(request: Request) -> Centre:
+    centre: Centre = request.app.state.centre
+    return centre
+
+
+class PageError(Exception):
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__(message)
+        self.title, self.message = title, message
+
+
+def _bad_request(exc: PageError) -> HTMLResponse:
+    return HTMLResponse(pages.error_page(exc.title, exc.message), status_code=400)
+
+
+# --- where a successful login goes ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginTarget:
+    """Flow B: the checked authorize parameters. Flow A: the app's registered callback."""
+
+    hidden: dict[str, str]
+    redirect_uri: str
+    client_id: str | None
+    """Flow B's client; None in Flow A, where the member's tenant names the client."""
+    state: str | None = None
+
+    def admits(self, tenant: TenantSpec) -> bool:
+        return self.client_id is None or tenant.client_id == self.client_id
+
+    def redirect(self, centre: Centre, tenant: TenantSpec, member: MemberSpec) -> str:
+        client_id = self.client_id or tenant.client_id
+        code = centre.issuer.issue_code(
+            Grant(tenant.tenant_id, member.user_name, client_id), self.redirect_uri
+        )
+        query = {"code": code}
+        if self.state:
+            query["state"] = self.state
+        query["tenant"] = tenant.tenant_id
+        joiner = "&" if "?" in self.redirect_uri else "?"
+        return f"{self.redirect_uri}{joiner}{urlencode(query)}"
+
+
+def _authorize_target(centre: Centre, params: Mapping[str, str]) -> LoginTarget:
+    """Check the §5.3 authorize parameters; anything wrong is an error page, not a redirect."""
+    client_id = params.get("client_id", "")
+    if not centre.scenario.tenants_of_client(client_id):
+        raise PageError("无效的应用 / Unknown client", f"client_id {client_id!r} is not registered")
+    if params.get("redirect_uri") != centre.callback:
+        raise PageError(
+            "回调地址不匹配 / Redirect URI mismatch",
+            f"redirect_uri must be the registered callback {centre.callback}",
+        )
+    if params.get("response_type") != "code":
+        raise PageError(
+            "不支持的响应类型 / Unsupported response type", "response_type must be code"
+        )
+    names = ("response_type", "client_id", "redirect_uri", "scope", "state")
+    hidden = {n: params[n] for n in names if params.get(n)}
+    return LoginTarget(hidden, centre.callback, client_id, params.get("state") or None)
+
+
+def _unified_target(centre: Centre, params: Mapping[str, str]) -> LoginTarget:
+    """Check `ind=UNOP&appId=…` (§5.2 step 1): both are mandatory."""
+    if params.get("ind") != "UNOP" or params.get("appId") != centre.scenario.app_id:
+        raise PageError(
+            "无效的登录链接 / Invalid login link",
+            f"expected ind=UNOP and appId={centre.scenario.app_id}",
+        )
+    return LoginTarget({"ind": "UNOP", "appId": centre.scenario.app_id}, centre.callback, None)
+
+
+def _login_form(target: LoginTarget, status: int = 200, **shown: str) -> HTMLResponse:
+    page = pages.login_page(action=LOGIN_PATH, hidden=target.hidden, **shown)
+    return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _signed_in(centre: Centre, request: Request) -> tuple[TenantSpec, MemberSpec] | None:
+    held = centre.issuer.session(request.cookies.get(SSO_COOKIE))
+    if held is None:
+        return None
+    tenant = centre.scenario.tenant(held[0])
+    return tenant, tenant.member(held[1])
+
+
+async def _start(
+    request: Request, target: Callable[[Centre, Mapping[str, str]], LoginTarget]
+) -> Response:
+    centre = _centre(request)
+    try:
+        login = target(centre, request.query_params)
+    except PageError as exc:
+        return _bad_request(exc)
+    signed_in = _signed_in(centre, request)
+    if signed_in is not None and login.admits(signed_in[0]):
+        return RedirectResponse(login.redirect(centre, *signed_in), status_code=302)
+    return _login_form(login)
+
+
+@router.get(AUTHORIZE_PATH)
+async def authorize(request: Request) -> Response:
+    return await _start(request, _authorize_target)
+
+
+@router.get(UNIFIED_LOGIN_PATH)
+async def unified_login(request: Request) -> Response:
+    return await _start(request, _unified_target)
+
+
+# --- the login form --------------------------------------------------------------------------
+
+
+def _check_password(
+    scenario: Scenario, username: str, password: str
+) -> tuple[TenantSpec, MemberSpec] | None:
+    """`account@tenantCode` and the member's password (§0.1, §5.2 step 2)."""
+    account, _, code = username.strip().rpartition("@")
+    tenant = next((t for t in scenario.tenants if t.tenant_code == code), None)
+    member = next((m for m in tenant.members if m.user_name == account), None) if tenant else None
+    expected = member.password if member else "\x00"
+    matches = hmac.compare_digest(expected.encode(), password.encode())
+    return (tenant, member) if tenant and member and matches else None
+
+
+@router.post(LOGIN_PATH)
+async def login(request: Request) -> Response:
+    centre = _centre(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        flow_b = "client_id" in form or "response_type" in form
+        target = (_authorize_target if flow_b else _unified_target)(centre, form)
+    except PageError as exc:
+        return _bad_request(exc)
+    username = form.get("username", "")
+    found = _check_password(centre.scenario, username, form.get("password", ""))
+    if found is None:
+        error = "账号或密码错误 / Wrong account or password"
+        return _login_form(target, 401, username=username, error=error)
+    tenant, member = found
+    if not target.admits(tenant):
+        error = "该账号的企业未使用此应用 / This account's enterprise does not use this app"
+        return _login_form(target, 401, username=username, error=error)
+    centre.issuer.end_session(request.cookies.get(SSO_COOKIE))
+    response = RedirectResponse(target.redirect(centre, tenant, member), status_code=302)
+    session_id = centre.issuer.start_session(tenant.tenant_id, member.user_name)
+    response.set_cookie(SSO_COOKIE, session_id, httponly=True, samesite="lax", secure=False)
+    return response
+
+
+@router.get(LOGOUT_PATH)
+async def logout(request: Request, redirect_url: str | None = None) -> Response:
+    """§5.2 step 9: a 302 with no body, to `redirect_url` or to the login page."""
+    centre = _centre(request)
+    if redirect_url and urlsplit(redirect_url).scheme not in ("http", "https"):
+        return _bad_request(PageError("无效的跳转地址 / Invalid redirect", "redirect_url"))
+    centre.issuer.end_session(request.cookies.get(SSO_COOKIE))
+    response = Response(
+        status_code=302, headers={"Location": redirect_url or centre.login_page_url}
+    )
+    response.delete_cookie(SSO_COOKIE, httponly=True, samesite="lax")
+    return response
+
+
+# --- token and userinfo ----------------------------------------------------------------------
+
+
+def _oauth_json(body: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _injected(centre: Centre) -> JSONResponse | None:
+    status = centre.failures.take()
+    if status is None:
+        return None
+    return _oauth_json({"error": "server_error", "error_description": "simulated failure"}, status)
+
+
+def _client_credentials(request: Request, form: Mapping[str, str]) -> tuple[str, str]:
+    """Form parameters (§5.2 step 5), else HTTP Basic (RFC 6749 §2.3.1)."""
+    if "client_id" in form:
+        return form.get("client_id", ""), form.get("client_secret", "")
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    client_id, _, secret = decoded.partition(":")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _grant(issuer: Issuer, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise OAuthError(400, "invalid_request", "Missing grant type")
+    if grant_type == "authorization_code":
+        return issuer.exchange_code(client_id, form.get("code"), form.get("redirect_uri"))
+    if grant_type == "refresh_token":
+        return issuer.refresh(client_id, form.get("refresh_token"))
+    raise OAuthError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+
+
+@router.post(TOKEN_PATH)
+async def token(request: Request) -> JSONResponse:
+    """§5.2 steps 5 and 8; the client is authenticated before the grant is looked at."""
+    centre = _centre(request)
+    issuer = centre.issuer
+    failed = _injected(centre)
+    if failed is not None:
+        issuer.stats.token_errors += 1
+        return failed
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    client_id, client_secret = _client_credentials(request, form)
+    try:
+        issuer.authenticate_client(client_id, client_secret)
+        return _oauth_json(_grant(issuer, client_id, form))
+    except OAuthError as exc:
+        issuer.stats.token_errors += 1
+        return _oauth_json(exc.body, exc.status)
+
+
+def _userinfo(scenario: Scenario, grant: Grant) -> dict[str, Any]:
+    """§5.2 step 6. `userName` is the account, as in authSync; `tenant` is the tenantId;
+    `userId` repeats `id` (the contract says only "user id"); absent mobile/email are null."""
+    tenant = scenario.tenant(grant.tenant_id)
+    member = tenant.member(grant.user_name)
+    user_id = idp_user_id(tenant.tenant_id, member.user_name)
+    return {
+        "id": user_id,
+        "userId": user_id,
+        "userName": member.user_name,
+        "name": member.name,
+        "email": member.email,
+        "mobile": member.mobile,
+        "role": member.role,
+        "organizationName": tenant.department(member.org_code).org_name,
+        "organizationCode": member.org_code,
+        "projectName": tenant.name,
+        "tenant": tenant.tenant_id,
+    }
+
+
+@router.get(USERINFO_PATH)
+async def userinfo(request: Request) -> JSONResponse:
+    centre = _centre(request)
+    issuer = centre.issuer
+    issuer.stats.userinfo += 1
+    failed = _injected(centre)
+    if failed is not None:
+        issuer.stats.userinfo_errors += 1
+        return failed
+    try:
+        grant = issuer.bearer(request.headers.get("authorization"))
+    except OAuthError as exc:
+        issuer.stats.userinfo_errors += 1
+        headers = {"WWW-Authenticate": 'Bearer realm="oauth2-resource"'}
+        return JSONResponse(exc.body, exc.status, headers=headers)
+    return JSONResponse(_userinfo(centre.scenario, grant))
+
+
+# --- simulator-only ---------------------------------------------------------------------------
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/_sim/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    """Token grants issued by grant_type, error answers, userinfo calls (test hook)."""
+    return _centre(request).issuer.stats.as_json()
+
+
+@router.post("/_sim/revoke")
+async def revoke(request: Request, userName: str, tenantId: str) -> JSONResponse:  # noqa: N803
+    """Invalidate one member's access and refresh tokens, so a renewal fails (test hook)."""
+    centre = _centre(request)
+    try:
+        tenant = centre.scenario.tenant(tenantId)
+        tenant.member(userName)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, 404)
+    return JSONResponse({"revoked": centre.issuer.revoke(tenant.tenant_id, userName)})
+
+
+@router.post("/_sim/fail")
+async def fail(request: Request, status: int = 503, count: int = 1) -> JSONResponse:
+    """The next `count` token/userinfo calls answer `status` (test hook; count=0 clears)."""
+    if not 400 <= status <= 599 or count < 0:
+        return JSONResponse({"error": "status must be 400-599 and count >= 0"}, 400)
+    failures = _centre(request).failures
+    failures.status, failures.remaining = status, count
+    return JSONResponse({"status": status, "count": count})

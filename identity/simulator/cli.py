@@ -1,0 +1,320 @@
+"""`identity simulate`: run the auth centre, and play marketplace events against identity.
+
+Keys come from the variables identity itself reads (`IDENTITY_MARKETPLACE_BASIC_KEY`,
+`IDENTITY_MARKETPLACE_KIT_KEY`, `IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE`, and a `.env` file),
+so one environment configures both sides; the options override them. KooGallery holds only the
+seller's public key (§2.7): it is derived here from the private key file.
+
+Every event command prints one line per delivered call and exits 1 with a message naming the
+call when identity refuses it (resultCode not 000000) or cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import httpx2 as httpx
+import typer
+from fastapi import FastAPI
+
+from identity.marketplace.signing import Kind
+from identity.settings import Settings
+from identity.simulator import sender as events
+from identity.simulator.authcentre import UNIFIED_LOGIN_PATH, create_auth_centre
+from identity.simulator.scenario import Scenario, ScenarioError, TenantSpec, load_scenario
+from identity.simulator.sender import DeliveryError, Keys, Sender
+
+DEFAULT_IDENTITY = "http://127.0.0.1:8000"
+DEFAULT_AUTH_CENTRE = "http://127.0.0.1:8001"
+HEALTH_POLL_SECONDS = 0.5
+
+app = typer.Typer(
+    help="A local KooGallery: a OneAccess-shaped auth centre, and signed marketplace calls "
+    "(tenant, app, departments, members, instance lifecycle) delivered to a running identity.",
+    no_args_is_help=True,
+)
+
+ScenarioOpt = Annotated[
+    Path | None,
+    typer.Option(help="Scenario JSON file (default: the built-in demo)", dir_okay=False),
+]
+IdentityOpt = Annotated[
+    str, typer.Option(help="identity's base URL: where calls go, and the callback's base")
+]
+AuthCentreOpt = Annotated[
+    str, typer.Option(help="Auth centre URL sent as every tenant's domainName (tenantSync)")
+]
+BasicKeyOpt = Annotated[
+    str | None, typer.Option(help="Basic access key (default: IDENTITY_MARKETPLACE_BASIC_KEY)")
+]
+KitKeyOpt = Annotated[
+    str | None, typer.Option(help="Kit access key (default: IDENTITY_MARKETPLACE_KIT_KEY)")
+]
+PrivateKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Seller RSA private key PEM (default: IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE)",
+        dir_okay=False,
+    ),
+]
+TenantArg = Annotated[str, typer.Argument(help="tenantId or tenantCode")]
+UserArg = Annotated[str, typer.Argument(help="The member's userName (account)")]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What every event command shares: the scenario, identity, and the keys."""
+
+    scenario: Path | None
+    identity: str
+    auth_centre: str
+    basic_key: str | None
+    kit_key: str | None
+    private_key_file: Path | None
+
+    def keys(self) -> Keys:
+        try:
+            settings = Settings()
+        except ValueError as exc:  # pydantic's ValidationError: a bad IDENTITY_* variable
+            raise DeliveryError(f"cannot read identity's settings: {exc}") from None
+        basic = self.basic_key or _secret(settings.marketplace_basic_key)
+        kit = self.kit_key or _secret(settings.marketplace_kit_key)
+        key_file = self.private_key_file or settings.marketplace_private_key_file
+        if key_file is None:
+            return Keys(basic, kit)
+        try:
+            return Keys.from_private_key_pem(basic, kit, key_file.read_bytes())
+        except (OSError, ValueError, TypeError) as exc:
+            raise DeliveryError(f"cannot read the seller private key {key_file}: {exc}") from None
+
+
+def _secret(value: object) -> str | None:
+    get = getattr(value, "get_secret_value", None)
+    return str(get()) if get is not None else None
+
+
+Action = Callable[[Sender, Scenario], Awaitable[object]]
+
+
+def _deliver(target: Target, action: Action) -> None:
+    """Run one event against identity; a refusal or an unreachable identity exits 1."""
+
+    async def run(scenario: Scenario, keys: Keys) -> None:
+        async with httpx.AsyncClient(base_url=target.identity, timeout=20.0) as client:
+            sender = Sender(
+                client,
+                keys,
+                app_id=scenario.app_id,
+                auth_centre=target.auth_centre,
+                report=typer.echo,
+            )
+            await action(sender, scenario)
+
+    try:
+        asyncio.run(run(load_scenario(target.scenario), target.keys()))
+    except (ScenarioError, DeliveryError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+TenantOperation = Callable[[Sender, TenantSpec], Awaitable[object]]
+MemberOperation = Callable[[Sender, TenantSpec, str], Awaitable[object]]
+
+
+def _tenant_command(name: str, operation: TenantOperation, help_text: str) -> None:
+    @app.command(name, help=help_text)
+    def command(
+        tenant: TenantArg,
+        scenario: ScenarioOpt = None,
+        identity: IdentityOpt = DEFAULT_IDENTITY,
+        auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+        basic_key: BasicKeyOpt = None,
+        kit_key: KitKeyOpt = None,
+        private_key_file: PrivateKeyOpt = None,
+    ) -> None:
+        target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
+        _deliver(target, lambda s, world: operation(s, world.tenant(tenant)))
+
+
+def _member_command(name: str, operation: MemberOperation, help_text: str) -> None:
+    @app.command(name, help=help_text)
+    def command(
+        tenant: TenantArg,
+        user: UserArg,
+        scenario: ScenarioOpt = None,
+        identity: IdentityOpt = DEFAULT_IDENTITY,
+        auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+        basic_key: BasicKeyOpt = None,
+        kit_key: KitKeyOpt = None,
+        private_key_file: PrivateKeyOpt = None,
+    ) -> None:
+        target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
+        _deliver(target, lambda s, world: operation(s, world.tenant(tenant), user))
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    scenario: ScenarioOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
+    identity: IdentityOpt = DEFAULT_IDENTITY,
+    auth_centre: Annotated[
+        str | None, typer.Option(help="domainName sent to identity (default: http://HOST:PORT)")
+    ] = None,
+    provision: Annotated[
+        bool, typer.Option(help="Once identity's /healthz answers, provision every tenant")
+    ] = True,
+    code_seconds: Annotated[float, typer.Option(help="Authorization code lifetime")] = 60,
+    access_token_seconds: Annotated[int, typer.Option(help="Access token lifetime")] = 7200,
+    refresh_token_seconds: Annotated[int, typer.Option(help="Refresh token lifetime")] = 2592000,
+    basic_key: BasicKeyOpt = None,
+    kit_key: KitKeyOpt = None,
+    private_key_file: PrivateKeyOpt = None,
+) -> None:
+    """Serve the auth centre (§5); with --provision, provision every tenant once identity is up."""
+    try:
+        world = load_scenario(scenario)
+        base = auth_centre or f"http://{host}:{port}"
+        target = Target(scenario, identity, base, basic_key, kit_key, private_key_file)
+        keys = _provisioning_keys(target) if provision else None
+    except (ScenarioError, DeliveryError) as exc:
+        hint = " (or serve with --no-provision)" if isinstance(exc, DeliveryError) else ""
+        typer.echo(f"error: {exc}{hint}", err=True)
+        raise typer.Exit(1) from None
+    centre = create_auth_centre(
+        world,
+        callback_base=identity,
+        code_seconds=code_seconds,
+        access_token_seconds=access_token_seconds,
+        refresh_token_seconds=refresh_token_seconds,
+    )
+    _banner(world, base, identity)
+    asyncio.run(_serve(centre, host, port, world, target, keys))
+
+
+def _provisioning_keys(target: Target) -> Keys:
+    """Fail before serving, not halfway through provisioning, when a key is missing."""
+    keys = target.keys()
+    keys.access_key(Kind.BASIC)
+    keys.access_key(Kind.KIT)
+    if keys.public_key is None:
+        raise DeliveryError("provisioning needs IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE")
+    return keys
+
+
+def _banner(world: Scenario, base: str, identity: str) -> None:
+    typer.echo(f"auth centre   {base}  (every tenant's domainName)")
+    typer.echo(f"callback      {identity.rstrip('/')}/sso/callback/{world.app_id}")
+    typer.echo(f"unified login {base}{UNIFIED_LOGIN_PATH}?ind=UNOP&appId={world.app_id}")
+    for t in world.tenants:
+        accounts = ", ".join(f"{m.user_name}@{t.tenant_code}" for m in t.members)
+        typer.echo(f"tenant        {t.tenant_id} ({t.name}): {accounts}")
+
+
+async def _serve(
+    centre: FastAPI, host: str, port: int, world: Scenario, target: Target, keys: Keys | None
+) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(centre, host=host, port=port, log_level="warning", access_log=False)
+    task = asyncio.create_task(provision_when_ready(world, target, keys)) if keys else None
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        if task is not None:
+            task.cancel()
+
+
+async def provision_when_ready(world: Scenario, target: Target, keys: Keys) -> None:
+    """Wait for identity's /healthz, then provision every tenant; a failure is printed and the
+    auth centre keeps serving (it is still useful for logging in to what identity holds)."""
+    async with httpx.AsyncClient(base_url=target.identity, timeout=20.0) as client:
+        await wait_until_healthy(client)
+        sender = Sender(
+            client, keys, app_id=world.app_id, auth_centre=target.auth_centre, report=typer.echo
+        )
+        for tenant in world.tenants:
+            try:
+                await events.provision(sender, tenant)
+            except DeliveryError as exc:
+                typer.echo(f"error: provisioning {tenant.tenant_id}: {exc}", err=True)
+
+
+async def wait_until_healthy(client: httpx.AsyncClient) -> None:
+    told = False
+    while True:
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if not told:
+            typer.echo(f"waiting for identity at {client.base_url} (/healthz) …")
+            told = True
+        await asyncio.sleep(HEALTH_POLL_SECONDS)
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@app.command("provision")
+def provision_command(
+    tenant: Annotated[
+        str | None, typer.Argument(help="tenantId or tenantCode (default: every tenant)")
+    ] = None,
+    scenario: ScenarioOpt = None,
+    identity: IdentityOpt = DEFAULT_IDENTITY,
+    auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+    basic_key: BasicKeyOpt = None,
+    kit_key: KitKeyOpt = None,
+    private_key_file: PrivateKeyOpt = None,
+) -> None:
+    """Purchase, bind, authorise (newInstance, tenantSync, applicationSync, allOrgSync, authSync).
+
+    For one tenant or every tenant; authSync carries the members marked authorised (§0.4).
+    """
+
+    async def provision_all(s: Sender, world: Scenario) -> None:
+        for spec in [world.tenant(tenant)] if tenant else world.tenants:
+            await events.provision(s, spec)
+
+    target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
+    _deliver(target, provision_all)
+
+
+_tenant_command("bind", events.bind, "Bind the app: tenantSync, applicationSync, allOrgSync.")
+_tenant_command("unbind", events.unbind, "Unbind the enterprise: tenantSync flag 0 (§3.1).")
+_member_command("add-member", events.add_member, "Authorise a member: authSync flag 1.")
+_member_command("disable-member", events.disable_member, 'Disable: authSync flag 2, "false".')
+_member_command("enable-member", events.enable_member, 'Enable: authSync flag 2, "true".')
+_member_command("delete-member", events.delete_member, "Member deleted: authSync flag 0.")
+_member_command("cancel-auth", events.cancel_authorisation, "Cancel: authSync flag 3.")
+
+
+@app.command("move-department")
+def move_department_command(
+    tenant: TenantArg,
+    org: Annotated[str, typer.Argument(help="orgCode of the department to move")],
+    parent: Annotated[str, typer.Argument(help='New parentCode ("" for top level)')],
+    scenario: ScenarioOpt = None,
+    identity: IdentityOpt = DEFAULT_IDENTITY,
+    auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+    basic_key: BasicKeyOpt = None,
+    kit_key: KitKeyOpt = None,
+    private_key_file: PrivateKeyOpt = None,
+) -> None:
+    """Move a department under a new parent: singleOrgSync flag 2 (§3.4)."""
+    target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
+    _deliver(target, lambda s, world: events.move_department(s, world.tenant(tenant), org, parent))
+
+
+_tenant_command("freeze", events.freeze, "Freeze the instance: updateInstanceStatus FREEZE.")
+_tenant_command("unfreeze", events.unfreeze, "Unfreeze: updateInstanceStatus UNFREEZE (§4.5).")
+_tenant_command("release", events.release, "Release the instance: releaseInstance (§4.6).")

@@ -1,0 +1,289 @@
+"""The marketplace's side of the wire: signed basic and kit calls to a running identity.
+
+Bodies are built from the scenario with the contract's field names, types and flags (kit numbers
+are JSON numbers, basic values are strings, `enable` is a string; §3, §4) and delivered signed
+by `wire.Sender` (§2): identity checks strictly and answers `000002` naming a bad field, so a
+mistake here shows at once. Each operation returns the parsed answer (or the answers, for the
+composite ones) and raises `Refused` when a `resultCode` is not `000000`.
+
+Choices where the contract is silent:
+- `testFlag` is 0 (kit) / "0" (basic): the simulator stands for real production traffic.
+- newInstance sends the scenario's `businessId` on provisioning (the purchase), and a fresh one
+  whenever an event needs the instanceId and the sender has not learnt it yet: newInstance is
+  idempotent per (orderId, orderLineId) and answers the same instanceId (§4.2, §0.4 FAQ), as
+  a marketplace retry would. The instanceId is then remembered for the sender's lifetime.
+- A deleted member (authSync flag 0) is sent with `enable:"false"`: the console deletes only
+  disabled members (§6). Cancelling (flag 3) sends the member as they are.
+- authSync carries at most 500 users per call (§3.3): larger lists are split.
+- releaseInstance is sent for an expiry (no unsubscription order), so it carries only the id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from identity.marketplace.client_secret import encrypt_client_secret
+from identity.simulator.scenario import DepartmentSpec, MemberSpec, ScenarioError, TenantSpec
+from identity.simulator.wire import (
+    MAX_USERS_PER_SYNC,
+    Answer,
+    DeliveryError,
+    Keys,
+    Refused,
+    Sender,
+    SyncClock,
+    Unreachable,
+)
+
+__all__ = [
+    "Answer",
+    "DeliveryError",
+    "Keys",
+    "Refused",
+    "Sender",
+    "SyncClock",
+    "Unreachable",
+    "add_member",
+    "bind",
+    "cancel_authorisation",
+    "delete_member",
+    "disable_member",
+    "enable_member",
+    "freeze",
+    "move_department",
+    "new_instance",
+    "provision",
+    "release",
+    "unbind",
+    "unfreeze",
+]
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+def _kit_body(
+    sender: Sender, tenant: TenantSpec, instance_id: str, **fields: Any
+) -> dict[str, Any]:
+    return {
+        "instanceId": instance_id,
+        "tenantId": tenant.tenant_id,
+        **fields,
+        "testFlag": 0,
+        "timeStamp": sender.sync_time(),
+    }
+
+
+def user_object(member: MemberSpec, *, enable: bool | None = None) -> dict[str, Any]:
+    """The V2 flat user (§3.3): `enable` a string, optional fields only when known."""
+    user: dict[str, Any] = {
+        "userName": member.user_name,
+        "name": member.name,
+        "orgCode": member.org_code,
+        "role": member.role,
+        "enable": "true" if (member.enable if enable is None else enable) else "false",
+    }
+    optional = {
+        "position": member.position,
+        "employeeCode": member.employee_code,
+        "employeeType": member.employee_type,
+        "mobile": member.mobile,
+        "email": member.email,
+        "workPlace": member.work_place,
+        "entryDate": member.entry_date,
+    }
+    return user | {k: v for k, v in optional.items() if v is not None}
+
+
+def org_object(department: DepartmentSpec) -> dict[str, str]:
+    return {
+        "orgCode": department.org_code,
+        "orgName": department.org_name,
+        "parentCode": department.parent_code,
+    }
+
+
+# --- operations (contract §0.4: which callbacks fire when) ----------------------------------
+
+
+async def new_instance(sender: Sender, tenant: TenantSpec) -> str:
+    """The purchase (§4.2): newInstance with the scenario's businessId; returns instanceId."""
+    return await sender.instance_id(tenant, tenant.order.business_id or uuid.uuid4().hex)
+
+
+async def provision(sender: Sender, tenant: TenantSpec) -> list[Answer]:
+    """Purchase, bind and authorise: newInstance, tenantSync 1, applicationSync 1, allOrgSync,
+    then authSync 1 for the authorised members (§0.4)."""
+    await new_instance(sender, tenant)
+    answers = await bind(sender, tenant)
+    members = tenant.authorised_members
+    for start in range(0, len(members), MAX_USERS_PER_SYNC):
+        chunk = members[start : start + MAX_USERS_PER_SYNC]
+        answers.append(await _auth_sync(sender, tenant, chunk, flag=1))
+    return answers
+
+
+async def bind(sender: Sender, tenant: TenantSpec) -> list[Answer]:
+    """The buyer binds the app to the enterprise: tenantSync 1, applicationSync 1, allOrgSync
+    (§0.4, §3.1, §3.2, §3.5). The tenant's auth centre is this simulator (`domainName`)."""
+    return [
+        await _tenant_sync(sender, tenant, flag=1),
+        await _application_sync(sender, tenant),
+        await _all_org_sync(sender, tenant),
+    ]
+
+
+async def unbind(sender: Sender, tenant: TenantSpec) -> Answer:
+    """tenantSync flag 0 (§3.1): the enterprise no longer uses the purchase."""
+    return await _tenant_sync(sender, tenant, flag=0)
+
+
+async def add_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+    """The admin authorises a member for the app: authSync flag 1 (§3.3, §6)."""
+    return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=1)
+
+
+async def disable_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+    """authSync flag 2 with `enable:"false"` (§3.3, §6)."""
+    return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=2, enable=False)
+
+
+async def enable_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+    """authSync flag 2 with `enable:"true"` (§3.3, §6)."""
+    return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=2, enable=True)
+
+
+async def delete_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+    """authSync flag 0 (§3.3); only a disabled member can be deleted (§6)."""
+    return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=0, enable=False)
+
+
+async def cancel_authorisation(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+    """authSync flag 3 (§3.3): the member stays, the app is no longer authorised to them."""
+    return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=3)
+
+
+async def move_department(
+    sender: Sender, tenant: TenantSpec, org_code: str, parent_code: str
+) -> Answer:
+    """singleOrgSync flag 2 with a new parentCode ("" = top level) (§3.4). The move must keep
+    the tree a tree, as the console would."""
+    department = tenant.department(org_code)
+    if parent_code:
+        tenant.department(parent_code)
+        if parent_code in _subtree(tenant, org_code):
+            raise ScenarioError(f"cannot move {org_code} under its own subtree ({parent_code})")
+    instance_id = await sender.instance_id(tenant)
+    body = _kit_body(
+        sender,
+        tenant,
+        instance_id,
+        orgCode=department.org_code,
+        orgName=department.org_name,
+        parentCode=parent_code,
+        flag=2,
+    )
+    return await sender.kit("singleOrgSync", body)
+
+
+def _subtree(tenant: TenantSpec, org_code: str) -> set[str]:
+    found, frontier = {org_code}, [org_code]
+    while frontier:
+        parent = frontier.pop()
+        for d in tenant.departments:
+            if d.parent_code == parent and d.org_code not in found:
+                found.add(d.org_code)
+                frontier.append(d.org_code)
+    return found
+
+
+async def freeze(sender: Sender, tenant: TenantSpec) -> Answer:
+    """updateInstanceStatus FREEZE (§4.5): expiry, arrears or a violation."""
+    return await _instance_status(sender, tenant, "FREEZE")
+
+
+async def unfreeze(sender: Sender, tenant: TenantSpec) -> Answer:
+    """updateInstanceStatus UNFREEZE (§4.5): renewed, or the violation cleared."""
+    return await _instance_status(sender, tenant, "UNFREEZE")
+
+
+async def release(sender: Sender, tenant: TenantSpec) -> Answer:
+    """releaseInstance (§4.6): expiry without renewal."""
+    instance_id = await sender.instance_id(tenant)
+    body = {"activity": "releaseInstance", "instanceId": instance_id, "testFlag": "0"}
+    return await sender.basic(body)
+
+
+async def _instance_status(sender: Sender, tenant: TenantSpec, status: str) -> Answer:
+    instance_id = await sender.instance_id(tenant)
+    body = {
+        "activity": "updateInstanceStatus",
+        "instanceId": instance_id,
+        "status": status,
+        "testFlag": "0",
+    }
+    return await sender.basic(body)
+
+
+async def _tenant_sync(sender: Sender, tenant: TenantSpec, *, flag: int) -> Answer:
+    instance_id = await sender.instance_id(tenant)
+    body = _kit_body(
+        sender,
+        tenant,
+        instance_id,
+        orderId=tenant.order.order_id,
+        tenantCode=tenant.tenant_code,
+        name=tenant.name,
+        domainName=sender.auth_centre,
+        flag=flag,
+    )
+    return await sender.kit("tenantSync", body)
+
+
+async def _application_sync(sender: Sender, tenant: TenantSpec) -> Answer:
+    """The (tenant, app) client; the secret RSA-OAEP encrypted with the seller public key."""
+    if sender.keys.public_key is None:
+        raise DeliveryError(
+            "applicationSync needs the seller public key: set "
+            "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE or pass --private-key-file"
+        )
+    instance_id = await sender.instance_id(tenant)
+    body = _kit_body(
+        sender,
+        tenant,
+        instance_id,
+        appId=sender.app_id,
+        clientId=tenant.client_id,
+        clientSecret=encrypt_client_secret(sender.keys.public_key, tenant.client_secret),
+        flag=1,
+    )
+    return await sender.kit("applicationSync", body)
+
+
+async def _all_org_sync(sender: Sender, tenant: TenantSpec) -> Answer:
+    instance_id = await sender.instance_id(tenant)
+    orgs = [org_object(d) for d in tenant.departments]
+    return await sender.kit("allOrgSync", _kit_body(sender, tenant, instance_id, orgInfoList=orgs))
+
+
+async def _auth_sync(
+    sender: Sender,
+    tenant: TenantSpec,
+    members: Sequence[MemberSpec],
+    *,
+    flag: int,
+    enable: bool | None = None,
+) -> Answer:
+    instance_id = await sender.instance_id(tenant)
+    now = sender.sync_time()
+    body = _kit_body(
+        sender,
+        tenant,
+        instance_id,
+        appId=sender.app_id,
+        userList=[user_object(m, enable=enable) for m in members],
+        currentSyncTime=now,
+        flag=flag,
+    )
+    return await sender.kit("authSync", body)
