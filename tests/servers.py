@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -77,10 +77,22 @@ def service_env(
 class ServiceProcesses:
     """N service processes on free ports; a context manager that always kills them."""
 
-    def __init__(self, count: int, env: dict[str, str], *, startup_timeout: float = 20.0):
+    def __init__(
+        self,
+        count: int,
+        env: dict[str, str],
+        *,
+        startup_timeout: float = 20.0,
+        ports: list[int] | None = None,
+        argv: Callable[[int], list[str]] | None = None,
+    ):
+        """`ports` are chosen in advance when a URL must be known before start (a base URL);
+        `argv(port)` runs another program (the simulator) instead of the service."""
         self.count = count
         self.env = env
         self.startup_timeout = startup_timeout
+        self._chosen = list(ports or [])
+        self._argv = argv or (lambda port: [sys.executable, "-m", "tests.servers", str(port)])
         self.ports: list[int] = []
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
@@ -91,13 +103,13 @@ class ServiceProcesses:
 
     def start(self) -> ServiceProcesses:
         try:
-            for _ in range(self.count):
-                port = free_port()
+            for index in range(self.count):
+                port = self._chosen[index] if index < len(self._chosen) else free_port()
                 log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
                 self._logs.append(log)
                 self.processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "tests.servers", str(port)],
+                        self._argv(port),
                         env=self.env,
                         cwd=ROOT,
                         stdout=log,
