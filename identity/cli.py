@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -67,6 +68,20 @@ def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit"
     settings = Settings()
     configure_logging(settings.log_level)
     asyncio.run(jobs.run(settings, once=once))
+
+
+@app.command()
+def demo(
+    folder: Path = typer.Option(Path("identity-demo"), "--dir", help="Where the demo keeps state"),
+    host: str = typer.Option("127.0.0.1", help="Interface for both servers"),
+    port: int = typer.Option(8000, help="identity's port"),
+    sim_port: int = typer.Option(8001, help="The simulator's port"),
+) -> None:
+    """The service on embedded SQLite plus the simulator with a ready scenario; prints where to
+    sign in as a member."""
+    from identity.simulator import demo as demo_run
+
+    demo_run.run(folder, host, port, sim_port, typer.echo)
 
 
 @app.command()

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(message)s", level=level.upper())
+    # httpx logs every request at INFO; our own lines say what matters about the auth centre.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -1,0 +1,144 @@
+"""`identity demo`: the service on the embedded SQLite engine and the simulator, ready to use.
+
+Everything lives in one folder (default `./identity-demo`): the SQLite file, the master key,
+the marketplace keys and the seller's RSA key, generated on first run and reused afterwards, so a
+restarted demo keeps its data. Both run as child processes of this command, which provisions the
+built-in scenario (order, enterprise, credentials, departments, members) through real signed
+calls and prints where to sign in. Ctrl-C stops both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2 as httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from identity.migrate import upgrade
+from identity.simulator import sender as events
+from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
+from identity.simulator.scenario import Scenario, load_scenario
+from identity.simulator.sender import Keys, Sender
+
+Echo = Callable[[str], None]
+
+
+def _keys(folder: Path) -> dict[str, str]:
+    """The demo's secrets, made once and kept in the folder (mode 0600)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pem, stored = folder / "seller-private-key.pem", folder / "keys.json"
+    if not pem.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        pem.touch(mode=0o600)
+        pem.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    if not stored.exists():
+        stored.touch(mode=0o600)
+        names = ("secret", "basic", "kit")
+        stored.write_text(json.dumps({n: secrets.token_urlsafe(32) for n in names}))
+    keys: dict[str, str] = json.loads(stored.read_text())
+    return keys | {"pem": str(pem)}
+
+
+def _env(folder: Path, identity: str, keys: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    return env | {
+        "IDENTITY_DATABASE_URL": f"sqlite+aiosqlite:///{(folder / 'identity.db').resolve()}",
+        "IDENTITY_SECRET_KEY": keys["secret"],
+        "IDENTITY_MARKETPLACE_BASIC_KEY": keys["basic"],
+        "IDENTITY_MARKETPLACE_KIT_KEY": keys["kit"],
+        "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": keys["pem"],
+        "IDENTITY_BASE_URL": identity,
+        "IDENTITY_SESSION_COOKIE_SECURE": "false",  # plain http on 127.0.0.1
+    }
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with code {process.returncode}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become healthy in {timeout:.0f}s")
+
+
+async def _provision(scenario: Scenario, identity: str, sim: str, keys: dict[str, str]) -> None:
+    seller = Keys.from_private_key_pem(keys["basic"], keys["kit"], Path(keys["pem"]).read_bytes())
+    async with httpx.AsyncClient(base_url=identity, timeout=30) as client:
+        sender = Sender(client, seller, app_id=scenario.app_id, auth_centre=sim)
+        for tenant in scenario.tenants:
+            await events.provision(sender, tenant)
+
+
+def _banner(scenario: Scenario, identity: str, sim: str, echo: Echo) -> None:
+    tenant = scenario.tenants[0]
+    echo("identity demo is running.")
+    echo(f"  Sign in (app-initiated, Flow B): {identity}/sso/login?tenant={tenant.tenant_code}")
+    echo(
+        f"  Sign in (unified login, Flow A): {sim}{UNIFIED_LOGIN_PATH}?ind=UNOP&appId="
+        f"{scenario.app_id}"
+    )
+    for member in tenant.members:
+        note = (
+            ""
+            if member.enable and member.authorised
+            else ("  (refused: disabled)" if not member.enable else "  (refused: not authorised)")
+        )
+        echo(
+            f"  Account {member.user_name}@{tenant.tenant_code}  password {member.password}"
+            f"  role {member.role}{note}"
+        )
+    echo("Press Ctrl-C to stop.")
+
+
+def run(folder: Path, host: str, port: int, sim_port: int, echo: Echo) -> None:
+    scenario = load_scenario()
+    identity, sim = f"http://{host}:{port}", f"http://{host}:{sim_port}"
+    keys = _keys(folder)
+    env = _env(folder, identity, keys)
+    upgrade(env["IDENTITY_DATABASE_URL"])
+    cli = [sys.executable, "-m", "identity.cli"]
+    sim_args = ["--port", str(sim_port), "--identity", identity, "--no-provision"]
+    commands = [
+        [*cli, "serve", "--host", host, "--port", str(port)],
+        [*cli, "simulate", "serve", "--host", host, *sim_args],
+    ]
+    children = [subprocess.Popen(argv, env=env) for argv in commands]  # noqa: S603 - our argv
+    try:
+        _wait_healthy(identity, children[0])
+        _wait_healthy(sim, children[1])
+        asyncio.run(_provision(scenario, identity, sim, keys))
+        _banner(scenario, identity, sim, echo)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()

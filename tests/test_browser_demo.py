@@ -1,0 +1,93 @@
+"""`identity demo` clicked through in headless Chromium: sign in as a member, see who you are,
+sign out. Debian's /usr/bin/chromium, driven by Playwright (never `playwright install`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.servers import ROOT, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`identity demo` as a process; yields the printed sign-in URL and alice's password."""
+    port, sim_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env |= {"PYTHONPATH": str(ROOT), "IDENTITY_LOG_LEVEL": "WARNING"}
+    folder = tmp_path_factory.mktemp("demo")
+    argv = [sys.executable, "-m", "identity.cli", "demo", "--dir", str(folder)]
+    argv += ["--port", str(port), "--sim-port", str(sim_port)]
+    process = subprocess.Popen(
+        argv, env=env, cwd=folder, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    printed: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            printed.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(printed)
+        flow_b = re.search(r"Flow B\): (\S+)", text)
+        alice = re.search(r"Account (alice@\S+)\s+password (\S+)", text)
+        assert flow_b and alice, text
+        yield {"url": flow_b.group(1), "account": alice.group(1), "password": alice.group(2)}
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium")
+def test_member_signs_in_sees_who_they_are_and_signs_out(
+    demo: dict[str, str], tmp_path: Path
+) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(demo["url"])
+            # The simulator's login form (the tenant's auth centre).
+            page.fill("input[name=username]", demo["account"])
+            page.fill("input[name=password]", demo["password"])
+            page.get_by_role("button", name=re.compile("Sign in")).click()
+            # Back at identity, signed in.
+            expect(page.locator("#name")).to_have_text("Alice 爱丽丝")
+            expect(page.locator("#userName")).to_have_text(demo["account"])
+            expect(page.locator("#role")).to_have_text("admin")
+            assert page.url.endswith("/sso/me")
+            page.screenshot(path=str(tmp_path / "signed-in.png"))
+            session = page.request.get(page.url.replace("/sso/me", "/sso/session"))
+            assert session.status == 200 and session.json()["userName"] == "alice"
+
+            page.locator("#logout").click()
+            # Through the auth centre's logout and back to identity's signed-out page.
+            expect(page.locator("#signed-out")).to_contain_text("You have signed out")
+            session = page.request.get(page.url.replace("/sso/logged-out", "/sso/session"))
+            assert session.status == 401
+            page.goto(demo["url"])  # the auth centre's own session ended too: form again
+            expect(page.locator("input[name=password]")).to_be_visible()
+        finally:
+            browser.close()
