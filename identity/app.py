@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from identity import health
 from identity.crypto import Cipher
@@ -19,6 +20,8 @@ from identity.settings import Settings
 from identity.sso import routes as sso_routes
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
+
+log = structlog.get_logger("identity")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -52,5 +55,13 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> HTMLResponse:
         return sso_routes.refused(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> Response:
+        """A database outage or a bug: a page for people, JSON for programs; never details."""
+        log.error("request_failed", path=request.url.path, error=type(exc).__name__)
+        if request.url.path.startswith("/sso/"):
+            return sso_routes.refused(request, Refusal("internal_error", type(exc).__name__))
+        return JSONResponse({"error": "internal_error", "detail": "internal error"}, 500)
 
     return app

@@ -8,6 +8,7 @@ IMMEDIATE` so that two writers queue on the busy timeout instead of failing on a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -73,25 +74,40 @@ def insert_for(session: AsyncSession) -> Any:
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
-async def lock(session: AsyncSession, key: str) -> None:
+async def lock(session: AsyncSession, key: str, *, shared: bool = False) -> None:
     """Serialise the transactions that write one aggregate (a tenant's department tree) until
     commit, so statements touching overlapping rows in different orders cannot deadlock.
+    `shared` holders (logins reading the tenant) exclude only the exclusive ones, not each other.
     PostgreSQL: a transaction-level advisory lock. SQLite: BEGIN IMMEDIATE already serialises
     every writer."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        await session.execute(text(f"SELECT {function}(hashtext(:key))"), {"key": key})
 
 
 class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite admits one writer at a time. Writers of this process queue here, handed over
+        # at once, instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+        # Other processes still queue on the busy timeout; correctness never depends on this.
+        self._writers = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits on success, rolls everything back on any exception."""
-        async with self.sessionmaker() as session, session.begin():
+        """One unit of work: commits on success, rolls everything back on any exception.
+        Never open one inside another in the same task (on SQLite that would wait forever)."""
+        async with self._writer_turn(), self.sessionmaker() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
+        if self._writers is None:
+            yield
+            return
+        async with self._writers:
+            yield
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

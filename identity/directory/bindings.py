@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db import lock
-from identity.models import ACTIVE, Instance, TenantInstance
+from identity.models import ACTIVE, Instance, Tenant, TenantInstance
 
 BINDING_KEY = ["tenant_id", "instance_id"]
 
@@ -31,8 +31,10 @@ class Hold:
         return (before.bound and not self.bound) or (before.live and not self.live)
 
 
-async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
-    await lock(session, f"tenant/{tenant_id}")
+async def lock_tenant(session: AsyncSession, tenant_id: str, *, shared: bool = False) -> None:
+    """Exclusive for what changes whether the tenant is held; shared for logins, which only
+    need it to stay held until they commit."""
+    await lock(session, f"tenant/{tenant_id}", shared=shared)
 
 
 async def hold(session: AsyncSession, tenant_id: str) -> Hold:
@@ -53,11 +55,15 @@ async def tenants_bound_to(session: AsyncSession, instance_id: str) -> list[str]
     return sorted(rows)
 
 
-async def open_for_sign_in(session: AsyncSession, tenant_id: str) -> bool:
-    """Members may sign in while the tenant is live, or when it is the seller's own test tenant,
-    which the seller-side syncs create without any instance (§0.4) and so was never bound."""
-    live = (await hold(session, tenant_id)).live
-    if live:
-        return True
-    ever_bound = exists().where(TenantInstance.tenant_id == tenant_id)
-    return not bool(await session.scalar(select(ever_bound)))
+def open_for_sign_in() -> ColumnElement[bool]:
+    """SQL, correlated to `Tenant` in the enclosing query: members may sign in while the tenant
+    is live, or when it is the seller's own test tenant, which the seller-side syncs create
+    without any instance (§0.4) and so was never bound."""
+    binding = TenantInstance.tenant_id == Tenant.tenant_id
+    live = exists().where(
+        binding,
+        TenantInstance.state == ACTIVE,
+        Instance.instance_id == TenantInstance.instance_id,
+        Instance.status == ACTIVE,
+    )
+    return or_(live, ~exists().where(binding))

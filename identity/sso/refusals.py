@@ -107,6 +107,12 @@ CATALOGUE: dict[str, tuple[int, str, str, tuple[str, str]]] = {
     ),
     "member_disabled": (403, "您的账号已被停用。", "Your account has been disabled.", _ASK_ADMIN),
     "member_deleted": (403, "您的账号已被删除。", "Your account has been deleted.", _ASK_ADMIN),
+    "internal_error": (
+        500,
+        "服务暂时出错，未完成操作。",
+        "Something went wrong on our side; nothing was changed.",
+        _LATER,
+    ),
     "csrf_failed": (
         403,
         "请求无法验证，未执行退出。",

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import structlog
-from sqlalchemy import case, or_, select
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.crypto import Cipher, Mac
@@ -134,8 +134,7 @@ class Sso:
         if info.get("tenant") != tenant_id:
             raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
         async with self.db.transaction() as session:
-            await self._client(session, tenant_id, app_id, locked=True)
-            await _admit(session, tenant_id, app_id, info)
+            unknown_huawei_id = await self._admit(session, tenant_id, app_id, info)
             if old_raw_session_id:
                 await sessions.end(session, sessions.hash_id(old_raw_session_id))
             raw_id = await sessions.create(
@@ -148,6 +147,8 @@ class Sso:
                 tokens=tokens,
                 now=utcnow(),
             )
+        if unknown_huawei_id:
+            await self._record_huawei_id(tenant_id, info)
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=info["userName"])
         self.metrics.sso_logins.labels("success").inc()
         return Completed(raw_id, target)
@@ -166,30 +167,93 @@ class Sso:
             raise Refusal("state_mismatch", "app or tenant differs from the login's")
         return login.tenant_id, login.next
 
-    async def _client(
-        self, session: AsyncSession, tenant_id: str, app_id: str, *, locked: bool = False
-    ) -> Client:
-        """The tenant must exist, not be deleted, hold a live instance and have a credential."""
-        if locked:
-            await bindings.lock_tenant(session, tenant_id)
-        tenant = await session.get(Tenant, tenant_id)
-        if tenant is None:
-            raise Refusal("tenant_unknown", f"tenant {tenant_id!r}")
-        if tenant.state != ACTIVE:
-            raise Refusal("tenant_deleted", f"tenant {tenant_id!r}")
-        if not await bindings.open_for_sign_in(session, tenant_id):
-            raise Refusal("instance_inactive", f"tenant {tenant_id!r}")
-        credential = await session.scalar(
-            select(AppCredential)
-            .where(AppCredential.tenant_id == tenant_id, AppCredential.app_id == app_id)
-            .with_for_update(read=True)
-        )
-        if credential is None or credential.state != ACTIVE or not credential.client_secret_enc:
-            raise Refusal("app_not_configured", f"tenant {tenant_id!r} app {app_id!r}")
-        secret = self.cipher.decrypt(
-            credential.client_secret_enc, secret_context(tenant_id, app_id)
-        )
-        return Client(normalise_domain(tenant.domain_name), credential.client_id, secret)
+    async def _client(self, session: AsyncSession, tenant_id: str, app_id: str) -> Client:
+        """The tenant must exist, not be deleted, be open for sign-in and have a credential
+        for this app: one query."""
+        row = (
+            await session.execute(
+                select(
+                    Tenant.state,
+                    Tenant.domain_name,
+                    bindings.open_for_sign_in(),
+                    AppCredential.state,
+                    AppCredential.client_id,
+                    AppCredential.client_secret_enc,
+                )
+                .outerjoin(
+                    AppCredential,
+                    (AppCredential.tenant_id == Tenant.tenant_id)
+                    & (AppCredential.app_id == app_id),
+                )
+                .where(Tenant.tenant_id == tenant_id)
+            )
+        ).one_or_none()
+        where = f"tenant {tenant_id!r} app {app_id!r}"
+        if row is None:
+            raise Refusal("tenant_unknown", where)
+        tenant_state, domain, open_, credential_state, client_id, secret_enc = row
+        if tenant_state != ACTIVE:
+            raise Refusal("tenant_deleted", where)
+        if not open_:
+            raise Refusal("instance_inactive", where)
+        if credential_state != ACTIVE or not secret_enc:
+            raise Refusal("app_not_configured", where)
+        secret = self.cipher.decrypt(secret_enc, secret_context(tenant_id, app_id))
+        return Client(normalise_domain(domain), client_id, secret)
+
+    async def _admit(
+        self, session: AsyncSession, tenant_id: str, app_id: str, info: dict[str, Any]
+    ) -> bool:
+        """§5.2 step 7, inside the transaction that creates the session: everything the login
+        needs is checked again, in one query that holds the rows FOR SHARE and the tenant's lock
+        shared. A de-provisioning sync that changes them therefore either waits for this login
+        to commit (and then ends its session), or commits first and this login is refused.
+        Returns whether the member's Huawei user id is still unknown."""
+        user_name = info["userName"]
+        await bindings.lock_tenant(session, tenant_id, shared=True)
+        row = (
+            await session.execute(
+                _ADMISSION.where(
+                    Tenant.tenant_id == tenant_id,
+                    AppCredential.app_id == app_id,
+                    Member.user_name == user_name,
+                )
+            )
+        ).one_or_none()
+        detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
+        if row is None:
+            await self._client(session, tenant_id, app_id)  # names what is missing, if it can
+            raise Refusal("member_unknown", detail)
+        tenant_state, open_, credential_state, member_state, huawei_id, auth_state, enabled = row
+        if tenant_state != ACTIVE or not open_ or credential_state != ACTIVE:
+            await self._client(session, tenant_id, app_id)
+        if member_state != ACTIVE:
+            raise Refusal("member_deleted", detail)
+        if auth_state != ACTIVE:
+            raise Refusal("authorisation_cancelled", detail)
+        if not enabled:
+            raise Refusal("member_disabled", detail)
+        return huawei_id is None
+
+    async def _record_huawei_id(self, tenant_id: str, info: dict[str, Any]) -> None:
+        """Keep the IdP's user id the first time the member is seen (§3.3, §5.2 step 7).
+
+        A transaction of its own, after the login's: updating the row inside it would need an
+        exclusive lock on a row that concurrent logins of the same member hold shared, and they
+        would deadlock. The id is informational; if this fails, the next login records it."""
+        seen_id = info.get("id") or info.get("userId")
+        if not isinstance(seen_id, str) or not seen_id:
+            return
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Member)
+                .where(
+                    Member.tenant_id == tenant_id,
+                    Member.user_name == info["userName"],
+                    Member.huawei_user_id.is_(None),
+                )
+                .values(huawei_user_id=seen_id[:128])
+            )
 
     async def _exchange(self, client: Client, code: str, app_id: str) -> tuple[Tokens, Any]:
         call = "token"
@@ -256,6 +320,8 @@ class Sso:
     async def logout(self, raw_session_id: str | None, redirect_url: str | None) -> str:
         """§5.2 step 9: end our session, then send the browser to the auth centre's logout."""
         back = self.checked_redirect(redirect_url, f"{self.base_url}/sso/logged-out")
+        # The auth centre redirects to it, so a relative path must name this service's host.
+        back = urljoin(self.base_url, back)
         if not raw_session_id:
             return back
         id_hash = sessions.hash_id(raw_session_id)
@@ -299,35 +365,23 @@ async def _only_app(session: AsyncSession, tenant_id: str) -> str:
     return apps[0]
 
 
-async def _admit(session: AsyncSession, tenant_id: str, app_id: str, info: Any) -> None:
-    """§5.2 step 7: the member must be authorised for this app, enabled, and not deleted.
-
-    The rows are read FOR SHARE, so an authSync changing them waits for this login to commit
-    (and then ends its session), or this login waits for the sync and sees its result."""
-    user_name = info["userName"]
-    auth = await session.scalar(
-        select(Authorisation)
-        .where(
-            Authorisation.tenant_id == tenant_id,
-            Authorisation.app_id == app_id,
-            Authorisation.user_name == user_name,
-        )
-        .with_for_update(read=True)
+_ADMISSION = (
+    select(
+        Tenant.state,
+        bindings.open_for_sign_in(),
+        AppCredential.state,
+        Member.state,
+        Member.huawei_user_id,
+        Authorisation.state,
+        Authorisation.enabled,
     )
-    member = await session.scalar(
-        select(Member)
-        .where(Member.tenant_id == tenant_id, Member.user_name == user_name)
-        .with_for_update(read=True)
+    .join(AppCredential, AppCredential.tenant_id == Tenant.tenant_id)
+    .join(Member, Member.tenant_id == Tenant.tenant_id)
+    .join(
+        Authorisation,
+        (Authorisation.tenant_id == Tenant.tenant_id)
+        & (Authorisation.app_id == AppCredential.app_id)
+        & (Authorisation.user_name == Member.user_name),
     )
-    detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
-    if member is None or auth is None:
-        raise Refusal("member_unknown", detail)
-    if member.state != ACTIVE:
-        raise Refusal("member_deleted", detail)
-    if auth.state != ACTIVE:
-        raise Refusal("authorisation_cancelled", detail)
-    if not auth.enabled:
-        raise Refusal("member_disabled", detail)
-    huawei_id = info.get("id") or info.get("userId")
-    if member.huawei_user_id is None and isinstance(huawei_id, str) and huawei_id:
-        member.huawei_user_id = huawei_id[:128]
+    .with_for_update(read=True, of=[Tenant, AppCredential, Member, Authorisation])
+)

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.crypto import Cipher
@@ -91,8 +91,8 @@ async def create(
     """Insert a new session and return the raw id for the cookie (never stored)."""
     raw_id = secrets.token_urlsafe(32)
     id_hash = hash_id(raw_id)
-    session.add(
-        MemberSession(
+    await session.execute(
+        insert(MemberSession).values(
             id_hash=id_hash,
             tenant_id=tenant_id,
             app_id=app_id,
@@ -104,7 +104,6 @@ async def create(
             **encrypt_tokens(cipher, id_hash, tokens),
         )
     )
-    await session.flush()
     return raw_id
 
 
