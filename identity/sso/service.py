@@ -23,12 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.crypto import Cipher, Mac
 from identity.db import Database, utcnow
-from identity.directory import bindings
-from identity.directory.tenants import secret_context
-from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
+from identity.models import ACTIVE, AppCredential, Member, Tenant
 from identity.observability import Metrics
 from identity.settings import Settings
-from identity.sso import sessions
+from identity.sso import admission, sessions
 from identity.sso.redirects import LOGIN_TTL_SECONDS, LoginState, allowed, origin, seal, unseal
 from identity.sso.refusals import UPSTREAM_REASONS, Refusal
 from identity.sso.sessions import Policy, SignedIn
@@ -99,7 +97,7 @@ class Sso:
         async with self.db.read() as session:
             tenant_id = await _find_tenant(session, tenant_ref)
             app_id = app_id or await _only_app(session, tenant_id)
-            client = await self._client(session, tenant_id, app_id)
+            client = await admission.tenant_client(session, self.cipher, tenant_id, app_id)
         state = secrets.token_hex(16)  # §5.3: alphanumeric
         expires = int(time.time()) + LOGIN_TTL_SECONDS
         cookie = seal(self.state_mac, LoginState(state, tenant_id, app_id, target, expires))
@@ -129,12 +127,14 @@ class Sso:
         if not code:
             raise Refusal("bad_request", "callback without code")
         async with self.db.read() as session:
-            client = await self._client(session, tenant_id, app_id)
+            client = await admission.tenant_client(session, self.cipher, tenant_id, app_id)
         tokens, info = await self._exchange(client, code, app_id)
         if info.get("tenant") != tenant_id:
             raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
         async with self.db.transaction() as session:
-            unknown_huawei_id = await self._admit(session, tenant_id, app_id, info)
+            unknown_huawei_id = await admission.admit(
+                session, self.cipher, tenant_id, app_id, info["userName"]
+            )
             if old_raw_session_id:
                 await sessions.end(session, sessions.hash_id(old_raw_session_id))
             raw_id = await sessions.create(
@@ -166,74 +166,6 @@ class Sso:
         if login.app_id != app_id or (tenant and tenant != login.tenant_id):
             raise Refusal("state_mismatch", "app or tenant differs from the login's")
         return login.tenant_id, login.next
-
-    async def _client(self, session: AsyncSession, tenant_id: str, app_id: str) -> Client:
-        """The tenant must exist, not be deleted, be open for sign-in and have a credential
-        for this app: one query."""
-        row = (
-            await session.execute(
-                select(
-                    Tenant.state,
-                    Tenant.domain_name,
-                    bindings.open_for_sign_in(),
-                    AppCredential.state,
-                    AppCredential.client_id,
-                    AppCredential.client_secret_enc,
-                )
-                .outerjoin(
-                    AppCredential,
-                    (AppCredential.tenant_id == Tenant.tenant_id)
-                    & (AppCredential.app_id == app_id),
-                )
-                .where(Tenant.tenant_id == tenant_id)
-            )
-        ).one_or_none()
-        where = f"tenant {tenant_id!r} app {app_id!r}"
-        if row is None:
-            raise Refusal("tenant_unknown", where)
-        tenant_state, domain, open_, credential_state, client_id, secret_enc = row
-        if tenant_state != ACTIVE:
-            raise Refusal("tenant_deleted", where)
-        if not open_:
-            raise Refusal("instance_inactive", where)
-        if credential_state != ACTIVE or not secret_enc:
-            raise Refusal("app_not_configured", where)
-        secret = self.cipher.decrypt(secret_enc, secret_context(tenant_id, app_id))
-        return Client(normalise_domain(domain), client_id, secret)
-
-    async def _admit(
-        self, session: AsyncSession, tenant_id: str, app_id: str, info: dict[str, Any]
-    ) -> bool:
-        """§5.2 step 7, inside the transaction that creates the session: everything the login
-        needs is checked again, in one query that holds the rows FOR SHARE and the tenant's lock
-        shared. A de-provisioning sync that changes them therefore either waits for this login
-        to commit (and then ends its session), or commits first and this login is refused.
-        Returns whether the member's Huawei user id is still unknown."""
-        user_name = info["userName"]
-        await bindings.lock_tenant(session, tenant_id, shared=True)
-        row = (
-            await session.execute(
-                _ADMISSION.where(
-                    Tenant.tenant_id == tenant_id,
-                    AppCredential.app_id == app_id,
-                    Member.user_name == user_name,
-                )
-            )
-        ).one_or_none()
-        detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
-        if row is None:
-            await self._client(session, tenant_id, app_id)  # names what is missing, if it can
-            raise Refusal("member_unknown", detail)
-        tenant_state, open_, credential_state, member_state, huawei_id, auth_state, enabled = row
-        if tenant_state != ACTIVE or not open_ or credential_state != ACTIVE:
-            await self._client(session, tenant_id, app_id)
-        if member_state != ACTIVE:
-            raise Refusal("member_deleted", detail)
-        if auth_state != ACTIVE:
-            raise Refusal("authorisation_cancelled", detail)
-        if not enabled:
-            raise Refusal("member_disabled", detail)
-        return huawei_id is None
 
     async def _record_huawei_id(self, tenant_id: str, info: dict[str, Any]) -> None:
         """Keep the IdP's user id the first time the member is seen (§3.3, §5.2 step 7).
@@ -290,7 +222,9 @@ class Sso:
         """§5.2 step 8: refresh the upstream token; a failed renewal ends the session."""
         try:
             async with self.db.read() as session:
-                client = await self._client(session, signed_in.tenant_id, signed_in.app_id)
+                client = await admission.tenant_client(
+                    session, self.cipher, signed_in.tenant_id, signed_in.app_id
+                )
             refresh_token = sessions.decrypt_refresh_token(self.cipher, signed_in)
             if refresh_token is None:
                 raise UpstreamError("invalid_grant", "no refresh token was issued")
@@ -363,25 +297,3 @@ async def _only_app(session: AsyncSession, tenant_id: str) -> str:
     if len(apps) != 1:
         raise Refusal("bad_request" if apps else "app_not_configured", "app not given")
     return apps[0]
-
-
-_ADMISSION = (
-    select(
-        Tenant.state,
-        bindings.open_for_sign_in(),
-        AppCredential.state,
-        Member.state,
-        Member.huawei_user_id,
-        Authorisation.state,
-        Authorisation.enabled,
-    )
-    .join(AppCredential, AppCredential.tenant_id == Tenant.tenant_id)
-    .join(Member, Member.tenant_id == Tenant.tenant_id)
-    .join(
-        Authorisation,
-        (Authorisation.tenant_id == Tenant.tenant_id)
-        & (Authorisation.app_id == AppCredential.app_id)
-        & (Authorisation.user_name == Member.user_name),
-    )
-    .with_for_update(read=True, of=[Tenant, AppCredential, Member, Authorisation])
-)

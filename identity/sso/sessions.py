@@ -54,6 +54,9 @@ class SignedIn:
     refresh_token_enc: bytes | None
 
 
+_INSERT = insert(MemberSession)
+
+
 def hash_id(raw_id: str) -> str:
     return hashlib.sha256(raw_id.encode()).hexdigest()
 
@@ -91,18 +94,20 @@ async def create(
     """Insert a new session and return the raw id for the cookie (never stored)."""
     raw_id = secrets.token_urlsafe(32)
     id_hash = hash_id(raw_id)
-    await session.execute(
-        insert(MemberSession).values(
-            id_hash=id_hash,
-            tenant_id=tenant_id,
-            app_id=app_id,
-            user_name=user_name,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + policy.absolute,
-            token_expires_at=now + timedelta(seconds=tokens.expires_in),
+    connection = await session.connection()
+    await connection.execute(
+        _INSERT,
+        {
+            "id_hash": id_hash,
+            "tenant_id": tenant_id,
+            "app_id": app_id,
+            "user_name": user_name,
+            "created_at": now,
+            "last_seen_at": now,
+            "expires_at": now + policy.absolute,
+            "token_expires_at": now + timedelta(seconds=tokens.expires_in),
             **encrypt_tokens(cipher, id_hash, tokens),
-        )
+        },
     )
     return raw_id
 

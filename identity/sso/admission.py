@@ -1,0 +1,113 @@
+"""What a login must pass (contract §5.2 steps 4 and 7), as two statements built once.
+
+The first reads, before the auth centre is called, whether the tenant may sign in and with which
+client. The second runs in the transaction that creates the session and checks everything
+again, holding the tenant's lock shared and the rows it read FOR SHARE (the same locks every
+de-provisioning path needs exclusively), so a sync that ends access either waits for the login
+to commit and then ends its session, or commits first and the login is refused.
+
+Both are built once, with bind parameters, and run on the session's Core connection: a login
+then costs two round trips to the database (plus the insert), without rebuilding or re-keying
+the statements each time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.crypto import Cipher
+from identity.directory import bindings
+from identity.directory.tenants import secret_context
+from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
+from identity.sso.refusals import Refusal
+from identity.sso.upstream import Client, normalise_domain
+
+_CLIENT = (
+    select(
+        Tenant.state,
+        Tenant.domain_name,
+        bindings.open_for_sign_in(),
+        AppCredential.state,
+        AppCredential.client_id,
+        AppCredential.client_secret_enc,
+    )
+    .outerjoin(
+        AppCredential,
+        (AppCredential.tenant_id == Tenant.tenant_id)
+        & (AppCredential.app_id == bindparam("app_id")),
+    )
+    .where(Tenant.tenant_id == bindparam("tenant_id"))
+)
+
+_ADMISSION = (
+    select(
+        Tenant.state,
+        bindings.open_for_sign_in(),
+        AppCredential.state,
+        Member.state,
+        Member.huawei_user_id,
+        Authorisation.state,
+        Authorisation.enabled,
+    )
+    .join(AppCredential, AppCredential.tenant_id == Tenant.tenant_id)
+    .join(Member, Member.tenant_id == Tenant.tenant_id)
+    .join(
+        Authorisation,
+        (Authorisation.tenant_id == Tenant.tenant_id)
+        & (Authorisation.app_id == AppCredential.app_id)
+        & (Authorisation.user_name == Member.user_name),
+    )
+    .where(
+        Tenant.tenant_id == bindparam("tenant_id"),
+        AppCredential.app_id == bindparam("app_id"),
+        Member.user_name == bindparam("user_name"),
+    )
+    .with_for_update(read=True, of=[Tenant, AppCredential, Member, Authorisation])
+)
+
+
+async def tenant_client(
+    session: AsyncSession, cipher: Cipher, tenant_id: str, app_id: str
+) -> Client:
+    """The tenant must exist, not be deleted, be open for sign-in (a live instance, or the
+    seller's test tenant) and hold a credential for this app; its client, secret decrypted."""
+    connection = await session.connection()
+    params = {"tenant_id": tenant_id, "app_id": app_id}
+    row = (await connection.execute(_CLIENT, params)).one_or_none()
+    where = f"tenant {tenant_id!r} app {app_id!r}"
+    if row is None:
+        raise Refusal("tenant_unknown", where)
+    tenant_state, domain, open_, credential_state, client_id, secret_enc = row
+    if tenant_state != ACTIVE:
+        raise Refusal("tenant_deleted", where)
+    if not open_:
+        raise Refusal("instance_inactive", where)
+    if credential_state != ACTIVE or not secret_enc:
+        raise Refusal("app_not_configured", where)
+    secret = cipher.decrypt(secret_enc, secret_context(tenant_id, app_id))
+    return Client(normalise_domain(domain), client_id, secret)
+
+
+async def admit(
+    session: AsyncSession, cipher: Cipher, tenant_id: str, app_id: str, user_name: str
+) -> bool:
+    """The member must be authorised for this app, enabled, and not deleted, and everything
+    `tenant_client` required must still hold. Returns whether the member's Huawei user id is
+    still unknown."""
+    await bindings.lock_tenant(session, tenant_id, shared=True)
+    connection = await session.connection()
+    params = {"tenant_id": tenant_id, "app_id": app_id, "user_name": user_name}
+    row = (await connection.execute(_ADMISSION, params)).one_or_none()
+    detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
+    if row is None or not (row[0] == ACTIVE and row[1] and row[2] == ACTIVE):
+        await tenant_client(session, cipher, tenant_id, app_id)  # names the tenant's problem
+        raise Refusal("member_unknown", detail)
+    _, _, _, member_state, huawei_id, auth_state, enabled = row
+    if member_state != ACTIVE:
+        raise Refusal("member_deleted", detail)
+    if auth_state != ACTIVE:
+        raise Refusal("authorisation_cancelled", detail)
+    if not enabled:
+        raise Refusal("member_disabled", detail)
+    return huawei_id is None
