@@ -42,6 +42,7 @@ def async_url(url: str) -> str:
 
 
 READ_ONLY = "identity_read_only"
+SINGLE_READ = "identity_single_read"
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -61,8 +62,10 @@ def make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            read_only = conn.get_execution_options().get(READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            options = conn.get_execution_options()
+            if options.get(SINGLE_READ, False):
+                return  # one statement needs no transaction of its own
+            conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -115,6 +118,20 @@ class Database:
         operators are not queued behind a long sync (WAL readers never wait for writers)."""
         async with self.sessionmaker() as session:
             await session.connection(execution_options={READ_ONLY: True})
+            try:
+                yield session
+            finally:
+                await session.rollback()
+
+    @asynccontextmanager
+    async def single_read(self) -> AsyncIterator[AsyncSession]:
+        """For one SELECT on a hot path: no BEGIN/ROLLBACK around it (autocommit), which saves
+        two round trips on PostgreSQL. Several statements here would not share a snapshot."""
+        options = {SINGLE_READ: True, "isolation_level": "AUTOCOMMIT"}
+        if self.engine.dialect.name == "sqlite":
+            options = {SINGLE_READ: True}
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options=options)
             try:
                 yield session
             finally:

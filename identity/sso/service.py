@@ -126,7 +126,7 @@ class Sso:
         tenant_id, target = self._callback_tenant(app_id, tenant, state, login_cookie)
         if not code:
             raise Refusal("bad_request", "callback without code")
-        async with self.db.read() as session:
+        async with self.db.single_read() as session:
             client = await admission.tenant_client(session, self.cipher, tenant_id, app_id)
         tokens, info = await self._exchange(client, code, app_id)
         if info.get("tenant") != tenant_id:
@@ -204,7 +204,7 @@ class Sso:
         if not raw_session_id:
             return None
         id_hash, now = sessions.hash_id(raw_session_id), utcnow()
-        async with self.db.read() as session:
+        async with self.db.single_read() as session:
             signed_in = await sessions.load(session, id_hash)
         if signed_in is None or sessions.expires_at(signed_in, self.policy) <= now:
             if signed_in is not None:
