@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test install install-test browser lint bench
+.PHONY: serve test demo install install-test browser lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,6 +18,9 @@ install-test: $(BIN)/python
 serve: install
 	$(BIN)/identity serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
+demo: install
+	$(BIN)/identity demo
+
 # The browser test drives Debian's Chromium; install it when missing (never `playwright install`).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -31,3 +34,4 @@ test: install-test browser
 
 bench: install-test
 	$(BIN)/python -m benchmarks.authsync
+	$(BIN)/python -m benchmarks.login
