@@ -40,7 +40,10 @@ async def callback(code: str) -> Response:
     token = await http.post(DOMAIN + "/api/v1/oauth2/token", data=form)
     if token.status_code != 200:
         return Response(status_code=502)
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}", "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {token.json()['access_token']}",
+        "Accept": "application/json",
+    }
     info = await http.get(DOMAIN + "/api/v1/oauth2/userinfo", headers=headers)
     if info.status_code != 200:
         return Response(status_code=502)

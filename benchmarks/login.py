@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from benchmarks.authsync import DEFAULT_POSTGRES, sqlite_database
 from identity.migrate import upgrade
 from tests.servers import ServiceProcesses, free_port, scratch_postgres
-from tests.simulator_world import ACME, world
+from tests.simulator_world import ACME, login_form, world
 from tests.stack import Stack, running_stack
 
 
@@ -59,8 +59,6 @@ async def sign_in_at_simulator(sim: httpx.AsyncClient, stack: Stack) -> None:
         stack.sim + "/unified-login/portal-login",
         params={"ind": "UNOP", "appId": stack.scenario.app_id},
     )
-    from tests.simulator_world import login_form
-
     form = login_form(page.text)
     assert form.action is not None
     fields = {**form.inputs, "username": "alice@acme", "password": "alice-pw"}

@@ -19,10 +19,10 @@ from identity.db import Database
 from identity.migrate import upgrade
 from identity.models import Base
 from identity.settings import Settings
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender
+from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender
 from tests.servers import scratch_postgres
-
-SECRET_KEY = "test-master-key-0123456789abcdef"
+from tests.simulator_world import world
+from tests.stack import Browser, Stack, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +100,28 @@ async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncC
 @pytest.fixture
 def marketplace(client: httpx.AsyncClient) -> Sender:
     return Sender(client)
+
+
+@pytest.fixture(scope="module")
+async def stack(database_url: str, private_key_file: Path) -> AsyncIterator[Stack]:
+    """identity and the simulator as processes, one pair per test module (tests/stack.py)."""
+    async with running_stack(database_url, private_key_file, world()) as running:
+        yield running
+
+
+@pytest.fixture
+async def acme(stack: Stack, db: Database) -> Stack:
+    """The stack with empty tables and the acme enterprise provisioned through signed calls."""
+    stack.reset()
+    await stack.provision("acme")
+    return stack
+
+
+@pytest.fixture
+async def browser(stack: Stack) -> AsyncIterator[Browser]:
+    b = stack.browser()
+    yield b
+    await b.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,6 +11,7 @@ import httpx2 as httpx
 
 from identity.marketplace.signing import Kind, sign_body
 
+SECRET_KEY = "test-master-key-0123456789abcdef"  # noqa: S105 - the tests' master key
 BASIC_KEY = "basic-key-for-tests-0123456789"
 KIT_KEY = "kit-key-for-tests-0123456789"
 

@@ -145,8 +145,9 @@ class ServiceProcesses:
                 if pending:
                     time.sleep(0.05)
 
-    def output(self) -> list[str]:
-        return [_tail(log) for log in self._logs]
+    def output(self, limit: int | None = 4000) -> list[str]:
+        """What each process wrote: its last `limit` characters, or all of it."""
+        return [_tail(log, limit) for log in self._logs]
 
     def stop(self) -> None:
         for process in self.processes:
@@ -176,11 +177,13 @@ class ServiceProcesses:
         self.stop()
 
 
-def _tail(log: IO[bytes], limit: int = 4000) -> str:
+def _tail(log: IO[bytes], limit: int | None = 4000) -> str:
+    """The log so far, read with pread: it leaves alone the file offset the child writes at."""
     if log.closed:
         return ""
-    log.seek(0)
-    return log.read().decode(errors="replace")[-limit:]
+    size = os.fstat(log.fileno()).st_size
+    text = os.pread(log.fileno(), size, 0).decode(errors="replace")
+    return text if limit is None else text[-limit:]
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ between the two by hand, keeps both cookie sets, and fills in the simulator's lo
 
 from __future__ import annotations
 
+import html
+import re
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -18,12 +20,13 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx2 as httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from identity.simulator import sender as events
 from identity.simulator.scenario import Scenario, TenantSpec, dump_scenario
 from identity.simulator.sender import Keys, Sender
-from tests.conftest import SECRET_KEY
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
+from identity.sso.refusals import CATALOGUE
+from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
 from tests.servers import ServiceProcesses, free_port, service_env
 from tests.simulator_world import login_form
 
@@ -66,6 +69,19 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(line for p in self.processes for line in p.output())
+
+    def identity_output(self) -> str:
+        """Everything the identity process wrote so far (`logs()` keeps only each tail)."""
+        return "".join(self.processes[0].output(limit=None))
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """One sample of identity's `/metrics`, 0 when it has not been counted yet."""
+        text = (await self.client.get("/metrics")).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
+        return 0.0
 
 
 @asynccontextmanager
@@ -186,8 +202,43 @@ class Browser:
         query = parse_qs(urlsplit(page.headers["location"]).query)
         return {k: v[0] for k, v in query.items()}
 
+    async def flow_b_callback(self, tenant: str, account: str, password: str) -> str:
+        """Flow B up to, not including, the callback: the callback URL (code, state, tenant)."""
+        start = await self.http.get(self.stack.identity + "/sso/login", params={"tenant": tenant})
+        assert start.status_code == 302, start.text
+        page = await self.http.get(start.headers["location"])
+        form = login_form(page.text)
+        assert form.action is not None
+        posted = await self.http.post(
+            urljoin(str(page.url), form.action),
+            data={**form.inputs, "username": account, "password": password},
+        )
+        assert posted.status_code == 302, posted.text
+        return str(posted.headers["location"])
+
     async def session(self) -> httpx.Response:
         return await self.http.get(self.stack.identity + "/sso/session")
 
     def cookie(self, name: str) -> str | None:
         return self.http.cookies.get(name)
+
+
+def refusal_reason(response: httpx.Response) -> str | None:
+    """The reason code a refusal page names (`<span id="reason">`), or None."""
+    found = re.search(r'id="reason">([^<]*)<', response.text)
+    return html.unescape(found.group(1)) if found else None
+
+
+def assert_refused(response: httpx.Response, reason: str) -> None:
+    """identity's refusal page: HTML, not a redirect, the reason's 4xx/5xx status, its code in
+    `#reason`, and its Chinese and English texts (what went wrong, what to do)."""
+    status, zh, en, (zh_todo, en_todo) = CATALOGUE[reason]
+    assert response.status_code == status >= 400, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("text/html")
+    assert "location" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+    assert refusal_reason(response) == reason, response.text
+    text = html.unescape(response.text)
+    for message in (zh, en, zh_todo, en_todo):
+        assert message in text
+    assert re.search(r"[\u4e00-\u9fff]", zh) and re.search(r"[A-Za-z]", en)

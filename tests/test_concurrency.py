@@ -22,9 +22,8 @@ from sqlalchemy import func, select
 from identity.db import Database
 from identity.marketplace.signing import Kind, sign_body
 from identity.models import Authorisation, Department, Instance, MarketplaceCall, Member, Nonce
-from tests.conftest import SECRET_KEY
 from tests.kit_bodies import all_org_body, kit_ok, org, stamp
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender, encode, now_ms
+from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender, encode, now_ms
 from tests.servers import ServiceProcesses, service_env
 
 PROCESSES = 2

@@ -18,7 +18,6 @@ from identity.db import Database
 from identity.directory.tenants import secret_context
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import AppCredential, Tenant, TenantInstance
-from tests.conftest import SECRET_KEY
 from tests.kit_bodies import (
     APP,
     SUCCESS,
@@ -31,7 +30,7 @@ from tests.kit_bodies import (
     stamp,
     tenant_body,
 )
-from tests.marketplace_client import Sender
+from tests.marketplace_client import SECRET_KEY, Sender
 
 SECRET_INVALID = "000101"
 

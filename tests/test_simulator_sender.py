@@ -32,9 +32,8 @@ from identity.models import (
 from identity.simulator import sender as events
 from identity.simulator.scenario import Scenario, ScenarioError
 from identity.simulator.sender import DeliveryError, Keys, Refused, Sender, SyncClock
-from tests.conftest import SECRET_KEY
 from tests.kit_bodies import count, one, rows
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
 from tests.simulator_world import ACME, BETA, SIM, world, world_data
 
 

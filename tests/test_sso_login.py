@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import func, select
 
 from identity.db import Database
 from identity.models import Member
 from identity.models import Session as MemberSession
-from tests.simulator_world import world
-from tests.stack import Browser, Stack, running_stack
-
-
-@pytest.fixture(scope="module")
-async def stack(database_url: str, private_key_file: Path) -> AsyncIterator[Stack]:
-    async with running_stack(database_url, private_key_file, world()) as running:
-        yield running
-
-
-@pytest.fixture
-async def acme(stack: Stack, db: Database) -> Stack:
-    stack.reset()
-    await stack.provision("acme")
-    return stack
-
-
-@pytest.fixture
-async def browser(stack: Stack) -> AsyncIterator[Browser]:
-    b = stack.browser()
-    yield b
-    await b.close()
+from tests.stack import Browser, Stack
 
 
 async def _sessions(db: Database) -> int:

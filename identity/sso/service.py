@@ -41,6 +41,7 @@ from identity.sso.upstream import (
 )
 
 log = structlog.get_logger("identity.sso")
+TRANSIENT = {"timeout", "unreachable", "server_error"}
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,10 @@ class Sso:
         return signed_in
 
     async def _renew(self, signed_in: SignedIn) -> SignedIn | None:
-        """§5.2 step 8: refresh the upstream token; a failed renewal ends the session."""
+        """§5.2 step 8: refresh the upstream token. A refused renewal (`invalid_grant`, the
+        tenant or credential gone) ends the session. A transient failure (timeout, 5xx) keeps it
+        while the current access token is still valid, so an auth-centre blip does not sign
+        everyone out; the next request tries again, and once the token has expired it ends."""
         try:
             async with self.db.read() as session:
                 client = await admission.tenant_client(
@@ -233,19 +237,25 @@ class Sso:
             kind = exc.kind if isinstance(exc, UpstreamError) else exc.code
             self.metrics.sso_renewals.labels(kind).inc()
             log.warning("sso.renewal_failed", tenant_id=signed_in.tenant_id, reason=kind)
-            async with self.db.transaction() as session:
-                # Another request may have renewed meanwhile: only then is the session kept.
-                current = await sessions.load(session, signed_in.id_hash)
-                if current is None or current.refresh_token_enc == signed_in.refresh_token_enc:
-                    await sessions.end(session, signed_in.id_hash)
-                    return None
-                return current
+            expiry = signed_in.token_expires_at
+            if kind in TRANSIENT and expiry is not None and expiry > utcnow():
+                return signed_in
+            return await self._end_unless_renewed(signed_in)
         now = utcnow()
         async with self.db.transaction() as session:
             await sessions.store_renewed(session, self.cipher, signed_in, tokens, now)
             renewed = await sessions.load(session, signed_in.id_hash)
         self.metrics.sso_renewals.labels("success").inc()
         return renewed
+
+    async def _end_unless_renewed(self, signed_in: SignedIn) -> SignedIn | None:
+        """Another request may have renewed meanwhile: only then is the session kept."""
+        async with self.db.transaction() as session:
+            current = await sessions.load(session, signed_in.id_hash)
+            if current is None or current.refresh_token_enc == signed_in.refresh_token_enc:
+                await sessions.end(session, signed_in.id_hash)
+                return None
+            return current
 
     async def _end(self, id_hash: str) -> None:
         async with self.db.transaction() as session:
