@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -68,7 +69,7 @@ def make_engine(url: str) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
 
 
 def insert_for(session: AsyncSession) -> Any:
@@ -77,13 +78,14 @@ def insert_for(session: AsyncSession) -> Any:
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
-async def lock(session: AsyncSession, key: str, *, shared: bool = False) -> None:
+async def lock(session: AsyncSession | AsyncConnection, key: str, *, shared: bool = False) -> None:
     """Serialise the transactions that write one aggregate (a tenant's department tree) until
     commit, so statements touching overlapping rows in different orders cannot deadlock.
     `shared` holders (logins reading the tenant) exclude only the exclusive ones, not each other.
     PostgreSQL: a transaction-level advisory lock. SQLite: BEGIN IMMEDIATE already serialises
     every writer."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind() if isinstance(session, AsyncSession) else session
+    if bind.dialect.name == "postgresql":
         function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         await session.execute(text(f"SELECT {function}(hashtext(:key))"), {"key": key})
 
@@ -124,18 +126,21 @@ class Database:
                 await session.rollback()
 
     @asynccontextmanager
-    async def single_read(self) -> AsyncIterator[AsyncSession]:
-        """For one SELECT on a hot path: no BEGIN/ROLLBACK around it (autocommit), which saves
-        two round trips on PostgreSQL. Several statements here would not share a snapshot."""
-        options = {SINGLE_READ: True, "isolation_level": "AUTOCOMMIT"}
-        if self.engine.dialect.name == "sqlite":
-            options = {SINGLE_READ: True}
-        async with self.sessionmaker() as session:
-            await session.connection(execution_options=options)
-            try:
-                yield session
-            finally:
-                await session.rollback()
+    async def single_read(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in autocommit for a hot path's reads: no BEGIN/ROLLBACK around them
+        (two round trips saved on PostgreSQL) and no ORM session to set up. Each statement sees
+        the latest commits; several statements here do not share a snapshot."""
+        options: dict[str, Any] = {SINGLE_READ: True}
+        if self.engine.dialect.name != "sqlite":
+            options["isolation_level"] = "AUTOCOMMIT"
+        async with self.engine.connect() as connection:
+            yield await connection.execution_options(**options)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """`transaction()` on a Core connection, for hot paths that need no ORM session."""
+        async with self._writer_turn(), self.engine.begin() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

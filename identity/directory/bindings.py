@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.db import lock
 from identity.models import ACTIVE, Instance, Tenant, TenantInstance
@@ -31,7 +31,9 @@ class Hold:
         return (before.bound and not self.bound) or (before.live and not self.live)
 
 
-async def lock_tenant(session: AsyncSession, tenant_id: str, *, shared: bool = False) -> None:
+async def lock_tenant(
+    session: AsyncSession | AsyncConnection, tenant_id: str, *, shared: bool = False
+) -> None:
     """Exclusive for what changes whether the tenant is held; shared for logins, which only
     need it to stay held until they commit."""
     await lock(session, f"tenant/{tenant_id}", shared=shared)

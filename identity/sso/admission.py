@@ -6,15 +6,15 @@ again, holding the tenant's lock shared and the rows it read FOR SHARE (the same
 de-provisioning path needs exclusively), so a sync that ends access either waits for the login
 to commit and then ends its session, or commits first and the login is refused.
 
-Both are built once, with bind parameters, and run on the session's Core connection: a login
-then costs two round trips to the database (plus the insert), without rebuilding or re-keying
+Both are built once, with bind parameters, and run on a Core connection (no ORM session): a
+login then costs two queries (plus the lock and the insert), without rebuilding or re-keying
 the statements each time.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
 from identity.directory import bindings
@@ -68,11 +68,10 @@ _ADMISSION = (
 
 
 async def tenant_client(
-    session: AsyncSession, cipher: Cipher, tenant_id: str, app_id: str
+    connection: AsyncConnection, cipher: Cipher, tenant_id: str, app_id: str
 ) -> Client:
     """The tenant must exist, not be deleted, be open for sign-in (a live instance, or the
     seller's test tenant) and hold a credential for this app; its client, secret decrypted."""
-    connection = await session.connection()
     params = {"tenant_id": tenant_id, "app_id": app_id}
     row = (await connection.execute(_CLIENT, params)).one_or_none()
     where = f"tenant {tenant_id!r} app {app_id!r}"
@@ -90,18 +89,17 @@ async def tenant_client(
 
 
 async def admit(
-    session: AsyncSession, cipher: Cipher, tenant_id: str, app_id: str, user_name: str
+    connection: AsyncConnection, cipher: Cipher, tenant_id: str, app_id: str, user_name: str
 ) -> bool:
     """The member must be authorised for this app, enabled, and not deleted, and everything
     `tenant_client` required must still hold. Returns whether the member's Huawei user id is
     still unknown."""
-    await bindings.lock_tenant(session, tenant_id, shared=True)
-    connection = await session.connection()
+    await bindings.lock_tenant(connection, tenant_id, shared=True)
     params = {"tenant_id": tenant_id, "app_id": app_id, "user_name": user_name}
     row = (await connection.execute(_ADMISSION, params)).one_or_none()
     detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
     if row is None or not (row[0] == ACTIVE and row[1] and row[2] == ACTIVE):
-        await tenant_client(session, cipher, tenant_id, app_id)  # names the tenant's problem
+        await tenant_client(connection, cipher, tenant_id, app_id)  # names the tenant's problem
         raise Refusal("member_unknown", detail)
     _, _, _, member_state, huawei_id, auth_state, enabled = row
     if member_state != ACTIVE:

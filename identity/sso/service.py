@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urljoin
 
 import structlog
 from sqlalchemy import case, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
 from identity.db import Database, utcnow
@@ -95,10 +95,10 @@ class Sso:
     async def begin(self, tenant_ref: str, app_id: str | None, next_: str | None) -> Started:
         """Flow B (§5.3): the authorize URL at the tenant's auth centre, and the state cookie."""
         target = self.checked_redirect(next_, self.post_login_url)
-        async with self.db.read() as session:
-            tenant_id = await _find_tenant(session, tenant_ref)
-            app_id = app_id or await _only_app(session, tenant_id)
-            client = await admission.tenant_client(session, self.cipher, tenant_id, app_id)
+        async with self.db.single_read() as conn:
+            tenant_id = await _find_tenant(conn, tenant_ref)
+            app_id = app_id or await _only_app(conn, tenant_id)
+            client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
         state = secrets.token_hex(16)  # §5.3: alphanumeric
         expires = int(time.time()) + LOGIN_TTL_SECONDS
         cookie = seal(self.state_mac, LoginState(state, tenant_id, app_id, target, expires))
@@ -127,19 +127,19 @@ class Sso:
         tenant_id, target = self._callback_tenant(app_id, tenant, state, login_cookie)
         if not code:
             raise Refusal("bad_request", "callback without code")
-        async with self.db.single_read() as session:
-            client = await admission.tenant_client(session, self.cipher, tenant_id, app_id)
+        async with self.db.single_read() as conn:
+            client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
         tokens, info = await self._exchange(client, code, app_id)
         if info.get("tenant") != tenant_id:
             raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
-        async with self.db.transaction() as session:
+        async with self.db.write() as conn:
             unknown_huawei_id = await admission.admit(
-                session, self.cipher, tenant_id, app_id, info["userName"]
+                conn, self.cipher, tenant_id, app_id, info["userName"]
             )
             if old_raw_session_id:
-                await sessions.end(session, sessions.hash_id(old_raw_session_id))
+                await sessions.end(conn, sessions.hash_id(old_raw_session_id))
             raw_id = await sessions.create(
-                session,
+                conn,
                 self.cipher,
                 self.policy,
                 tenant_id=tenant_id,
@@ -177,8 +177,8 @@ class Sso:
         seen_id = info.get("id") or info.get("userId")
         if not isinstance(seen_id, str) or not seen_id:
             return
-        async with self.db.transaction() as session:
-            await session.execute(
+        async with self.db.write() as conn:
+            await conn.execute(
                 update(Member)
                 .where(
                     Member.tenant_id == tenant_id,
@@ -205,8 +205,8 @@ class Sso:
         if not raw_session_id:
             return None
         id_hash, now = sessions.hash_id(raw_session_id), utcnow()
-        async with self.db.single_read() as session:
-            signed_in = await sessions.load(session, id_hash)
+        async with self.db.single_read() as conn:
+            signed_in = await sessions.load(conn, id_hash)
         if signed_in is None or sessions.expires_at(signed_in, self.policy) <= now:
             if signed_in is not None:
                 await self._end(id_hash)
@@ -215,8 +215,8 @@ class Sso:
         if token_expiry is not None and token_expiry - now <= self.policy.renew_margin:
             return await self._renew(signed_in)
         if now - signed_in.last_seen_at >= self.policy.touch_every:
-            async with self.db.transaction() as session:
-                await sessions.touch(session, id_hash, now)
+            async with self.db.write() as conn:
+                await sessions.touch(conn, id_hash, now)
         return signed_in
 
     async def _renew(self, signed_in: SignedIn) -> SignedIn | None:
@@ -225,9 +225,9 @@ class Sso:
         while the current access token is still valid, so an auth-centre blip does not sign
         everyone out; the next request tries again, and once the token has expired it ends."""
         try:
-            async with self.db.read() as session:
+            async with self.db.single_read() as conn:
                 client = await admission.tenant_client(
-                    session, self.cipher, signed_in.tenant_id, signed_in.app_id
+                    conn, self.cipher, signed_in.tenant_id, signed_in.app_id
                 )
             refresh_token = sessions.decrypt_refresh_token(self.cipher, signed_in)
             if refresh_token is None:
@@ -242,24 +242,24 @@ class Sso:
                 return signed_in
             return await self._end_unless_renewed(signed_in)
         now = utcnow()
-        async with self.db.transaction() as session:
-            await sessions.store_renewed(session, self.cipher, signed_in, tokens, now)
-            renewed = await sessions.load(session, signed_in.id_hash)
+        async with self.db.write() as conn:
+            await sessions.store_renewed(conn, self.cipher, signed_in, tokens, now)
+            renewed = await sessions.load(conn, signed_in.id_hash)
         self.metrics.sso_renewals.labels("success").inc()
         return renewed
 
     async def _end_unless_renewed(self, signed_in: SignedIn) -> SignedIn | None:
         """Another request may have renewed meanwhile: only then is the session kept."""
-        async with self.db.transaction() as session:
-            current = await sessions.load(session, signed_in.id_hash)
+        async with self.db.write() as conn:
+            current = await sessions.load(conn, signed_in.id_hash)
             if current is None or current.refresh_token_enc == signed_in.refresh_token_enc:
-                await sessions.end(session, signed_in.id_hash)
+                await sessions.end(conn, signed_in.id_hash)
                 return None
             return current
 
     async def _end(self, id_hash: str) -> None:
-        async with self.db.transaction() as session:
-            await sessions.end(session, id_hash)
+        async with self.db.write() as conn:
+            await sessions.end(conn, id_hash)
 
     async def logout(self, raw_session_id: str | None, redirect_url: str | None) -> str:
         """§5.2 step 9: end our session, then send the browser to the auth centre's logout."""
@@ -269,23 +269,25 @@ class Sso:
         if not raw_session_id:
             return back
         id_hash = sessions.hash_id(raw_session_id)
-        async with self.db.transaction() as session:
-            signed_in = await sessions.load(session, id_hash)
-            await sessions.end(session, id_hash)
+        async with self.db.write() as conn:
+            signed_in = await sessions.load(conn, id_hash)
+            await sessions.end(conn, id_hash)
             if signed_in is None:
                 return back
-            tenant = await session.get(Tenant, signed_in.tenant_id)
-        if tenant is None:
+            domain_name = await conn.scalar(
+                select(Tenant.domain_name).where(Tenant.tenant_id == signed_in.tenant_id)
+            )
+        if domain_name is None:
             return back
         log.info("sso.logout", tenant_id=signed_in.tenant_id, user_name=signed_in.user_name)
-        domain = normalise_domain(tenant.domain_name)
+        domain = normalise_domain(domain_name)
         return f"{domain}{LOGOUT_PATH}?{urlencode({'redirect_url': back})}"
 
 
-async def _find_tenant(session: AsyncSession, ref: str) -> str:
+async def _find_tenant(conn: AsyncConnection, ref: str) -> str:
     """Flow B names the tenant by id or by tenantCode; a live tenant wins over a deleted one
     that once had the same code."""
-    tenant_id = await session.scalar(
+    tenant_id = await conn.scalar(
         select(Tenant.tenant_id)
         .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
         .order_by(case((Tenant.state == ACTIVE, 0), else_=1), Tenant.updated_at.desc())
@@ -296,9 +298,9 @@ async def _find_tenant(session: AsyncSession, ref: str) -> str:
     return tenant_id
 
 
-async def _only_app(session: AsyncSession, tenant_id: str) -> str:
+async def _only_app(conn: AsyncConnection, tenant_id: str) -> str:
     apps = (
-        await session.scalars(
+        await conn.scalars(
             select(AppCredential.app_id).where(
                 AppCredential.tenant_id == tenant_id, AppCredential.state == ACTIVE
             )

@@ -3,7 +3,8 @@
 The cookie carries a random 256-bit id; the table keeps only its SHA-256, so a copy of the
 database does not hold usable sessions. The upstream access and refresh tokens are encrypted
 with the row's hash as associated data. Functions here take the caller's session and never
-commit (see `identity.sso.service` for who owns the transactions).
+commit (see `identity.sso.service` for who owns the transactions). They run on a Core
+connection with statements built once: every request of a signed-in member passes here.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
-from identity.models import Authorisation, Member, Tenant
+from identity.models import ACTIVE, Authorisation, Member, Tenant
 from identity.models import Session as MemberSession
 from identity.sso.upstream import Tokens
 
@@ -81,7 +82,7 @@ def decrypt_refresh_token(cipher: Cipher, signed_in: SignedIn) -> str | None:
 
 
 async def create(
-    session: AsyncSession,
+    connection: AsyncConnection,
     cipher: Cipher,
     policy: Policy,
     *,
@@ -94,7 +95,6 @@ async def create(
     """Insert a new session and return the raw id for the cookie (never stored)."""
     raw_id = secrets.token_urlsafe(32)
     id_hash = hash_id(raw_id)
-    connection = await session.connection()
     await connection.execute(
         _INSERT,
         {
@@ -112,60 +112,51 @@ async def create(
     return raw_id
 
 
-async def load(session: AsyncSession, id_hash: str) -> SignedIn | None:
+_SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (
+    Member.user_name == MemberSession.user_name
+)
+_LOAD = (
+    select(
+        MemberSession.id_hash,
+        MemberSession.tenant_id,
+        Tenant.tenant_code,
+        MemberSession.app_id,
+        MemberSession.user_name,
+        Member.name,
+        Authorisation.role,
+        Member.org_code,
+        MemberSession.created_at,
+        MemberSession.last_seen_at,
+        MemberSession.expires_at,
+        MemberSession.token_expires_at,
+        MemberSession.refresh_token_enc,
+    )
+    .join(Tenant, Tenant.tenant_id == MemberSession.tenant_id)
+    .join(Member, _SAME_MEMBER)
+    .join(
+        Authorisation,
+        (Authorisation.tenant_id == MemberSession.tenant_id)
+        & (Authorisation.app_id == MemberSession.app_id)
+        & (Authorisation.user_name == MemberSession.user_name),
+    )
+    .where(
+        MemberSession.id_hash == bindparam("id_hash"),
+        Tenant.state == ACTIVE,
+        Member.state == ACTIVE,
+        Authorisation.state == ACTIVE,
+        Authorisation.enabled.is_(True),
+    )
+)
+
+
+async def load(connection: AsyncConnection, id_hash: str) -> SignedIn | None:
     """The session and its member, only while the member may still use the app.
 
     De-provisioning deletes sessions (`identity.access`); checking the member's rows here as
     well means a session can never outlive its authorisation, whatever path changed it.
     """
-    row = (
-        await session.execute(
-            select(
-                MemberSession,
-                Tenant.tenant_code,
-                Member.name,
-                Member.org_code,
-                Authorisation.role,
-            )
-            .join(Tenant, Tenant.tenant_id == MemberSession.tenant_id)
-            .join(
-                Member,
-                (Member.tenant_id == MemberSession.tenant_id)
-                & (Member.user_name == MemberSession.user_name),
-            )
-            .join(
-                Authorisation,
-                (Authorisation.tenant_id == MemberSession.tenant_id)
-                & (Authorisation.app_id == MemberSession.app_id)
-                & (Authorisation.user_name == MemberSession.user_name),
-            )
-            .where(
-                MemberSession.id_hash == id_hash,
-                Tenant.state == "active",
-                Member.state == "active",
-                Authorisation.state == "active",
-                Authorisation.enabled.is_(True),
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    s, tenant_code, name, org_code, role = row
-    return SignedIn(
-        id_hash=s.id_hash,
-        tenant_id=s.tenant_id,
-        tenant_code=tenant_code,
-        app_id=s.app_id,
-        user_name=s.user_name,
-        name=name,
-        role=role,
-        org_code=org_code,
-        created_at=s.created_at,
-        last_seen_at=s.last_seen_at,
-        expires_at=s.expires_at,
-        token_expires_at=s.token_expires_at,
-        refresh_token_enc=s.refresh_token_enc,
-    )
+    row = (await connection.execute(_LOAD, {"id_hash": id_hash})).one_or_none()
+    return None if row is None else SignedIn(**row._asdict())
 
 
 def expires_at(signed_in: SignedIn, policy: Policy) -> datetime:
@@ -173,19 +164,24 @@ def expires_at(signed_in: SignedIn, policy: Policy) -> datetime:
     return min(signed_in.expires_at, signed_in.last_seen_at + policy.idle)
 
 
-async def end(session: AsyncSession, id_hash: str) -> bool:
-    result = await session.execute(delete(MemberSession).where(MemberSession.id_hash == id_hash))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+_DELETE = delete(MemberSession).where(MemberSession.id_hash == bindparam("id_hash"))
+_TOUCH = (  # bind names differ from column names, which UPDATE reserves for its SET clause
+    update(MemberSession)
+    .where(MemberSession.id_hash == bindparam("session"))
+    .values(last_seen_at=bindparam("seen_at"))
+)
 
 
-async def touch(session: AsyncSession, id_hash: str, now: datetime) -> None:
-    await session.execute(
-        update(MemberSession).where(MemberSession.id_hash == id_hash).values(last_seen_at=now)
-    )
+async def end(connection: AsyncConnection, id_hash: str) -> bool:
+    return bool((await connection.execute(_DELETE, {"id_hash": id_hash})).rowcount)
+
+
+async def touch(connection: AsyncConnection, id_hash: str, now: datetime) -> None:
+    await connection.execute(_TOUCH, {"session": id_hash, "seen_at": now})
 
 
 async def store_renewed(
-    session: AsyncSession,
+    connection: AsyncConnection,
     cipher: Cipher,
     signed_in: SignedIn,
     tokens: Tokens,
@@ -199,7 +195,7 @@ async def store_renewed(
     values = encrypt_tokens(cipher, signed_in.id_hash, tokens)
     if values["refresh_token_enc"] is None:  # the auth centre kept the old refresh token
         values["refresh_token_enc"] = signed_in.refresh_token_enc
-    result = await session.execute(
+    result = await connection.execute(
         update(MemberSession)
         .where(
             MemberSession.id_hash == signed_in.id_hash,
@@ -211,4 +207,4 @@ async def store_renewed(
             **values,
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
