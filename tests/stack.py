@@ -157,14 +157,20 @@ class Browser:
             response = await self.http.get(target)
         raise AssertionError("too many redirects")
 
-    async def submit_login(
+    async def post_login(
         self, page: httpx.Response, account: str, password: str
     ) -> httpx.Response:
-        """Fill in the simulator's form (`account@tenantCode`) and follow where it leads."""
+        """Fill in the simulator's form (`account@tenantCode`) and post it; not followed."""
         form = login_form(page.text)
         fields = {**form.inputs, "username": account, "password": password}
         assert form.action is not None
-        return await self.post(urljoin(str(page.url), form.action), data=fields)
+        return await self.http.post(urljoin(str(page.url), form.action), data=fields)
+
+    async def submit_login(
+        self, page: httpx.Response, account: str, password: str
+    ) -> httpx.Response:
+        """Post the simulator's form and follow where it leads."""
+        return await self.follow(await self.post_login(page, account, password))
 
     async def flow_b(
         self, tenant: str, account: str, password: str, **params: str
@@ -192,12 +198,7 @@ class Browser:
             params={"ind": "UNOP", "appId": self.stack.scenario.app_id},
         )
         if page.status_code == 200:
-            form = login_form(page.text)
-            assert form.action is not None
-            page = await self.http.post(
-                urljoin(str(page.url), form.action),
-                data={**form.inputs, "username": account, "password": password},
-            )
+            page = await self.post_login(page, account, password)
         assert page.status_code == 302, page.text
         query = parse_qs(urlsplit(page.headers["location"]).query)
         return {k: v[0] for k, v in query.items()}
@@ -207,12 +208,7 @@ class Browser:
         start = await self.http.get(self.stack.identity + "/sso/login", params={"tenant": tenant})
         assert start.status_code == 302, start.text
         page = await self.http.get(start.headers["location"])
-        form = login_form(page.text)
-        assert form.action is not None
-        posted = await self.http.post(
-            urljoin(str(page.url), form.action),
-            data={**form.inputs, "username": account, "password": password},
-        )
+        posted = await self.post_login(page, account, password)
         assert posted.status_code == 302, posted.text
         return str(posted.headers["location"])
 
