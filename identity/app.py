@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def _failed(request: Request, exc: Exception) -> Response:
         """A database outage or a bug: a page for people, JSON for programs; never details."""
         log.error("request_failed", path=request.url.path, error=type(exc).__name__)
-        if request.url.path.startswith("/sso/"):
+        if request.url.path.startswith("/sso/") and request.url.path != "/sso/session":
             return sso_routes.refused(request, Refusal("internal_error", type(exc).__name__))
         return JSONResponse({"error": "internal_error", "detail": "internal error"}, 500)
 

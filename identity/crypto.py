@@ -50,4 +50,5 @@ class Mac:
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, message: str, tag: str) -> bool:
-        return hmac.compare_digest(self.sign(message), tag)
+        # Bytes: compare_digest refuses str with non-ASCII characters (a forged tag may have them).
+        return hmac.compare_digest(self.sign(message).encode(), tag.encode())

@@ -69,7 +69,7 @@ def make_engine(url: str) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def insert_for(session: AsyncSession) -> Any:

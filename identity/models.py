@@ -154,6 +154,9 @@ class Session(Base):
     access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    renewing_until: Mapped[datetime | None] = mapped_column(DateTime)
+    """A lease: one request at a time renews the upstream tokens; after a transient failure
+    the next attempt waits until it runs out."""
 
 
 class AccessRevocation(Base):

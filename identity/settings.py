@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     session_absolute_seconds: int = Field(default=12 * 3600, ge=1)
     token_renew_margin_seconds: int = Field(default=300, ge=0)
     """Renew the member's upstream access token when it expires within this margin (§5.2 step 8)."""
+    token_renew_retry_seconds: float = Field(default=30.0, gt=0)
+    """After a transient renewal failure (timeout, 5xx), wait this long before trying again."""
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
     """Timeout of each call to a tenant's auth centre (token, userinfo)."""
     allowed_redirect_origins: list[str] = []

@@ -157,9 +157,7 @@ class Browser:
             response = await self.http.get(target)
         raise AssertionError("too many redirects")
 
-    async def post_login(
-        self, page: httpx.Response, account: str, password: str
-    ) -> httpx.Response:
+    async def post_login(self, page: httpx.Response, account: str, password: str) -> httpx.Response:
         """Fill in the simulator's form (`account@tenantCode`) and post it; not followed."""
         form = login_form(page.text)
         fields = {**form.inputs, "username": account, "password": password}

@@ -9,8 +9,10 @@ from urllib.parse import urlencode
 
 import httpx2 as httpx
 import pytest
+from sqlalchemy import update
 
 from identity.db import Database
+from identity.models import Authorisation
 from identity.models import Session as MemberSession
 from identity.sso.sessions import hash_id
 from tests.simulator_world import login_form
@@ -195,3 +197,52 @@ async def test_logout_when_not_signed_in(acme: Stack) -> None:
         assert posted.headers["location"] == acme.identity + "/sso/logged-out"
     finally:
         await b.close()
+
+
+async def test_a_stale_cookie_is_signed_out_without_a_csrf_token(acme: Stack, db: Database) -> None:
+    b = acme.browser()
+    try:
+        b.http.cookies.set(SESSION, "a-session-that-does-not-exist", domain="127.0.0.1")
+        posted = await b.http.post(acme.identity + "/sso/logout")
+        assert posted.status_code == 303
+        assert posted.headers["location"] == acme.identity + "/sso/logged-out"
+        assert b.cookie(SESSION) is None
+    finally:
+        await b.close()
+
+
+async def test_a_member_who_lost_access_still_ends_the_auth_centres_session(
+    acme: Stack, browser: Browser, db: Database
+) -> None:
+    """bob is disabled while signed in: his session is gone, yet signing out must still reach
+    the auth centre's logout, or its SSO session would sign him straight back in elsewhere."""
+    fields = await confirmation(browser)
+    raw_id = browser.cookie(SESSION)
+    assert raw_id
+    # Make the row outlive the sync's end_access, as if the member lost access another way.
+    async with db.transaction() as session:
+        await session.execute(
+            update(Authorisation).where(Authorisation.user_name == "bob").values(enabled=False)
+        )
+    assert (await browser.session()).status_code == 401
+    browser.http.cookies.set(SESSION, raw_id, domain="127.0.0.1")
+    posted = await browser.http.post(acme.identity + "/sso/logout", data=fields)
+    assert posted.status_code == 303
+    assert posted.headers["location"].startswith(acme.sim + "/api/v1/logout?redirect_url=")
+
+
+async def test_a_malformed_csrf_token_is_refused_not_an_error(
+    browser: Browser, db: Database
+) -> None:
+    raw_id = browser.cookie(SESSION)
+    assert raw_id
+    assert_refused(await browser.post("/sso/logout", data={"csrf": "é" * 64}), "csrf_failed")
+    await assert_still_signed_in(browser, db, raw_id)
+
+
+async def test_pages_cannot_be_framed(browser: Browser) -> None:
+    for path in ("/sso/me", "/sso/logout"):
+        page = await browser.get(path)
+        assert page.status_code == 200
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

@@ -129,6 +129,23 @@ async def test_state_from_another_browser_is_refused(
     assert (await browser.session()).json()["userName"] == "bob"
 
 
+async def test_stripping_the_state_does_not_turn_flow_b_into_flow_a(
+    acme: Stack, browser: Browser, db: Database
+) -> None:
+    """A browser in the middle of its own Flow B login is not signed in by a callback whose
+    state was removed (Flow A's shape), so the state check cannot be sidestepped."""
+    victim = acme.browser()
+    try:
+        await victim.http.get(acme.identity + "/sso/login", params={"tenant": "acme"})
+        attackers_callback = await browser.flow_b_callback("acme", "bob@acme", "bob-pw")
+        stripped = with_query(attackers_callback, state=None, tenant=ACME_ID)
+        assert_refused(await victim.get(stripped), "state_mismatch")
+        assert (await victim.session()).status_code == 401
+    finally:
+        await victim.close()
+    await assert_nothing_created(db, "bob")
+
+
 async def test_the_state_cannot_be_moved_to_another_tenant(
     stack: Stack, db: Database, browser: Browser
 ) -> None:

@@ -39,12 +39,18 @@ async def short_stack(database_url: str, private_key_file: Path) -> AsyncIterato
 
 @pytest.fixture(scope="module")
 async def renewing_stack(database_url: str, private_key_file: Path) -> AsyncIterator[Stack]:
-    """Upstream access tokens of 60 s and a renewal margin of an hour: every use renews."""
+    """Upstream access tokens of 60 s and a renewal margin of an hour: every use renews. After a
+    transient failure the next attempt waits 2 s (the renewal lease)."""
+    env = {
+        "IDENTITY_TOKEN_RENEW_MARGIN_SECONDS": "3600",
+        "IDENTITY_TOKEN_RENEW_RETRY_SECONDS": "2",
+        "IDENTITY_UPSTREAM_TIMEOUT_SECONDS": "1",
+    }
     async with running_stack(
         database_url,
         private_key_file,
         world(),
-        identity_env={"IDENTITY_TOKEN_RENEW_MARGIN_SECONDS": "3600"},
+        identity_env=env,
         sim_args=["--access-token-seconds", "60"],
     ) as running:
         yield running
@@ -235,13 +241,16 @@ async def test_tokens_are_renewed_and_a_refused_renewal_ends_the_session(
     )
 
     # An auth-centre blip while the access token is still valid keeps the member signed in;
-    # the next request renews.
+    # renewal backs off for the lease (2 s here), then succeeds.
     blips = await stack.metric("identity_sso_token_renewals_total", outcome="server_error")
     await stack.sim_post("/_sim/fail", status=503, count=1)
     assert (await browser.session()).status_code == 200
     assert await stack.metric("identity_sso_token_renewals_total", outcome="server_error") == (
         blips + 1
     )
+    assert (await browser.session()).status_code == 200  # backing off: no new attempt
+    assert (await stack.sim_stats())["grants"]["refresh_token"] == grants + 2
+    await asyncio.sleep(2.1)
     assert (await browser.session()).status_code == 200
     assert (await stack.sim_stats())["grants"]["refresh_token"] == grants + 3
     seen.append(await _stored_tokens(db, raw_id))
@@ -323,3 +332,25 @@ async def test_deprovisioning_ends_the_session_at_once(
     assert {r[:3] for r in await _revocations(db) - before} == {
         (reason, None, 2) if whole_tenant else (reason, "bob", 1)
     }
+
+
+async def test_concurrent_requests_renew_once_and_stay_signed_in(
+    renewing_stack: Stack, db: Database, browsers: Callable[[Stack], Browser]
+) -> None:
+    """The auth centre rotates the refresh token at each use: if every request in the renewal
+    window renewed, all but one would get invalid_grant and sign the member out."""
+    stack = await _provisioned(renewing_stack)
+    browser = browsers(stack)
+    query = await browser.code_for("bob@acme", "bob-pw")
+    answer = await browser.http.get(
+        f"{stack.identity}/sso/callback/{stack.scenario.app_id}?{urlencode(query)}"
+    )
+    assert answer.status_code == 303, answer.text
+    raw_id = browser.cookie(SESSION)
+    assert raw_id
+    for _ in range(5):
+        grants = (await stack.sim_stats())["grants"].get("refresh_token", 0)
+        answers = await asyncio.gather(*(browser.session() for _ in range(8)))
+        assert [a.status_code for a in answers] == [200] * 8
+        assert (await stack.sim_stats())["grants"]["refresh_token"] > grants
+        assert await row_exists(db, raw_id)

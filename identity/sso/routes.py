@@ -21,6 +21,12 @@ from identity.sso.sessions import SignedIn, expires_at
 
 SESSION_COOKIE = "identity_session"
 NO_STORE = {"Cache-Control": "no-store"}
+# Pages are never framed: a framed sign-out button could be clicked by a hidden overlay.
+PAGE_HEADERS = {
+    **NO_STORE,
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
 
 log = structlog.get_logger("identity.sso")
 router = APIRouter(prefix="/sso")
@@ -33,7 +39,7 @@ def _sso(request: Request) -> Sso:
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     response = templates.TemplateResponse(request, name, context, status_code=status)
-    response.headers.update(NO_STORE)
+    response.headers.update(PAGE_HEADERS)
     return response
 
 
@@ -163,9 +169,8 @@ async def logout(
     sent_origin = request.headers.get("origin")
     if sent_origin and origin(sent_origin) not in sso.allowed_origins:
         raise Refusal("csrf_failed", f"origin {origin(sent_origin)!r}")
-    if raw_id and not sso.csrf_ok(raw_id, csrf or x_csrf_token or ""):
-        raise Refusal("csrf_failed", "csrf token missing or wrong")
-    target = await sso.logout(raw_id, redirect_url or request.query_params.get("redirect_url"))
+    back = redirect_url or request.query_params.get("redirect_url")
+    target = await sso.logout(raw_id, csrf or x_csrf_token or "", back)
     response = RedirectResponse(target, status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -18,12 +18,13 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import structlog
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
 from identity.db import Database, utcnow
 from identity.models import ACTIVE, AppCredential, Member, Tenant
+from identity.models import Session as MemberSession
 from identity.observability import Metrics
 from identity.settings import Settings
 from identity.sso import admission, sessions
@@ -70,6 +71,11 @@ class Sso:
             idle=timedelta(seconds=settings.session_idle_seconds),
             absolute=timedelta(seconds=settings.session_absolute_seconds),
             renew_margin=timedelta(seconds=settings.token_renew_margin_seconds),
+            renewal_lease=timedelta(
+                seconds=max(
+                    settings.token_renew_retry_seconds, settings.upstream_timeout_seconds + 1
+                )
+            ),
         )
         self.allowed_origins = {origin(self.base_url)} | {
             origin(o) for o in settings.allowed_redirect_origins
@@ -158,11 +164,15 @@ class Sso:
         self, app_id: str, tenant: str | None, state: str | None, cookie: str | None
     ) -> tuple[str, str]:
         if state is None:
+            # Flow A has no state (§5.2 step 3). A browser in the middle of a Flow B login must
+            # not be switched to another account by a callback whose state was stripped.
+            if unseal(self.state_mac, cookie) is not None:
+                raise Refusal("state_mismatch", "callback without state during a Flow B login")
             if not tenant:
                 raise Refusal("bad_request", "callback without tenant or state")
             return tenant, self.post_login_url
         login = unseal(self.state_mac, cookie)
-        if login is None or not secrets.compare_digest(login.state, state):
+        if login is None or not secrets.compare_digest(login.state.encode(), state.encode()):
             raise Refusal("state_mismatch", "no login cookie" if login is None else "state differs")
         if login.app_id != app_id or (tenant and tenant != login.tenant_id):
             raise Refusal("state_mismatch", "app or tenant differs from the login's")
@@ -220,10 +230,18 @@ class Sso:
         return signed_in
 
     async def _renew(self, signed_in: SignedIn) -> SignedIn | None:
-        """§5.2 step 8: refresh the upstream token. A refused renewal (`invalid_grant`, the
-        tenant or credential gone) ends the session. A transient failure (timeout, 5xx) keeps it
-        while the current access token is still valid, so an auth-centre blip does not sign
-        everyone out; the next request tries again, and once the token has expired it ends."""
+        """§5.2 step 8: refresh the upstream token, one request at a time (a lease).
+
+        A refused renewal (`invalid_grant`, the tenant or credential gone) ends the session. A
+        transient failure (timeout, unreachable, 5xx) keeps it while the current access token
+        is still valid, and the lease makes the next attempt wait `renewal_lease`; once the
+        token has expired, a failure ends the session."""
+        now = utcnow()
+        if signed_in.renewing_until is not None and signed_in.renewing_until > now:
+            return signed_in  # another request is renewing, or a failure is backing off
+        async with self.db.write() as conn:
+            if not await sessions.claim_renewal(conn, signed_in.id_hash, now, self.policy):
+                return signed_in
         try:
             async with self.db.single_read() as conn:
                 client = await admission.tenant_client(
@@ -240,29 +258,24 @@ class Sso:
             expiry = signed_in.token_expires_at
             if kind in TRANSIENT and expiry is not None and expiry > utcnow():
                 return signed_in
-            return await self._end_unless_renewed(signed_in)
-        now = utcnow()
+            await self._end(signed_in.id_hash)
+            return None
         async with self.db.write() as conn:
-            await sessions.store_renewed(conn, self.cipher, signed_in, tokens, now)
+            await sessions.store_renewed(conn, self.cipher, signed_in, tokens, utcnow())
             renewed = await sessions.load(conn, signed_in.id_hash)
         self.metrics.sso_renewals.labels("success").inc()
         return renewed
-
-    async def _end_unless_renewed(self, signed_in: SignedIn) -> SignedIn | None:
-        """Another request may have renewed meanwhile: only then is the session kept."""
-        async with self.db.write() as conn:
-            current = await sessions.load(conn, signed_in.id_hash)
-            if current is None or current.refresh_token_enc == signed_in.refresh_token_enc:
-                await sessions.end(conn, signed_in.id_hash)
-                return None
-            return current
 
     async def _end(self, id_hash: str) -> None:
         async with self.db.write() as conn:
             await sessions.end(conn, id_hash)
 
-    async def logout(self, raw_session_id: str | None, redirect_url: str | None) -> str:
-        """§5.2 step 9: end our session, then send the browser to the auth centre's logout."""
+    async def logout(self, raw_session_id: str | None, csrf: str, redirect_url: str | None) -> str:
+        """§5.2 step 9: end our session, then send the browser to the auth centre's logout.
+
+        The CSRF token is required only when there is a session to end: a stale cookie is
+        simply signed out. The auth centre's logout is used even when the member has lost
+        access meanwhile, so its own SSO session ends too."""
         back = self.checked_redirect(redirect_url, f"{self.base_url}/sso/logged-out")
         # The auth centre redirects to it, so a relative path must name this service's host.
         back = urljoin(self.base_url, back)
@@ -270,18 +283,23 @@ class Sso:
             return back
         id_hash = sessions.hash_id(raw_session_id)
         async with self.db.write() as conn:
-            signed_in = await sessions.load(conn, id_hash)
-            await sessions.end(conn, id_hash)
-            if signed_in is None:
+            row = (await conn.execute(_LOGOUT, {"id_hash": id_hash})).one_or_none()
+            if row is None:
                 return back
-            domain_name = await conn.scalar(
-                select(Tenant.domain_name).where(Tenant.tenant_id == signed_in.tenant_id)
-            )
-        if domain_name is None:
-            return back
-        log.info("sso.logout", tenant_id=signed_in.tenant_id, user_name=signed_in.user_name)
+            if not self.csrf_ok(raw_session_id, csrf):
+                raise Refusal("csrf_failed", "csrf token missing or wrong")
+            await sessions.end(conn, id_hash)
+        tenant_id, user_name, domain_name = row
+        log.info("sso.logout", tenant_id=tenant_id, user_name=user_name)
         domain = normalise_domain(domain_name)
         return f"{domain}{LOGOUT_PATH}?{urlencode({'redirect_url': back})}"
+
+
+_LOGOUT = (
+    select(MemberSession.tenant_id, MemberSession.user_name, Tenant.domain_name)
+    .join(Tenant, Tenant.tenant_id == MemberSession.tenant_id)
+    .where(MemberSession.id_hash == bindparam("id_hash"))
+)
 
 
 async def _find_tenant(conn: AsyncConnection, ref: str) -> str:

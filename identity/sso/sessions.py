@@ -14,11 +14,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
-from identity.models import ACTIVE, Authorisation, Member, Tenant
+from identity.directory import bindings
+from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
 from identity.models import Session as MemberSession
 from identity.sso.upstream import Tokens
 
@@ -28,6 +29,9 @@ class Policy:
     idle: timedelta
     absolute: timedelta
     renew_margin: timedelta
+    renewal_lease: timedelta
+    """How long one request holds the right to renew (longer than an upstream call can take),
+    and how long a transient failure waits before the next attempt."""
 
     @property
     def touch_every(self) -> timedelta:
@@ -52,6 +56,7 @@ class SignedIn:
     last_seen_at: datetime
     expires_at: datetime
     token_expires_at: datetime | None
+    renewing_until: datetime | None
     refresh_token_enc: bytes | None
 
 
@@ -129,9 +134,15 @@ _LOAD = (
         MemberSession.last_seen_at,
         MemberSession.expires_at,
         MemberSession.token_expires_at,
+        MemberSession.renewing_until,
         MemberSession.refresh_token_enc,
     )
     .join(Tenant, Tenant.tenant_id == MemberSession.tenant_id)
+    .join(
+        AppCredential,
+        (AppCredential.tenant_id == MemberSession.tenant_id)
+        & (AppCredential.app_id == MemberSession.app_id),
+    )
     .join(Member, _SAME_MEMBER)
     .join(
         Authorisation,
@@ -142,6 +153,8 @@ _LOAD = (
     .where(
         MemberSession.id_hash == bindparam("id_hash"),
         Tenant.state == ACTIVE,
+        bindings.open_for_sign_in(),
+        AppCredential.state == ACTIVE,
         Member.state == ACTIVE,
         Authorisation.state == ACTIVE,
         Authorisation.enabled.is_(True),
@@ -152,8 +165,9 @@ _LOAD = (
 async def load(connection: AsyncConnection, id_hash: str) -> SignedIn | None:
     """The session and its member, only while the member may still use the app.
 
-    De-provisioning deletes sessions (`identity.access`); checking the member's rows here as
-    well means a session can never outlive its authorisation, whatever path changed it.
+    De-provisioning deletes sessions (`identity.access`); checking here as well everything a
+    login requires (tenant, instance, credential, member, authorisation) means a session never
+    outlives any of them, whatever path changed it.
     """
     row = (await connection.execute(_LOAD, {"id_hash": id_hash})).one_or_none()
     return None if row is None else SignedIn(**row._asdict())
@@ -180,6 +194,30 @@ async def touch(connection: AsyncConnection, id_hash: str, now: datetime) -> Non
     await connection.execute(_TOUCH, {"session": id_hash, "seen_at": now})
 
 
+_CLAIM = (  # bind names differ from column names, which UPDATE reserves for its SET clause
+    update(MemberSession)
+    .where(
+        MemberSession.id_hash == bindparam("session"),
+        or_(
+            MemberSession.renewing_until.is_(None),
+            MemberSession.renewing_until <= bindparam("now"),
+        ),
+    )
+    .values(renewing_until=bindparam("until"))
+)
+
+
+async def claim_renewal(
+    connection: AsyncConnection, id_hash: str, now: datetime, policy: Policy
+) -> bool:
+    """Take the lease to renew this session's tokens; False when another request holds it.
+
+    The auth centre rotates the refresh token at each use, so two requests renewing at once
+    would have one of them fail and end a healthy session: only the lease holder renews."""
+    params = {"session": id_hash, "now": now, "until": now + policy.renewal_lease}
+    return bool((await connection.execute(_CLAIM, params)).rowcount)
+
+
 async def store_renewed(
     connection: AsyncConnection,
     cipher: Cipher,
@@ -187,11 +225,8 @@ async def store_renewed(
     tokens: Tokens,
     now: datetime,
 ) -> bool:
-    """Keep renewed tokens, unless another request renewed (or ended) the session meanwhile.
-
-    The update is conditional on the refresh token this request used, so two requests that
-    renew at once cannot overwrite each other's newer tokens with older ones.
-    """
+    """Keep renewed tokens and release the lease; conditional on the refresh token this
+    request used, so nothing older can ever overwrite something newer."""
     values = encrypt_tokens(cipher, signed_in.id_hash, tokens)
     if values["refresh_token_enc"] is None:  # the auth centre kept the old refresh token
         values["refresh_token_enc"] = signed_in.refresh_token_enc
@@ -204,6 +239,7 @@ async def store_renewed(
         .values(
             token_expires_at=now + timedelta(seconds=tokens.expires_in),
             last_seen_at=now,
+            renewing_until=None,
             **values,
         )
     )

@@ -23,6 +23,7 @@ TOKEN_PATH = "/api/v1/oauth2/token"  # noqa: S105 - a path
 USERINFO_PATH = "/api/v1/oauth2/userinfo"
 AUTHORIZE_PATH = "/api/v1/oauth2/authorize"
 LOGOUT_PATH = "/api/v1/logout"
+MAX_EXPIRES_IN = 366 * 86400  # a year: anything longer is not a real access token lifetime
 
 
 class UpstreamError(Exception):
@@ -87,8 +88,10 @@ class AuthCentre:
         form |= {"client_id": client.client_id, "client_secret": client.client_secret}
         body = await self._call("POST", client.domain + TOKEN_PATH, data=form)
         token, expires_in = body.get("access_token"), body.get("expires_in", 7200)
-        if not isinstance(token, str) or not token or not isinstance(expires_in, int):
+        if not isinstance(token, str) or not token:
             raise UpstreamError("bad_response", "token response lacks access_token")
+        if type(expires_in) is not int or not 0 < expires_in <= MAX_EXPIRES_IN:
+            raise UpstreamError("bad_response", "token response has an unusable expires_in")
         refresh = body.get("refresh_token")
         return Tokens(token, refresh if isinstance(refresh, str) and refresh else None, expires_in)
 
