@@ -207,3 +207,17 @@ async def test_an_unreachable_auth_centre_is_an_upstream_error(
     metrics = (await identity.get("/metrics")).text
     assert metric("token", "unreachable") in metrics
     assert await sessions(db) == 0
+
+
+async def test_the_session_cookie_is_secure_by_default(
+    identity: httpx.AsyncClient, db: Database, private_key_file: Path
+) -> None:
+    """The default settings (HTTPS deployments): the session cookie is Secure, HttpOnly, Lax."""
+    with canned_auth_centre(OK, INFO) as domain:
+        await provision(identity, private_key_file, domain)
+        landed = await callback(identity)
+    assert landed.status_code == 303, landed.text
+    (cookie,) = [c for c in landed.headers.get_list("set-cookie") if "identity_session=" in c]
+    attributes = {part.strip().lower() for part in cookie.split(";")}
+    assert {"secure", "httponly", "samesite=lax", "path=/"} <= attributes
+    assert await sessions(db) == 1
