@@ -1,8 +1,9 @@
 """The one place that ends a member's or a tenant's right to use the app.
 
 Every de-provisioning path calls `end_access`: authSync flag 0 and 3, `enable:"false"`, tenant
-deleted, app credential deleted, instance frozen or released (and, with the later issues, logout,
-admin "end sessions" and password reset). It deletes the affected sessions in the caller's
+deleted, app credential deleted, instance frozen or released (and, with the later issues, admin
+"end sessions" and password reset). Logout is not one of them: it ends its own session only
+(`identity.sso.service.Sso.logout`). It deletes the affected sessions in the caller's
 transaction, so the access ends when that transaction commits, and writes one outbox row per
 member (or one for a whole tenant or app) for back-channel logout delivery.
 """

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import ValidationError
+
 
 class ResultCode(StrEnum):
     """KooGallery V2 result codes (contract §1.2)."""
@@ -52,3 +54,13 @@ class InstanceNotFound(MarketplaceError):
 class SecretUndecryptable(MarketplaceError):
     code = "client_secret_undecryptable"
     result_code = ResultCode.SECRET_INVALID
+
+
+def describe_validation(exc: ValidationError, *, limit: int, whole: str) -> str:
+    """The first `limit` problems of a pydantic validation, each naming its field as a path
+    (`userList[3].enable: …`); `whole` names the document when the problem is at its top."""
+    problems = []
+    for err in exc.errors()[:limit]:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        problems.append(f"{where.lstrip('.') or whole}: {err['msg']}")
+    return "; ".join(problems)

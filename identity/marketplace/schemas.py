@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from identity.errors import InvalidParameter
+from identity.errors import InvalidParameter, describe_validation
 
 MAX_USERS_PER_SYNC = 500
 MAX_QUERY_IDS = 100
@@ -55,11 +55,7 @@ def parse(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors()[:3]:
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-            problems.append(f"{where.lstrip('.') or 'body'}: {err['msg']}")
-        raise InvalidParameter("; ".join(problems)) from None
+        raise InvalidParameter(describe_validation(exc, limit=3, whole="body")) from None
 
 
 # --- Kit (联营SaaS同步) --------------------------------------------------------------------

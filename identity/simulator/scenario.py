@@ -43,6 +43,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from identity.errors import describe_validation
+
 DEMO_SCENARIO = "demo_scenario.json"
 
 Id64 = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -185,11 +187,8 @@ def parse_scenario(text: str | bytes, source: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate_json(text)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors()[:5]:
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-            problems.append(f"{where.lstrip('.') or 'file'}: {err['msg']}")
-        raise ScenarioError(f"{source} is not a valid scenario: " + "; ".join(problems)) from None
+        problems = describe_validation(exc, limit=5, whole="file")
+        raise ScenarioError(f"{source} is not a valid scenario: {problems}") from None
 
 
 def load_scenario(path: Path | None = None) -> Scenario:

@@ -163,15 +163,15 @@ class Sso:
     def _callback_tenant(
         self, app_id: str, tenant: str | None, state: str | None, cookie: str | None
     ) -> tuple[str, str]:
+        login = unseal(self.state_mac, cookie)
         if state is None:
             # Flow A has no state (§5.2 step 3). A browser in the middle of a Flow B login must
             # not be switched to another account by a callback whose state was stripped.
-            if unseal(self.state_mac, cookie) is not None:
+            if login is not None:
                 raise Refusal("state_mismatch", "callback without state during a Flow B login")
             if not tenant:
                 raise Refusal("bad_request", "callback without tenant or state")
             return tenant, self.post_login_url
-        login = unseal(self.state_mac, cookie)
         if login is None or not secrets.compare_digest(login.state.encode(), state.encode()):
             raise Refusal("state_mismatch", "no login cookie" if login is None else "state differs")
         if login.app_id != app_id or (tenant and tenant != login.tenant_id):
