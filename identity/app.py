@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.marketplace.verifier.close()
         await app.state.sso.auth_centre.close()
         await db.dispose()
 

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
 
     signature_window_seconds: int = Field(default=60, ge=1)
     nonce_ttl_seconds: int = Field(default=120, ge=1)
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """The largest real call (authSync of 500 members) is about 250 KB."""
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -3,9 +3,11 @@ header-signed). Always HTTP 200 with `{resultCode, resultMsg}` (contract §0.3, 
 
 The route owns the transactions. A call with a good signature runs in one transaction: claim the
 nonce, apply the change, write the audit row; all or nothing. The nonce's primary key makes a
-replay that reaches another process wait for the first call's commit and then be refused. A call
-that fails is audited (and its nonce, if its signature was good, consumed) in a transaction of
-its own, so a failed call cannot be replayed either.
+replay that reaches another process wait for the first call's commit and then be refused. A
+signed call that fails is audited, and its nonce consumed, in a transaction of its own, so a
+failed call cannot be replayed either. A call refused before its signature is known good
+(unsigned, forged, malformed) is only logged and counted: anyone can send those, and none of
+them may cost a database write.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from identity.errors import InvalidParameter, MarketplaceError, ResultCode, Sign
 from identity.marketplace import service
 from identity.marketplace.audit import CallRecord, claim_nonce, record_call
 from identity.marketplace.schemas import parse
-from identity.marketplace.signing import Kind, verify
+from identity.marketplace.signing import Kind, check_request
 from identity.observability import Metrics
 
 log = structlog.get_logger("identity.marketplace")
@@ -76,21 +78,26 @@ def _keys(mp: service.Marketplace, kind: Kind) -> list[str]:
 async def _authenticate(
     request: Request, kind: Kind, signed: Signed, record: CallRecord
 ) -> dict[str, Any]:
-    """Signature first, before anything else looks at the body (§2.4)."""
+    """Signature first, before anything else looks at the body (§2.4); the checks that need no
+    body before it is even read."""
     mp: service.Marketplace = request.app.state.marketplace
-    body = await _read_body(request, mp.settings.max_body_bytes)
-    record.payload_sha256 = hashlib.sha256(body).hexdigest()
     signature, timestamp, nonce = signed
-    verified = verify(
-        kind,
-        _keys(mp, kind),
+    check_request(
         signature=signature,
         timestamp=timestamp,
         nonce=nonce,
-        body=body,
         now_ms=int(time.time() * 1000),
         window_ms=mp.settings.signature_window_seconds * 1000,
     )
+    assert signature and timestamp and nonce
+    keys = _keys(mp, kind)
+    if not keys:
+        raise SignatureError(f"no {kind} access key is configured")
+    body = await _read_body(request, mp.settings.max_body_bytes)
+    record.payload_sha256 = hashlib.sha256(body).hexdigest()
+    verified = await mp.verifier.match(kind, keys, signature, nonce, timestamp, body)
+    if verified is None:
+        raise SignatureError("signature does not match")
     record.signature_variant = verified.variant
     record.nonce = nonce
     if verified.document is None:
@@ -153,6 +160,11 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
     except Exception as exc:  # database down, a bug: retryable, and never a 500 or HTML page
         code, message = ResultCode.INTERNAL, INTERNAL_MSG
         log.error("marketplace_call_failed", interface=record.interface, error=type(exc).__name__)
+    if record.nonce is None:
+        # Not signed (or not well-formed enough to check): anyone can send these, so they go
+        # to the log and the metrics only, never to the database.
+        _report(request, record, code, message, started)
+        return JSONResponse({"resultCode": code.value, "resultMsg": message})
     try:
         async with db.transaction() as session:
             await _claim_nonce(request, session, record, required=False)
@@ -173,15 +185,10 @@ async def _claim_nonce(
         raise SignatureError("nonce has already been used")
 
 
-async def _audit(
-    request: Request,
-    session: AsyncSession,
-    record: CallRecord,
-    code: ResultCode,
-    message: str,
-    started: float,
-) -> None:
-    """Metrics, one log line and one audit row per call; never the payload."""
+def _report(
+    request: Request, record: CallRecord, code: ResultCode, message: str, started: float
+) -> float:
+    """Metrics and one log line per call; never the payload. Returns the latency in ms."""
     latency_ms = (time.perf_counter() - started) * 1000
     metrics: Metrics = request.app.state.metrics
     metrics.marketplace_calls.labels(record.interface, code.value).inc()
@@ -198,4 +205,17 @@ async def _audit(
         **record.extra,
         **({"reason": message} if code is not ResultCode.SUCCESS else {}),
     )
+    return latency_ms
+
+
+async def _audit(
+    request: Request,
+    session: AsyncSession,
+    record: CallRecord,
+    code: ResultCode,
+    message: str,
+    started: float,
+) -> None:
+    """A signed call's audit row, besides its metrics and log line."""
+    latency_ms = _report(request, record, code, message, started)
     await record_call(session, record, code.value, message, latency_ms)

@@ -22,6 +22,7 @@ from identity.directory import departments, instances, members, tenants
 from identity.errors import InstanceNotFound
 from identity.marketplace import schemas as s
 from identity.marketplace.client_secret import decrypt_client_secret
+from identity.marketplace.verifier import Verifier
 from identity.settings import Settings
 
 
@@ -32,6 +33,7 @@ class Marketplace:
     settings: Settings
     cipher: Cipher
     private_key: RSAPrivateKey | None
+    verifier: Verifier = field(default_factory=Verifier)
 
 
 @dataclass

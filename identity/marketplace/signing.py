@@ -6,6 +6,16 @@ Kit calls:   `hex(HMAC(key, key + nonce + timestamp + payload))`.
 UTF-8, nested order kept); as a fallback the raw body bytes are accepted too (design decision).
 The same functions sign for the simulator and the tests, so both sides agree by construction
 and the §8.2 vectors pin the formulas.
+
+Refusing a forged call must stay cheap, because anyone can send one:
+- the timestamp and nonce must have the exact form the marketplace sends. The signed string
+  concatenates them, so a looser form (a timestamp with leading zeros) would let a captured
+  call be replayed under a "fresh" nonce with the same signature;
+- the raw-body candidate is checked first (one HMAC per key, linear), and only a body that
+  fails it is parsed and canonicalised, within limits on top-level members and nesting that
+  real calls are far below;
+- `match` is a pure function of its arguments, so large bodies can be checked in another
+  process (`identity.marketplace.verifier`).
 """
 
 from __future__ import annotations
@@ -13,13 +23,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from identity.errors import InvalidParameter, SignatureError
 
-MAX_NONCE_LENGTH = 128
+TIMESTAMP = re.compile(r"[1-9][0-9]{12}")
+"""Epoch milliseconds as the marketplace sends them: 13 digits, no sign, no leading zero."""
+NONCE = re.compile(r"[A-Za-z0-9]{16,64}")
+"""The documented shapes (64 hex characters, or 16-32 letters and digits), with room between."""
+MAX_TOP_LEVEL_MEMBERS = 64
+"""Real calls have at most a dozen top-level fields."""
+MAX_DEPTH = 8
+"""Real calls nest four deep at most (body, userList, user, V1 extension)."""
 
 
 class Kind(StrEnum):
@@ -58,7 +76,9 @@ def sign(kind: Kind, key: str, nonce: str, timestamp: str, payload: bytes) -> st
 def sign_body(kind: Kind, key: str, nonce: str, timestamp: str, body: bytes) -> str:
     """Sign a body the way the marketplace does: over the canonical form of a JSON object,
     else (for the simulator's and the tests' malformed bodies) over the raw bytes."""
-    return sign(kind, key, nonce, timestamp, _payload_variants(body, parse_object(body))[0][1])
+    document = parse_object(body)
+    payload = body if document is None else canonical_payload(document).encode()
+    return sign(kind, key, nonce, timestamp, payload)
 
 
 @dataclass(frozen=True)
@@ -68,37 +88,100 @@ class Verified:
     key_index: int
     """0 for the current key, 1 for the previous one (during rotation)."""
     document: dict[str, Any] | None = field(default=None, compare=False)
-    """The body parsed once here, for the caller; None when it is not a JSON object."""
+    """The body parsed once here, for the caller, top-level nulls dropped; None when it is not
+    a JSON object within the limits."""
+
+
+def _within_depth(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return False
+                stack.append((child, depth + 1))
+    return True
 
 
 def parse_object(body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object of valid Unicode (a lone surrogate escape such as "\\ud800"
-    parses but can be neither signed canonically nor stored), else None."""
+    parses but can be neither signed canonically nor stored), within the limits on top-level
+    members and nesting, else None."""
+    parsed = _parse_canonical(body)
+    return None if parsed is None else parsed[0]
+
+
+def _parse_canonical(body: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """`parse_object`, with the canonical form of what it parsed."""
     try:
         obj = parse_json(body)
-        if isinstance(obj, dict):
-            canonical_payload(obj).encode()
-            return obj
-    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
-        pass
-    return None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or len(obj) > MAX_TOP_LEVEL_MEMBERS:
+        return None
+    if not _within_depth(obj, MAX_DEPTH):
+        return None
+    try:
+        return obj, canonical_payload(obj).encode()
+    except ValueError:  # UnicodeEncodeError is a ValueError
+        return None
 
 
-def _payload_variants(body: bytes, document: dict[str, Any] | None) -> list[tuple[str, bytes]]:
-    variants: list[tuple[str, bytes]] = []
-    if document is not None:
-        variants.append(("canonical", canonical_payload(document).encode()))
-    variants.append(("raw", body))
-    return variants
+def _without_nulls(document: dict[str, Any]) -> dict[str, Any]:
+    """A top-level null is dropped by the canonical form, so one can be added to a captured
+    body without breaking its signature: it must mean nothing, exactly as if absent."""
+    return {k: v for k, v in document.items() if v is not None}
 
 
-def check_timestamp(timestamp: str | None, now_ms: int, window_ms: int) -> None:
+def check_request(
+    *, signature: str | None, timestamp: str | None, nonce: str | None, now_ms: int, window_ms: int
+) -> None:
+    """The checks that need no body, in the demo's order (§2.4)."""
     if not timestamp:
         raise InvalidParameter("timestamp is missing")
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 15:
-        raise InvalidParameter("timestamp must be epoch milliseconds")
+    if not TIMESTAMP.fullmatch(timestamp):
+        raise InvalidParameter("timestamp must be 13 digits of epoch milliseconds")
     if abs(now_ms - int(timestamp)) > window_ms:
         raise InvalidParameter("timestamp is outside the accepted window")
+    if not nonce:
+        raise InvalidParameter("nonce is missing")
+    if not NONCE.fullmatch(nonce):
+        raise InvalidParameter("nonce must be 16 to 64 letters and digits")
+    if not signature:
+        raise SignatureError("signature is missing")
+
+
+def match(
+    kind: Kind, keys: list[str], signature: str, nonce: str, timestamp: str, body: bytes
+) -> Verified | None:
+    """Which payload form and key the signature matches, or None. The raw body is tried first
+    (linear, no parsing); every key is compared for each form, so the time taken does not tell
+    a caller which key came close."""
+    given = signature.lower().encode("utf-8", "replace")
+
+    def matching_key(payload: bytes) -> int | None:
+        found = None
+        for index, key in enumerate(keys):
+            expected = sign(kind, key, nonce, timestamp, payload).encode()
+            if hmac.compare_digest(given, expected) and found is None:
+                found = index
+        return found
+
+    index = matching_key(body)
+    parsed = _parse_canonical(body)
+    if index is not None:  # signed as sent; "canonical" when that is also the canonical form
+        if parsed is None:
+            return Verified("raw", index, None)
+        variant = "canonical" if parsed[1] == body else "raw"
+        return Verified(variant, index, _without_nulls(parsed[0]))
+    if parsed is None:
+        return None
+    index = matching_key(parsed[1])
+    if index is None:
+        return None
+    return Verified("canonical", index, _without_nulls(parsed[0]))
 
 
 def verify(
@@ -112,26 +195,14 @@ def verify(
     now_ms: int,
     window_ms: int,
 ) -> Verified:
-    """Check a request's signature; the checks run in the demo's order (§2.4)."""
-    check_timestamp(timestamp, now_ms, window_ms)
-    assert timestamp is not None
-    if not nonce:
-        raise InvalidParameter("nonce is missing")
-    if len(nonce) > MAX_NONCE_LENGTH or not nonce.isascii() or not nonce.isprintable():
-        raise InvalidParameter("nonce is malformed")
-    if not signature:
-        raise SignatureError("signature is missing")
+    """Check a request's signature in this process (the route uses the verifier instead)."""
+    check_request(
+        signature=signature, timestamp=timestamp, nonce=nonce, now_ms=now_ms, window_ms=window_ms
+    )
+    assert signature and nonce and timestamp
     if not keys:
         raise SignatureError(f"no {kind} access key is configured")
-    given = signature.lower().encode("utf-8", "replace")
-    document = parse_object(body)
-    matched: Verified | None = None
-    for variant, payload in _payload_variants(body, document):
-        for index, key in enumerate(keys):
-            expected = sign(kind, key, nonce, timestamp, payload).encode()
-            # Compare every candidate: no early exit tells a caller which form came close.
-            if hmac.compare_digest(given, expected) and matched is None:
-                matched = Verified(variant, index, document)
-    if matched is None:
+    verified = match(kind, keys, signature, nonce, timestamp, body)
+    if verified is None:
         raise SignatureError("signature does not match")
-    return matched
+    return verified
