@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -18,17 +19,23 @@ from identity.db import Database
 from identity.directory.tenants import secret_context
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import AppCredential, Tenant, TenantInstance
+from identity.settings import Settings
 from tests.kit_bodies import (
     APP,
+    INSTANCE,
+    ORDER,
     SUCCESS,
     TENANT,
     app_body,
+    auth_body,
     count,
     kit_ok,
     one,
     rows,
+    sender_for,
     stamp,
     tenant_body,
+    user,
 )
 from tests.marketplace_client import SECRET_KEY, Sender
 
@@ -127,6 +134,51 @@ async def test_seller_test_tenant_is_stored_without_a_link(
     await kit_ok(marketplace, "tenantSync", tenant_body(instanceId="", orderId=""))
     assert (await stored_tenant(db)).state == "active"
     assert await links(db) == set()
+
+
+def _gmt8(days: float) -> str:
+    moment = datetime.now(timezone(timedelta(hours=8))) + timedelta(days=days)
+    return moment.strftime("%Y%m%d%H%M%S%f")[:17]
+
+
+@pytest.mark.parametrize("field", ["timeStamp", "currentSyncTime"])
+async def test_a_sync_time_from_the_future_is_refused(
+    marketplace: Sender, db: Database, field: str
+) -> None:
+    """A far-future time would make every later real sync of the row stale until then."""
+    await kit_ok(marketplace, "tenantSync", tenant_body())
+    far = {field: "20991231235959999"}
+    name, body = (
+        ("authSync", auth_body([user("u1")], **far))
+        if field == "currentSyncTime"
+        else ("tenantSync", tenant_body(flag=0, **far))
+    )
+    answer = await marketplace.kit(name, body)
+    assert answer["resultCode"] == "000002", answer
+    assert field in answer["resultMsg"]
+    assert (await stored_tenant(db)).state == "active"
+    # Up to a day ahead is clock skew, and accepted.
+    await kit_ok(marketplace, "tenantSync", tenant_body(name="Skewed", timeStamp=_gmt8(0.9)))
+    assert (await stored_tenant(db)).name == "Skewed"
+
+
+async def test_a_seller_debug_sync_never_touches_a_bound_tenant(
+    settings: Settings, db: Database
+) -> None:
+    """With seller debug syncs persisted, one naming a customer's tenant is still a dry run."""
+    persisting = settings.model_copy(update={"persist_seller_debug_syncs": True})
+    async with sender_for(persisting) as (sender, _):
+        await kit_ok(sender, "tenantSync", tenant_body())
+        debug_delete = tenant_body(
+            instanceId="", orderId="", flag=0, testFlag=1, timeStamp=stamp(2)
+        )
+        await kit_ok(sender, "tenantSync", debug_delete)
+        assert (await stored_tenant(db)).state == "active"
+        assert await links(db) == {(INSTANCE, ORDER)}
+        # The seller's own test tenant, never bound, is still persisted.
+        own = tenant_body(tenantId="seller-own", instanceId="", orderId="", testFlag=1)
+        await kit_ok(sender, "tenantSync", own)
+    assert await count(db, Tenant) == 2
 
 
 # --- applicationSync -----------------------------------------------------------------------

@@ -86,9 +86,7 @@ async def test_only_nonces_of_the_documented_shape_are_accepted(
 @pytest.mark.parametrize(
     "nonce", ["RLLUammMSInlrNWb", "Of4lsV7H1qrzVDI52O5CFk2ofPcZRaA6", uuid.uuid4().hex.upper() * 2]
 )
-async def test_the_documented_nonce_examples_are_accepted(
-    marketplace: Sender, nonce: str
-) -> None:
+async def test_the_documented_nonce_examples_are_accepted(marketplace: Sender, nonce: str) -> None:
     assert (await marketplace.kit("tenantSync", tenant_body(), nonce=nonce))["resultCode"] == OK
 
 
@@ -113,9 +111,7 @@ async def test_refusals_before_the_signature_write_nothing(
     assert await count(db, MarketplaceCall) == 1
 
 
-async def test_a_body_over_the_limit_is_refused_unread(
-    marketplace: Sender, db: Database
-) -> None:
+async def test_a_body_over_the_limit_is_refused_unread(marketplace: Sender, db: Database) -> None:
     huge = tenant_body(name="x" * (1024 * 1024))
     reply = await marketplace.kit("tenantSync", huge)
     assert reply["resultCode"] == INVALID, reply
@@ -164,9 +160,7 @@ async def test_large_bodies_are_checked_in_the_verifier_process(
     assert await count(db, Department, Department.state == "active") == 1000
 
 
-async def test_an_added_top_level_null_changes_no_field(
-    marketplace: Sender, db: Database
-) -> None:
+async def test_an_added_top_level_null_changes_no_field(marketplace: Sender, db: Database) -> None:
     """`{"orgInfo": "[…]"}` (the V1 name) signed canonically still verifies with
     `"orgInfoList": null` added; the list must still be read from `orgInfo`."""
     await kit_ok(marketplace, "tenantSync", tenant_body())

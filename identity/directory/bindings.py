@@ -48,6 +48,15 @@ async def hold(session: AsyncSession, tenant_id: str) -> Hold:
     return Hold(bound=bool(row[0]), live=bool(row[1]))
 
 
+async def ever_bound(session: AsyncSession, tenant_id: str) -> bool:
+    """Whether a purchase ever bound the tenant (a binding row, even a tombstone): a customer's
+    tenant, never the seller's own test tenant."""
+    found = await session.scalar(
+        select(TenantInstance.instance_id).where(TenantInstance.tenant_id == tenant_id).limit(1)
+    )
+    return found is not None
+
+
 async def tenants_bound_to(session: AsyncSession, instance_id: str) -> list[str]:
     rows = await session.scalars(
         select(TenantInstance.tenant_id).where(

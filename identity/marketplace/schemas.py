@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
 import json5
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,7 +36,21 @@ pydantic-core's regex engine rather than a Python callback per field."""
 Id64 = Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=64)]
 OptId64 = Annotated[str, StringConstraints(pattern=NO_NUL, max_length=64)]
 Str64 = Annotated[str, StringConstraints(pattern=NO_NUL, max_length=64)]
-SyncTime = Annotated[str, StringConstraints(pattern=r"^\d{17}$")]
+GMT8 = timezone(timedelta(hours=8))
+MAX_SYNC_TIME_AHEAD = timedelta(days=1)
+
+
+def _not_ahead(value: str) -> str:
+    """A sync time is stored on every row it writes, and a later sync must be at least as new
+    to apply (§7): one from the far future would freeze the row until then. A day ahead of our
+    clock tolerates any plausible skew."""
+    limit = (datetime.now(GMT8) + MAX_SYNC_TIME_AHEAD).strftime("%Y%m%d%H%M%S%f")[:17]
+    if value > limit:
+        raise ValueError("is more than a day ahead of this service's clock")
+    return value
+
+
+SyncTime = Annotated[str, StringConstraints(pattern=r"^\d{17}$"), AfterValidator(_not_ahead)]
 """yyyyMMddHHmmssSSS, GMT+8 (§3.0); fixed width, so strings compare in time order."""
 
 

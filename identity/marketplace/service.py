@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.crypto import Cipher
-from identity.directory import departments, instances, members, tenants
+from identity.directory import bindings, departments, instances, members, tenants
 from identity.errors import InstanceNotFound
 from identity.marketplace import schemas as s
 from identity.marketplace.client_secret import decrypt_client_secret
@@ -46,16 +46,22 @@ class Reply:
 Handler = Callable[[AsyncSession, Marketplace, Any], Awaitable[Reply]]
 
 
-def _dry_run(mp: Marketplace, call: Any) -> bool:
+async def _dry_run(session: AsyncSession, mp: Marketplace, call: Any) -> bool:
+    """Debug calls write nothing, except seller-side ones (empty instanceId) when the operator
+    asked to keep them, and even then never to a tenant that a purchase ever bound: the debug
+    tool sends arbitrary tenant ids, and one such call must not touch a customer."""
     if not call.test:
         return False
     seller_side = isinstance(call, s.KitCall) and call.instance_id == ""
-    return not (seller_side and mp.settings.persist_seller_debug_syncs)
+    if not (seller_side and mp.settings.persist_seller_debug_syncs):
+        return True
+    await bindings.lock_tenant(session, call.tenant_id)
+    return await bindings.ever_bound(session, call.tenant_id)
 
 
 async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: Any) -> Reply:
     """Run a call; a debug call runs the same way and is then rolled back."""
-    if not _dry_run(mp, call):
+    if not await _dry_run(session, mp, call):
         return await handler(session, mp, call)
     savepoint = await session.begin_nested()
     try:
