@@ -30,6 +30,7 @@ class Reason(StrEnum):
     APP_CREDENTIAL_DELETED = "app_credential_deleted"
     INSTANCE_FROZEN = "instance_frozen"
     INSTANCE_RELEASED = "instance_released"
+    INSTANCE_UNBOUND = "instance_unbound"
 
 
 async def end_access(

@@ -212,10 +212,16 @@ async def test_enabling_or_unfreezing_ends_nothing(
     assert await revocations(db) == set()
 
 
+async def move_app2_to(marketplace: Sender, instance_id: str) -> None:
+    """A second product: APP2's authorisation now comes with another instance (§0.4)."""
+    body = auth_body([user("alice")], appId=APP2, instanceId=instance_id, currentSyncTime=stamp(9))
+    await kit_ok(marketplace, "authSync", body)
+
+
 @pytest.mark.parametrize(
     ("build", "reason"), [(freeze, "instance_frozen"), (release, "instance_released")]
 )
-async def test_a_tenant_bound_to_another_active_instance_keeps_access(
+async def test_ending_one_of_two_instances_ends_only_its_apps(
     marketplace: Sender,
     db: Database,
     private_key: rsa.RSAPrivateKey,
@@ -224,12 +230,13 @@ async def test_a_tenant_bound_to_another_active_instance_keeps_access(
 ) -> None:
     instances = await build_world(marketplace, db, private_key)
     second = await bind_tenant(marketplace, TENANT, "O-3")
+    await move_app2_to(marketplace, second)
     await basic_ok(marketplace, build(instances[TENANT]))
-    assert await live_sessions(db) == EVERYONE
-    assert await revocations(db) == set()
+    assert await live_sessions(db) == {(TENANT, APP2, "alice"), (OTHER, APP, "carol")}
+    assert await revocations(db) == {(TENANT, APP, None, reason)}
     await basic_ok(marketplace, build(second))  # now no active instance holds the tenant
     assert await live_sessions(db) == {(OTHER, APP, "carol")}
-    assert await revocations(db) == {(TENANT, None, None, reason)}
+    assert (TENANT, None, None, reason) in await revocations(db)
 
 
 async def test_repeated_freezes_write_one_revocation(
@@ -292,16 +299,17 @@ async def test_unbinding_one_of_two_instances_keeps_the_tenant(
 ) -> None:
     first = (await build_world(marketplace, db, private_key))[TENANT]
     second = await bind_tenant(marketplace, TENANT, "O-3", timeStamp=stamp(2))
+    await move_app2_to(marketplace, second)
     await unbind(marketplace, first, 3)
     assert await tenant_state(db) == "active"
     assert (await bindings(db))[second] == "active"
-    assert await live_sessions(db) == EVERYONE
-    assert await revocations(db) == set()
+    assert await live_sessions(db) == {(TENANT, APP2, "alice"), (OTHER, APP, "carol")}
+    assert await revocations(db) == {(TENANT, APP, None, "instance_unbound")}
     await unbind(marketplace, second, 4)  # the last binding goes: so does the tenant
     assert await tenant_state(db) == "deleted"
     assert await bindings(db) == {first: "deleted", second: "deleted"}
     assert await live_sessions(db) == TENANT_ENDED
-    assert await revocations(db) == {(TENANT, None, None, "tenant_deleted")}
+    assert (TENANT, None, None, "tenant_deleted") in await revocations(db)
 
 
 async def test_a_delete_without_an_instance_drops_every_binding(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Mapped
 
 from identity.db import lock
-from identity.models import ACTIVE, Instance, Tenant, TenantInstance
+from identity.models import ACTIVE, AppCredential, Authorisation, Instance, Tenant, TenantInstance
 
 BINDING_KEY = ["tenant_id", "instance_id"]
 
@@ -46,6 +47,18 @@ async def hold(session: AsyncSession, tenant_id: str) -> Hold:
     )
     row = (await session.execute(select(bound, live))).one()
     return Hold(bound=bool(row[0]), live=bool(row[1]))
+
+
+async def bound_to(session: AsyncSession, tenant_id: str, instance_id: str) -> bool:
+    """Whether the tenant has an active binding to this instance."""
+    found = await session.scalar(
+        select(TenantInstance.state).where(
+            TenantInstance.tenant_id == tenant_id,
+            TenantInstance.instance_id == instance_id,
+            TenantInstance.state == ACTIVE,
+        )
+    )
+    return found is not None
 
 
 async def ever_bound(session: AsyncSession, tenant_id: str) -> bool:
@@ -78,3 +91,37 @@ def open_for_sign_in() -> ColumnElement[bool]:
         Instance.status == ACTIVE,
     )
     return or_(live, ~exists().where(binding))
+
+
+def instance_live(
+    tenant_id: ColumnElement[str] | Mapped[str], instance_id: ColumnElement[str] | Mapped[str]
+) -> ColumnElement[bool]:
+    """SQL, correlated to the enclosing query: the instance an app credential or authorisation
+    came with is bound to its tenant and active. A tenant may hold several products, each its
+    own instance (§0.4); freezing or releasing one ends access to its apps only. An empty
+    instanceId (the seller's own test tenant) ties the row to no instance."""
+    return or_(
+        instance_id == "",
+        exists().where(
+            TenantInstance.tenant_id == tenant_id,
+            TenantInstance.instance_id == instance_id,
+            TenantInstance.state == ACTIVE,
+            Instance.instance_id == instance_id,
+            Instance.status == ACTIVE,
+        ),
+    )
+
+
+async def apps_of_instance(session: AsyncSession, tenant_id: str, instance_id: str) -> list[str]:
+    """The tenant's apps whose credential or authorisations came with this instance."""
+    rows = await session.scalars(
+        union(
+            select(AppCredential.app_id).where(
+                AppCredential.tenant_id == tenant_id, AppCredential.instance_id == instance_id
+            ),
+            select(Authorisation.app_id).where(
+                Authorisation.tenant_id == tenant_id, Authorisation.instance_id == instance_id
+            ),
+        )
+    )
+    return sorted(rows)

@@ -114,7 +114,8 @@ async def release_instance(session: AsyncSession, *, instance_id: str) -> None:
 async def _change_status(
     session: AsyncSession, instance: Instance, status: str, reason: Reason
 ) -> None:
-    """Change the status, and end access for every bound tenant no other live instance holds.
+    """Change the status, and end access to the instance's apps in every bound tenant; to the
+    whole tenant when no other live instance holds it.
 
     The instance row is locked (FOR UPDATE) first, then each tenant in id order; tenant syncs
     take only tenant locks, so the two paths cannot deadlock.
@@ -123,8 +124,19 @@ async def _change_status(
     for tenant_id in tenant_ids:
         await bindings.lock_tenant(session, tenant_id)
     before = {t: await bindings.hold(session, t) for t in tenant_ids}
+    was_live = instance.status == ACTIVE
     instance.status = status
     await session.flush()
     for tenant_id in tenant_ids:
         if (await bindings.hold(session, tenant_id)).lost(before[tenant_id]):
             await end_access(session, tenant_id=tenant_id, reason=reason)
+        elif was_live:
+            await end_instance_apps(session, tenant_id, instance.instance_id, reason)
+
+
+async def end_instance_apps(
+    session: AsyncSession, tenant_id: str, instance_id: str, reason: Reason
+) -> None:
+    """End access to the apps that came with one instance of a tenant still held by another."""
+    for app_id in await bindings.apps_of_instance(session, tenant_id, instance_id):
+        await end_access(session, tenant_id=tenant_id, app_id=app_id, reason=reason)

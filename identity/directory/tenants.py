@@ -9,6 +9,7 @@ from identity.access import Reason, end_access
 from identity.crypto import Cipher
 from identity.db import utcnow
 from identity.directory import bindings
+from identity.directory.instances import end_instance_apps
 from identity.directory.sync import upsert_newer
 from identity.models import ACTIVE, DELETED, AppCredential, Tenant, TenantInstance
 
@@ -32,7 +33,8 @@ async def sync_tenant(
 ) -> None:
     """tenantSync (§3.1): 1 binds the tenant to the instance, 0 unbinds it, 2 changes only the
     tenant's name and domain. The tenant is deleted while no binding is left, and its members'
-    access ends when it loses its last binding or its last live instance. The seller's own test
+    access ends when it loses its last binding or its last live instance; unbinding one of
+    several instances ends access to that instance's apps only. The seller's own test
     tenant (empty instanceId) has no binding: the flag decides its state directly.
     """
     await bindings.lock_tenant(session, tenant_id)
@@ -48,6 +50,7 @@ async def sync_tenant(
         await _sync_unbound_tenant(session, attributes, deleted=flag == 0)
         return
     await upsert_newer(session, Tenant, ["tenant_id"], [attributes])
+    was_bound_to_instance = await bindings.bound_to(session, tenant_id, instance_id)
     if flag != 2:
         binding = {
             "tenant_id": tenant_id,
@@ -65,6 +68,8 @@ async def sync_tenant(
     )
     if after.lost(before):
         await end_access(session, tenant_id=tenant_id, reason=Reason.TENANT_DELETED)
+    elif was_bound_to_instance and not await bindings.bound_to(session, tenant_id, instance_id):
+        await end_instance_apps(session, tenant_id, instance_id, Reason.INSTANCE_UNBOUND)
 
 
 async def _sync_unbound_tenant(

@@ -60,6 +60,8 @@ class Centre:
     callback: str
     """The callback registered for the app: `{identity}/sso/callback/{appId}` (§5.1)."""
     failures: Failures
+    other_callbacks: frozenset[str] = frozenset()
+    """Those of the scenario's other apps."""
 
     @property
     def login_page_url(self) -> str:
@@ -85,6 +87,9 @@ def create_auth_centre(
         issuer=Issuer(scenario, lifetimes, clock),
         callback=f"{callback_base.rstrip('/')}/sso/callback/{scenario.app_id}",
         failures=Failures(),
+        other_callbacks=frozenset(
+            f"{callback_base.rstrip('/')}/sso/callback/{app}" for app in scenario.other_app_ids
+        ),
     )
     app.include_router(router)
     return app
@@ -139,7 +144,8 @@ def _authorize_target(centre: Centre, params: Mapping[str, str]) -> LoginTarget:
     client_id = params.get("client_id", "")
     if not centre.scenario.tenants_of_client(client_id):
         raise PageError("无效的应用 / Unknown client", f"client_id {client_id!r} is not registered")
-    if params.get("redirect_uri") != centre.callback:
+    redirect_uri = params.get("redirect_uri", "")
+    if redirect_uri != centre.callback and redirect_uri not in centre.other_callbacks:
         raise PageError(
             "回调地址不匹配 / Redirect URI mismatch",
             f"redirect_uri must be the registered callback {centre.callback}",
@@ -150,7 +156,7 @@ def _authorize_target(centre: Centre, params: Mapping[str, str]) -> LoginTarget:
         )
     names = ("response_type", "client_id", "redirect_uri", "scope", "state")
     hidden = {n: params[n] for n in names if params.get(n)}
-    return LoginTarget(hidden, centre.callback, client_id, params.get("state") or None)
+    return LoginTarget(hidden, redirect_uri, client_id, params.get("state") or None)
 
 
 def _unified_target(centre: Centre, params: Mapping[str, str]) -> LoginTarget:

@@ -144,6 +144,9 @@ class TenantSpec(_Model):
 class Scenario(_Model):
     app_id: Id64
     tenants: Annotated[list[TenantSpec], Field(min_length=1)]
+    other_app_ids: list[Id64] = []
+    """Further apps of the ISV whose callbacks the auth centre accepts in Flow B, for tenants
+    that bought several products (each sent with its own sender); Flow A serves `app_id`."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

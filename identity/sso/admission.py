@@ -31,6 +31,7 @@ _CLIENT = (
         AppCredential.state,
         AppCredential.client_id,
         AppCredential.client_secret_enc,
+        bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id),
     )
     .outerjoin(
         AppCredential,
@@ -49,6 +50,8 @@ _ADMISSION = (
         Member.huawei_user_id,
         Authorisation.state,
         Authorisation.enabled,
+        bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id)
+        & bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
     )
     .join(AppCredential, AppCredential.tenant_id == Tenant.tenant_id)
     .join(Member, Member.tenant_id == Tenant.tenant_id)
@@ -71,19 +74,22 @@ async def tenant_client(
     connection: AsyncConnection, cipher: Cipher, tenant_id: str, app_id: str
 ) -> Client:
     """The tenant must exist, not be deleted, be open for sign-in (a live instance, or the
-    seller's test tenant) and hold a credential for this app; its client, secret decrypted."""
+    seller's test tenant) and hold a credential for this app whose own instance is live; its
+    client, secret decrypted."""
     params = {"tenant_id": tenant_id, "app_id": app_id}
     row = (await connection.execute(_CLIENT, params)).one_or_none()
     where = f"tenant {tenant_id!r} app {app_id!r}"
     if row is None:
         raise Refusal("tenant_unknown", where)
-    tenant_state, domain, open_, credential_state, client_id, secret_enc = row
+    tenant_state, domain, open_, credential_state, client_id, secret_enc, app_live = row
     if tenant_state != ACTIVE:
         raise Refusal("tenant_deleted", where)
     if not open_:
         raise Refusal("instance_inactive", where)
     if credential_state != ACTIVE or not secret_enc:
         raise Refusal("app_not_configured", where)
+    if not app_live:
+        raise Refusal("instance_inactive", f"{where}: the app's instance is not live")
     secret = cipher.decrypt(secret_enc, secret_context(tenant_id, app_id))
     return Client(normalise_domain(domain), client_id, secret)
 
@@ -101,11 +107,13 @@ async def admit(
     if row is None or not (row[0] == ACTIVE and row[1] and row[2] == ACTIVE):
         await tenant_client(connection, cipher, tenant_id, app_id)  # names the tenant's problem
         raise Refusal("member_unknown", detail)
-    _, _, _, member_state, huawei_id, auth_state, enabled = row
+    _, _, _, member_state, huawei_id, auth_state, enabled, app_live = row
     if member_state != ACTIVE:
         raise Refusal("member_deleted", detail)
     if auth_state != ACTIVE:
         raise Refusal("authorisation_cancelled", detail)
     if not enabled:
         raise Refusal("member_disabled", detail)
+    if not app_live:
+        raise Refusal("instance_inactive", f"{detail}: the app's instance is not live")
     return huawei_id is None

@@ -155,9 +155,11 @@ _LOAD = (
         Tenant.state == ACTIVE,
         bindings.open_for_sign_in(),
         AppCredential.state == ACTIVE,
+        bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id),
         Member.state == ACTIVE,
         Authorisation.state == ACTIVE,
         Authorisation.enabled.is_(True),
+        bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
     )
 )
 
@@ -166,8 +168,8 @@ async def load(connection: AsyncConnection, id_hash: str) -> SignedIn | None:
     """The session and its member, only while the member may still use the app.
 
     De-provisioning deletes sessions (`identity.access`); checking here as well everything a
-    login requires (tenant, instance, credential, member, authorisation) means a session never
-    outlives any of them, whatever path changed it.
+    login requires (tenant, the app's instance, credential, member, authorisation) means a
+    session never outlives any of them, whatever path changed it.
     """
     row = (await connection.execute(_LOAD, {"id_hash": id_hash})).one_or_none()
     return None if row is None else SignedIn(**row._asdict())
