@@ -1,8 +1,11 @@
 """Keys derived from the master key (IDENTITY_SECRET_KEY): encryption at rest and MACs.
 
 Each ciphertext is `version(1) || nonce(12) || ciphertext+tag` (AES-256-GCM) and is bound to its
-row by the associated data, so a secret copied to another row does not decrypt there. Each use
-gets its own key (HKDF with a distinct `info`), so a MAC never shares a key with encryption.
+row by the associated data, so a secret copied to another row does not decrypt there. The row is
+named by separate fields, each encoded with its length, so no two rows share associated data
+(version 1 joined them with `/`: tenant `a/b` + app `c` was tenant `a` + app `b/c`; migration
+0003 re-encrypted those). Each use gets its own key (HKDF with a distinct `info`), so a MAC never
+shares a key with encryption.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-_VERSION = b"\x01"
+_VERSION = b"\x02"
+
+Context = tuple[str, ...]
+"""What a ciphertext belongs to, field by field: `("app_credentials", tenant_id, app_id)`."""
 
 
 def derive_key(master_key: str, info: str) -> bytes:
@@ -25,19 +31,26 @@ def derive_key(master_key: str, info: str) -> bytes:
     return hkdf.derive(master_key.encode())
 
 
+def associated_data(context: Context) -> bytes:
+    """Each field as 4-byte big-endian length + UTF-8: one byte string per tuple, and back."""
+    encoded = [field.encode() for field in context]
+    return b"".join(len(field).to_bytes(4, "big") + field for field in encoded)
+
+
 class Cipher:
     def __init__(self, master_key: str) -> None:
-        self._aead = AESGCM(derive_key(master_key, "identity/at-rest/v1"))
+        self._aead = AESGCM(derive_key(master_key, "identity/at-rest/v2"))
 
-    def encrypt(self, plaintext: str, context: str) -> bytes:
+    def encrypt(self, plaintext: str, context: Context) -> bytes:
         nonce = os.urandom(12)
-        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), associated_data(context))
+        return _VERSION + nonce + sealed
 
-    def decrypt(self, blob: bytes, context: str) -> str:
+    def decrypt(self, blob: bytes, context: Context) -> str:
         if blob[:1] != _VERSION:
             raise ValueError("unknown ciphertext version")
         nonce, body = blob[1:13], blob[13:]
-        return self._aead.decrypt(nonce, body, context.encode()).decode()
+        return self._aead.decrypt(nonce, body, associated_data(context)).decode()
 
 
 class Mac:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from identity.db import Database
+from identity.errors import InvalidParameter
+from identity.marketplace.schemas import JSON5_MAX_CHARS, AllOrgSync, parse
 from identity.models import Department
 from tests.kit_bodies import (
+    INVALID,
     all_org_body,
     count,
     kit_ok,
@@ -184,3 +188,57 @@ async def test_a_large_relaxed_org_list_keeps_names_intact(
     assert len(stored) == 3_000
     assert stored["TRICKY"] == (TRICKY, "D0001", "active")
     assert stored["D2998"] == ("Dept D2998", "D0000", "active")
+
+
+def single_quoted(departments: list[dict[str, str]]) -> str:
+    """A JSON5 form that is neither JSON nor JSON with unquoted keys: single-quoted values."""
+    return (
+        "["
+        + ",".join(
+            "{" + ",".join(f"{k}:'{v}'" for k, v in d.items()) + ",}"  # trailing comma too
+            for d in departments
+        )
+        + "]"
+    )
+
+
+async def test_other_relaxed_forms_are_parsed_when_small(marketplace: Sender, db: Database) -> None:
+    org_list = single_quoted(CHILD_FIRST)
+    assert len(org_list) <= JSON5_MAX_CHARS
+    await full(marketplace, org_list)
+    assert await tree(db) == EXPECTED
+
+
+async def test_other_relaxed_forms_are_refused_when_large(
+    marketplace: Sender, db: Database
+) -> None:
+    """The pure-Python JSON5 parser would hold the event loop for seconds on a large list."""
+    org_list = single_quoted([org(f"D{i:04d}") for i in range(3_000)])
+    answer = await marketplace.kit("allOrgSync", all_org_body(org_list))
+    assert answer["resultCode"] == INVALID, answer
+    assert "orgInfoList" in answer["resultMsg"]
+    assert str(JSON5_MAX_CHARS) in answer["resultMsg"]
+    assert await count(db, Department) == 0
+
+
+ADVERSARIAL = [
+    pytest.param('[{orgCode:"' + '\\"' * 50_000, id="unterminated-string-of-escaped-quotes"),
+    pytest.param(
+        "[{" + "a:1," * 250_000 + 'orgCode:"D1",orgName:"Dev"}]', id="a-MiB-of-unquoted-keys"
+    ),
+    pytest.param("[{a:" * 250_000, id="a-MiB-of-nesting"),
+    pytest.param("[" + ",".join(["'x'"] * 50_000) + "]", id="200KB-of-JSON5"),
+    pytest.param(("[" + "1," * JSON5_MAX_CHARS)[:JSON5_MAX_CHARS], id="JSON5-at-the-limit"),
+]
+
+
+@pytest.mark.parametrize("org_list", ADVERSARIAL)
+def test_hostile_org_lists_are_parsed_or_refused_quickly(org_list: str) -> None:
+    """Parsing runs on the event loop: its cost must stay linear (each of these took seconds
+    with a backtracking bare-key regex or an unbounded JSON5 fallback)."""
+    started = time.perf_counter()
+    try:
+        parse(AllOrgSync, all_org_body(org_list))
+    except InvalidParameter as exc:
+        assert "orgInfoList" in str(exc)
+    assert time.perf_counter() - started < 0.5

@@ -200,8 +200,8 @@ async def test_idle_and_absolute_timeouts_end_the_session(
 def _tokens(cipher: Cipher, row: MemberSession) -> tuple[str, str]:
     assert row.access_token_enc and row.refresh_token_enc
     return (
-        cipher.decrypt(row.access_token_enc, f"sessions/{row.id_hash}/access"),
-        cipher.decrypt(row.refresh_token_enc, f"sessions/{row.id_hash}/refresh"),
+        cipher.decrypt(row.access_token_enc, ("sessions", row.id_hash, "access")),
+        cipher.decrypt(row.refresh_token_enc, ("sessions", row.id_hash, "refresh")),
     )
 
 

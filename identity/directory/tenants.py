@@ -6,7 +6,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
-from identity.crypto import Cipher
+from identity.crypto import Cipher, Context
 from identity.db import utcnow
 from identity.directory import bindings
 from identity.directory.instances import end_instance_apps
@@ -14,9 +14,9 @@ from identity.directory.sync import upsert_newer
 from identity.models import ACTIVE, DELETED, AppCredential, Tenant, TenantInstance
 
 
-def secret_context(tenant_id: str, app_id: str) -> str:
+def secret_context(tenant_id: str, app_id: str) -> Context:
     """Associated data binding an encrypted client secret to its (tenant, app) row."""
-    return f"app_credentials/{tenant_id}/{app_id}"
+    return ("app_credentials", tenant_id, app_id)
 
 
 async def sync_tenant(

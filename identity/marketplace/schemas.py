@@ -200,7 +200,16 @@ class OrgInfo(Wire):
         return data
 
 
-_STRING_OR_BARE_KEY = re.compile(r'"(?:[^"\\]|\\.)*"|([{,]\s*)([A-Za-z_$][\w$]*)(\s*:)')
+_STRING_OR_BARE_KEY = re.compile(
+    r'"(?:[^"\\]++|\\.)*+"?|([{,]\s*+)([A-Za-z_$][\w$]*+)(\s*+:)', re.DOTALL
+)
+"""A string, or a bare key after `{` or `,`. Linear: every quantifier is possessive, and a string
+left open runs to the end of the text, so the scan never restarts inside it (a backtracking
+version re-scanned the rest of the text from every `\\"` of an unterminated string: quadratic)."""
+
+JSON5_MAX_CHARS = 1024
+"""The pure-Python JSON5 parser costs up to ~30 µs a character, on the event loop: 1 KiB is about
+30 ms at worst. Larger strings must be JSON, or JSON with unquoted keys (the documented form)."""
 
 
 def _quote_bare_keys(text: str) -> str:
@@ -214,17 +223,25 @@ def _quote_bare_keys(text: str) -> str:
 def _lenient_list(value: Any) -> Any:
     """orgInfoList as a JSON string, or as the V2 example's JS literal with unquoted keys.
 
-    Quoting bare keys and parsing with the C JSON parser is fast; the pure-Python JSON5 parser
-    (~60 KB/s) is only the fallback for anything else JSON5 allows.
+    Both go through the C JSON parser in linear time, whatever the size. The pure-Python JSON5
+    parser, for anything else JSON5 allows, only sees strings up to JSON5_MAX_CHARS.
     """
     if not isinstance(value, str):
         return value
-    for loads in (json.loads, lambda t: json.loads(_quote_bare_keys(t)), json5.loads):
+    for loads in (json.loads, lambda t: json.loads(_quote_bare_keys(t))):
         try:
             return loads(value)
         except (ValueError, RecursionError):
             continue
-    raise ValueError("is a string that is neither JSON nor a relaxed JSON list")
+    if len(value) > JSON5_MAX_CHARS:
+        raise ValueError(
+            "is a string that is neither JSON nor JSON with unquoted keys (other relaxed JSON5 "
+            f"forms are accepted only up to {JSON5_MAX_CHARS} characters)"
+        )
+    try:
+        return json5.loads(value)
+    except (ValueError, RecursionError):
+        raise ValueError("is a string that is neither JSON nor a relaxed JSON list") from None
 
 
 class AllOrgSync(KitCall):

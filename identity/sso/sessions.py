@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from identity.crypto import Cipher
+from identity.crypto import Cipher, Context
 from identity.directory import bindings
 from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
 from identity.models import Session as MemberSession
@@ -67,8 +67,8 @@ def hash_id(raw_id: str) -> str:
     return hashlib.sha256(raw_id.encode()).hexdigest()
 
 
-def _context(id_hash: str, which: str) -> str:
-    return f"sessions/{id_hash}/{which}"
+def _context(id_hash: str, which: str) -> Context:
+    return ("sessions", id_hash, which)
 
 
 def encrypt_tokens(cipher: Cipher, id_hash: str, tokens: Tokens) -> dict[str, bytes | None]:
