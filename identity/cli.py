@@ -55,7 +55,7 @@ def serve(
     settings = Settings()
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
-        migrations.upgrade(settings.database_url)
+        migrations.upgrade(settings.database_url, settings.secret_key)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -88,7 +88,9 @@ def demo(
 def migrate() -> None:
     """Bring the database schema to the newest revision."""
     settings = Settings()
-    migrations.upgrade(settings.database_url)
+    if settings.is_embedded_default:
+        settings = settings.with_embedded_secret()
+    migrations.upgrade(settings.database_url, settings.secret_key)
     typer.echo("database is at the newest revision")
 
 

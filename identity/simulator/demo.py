@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx2 as httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from identity.migrate import upgrade
 from identity.simulator import sender as events
@@ -116,7 +117,7 @@ def run(folder: Path, host: str, port: int, sim_port: int, echo: Echo) -> None:
     identity, sim = f"http://{host}:{port}", f"http://{host}:{sim_port}"
     keys = _keys(folder)
     env = _env(folder, identity, keys)
-    upgrade(env["IDENTITY_DATABASE_URL"])
+    upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
     cli = [sys.executable, "-m", "identity.cli"]
     sim_args = ["--port", str(sim_port), "--identity", identity, "--no-provision"]
     commands = [
