@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from identity import health
 from identity.crypto import Cipher
 from identity.db import Database
+from identity.directory import tenants
 from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await _warn_of_refused_domains(db, settings)
         yield
         app.state.marketplace.verifier.close()
         await app.state.sso.auth_centre.close()
@@ -66,3 +68,18 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"error": "internal_error", "detail": "internal error"}, 500)
 
     return app
+
+
+async def _warn_of_refused_domains(db: Database, settings: Settings) -> None:
+    """Name the tenants whose stored auth-centre address would now be refused (they keep
+    working until their next tenantSync)."""
+    try:
+        async with db.read() as session:
+            refused = await tenants.refused_domains(
+                session, allow_loopback_http=settings.allow_loopback_http
+            )
+    except Exception as exc:  # the database may be down at start; /readyz reports that
+        log.warning("domain_check_skipped", error=type(exc).__name__)
+        return
+    for tenant_id, reason in refused:
+        log.warning("tenant_domain_refused", tenant_id=tenant_id, reason=f"domainName {reason}")

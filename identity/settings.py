@@ -32,6 +32,9 @@ class Settings(BaseSettings):
 
     frontend_url: str | None = None
     """queryInstance `appInfo.frontEndUrl`; defaults to `{base_url}/sso/login`."""
+    allow_loopback_http: bool = False
+    """Accept `http://` auth centres on loopback hosts (127.0.0.0/8, ::1, localhost) in
+    tenantSync `domainName`: development, tests and `identity demo` only."""
     persist_seller_debug_syncs: bool = False
     """Persist seller-side syncs (empty instanceId) even when they carry testFlag=1 (§3.0)."""
 

@@ -74,6 +74,7 @@ def settings(database_url: str, private_key_file: Path) -> Settings:
         marketplace_basic_key=SecretStr(BASIC_KEY),
         marketplace_kit_key=SecretStr(KIT_KEY),
         marketplace_private_key_file=private_key_file,
+        allow_loopback_http=True,  # the fake auth centres listen on 127.0.0.1
     )
 
 

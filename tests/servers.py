@@ -69,6 +69,7 @@ def service_env(
         IDENTITY_MARKETPLACE_KIT_KEY=kit_key,
         IDENTITY_BASE_URL=base_url,
         IDENTITY_LOG_LEVEL=log_level,
+        IDENTITY_ALLOW_LOOPBACK_HTTP="true",  # the simulator and the fakes listen on 127.0.0.1
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     )
     return env

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.engine import make_url
 
+from identity.app import create_app
 from identity.crypto import Cipher
 from identity.db import Database
 from identity.directory.tenants import secret_context
@@ -322,3 +323,84 @@ async def test_other_base64_spellings_of_the_secret_decrypt(
     assert sent != ciphertext
     await kit_ok(marketplace, "applicationSync", app_body(sent))
     assert await stored_secret(db) == "s3cret"
+
+
+# --- domainName: where the client secret goes ------------------------------------------------
+
+REFUSED_DOMAINS = [
+    "file:///etc/passwd",
+    "javascript:alert(1)",
+    "https://acme.example.com/log/q",
+    "https://acme.example.com?x=",
+    "https://acme.example.com#frag",
+    "https://user:pw@acme.example.com",
+    "http://acme.example.com",
+    "https://127.0.0.1:8443",
+    "http://localhost:8001",
+    "https://[::1]",
+    "https://acme.example.com:99999",
+    "https://under_score.example.com",
+]
+
+
+@pytest.mark.parametrize("domain", REFUSED_DOMAINS)
+async def test_a_domain_name_that_is_not_an_https_origin_is_refused(
+    settings: Settings, db: Database, domain: str
+) -> None:
+    production = settings.model_copy(update={"allow_loopback_http": False})
+    async with sender_for(production) as (sender, _):
+        answer = await sender.kit("tenantSync", tenant_body(domainName=domain))
+        assert answer["resultCode"] == "000002", answer
+        assert answer["resultMsg"].startswith("domainName"), answer
+        # A debug call may carry any value (§3.1): answered as usual, and nothing is stored.
+        debug = await sender.kit("tenantSync", tenant_body(domainName=domain, testFlag=1))
+        assert debug["resultCode"] == SUCCESS, debug
+    assert await count(db, Tenant) == 0
+
+
+@pytest.mark.parametrize(
+    ("domain", "stored"),
+    [
+        ("https://Acme.Example.com/", "https://acme.example.com"),
+        ("acme.example.com", "https://acme.example.com"),
+        ("https://acme.example.com:8443", "https://acme.example.com:8443"),
+    ],
+)
+async def test_an_https_origin_is_stored_as_an_origin(
+    marketplace: Sender, db: Database, domain: str, stored: str
+) -> None:
+    await kit_ok(marketplace, "tenantSync", tenant_body(domainName=domain))
+    assert (await stored_tenant(db)).domain_name == stored
+
+
+async def test_loopback_http_only_when_allowed(settings: Settings, db: Database) -> None:
+    body = tenant_body(domainName="http://127.0.0.1:8001")
+    for allowed, code in [(False, "000002"), (True, SUCCESS)]:
+        custom = settings.model_copy(update={"allow_loopback_http": allowed})
+        async with sender_for(custom) as (sender, _):
+            assert (await sender.kit("tenantSync", body))["resultCode"] == code
+    assert (await stored_tenant(db)).domain_name == "http://127.0.0.1:8001"
+
+
+async def test_tenants_stored_with_a_refused_domain_are_named_at_start(
+    settings: Settings, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stored before the check existed: they keep working, and the operator is told."""
+    async with db.transaction() as session:
+        session.add(
+            Tenant(
+                tenant_id="T-OLD",
+                tenant_code="old",
+                name="Old",
+                domain_name="https://old.example.com/path?x=",
+                last_sync_time=stamp(1),
+            )
+        )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pass
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    warned = [x for x in lines if x.get("event") == "tenant_domain_refused"]
+    assert [(x["tenant_id"], x["reason"].split(":")[0]) for x in warned] == [
+        ("T-OLD", "domainName must be an origin, https")
+    ]

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
 from identity.crypto import Cipher, Context
 from identity.db import utcnow
 from identity.directory import bindings
+from identity.directory.domains import DomainRefused, auth_centre_origin
 from identity.directory.instances import end_instance_apps
 from identity.directory.sync import upsert_newer
 from identity.models import ACTIVE, DELETED, AppCredential, Tenant, TenantInstance
+
+
+async def refused_domains(
+    session: AsyncSession, *, allow_loopback_http: bool
+) -> list[tuple[str, str]]:
+    """Live tenants whose stored `domainName` a tenantSync would now refuse, with the reason.
+
+    They were stored before the check existed and keep working until their next tenantSync;
+    the service names them at start so the operator can follow up."""
+    rows = await session.execute(
+        select(Tenant.tenant_id, Tenant.domain_name).where(Tenant.state == ACTIVE)
+    )
+    refused = []
+    for tenant_id, domain_name in rows:
+        try:
+            auth_centre_origin(domain_name, allow_loopback_http=allow_loopback_http)
+        except DomainRefused as exc:
+            refused.append((tenant_id, str(exc)))
+    return refused
 
 
 def secret_context(tenant_id: str, app_id: str) -> Context:

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.crypto import Cipher
 from identity.directory import bindings, departments, instances, members, tenants
-from identity.errors import InstanceNotFound
+from identity.directory.domains import DomainRefused, auth_centre_origin
+from identity.errors import InstanceNotFound, InvalidParameter
 from identity.marketplace import schemas as s
 from identity.marketplace.client_secret import decrypt_client_secret
 from identity.marketplace.verifier import Verifier
@@ -80,13 +81,27 @@ async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: 
 # --- Kit ----------------------------------------------------------------------------------
 
 
+def _domain(mp: Marketplace, call: s.TenantSync) -> str:
+    """The auth-centre origin to store (`identity.directory.domains`). Debug calls may carry
+    any value (§3.1) and are answered as usual, unless they are persisted."""
+    persisted = not call.test or (call.instance_id == "" and mp.settings.persist_seller_debug_syncs)
+    try:
+        return auth_centre_origin(
+            call.domain_name, allow_loopback_http=mp.settings.allow_loopback_http
+        )
+    except DomainRefused as exc:
+        if persisted:
+            raise InvalidParameter(f"domainName: {exc}") from None
+        return call.domain_name
+
+
 async def tenant_sync(session: AsyncSession, mp: Marketplace, call: s.TenantSync) -> Reply:
     await tenants.sync_tenant(
         session,
         tenant_id=call.tenant_id,
         tenant_code=call.tenant_code,
         name=call.name,
-        domain_name=call.domain_name,
+        domain_name=_domain(mp, call),
         instance_id=call.instance_id,
         order_id=call.order_id,
         flag=call.flag,

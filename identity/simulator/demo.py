@@ -66,6 +66,7 @@ def _env(folder: Path, identity: str, keys: dict[str, str]) -> dict[str, str]:
         "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": keys["pem"],
         "IDENTITY_BASE_URL": identity,
         "IDENTITY_SESSION_COOKIE_SECURE": "false",  # plain http on 127.0.0.1
+        "IDENTITY_ALLOW_LOOPBACK_HTTP": "true",  # the simulator is the auth centre, on loopback
     }
 
 
