@@ -1,10 +1,10 @@
 """`identity worker`: the periodic housekeeping jobs.
 
 Each pass deletes what may go: sessions past their idle or absolute timeout, nonces older than
-the nonce TTL (contract §2.4), marketplace audit rows and delivered outbox rows older than
-`IDENTITY_RETENTION_DAYS`. Deletes run in small batches, each its own short transaction, so the
-worker never holds SQLite's write lock for long. A delete of rows another replica already deleted
-simply deletes nothing, so any number of workers may run at once.
+the nonce TTL (contract §2.4), marketplace audit rows older than `IDENTITY_RETENTION_DAYS`, and
+outbox rows once delivered or older than that. Deletes run in small batches, each its own short
+transaction, so the worker never holds SQLite's write lock for long. A delete of rows another
+replica already deleted simply deletes nothing, so any number of workers may run at once.
 """
 
 from __future__ import annotations
@@ -38,10 +38,14 @@ def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnEl
             Nonce.seen_at < now - timedelta(seconds=settings.nonce_ttl_seconds),
         ),
         "marketplace_calls": (MarketplaceCall.id, MarketplaceCall.received_at < retention),
+        # An outbox row has done its work once delivered; one never delivered is useless past
+        # the retention period (every token it could concern has long expired).
         "access_revocations": (
             AccessRevocation.id,
-            AccessRevocation.delivered_at.is_not(None)
-            & (AccessRevocation.delivered_at < retention),
+            or_(
+                AccessRevocation.delivered_at.is_not(None),
+                AccessRevocation.created_at < retention,
+            ),
         ),
     }
 

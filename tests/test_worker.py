@@ -65,12 +65,13 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
             insert(MarketplaceCall),
             [{**call, "received_at": now - 91 * day}, {**call, "received_at": now - 89 * day}],
         )
-        revocation = {"tenant_id": "t1", "reason": "member_deleted", "created_at": now - 100 * day}
+        revocation = {"tenant_id": "t1", "reason": "member_deleted"}
         await session.execute(
             insert(AccessRevocation),
             [
-                {**revocation, "delivered_at": now - 91 * day},
-                {**revocation, "delivered_at": None},  # undelivered: kept whatever its age
+                {**revocation, "created_at": now - hour, "delivered_at": now},  # delivered
+                {**revocation, "created_at": now - 100 * day, "delivered_at": None},  # too old
+                {**revocation, "created_at": now - hour, "delivered_at": None, "user_name": "u"},
             ],
         )
 
@@ -80,12 +81,12 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
         "sessions": 2,
         "nonces": 1,
         "marketplace_calls": 1,
-        "access_revocations": 1,
+        "access_revocations": 2,
     }
     async with db.read() as session:
         assert await session.scalar(select(MemberSession.user_name)) == "fresh"
         assert await session.scalar(select(Nonce.nonce)) == "new"
-        assert await session.scalar(select(AccessRevocation.delivered_at)) is None
+        assert await session.scalar(select(AccessRevocation.user_name)) == "u"  # to deliver
     assert await _count(db, MarketplaceCall) == 1
     assert await purge(db, settings) == dict.fromkeys(counts, 0)  # a second replica: no-op
 
