@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from identity.db import create_private_sqlite_file
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -19,4 +21,5 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str) -> None:
     """Bring the schema to the newest revision. Blocking: call it outside an event loop."""
+    create_private_sqlite_file(database_url)
     command.upgrade(alembic_config(database_url), "head")
