@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp
 
 from identity import health
 from identity.crypto import Cipher
 from identity.db import Database
 from identity.directory import tenants
+from identity.headers import SecurityHeaders, inline_style_hashes, security_headers
 from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
@@ -23,6 +27,55 @@ from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
 
 log = structlog.get_logger("identity")
+
+PUBLISHED_PATHS = frozenset({"/sso/session"})
+"""The only paths `/openapi.json` describes: the JSON the ISV's front ends call. The marketplace
+callbacks (KooGallery's, specified by its contract), the browser pages of the login, the probes
+and the metrics are not an API for clients. A new client-facing route is published by adding it
+here; anything else stays out of the schema by default."""
+
+
+class IdentityApp(FastAPI):
+    """FastAPI whose security headers wrap the whole stack, the 500 handler included (Starlette
+    runs the `Exception` handler outside any middleware added with `add_middleware`)."""
+
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), self.response_headers)
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's schema (cached by FastAPI) cut down to `PUBLISHED_PATHS`."""
+        self.openapi_schema = published(super().openapi(), PUBLISHED_PATHS)
+        return self.openapi_schema
+
+
+def published(schema: dict[str, Any], paths: frozenset[str]) -> dict[str, Any]:
+    """The schema with only `paths` and the component schemas they use, directly or not."""
+    kept = {path: item for path, item in schema.get("paths", {}).items() if path in paths}
+    components = schema.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    pending = _refs(kept)
+    while pending:
+        name = pending.pop()
+        if name not in used and name in components:
+            used.add(name)
+            pending |= _refs(components[name])
+    result = {key: value for key, value in schema.items() if key != "components"} | {"paths": kept}
+    if used:
+        result["components"] = {"schemas": {name: components[name] for name in sorted(used)}}
+    return result
+
+
+def _refs(node: Any) -> set[str]:
+    """Names of the component schemas `node` refers to (`#/components/schemas/<name>`)."""
+    if isinstance(node, list):
+        return set().union(*map(_refs, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    ref = node.get("$ref")
+    found = {ref.rsplit("/", 1)[1]} if isinstance(ref, str) else set()
+    return found.union(*map(_refs, node.values()))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -40,7 +93,9 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.sso.auth_centre.close()
         await db.dispose()
 
-    app = FastAPI(title="identity", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = IdentityApp(title="identity", lifespan=lifespan, docs_url=None, redoc_url=None)
+    pages = Path(sso_routes.__file__).parent / "templates"
+    app.response_headers = tuple(security_headers(settings.base_url, inline_style_hashes(pages)))
     app.state.settings = settings
     app.state.db = db
     app.state.metrics = Metrics()

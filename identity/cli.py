@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from identity import migrate as migrations
 from identity.db import Database
@@ -38,6 +39,19 @@ def _read(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def _settings() -> Settings:
+    """The settings, or one line per problem and exit 2: no traceback, and never a value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            name = f"IDENTITY_{where.upper()}: " if where else ""
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"identity: invalid settings: {name}{message}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
@@ -48,15 +62,20 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on"),
 ) -> None:
     """Serve HTTP. The embedded SQLite default is migrated first; elsewhere run `migrate`."""
-    import uvicorn
-
+    from identity import serving
     from identity.app import create_app
 
-    settings = Settings()
+    settings = _settings()
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
         migrations.upgrade(settings.database_url, settings.secret_key)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    try:
+        service = create_app(settings)
+        sockets = serving.listen(settings, host, port)
+    except (OSError, ValueError, RuntimeError) as exc:
+        typer.echo(f"identity: cannot serve: {exc}", err=True)
+        raise typer.Exit(1) from None
+    serving.run(service, settings, sockets)
 
 
 @app.command()
@@ -65,7 +84,7 @@ def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit"
     from identity import worker as jobs
     from identity.observability import configure_logging
 
-    settings = Settings()
+    settings = _settings()
     configure_logging(settings.log_level)
     asyncio.run(jobs.run(settings, once=once))
 
@@ -87,7 +106,7 @@ def demo(
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the newest revision."""
-    settings = Settings()
+    settings = _settings()
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
     migrations.upgrade(settings.database_url, settings.secret_key)
@@ -97,7 +116,7 @@ def migrate() -> None:
 @tenants_app.command("list")
 def tenants_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List every tenant the marketplace has synced."""
-    rows = _read(Settings(), report.list_tenants)
+    rows = _read(_settings(), report.list_tenants)
     if as_json:
         _print_json(rows)
         return
@@ -110,7 +129,7 @@ def tenants_show(
     tenant_id: str, as_json: bool = typer.Option(False, "--json", help="JSON output")
 ) -> None:
     """One tenant: instances, app credentials (never secrets), departments, members."""
-    shown = _read(Settings(), lambda s: report.show_tenant(s, tenant_id))
+    shown = _read(_settings(), lambda s: report.show_tenant(s, tenant_id))
     if shown is None:
         typer.echo(f"no tenant {tenant_id}", err=True)
         raise typer.Exit(1)

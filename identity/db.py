@@ -9,6 +9,8 @@ IMMEDIATE` so that two writers queue on the busy timeout instead of failing on a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -42,6 +45,22 @@ def async_url(url: str) -> str:
     return url
 
 
+def create_private_sqlite_file(url: str) -> None:
+    """Create a missing SQLite database file readable by its owner only (0600), as the master key
+    file is: it holds session hashes and encrypted secrets. SQLite gives the `-wal` and `-shm`
+    files the database file's mode, so they are private too. An existing file is left as it is
+    (its mode is the operator's choice); other databases and in-memory SQLite are not files."""
+    parsed = make_url(async_url(url))
+    path = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not path or path == ":memory:":
+        return
+    if path.startswith("file:"):
+        return  # a URI filename: SQLite's to interpret
+    # There already, or no such folder (SQLite then says so itself): nothing to do.
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 READ_ONLY = "identity_read_only"
 SINGLE_READ = "identity_single_read"
 
@@ -49,6 +68,7 @@ SINGLE_READ = "identity_single_read"
 def make_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
+        create_private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,5 +31,25 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    """Only for a request bearing `IDENTITY_METRICS_TOKEN`; without a token configured, not
+    exposed here at all (404): the counters tell tenants' login failures and call volumes.
+    `identity serve` answers `/metrics` without a token on `IDENTITY_METRICS_PORT`."""
+    token = request.app.state.settings.metrics_token
+    if token is None or not token.get_secret_value():
+        return JSONResponse({"detail": "Not Found"}, 404)  # as if there were no such route
+    if not _bears(request.headers.get("authorization", ""), token.get_secret_value()):
+        return JSONResponse(
+            {"error": "unauthenticated", "detail": "metrics need the bearer token"},
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _bears(authorization: str, token: str) -> bool:
+    """`Authorization: Bearer <token>` (RFC 6750 §2.1), compared in constant time."""
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), token.encode()
+    )

@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from pydantic import SecretStr
 
+from identity.db import create_private_sqlite_file
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -25,4 +27,5 @@ def upgrade(database_url: str, secret_key: SecretStr | None = None) -> None:
     The master key lets a revision re-encrypt stored secrets (0003: version-1 ciphertexts); a
     database that holds some is refused without it. A fresh database never needs it.
     """
+    create_private_sqlite_file(database_url)
     command.upgrade(alembic_config(database_url, secret_key), "head")

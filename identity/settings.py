@@ -13,10 +13,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
 SECRET_KEY_FILE = "identity-secret.key"  # noqa: S105 - a file name
+MIN_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IDENTITY_", env_file=".env", extra="ignore")
+    # Errors never echo the input: it holds the keys.
+    model_config = SettingsConfigDict(
+        env_prefix="IDENTITY_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = DEFAULT_DATABASE_URL
     base_url: str = "http://127.0.0.1:8000"
@@ -64,6 +68,17 @@ class Settings(BaseSettings):
     """The largest real call (authSync of 500 members) is about 250 KB."""
     log_level: str = "INFO"
 
+    request_head_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    """`identity serve` answers 431 and closes when a request's line and headers exceed this."""
+    request_head_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Time to send a request's line and headers, from its first byte (or from connecting)."""
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Time to send a request's body, from the end of its headers."""
+    metrics_token: SecretStr | None = None
+    """`/metrics` answers a request bearing this token (`Authorization: Bearer ...`)."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """`identity serve` also listens on this port, where `/metrics` answers without a token."""
+
     @model_validator(mode="after")
     def _nonce_outlives_the_window(self) -> Settings:
         """A call is accepted for ±window; its nonce must be remembered for all of that."""
@@ -73,6 +88,40 @@ class Settings(BaseSettings):
                 "IDENTITY_SIGNATURE_WINDOW_SECONDS, or a replay could outlive its nonce"
             )
         return self
+
+    @model_validator(mode="after")
+    def _keys_are_long_and_distinct(self) -> Settings:
+        """Short keys can be guessed. Each kind of key must differ from every other kind: a
+        basic key that is also a kit key lets a signed basic call pass as a kit call, and the
+        marketplace knows its keys, so none may be the master key or the metrics token. A key
+        left unset (or empty) is allowed: calls that need it are refused (000001)."""
+        keys = [(name, kind, secret.get_secret_value()) for name, kind, secret in self._keys()]
+        for name, _kind, value in keys:
+            if len(value) < MIN_KEY_LENGTH:
+                raise ValueError(f"{name} must be at least {MIN_KEY_LENGTH} characters")
+        for i, (name, kind, value) in enumerate(keys):
+            for other, other_kind, other_value in keys[i + 1 :]:
+                if kind != other_kind and value == other_value:
+                    raise ValueError(f"{name} and {other} must differ")
+        return self
+
+    def _keys(self) -> list[tuple[str, str, SecretStr]]:
+        """(variable, kind, value) of every key that is set; only the master key may not be
+        empty (an empty marketplace key or token means "none", as the signature check reads it)."""
+        prefix = "IDENTITY_MARKETPLACE_"
+        named = [
+            ("IDENTITY_SECRET_KEY", "master", self.secret_key),
+            (prefix + "BASIC_KEY", "basic", self.marketplace_basic_key),
+            (prefix + "BASIC_KEY_PREVIOUS", "basic", self.marketplace_basic_key_previous),
+            (prefix + "KIT_KEY", "kit", self.marketplace_kit_key),
+            (prefix + "KIT_KEY_PREVIOUS", "kit", self.marketplace_kit_key_previous),
+            ("IDENTITY_METRICS_TOKEN", "metrics", self.metrics_token),
+        ]
+        return [
+            (name, kind, value)
+            for name, kind, value in named
+            if value is not None and (value.get_secret_value() or kind == "master")
+        ]
 
     @property
     def is_embedded_default(self) -> bool:

@@ -20,7 +20,7 @@ from identity.migrate import upgrade
 from identity.models import Base
 from identity.settings import Settings
 from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender
-from tests.servers import scratch_postgres
+from tests.servers import METRICS_TOKEN, scratch_postgres
 from tests.simulator_world import world
 from tests.stack import Browser, Stack, running_stack
 
@@ -75,6 +75,7 @@ def settings(database_url: str, private_key_file: Path) -> Settings:
         marketplace_kit_key=SecretStr(KIT_KEY),
         marketplace_private_key_file=private_key_file,
         allow_loopback_http=True,  # the fake auth centres listen on 127.0.0.1
+        metrics_token=SecretStr(METRICS_TOKEN),
     )
 
 

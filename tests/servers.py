@@ -1,8 +1,8 @@
 """Run the real service in separate processes, over real HTTP (tests and benchmarks).
 
-`python -m tests.servers PORT` serves `create_app(Settings())` on 127.0.0.1:PORT; settings come
-from the `IDENTITY_*` environment. `ServiceProcesses` starts several of these, waits for
-`/healthz` and always stops them again.
+`python -m tests.servers PORT` serves `create_app(Settings())` on 127.0.0.1:PORT with the server
+`identity serve` runs (identity/serving.py); settings come from the `IDENTITY_*` environment.
+`ServiceProcesses` starts several of these, waits for `/healthz` and always stops them again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from sqlalchemy.engine import make_url
 from identity.db import async_url
 
 ROOT = Path(__file__).resolve().parent.parent
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"  # noqa: S105 - the tests' token
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @contextmanager
@@ -70,6 +72,7 @@ def service_env(
         IDENTITY_BASE_URL=base_url,
         IDENTITY_LOG_LEVEL=log_level,
         IDENTITY_ALLOW_LOOPBACK_HTTP="true",  # the simulator and the fakes listen on 127.0.0.1
+        IDENTITY_METRICS_TOKEN=METRICS_TOKEN,
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     )
     return env
@@ -188,19 +191,14 @@ def _tail(log: IO[bytes], limit: int | None = 4000) -> str:
 
 
 def main() -> None:
-    import uvicorn
-
+    """The server `identity serve` runs (its limits included), on the given port."""
+    from identity import serving
     from identity.app import create_app
     from identity.settings import Settings
 
     port = int(sys.argv[1])
-    uvicorn.run(
-        create_app(Settings(_env_file=None)),  # type: ignore[call-arg]
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    serving.run(create_app(settings), settings, serving.listen(settings, "127.0.0.1", port))
 
 
 if __name__ == "__main__":

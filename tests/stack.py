@@ -27,7 +27,7 @@ from identity.simulator.scenario import Scenario, TenantSpec, dump_scenario
 from identity.simulator.sender import Keys, Sender
 from identity.sso.refusals import CATALOGUE
 from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.servers import ServiceProcesses, free_port, service_env
+from tests.servers import METRICS_AUTH, ServiceProcesses, free_port, service_env
 from tests.simulator_world import login_form
 
 
@@ -76,7 +76,7 @@ class Stack:
 
     async def metric(self, name: str, **labels: str) -> float:
         """One sample of identity's `/metrics`, 0 when it has not been counted yet."""
-        text = (await self.client.get("/metrics")).text
+        text = (await self.client.get("/metrics", headers=METRICS_AUTH)).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == name and labels.items() <= sample.labels.items():

@@ -11,6 +11,7 @@ import pytest
 
 from identity.marketplace import service
 from tests.marketplace_client import Sender
+from tests.servers import METRICS_AUTH
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
@@ -23,7 +24,7 @@ async def test_metrics_count_calls_by_interface_and_result(
 ) -> None:
     await marketplace.basic({"activity": "queryInstance", "instanceId": "nope"})
     await marketplace.kit("authSync", {"bad": True}, signature="0" * 64)
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert (
         'identity_marketplace_calls_total{interface="queryInstance",result_code="000003"} 1.0'
         in text
@@ -37,7 +38,7 @@ KNOWN_INTERFACES = set(service.KIT) | set(service.BASIC) | {"unknown"}
 
 async def interface_labels(client: httpx.AsyncClient) -> set[str]:
     """Every interface label value on /metrics, checking that none is outside the known set."""
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=METRICS_AUTH)).text
     labels = set(re.findall(r'interface="([^"]*)"', text))
     assert labels <= KNOWN_INTERFACES, labels - KNOWN_INTERFACES
     return labels
@@ -47,7 +48,7 @@ async def test_unsigned_junk_adds_no_label_values(client: httpx.AsyncClient) -> 
     for i in range(50):
         await client.post(f"/koogallery/produceAPI/v2/junk{i}", content=b"junk")
     await interface_labels(client)
-    assert "junk" not in (await client.get("/metrics")).text
+    assert "junk" not in (await client.get("/metrics", headers=METRICS_AUTH)).text
 
 
 async def test_an_unknown_activity_is_labelled_unknown(
@@ -56,7 +57,7 @@ async def test_an_unknown_activity_is_labelled_unknown(
     for i in range(20):
         assert (await marketplace.basic({"activity": f"zzz{i}"}))["resultCode"] == "000002"
     assert "unknown" in await interface_labels(client)
-    assert "zzz" not in (await client.get("/metrics")).text
+    assert "zzz" not in (await client.get("/metrics", headers=METRICS_AUTH)).text
 
 
 async def test_readiness_does_not_queue_behind_a_writer(

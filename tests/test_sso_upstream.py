@@ -26,7 +26,7 @@ from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
 from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.servers import free_port
+from tests.servers import METRICS_AUTH, free_port
 from tests.simulator_world import APP_ID, world
 
 TENANT = "t-acme-0001"
@@ -176,7 +176,7 @@ async def test_each_upstream_failure_is_named(
     assert page.status_code == status
     assert f'<span id="reason">{reason}</span>' in page.text
     assert "identity_sso_upstream_errors_total" in (
-        metrics := (await identity.get("/metrics")).text
+        metrics := (await identity.get("/metrics", headers=METRICS_AUTH)).text
     )
     assert metric(call, kind) in metrics
     assert "identity_session" not in page.headers.get("set-cookie", "")
@@ -192,7 +192,7 @@ async def test_an_auth_centre_that_never_answers_times_out(
     assert page.status_code == 504
     assert '<span id="reason">upstream_timeout</span>' in page.text
     assert "认证中心响应超时" in page.text and "did not answer in time" in page.text
-    metrics = (await identity.get("/metrics")).text
+    metrics = (await identity.get("/metrics", headers=METRICS_AUTH)).text
     assert metric("token", "timeout") in metrics
     assert await sessions(db) == 0
 
@@ -204,7 +204,7 @@ async def test_an_unreachable_auth_centre_is_an_upstream_error(
     page = await callback(identity)
     assert page.status_code == 502
     assert '<span id="reason">upstream_error</span>' in page.text
-    metrics = (await identity.get("/metrics")).text
+    metrics = (await identity.get("/metrics", headers=METRICS_AUTH)).text
     assert metric("token", "unreachable") in metrics
     assert await sessions(db) == 0
 

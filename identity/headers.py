@@ -1,0 +1,106 @@
+"""Security headers on every response (issue 7), set once for the whole app.
+
+Pages are HTML rendered from our templates; everything else is JSON. The policy:
+
+- `Content-Security-Policy: default-src 'self'`, plus the hash of each inline `<style>` block
+  of the page templates (they carry their CSS inline; `'unsafe-inline'` would admit injected
+  styles too), `base-uri 'none'` and `frame-ancestors 'none'` (no page may be framed: a framed
+  sign-out button could be clicked through an overlay). No `form-action`: the enterprise form
+  GETs `/sso/login`, which redirects to the tenant's auth centre, and logout redirects there
+  too; Chromium applies `form-action` to redirects after a submission, and the auth centres are
+  every tenant's own origin, so the only value that would not break login is one that allows
+  any origin, which protects nothing.
+- `X-Frame-Options: DENY` for browsers without `frame-ancestors`; `X-Content-Type-Options:
+  nosniff`.
+- `Referrer-Policy: same-origin`: no URL of ours (codes and states included) is ever sent to
+  another site. Not `no-referrer`: under it browsers send `Origin: null` with a page's own
+  form POST (Fetch, "serializing a request origin"), and logout refuses a foreign `Origin`.
+- `Strict-Transport-Security: max-age=31536000` when `IDENTITY_BASE_URL` is https; without
+  `includeSubDomains`, since the ISV's other hosts under the same name are not ours to commit.
+
+A header a route sets itself is kept. A route's own Content-Security-Policy keeps its directives
+and gains ours for the directives it does not name.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSP = b"content-security-policy"
+_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+
+
+def inline_style_hashes(templates: Path) -> list[str]:
+    """CSP source expressions (`'sha256-…'`) of the inline `<style>` blocks of the templates;
+    the blocks must be static text, as they are rendered byte for byte."""
+    hashes = set()
+    for template in sorted(templates.glob("*.html")):
+        for block in _STYLE.findall(template.read_text(encoding="utf-8")):
+            digest = hashlib.sha256(block.encode()).digest()
+            hashes.add(f"'sha256-{base64.b64encode(digest).decode()}'")
+    return sorted(hashes)
+
+
+def content_security_policy(style_hashes: Iterable[str]) -> str:
+    styles = " ".join(["'self'", *style_hashes])
+    return f"default-src 'self'; style-src {styles}; base-uri 'none'; frame-ancestors 'none'"
+
+
+def security_headers(base_url: str, style_hashes: Iterable[str]) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (CSP, content_security_policy(style_hashes).encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+    ]
+    if base_url.lower().startswith("https://"):
+        headers.append((b"strict-transport-security", b"max-age=31536000"))
+    return headers
+
+
+def merge_policies(own: bytes, ours: bytes) -> bytes:
+    """The route's policy, plus each of our directives it does not name."""
+    named = {d.split()[0].lower() for d in own.decode("latin-1").split(";") if d.strip()}
+    extra = [
+        d.strip()
+        for d in ours.decode("latin-1").split(";")
+        if d.strip() and d.split()[0].lower() not in named
+    ]
+    return "; ".join([own.decode("latin-1").strip().rstrip(";"), *extra]).encode("latin-1")
+
+
+class SecurityHeaders:
+    """Pure ASGI, outermost: it sees every response, the error handler's 500 included."""
+
+    def __init__(self, app: ASGIApp, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = self._completed(message.get("headers", ()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _completed(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        result = list(headers)
+        present = {name.lower(): index for index, (name, _) in enumerate(result)}
+        for name, value in self.headers:
+            if name not in present:
+                result.append((name, value))
+            elif name == CSP:
+                own_name, own = result[present[name]]
+                result[present[name]] = (own_name, merge_policies(own, value))
+        return result
