@@ -16,6 +16,7 @@ from identity.marketplace.signing import Kind, sign, sign_body
 from identity.models import Department, Instance, MarketplaceCall, Nonce
 from tests.kit_bodies import all_org_body, count, kit_ok, one, org, stamp, tenant_body
 from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender, now_ms
+from tests.servers import METRICS_AUTH
 
 OK, FAILED, INVALID = "000000", "000001", "000002"
 NEW = {"activity": "newInstance", "orderId": "O1", "orderLineId": "L1", "businessId": "b1"}
@@ -102,7 +103,7 @@ async def test_refusals_before_the_signature_write_nothing(
         assert (await marketplace.kit("nope", tenant_body(), nonce="bad"))["resultCode"] == INVALID
     assert await count(db, MarketplaceCall) == 0
     assert await count(db, Nonce) == 0
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert 'identity_marketplace_calls_total{interface="tenantSync",result_code="000001"} 5.0' in (
         metrics
     )
