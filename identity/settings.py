@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     token_renew_retry_seconds: float = Field(default=30.0, gt=0)
     """After a transient renewal failure (timeout, 5xx), wait this long before trying again."""
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
-    """Timeout of each call to a tenant's auth centre (token, userinfo)."""
+    """Deadline of each call to a tenant's auth centre (token, userinfo), all of it: waiting for
+    a call slot, connecting, sending and reading the whole answer."""
     allowed_redirect_origins: list[str] = []
     """Origins (scheme://host[:port]) that `next` and `redirect_url` may point to, besides
     `base_url`'s own origin and relative paths."""
@@ -78,6 +79,20 @@ class Settings(BaseSettings):
     """`/metrics` answers a request bearing this token (`Authorization: Bearer ...`)."""
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """`identity serve` also listens on this port, where `/metrics` answers without a token."""
+    upstream_calls_per_auth_centre: int = Field(default=20, ge=1, le=1000)
+    """At most this many calls in flight to one auth centre (origin of `domainName`), so one
+    slow auth centre cannot take the connections every other tenant needs."""
+    upstream_breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive transient failures (timeout, unreachable, 5xx) of one auth centre that open
+    its circuit breaker: calls fail fast until the cool-down has passed."""
+    upstream_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    upstream_max_response_bytes: int = Field(default=64 * 1024, ge=1024)
+    """A larger answer from an auth centre is refused (bad_response) without being read."""
+    sso_logins_per_minute_per_address: int = Field(default=1200, ge=1)
+    """`/sso/login` and `/sso/callback` requests a client address may make per minute (in
+    bursts of as many); counted in each replica's memory."""
+    sso_logins_per_minute_per_tenant: int = Field(default=3000, ge=1)
+    """The same, per tenant, whatever the addresses."""
 
     @model_validator(mode="after")
     def _nonce_outlives_the_window(self) -> Settings:

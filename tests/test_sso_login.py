@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import httpx2 as httpx
 from sqlalchemy import func, select
 
 from identity.db import Database
 from identity.models import Member
 from identity.models import Session as MemberSession
+from identity.simulator import sender as events
+from identity.simulator.sender import Keys, Sender
+from tests.auth_centres import auth_centre
+from tests.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.simulator_world import APP_ID, redirect_query, world
 from tests.stack import Browser, Stack
+
+ACME_IDP, BETA_IDP = "https://idp.acme.example.com", "https://idp.beta.example.com"
 
 
 async def _sessions(db: Database) -> int:
@@ -42,3 +53,59 @@ async def test_flow_a_signs_the_member_in_without_state(acme: Stack, browser: Br
     assert landed.status_code == 200, landed.text
     assert str(landed.url) == acme.identity + "/sso/me"
     assert (await browser.session()).json()["userName"] == "bob"
+
+
+async def test_an_exact_tenant_id_wins_over_another_tenants_code(
+    client: httpx.AsyncClient, private_key_file: Path
+) -> None:
+    """Beta chose acme's tenant id as its tenantCode (and is the newer of the two): acme's
+    members starting at `/sso/login?tenant=t-acme-0001` must still reach acme's auth centre."""
+    keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
+    acme, beta = world().tenant("acme"), world().tenant("beta")
+    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
+    impostor = beta.model_copy(update={"tenant_code": acme.tenant_id})
+    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=BETA_IDP), impostor)
+
+    async def sent_to(tenant: str) -> tuple[str, str]:
+        started = await client.get("/sso/login", params={"tenant": tenant})
+        assert started.status_code == 302, started.text
+        where, query = redirect_query(started)
+        return where.removesuffix("/api/v1/oauth2/authorize"), query["client_id"]
+
+    assert await sent_to(acme.tenant_id) == (ACME_IDP, acme.client_id)
+    assert await sent_to(acme.tenant_code) == (ACME_IDP, acme.client_id)
+    assert await sent_to(beta.tenant_id) == (BETA_IDP, beta.client_id)
+
+
+async def test_under_https_both_cookies_carry_the_host_prefix(
+    client: httpx.AsyncClient, private_key_file: Path
+) -> None:
+    """`__Host-` cookies are Secure, Path=/ and have no Domain, so no sibling subdomain or
+    plain-http page can set or shadow them; Flow B works through them end to end."""
+    keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
+    token = {"access_token": "at", "expires_in": 7200, "refresh_token": "rt"}
+    info = {"userName": "alice", "tenant": "t-acme-0001", "id": "h-1"}
+    with auth_centre((200, json.dumps(token)), (200, json.dumps(info))) as server:
+        sender = Sender(client, keys, app_id=APP_ID, auth_centre=server.url)
+        await events.provision(sender, world().tenant("acme"))
+        started = await client.get("/sso/login", params={"tenant": "acme"})
+        assert started.status_code == 302, started.text
+        assert cookie_attributes(started, "__Host-identity_login") >= {
+            "secure",
+            "httponly",
+            "path=/",
+            "samesite=lax",
+        }
+        state = redirect_query(started)[1]["state"]
+        landed = await client.get(f"/sso/callback/{APP_ID}", params={"code": "c", "state": state})
+    assert landed.status_code == 303, landed.text
+    assert cookie_attributes(landed, "__Host-identity_session") >= {"secure", "path=/"}
+    assert "max-age=0" in cookie_attributes(landed, "__Host-identity_login")  # login ended
+    assert (await client.get("/sso/session")).json()["userName"] == "alice"
+
+
+def cookie_attributes(response: httpx.Response, name: str) -> set[str]:
+    (cookie,) = [c for c in response.headers.get_list("set-cookie") if c.startswith(name + "=")]
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert not any(a.startswith("domain") for a in attributes)
+    return attributes

@@ -246,3 +246,63 @@ async def test_pages_cannot_be_framed(browser: Browser) -> None:
         assert page.status_code == 200
         assert page.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+# --- only small URL-encoded forms -----------------------------------------------------------
+
+
+async def test_a_multipart_logout_is_refused_and_changes_nothing(
+    browser: Browser, db: Database
+) -> None:
+    """Multipart parsers spool file parts of any size to disk: logout does not take them."""
+    raw_id = browser.cookie(SESSION)
+    assert raw_id
+    fields = await confirmation(browser)
+    refused = await browser.post(
+        "/sso/logout", data=fields, files={"upload": ("big.bin", b"x" * 100_000)}
+    )
+    assert_refused(refused, "form_not_accepted")
+    await assert_still_signed_in(browser, db, raw_id)
+
+
+def streamed(head: bytes, size: int, sent: list[int]) -> AsyncIterator[bytes]:
+    """A request body of `size` bytes after `head`, counting what the server pulled."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head
+        sent[0] += len(head)
+        for _ in range(size // 65536):
+            yield b"x" * 65536
+            sent[0] += 65536
+
+    return chunks()
+
+
+async def test_a_multipart_logout_is_refused_before_its_body_is_read(
+    client: httpx.AsyncClient,
+) -> None:
+    sent = [0]
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\n'
+    ).encode()
+    refused = await client.post(
+        "/sso/logout",
+        content=streamed(head, 50 * 1024 * 1024, sent),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert_refused(refused, "form_not_accepted")
+    assert sent[0] < 1024 * 1024
+
+
+async def test_an_oversized_logout_form_is_refused_unread(client: httpx.AsyncClient) -> None:
+    sent = [0]
+    refused = await client.post(
+        "/sso/logout",
+        content=streamed(b"csrf=", 50 * 1024 * 1024, sent),  # chunked: no Content-Length
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_refused(refused, "bad_request")
+    assert sent[0] < 1024 * 1024
+    declared = await client.post("/sso/logout", data={"csrf": "a" * 20_000})
+    assert_refused(declared, "bad_request")

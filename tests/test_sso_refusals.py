@@ -97,7 +97,47 @@ async def test_wrong_state_is_refused_before_the_code_is_used(
     assert_refused(landed, "state_mismatch")
     assert (await acme.sim_stats())["grants"].get("authorization_code", 0) == before
     await assert_nothing_created(db, "alice")
-    assert browser.cookie("identity_login") is None  # the refusal clears the login cookie
+    # A callback that does not carry the login's own state leaves the login alone ...
+    assert browser.cookie("identity_login") is not None
+    landed = await browser.get(target)
+    assert landed.status_code == 200, landed.text
+    # ... and the login's own callback ends it.
+    assert browser.cookie("identity_login") is None
+
+
+async def test_stateless_callbacks_cannot_wear_flow_b_down(
+    acme: Stack, browser: Browser, db: Database
+) -> None:
+    """An attacker makes the victim's browser, in the middle of a Flow B login, open the
+    attacker's own Flow A callback twice: the first refusal must not lift the protection for
+    the second, and the victim's login still completes afterwards."""
+    attacker = acme.browser()
+    try:
+        attackers_query = await attacker.code_for("bob@acme", "bob-pw")
+    finally:
+        await attacker.close()
+    target = await browser.flow_b_callback("acme", "alice@acme", "alice-pw")
+    for _ in range(2):
+        assert_refused(await browser.get(callback(acme, **attackers_query)), "state_mismatch")
+        assert browser.cookie("identity_login") is not None
+    await assert_nothing_created(db, "bob")
+    landed = await browser.get(target)
+    assert landed.status_code == 200, landed.text
+    assert (await browser.session()).json()["userName"] == "alice"
+    assert browser.cookie("identity_login") is None
+
+
+async def test_a_refusal_after_the_state_matched_ends_the_flow_b_login(
+    acme: Stack, browser: Browser, db: Database
+) -> None:
+    """The login's own callback ends the login whatever its outcome, so a member refused in
+    Flow B can use the unified login (Flow A) right away."""
+    target = await browser.flow_b_callback("acme", "carol@acme", "carol-pw")
+    assert_refused(await browser.get(target), "member_disabled")
+    assert browser.cookie("identity_login") is None
+    await events.enable_member(acme.sender, acme.tenant("acme"), "carol")
+    landed = await browser.flow_a("carol@acme", "carol-pw")
+    assert landed.status_code == 200, landed.text
 
 
 async def test_callback_without_the_login_cookie_is_refused(

@@ -7,24 +7,27 @@ port) standing in for the outside world; identity runs in-process over ASGI.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import resource
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from identity.app import create_app
-from identity.db import Database
+from identity.db import Database, utcnow
 from identity.models import Session as MemberSession
 from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
+from tests.auth_centres import auth_centre, canned_auth_centre, drip, huge, silent_auth_centre
 from tests.marketplace_client import BASIC_KEY, KIT_KEY
 from tests.servers import METRICS_AUTH, free_port
 from tests.simulator_world import APP_ID, world
@@ -34,54 +37,23 @@ CALLBACK = f"/sso/callback/{APP_ID}"
 TOKEN = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 7200, "refresh_token": "r"}
 
 
-@contextmanager
-def canned_auth_centre(token: tuple[int, str], userinfo: tuple[int, str]) -> Iterator[str]:
-    """Answers the token and userinfo paths with the given (status, body)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, status: int, body: str) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:  # noqa: N802
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self._answer(*token)
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._answer(*userinfo)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+@asynccontextmanager
+async def identity_with(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """identity in-process over ASGI, with these settings changed."""
+    app = create_app(settings.model_copy(update=changes))
+    transport = httpx.ASGITransport(app=app)
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+            yield client
     finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def silent_auth_centre() -> Iterator[str]:
-    """Accepts connections (the kernel's backlog does) and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        await app.state.sso.auth_centre.close()
+        await app.state.db.dispose()
 
 
 @pytest.fixture
 async def identity(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"upstream_timeout_seconds": 0.5}))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+    async with identity_with(settings, upstream_timeout_seconds=0.5) as client:
         yield client
-    await app.state.db.dispose()
 
 
 async def provision(identity: httpx.AsyncClient, private_key_file: Path, domain: str) -> None:
@@ -212,12 +184,146 @@ async def test_an_unreachable_auth_centre_is_an_upstream_error(
 async def test_the_session_cookie_is_secure_by_default(
     identity: httpx.AsyncClient, db: Database, private_key_file: Path
 ) -> None:
-    """The default settings (HTTPS deployments): the session cookie is Secure, HttpOnly, Lax."""
+    """The default settings (HTTPS deployments): the session cookie is Secure, HttpOnly, Lax,
+    and named with the `__Host-` prefix (Secure, Path=/, no Domain: no subdomain can set it)."""
     with canned_auth_centre(OK, INFO) as domain:
         await provision(identity, private_key_file, domain)
         landed = await callback(identity)
     assert landed.status_code == 303, landed.text
     (cookie,) = [c for c in landed.headers.get_list("set-cookie") if "identity_session=" in c]
+    assert cookie.startswith("__Host-identity_session=")
     attributes = {part.strip().lower() for part in cookie.split(";")}
     assert {"secure", "httponly", "samesite=lax", "path=/"} <= attributes
+    assert not any(a.startswith("domain=") for a in attributes)
     assert await sessions(db) == 1
+    assert (await identity.get("/sso/session")).json()["userName"] == "alice"
+
+
+# --- bounds on each call --------------------------------------------------------------------
+
+
+async def test_a_drip_fed_answer_is_cut_at_the_deadline(
+    settings: Settings, db: Database, private_key_file: Path
+) -> None:
+    """One byte every 0.1 s never trips a per-read timeout; the call's deadline ends it."""
+    with auth_centre(respond=drip(every=0.1, total=100)) as server:
+        async with identity_with(settings, upstream_timeout_seconds=1.0) as identity:
+            await provision(identity, private_key_file, server.url)
+            started = time.monotonic()
+            page = await callback(identity)
+            took = time.monotonic() - started
+            metrics = (await identity.get("/metrics")).text
+    assert page.status_code == 504, page.text
+    assert '<span id="reason">upstream_timeout</span>' in page.text
+    assert 1.0 <= took < 2.0
+    assert metric("token", "timeout") in metrics
+    assert await sessions(db) == 0
+
+
+async def test_a_huge_answer_is_refused_without_reading_it(
+    identity: httpx.AsyncClient, db: Database, private_key_file: Path
+) -> None:
+    size = 200 * 1024 * 1024
+    with auth_centre(respond=huge(size)) as server:
+        await provision(identity, private_key_file, server.url)
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        page = await callback(identity)
+        peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert page.status_code == 502, page.text
+    assert '<span id="reason">upstream_error</span>' in page.text
+    assert metric("token", "bad_response") in (await identity.get("/metrics")).text
+    assert peak_after - peak_before < 32 * 1024
+    assert server.script.sent_bytes < size // 10  # identity hung up early
+    assert await sessions(db) == 0
+
+
+# --- one breaker per auth centre ------------------------------------------------------------
+
+BREAKER = {"upstream_breaker_failures": 3, "upstream_breaker_cooldown_seconds": 0.5}
+INVALID_GRANT = (400, '{"error":"invalid_grant","error_description":"Invalid authorization code"}')
+
+
+def reason(page: httpx.Response) -> str:
+    return page.text.split('<span id="reason">')[1].split("<")[0]
+
+
+async def test_the_breaker_opens_after_transient_failures_and_fails_fast(
+    settings: Settings, db: Database, private_key_file: Path
+) -> None:
+    with auth_centre((503, "busy"), INFO) as server:
+        async with identity_with(settings, **BREAKER) as identity:
+            await provision(identity, private_key_file, server.url)
+            for _ in range(3):
+                assert reason(await callback(identity)) == "upstream_error"
+            assert server.script.requests == 3
+            # Open: refused at once, the auth centre is not called.
+            page = await callback(identity)
+            assert page.status_code == 503
+            assert reason(page) == "upstream_unavailable"
+            assert "认证中心多次无响应" in page.text and "paused" in page.text
+            assert page.headers["retry-after"] == "1"
+            assert server.script.requests == 3
+            metrics = (await identity.get("/metrics")).text
+            assert metric("token", "unavailable") in metrics
+            assert 'identity_sso_logins_total{outcome="upstream_unavailable"} 1.0' in metrics
+            # After the cool-down one trial goes through; it succeeds and closes the breaker.
+            server.script.token = OK
+            await asyncio.sleep(0.6)
+            assert (await callback(identity)).status_code == 303
+            assert (await callback(identity)).status_code == 303
+            assert server.script.requests == 3 + 4  # token and userinfo, twice
+    assert await sessions(db) == 1
+
+
+async def test_a_failed_trial_opens_the_breaker_again(
+    settings: Settings, db: Database, private_key_file: Path
+) -> None:
+    with auth_centre((502, ""), INFO) as server:
+        async with identity_with(settings, **BREAKER) as identity:
+            await provision(identity, private_key_file, server.url)
+            for _ in range(3):
+                await callback(identity)
+            await asyncio.sleep(0.6)
+            assert reason(await callback(identity)) == "upstream_error"  # the trial
+            assert reason(await callback(identity)) == "upstream_unavailable"
+            assert server.script.requests == 4
+
+
+async def test_made_up_codes_never_open_the_breaker(
+    settings: Settings, db: Database, private_key_file: Path
+) -> None:
+    """Anyone can make the auth centre answer invalid_grant; that must not shut a tenant out."""
+    with auth_centre(INVALID_GRANT, INFO) as server:
+        async with identity_with(settings, **BREAKER) as identity:
+            await provision(identity, private_key_file, server.url)
+            for _ in range(10):
+                assert reason(await callback(identity)) == "code_invalid"
+            server.script.token = OK
+            assert (await callback(identity)).status_code == 303
+            assert server.script.requests == 12
+
+
+async def test_an_open_breaker_does_not_sign_members_out(
+    settings: Settings, db: Database, private_key_file: Path
+) -> None:
+    """A renewal refused by an open breaker is transient: the session stays while its token
+    is valid, as for a timeout."""
+    changes = {
+        "upstream_breaker_failures": 1,
+        "upstream_timeout_seconds": 0.2,
+        "token_renew_retry_seconds": 0.1,
+    }
+    with auth_centre(OK, INFO) as server:
+        async with identity_with(settings, **changes) as identity:
+            await provision(identity, private_key_file, server.url)
+            assert (await callback(identity)).status_code == 303
+            async with db.transaction() as session:
+                soon = utcnow() + timedelta(seconds=60)  # within the renewal margin
+                await session.execute(update(MemberSession).values(token_expires_at=soon))
+            server.script.token = (503, "")
+            assert (await identity.get("/sso/session")).status_code == 200  # 5xx: breaker opens
+            await asyncio.sleep(1.3)  # the renewal lease: max(retry, deadline + 1 s)
+            assert (await identity.get("/sso/session")).status_code == 200  # breaker open
+            metrics = (await identity.get("/metrics")).text
+    assert 'identity_sso_token_renewals_total{outcome="unavailable"} 1.0' in metrics
+    assert server.script.requests == 3  # token, userinfo, one renewal

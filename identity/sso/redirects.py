@@ -21,8 +21,28 @@ from urllib.parse import urlsplit
 
 from identity.crypto import Mac
 
-LOGIN_COOKIE = "identity_login"
 LOGIN_TTL_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Cookies:
+    """Names and scope of the session and Flow B login cookies.
+
+    Under an https base URL both carry the `__Host-` prefix, which browsers accept only with
+    `Secure`, `Path=/` and no `Domain`: no sibling subdomain or plain-http page can set or
+    shadow them. The login cookie therefore moves from `Path=/sso` to `Path=/`. Under an http
+    base URL (development) the names stay plain and `Secure` follows the setting."""
+
+    session: str
+    login: str
+    login_path: str
+    secure: bool
+
+    @classmethod
+    def for_service(cls, base_url: str, secure: bool) -> Cookies:
+        if urlsplit(base_url).scheme.lower() == "https":
+            return cls("__Host-identity_session", "__Host-identity_login", "/", True)
+        return cls("identity_session", "identity_login", "/sso", secure)
 
 
 def origin(url: str) -> str:

@@ -87,6 +87,18 @@ CATALOGUE: dict[str, tuple[int, str, str, tuple[str, str]]] = {
         _LATER,
     ),
     "upstream_error": (502, "认证中心暂时不可用。", "The auth centre is unavailable.", _LATER),
+    "upstream_unavailable": (
+        503,
+        "认证中心多次无响应，已暂停向其发起登录。",
+        "The auth centre failed repeatedly; sign-ins through it are paused for a moment.",
+        _LATER,
+    ),
+    "rate_limited": (
+        429,
+        "登录请求过于频繁。",
+        "Too many sign-in requests.",
+        ("请稍候片刻再试。", "Wait a moment and try again."),
+    ),
     "tenant_mismatch": (
         403,
         "登录账号不属于该企业。",
@@ -119,21 +131,35 @@ CATALOGUE: dict[str, tuple[int, str, str, tuple[str, str]]] = {
         "The request could not be verified; you have not been signed out.",
         ("请回到页面重新点击退出。", "Go back and press sign out again."),
     ),
+    "form_not_accepted": (
+        415,
+        "退出请求的格式无法接受（只接受普通表单）。",
+        "The sign-out request was sent in a format that is not accepted (only plain forms).",
+        ("请回到页面重新点击退出。", "Go back and press sign out again."),
+    ),
 }
 
 UPSTREAM_REASONS = {
     "invalid_grant": "code_invalid",
     "invalid_client": "client_invalid",
     "timeout": "upstream_timeout",
+    "busy": "upstream_timeout",
+    "unavailable": "upstream_unavailable",
 }
 
 
 class Refusal(IdentityError):
-    """A refused login or logout; `reason` is a key of CATALOGUE."""
+    """A refused login or logout; `reason` is a key of CATALOGUE.
 
-    def __init__(self, reason: str, log_detail: str = "") -> None:
+    `retry_after` (seconds) becomes a `Retry-After` header. `ends_login` is set once the
+    callback carrying a Flow B login's own state has been handled: only then does the refusal
+    clear the login cookie (a callback anyone else sends must not lift Flow B's protection)."""
+
+    def __init__(self, reason: str, log_detail: str = "", retry_after: float | None = None):
         status, zh, en, (zh_todo, en_todo) = CATALOGUE[reason]
         super().__init__(en)
         self.code = reason
         self.log_detail = log_detail
         self.text = Text(status, zh, en, zh_todo, en_todo)
+        self.retry_after = retry_after
+        self.ends_login = False

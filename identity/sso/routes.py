@@ -2,25 +2,35 @@
 
 Thin: each route reads the cookies and parameters, calls one `Sso` operation, and turns the
 result into a redirect, a page or JSON. Every refusal becomes the same bilingual page.
+
+Every input is checked before use: a control character (NUL above all, which PostgreSQL cannot
+store or compare) in any parameter, path segment or cookie of ours is a `bad_request`, the same
+on both databases. The client address behind the rate limits is the ASGI `client`, which
+uvicorn takes from `X-Forwarded-For` only when the connecting peer is in `FORWARDED_ALLOW_IPS`.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
-from fastapi import APIRouter, Form, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from identity.sso.redirects import LOGIN_COOKIE, LOGIN_TTL_SECONDS, origin
+from identity.sso.redirects import LOGIN_TTL_SECONDS, Cookies, origin
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
 from identity.sso.sessions import SignedIn, expires_at
 
-SESSION_COOKIE = "identity_session"
 NO_STORE = {"Cache-Control": "no-store"}
+URLENCODED = "application/x-www-form-urlencoded"
+MAX_LOGOUT_FORM_BYTES = 8 * 1024  # a CSRF token and a redirect_url
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Pages are never framed: a framed sign-out button could be clicked by a hidden overlay.
 PAGE_HEADERS = {
     **NO_STORE,
@@ -29,12 +39,35 @@ PAGE_HEADERS = {
 }
 
 log = structlog.get_logger("identity.sso")
-router = APIRouter(prefix="/sso")
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def _sso(request: Request) -> Sso:
     return request.app.state.sso  # type: ignore[no-any-return]
+
+
+def _cookies(request: Request) -> Cookies:
+    return _sso(request).cookies
+
+
+def _refuse_control_characters(*values: str | None) -> None:
+    if any(value and _CONTROL.search(value) for value in values):
+        raise Refusal("bad_request", "control character in a parameter")
+
+
+def _clean_input(request: Request) -> None:
+    """Refuse control characters in the query (names and values), the path and our cookies."""
+    query = [part for item in request.query_params.multi_items() for part in item]
+    names = _cookies(request)
+    cookies = [request.cookies.get(names.session), request.cookies.get(names.login)]
+    _refuse_control_characters(*query, *map(str, request.path_params.values()), *cookies)
+
+
+router = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)])
+
+
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -50,13 +83,23 @@ def refused(request: Request, refusal: Refusal) -> HTMLResponse:
     response = _page(
         request, "refusal.html", refusal.text.status, reason=refusal.code, text=refusal.text
     )
-    response.delete_cookie(LOGIN_COOKIE, path="/sso")
+    if refusal.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
+    if refusal.ends_login:
+        names = _cookies(request)
+        _delete_cookie(request, response, names.login, names.login_path)
     return response
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, **kw: Any) -> None:
-    secure = request.app.state.settings.session_cookie_secure
+    secure = _cookies(request).secure
     response.set_cookie(name, value, httponly=True, samesite="lax", secure=secure, **kw)
+
+
+def _delete_cookie(request: Request, response: Response, name: str, path: str) -> None:
+    """Browsers ignore a `__Host-` cookie, even an expired one, unless it is Secure."""
+    secure = _cookies(request).secure
+    response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite="lax")
 
 
 @router.get("/login", response_model=None)
@@ -66,14 +109,16 @@ async def login(
     """Flow B (§5.3). Without `tenant`, ask the member for their enterprise code first."""
     if not tenant:
         return _page(request, "enterprise.html", app=app or "", next=next or "")
+    _sso(request).throttle(_client_address(request))
     started = await _sso(request).begin(tenant.strip(), app, next)
     response = RedirectResponse(started.authorize_url, status_code=302)
+    names = _cookies(request)
     _set_cookie(
         request,
         response,
-        LOGIN_COOKIE,
+        names.login,
         started.login_cookie,
-        path="/sso",
+        path=names.login_path,
         max_age=LOGIN_TTL_SECONDS,
     )
     return response
@@ -89,19 +134,21 @@ async def callback(
     error: str | None = None,
 ) -> Response:
     """The registered callback (§5.2 step 3, §5.3): code (+tenant, +state in Flow B)."""
+    _sso(request).throttle(_client_address(request))
     if error:
         raise Refusal("upstream_denied", f"authorize error {error[:64]!r}")
+    names = _cookies(request)
     completed = await _sso(request).complete(
         app_id,
         code=code,
         tenant=tenant,
         state=state,
-        login_cookie=request.cookies.get(LOGIN_COOKIE),
-        old_raw_session_id=request.cookies.get(SESSION_COOKIE),
+        login_cookie=request.cookies.get(names.login),
+        old_raw_session_id=request.cookies.get(names.session),
     )
     response = RedirectResponse(completed.next, status_code=303)
-    response.delete_cookie(LOGIN_COOKIE, path="/sso")
-    _set_cookie(request, response, SESSION_COOKIE, completed.raw_session_id, path="/")
+    _delete_cookie(request, response, names.login, names.login_path)
+    _set_cookie(request, response, names.session, completed.raw_session_id, path="/")
     return response
 
 
@@ -122,14 +169,14 @@ def _describe(sso: Sso, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
 @router.get("/session")
 async def session(request: Request) -> JSONResponse:
     """The signed-in member as JSON, or 401: for the apps' front ends and for monitoring."""
-    raw_id = request.cookies.get(SESSION_COOKIE)
+    raw_id = request.cookies.get(_cookies(request).session)
     signed_in = await _sso(request).current(raw_id)
     if signed_in is None or raw_id is None:
         response = JSONResponse(
             {"error": "unauthenticated", "detail": "no valid session"}, 401, headers=NO_STORE
         )
         if raw_id:
-            response.delete_cookie(SESSION_COOKIE, path="/")
+            _delete_cookie(request, response, _cookies(request).session, "/")
         return response
     return JSONResponse(_describe(_sso(request), signed_in, raw_id), headers=NO_STORE)
 
@@ -137,7 +184,7 @@ async def session(request: Request) -> JSONResponse:
 @router.get("/me")
 async def me(request: Request) -> HTMLResponse:
     """The signed-in page: who you are, and a sign-out button."""
-    raw_id = request.cookies.get(SESSION_COOKIE)
+    raw_id = request.cookies.get(_cookies(request).session)
     signed_in = await _sso(request).current(raw_id)
     if signed_in is None or raw_id is None:
         return _page(request, "signed_out.html", 401)
@@ -147,7 +194,7 @@ async def me(request: Request) -> HTMLResponse:
 @router.get("/logout")
 async def logout_page(request: Request, redirect_url: str | None = None) -> HTMLResponse:
     """Logout needs a POST (CSRF); a GET only asks for confirmation."""
-    raw_id = request.cookies.get(SESSION_COOKIE)
+    raw_id = request.cookies.get(_cookies(request).session)
     signed_in = await _sso(request).current(raw_id)
     if signed_in is None or raw_id is None:
         return _page(request, "signed_out.html")
@@ -155,24 +202,46 @@ async def logout_page(request: Request, redirect_url: str | None = None) -> HTML
     return _page(request, "logout.html", csrf=csrf, redirect_url=redirect_url or "")
 
 
+async def _logout_form(request: Request) -> dict[str, str]:
+    """The logout form: URL-encoded and small, or no body at all (a front end sending the
+    `X-CSRF-Token` header). Anything else is refused before its body is read: a multipart
+    parser would spool file parts of any size to disk."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media:
+        return {}
+    if media != URLENCODED:
+        raise Refusal("form_not_accepted", f"logout sent as {media[:64]!r}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_LOGOUT_FORM_BYTES:
+        raise Refusal("bad_request", f"logout form of {declared} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGOUT_FORM_BYTES:
+            raise Refusal("bad_request", "logout form too large")
+    try:
+        fields = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=16)
+    except ValueError as exc:  # not UTF-8, or too many fields
+        raise Refusal("bad_request", f"logout form unreadable: {type(exc).__name__}") from exc
+    form = dict(fields)
+    _refuse_control_characters(*form.values())
+    return form
+
+
 @router.post("/logout")
-async def logout(
-    request: Request,
-    csrf: str | None = Form(None),
-    redirect_url: str | None = Form(None),
-    x_csrf_token: str | None = Header(None),
-) -> RedirectResponse:
+async def logout(request: Request, x_csrf_token: str | None = Header(None)) -> RedirectResponse:
     """End the session, then the auth centre's (§5.2 step 9). Needs the CSRF token (form field
     or `X-CSRF-Token`) and, when the browser sends one, an allowed `Origin`."""
     sso = _sso(request)
-    raw_id = request.cookies.get(SESSION_COOKIE)
+    raw_id = request.cookies.get(_cookies(request).session)
     sent_origin = request.headers.get("origin")
     if sent_origin and origin(sent_origin) not in sso.allowed_origins:
         raise Refusal("csrf_failed", f"origin {origin(sent_origin)!r}")
-    back = redirect_url or request.query_params.get("redirect_url")
-    target = await sso.logout(raw_id, csrf or x_csrf_token or "", back)
+    form = await _logout_form(request)
+    back = form.get("redirect_url") or request.query_params.get("redirect_url")
+    target = await sso.logout(raw_id, form.get("csrf") or x_csrf_token or "", back)
     response = RedirectResponse(target, status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    _delete_cookie(request, response, _cookies(request).session, "/")
     return response
 
 

@@ -28,13 +28,24 @@ from identity.models import Session as MemberSession
 from identity.observability import Metrics
 from identity.settings import Settings
 from identity.sso import admission, sessions
-from identity.sso.redirects import LOGIN_TTL_SECONDS, LoginState, allowed, origin, seal, unseal
+from identity.sso.limits import Buckets, address_key
+from identity.sso.redirects import (
+    LOGIN_TTL_SECONDS,
+    Cookies,
+    LoginState,
+    allowed,
+    origin,
+    seal,
+    unseal,
+)
 from identity.sso.refusals import UPSTREAM_REASONS, Refusal
 from identity.sso.sessions import Policy, SignedIn
 from identity.sso.upstream import (
     AUTHORIZE_PATH,
     LOGOUT_PATH,
+    TRANSIENT,
     AuthCentre,
+    Bounds,
     Client,
     Tokens,
     UpstreamError,
@@ -42,7 +53,9 @@ from identity.sso.upstream import (
 )
 
 log = structlog.get_logger("identity.sso")
-TRANSIENT = {"timeout", "unreachable", "server_error"}
+# A renewal failing for these keeps the session while its access token is still valid: the
+# auth centre did not refuse anything, it (or identity's budget for it) was just unavailable.
+RENEWAL_RETRIES = TRANSIENT | {"busy", "unavailable"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,18 @@ class Sso:
         self.db, self.cipher, self.metrics = db, cipher, metrics
         self.base_url = settings.base_url.rstrip("/")
         self.post_login_url = settings.post_login_url
-        self.auth_centre = AuthCentre(settings.upstream_timeout_seconds)
+        self.auth_centre = AuthCentre(
+            Bounds(
+                deadline=settings.upstream_timeout_seconds,
+                per_origin=settings.upstream_calls_per_auth_centre,
+                breaker_failures=settings.upstream_breaker_failures,
+                breaker_cooldown=settings.upstream_breaker_cooldown_seconds,
+                max_response_bytes=settings.upstream_max_response_bytes,
+            )
+        )
+        self.per_address = Buckets(settings.sso_logins_per_minute_per_address)
+        self.per_tenant = Buckets(settings.sso_logins_per_minute_per_tenant)
+        self.cookies = Cookies.for_service(self.base_url, settings.session_cookie_secure)
         self.state_mac = Mac(master, "sso-state")
         self.csrf_mac = Mac(master, "sso-csrf")
         self.policy = Policy(
@@ -98,6 +122,10 @@ class Sso:
     def csrf_ok(self, raw_session_id: str, token: str) -> bool:
         return self.csrf_mac.verify(sessions.hash_id(raw_session_id), token)
 
+    def throttle(self, address: str | None) -> None:
+        """Count a login or callback against its client address's rate limit."""
+        _take(self.per_address, address_key(address), "client address")
+
     async def begin(self, tenant_ref: str, app_id: str | None, next_: str | None) -> Started:
         """Flow B (§5.3): the authorize URL at the tenant's auth centre, and the state cookie."""
         target = self.checked_redirect(next_, self.post_login_url)
@@ -105,6 +133,7 @@ class Sso:
             tenant_id = await _find_tenant(conn, tenant_ref)
             app_id = app_id or await _only_app(conn, tenant_id)
             client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
+        _take(self.per_tenant, tenant_id, "tenant")
         state = secrets.token_hex(16)  # §5.3: alphanumeric
         expires = int(time.time()) + LOGIN_TTL_SECONDS
         cookie = seal(self.state_mac, LoginState(state, tenant_id, app_id, target, expires))
@@ -129,12 +158,32 @@ class Sso:
         login_cookie: str | None,
         old_raw_session_id: str | None,
     ) -> Completed:
-        """The callback (§5.2 steps 4-7). Flow A has no `state`; Flow B's must match the cookie."""
+        """The callback (§5.2 steps 4-7). Flow A has no `state`; Flow B's must match the cookie.
+
+        Once the state matched, this callback ends the Flow B login whatever happens next
+        (`ends_login`), except for a rate limit: that callback was not handled and may be
+        retried. A refusal before that leaves the login cookie alone, or anyone could lift
+        Flow B's protection by having a victim's browser open a stateless callback once."""
         tenant_id, target = self._callback_tenant(app_id, tenant, state, login_cookie)
+        try:
+            return await self._sign_in(app_id, tenant_id, target, code, old_raw_session_id)
+        except Refusal as refusal:
+            refusal.ends_login = state is not None and refusal.code != "rate_limited"
+            raise
+
+    async def _sign_in(
+        self,
+        app_id: str,
+        tenant_id: str,
+        target: str,
+        code: str | None,
+        old_raw_session_id: str | None,
+    ) -> Completed:
         if not code:
             raise Refusal("bad_request", "callback without code")
         async with self.db.single_read() as conn:
             client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
+        _take(self.per_tenant, tenant_id, "tenant")
         tokens, info = await self._exchange(client, code, app_id)
         if info.get("tenant") != tenant_id:
             raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
@@ -207,7 +256,8 @@ class Sso:
         except UpstreamError as exc:
             self.metrics.sso_upstream_errors.labels(call, exc.kind).inc()
             reason = UPSTREAM_REASONS.get(exc.kind, "upstream_error")
-            raise Refusal(reason, f"{call}: {exc.kind} {exc.detail}".strip()) from exc
+            detail = f"{call}: {exc.kind} {exc.detail}".strip()
+            raise Refusal(reason, detail, exc.retry_after) from exc
         return tokens, info
 
     async def current(self, raw_session_id: str | None) -> SignedIn | None:
@@ -256,7 +306,7 @@ class Sso:
             self.metrics.sso_renewals.labels(kind).inc()
             log.warning("sso.renewal_failed", tenant_id=signed_in.tenant_id, reason=kind)
             expiry = signed_in.token_expires_at
-            if kind in TRANSIENT and expiry is not None and expiry > utcnow():
+            if kind in RENEWAL_RETRIES and expiry is not None and expiry > utcnow():
                 return signed_in
             await self._end(signed_in.id_hash)
             return None
@@ -302,13 +352,24 @@ _LOGOUT = (
 )
 
 
+def _take(buckets: Buckets, key: str, what: str) -> None:
+    wait = buckets.take(key)
+    if wait:
+        raise Refusal("rate_limited", f"{what} over its limit", retry_after=wait)
+
+
 async def _find_tenant(conn: AsyncConnection, ref: str) -> str:
-    """Flow B names the tenant by id or by tenantCode; a live tenant wins over a deleted one
-    that once had the same code."""
+    """Flow B names the tenant by id or by tenantCode. An exact id always wins, whatever
+    another tenant's code is (a tenant must not take over another's login by choosing its id
+    as code); then the code, a live tenant before a deleted one that once had it."""
     tenant_id = await conn.scalar(
         select(Tenant.tenant_id)
         .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
-        .order_by(case((Tenant.state == ACTIVE, 0), else_=1), Tenant.updated_at.desc())
+        .order_by(
+            case((Tenant.tenant_id == ref, 0), else_=1),
+            case((Tenant.state == ACTIVE, 0), else_=1),
+            Tenant.updated_at.desc(),
+        )
         .limit(1)
     )
     if tenant_id is None:

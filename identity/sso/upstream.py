@@ -8,29 +8,45 @@ to each auth centre open between logins.
 
 Every failure becomes an `UpstreamError` whose `kind` tells the cases apart for logs, metrics
 and the member's page: `invalid_grant`, `invalid_client`, `unauthorized`, `timeout`,
-`unreachable`, `server_error` (5xx), `bad_response`.
+`unreachable`, `server_error` (5xx), `bad_response`, `busy` (no call slot for this auth centre
+freed up in time) and `unavailable` (its circuit breaker is open).
+
+Anyone can make identity call a tenant's auth centre (a callback with a made-up code), so each
+call is bounded (see `limits.py` for the budget and breaker): one deadline for the whole call,
+waiting for a slot and reading the body included (httpx's own timeouts apply to each read, so a
+server dripping one byte at a time would otherwise hold a call for ever), and a cap on the size
+of the answer, read as a stream and dropped past the cap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
+
+from identity.sso.limits import Breakers, Budget, CircuitOpen, NoSlot
 
 TOKEN_PATH = "/api/v1/oauth2/token"  # noqa: S105 - a path
 USERINFO_PATH = "/api/v1/oauth2/userinfo"
 AUTHORIZE_PATH = "/api/v1/oauth2/authorize"
 LOGOUT_PATH = "/api/v1/logout"
 MAX_EXPIRES_IN = 366 * 86400  # a year: anything longer is not a real access token lifetime
+POOL_CONNECTIONS = 200
+# The calls where the auth centre did not answer; they alone count towards opening a breaker.
+# `busy` never reached it; every other kind is an answer (an attacker's made-up code gets one).
+TRANSIENT = frozenset({"timeout", "unreachable", "server_error"})
 
 
 class UpstreamError(Exception):
-    def __init__(self, kind: str, detail: str = "") -> None:
+    def __init__(self, kind: str, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.detail = detail
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -55,11 +71,27 @@ def normalise_domain(domain_name: str) -> str:
     return domain if "://" in domain else "https://" + domain
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """How much of identity one auth centre may take (settings `IDENTITY_UPSTREAM_*`)."""
+
+    deadline: float = 10.0
+    per_origin: int = 20
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    max_response_bytes: int = 64 * 1024
+
+
 class AuthCentre:
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, bounds: Bounds) -> None:
+        self.bounds = bounds
+        self.budget = Budget(bounds.per_origin)
+        self.breakers = Breakers(bounds.breaker_failures, bounds.breaker_cooldown)
+        # The shared pool always holds several auth centres' budgets: one cannot fill it.
+        pool = max(POOL_CONNECTIONS, 4 * bounds.per_origin)
         self.http = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            timeout=bounds.deadline,
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=50),
             follow_redirects=False,
         )
 
@@ -96,21 +128,73 @@ class AuthCentre:
         return Tokens(token, refresh if isinstance(refresh, str) and refresh else None, expires_in)
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """One call through the auth centre's breaker; its outcome is reported back to it."""
+        key = origin_of(url)
         try:
-            response = await self.http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
+            trial = self.breakers.admit(key)
+        except CircuitOpen as exc:
+            raise UpstreamError("unavailable", "circuit open", exc.retry_after) from None
+        answered: bool | None = None  # stays None if cancelled: the trial slot is given back
+        try:
+            status, raw = await self._fetch(key, method, url, **kwargs)
+            answered = status < 500
+        except UpstreamError as exc:
+            answered = None if exc.kind == "busy" else exc.kind not in TRANSIENT
+            raise
+        finally:
+            self.breakers.record(key, answered, trial=trial)
+        return _parse(status, raw)
+
+    async def _fetch(self, key: str, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
+        """Status and body, within one deadline for all of it (slot, connect, send, read)."""
+        deadline = asyncio.get_running_loop().time() + self.bounds.deadline
+        try:
+            async with (
+                self.budget.slot(key, deadline),
+                asyncio.timeout_at(deadline),
+                self.http.stream(method, url, **kwargs) as response,
+            ):
+                return response.status_code, await self._read(response)
+        except NoSlot:
+            raise UpstreamError("busy", "no call slot for this auth centre") from None
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise UpstreamError("timeout", type(exc).__name__) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise UpstreamError("unreachable", type(exc).__name__) from exc
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
-        if response.status_code >= 500:
-            raise UpstreamError("server_error", f"HTTP {response.status_code}")
-        if response.status_code != 200 or not isinstance(body, dict):
-            raise _oauth_error(response.status_code, body)
-        return body
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The body, refused (and the connection dropped) past `max_response_bytes`."""
+        limit = self.bounds.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise UpstreamError("bad_response", f"answer of {declared} bytes")
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise UpstreamError("bad_response", f"answer larger than {limit} bytes")
+        return bytes(body)
+
+
+def origin_of(url: str) -> str:
+    """The key of an auth centre's budget and breaker: scheme, host and port."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme.lower()}://{(parts.hostname or '')}:{parts.port or ''}"
+    except ValueError:  # a port that is not a number: the call itself will fail
+        return url
+
+
+def _parse(status: int, raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser
+        body = None
+    if status >= 500:
+        raise UpstreamError("server_error", f"HTTP {status}")
+    if status != 200 or not isinstance(body, dict):
+        raise _oauth_error(status, body)
+    return body
 
 
 def _oauth_error(status: int, body: Any) -> UpstreamError:

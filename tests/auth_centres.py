@@ -1,0 +1,135 @@
+"""Small real HTTP servers standing in for tenants' auth centres that misbehave.
+
+Each runs in a thread of the test process on a free port of 127.0.0.1 (its own origin, so its
+own budget and breaker in identity), answers the OneAccess token (POST) and userinfo (GET)
+paths, and counts what it was asked and what it sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+Answer = tuple[int, str]
+
+
+@dataclass
+class Script:
+    """What the server answers; a test may change it while the server runs."""
+
+    token: Answer
+    userinfo: Answer
+    requests: int = 0
+    sent_bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, sent: int = 0) -> None:
+        with self.lock:
+            self.sent_bytes += sent
+
+
+Respond = Callable[[BaseHTTPRequestHandler, Script], None]
+
+
+def answer(handler: BaseHTTPRequestHandler, status: int, body: str) -> None:
+    data = body.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def canned(handler: BaseHTTPRequestHandler, script: Script) -> None:
+    answer(handler, *(script.token if handler.command == "POST" else script.userinfo))
+
+
+@dataclass
+class Server:
+    url: str
+    script: Script
+
+
+@contextmanager
+def auth_centre(
+    token: Answer = (200, "{}"), userinfo: Answer = (200, "{}"), respond: Respond = canned
+) -> Iterator[Server]:
+    script = Script(token, userinfo)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with script.lock:
+                script.requests += 1
+            # identity hanging up is what the slow and huge answers are for
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                respond(self, script)
+
+        do_POST = do_GET = _handle  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Server(f"http://127.0.0.1:{server.server_port}", script)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def canned_auth_centre(token: Answer, userinfo: Answer) -> Iterator[str]:
+    """Answers the token and userinfo paths with the given (status, body)."""
+    with auth_centre(token, userinfo) as server:
+        yield server.url
+
+
+def drip(every: float, total: int) -> Respond:
+    """A 200 whose body arrives one byte every `every` seconds, `total` bytes in all: each read
+    gets data long before any per-read timeout, so only a deadline for the whole call ends it."""
+
+    def respond(handler: BaseHTTPRequestHandler, script: Script) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(total))
+        handler.end_headers()
+        handler.wfile.flush()
+        for _ in range(total):
+            time.sleep(every)
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            script.count(1)
+
+    return respond
+
+
+def huge(size: int, chunk: int = 64 * 1024) -> Respond:
+    """A 200 of `size` bytes without a Content-Length (the body runs until the connection
+    closes), so the only way to know its size is to read it."""
+
+    def respond(handler: BaseHTTPRequestHandler, script: Script) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        block = b"x" * chunk
+        for _ in range(size // chunk):
+            handler.wfile.write(block)
+            script.count(chunk)
+        handler.close_connection = True
+
+    return respond
+
+
+@contextmanager
+def silent_auth_centre() -> Iterator[str]:
+    """Accepts connections (the kernel's backlog does) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
