@@ -35,3 +35,4 @@ test: install-test browser
 bench: install-test
 	$(BIN)/python -m benchmarks.authsync
 	$(BIN)/python -m benchmarks.login
+	$(BIN)/python -m benchmarks.flood

@@ -94,7 +94,7 @@ async def test_an_internal_error_carries_the_security_headers(settings: Settings
         update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/x"}
     )
     async with client_for(down, raise_app_exceptions=False) as client:
-        client.cookies.set("identity_session", "some-session")
+        client.cookies.set("__Host-identity_session", "some-session")
         failed = await client.get("/sso/session")
     assert failed.status_code == 500
     assert_secured(failed)

@@ -23,6 +23,7 @@ from identity.simulator.sender import Keys, Sender
 from identity.sso.limits import Buckets
 from tests.auth_centres import auth_centre, silent_auth_centre
 from tests.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.servers import METRICS_AUTH
 from tests.simulator_world import APP_ID, world
 from tests.stack import assert_refused
 
@@ -123,7 +124,7 @@ async def test_past_its_limit_an_address_is_told_to_wait_and_others_are_not(
     assert limited.headers["retry-after"] == "20"  # a token every 60/3 s
     assert_refused(await one.get("/sso/login", params={"tenant": "nobody"}), "rate_limited")
     assert_refused(await callback(other, "t-nobody"), "tenant_unknown")
-    metrics = (await other.get("/metrics")).text
+    metrics = (await other.get("/metrics", headers=METRICS_AUTH)).text
     assert 'identity_sso_logins_total{outcome="rate_limited"} 2.0' in metrics
 
 

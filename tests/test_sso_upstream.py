@@ -212,7 +212,7 @@ async def test_a_drip_fed_answer_is_cut_at_the_deadline(
             started = time.monotonic()
             page = await callback(identity)
             took = time.monotonic() - started
-            metrics = (await identity.get("/metrics")).text
+            metrics = (await identity.get("/metrics", headers=METRICS_AUTH)).text
     assert page.status_code == 504, page.text
     assert '<span id="reason">upstream_timeout</span>' in page.text
     assert 1.0 <= took < 2.0
@@ -231,7 +231,8 @@ async def test_a_huge_answer_is_refused_without_reading_it(
         peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert page.status_code == 502, page.text
     assert '<span id="reason">upstream_error</span>' in page.text
-    assert metric("token", "bad_response") in (await identity.get("/metrics")).text
+    metrics = (await identity.get("/metrics", headers=METRICS_AUTH)).text
+    assert metric("token", "bad_response") in metrics
     assert peak_after - peak_before < 32 * 1024
     assert server.script.sent_bytes < size // 10  # identity hung up early
     assert await sessions(db) == 0
@@ -263,7 +264,7 @@ async def test_the_breaker_opens_after_transient_failures_and_fails_fast(
             assert "认证中心多次无响应" in page.text and "paused" in page.text
             assert page.headers["retry-after"] == "1"
             assert server.script.requests == 3
-            metrics = (await identity.get("/metrics")).text
+            metrics = (await identity.get("/metrics", headers=METRICS_AUTH)).text
             assert metric("token", "unavailable") in metrics
             assert 'identity_sso_logins_total{outcome="upstream_unavailable"} 1.0' in metrics
             # After the cool-down one trial goes through; it succeeds and closes the breaker.
@@ -324,6 +325,6 @@ async def test_an_open_breaker_does_not_sign_members_out(
             assert (await identity.get("/sso/session")).status_code == 200  # 5xx: breaker opens
             await asyncio.sleep(1.3)  # the renewal lease: max(retry, deadline + 1 s)
             assert (await identity.get("/sso/session")).status_code == 200  # breaker open
-            metrics = (await identity.get("/metrics")).text
+            metrics = (await identity.get("/metrics", headers=METRICS_AUTH)).text
     assert 'identity_sso_token_renewals_total{outcome="unavailable"} 1.0' in metrics
     assert server.script.requests == 3  # token, userinfo, one renewal
