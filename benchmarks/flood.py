@@ -1,6 +1,6 @@
 """A member's login while unsigned maximum-size bodies flood the marketplace callbacks.
 
-    python -m benchmarks.flood [--database-url URL] [--rounds 3] [--logins 60] [--flooders 4]
+    python -m benchmarks.flood [--database-url URL] [--rounds 3] [--logins 100] [--flooders 4]
 
 identity and the simulator run as processes (tests/stack.py) on a temporary SQLite file (or the
 given database). Each round first measures `--logins` logins one at a time with the machine
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--database-url", help="the database to use (default: temporary SQLite)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--logins", type=int, default=60, help="logins per phase per round")
+    parser.add_argument("--logins", type=int, default=100, help="logins per phase per round")
     parser.add_argument("--flooders", type=int, default=4)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp:

@@ -340,6 +340,13 @@ REFUSED_DOMAINS = [
     "https://[::1]",
     "https://acme.example.com:99999",
     "https://under_score.example.com",
+    "https://127.1",
+    "https://2130706433",
+    "https://0x7f.1",
+    "https://[::ffff:127.0.0.1]",
+    "https://0.0.0.0",
+    "https://169.254.169.254",
+    "https://10.0.0.8",
 ]
 
 
@@ -364,6 +371,7 @@ async def test_a_domain_name_that_is_not_an_https_origin_is_refused(
         ("https://Acme.Example.com/", "https://acme.example.com"),
         ("acme.example.com", "https://acme.example.com"),
         ("https://acme.example.com:8443", "https://acme.example.com:8443"),
+        ("https://acme.example.com:443", "https://acme.example.com"),
     ],
 )
 async def test_an_https_origin_is_stored_as_an_origin(

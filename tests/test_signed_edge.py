@@ -4,6 +4,7 @@ field's meaning."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -11,9 +12,11 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from identity.app import create_app
 from identity.db import Database
 from identity.marketplace.signing import Kind, sign, sign_body
 from identity.models import Department, Instance, MarketplaceCall, Nonce
+from identity.settings import Settings
 from tests.kit_bodies import all_org_body, count, kit_ok, one, org, stamp, tenant_body
 from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender, now_ms
 from tests.servers import METRICS_AUTH
@@ -176,3 +179,40 @@ async def test_an_added_top_level_null_changes_no_field(marketplace: Sender, db:
     )
     assert reply["resultCode"] == OK, reply
     assert await count(db, Department) == 2
+
+
+async def test_a_flood_of_forged_large_bodies_does_not_refuse_the_marketplaces_calls(
+    settings: Settings, db: Database
+) -> None:
+    """Forged bodies of the maximum size from one address wait for the verifier process at
+    most two at a time (the rest are told to retry); a large call from the marketplace's
+    address, signed over its canonical form but sent otherwise, still gets its turn."""
+    app = create_app(settings)
+
+    def client_at(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url=settings.base_url, timeout=60)
+
+    forged_body = json.dumps({f"k{i}": "x" * 8 for i in range(60_000)}).encode()[:1_000_000]
+    async with client_at("198.51.100.7") as attacker, client_at("192.0.2.1") as kooGallery:
+        marketplace = Sender(kooGallery)
+        await kit_ok(marketplace, "tenantSync", tenant_body())
+
+        async def forged() -> str:
+            headers = {"x-sign": "ab" * 32, "x-timestamp": now_ms(), "x-nonce": uuid.uuid4().hex}
+            answer = await attacker.post(
+                "/koogallery/produceAPI/v2/authSync", content=forged_body, headers=headers
+            )
+            return str(answer.json()["resultCode"])
+
+        big = all_org_body([org(f"d{i:05d}", name="部门" * 20) for i in range(1500)])
+        spaced = json.dumps(big, indent=2).encode()  # not the canonical form: the worker checks
+        nonce, ts = uuid.uuid4().hex, now_ms()
+        signature = sign_body(Kind.KIT, KIT_KEY, nonce, ts, spaced)
+        real = marketplace.kit("allOrgSync", spaced, nonce=nonce, timestamp=ts, signature=signature)
+        *flood, answer = await asyncio.gather(*(forged() for _ in range(8)), real)
+    await app.state.db.dispose()
+    app.state.marketplace.verifier.close()
+    assert answer["resultCode"] == OK, answer
+    assert sorted(flood) == ["000001"] * 2 + ["000005"] * 6
+    assert await count(db, Department) == 1500

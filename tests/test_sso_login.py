@@ -16,7 +16,7 @@ from identity.simulator.sender import Keys, Sender
 from tests.auth_centres import auth_centre
 from tests.marketplace_client import BASIC_KEY, KIT_KEY
 from tests.simulator_world import APP_ID, redirect_query, world
-from tests.stack import Browser, Stack
+from tests.stack import Browser, Stack, assert_refused
 
 ACME_IDP, BETA_IDP = "https://idp.acme.example.com", "https://idp.beta.example.com"
 
@@ -75,6 +75,22 @@ async def test_an_exact_tenant_id_wins_over_another_tenants_code(
     assert await sent_to(acme.tenant_id) == (ACME_IDP, acme.client_id)
     assert await sent_to(acme.tenant_code) == (ACME_IDP, acme.client_id)
     assert await sent_to(beta.tenant_id) == (BETA_IDP, beta.client_id)
+
+
+async def test_a_code_two_live_tenants_share_names_neither(
+    client: httpx.AsyncClient, private_key_file: Path
+) -> None:
+    """A second live tenant with acme's code (a persisted seller-side debug sync, say) must not
+    take over acme's login by code, newest or not; the tenant id still works."""
+    keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
+    acme, beta = world().tenant("acme"), world().tenant("beta")
+    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
+    twin = beta.model_copy(update={"tenant_code": acme.tenant_code})
+    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=BETA_IDP), twin)
+    refused = await client.get("/sso/login", params={"tenant": acme.tenant_code})
+    assert_refused(refused, "tenant_unknown")
+    started = await client.get("/sso/login", params={"tenant": acme.tenant_id})
+    assert redirect_query(started)[0].startswith(ACME_IDP)
 
 
 async def test_under_https_both_cookies_carry_the_host_prefix(

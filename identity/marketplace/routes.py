@@ -26,7 +26,7 @@ from identity.errors import InvalidParameter, MarketplaceError, ResultCode, Sign
 from identity.marketplace import service
 from identity.marketplace.audit import CallRecord, claim_nonce, record_call
 from identity.marketplace.schemas import parse
-from identity.marketplace.signing import Kind, check_request
+from identity.marketplace.signing import MAX_DEPTH, MAX_TOP_LEVEL_MEMBERS, Kind, check_request
 from identity.observability import Metrics
 
 log = structlog.get_logger("identity.marketplace")
@@ -95,13 +95,17 @@ async def _authenticate(
         raise SignatureError(f"no {kind} access key is configured")
     body = await _read_body(request, mp.settings.max_body_bytes)
     record.payload_sha256 = hashlib.sha256(body).hexdigest()
-    verified = await mp.verifier.match(kind, keys, signature, nonce, timestamp, body)
+    client = request.client.host if request.client else ""
+    verified = await mp.verifier.match(kind, keys, signature, nonce, timestamp, body, client)
     if verified is None:
         raise SignatureError("signature does not match")
     record.signature_variant = verified.variant
     record.nonce = nonce
     if verified.document is None:
-        raise InvalidParameter("body must be a JSON object of valid UTF-8 text")
+        raise InvalidParameter(
+            "body must be a JSON object of valid UTF-8 text, with at most "
+            f"{MAX_TOP_LEVEL_MEMBERS} top-level members, nested at most {MAX_DEPTH} deep"
+        )
     return verified.document
 
 
@@ -182,6 +186,9 @@ async def _claim_nonce(
         return
     ttl = request.app.state.marketplace.settings.nonce_ttl_seconds
     if not await claim_nonce(session, record.nonce, ttl) and required:
+        # A replay of a captured call: logged and counted like a forgery, never written, or
+        # replaying one call through its window would write a row each time.
+        record.nonce = None
         raise SignatureError("nonce has already been used")
 
 

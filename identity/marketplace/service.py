@@ -47,22 +47,23 @@ class Reply:
 Handler = Callable[[AsyncSession, Marketplace, Any], Awaitable[Reply]]
 
 
-async def _dry_run(session: AsyncSession, mp: Marketplace, call: Any) -> bool:
-    """Debug calls write nothing, except seller-side ones (empty instanceId) when the operator
-    asked to keep them, and even then never to a tenant that a purchase ever bound: the debug
-    tool sends arbitrary tenant ids, and one such call must not touch a customer."""
+async def _persisted(session: AsyncSession, mp: Marketplace, call: Any) -> bool:
+    """Whether a call's changes are kept. Debug calls write nothing, except seller-side ones
+    (empty instanceId) when the operator asked to keep them, and even then never to a tenant
+    that a purchase ever bound: the debug tool sends arbitrary tenant ids, and one such call
+    must not touch a customer."""
     if not call.test:
-        return False
+        return True
     seller_side = isinstance(call, s.KitCall) and call.instance_id == ""
     if not (seller_side and mp.settings.persist_seller_debug_syncs):
-        return True
+        return False
     await bindings.lock_tenant(session, call.tenant_id)
-    return await bindings.ever_bound(session, call.tenant_id)
+    return not await bindings.ever_bound(session, call.tenant_id)
 
 
 async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: Any) -> Reply:
     """Run a call; a debug call runs the same way and is then rolled back."""
-    if not await _dry_run(session, mp, call):
+    if await _persisted(session, mp, call):
         return await handler(session, mp, call)
     savepoint = await session.begin_nested()
     try:
@@ -81,16 +82,15 @@ async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: 
 # --- Kit ----------------------------------------------------------------------------------
 
 
-def _domain(mp: Marketplace, call: s.TenantSync) -> str:
+async def _domain(session: AsyncSession, mp: Marketplace, call: s.TenantSync) -> str:
     """The auth-centre origin to store (`identity.directory.domains`). Debug calls may carry
-    any value (§3.1) and are answered as usual, unless they are persisted."""
-    persisted = not call.test or (call.instance_id == "" and mp.settings.persist_seller_debug_syncs)
+    any value (§3.1) and are answered as usual, unless they are kept."""
     try:
         return auth_centre_origin(
             call.domain_name, allow_loopback_http=mp.settings.allow_loopback_http
         )
     except DomainRefused as exc:
-        if persisted:
+        if await _persisted(session, mp, call):
             raise InvalidParameter(f"domainName: {exc}") from None
         return call.domain_name
 
@@ -101,7 +101,7 @@ async def tenant_sync(session: AsyncSession, mp: Marketplace, call: s.TenantSync
         tenant_id=call.tenant_id,
         tenant_code=call.tenant_code,
         name=call.name,
-        domain_name=_domain(mp, call),
+        domain_name=await _domain(session, mp, call),
         instance_id=call.instance_id,
         order_id=call.order_id,
         flag=call.flag,

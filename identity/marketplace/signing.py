@@ -14,8 +14,8 @@ Refusing a forged call must stay cheap, because anyone can send one:
 - the raw-body candidate is checked first (one HMAC per key, linear), and only a body that
   fails it is parsed and canonicalised, within limits on top-level members and nesting that
   real calls are far below;
-- `match` is a pure function of its arguments, so large bodies can be checked in another
-  process (`identity.marketplace.verifier`).
+- `match_canonical` is a pure function of its arguments, so large bodies can be checked in
+  another process (`identity.marketplace.verifier`).
 """
 
 from __future__ import annotations
@@ -153,35 +153,54 @@ def check_request(
         raise SignatureError("signature is missing")
 
 
+def _matching_key(
+    kind: Kind, keys: list[str], signature: str, nonce: str, timestamp: str, payload: bytes
+) -> int | None:
+    """The index of the key the signature matches over `payload`, or None. Every key is
+    compared, so the time taken does not tell a caller which key came close."""
+    given = signature.lower().encode("utf-8", "replace")
+    found = None
+    for index, key in enumerate(keys):
+        expected = sign(kind, key, nonce, timestamp, payload).encode()
+        if hmac.compare_digest(given, expected) and found is None:
+            found = index
+    return found
+
+
+def match_raw(
+    kind: Kind, keys: list[str], signature: str, nonce: str, timestamp: str, body: bytes
+) -> Verified | None:
+    """The signature over the body as sent: one HMAC per key, linear, no parsing unless it
+    matches. "canonical" when the body is also in the canonical form."""
+    index = _matching_key(kind, keys, signature, nonce, timestamp, body)
+    if index is None:
+        return None
+    parsed = _parse_canonical(body)
+    if parsed is None:
+        return Verified("raw", index, None)
+    variant = "canonical" if parsed[1] == body else "raw"
+    return Verified(variant, index, _without_nulls(parsed[0]))
+
+
+def match_canonical(
+    kind: Kind, keys: list[str], signature: str, nonce: str, timestamp: str, body: bytes
+) -> Verified | None:
+    """The signature over the canonical form of the body (§2.3): parsed and re-serialised
+    within the limits. A pure function of its arguments, so it can run in another process."""
+    parsed = _parse_canonical(body)
+    if parsed is None:
+        return None
+    index = _matching_key(kind, keys, signature, nonce, timestamp, parsed[1])
+    return None if index is None else Verified("canonical", index, _without_nulls(parsed[0]))
+
+
 def match(
     kind: Kind, keys: list[str], signature: str, nonce: str, timestamp: str, body: bytes
 ) -> Verified | None:
-    """Which payload form and key the signature matches, or None. The raw body is tried first
-    (linear, no parsing); every key is compared for each form, so the time taken does not tell
-    a caller which key came close."""
-    given = signature.lower().encode("utf-8", "replace")
-
-    def matching_key(payload: bytes) -> int | None:
-        found = None
-        for index, key in enumerate(keys):
-            expected = sign(kind, key, nonce, timestamp, payload).encode()
-            if hmac.compare_digest(given, expected) and found is None:
-                found = index
-        return found
-
-    index = matching_key(body)
-    parsed = _parse_canonical(body)
-    if index is not None:  # signed as sent; "canonical" when that is also the canonical form
-        if parsed is None:
-            return Verified("raw", index, None)
-        variant = "canonical" if parsed[1] == body else "raw"
-        return Verified(variant, index, _without_nulls(parsed[0]))
-    if parsed is None:
-        return None
-    index = matching_key(parsed[1])
-    if index is None:
-        return None
-    return Verified("canonical", index, _without_nulls(parsed[0]))
+    """Which payload form and key the signature matches, or None; the raw body first."""
+    return match_raw(kind, keys, signature, nonce, timestamp, body) or match_canonical(
+        kind, keys, signature, nonce, timestamp, body
+    )
 
 
 def verify(

@@ -1,13 +1,18 @@
-"""Signature checks of large bodies, in a separate low-priority process.
+"""Canonical-form signature checks of large bodies, in a separate low-priority process.
 
 Anyone can post a body to the callbacks, and refusing a forged one still means parsing and
 canonicalising it (§2.3: the marketplace may have signed the canonical form). For a body of a
 megabyte that is tens of milliseconds of CPU, and the C JSON parser holds the GIL throughout, so
-a thread would still stall the event loop that serves members' logins. Bodies above
-`INLINE_BYTES` are therefore checked by one worker process started on first use, at a lower
-scheduling priority than the service, and at most `MAX_PENDING` of them wait for it at once;
-past that a large call is answered `000005` (retryable) at once instead of queueing without
-bound. Real calls are mostly far below `INLINE_BYTES` and never touch the worker.
+a thread would still stall the event loop that serves members' logins.
+
+So: the signature over the raw body is checked first, here (one HMAC per key, no parsing), and a
+body signed as sent never waits for anything. Only a body that fails it and is larger than
+`INLINE_BYTES` goes to the one worker process, started on first use at a lower scheduling
+priority than the service. Large bodies wait for it first come, first served, for at most
+`DEADLINE_SECONDS`; each client address may have `PER_CLIENT` of them waiting at once and all
+addresses together `MAX_WAITING` (each holds its body in memory). Past those bounds, or the
+deadline, a call is answered `000005` (retryable): a flood from one address cannot hold up the
+marketplace's own large syncs, which come from other addresses.
 """
 
 from __future__ import annotations
@@ -15,14 +20,19 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 
 from identity.errors import MarketplaceError
-from identity.marketplace.signing import Kind, Verified, match
+from identity.marketplace.signing import Kind, Verified, match_canonical, match_raw
 
 INLINE_BYTES = 32 * 1024
-MAX_PENDING = 4
+PER_CLIENT = 2
+MAX_WAITING = 32
+DEADLINE_SECONDS = 10.0
 
 
 class VerifierBusy(MarketplaceError):
@@ -36,27 +46,49 @@ def _lower_priority() -> None:
 
 
 class Verifier:
-    def __init__(self, inline_bytes: int = INLINE_BYTES, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, inline_bytes: int = INLINE_BYTES) -> None:
         self.inline_bytes = inline_bytes
-        self._pending = asyncio.Semaphore(max_pending)
+        self._running = asyncio.Semaphore(2)  # one computing, one ready: the worker never idles
+        self._waiting: Counter[str] = Counter()
         self._pool: ProcessPoolExecutor | None = None
 
     async def match(
-        self, kind: Kind, keys: list[str], signature: str, nonce: str, timestamp: str, body: bytes
+        self,
+        kind: Kind,
+        keys: list[str],
+        signature: str,
+        nonce: str,
+        timestamp: str,
+        body: bytes,
+        client: str,
     ) -> Verified | None:
+        verified = match_raw(kind, keys, signature, nonce, timestamp, body)
+        if verified is not None:
+            return verified
         if len(body) <= self.inline_bytes:
-            return match(kind, keys, signature, nonce, timestamp, body)
-        if self._pending.locked():
+            return match_canonical(kind, keys, signature, nonce, timestamp, body)
+        if self._waiting[client] >= PER_CLIENT or self._waiting.total() >= MAX_WAITING:
             raise VerifierBusy("too many large calls at once; retry later")
-        async with self._pending:
-            loop = asyncio.get_running_loop()
-            try:
-                return await loop.run_in_executor(
-                    self._executor(), match, kind, keys, signature, nonce, timestamp, body
+        self._waiting[client] += 1
+        try:
+            async with asyncio.timeout(DEADLINE_SECONDS), self._running:
+                return await self._in_worker(
+                    partial(match_canonical, kind, keys, signature, nonce, timestamp, body)
                 )
-            except BrokenProcessPool:  # the worker died (killed, out of memory): start anew
-                self.close()
-                raise
+        except TimeoutError:
+            raise VerifierBusy("the signature could not be checked in time; retry") from None
+        finally:
+            self._waiting[client] -= 1
+            if self._waiting[client] <= 0:
+                del self._waiting[client]
+
+    async def _in_worker(self, check: Callable[[], Verified | None]) -> Verified | None:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), check)
+        except BrokenProcessPool:  # the worker died (killed, out of memory): start anew
+            self.close()
+            raise
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -133,7 +133,6 @@ class Sso:
             tenant_id = await _find_tenant(conn, tenant_ref)
             app_id = app_id or await _only_app(conn, tenant_id)
             client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
-        _take(self.per_tenant, tenant_id, "tenant")
         state = secrets.token_hex(16)  # §5.3: alphanumeric
         expires = int(time.time()) + LOGIN_TTL_SECONDS
         cookie = seal(self.state_mac, LoginState(state, tenant_id, app_id, target, expires))
@@ -361,20 +360,27 @@ def _take(buckets: Buckets, key: str, what: str) -> None:
 async def _find_tenant(conn: AsyncConnection, ref: str) -> str:
     """Flow B names the tenant by id or by tenantCode. An exact id always wins, whatever
     another tenant's code is (a tenant must not take over another's login by choosing its id
-    as code); then the code, a live tenant before a deleted one that once had it."""
-    tenant_id = await conn.scalar(
-        select(Tenant.tenant_id)
-        .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
-        .order_by(
-            case((Tenant.tenant_id == ref, 0), else_=1),
-            case((Tenant.state == ACTIVE, 0), else_=1),
-            Tenant.updated_at.desc(),
+    as code); then the code, a live tenant before a deleted one that once had it. A code two
+    live tenants share names neither: which one is meant cannot be told, so the member must
+    use the tenant id (or the unified login)."""
+    rows = (
+        await conn.execute(
+            select(Tenant.tenant_id, Tenant.state)
+            .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
+            .order_by(
+                case((Tenant.tenant_id == ref, 0), else_=1),
+                case((Tenant.state == ACTIVE, 0), else_=1),
+                Tenant.updated_at.desc(),
+            )
+            .limit(2)
         )
-        .limit(1)
-    )
-    if tenant_id is None:
+    ).all()
+    if not rows:
         raise Refusal("tenant_unknown", f"tenant {ref!r}")
-    return tenant_id
+    (first, state), rest = rows[0], rows[1:]
+    if first != ref and state == ACTIVE and rest and rest[0][1] == ACTIVE:
+        raise Refusal("tenant_unknown", f"tenant code {ref!r} is shared by live tenants")
+    return str(first)
 
 
 async def _only_app(conn: AsyncConnection, tenant_id: str) -> str:
