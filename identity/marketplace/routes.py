@@ -93,12 +93,14 @@ async def _authenticate(
     keys = _keys(mp, kind)
     if not keys:
         raise SignatureError(f"no {kind} access key is configured")
-    body = await _read_body(request, mp.settings.max_body_bytes)
-    record.payload_sha256 = hashlib.sha256(body).hexdigest()
+    declared = request.headers.get("content-length", "")
     client = request.client.host if request.client else ""
-    verified = await mp.verifier.match(kind, keys, signature, nonce, timestamp, body, client)
+    async with mp.verifier.turn(client, int(declared) if declared.isdigit() else None):
+        body = await _read_body(request, mp.settings.max_body_bytes)
+        verified = await mp.verifier.match(kind, keys, signature, nonce, timestamp, body)
     if verified is None:
         raise SignatureError("signature does not match")
+    record.payload_sha256 = hashlib.sha256(body).hexdigest()
     record.signature_variant = verified.variant
     record.nonce = nonce
     if verified.document is None:

@@ -1,18 +1,24 @@
-"""Canonical-form signature checks of large bodies, in a separate low-priority process.
+"""Signature checks of large bodies: one at a time per client address, and the canonical form
+in a separate low-priority process.
 
-Anyone can post a body to the callbacks, and refusing a forged one still means parsing and
-canonicalising it (§2.3: the marketplace may have signed the canonical form). For a body of a
-megabyte that is tens of milliseconds of CPU, and the C JSON parser holds the GIL throughout, so
-a thread would still stall the event loop that serves members' logins.
+Anyone can post a body to the callbacks, and refusing a forged one still means reading it,
+hashing it and, for the canonical form (§2.3: the marketplace may have signed it), parsing and
+re-serialising it. For a body of a megabyte that is tens of milliseconds of CPU, and the C JSON
+parser holds the GIL throughout, so a thread would still stall the event loop that serves
+members' logins. So:
 
-So: the signature over the raw body is checked first, here (one HMAC per key, no parsing), and a
-body signed as sent never waits for anything. Only a body that fails it and is larger than
-`INLINE_BYTES` goes to the one worker process, started on first use at a lower scheduling
-priority than the service. Large bodies wait for it first come, first served, for at most
-`DEADLINE_SECONDS`; each client address may have `PER_CLIENT` of them waiting at once and all
-addresses together `MAX_WAITING` (each holds its body in memory). Past those bounds, or the
-deadline, a call is answered `000005` (retryable): a flood from one address cannot hold up the
-marketplace's own large syncs, which come from other addresses.
+- a body larger than `INLINE_BYTES` (or of unknown length) from one client address is read and
+  checked only after the previous one from that address is done (`turn`): an address flooding
+  the callbacks is slowed to the pace of the checks, and its waiting requests hold no body
+  (at most `PER_CLIENT` wait; more are refused at once, unread);
+- the signature over the raw body is checked first, here (one HMAC per key, no parsing): a body
+  signed as sent never waits for the worker;
+- only a large body that fails it goes to the one worker process, started on first use at a
+  lower scheduling priority than the service, first come, first served.
+
+Every wait is bounded by `DEADLINE_SECONDS`. A call refused by these bounds is answered `000005`
+(retryable). The marketplace's own calls come from its addresses, so a flood from elsewhere
+does not hold them up beyond its share of the worker.
 """
 
 from __future__ import annotations
@@ -21,17 +27,17 @@ import asyncio
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import asynccontextmanager
 from functools import partial
 
 from identity.errors import MarketplaceError
-from identity.marketplace.signing import Kind, Verified, match_canonical, match_raw
+from identity.marketplace.signing import Kind, Verified, match, match_canonical, match_raw
 
 INLINE_BYTES = 32 * 1024
-PER_CLIENT = 2
-MAX_WAITING = 32
+PER_CLIENT = 4
 DEADLINE_SECONDS = 10.0
 
 
@@ -49,38 +55,53 @@ class Verifier:
     def __init__(self, inline_bytes: int = INLINE_BYTES) -> None:
         self.inline_bytes = inline_bytes
         self._running = asyncio.Semaphore(2)  # one computing, one ready: the worker never idles
-        self._waiting: Counter[str] = Counter()
+        self._turns: dict[str, asyncio.Lock] = {}
+        self._queued: Counter[str] = Counter()
         self._pool: ProcessPoolExecutor | None = None
 
+    @asynccontextmanager
+    async def turn(self, client: str, declared_length: int | None) -> AsyncIterator[None]:
+        """Wait until this client address may read and check its large body."""
+        if declared_length is not None and declared_length <= self.inline_bytes:
+            yield
+            return
+        if self._queued[client] >= PER_CLIENT:
+            raise VerifierBusy("too many large calls from this address at once; retry later")
+        self._queued[client] += 1  # waiting or holding the turn
+        lock = self._turns.setdefault(client, asyncio.Lock())
+        try:
+            try:
+                async with asyncio.timeout(DEADLINE_SECONDS):
+                    await lock.acquire()
+            except TimeoutError:
+                raise VerifierBusy("the call could not be checked in time; retry later") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            self._queued[client] -= 1
+            if not self._queued[client]:
+                del self._queued[client]
+                del self._turns[client]
+
     async def match(
-        self,
-        kind: Kind,
-        keys: list[str],
-        signature: str,
-        nonce: str,
-        timestamp: str,
-        body: bytes,
-        client: str,
+        self, kind: Kind, keys: list[str], signature: str, nonce: str, timestamp: str, body: bytes
     ) -> Verified | None:
-        verified = match_raw(kind, keys, signature, nonce, timestamp, body)
+        if len(body) <= self.inline_bytes:
+            return match(kind, keys, signature, nonce, timestamp, body)
+        # hashlib lets go of the GIL while it hashes a large buffer: in a thread, the HMACs of
+        # a megabyte do not hold up the event loop.
+        raw = partial(match_raw, kind, keys, signature, nonce, timestamp, body)
+        verified = await asyncio.to_thread(raw)
         if verified is not None:
             return verified
-        if len(body) <= self.inline_bytes:
-            return match_canonical(kind, keys, signature, nonce, timestamp, body)
-        if self._waiting[client] >= PER_CLIENT or self._waiting.total() >= MAX_WAITING:
-            raise VerifierBusy("too many large calls at once; retry later")
-        self._waiting[client] += 1
+        check = partial(match_canonical, kind, keys, signature, nonce, timestamp, body)
         try:
             async with asyncio.timeout(DEADLINE_SECONDS), self._running:
-                return await self._in_worker(
-                    partial(match_canonical, kind, keys, signature, nonce, timestamp, body)
-                )
+                return await self._in_worker(check)
         except TimeoutError:
             raise VerifierBusy("the signature could not be checked in time; retry") from None
-        finally:
-            self._waiting[client] -= 1
-            if self._waiting[client] <= 0:
-                del self._waiting[client]
 
     async def _in_worker(self, check: Callable[[], Verified | None]) -> Verified | None:
         loop = asyncio.get_running_loop()
