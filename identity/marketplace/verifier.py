@@ -10,7 +10,9 @@ members' logins. So:
 - a body larger than `INLINE_BYTES` (or of unknown length) from one client address is read and
   checked only after the previous one from that address is done (`turn`): an address flooding
   the callbacks is slowed to the pace of the checks, and its waiting requests hold no body
-  (at most `PER_CLIENT` wait; more are refused at once, unread);
+  (at most `PER_CLIENT` per address and `MAX_LARGE` in all; more are refused at once, unread;
+  so a flood from many addresses at once can still crowd out a large real call, which the
+  marketplace then retries);
 - the signature over the raw body is checked first, here (one HMAC per key, no parsing): a body
   signed as sent never waits for the worker;
 - only a large body that fails it goes to the one worker process, started on first use at a
@@ -38,6 +40,8 @@ from identity.marketplace.signing import Kind, Verified, match, match_canonical,
 
 INLINE_BYTES = 32 * 1024
 PER_CLIENT = 4
+MAX_LARGE = 32
+"""Large calls from all addresses together, waiting or being checked: each holds up to a body."""
 DEADLINE_SECONDS = 10.0
 
 
@@ -65,8 +69,8 @@ class Verifier:
         if declared_length is not None and declared_length <= self.inline_bytes:
             yield
             return
-        if self._queued[client] >= PER_CLIENT:
-            raise VerifierBusy("too many large calls from this address at once; retry later")
+        if self._queued[client] >= PER_CLIENT or self._queued.total() >= MAX_LARGE:
+            raise VerifierBusy("too many large calls at once; retry later")
         self._queued[client] += 1  # waiting or holding the turn
         lock = self._turns.setdefault(client, asyncio.Lock())
         try:
