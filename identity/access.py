@@ -3,9 +3,9 @@
 Every de-provisioning path calls `end_access`: authSync flag 0 and 3, `enable:"false"`, tenant
 deleted, app credential deleted, instance frozen or released (and, with the later issues, admin
 "end sessions" and password reset). Logout is not one of them: it ends its own session only
-(`identity.sso.service.Sso.logout`). It deletes the affected sessions in the caller's
-transaction, so the access ends when that transaction commits, and writes one outbox row per
-member (or one for a whole tenant or app) for back-channel logout delivery.
+(`identity.sso.service.Sso.logout`). It deletes the affected sessions, or for one app only that
+app's part of them, in the caller's transaction, so the access ends when that transaction
+commits, and writes one audit row per member (or one for a whole tenant or app).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections import Counter
 from collections.abc import Sequence
 from enum import StrEnum
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db import utcnow
-from identity.models import AccessRevocation
+from identity.models import AccessRevocation, SessionApp
 from identity.models import Session as MemberSession
 
 
@@ -43,16 +43,35 @@ async def end_access(
 ) -> int:
     """End access for `user_names` of the tenant (all members when None), in one app or all.
 
-    Returns how many sessions ended.
+    For one app, that app's part of each session ends (and a session left with no app ends);
+    otherwise the whole sessions end. Returns how many sessions lost access.
     """
     if user_names is not None and not user_names:
         return 0
-    stmt = delete(MemberSession).where(MemberSession.tenant_id == tenant_id)
-    if app_id is not None:
-        stmt = stmt.where(MemberSession.app_id == app_id)
+    members = select(MemberSession.sid, MemberSession.user_name).where(
+        MemberSession.tenant_id == tenant_id
+    )
     if user_names is not None:
-        stmt = stmt.where(MemberSession.user_name.in_(list(user_names)))
-    ended = Counter((await session.scalars(stmt.returning(MemberSession.user_name))).all())
+        members = members.where(MemberSession.user_name.in_(list(user_names)))
+    if app_id is not None:
+        members = members.join(SessionApp, SessionApp.sid == MemberSession.sid).where(
+            SessionApp.app_id == app_id
+        )
+    affected = (await session.execute(members)).all()
+    ended = Counter(user_name for _, user_name in affected)
+    sids = [sid for sid, _ in affected]
+    if sids and app_id is None:
+        await session.execute(delete(MemberSession).where(MemberSession.sid.in_(sids)))
+    elif sids:
+        await session.execute(
+            delete(SessionApp).where(SessionApp.sid.in_(sids), SessionApp.app_id == app_id)
+        )
+        await session.execute(
+            delete(MemberSession).where(
+                MemberSession.sid.in_(sids),
+                ~exists().where(SessionApp.sid == MemberSession.sid),
+            )
+        )
     now = utcnow()
     targets: Sequence[str | None] = user_names if user_names is not None else [None]
     await session.execute(

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -138,19 +139,35 @@ class Authorisation(Timestamps, Base):
 
 
 class Session(Base):
-    """A member's sign-in. Only the SHA-256 of the cookie's random id is stored; the upstream
-    tokens are encrypted at rest and bound to this row (crypto.Cipher associated data)."""
+    """A browser's sign-in: one member of one tenant, holding each app the member signed in to
+    through the marketplace (`SessionApp`). Only the SHA-256 of the cookie's random id is
+    stored, and it changes at every login; `sid` is a separate random id that stays for the
+    session's life, the one its apps' rows and the tokens issued in it refer to."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("ix_sessions_member", "tenant_id", "user_name"),)
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sid: Mapped[str] = mapped_column(String(43), unique=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
-    app_id: Mapped[str] = mapped_column(String(64))
     user_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    """When the member signed in: the `auth_time` of tokens issued in this session."""
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     """The absolute timeout; the idle timeout runs from `last_seen_at`."""
+
+
+class SessionApp(Base):
+    """One app a session signed in to through the marketplace, with that app's upstream tokens
+    (encrypted at rest, bound to this row by the associated data). Ending access to one app
+    deletes its row; a session left without apps is ended."""
+
+    __tablename__ = "session_apps"
+    sid: Mapped[str] = mapped_column(
+        String(43), ForeignKey("sessions.sid", ondelete="CASCADE"), primary_key=True
+    )
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_expires_at: Mapped[datetime | None] = mapped_column(DateTime)

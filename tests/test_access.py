@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
 from identity.db import Database, utcnow
 from identity.marketplace.client_secret import encrypt_client_secret
-from identity.models import AccessRevocation, Session, Tenant, TenantInstance
+from identity.models import AccessRevocation, Session, SessionApp, Tenant, TenantInstance
 from tests.kit_bodies import (
     APP,
     SUCCESS,
@@ -43,21 +44,35 @@ EVERYONE: set[Owner] = {
 
 
 async def add_sessions(db: Database, owners: set[Owner]) -> None:
+    """One session per member, holding each of the member's apps in `owners`."""
+    members = sorted({(tenant, name) for tenant, _, name in owners})
     async with db.transaction() as s:
-        for n, (tenant, app, name) in enumerate(sorted(owners)):
+        for n, (tenant, name) in enumerate(members):
+            id_hash = f"{n:064d}"
             s.add(
                 Session(
-                    id_hash=f"{n:064d}",
+                    id_hash=id_hash,
+                    sid=f"sid-{n}",
                     tenant_id=tenant,
-                    app_id=app,
                     user_name=name,
                     expires_at=utcnow() + timedelta(hours=1),
                 )
             )
+            await s.flush()
+            for owner_tenant, app, owner in sorted(owners):
+                if (owner_tenant, owner) == (tenant, name):
+                    s.add(SessionApp(sid=f"sid-{n}", app_id=app))
 
 
 async def live_sessions(db: Database) -> set[Owner]:
-    return {(s.tenant_id, s.app_id, s.user_name) for s in await rows(db, Session)}
+    """(tenant, app, member) of every app part of every session."""
+    async with db.read() as s:
+        rows = await s.execute(
+            select(Session.tenant_id, SessionApp.app_id, Session.user_name).join(
+                SessionApp, SessionApp.sid == Session.sid
+            )
+        )
+        return {(t, a, u) for t, a, u in rows}
 
 
 async def revocations(db: Database) -> set[Revocation]:

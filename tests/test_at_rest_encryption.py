@@ -8,6 +8,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx2 as httpx
@@ -25,7 +26,6 @@ from identity.db import Database
 from identity.directory.tenants import secret_context
 from identity.migrate import alembic_config, upgrade
 from identity.models import AppCredential
-from identity.models import Session as MemberSession
 from identity.settings import Settings
 from tests.marketplace_client import SECRET_KEY
 from tests.servers import scratch_postgres
@@ -73,22 +73,45 @@ async def serving(settings: Settings, url: str) -> AsyncIterator[httpx.AsyncClie
     await app.state.db.dispose()
 
 
-async def stored(url: str) -> tuple[bytes, bytes, bytes, str]:
-    """The client secret's and the one session's ciphertexts, and the session's id hash."""
+V1_SESSION = "0" * 64
+
+
+async def stored(url: str) -> tuple[bytes, bytes, bytes]:
+    """At revision 0002 or 0003: the client secret's and the one session's ciphertexts."""
     db = Database(url)
     try:
         async with db.read() as session:
             secret = (await session.execute(select(AppCredential.client_secret_enc))).scalar_one()
-            access, refresh, id_hash = (
+            access, refresh = (
                 await session.execute(
-                    select(
-                        MemberSession.access_token_enc,
-                        MemberSession.refresh_token_enc,
-                        MemberSession.id_hash,
-                    )
+                    text("SELECT access_token_enc, refresh_token_enc FROM sessions")
                 )
             ).one()
-        return secret, access, refresh, id_hash
+        return secret, access, refresh
+    finally:
+        await db.dispose()
+
+
+async def add_version_1_session(url: str) -> None:
+    """A signed-in member's row as schema 0002 held it, tokens encrypted the old way."""
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO sessions (id_hash, tenant_id, app_id, user_name, created_at,"
+                    " last_seen_at, expires_at, access_token_enc, refresh_token_enc)"
+                    " VALUES (:h, :t, :a, 'alice', :now, :now, :now, :access, :refresh)"
+                ),
+                {
+                    "h": V1_SESSION,
+                    "t": TENANT,
+                    "a": APP_ID,
+                    "now": datetime(2030, 1, 1),
+                    "access": legacy_encrypt("a", f"sessions/{V1_SESSION}/access"),
+                    "refresh": legacy_encrypt("r", f"sessions/{V1_SESSION}/refresh"),
+                },
+            )
     finally:
         await db.dispose()
 
@@ -117,39 +140,34 @@ async def revision(url: str) -> str:
 
 async def written_by_version_1(
     url: str, settings: Settings, private_key_file: Path, domain: str
-) -> httpx.Cookies:
+) -> None:
     """A tenant with a client secret and a signed-in member, as the previous version stored
-    them: schema 0002, version-1 ciphertexts. Returns the member's cookies."""
+    them: schema 0002, version-1 ciphertexts."""
     await asyncio.to_thread(upgrade, url)
     async with serving(settings, url) as identity:
         await provision(identity, private_key_file, domain)
-        landed = await identity.get(CALLBACK, params={"code": "a-code", "tenant": TENANT})
-        assert landed.status_code == 303, landed.text
-        cookies = identity.cookies
     key = SecretStr(SECRET_KEY)
     await asyncio.to_thread(command.downgrade, alembic_config(url, key), "0002")
-    secret, access, refresh, id_hash = await stored(url)
-    assert secret[:1] == access[:1] == refresh[:1] == b"\x01"
-    legacy = AESGCM(derive_key(SECRET_KEY, "identity/at-rest/v1"))
-    assert legacy.decrypt(refresh[1:13], refresh[13:], f"sessions/{id_hash}/refresh".encode())
     await write_secret(url, legacy_encrypt(SECRET, f"app_credentials/{TENANT}/{APP_ID}"))
-    return cookies
+    await add_version_1_session(url)
+    secret, access, refresh = await stored(url)
+    assert secret[:1] == access[:1] == refresh[:1] == b"\x01"
 
 
 async def test_a_database_of_version_1_keeps_working_after_migrate(
     scratch_url: str, settings: Settings, private_key_file: Path
 ) -> None:
     with canned_auth_centre(OK, INFO) as domain:
-        cookies = await written_by_version_1(scratch_url, settings, private_key_file, domain)
-        await asyncio.to_thread(upgrade, scratch_url, SecretStr(SECRET_KEY))
-        secret, access, refresh, id_hash = await stored(scratch_url)
+        await written_by_version_1(scratch_url, settings, private_key_file, domain)
+        key = SecretStr(SECRET_KEY)
+        await asyncio.to_thread(command.upgrade, alembic_config(scratch_url, key), "0003")
+        secret, access, refresh = await stored(scratch_url)
         assert secret[:1] == access[:1] == refresh[:1] == b"\x02"  # nothing ambiguous is left
         cipher = Cipher(SECRET_KEY)
         assert cipher.decrypt(secret, secret_context(TENANT, APP_ID)) == SECRET
-        assert cipher.decrypt(refresh, ("sessions", id_hash, "refresh")) == "r"
+        assert cipher.decrypt(refresh, ("sessions", V1_SESSION, "refresh")) == "r"
+        await asyncio.to_thread(upgrade, scratch_url, key)  # 0004 ends the old sessions
         async with serving(settings, scratch_url) as identity:
-            identity.cookies = cookies
-            assert (await identity.get("/sso/session")).status_code == 200  # still signed in
             again = await identity.get(CALLBACK, params={"code": "b-code", "tenant": TENANT})
             assert again.status_code == 303, again.text  # the secret reaches the auth centre
     if scratch_url.startswith("sqlite"):

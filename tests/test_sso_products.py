@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from identity.db import Database
 from identity.models import AccessRevocation
+from identity.models import Session as MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import Order, Scenario, TenantSpec
 from identity.simulator.sender import Sender
@@ -97,3 +99,48 @@ async def test_unfreezing_restores_the_app(
     await events.unfreeze(second, tenant2)
     browser = await _signed_in(stack, "bob@acme", APP2)
     await browser.close()
+
+
+async def test_one_browser_holds_both_apps_and_loses_only_the_ended_one(
+    two_products: tuple[Stack, Sender, TenantSpec], db: Database
+) -> None:
+    """A member who opens the second app stays signed in to the first: one session, two apps.
+    Ending the second product ends that app's part of the session only."""
+    stack, second, tenant2 = two_products
+    browser = await _signed_in(stack, "bob@acme", stack.scenario.app_id)
+    try:
+        first_cookie = browser.cookie(SESSION)
+        landed = await browser.flow_b("acme", "bob@acme", "bob-pw", app=APP2)
+        assert landed.status_code == 200, landed.text
+        assert browser.cookie(SESSION) != first_cookie  # a new cookie id at every login
+        for app in (stack.scenario.app_id, APP2):
+            described = await browser.http.get(stack.identity + "/sso/session", params={"app": app})
+            assert described.status_code == 200, (app, described.text)
+            assert described.json()["appId"] == app
+        async with db.read() as session:
+            assert await session.scalar(select(func.count()).select_from(MemberSession)) == 1
+
+        await events.freeze(second, tenant2)
+        gone = await browser.http.get(stack.identity + "/sso/session", params={"app": APP2})
+        assert gone.status_code == 401
+        kept = await browser.http.get(
+            stack.identity + "/sso/session", params={"app": stack.scenario.app_id}
+        )
+        assert kept.status_code == 200, kept.text
+    finally:
+        await browser.close()
+
+
+async def test_signing_in_as_another_member_ends_the_previous_session(acme: Stack) -> None:
+    browser = acme.browser()
+    try:
+        await browser.flow_a("bob@acme", "bob-pw")
+        bob_cookie = browser.cookie(SESSION)
+        await browser.http.get(acme.sim + "/api/v1/logout")  # forget bob at the auth centre
+        landed = await browser.flow_a("alice@acme", "alice-pw")
+        assert landed.status_code == 200, landed.text
+        assert (await browser.session()).json()["userName"] == "alice"
+        async with httpx.AsyncClient(cookies={SESSION: bob_cookie or ""}) as old:
+            assert (await old.get(acme.identity + "/sso/session")).status_code == 401
+    finally:
+        await browser.close()

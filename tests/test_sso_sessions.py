@@ -15,14 +15,14 @@ from sqlalchemy import func, select
 
 from identity.crypto import Cipher
 from identity.db import Database
-from identity.models import AccessRevocation
+from identity.models import AccessRevocation, SessionApp
 from identity.models import Session as MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
 from identity.simulator.sender import Sender
 from identity.sso.sessions import hash_id
 from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import world
+from tests.simulator_world import APP_ID, world
 from tests.stack import Browser, Stack, running_stack
 
 ACME_ID = "t-acme-0001"
@@ -197,17 +197,20 @@ async def test_idle_and_absolute_timeouts_end_the_session(
 # --- renewal (§5.2 step 8) ------------------------------------------------------------------
 
 
-def _tokens(cipher: Cipher, row: MemberSession) -> tuple[str, str]:
+def _tokens(cipher: Cipher, row: SessionApp) -> tuple[str, str]:
     assert row.access_token_enc and row.refresh_token_enc
     return (
-        cipher.decrypt(row.access_token_enc, ("sessions", row.id_hash, "access")),
-        cipher.decrypt(row.refresh_token_enc, ("sessions", row.id_hash, "refresh")),
+        cipher.decrypt(row.access_token_enc, ("sessions", row.sid, row.app_id, "access")),
+        cipher.decrypt(row.refresh_token_enc, ("sessions", row.sid, row.app_id, "refresh")),
     )
 
 
 async def _stored_tokens(db: Database, raw_id: str) -> tuple[str, str]:
     async with db.read() as session:
-        row = await session.get(MemberSession, hash_id(raw_id))
+        sid = await session.scalar(
+            select(MemberSession.sid).where(MemberSession.id_hash == hash_id(raw_id))
+        )
+        row = await session.get(SessionApp, (sid, APP_ID))
         assert row is not None
         return _tokens(Cipher(SECRET_KEY), row)
 

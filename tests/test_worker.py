@@ -26,8 +26,8 @@ def _session(name: str, *, seen_ago: timedelta, expires_in: timedelta) -> dict[s
     now = utcnow()
     return {
         "id_hash": name.ljust(64, "0"),
+        "sid": f"sid-{name}",
         "tenant_id": "t1",
-        "app_id": "a1",
         "user_name": name,
         "created_at": now - seen_ago,
         "last_seen_at": now - seen_ago,

@@ -167,15 +167,16 @@ def _describe(sso: Sso, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
 
 
 @router.get("/session")
-async def session(request: Request) -> JSONResponse:
-    """The signed-in member as JSON, or 401: for the apps' front ends and for monitoring."""
+async def session(request: Request, app: str | None = None) -> JSONResponse:
+    """The signed-in member as JSON, or 401: for the apps' front ends and for monitoring.
+    With `app`, as that app sees the session (401 when the session does not hold it)."""
     raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await _sso(request).current(raw_id)
+    signed_in = await _sso(request).current(raw_id, app)
     if signed_in is None or raw_id is None:
         response = JSONResponse(
             {"error": "unauthenticated", "detail": "no valid session"}, 401, headers=NO_STORE
         )
-        if raw_id:
+        if raw_id and app is None:
             _delete_cookie(request, response, _cookies(request).session, "/")
         return response
     return JSONResponse(_describe(_sso(request), signed_in, raw_id), headers=NO_STORE)

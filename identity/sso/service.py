@@ -190,23 +190,35 @@ class Sso:
             unknown_huawei_id = await admission.admit(
                 conn, self.cipher, tenant_id, app_id, info["userName"]
             )
-            if old_raw_session_id:
-                await sessions.end(conn, sessions.hash_id(old_raw_session_id))
-            raw_id = await sessions.create(
-                conn,
-                self.cipher,
-                self.policy,
-                tenant_id=tenant_id,
-                app_id=app_id,
-                user_name=info["userName"],
-                tokens=tokens,
-                now=utcnow(),
+            raw_id, sid = await self._session_for(
+                conn, old_raw_session_id, tenant_id, info["userName"]
+            )
+            await sessions.add_app(
+                conn, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=utcnow()
             )
         if unknown_huawei_id:
             await self._record_huawei_id(tenant_id, info)
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=info["userName"])
         self.metrics.sso_logins.labels("success").inc()
         return Completed(raw_id, target)
+
+    async def _session_for(
+        self, conn: AsyncConnection, old_raw_id: str | None, tenant_id: str, user_name: str
+    ) -> tuple[str, str]:
+        """The browser's session for this member, as (new cookie id, sid): the one it has when
+        it belongs to the same member of the same tenant (a second app joins it, the first
+        stays signed in), under a new cookie id; else a new one, and the browser's previous
+        session, someone else's, ends."""
+        if old_raw_id:
+            old_hash = sessions.hash_id(old_raw_id)
+            held = await sessions.owner(conn, old_hash)
+            if held is not None and (held.tenant_id, held.user_name) == (tenant_id, user_name):
+                return await sessions.rotate(conn, old_hash), held.sid
+            if held is not None:
+                await sessions.end(conn, old_hash)
+        return await sessions.create(
+            conn, self.policy, tenant_id=tenant_id, user_name=user_name, now=utcnow()
+        )
 
     def _callback_tenant(
         self, app_id: str, tenant: str | None, state: str | None, cookie: str | None
@@ -259,13 +271,16 @@ class Sso:
             raise Refusal(reason, detail, exc.retry_after) from exc
         return tokens, info
 
-    async def current(self, raw_session_id: str | None) -> SignedIn | None:
-        """The signed-in member, or None. Ends expired sessions; renews tokens near expiry."""
+    async def current(
+        self, raw_session_id: str | None, app_id: str | None = None
+    ) -> SignedIn | None:
+        """The signed-in member as `app_id` sees the session (the app signed in to last when
+        None), or None. Ends expired sessions; renews the app's tokens near expiry."""
         if not raw_session_id:
             return None
         id_hash, now = sessions.hash_id(raw_session_id), utcnow()
         async with self.db.single_read() as conn:
-            signed_in = await sessions.load(conn, id_hash)
+            signed_in = await sessions.load(conn, id_hash, app_id)
         if signed_in is None or sessions.expires_at(signed_in, self.policy) <= now:
             if signed_in is not None:
                 await self._end(id_hash)
@@ -281,7 +296,8 @@ class Sso:
     async def _renew(self, signed_in: SignedIn) -> SignedIn | None:
         """§5.2 step 8: refresh the upstream token, one request at a time (a lease).
 
-        A refused renewal (`invalid_grant`, the tenant or credential gone) ends the session. A
+        A refused renewal (`invalid_grant`, the tenant or credential gone) ends the app's part of
+        the session (and the session with its last app). A
         transient failure (timeout, unreachable, 5xx) keeps it while the current access token
         is still valid, and the lease makes the next attempt wait `renewal_lease`; once the
         token has expired, a failure ends the session."""
@@ -289,7 +305,7 @@ class Sso:
         if signed_in.renewing_until is not None and signed_in.renewing_until > now:
             return signed_in  # another request is renewing, or a failure is backing off
         async with self.db.write() as conn:
-            if not await sessions.claim_renewal(conn, signed_in.id_hash, now, self.policy):
+            if not await sessions.claim_renewal(conn, signed_in, now, self.policy):
                 return signed_in
         try:
             async with self.db.single_read() as conn:
@@ -307,11 +323,12 @@ class Sso:
             expiry = signed_in.token_expires_at
             if kind in RENEWAL_RETRIES and expiry is not None and expiry > utcnow():
                 return signed_in
-            await self._end(signed_in.id_hash)
+            async with self.db.write() as conn:
+                await sessions.end_app(conn, signed_in.sid, signed_in.app_id)
             return None
         async with self.db.write() as conn:
             await sessions.store_renewed(conn, self.cipher, signed_in, tokens, utcnow())
-            renewed = await sessions.load(conn, signed_in.id_hash)
+            renewed = await sessions.load(conn, signed_in.id_hash, signed_in.app_id)
         self.metrics.sso_renewals.labels("success").inc()
         return renewed
 

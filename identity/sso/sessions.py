@@ -1,10 +1,13 @@
 """Server-side member sessions: created at login, checked on every use, ended at once.
 
-The cookie carries a random 256-bit id; the table keeps only its SHA-256, so a copy of the
-database does not hold usable sessions. The upstream access and refresh tokens are encrypted
-with the row's hash as associated data. Functions here take the caller's session and never
-commit (see `identity.sso.service` for who owns the transactions). They run on a Core
-connection with statements built once: every request of a signed-in member passes here.
+A browser's session belongs to one member of one tenant and holds each app the member signed in
+to through the marketplace (`session_apps`), each with its own upstream tokens. The cookie
+carries a random 256-bit id; the table keeps only its SHA-256, so a copy of the database does
+not hold usable sessions. `sid` is a second, public random id, the one tokens carry. The
+upstream access and refresh tokens are encrypted with the session and the app as associated
+data. Functions here take the caller's connection and never commit (see `identity.sso.service`
+for who owns the transactions). They run on a Core connection with statements built once:
+every request of a signed-in member passes here.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Context
 from identity.directory import bindings
-from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
+from identity.models import ACTIVE, AppCredential, Authorisation, Member, SessionApp, Tenant
 from identity.models import Session as MemberSession
 from identity.sso.upstream import Tokens
 
@@ -42,9 +45,10 @@ class Policy:
 
 @dataclass(frozen=True)
 class SignedIn:
-    """The member a session belongs to, as `GET /sso/session` describes them."""
+    """A session as one of its apps sees it: the member, as `GET /sso/session` describes them."""
 
     id_hash: str
+    sid: str
     tenant_id: str
     tenant_code: str
     app_id: str
@@ -52,6 +56,7 @@ class SignedIn:
     name: str
     role: str
     org_code: str
+    email: str | None
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
@@ -60,94 +65,146 @@ class SignedIn:
     refresh_token_enc: bytes | None
 
 
-_INSERT = insert(MemberSession)
-
-
 def hash_id(raw_id: str) -> str:
     return hashlib.sha256(raw_id.encode()).hexdigest()
 
 
-def _context(id_hash: str, which: str) -> Context:
-    return ("sessions", id_hash, which)
+def _context(sid: str, app_id: str, which: str) -> Context:
+    return ("sessions", sid, app_id, which)
 
 
-def encrypt_tokens(cipher: Cipher, id_hash: str, tokens: Tokens) -> dict[str, bytes | None]:
+def encrypt_tokens(
+    cipher: Cipher, sid: str, app_id: str, tokens: Tokens
+) -> dict[str, bytes | None]:
     refresh = tokens.refresh_token
     return {
-        "access_token_enc": cipher.encrypt(tokens.access_token, _context(id_hash, "access")),
+        "access_token_enc": cipher.encrypt(tokens.access_token, _context(sid, app_id, "access")),
         "refresh_token_enc": (
-            cipher.encrypt(refresh, _context(id_hash, "refresh")) if refresh else None
+            cipher.encrypt(refresh, _context(sid, app_id, "refresh")) if refresh else None
         ),
     }
 
 
 def decrypt_refresh_token(cipher: Cipher, signed_in: SignedIn) -> str | None:
     blob = signed_in.refresh_token_enc
-    return cipher.decrypt(blob, _context(signed_in.id_hash, "refresh")) if blob else None
+    context = _context(signed_in.sid, signed_in.app_id, "refresh")
+    return cipher.decrypt(blob, context) if blob else None
+
+
+@dataclass(frozen=True)
+class Owner:
+    tenant_id: str
+    user_name: str
+    sid: str
+
+
+_INSERT = insert(MemberSession)
+_OWNER = select(MemberSession.tenant_id, MemberSession.user_name, MemberSession.sid).where(
+    MemberSession.id_hash == bindparam("id_hash")
+)
+_ROTATE = (  # bind names differ from column names, which UPDATE reserves for its SET clause
+    update(MemberSession)
+    .where(MemberSession.id_hash == bindparam("old"))
+    .values(id_hash=bindparam("new"))
+)
+_DROP_APP = delete(SessionApp).where(
+    SessionApp.sid == bindparam("sid"), SessionApp.app_id == bindparam("app_id")
+)
+_ADD_APP = insert(SessionApp)
 
 
 async def create(
-    connection: AsyncConnection,
-    cipher: Cipher,
-    policy: Policy,
-    *,
-    tenant_id: str,
-    app_id: str,
-    user_name: str,
-    tokens: Tokens,
-    now: datetime,
-) -> str:
-    """Insert a new session and return the raw id for the cookie (never stored)."""
-    raw_id = secrets.token_urlsafe(32)
-    id_hash = hash_id(raw_id)
+    connection: AsyncConnection, policy: Policy, *, tenant_id: str, user_name: str, now: datetime
+) -> tuple[str, str]:
+    """Insert a new session, holding no app yet; returns the raw id for the cookie (never
+    stored) and the session's `sid`."""
+    raw_id, sid = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     await connection.execute(
         _INSERT,
         {
-            "id_hash": id_hash,
+            "id_hash": hash_id(raw_id),
+            "sid": sid,
             "tenant_id": tenant_id,
-            "app_id": app_id,
             "user_name": user_name,
             "created_at": now,
             "last_seen_at": now,
             "expires_at": now + policy.absolute,
-            "token_expires_at": now + timedelta(seconds=tokens.expires_in),
-            **encrypt_tokens(cipher, id_hash, tokens),
         },
     )
+    return raw_id, sid
+
+
+async def owner(connection: AsyncConnection, id_hash: str) -> Owner | None:
+    """Whose session this is, whatever state its apps are in."""
+    row = (await connection.execute(_OWNER, {"id_hash": id_hash})).one_or_none()
+    return None if row is None else Owner(row[0], row[1], row[2])
+
+
+async def rotate(connection: AsyncConnection, id_hash: str) -> str:
+    """A new cookie id for the session (every login gets one: a cookie planted before the
+    login is worth nothing after it); returns the raw id."""
+    raw_id = secrets.token_urlsafe(32)
+    await connection.execute(_ROTATE, {"old": id_hash, "new": hash_id(raw_id)})
     return raw_id
+
+
+async def add_app(
+    connection: AsyncConnection,
+    cipher: Cipher,
+    *,
+    sid: str,
+    app_id: str,
+    tokens: Tokens,
+    now: datetime,
+) -> None:
+    """Hold `app_id` in the session, with fresh upstream tokens (replacing older ones)."""
+    await connection.execute(_DROP_APP, {"sid": sid, "app_id": app_id})
+    await connection.execute(
+        _ADD_APP,
+        {
+            "sid": sid,
+            "app_id": app_id,
+            "created_at": now,
+            "token_expires_at": now + timedelta(seconds=tokens.expires_in),
+            **encrypt_tokens(cipher, sid, app_id, tokens),
+        },
+    )
 
 
 _SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (
     Member.user_name == MemberSession.user_name
 )
-_LOAD = (
+_SELECT = (
     select(
         MemberSession.id_hash,
+        MemberSession.sid,
         MemberSession.tenant_id,
         Tenant.tenant_code,
-        MemberSession.app_id,
+        SessionApp.app_id,
         MemberSession.user_name,
         Member.name,
         Authorisation.role,
         Member.org_code,
+        Member.email,
         MemberSession.created_at,
         MemberSession.last_seen_at,
         MemberSession.expires_at,
-        MemberSession.token_expires_at,
-        MemberSession.renewing_until,
-        MemberSession.refresh_token_enc,
+        SessionApp.token_expires_at,
+        SessionApp.renewing_until,
+        SessionApp.refresh_token_enc,
     )
+    .join(SessionApp, SessionApp.sid == MemberSession.sid)
     .join(Tenant, Tenant.tenant_id == MemberSession.tenant_id)
     .join(
         AppCredential,
         (AppCredential.tenant_id == MemberSession.tenant_id)
-        & (AppCredential.app_id == MemberSession.app_id),
+        & (AppCredential.app_id == SessionApp.app_id),
     )
     .join(Member, _SAME_MEMBER)
     .join(
         Authorisation,
         (Authorisation.tenant_id == MemberSession.tenant_id)
-        & (Authorisation.app_id == MemberSession.app_id)
+        & (Authorisation.app_id == SessionApp.app_id)
         & (Authorisation.user_name == MemberSession.user_name),
     )
     .where(
@@ -162,16 +219,25 @@ _LOAD = (
         bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
     )
 )
+_LOAD_APP = _SELECT.where(SessionApp.app_id == bindparam("app_id"))
+_LOAD_LATEST = _SELECT.order_by(SessionApp.created_at.desc()).limit(1)
 
 
-async def load(connection: AsyncConnection, id_hash: str) -> SignedIn | None:
-    """The session and its member, only while the member may still use the app.
+async def load(
+    connection: AsyncConnection, id_hash: str, app_id: str | None = None
+) -> SignedIn | None:
+    """The session as `app_id` sees it (the app most recently signed in to when None), only
+    while the member may still use that app.
 
-    De-provisioning deletes sessions (`identity.access`); checking here as well everything a
-    login requires (tenant, the app's instance, credential, member, authorisation) means a
-    session never outlives any of them, whatever path changed it.
+    De-provisioning deletes sessions and their apps (`identity.access`); checking here as well
+    everything a login requires (tenant, the app's instance, credential, member,
+    authorisation) means a session never outlives any of them, whatever path changed it.
     """
-    row = (await connection.execute(_LOAD, {"id_hash": id_hash})).one_or_none()
+    if app_id is None:
+        row = (await connection.execute(_LOAD_LATEST, {"id_hash": id_hash})).one_or_none()
+    else:
+        params = {"id_hash": id_hash, "app_id": app_id}
+        row = (await connection.execute(_LOAD_APP, params)).one_or_none()
     return None if row is None else SignedIn(**row._asdict())
 
 
@@ -181,6 +247,10 @@ def expires_at(signed_in: SignedIn, policy: Policy) -> datetime:
 
 
 _DELETE = delete(MemberSession).where(MemberSession.id_hash == bindparam("id_hash"))
+_DELETE_IF_EMPTY = delete(MemberSession).where(
+    MemberSession.sid == bindparam("sid"),
+    ~exists().where(SessionApp.sid == MemberSession.sid),
+)
 _TOUCH = (  # bind names differ from column names, which UPDATE reserves for its SET clause
     update(MemberSession)
     .where(MemberSession.id_hash == bindparam("session"))
@@ -189,7 +259,14 @@ _TOUCH = (  # bind names differ from column names, which UPDATE reserves for its
 
 
 async def end(connection: AsyncConnection, id_hash: str) -> bool:
+    """End the whole session, every app it holds."""
     return bool((await connection.execute(_DELETE, {"id_hash": id_hash})).rowcount)
+
+
+async def end_app(connection: AsyncConnection, sid: str, app_id: str) -> None:
+    """End one app's part of the session; the session ends with its last app."""
+    await connection.execute(_DROP_APP, {"sid": sid, "app_id": app_id})
+    await connection.execute(_DELETE_IF_EMPTY, {"sid": sid})
 
 
 async def touch(connection: AsyncConnection, id_hash: str, now: datetime) -> None:
@@ -197,12 +274,13 @@ async def touch(connection: AsyncConnection, id_hash: str, now: datetime) -> Non
 
 
 _CLAIM = (  # bind names differ from column names, which UPDATE reserves for its SET clause
-    update(MemberSession)
+    update(SessionApp)
     .where(
-        MemberSession.id_hash == bindparam("session"),
+        SessionApp.sid == bindparam("session"),
+        SessionApp.app_id == bindparam("app"),
         or_(
-            MemberSession.renewing_until.is_(None),
-            MemberSession.renewing_until <= bindparam("now"),
+            SessionApp.renewing_until.is_(None),
+            SessionApp.renewing_until <= bindparam("now"),
         ),
     )
     .values(renewing_until=bindparam("until"))
@@ -210,13 +288,17 @@ _CLAIM = (  # bind names differ from column names, which UPDATE reserves for its
 
 
 async def claim_renewal(
-    connection: AsyncConnection, id_hash: str, now: datetime, policy: Policy
+    connection: AsyncConnection, signed_in: SignedIn, now: datetime, policy: Policy
 ) -> bool:
-    """Take the lease to renew this session's tokens; False when another request holds it.
-
-    The auth centre rotates the refresh token at each use, so two requests renewing at once
+    """Take the lease to renew this app's upstream tokens; False when another request holds
+    it. The auth centre rotates the refresh token at each use, so two requests renewing at once
     would have one of them fail and end a healthy session: only the lease holder renews."""
-    params = {"session": id_hash, "now": now, "until": now + policy.renewal_lease}
+    params = {
+        "session": signed_in.sid,
+        "app": signed_in.app_id,
+        "now": now,
+        "until": now + policy.renewal_lease,
+    }
     return bool((await connection.execute(_CLAIM, params)).rowcount)
 
 
@@ -229,20 +311,21 @@ async def store_renewed(
 ) -> bool:
     """Keep renewed tokens and release the lease; conditional on the refresh token this
     request used, so nothing older can ever overwrite something newer."""
-    values = encrypt_tokens(cipher, signed_in.id_hash, tokens)
+    values = encrypt_tokens(cipher, signed_in.sid, signed_in.app_id, tokens)
     if values["refresh_token_enc"] is None:  # the auth centre kept the old refresh token
         values["refresh_token_enc"] = signed_in.refresh_token_enc
     result = await connection.execute(
-        update(MemberSession)
+        update(SessionApp)
         .where(
-            MemberSession.id_hash == signed_in.id_hash,
-            MemberSession.refresh_token_enc == signed_in.refresh_token_enc,
+            SessionApp.sid == signed_in.sid,
+            SessionApp.app_id == signed_in.app_id,
+            SessionApp.refresh_token_enc == signed_in.refresh_token_enc,
         )
         .values(
             token_expires_at=now + timedelta(seconds=tokens.expires_in),
-            last_seen_at=now,
             renewing_until=None,
             **values,
         )
     )
+    await touch(connection, signed_in.id_hash, now)
     return bool(result.rowcount)
