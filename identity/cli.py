@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from identity import migrate as migrations
 from identity.db import Database
 from identity.directory import report
+from identity.provider.cli import clients_app, keys_app
 from identity.settings import Settings
 from identity.simulator.cli import app as simulate_app
 
@@ -23,6 +24,8 @@ app = typer.Typer(
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(simulate_app, name="simulate", help="A local KooGallery: auth centre and sender")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 
@@ -39,7 +42,7 @@ def _read(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-def _settings() -> Settings:
+def load_settings() -> Settings:
     """The settings, or one line per problem and exit 2: no traceback, and never a value."""
     try:
         return Settings()
@@ -65,7 +68,7 @@ def serve(
     from identity import serving
     from identity.app import create_app
 
-    settings = _settings()
+    settings = load_settings()
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
         migrations.upgrade(settings.database_url, settings.secret_key)
@@ -84,7 +87,7 @@ def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit"
     from identity import worker as jobs
     from identity.observability import configure_logging
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
     asyncio.run(jobs.run(settings, once=once))
 
@@ -106,7 +109,7 @@ def demo(
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the newest revision."""
-    settings = _settings()
+    settings = load_settings()
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
     migrations.upgrade(settings.database_url, settings.secret_key)
@@ -116,7 +119,7 @@ def migrate() -> None:
 @tenants_app.command("list")
 def tenants_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List every tenant the marketplace has synced."""
-    rows = _read(_settings(), report.list_tenants)
+    rows = _read(load_settings(), report.list_tenants)
     if as_json:
         _print_json(rows)
         return
@@ -129,7 +132,7 @@ def tenants_show(
     tenant_id: str, as_json: bool = typer.Option(False, "--json", help="JSON output")
 ) -> None:
     """One tenant: instances, app credentials (never secrets), departments, members."""
-    shown = _read(_settings(), lambda s: report.show_tenant(s, tenant_id))
+    shown = _read(load_settings(), lambda s: report.show_tenant(s, tenant_id))
     if shown is None:
         typer.echo(f"no tenant {tenant_id}", err=True)
         raise typer.Exit(1)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     post_login_url: str = "/sso/me"
     """Where a member lands after login when no `next` was given (Flow A never has one)."""
 
+    access_token_seconds: int = Field(default=600, ge=60, le=86400)
+    """Lifetime of the OpenID Provider's access and ID tokens."""
+
     retention_days: int = Field(default=90, ge=1)
     """The worker deletes marketplace audit rows and delivered outbox rows older than this."""
     worker_interval_seconds: float = Field(default=60.0, gt=0)

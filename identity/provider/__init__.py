@@ -1,0 +1,1 @@
+"""The OpenID Provider for the ISV's own apps (docs/provider.md)."""

@@ -1,0 +1,199 @@
+"""`identity clients …` and `identity keys …`: the operator's side of the OpenID Provider.
+
+Each command is one transaction against the configured database; secrets are printed once
+(`clients add`, `clients rotate-secret`) and never again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.crypto import Cipher
+from identity.db import Database, utcnow
+from identity.provider import clients, keys
+from identity.settings import Settings
+
+T = TypeVar("T")
+
+clients_app = typer.Typer(help="The ISV's apps, as OpenID Connect clients", no_args_is_help=True)
+keys_app = typer.Typer(help="The provider's token signing keys", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    from identity.cli import load_settings  # the CLI's one-line settings errors
+
+    settings = load_settings()
+    return settings.with_embedded_secret() if settings.is_embedded_default else settings
+
+
+def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def run() -> T:
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as session:
+                return await work(session, settings)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _print(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _cipher(settings: Settings) -> Cipher:
+    assert settings.secret_key is not None
+    return Cipher(settings.secret_key.get_secret_value())
+
+
+def _lifetime(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.access_token_seconds)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output")]
+
+
+@clients_app.command("add")
+def clients_add(
+    app_id: Annotated[str, typer.Option("--app", help="The KooGallery appId it signs in to")],
+    name: Annotated[str, typer.Option(help="A name for people")],
+    redirect_uri: Annotated[list[str], typer.Option("--redirect-uri", help="Exact, repeatable")],
+    post_logout_redirect_uri: Annotated[
+        list[str] | None, typer.Option("--post-logout-redirect-uri", help="Repeatable")
+    ] = None,
+    backchannel_logout_uri: Annotated[str | None, typer.Option()] = None,
+    initiate_login_uri: Annotated[str | None, typer.Option()] = None,
+    public: Annotated[bool, typer.Option("--public", help="No secret; PKCE required")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an app; prints its client id and, once, its secret."""
+    registration = clients.Registration(
+        app_id=app_id,
+        name=name,
+        redirect_uris=redirect_uri,
+        post_logout_redirect_uris=post_logout_redirect_uri or [],
+        backchannel_logout_uri=backchannel_logout_uri,
+        initiate_login_uri=initiate_login_uri,
+        public=public,
+    )
+    try:
+        client_id, secret = _run(lambda s, _: clients.add(s, registration))
+    except clients.ClientError as exc:
+        typer.echo(f"identity: {exc}", err=True)
+        raise typer.Exit(2) from None
+    shown = {"client_id": client_id, **({} if secret is None else {"client_secret": secret})}
+    if as_json:
+        _print(shown)
+    else:
+        typer.echo("\n".join(f"{k}: {v}" for k, v in shown.items()))
+
+
+@clients_app.command("list")
+def clients_list(as_json: JsonOpt = False) -> None:
+    """Every registered client (never a secret)."""
+    found = _run(lambda s, _: clients.all_clients(s))
+    if as_json:
+        _print([clients.describe(c) for c in found])
+        return
+    for c in found:
+        typer.echo(
+            f"{c.client_id}\t{c.app_id}\t{'public' if c.public else 'confidential'}\t{c.name}"
+        )
+
+
+@clients_app.command("show")
+def clients_show(client_id: str, as_json: JsonOpt = False) -> None:
+    """One client (never its secret)."""
+    found = _run(lambda s, _: clients.get(s, client_id))
+    if found is None:
+        typer.echo(f"identity: no client {client_id}", err=True)
+        raise typer.Exit(1)
+    _print(clients.describe(found))
+
+
+@clients_app.command("remove")
+def clients_remove(client_id: str) -> None:
+    """Remove a client: every token it was given stops being active at once."""
+    if not _run(lambda s, _: clients.remove(s, client_id)):
+        typer.echo(f"identity: no client {client_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed {client_id}")
+
+
+@clients_app.command("rotate-secret")
+def clients_rotate_secret(client_id: str, as_json: JsonOpt = False) -> None:
+    """A new secret, printed once; the old one stops working."""
+    secret = _run(lambda s, _: clients.rotate_secret(s, client_id))
+    if secret is None:
+        typer.echo(f"identity: no confidential client {client_id}", err=True)
+        raise typer.Exit(1)
+    shown = {"client_id": client_id, "client_secret": secret}
+    _print(shown) if as_json else typer.echo(f"client_secret: {secret}")
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False) -> None:
+    """Every signing key and its state: next, active or retired."""
+
+    async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
+        now = utcnow()
+        await keys.ensure(session, _cipher(settings), now, _lifetime(settings))
+        return [
+            k.describe() for k in keys.states(await keys.rows(session), now, _lifetime(settings))
+        ]
+
+    found = _run(work)
+    if as_json:
+        _print(found)
+        return
+    for k in found:
+        typer.echo(f"{k['kid']}\t{k['alg']}\t{k['state']}\tfrom {k['activatesAt']}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    alg: Annotated[str, typer.Option(help="ES256 or RS256")] = "ES256",
+    activate_after: Annotated[
+        int, typer.Option(min=0, help="Seconds it is published before it signs")
+    ] = 3600,
+    as_json: JsonOpt = False,
+) -> None:
+    """A new key: in the JWKS at once, signing after --activate-after seconds."""
+    if alg not in keys.ALGORITHMS:
+        typer.echo(f"identity: --alg must be one of {', '.join(keys.ALGORITHMS)}", err=True)
+        raise typer.Exit(2)
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        now = utcnow()
+        await keys.ensure(session, _cipher(settings), now, _lifetime(settings))
+        activates = now + timedelta(seconds=activate_after)
+        return await keys.create(
+            session, _cipher(settings), alg=alg, activates_at=activates, now=now
+        )
+
+    kid = _run(work)
+    _print({"kid": kid, "alg": alg}) if as_json else typer.echo(kid)
+
+
+@keys_app.command("revoke")
+def keys_revoke(kid: str) -> None:
+    """Take a compromised key out of the JWKS and out of use at once; tokens it signed stop
+    being active. A new key takes over if it was the active one."""
+
+    async def work(session: AsyncSession, settings: Settings) -> bool:
+        return await keys.revoke(session, _cipher(settings), kid, utcnow(), _lifetime(settings))
+
+    if not _run(work):
+        typer.echo(f"identity: no key {kid}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {kid}")

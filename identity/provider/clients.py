@@ -1,0 +1,146 @@
+"""OIDC clients: the ISV's apps, each bound to one KooGallery app.
+
+A confidential client's secret is 256 random bits, shown once and stored as its SHA-256 (a slow
+password hash buys nothing for a secret nobody chose); a public client has none and must use
+PKCE. Redirect URIs are compared exactly (OAuth 2.1), so they are checked when registered:
+absolute, no fragment, https, or http on a loopback host (a developer's machine, RFC 8252).
+Removing a client deletes its grants with it, so every token it was given stops being active.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from identity.models import OidcClient
+
+
+class ClientError(ValueError):
+    """A registration that cannot be accepted; the message says why."""
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_uri(uri: str, what: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ClientError(f"{what} {uri!r} must be an absolute https URL")
+    if parts.fragment or "#" in uri:
+        raise ClientError(f"{what} {uri!r} must not have a fragment")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ClientError(f"{what} {uri!r} must use https (http only on a loopback host)")
+    if parts.username or parts.password:
+        raise ClientError(f"{what} {uri!r} must not carry user information")
+    return uri
+
+
+@dataclass(frozen=True)
+class Registration:
+    app_id: str
+    name: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    backchannel_logout_uri: str | None
+    initiate_login_uri: str | None
+    public: bool
+
+
+def describe(client: OidcClient) -> dict[str, Any]:
+    """The operator's view of a client: everything but the secret's hash."""
+    return {
+        "client_id": client.client_id,
+        "app_id": client.app_id,
+        "name": client.name,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "initiate_login_uri": client.initiate_login_uri,
+        "public": client.public,
+    }
+
+
+async def add(session: AsyncSession, registration: Registration) -> tuple[str, str | None]:
+    """Register a client; returns its id and its secret (None for a public client)."""
+    r = registration
+    if not r.app_id or not r.name:
+        raise ClientError("a client needs an app id and a name")
+    if not r.redirect_uris:
+        raise ClientError("a client needs at least one redirect URI")
+    for uri in r.redirect_uris:
+        check_uri(uri, "redirect URI")
+    for uri in r.post_logout_redirect_uris:
+        check_uri(uri, "post-logout redirect URI")
+    for other in (r.backchannel_logout_uri, r.initiate_login_uri):
+        if other:
+            check_uri(other, "URI")
+    client_id = secrets.token_urlsafe(16)
+    secret = None if r.public else secrets.token_urlsafe(32)
+    session.add(
+        OidcClient(
+            client_id=client_id,
+            app_id=r.app_id,
+            name=r.name,
+            public=r.public,
+            secret_hash=None if secret is None else hash_secret(secret),
+            redirect_uris=list(r.redirect_uris),
+            post_logout_redirect_uris=list(r.post_logout_redirect_uris),
+            backchannel_logout_uri=r.backchannel_logout_uri,
+            initiate_login_uri=r.initiate_login_uri,
+        )
+    )
+    return client_id, secret
+
+
+async def all_clients(session: AsyncSession) -> list[OidcClient]:
+    return list((await session.scalars(select(OidcClient).order_by(OidcClient.name))).all())
+
+
+async def get(session: AsyncSession | AsyncConnection, client_id: str) -> OidcClient | None:
+    if isinstance(session, AsyncSession):
+        return await session.get(OidcClient, client_id)
+    row = (
+        await session.execute(select(OidcClient).where(OidcClient.client_id == client_id))
+    ).one_or_none()
+    return None if row is None else OidcClient(**dict(row._mapping))
+
+
+async def remove(session: AsyncSession, client_id: str) -> bool:
+    result = await session.execute(delete(OidcClient).where(OidcClient.client_id == client_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def rotate_secret(session: AsyncSession, client_id: str) -> str | None:
+    """A new secret for a confidential client (the old one stops working); None when there is
+    no such client or it is public."""
+    secret = secrets.token_urlsafe(32)
+    result = await session.execute(
+        update(OidcClient)
+        .where(OidcClient.client_id == client_id, OidcClient.public.is_(False))
+        .values(secret_hash=hash_secret(secret))
+    )
+    return secret if result.rowcount else None  # type: ignore[attr-defined]
+
+
+def secret_matches(client: OidcClient, secret: str) -> bool:
+    if client.secret_hash is None:
+        return False
+    return hmac.compare_digest(client.secret_hash.encode(), hash_secret(secret).encode())

@@ -1,0 +1,163 @@
+"""The provider's signing keys: kept in the database, private halves encrypted under the master
+key, published as a JWKS, rotated without a gap (joserfc for every JWK).
+
+A key's state follows from the times, so every replica agrees without coordination:
+- `next`: published, not signing yet (`activates_at` in the future), so that caches of the JWKS
+  fetch it before any token it signs appears;
+- `active`: the newest key whose `activates_at` has passed; it signs everything;
+- `retired`: an older key. It stays in the JWKS until every token it signed has expired (the
+  longest token lifetime after the moment its successor took over), then it is only listed.
+A revoked key (`identity keys revoke`, after a compromise) leaves the JWKS at once and is
+`retired`; tokens it signed stop being active at once (identity.provider.grants checks `kid`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.crypto import Cipher
+from identity.db import lock
+from identity.models import SigningKey
+
+ALGORITHMS = ("ES256", "RS256")
+Key = ECKey | RSAKey
+
+
+def _generate(alg: str, kid: str) -> Key:
+    parameters: KeyParameters = {"alg": alg, "use": "sig", "kid": kid}
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", parameters=parameters)
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, parameters=parameters)
+    raise ValueError(f"unknown algorithm {alg!r}; use one of {', '.join(ALGORITHMS)}")
+
+
+def _context(kid: str) -> tuple[str, ...]:
+    return ("signing_keys", kid)
+
+
+@dataclass(frozen=True)
+class KeyState:
+    kid: str
+    alg: str
+    state: str
+    activates_at: datetime
+    published: bool
+    revoked: bool
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "alg": self.alg,
+            "state": self.state,
+            "activatesAt": self.activates_at.isoformat(timespec="seconds") + "Z",
+            "published": self.published,
+            "revoked": self.revoked,
+        }
+
+
+def states(rows: list[SigningKey], now: datetime, lifetime: timedelta) -> list[KeyState]:
+    """Each key's state at `now`; `lifetime` is the longest a token it signed may live."""
+    live = sorted((r for r in rows if r.revoked_at is None), key=lambda r: r.activates_at)
+    started = [r for r in live if r.activates_at <= now]
+    active = started[-1] if started else None
+    successor = {a.kid: b.activates_at for a, b in zip(live, live[1:], strict=False)}
+    result = []
+    for row in sorted(rows, key=lambda r: r.activates_at):
+        if row.revoked_at is not None:
+            state, published = "retired", False
+        elif row is active:
+            state, published = "active", True
+        elif row.activates_at > now:
+            state, published = "next", True
+        else:
+            state, published = "retired", successor[row.kid] + lifetime > now
+        result.append(
+            KeyState(
+                row.kid, row.alg, state, row.activates_at, published, row.revoked_at is not None
+            )
+        )
+    return result
+
+
+async def rows(session: AsyncSession) -> list[SigningKey]:
+    return list((await session.scalars(select(SigningKey))).all())
+
+
+async def create(
+    session: AsyncSession, cipher: Cipher, *, alg: str, activates_at: datetime, now: datetime
+) -> str:
+    """A new key, published at once, signing from `activates_at`; returns its kid."""
+    kid = secrets.token_urlsafe(16)
+    key = _generate(alg, kid)
+    session.add(
+        SigningKey(
+            kid=kid,
+            alg=alg,
+            private_enc=cipher.encrypt(json.dumps(key.as_dict(private=True)), _context(kid)),
+            public_jwk=json.dumps(key.as_dict(private=False)),
+            created_at=now,
+            activates_at=activates_at,
+        )
+    )
+    await session.flush()
+    return kid
+
+
+async def ensure(session: AsyncSession, cipher: Cipher, now: datetime, lifetime: timedelta) -> None:
+    """A fresh installation (or one whose keys were all revoked) gets a key of its own."""
+    await lock(session, "signing_keys")
+    if not any(s.state == "active" for s in states(await rows(session), now, lifetime)):
+        await create(session, cipher, alg="ES256", activates_at=now, now=now)
+
+
+async def revoke(
+    session: AsyncSession, cipher: Cipher, kid: str, now: datetime, lifetime: timedelta
+) -> bool:
+    """Take a key out of use and out of the JWKS at once; a new key takes over when it was the
+    active one. False when there is no such key."""
+    result = await session.execute(
+        update(SigningKey).where(SigningKey.kid == kid).values(revoked_at=now)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await ensure(session, cipher, now, lifetime)
+    return True
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one replica uses until it reads the keys again."""
+
+    signing_kid: str
+    signing_alg: str
+    signing_key: Key
+    jwks: dict[str, Any]
+    verifying: KeySet
+    read_at: datetime
+
+
+def load(rows: list[SigningKey], cipher: Cipher, now: datetime, lifetime: timedelta) -> Published:
+    by_kid = {r.kid: r for r in rows}
+    current = states(rows, now, lifetime)
+    active = next(s for s in current if s.state == "active")
+    row = by_kid[active.kid]
+    private = json.loads(cipher.decrypt(row.private_enc, _context(row.kid)))
+    signing = (ECKey if row.alg == "ES256" else RSAKey).import_key(private)
+    public = [json.loads(by_kid[s.kid].public_jwk) for s in current if s.published]
+    return Published(
+        signing_kid=row.kid,
+        signing_alg=row.alg,
+        signing_key=signing,
+        jwks={"keys": public},
+        verifying=KeySet.import_key_set({"keys": public}),
+        read_at=now,
+    )

@@ -1,0 +1,101 @@
+"""`identity clients …` and `identity keys …`, run as processes, as an operator would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from identity.db import Database
+from identity.models import OidcClient, SigningKey
+from tests.test_cli import run_cli
+
+REDIRECT = "https://app.example.com/callback"
+
+
+def cli_json(database_url: str, tmp_path: Path, *args: str) -> Any:
+    done = run_cli(database_url, tmp_path, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+async def test_a_client_is_added_listed_rotated_and_removed(
+    database_url: str, tmp_path: Path, db: Database
+) -> None:
+    added = cli_json(
+        database_url, tmp_path, "clients", "add", "--app", "demo-app", "--name", "Demo",
+        "--redirect-uri", REDIRECT, "--redirect-uri", "http://127.0.0.1:5000/cb",
+        "--backchannel-logout-uri", "https://app.example.com/bc",
+    )  # fmt: skip
+    client_id, secret = added["client_id"], added["client_secret"]
+    assert len(secret) >= 40
+    listed = cli_json(database_url, tmp_path, "clients", "list")
+    assert [c["client_id"] for c in listed] == [client_id]
+    assert listed[0]["redirect_uris"] == [REDIRECT, "http://127.0.0.1:5000/cb"]
+    assert listed[0]["public"] is False
+    assert secret not in json.dumps(listed)
+    async with db.read() as session:
+        stored = await session.scalar(select(OidcClient.secret_hash))
+    assert stored and secret not in stored
+
+    rotated = cli_json(database_url, tmp_path, "clients", "rotate-secret", client_id)
+    assert rotated["client_id"] == client_id and rotated["client_secret"] != secret
+    shown = cli_json(database_url, tmp_path, "clients", "show", client_id)
+    assert shown["app_id"] == "demo-app"
+    assert run_cli(database_url, tmp_path, "clients", "remove", client_id).returncode == 0
+    assert cli_json(database_url, tmp_path, "clients", "list") == []
+    assert run_cli(database_url, tmp_path, "clients", "show", client_id).returncode == 1
+
+
+async def test_a_public_client_has_no_secret(
+    database_url: str, tmp_path: Path, db: Database
+) -> None:
+    added = cli_json(
+        database_url, tmp_path, "clients", "add", "--app", "a", "--name", "SPA",
+        "--redirect-uri", REDIRECT, "--public",
+    )  # fmt: skip
+    assert set(added) == {"client_id"}
+    done = run_cli(database_url, tmp_path, "clients", "rotate-secret", added["client_id"])
+    assert done.returncode == 1
+
+
+async def test_a_redirect_uri_that_cannot_be_matched_safely_is_refused(
+    database_url: str, tmp_path: Path, db: Database
+) -> None:
+    for uri in ("http://app.example.com/cb", "https://app.example.com/cb#x", "/relative"):
+        done = run_cli(
+            database_url, tmp_path, "clients", "add", "--app", "a", "--name", "n",
+            "--redirect-uri", uri,
+        )  # fmt: skip
+        assert done.returncode == 2, uri
+        assert "redirect URI" in done.stderr and "Traceback" not in done.stderr
+    assert cli_json(database_url, tmp_path, "clients", "list") == []
+
+
+async def test_keys_are_created_rotated_with_a_delay_and_revoked(
+    database_url: str, tmp_path: Path, db: Database
+) -> None:
+    first = cli_json(database_url, tmp_path, "keys", "list")
+    assert [(k["alg"], k["state"]) for k in first] == [("ES256", "active")]
+    upcoming = cli_json(database_url, tmp_path, "keys", "rotate", "--alg", "RS256")
+    states = {k["kid"]: k["state"] for k in cli_json(database_url, tmp_path, "keys", "list")}
+    assert states == {first[0]["kid"]: "active", upcoming["kid"]: "next"}
+
+    now = cli_json(database_url, tmp_path, "keys", "rotate", "--activate-after", "0")
+    listed = {k["kid"]: k for k in cli_json(database_url, tmp_path, "keys", "list")}
+    assert listed[now["kid"]]["state"] == "active"
+    assert listed[first[0]["kid"]]["state"] == "retired"
+    assert listed[first[0]["kid"]]["published"] is True  # until its tokens have expired
+    assert listed[upcoming["kid"]]["state"] == "next"
+
+    assert run_cli(database_url, tmp_path, "keys", "revoke", now["kid"]).returncode == 0
+    after = cli_json(database_url, tmp_path, "keys", "list")
+    active = [k for k in after if k["state"] == "active"]
+    assert len(active) == 1 and active[0]["kid"] not in (now["kid"], upcoming["kid"])
+    revoked = next(k for k in after if k["kid"] == now["kid"])
+    assert (revoked["state"], revoked["published"], revoked["revoked"]) == ("retired", False, True)
+    async with db.read() as session:
+        private = (await session.scalars(select(SigningKey.private_enc))).all()
+    assert all(b'"d"' not in blob for blob in private)  # private halves are encrypted
