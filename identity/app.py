@@ -21,6 +21,8 @@ from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.observability import Metrics, configure_logging
+from identity.provider.routes import router as provider_router
+from identity.provider.service import Provider
 from identity.settings import Settings
 from identity.sso import routes as sso_routes
 from identity.sso.refusals import Refusal
@@ -106,9 +108,11 @@ def create_app(settings: Settings) -> FastAPI:
         private_key=load_private_key(key_file) if key_file else None,
     )
     app.state.sso = Sso(settings, db, cipher, app.state.metrics)
+    app.state.provider = Provider(settings, db, cipher, app.state.sso)
     app.include_router(health.router)
     app.include_router(marketplace_router)
     app.include_router(sso_routes.router)
+    app.include_router(provider_router)
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> HTMLResponse:

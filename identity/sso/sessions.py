@@ -174,7 +174,7 @@ async def add_app(
 _SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (
     Member.user_name == MemberSession.user_name
 )
-_SELECT = (
+ADMITTED = (
     select(
         MemberSession.id_hash,
         MemberSession.sid,
@@ -208,7 +208,6 @@ _SELECT = (
         & (Authorisation.user_name == MemberSession.user_name),
     )
     .where(
-        MemberSession.id_hash == bindparam("id_hash"),
         Tenant.state == ACTIVE,
         bindings.open_for_sign_in(),
         AppCredential.state == ACTIVE,
@@ -219,6 +218,9 @@ _SELECT = (
         bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
     )
 )
+"""Every session joined to each app it holds that its member may still use: the columns of
+`SignedIn`. Statements here and in identity.provider narrow it to one session and app."""
+_SELECT = ADMITTED.where(MemberSession.id_hash == bindparam("id_hash"))
 _LOAD_APP = _SELECT.where(SessionApp.app_id == bindparam("app_id"))
 _LOAD_LATEST = _SELECT.order_by(SessionApp.created_at.desc()).limit(1)
 

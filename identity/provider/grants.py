@@ -1,0 +1,217 @@
+"""Grants, authorization codes and refresh tokens, and whether a token is still active.
+
+A grant is what one authorization gave one client in one session's app. Its code, its refresh
+tokens and the access tokens issued from it all name it, and none of them is active unless:
+the grant is not revoked, its client still exists, its session has not expired and still holds
+the app, and the member may still use that app (the same admission a login passes,
+`identity.sso.sessions.ADMITTED`). Ending a session deletes its grants (foreign keys), so every
+de-provisioning path ends the tokens with it, at once. Codes and refresh tokens are stored as
+SHA-256 hashes; a code presented twice, or a rotated refresh token presented again, revokes
+the grant and so everything issued from it (OAuth 2.0 Security BCP §4.5, §4.14).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from identity.models import OidcClient, OidcCode, OidcGrant, RefreshToken, SessionApp
+from identity.models import Session as MemberSession
+from identity.sso import sessions
+from identity.sso.sessions import Policy, SignedIn
+
+CODE_SECONDS = 60
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def s256(verifier: str) -> str:
+    """PKCE S256 (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Live:
+    """An active grant and the member, as the session's app sees them."""
+
+    grant_id: str
+    client_id: str
+    scope: str
+    nonce: str | None
+    signed_in: SignedIn
+
+
+_LIVE = (
+    sessions.ADMITTED.add_columns(
+        OidcGrant.grant_id, OidcGrant.client_id, OidcGrant.scope, OidcGrant.nonce
+    )
+    .join(
+        OidcGrant,
+        (OidcGrant.sid == MemberSession.sid) & (OidcGrant.app_id == SessionApp.app_id),
+    )
+    .join(OidcClient, OidcClient.client_id == OidcGrant.client_id)
+    .where(OidcGrant.grant_id == bindparam("grant_id"), OidcGrant.revoked_at.is_(None))
+)
+
+
+async def live(conn: AsyncConnection, grant_id: str, policy: Policy, now: datetime) -> Live | None:
+    row = (await conn.execute(_LIVE, {"grant_id": grant_id})).one_or_none()
+    if row is None:
+        return None
+    values = row._asdict()
+    grant = Live(
+        grant_id=values.pop("grant_id"),
+        client_id=values.pop("client_id"),
+        scope=values.pop("scope"),
+        nonce=values.pop("nonce"),
+        signed_in=SignedIn(**values),
+    )
+    if sessions.expires_at(grant.signed_in, policy) <= now:
+        return None
+    return grant
+
+
+async def create(
+    conn: AsyncConnection,
+    *,
+    sid: str,
+    client_id: str,
+    app_id: str,
+    scope: str,
+    nonce: str | None,
+    redirect_uri: str,
+    code_challenge: str | None,
+    now: datetime,
+) -> str:
+    """A grant and its authorization code; returns the code (only its hash is stored)."""
+    grant_id, code = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
+    await conn.execute(
+        insert(OidcGrant).values(
+            grant_id=grant_id,
+            sid=sid,
+            client_id=client_id,
+            app_id=app_id,
+            scope=scope,
+            nonce=nonce,
+            created_at=now,
+        )
+    )
+    await conn.execute(
+        insert(OidcCode).values(
+            code_hash=_hash(code),
+            grant_id=grant_id,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+            expires_at=now + timedelta(seconds=CODE_SECONDS),
+        )
+    )
+    return code
+
+
+async def revoke(conn: AsyncConnection, grant_id: str, now: datetime) -> None:
+    await conn.execute(
+        update(OidcGrant)
+        .where(OidcGrant.grant_id == grant_id, OidcGrant.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+class GrantError(Exception):
+    """An `invalid_grant` answer (RFC 6749 §5.2); the message is for the log."""
+
+
+async def redeem_code(
+    conn: AsyncConnection,
+    *,
+    code: str,
+    client_id: str,
+    redirect_uri: str | None,
+    verifier: str | None,
+    now: datetime,
+) -> str:
+    """Use a code once; returns its grant id. A code presented again revokes its grant."""
+    code_hash = _hash(code)
+    row = (
+        await conn.execute(
+            select(
+                OidcCode.grant_id,
+                OidcGrant.client_id,
+                OidcCode.expires_at,
+                OidcCode.redirect_uri,
+                OidcCode.code_challenge,
+            )
+            .join(OidcGrant, OidcGrant.grant_id == OidcCode.grant_id)
+            .where(OidcCode.code_hash == code_hash)
+        )
+    ).one_or_none()
+    if row is None:
+        raise GrantError("unknown code")
+    grant_id, owner, expires_at, stored_redirect, challenge = row
+    claimed = await conn.execute(
+        update(OidcCode)
+        .where(OidcCode.code_hash == code_hash, OidcCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if not claimed.rowcount:
+        await revoke(conn, grant_id, now)
+        raise GrantError("code used twice: its grant is revoked")
+    if owner != client_id:
+        raise GrantError("code issued to another client")
+    if expires_at <= now:
+        raise GrantError("code expired")
+    if redirect_uri != stored_redirect:
+        raise GrantError("redirect_uri differs from the authorization request's")
+    if challenge is not None:
+        if not verifier or not hmac.compare_digest(s256(verifier), challenge):
+            raise GrantError("PKCE code_verifier missing or wrong")
+    elif verifier:
+        raise GrantError("code_verifier sent for a request without code_challenge")
+    return str(grant_id)
+
+
+async def issue_refresh(conn: AsyncConnection, grant_id: str, now: datetime) -> str:
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        insert(RefreshToken).values(token_hash=_hash(token), grant_id=grant_id, created_at=now)
+    )
+    return token
+
+
+async def grant_of_refresh(conn: AsyncConnection, token: str) -> tuple[str, str, bool] | None:
+    """(grant id, client id, already rotated) of a refresh token, or None."""
+    row = (
+        await conn.execute(
+            select(RefreshToken.grant_id, OidcGrant.client_id, RefreshToken.used_at)
+            .join(OidcGrant, OidcGrant.grant_id == RefreshToken.grant_id)
+            .where(RefreshToken.token_hash == _hash(token))
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2] is not None)
+
+
+async def rotate_refresh(conn: AsyncConnection, token: str, client_id: str, now: datetime) -> str:
+    """Spend a refresh token; returns its grant id. A rotated one presented again (a thief or
+    the client racing itself) revokes the whole family."""
+    found = await grant_of_refresh(conn, token)
+    if found is None or found[1] != client_id:
+        raise GrantError("unknown refresh token")
+    grant_id = found[0]
+    spent = await conn.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == _hash(token), RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if not spent.rowcount:
+        await revoke(conn, grant_id, now)
+        raise GrantError("refresh token used twice: its family is revoked")
+    return grant_id

@@ -1,0 +1,139 @@
+"""The OpenID Provider's endpoints, all published by discovery (docs/provider.md). Thin: each
+reads the request, calls one `Provider` operation and renders JSON, a redirect or a page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from identity.provider.service import AuthorizePage, OAuthError, Provider
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(
+    directory=[Path(__file__).parent / "templates", Path(__file__).parent.parent / "sso/templates"]
+)
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_FORM_BYTES = 16 * 1024
+
+
+def _provider(request: Request) -> Provider:
+    return request.app.state.provider  # type: ignore[no-any-return]
+
+
+def _error(exc: OAuthError) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if exc.status == 401:
+        scheme = "Bearer" if exc.error == "invalid_token" else "Basic"
+        headers["WWW-Authenticate"] = f'{scheme} realm="identity", error="{exc.error}"'
+    body = {"error": exc.error, "error_description": exc.description}
+    return JSONResponse(body, exc.status, headers=headers)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A small URL-encoded form (RFC 6749 §3.2), nothing else."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "send an application/x-www-form-urlencoded body")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise OAuthError("invalid_request", "the form is too large")
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=32)
+    except ValueError:
+        raise OAuthError("invalid_request", "the form cannot be read") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:  # RFC 6749 §3.2: parameters must not be repeated
+            raise OAuthError("invalid_request", f"parameter {name} is repeated")
+        form[name] = value
+    return form
+
+
+@router.get("/.well-known/openid-configuration")
+async def discovery(request: Request) -> JSONResponse:
+    return JSONResponse(_provider(request).discovery())
+
+
+@router.get("/oauth2/jwks")
+async def jwks(request: Request) -> JSONResponse:
+    published = await _provider(request).keys()
+    return JSONResponse(published.jwks, headers={"Cache-Control": "public, max-age=60"})
+
+
+@router.get("/oauth2/authorize", response_model=None)
+async def authorize(request: Request) -> Response:
+    """Signed in for the client's app: back to the app with a code. Not yet: through the
+    marketplace login for the tenant and the app, then here again (no second click)."""
+    provider = _provider(request)
+    params = dict(request.query_params)
+    try:
+        parsed, problem = await provider.parse_authorize(params)
+    except AuthorizePage as page:
+        response = templates.TemplateResponse(
+            request, "authorize_error.html", {"description": page.description}, status_code=400
+        )
+        response.headers.update(NO_STORE)
+        return response
+    if problem:
+        return RedirectResponse(provider.error_redirect(parsed, *problem), 302)
+    raw_id = request.cookies.get(provider.sso.cookies.session)
+    app_id = parsed.client.app_id
+    signed_in = None if parsed.prompt == "login" else await provider.sso.current(raw_id, app_id)
+    if signed_in is not None:
+        return RedirectResponse(await provider.issue_code(parsed, signed_in), 302)
+    if parsed.prompt == "none":
+        redirect = provider.error_redirect(parsed, "login_required", "the member is not signed in")
+        return RedirectResponse(redirect, 302)
+    other_app = await provider.sso.current(raw_id)
+    tenant = parsed.tenant_hint or (other_app.tenant_id if other_app else None)
+    resume = {k: v for k, v in params.items() if k != "prompt"}
+    login: dict[str, Any] = {"app": app_id, "next": f"{request.url.path}?{urlencode(resume)}"}
+    if tenant:
+        login["tenant"] = tenant
+    return RedirectResponse(f"/sso/login?{urlencode(login)}", 302)
+
+
+@router.post("/oauth2/token")
+async def token(request: Request) -> JSONResponse:
+    try:
+        form = await _form(request)
+        issued = await _provider(request).token(form, request.headers.get("authorization"))
+    except OAuthError as exc:
+        return _error(exc)
+    return JSONResponse(issued, headers=NO_STORE)
+
+
+@router.api_route("/oauth2/userinfo", methods=["GET", "POST"])
+async def userinfo(request: Request) -> JSONResponse:
+    try:
+        claims = await _provider(request).userinfo(request.headers.get("authorization"))
+    except OAuthError as exc:
+        return _error(exc)
+    return JSONResponse(claims, headers=NO_STORE)
+
+
+@router.post("/oauth2/introspect")
+async def introspect(request: Request) -> JSONResponse:
+    try:
+        form = await _form(request)
+        answer = await _provider(request).introspect(form, request.headers.get("authorization"))
+    except OAuthError as exc:
+        return _error(exc)
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+@router.post("/oauth2/revoke")
+async def revoke(request: Request) -> Response:
+    try:
+        form = await _form(request)
+        await _provider(request).revoke(form, request.headers.get("authorization"))
+    except OAuthError as exc:
+        return _error(exc)
+    return Response(status_code=200, headers=NO_STORE)

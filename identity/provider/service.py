@@ -1,0 +1,424 @@
+"""The OpenID Provider's operations (OIDC Core 1.0, RFC 6749, RFC 7636, RFC 7662, RFC 7009).
+
+Each operation owns its transactions, like `identity.sso.service`: they are short, and the
+browser's session comes from there. Tokens are JWTs signed by `identity.provider.keys` and are
+active only while their grant is (`identity.provider.grants`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from identity.crypto import Cipher
+from identity.db import Database, utcnow
+from identity.models import OidcClient, SigningKey
+from identity.provider import clients, grants, keys, tokens
+from identity.provider.grants import GrantError, Live
+from identity.provider.keys import Published
+from identity.provider.tokens import Issue, Member, Subjects
+from identity.settings import Settings
+from identity.sso.service import Sso
+from identity.sso.sessions import SignedIn
+
+KEYS_REFRESH_SECONDS = 30
+ALGORITHMS = list(keys.ALGORITHMS)
+SCOPES = ("openid", "profile", "email", "offline_access")
+
+
+class OAuthError(Exception):
+    """An error answered as `{"error": …, "error_description": …}` (RFC 6749 §5.2)."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error, self.description, self.status = error, description, status
+
+
+class AuthorizePage(Exception):
+    """An authorize request that must not redirect (unknown client, redirect URI not
+    registered): shown as a page to the person (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated authorization request."""
+
+    client: OidcClient
+    redirect_uri: str
+    scope: str
+    state: str | None
+    nonce: str | None
+    code_challenge: str | None
+    prompt: str | None
+    tenant_hint: str | None
+
+
+def _redirect(uri: str, params: dict[str, str | None]) -> str:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{uri}{'&' if '?' in uri else '?'}{query}"
+
+
+class Provider:
+    def __init__(self, settings: Settings, db: Database, cipher: Cipher, sso: Sso) -> None:
+        assert settings.secret_key is not None
+        self.db, self.cipher, self.sso = db, cipher, sso
+        self.issuer = settings.base_url.rstrip("/")
+        self.lifetime = settings.access_token_seconds
+        self.subjects = Subjects(settings.secret_key.get_secret_value())
+        self._published: Published | None = None
+        self._reading = asyncio.Lock()
+
+    # --- keys ---------------------------------------------------------------------------
+
+    async def keys(self, *, reread: bool = False) -> Published:
+        """The keys, read again every `KEYS_REFRESH_SECONDS`, so rotations reach every
+        replica (a `next` key is published a while before it signs)."""
+        now = utcnow()
+        current = self._published
+        fresh = current is not None and now - current.read_at < timedelta(
+            seconds=KEYS_REFRESH_SECONDS
+        )
+        if current is not None and fresh and not reread:
+            return current
+        async with self._reading:
+            if self._published is not current:
+                return self._published  # type: ignore[return-value]
+            lifetime = timedelta(seconds=self.lifetime)
+            async with self.db.transaction() as session:
+                await keys.ensure(session, self.cipher, now, lifetime)
+                rows = await keys.rows(session)
+            self._published = keys.load(rows, self.cipher, now, lifetime)
+            return self._published
+
+    def discovery(self) -> dict[str, Any]:
+        base = self.issuer
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/oauth2/authorize",
+            "token_endpoint": f"{base}/oauth2/token",
+            "userinfo_endpoint": f"{base}/oauth2/userinfo",
+            "jwks_uri": f"{base}/oauth2/jwks",
+            "introspection_endpoint": f"{base}/oauth2/introspect",
+            "revocation_endpoint": f"{base}/oauth2/revoke",
+            "end_session_endpoint": f"{base}/oauth2/logout",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ALGORITHMS,
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "introspection_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+            ],
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "scopes_supported": list(SCOPES),
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "sid",
+                "azp",
+                "tenant_id",
+                "tenant_code",
+                "preferred_username",
+                "name",
+                "role",
+                "org_code",
+                "email",
+            ],  # fmt: skip
+            "authorization_response_iss_parameter_supported": True,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+        }
+
+    # --- authorize ----------------------------------------------------------------------
+
+    async def parse_authorize(
+        self, params: dict[str, str]
+    ) -> tuple[Request, tuple[str, str] | None]:
+        """Check the request. A bad client or redirect URI is a page (`AuthorizePage`); any
+        other problem, returned as (error, description), goes back to the redirect URI."""
+        async with self.db.single_read() as conn:
+            client = await clients.get(conn, params.get("client_id", ""))
+        if client is None:
+            raise AuthorizePage("unknown client_id")
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in client.redirect_uris:
+            raise AuthorizePage("redirect_uri is not registered for this client")
+        request = Request(
+            client=client,
+            redirect_uri=redirect_uri,
+            scope=" ".join(dict.fromkeys(params.get("scope", "").split())),
+            state=params.get("state"),
+            nonce=params.get("nonce"),
+            code_challenge=params.get("code_challenge"),
+            prompt=params.get("prompt"),
+            tenant_hint=_tenant_hint(params),
+        )
+        return request, _request_error(request, params)
+
+    def error_redirect(self, request: Request, error: str, description: str) -> str:
+        return _redirect(
+            request.redirect_uri,
+            {
+                "error": error,
+                "error_description": description,
+                "state": request.state,
+                "iss": self.issuer,
+            },
+        )
+
+    async def issue_code(self, request: Request, signed_in: SignedIn) -> str:
+        """The redirect back to the app with a fresh code (RFC 6749 §4.1.2, RFC 9207 `iss`)."""
+        async with self.db.write() as conn:
+            code = await grants.create(
+                conn,
+                sid=signed_in.sid,
+                client_id=request.client.client_id,
+                app_id=request.client.app_id,
+                scope=request.scope,
+                nonce=request.nonce,
+                redirect_uri=request.redirect_uri,
+                code_challenge=request.code_challenge,
+                now=utcnow(),
+            )
+        return _redirect(
+            request.redirect_uri, {"code": code, "state": request.state, "iss": self.issuer}
+        )
+
+    # --- token --------------------------------------------------------------------------
+
+    async def authenticate(
+        self, conn: AsyncConnection, form: dict[str, str], authorization: str | None
+    ) -> OidcClient:
+        """client_secret_basic, client_secret_post, or none for a public client."""
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        if authorization and authorization[:6].lower() == "basic ":
+            try:
+                decoded = base64.b64decode(authorization[6:], validate=True).decode()
+                client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
+            except (binascii.Error, UnicodeDecodeError):
+                raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+        client = await clients.get(conn, client_id or "") if client_id else None
+        if client is None:
+            raise OAuthError("invalid_client", "unknown client", 401)
+        if client.public:
+            if secret:
+                raise OAuthError("invalid_client", "a public client has no secret", 401)
+        elif not secret or not clients.secret_matches(client, secret):
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        return client
+
+    async def token(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        grant_type = form.get("grant_type")
+        now = utcnow()
+        async with self.db.write() as conn:
+            client = await self.authenticate(conn, form, authorization)
+            try:
+                if grant_type == "authorization_code":
+                    grant_id = await grants.redeem_code(
+                        conn,
+                        code=form.get("code", ""),
+                        client_id=client.client_id,
+                        redirect_uri=form.get("redirect_uri"),
+                        verifier=form.get("code_verifier"),
+                        now=now,
+                    )
+                elif grant_type == "refresh_token":
+                    grant_id = await grants.rotate_refresh(
+                        conn, form.get("refresh_token", ""), client.client_id, now
+                    )
+                else:
+                    raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r}")
+            except GrantError as exc:
+                failure: GrantError | None = exc
+            else:
+                failure = None
+                live = await grants.live(conn, grant_id, self.sso.policy, now)
+                refresh = await grants.issue_refresh(conn, grant_id, now) if live else None
+        if failure is not None:  # committed: a reused code or token stays revoked
+            raise OAuthError("invalid_grant", str(failure))
+        if live is None or refresh is None:
+            raise OAuthError("invalid_grant", "the member's session or access has ended")
+        return await self._tokens(live, refresh, include_nonce=grant_type != "refresh_token")
+
+    def member(self, signed_in: SignedIn) -> Member:
+        return Member(
+            sub=self.subjects.sub(signed_in.tenant_id, signed_in.user_name),
+            sid=signed_in.sid,
+            tenant_id=signed_in.tenant_id,
+            tenant_code=signed_in.tenant_code,
+            user_name=signed_in.user_name,
+            name=signed_in.name,
+            role=signed_in.role,
+            org_code=signed_in.org_code,
+            email=signed_in.email,
+            auth_time=int(signed_in.created_at.replace(tzinfo=UTC).timestamp()),
+        )
+
+    async def _signing_keys(self) -> Published:
+        """The keys to sign with, never a key revoked meanwhile on another replica."""
+        published = await self.keys()
+        async with self.db.single_read() as conn:
+            if await _key_in_force(conn, published.signing_kid):
+                return published
+        return await self.keys(reread=True)
+
+    async def _tokens(self, live: Live, refresh: str, *, include_nonce: bool) -> dict[str, Any]:
+        published = await self._signing_keys()
+        issue = Issue(
+            issuer=self.issuer,
+            client_id=live.client_id,
+            grant_id=live.grant_id,
+            scope=live.scope,
+            lifetime=self.lifetime,
+            nonce=live.nonce if include_nonce else None,
+        )
+        member = self.member(live.signed_in)
+        return {
+            "access_token": tokens.access_token(published, issue, member),
+            "token_type": "Bearer",
+            "expires_in": self.lifetime,
+            "id_token": tokens.id_token(published, issue, member),
+            "refresh_token": refresh,
+            "scope": live.scope,
+        }
+
+    # --- using tokens -------------------------------------------------------------------
+
+    async def access_claims(self, token: str) -> tuple[dict[str, Any], Live] | None:
+        """A JWT access token of ours, signed by a key still in force, unexpired, whose grant is
+        live; else None."""
+        published = await self.keys()
+        try:
+            decoded = jwt.decode(token, published.verifying, algorithms=ALGORITHMS)
+        except (JoseError, ValueError):
+            return None
+        claims = decoded.claims
+        if decoded.header.get("typ") != "at+jwt" or claims.get("iss") != self.issuer:
+            return None
+        if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
+            return None
+        async with self.db.single_read() as conn:
+            if not await _key_in_force(conn, str(decoded.header.get("kid"))):
+                return None
+            live = await grants.live(conn, str(claims.get("gid")), self.sso.policy, utcnow())
+        if live is None or live.client_id != claims.get("client_id"):
+            return None
+        return claims, live
+
+    async def userinfo(self, authorization: str | None) -> dict[str, Any]:
+        token = (authorization or "")[7:] if (authorization or "")[:7].lower() == "bearer " else ""
+        found = await self.access_claims(token) if token else None
+        if found is None:
+            raise OAuthError("invalid_token", "the access token is not active", 401)
+        _, live = found
+        return self.member(live.signed_in).claims(set(live.scope.split()))
+
+    async def introspect(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        """RFC 7662. A token of another client answers inactive, as an unknown one does."""
+        async with self.db.single_read() as conn:
+            client = await self.authenticate(conn, form, authorization)
+        if client.public:
+            raise OAuthError("invalid_client", "introspection needs a confidential client", 401)
+        token = form.get("token", "")
+        found = await self.access_claims(token)
+        if found is not None and found[1].client_id == client.client_id:
+            claims, _ = found
+            keep = ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "sid", "jti")
+            shown = {k: claims[k] for k in keep if k in claims}
+            return {"active": True, "token_type": "access_token", **shown,
+                    "username": claims.get("preferred_username")}  # fmt: skip
+        async with self.db.single_read() as conn:
+            refresh = await grants.grant_of_refresh(conn, token) if token else None
+            live = (
+                await grants.live(conn, refresh[0], self.sso.policy, utcnow())
+                if refresh and not refresh[2] and refresh[1] == client.client_id
+                else None
+            )
+        if live is None:
+            return {"active": False}
+        member = self.member(live.signed_in)
+        return {"active": True, "token_type": "refresh_token", "client_id": live.client_id,
+                "scope": live.scope, "sub": member.sub, "sid": member.sid, "iss": self.issuer,
+                "username": member.user_name}  # fmt: skip
+
+    async def revoke(self, form: dict[str, str], authorization: str | None) -> None:
+        """RFC 7009: a refresh or access token revokes its grant, everything issued from it.
+        An unknown token, or another client's, changes nothing and is answered the same."""
+        token, now = form.get("token", ""), utcnow()
+        async with self.db.single_read() as conn:
+            client = await self.authenticate(conn, form, authorization)
+        found = await self.access_claims(token)
+        grant_id = found[1].grant_id if found and found[1].client_id == client.client_id else None
+        async with self.db.write() as conn:
+            if grant_id is None and token:
+                refresh = await grants.grant_of_refresh(conn, token)
+                grant_id = refresh[0] if refresh and refresh[1] == client.client_id else None
+            if grant_id is not None:
+                await grants.revoke(conn, grant_id, now)
+
+
+_IN_FORCE = select(SigningKey.kid).where(
+    SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None)
+)
+
+
+async def _key_in_force(conn: AsyncConnection, kid: str) -> bool:
+    """A key revoked on another replica is refused before this one reads the keys again."""
+    return await conn.scalar(_IN_FORCE, {"kid": kid}) is not None
+
+
+def _tenant_hint(params: dict[str, str]) -> str | None:
+    """`tenant` (id or code), else the code in `login_hint=account@tenantCode`."""
+    if params.get("tenant"):
+        return params["tenant"]
+    hint = params.get("login_hint", "")
+    return hint.rpartition("@")[2] or None if "@" in hint else None
+
+
+def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] | None:
+    """What is wrong with a request whose client and redirect URI are good: (error,
+    description), sent back to the redirect URI; None when nothing is."""
+    if params.get("response_type") != "code":
+        return "unsupported_response_type", "only response_type=code is supported"
+    scopes = request.scope.split()
+    if "openid" not in scopes or any(s not in SCOPES for s in scopes):
+        return "invalid_scope", f"scope must include openid, within {' '.join(SCOPES)}"
+    method = params.get("code_challenge_method")
+    if request.code_challenge is not None and method != "S256":
+        return "invalid_request", "code_challenge_method must be S256"
+    if request.code_challenge is None and (method or request.client.public):
+        return "invalid_request", "PKCE (code_challenge with S256) is required for this client"
+    if request.prompt not in (None, "none", "login", "consent"):
+        return "invalid_request", "prompt value not supported"
+    return None
