@@ -2,10 +2,12 @@
 
 Every de-provisioning path calls `end_access`: authSync flag 0 and 3, `enable:"false"`, tenant
 deleted, app credential deleted, instance frozen or released (and, with the later issues, admin
-"end sessions" and password reset). Logout is not one of them: it ends its own session only
-(`identity.sso.service.Sso.logout`). It deletes the affected sessions, or for one app only that
-app's part of them, in the caller's transaction, so the access ends when that transaction
-commits, and writes one audit row per member (or one for a whole tenant or app).
+"end sessions" and password reset). It ends the affected sessions, or for one app only that
+app's part of them, through `end_sessions`, in the caller's transaction, so the access ends
+when that transaction commits, and writes one audit row per member (or one for a whole tenant
+or app). `end_sessions` is also how every other end of a session goes (logout, the provider's
+end-session endpoint, a login as someone else, expiry): it takes the tokens issued in the
+session with it and queues the back-channel logout of the apps that received them.
 """
 
 from __future__ import annotations
@@ -15,11 +17,20 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from sqlalchemy import delete, exists, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.db import utcnow
-from identity.models import AccessRevocation, SessionApp
+from identity.models import (
+    AccessRevocation,
+    LogoutDelivery,
+    OidcClient,
+    OidcGrant,
+    RefreshToken,
+    SessionApp,
+)
 from identity.models import Session as MemberSession
+
+Executor = AsyncSession | AsyncConnection
 
 
 class Reason(StrEnum):
@@ -59,19 +70,7 @@ async def end_access(
         )
     affected = (await session.execute(members)).all()
     ended = Counter(user_name for _, user_name in affected)
-    sids = [sid for sid, _ in affected]
-    if sids and app_id is None:
-        await session.execute(delete(MemberSession).where(MemberSession.sid.in_(sids)))
-    elif sids:
-        await session.execute(
-            delete(SessionApp).where(SessionApp.sid.in_(sids), SessionApp.app_id == app_id)
-        )
-        await session.execute(
-            delete(MemberSession).where(
-                MemberSession.sid.in_(sids),
-                ~exists().where(SessionApp.sid == MemberSession.sid),
-            )
-        )
+    await end_sessions(session, [sid for sid, _ in affected], app_id)
     now = utcnow()
     targets: Sequence[str | None] = user_names if user_names is not None else [None]
     await session.execute(
@@ -89,3 +88,71 @@ async def end_access(
         ],
     )
     return ended.total()
+
+
+async def end_sessions(db: Executor, sids: Sequence[str], app_id: str | None = None) -> None:
+    """End these sessions, or with `app_id` only that app's part of them (a session left with
+    no app ends too), in the caller's transaction. The grants of what ends go with it, so every
+    token issued there stops being active when the transaction commits, and each client that
+    received tokens there and has a back-channel logout URI gets an outbox row
+    (`LogoutDelivery`), delivered by the worker. Every way a session ends comes here."""
+    if not sids:
+        return
+    await _queue_logouts(db, sids, app_id)
+    if app_id is None:
+        await db.execute(delete(MemberSession).where(MemberSession.sid.in_(sids)))
+        return
+    await db.execute(
+        delete(OidcGrant).where(OidcGrant.sid.in_(sids), OidcGrant.app_id == app_id)
+    )
+    await db.execute(
+        delete(SessionApp).where(SessionApp.sid.in_(sids), SessionApp.app_id == app_id)
+    )
+    await db.execute(
+        delete(MemberSession).where(
+            MemberSession.sid.in_(sids), ~exists().where(SessionApp.sid == MemberSession.sid)
+        )
+    )
+
+
+async def _queue_logouts(db: Executor, sids: Sequence[str], app_id: str | None) -> None:
+    tokens_issued = exists().where(RefreshToken.grant_id == OidcGrant.grant_id)
+    query = (
+        select(
+            OidcGrant.client_id,
+            OidcClient.backchannel_logout_uri,
+            OidcGrant.sid,
+            MemberSession.tenant_id,
+            MemberSession.user_name,
+        )
+        .join(OidcClient, OidcClient.client_id == OidcGrant.client_id)
+        .join(MemberSession, MemberSession.sid == OidcGrant.sid)
+        .where(
+            OidcGrant.sid.in_(sids),
+            OidcClient.backchannel_logout_uri.is_not(None),
+            tokens_issued,
+        )
+        .distinct()
+    )
+    if app_id is not None:
+        query = query.where(OidcGrant.app_id == app_id)
+    rows = (await db.execute(query)).all()
+    if not rows:
+        return
+    now = utcnow()
+    await db.execute(
+        insert(LogoutDelivery),
+        [
+            {
+                "client_id": client_id,
+                "uri": uri,
+                "sid": sid,
+                "tenant_id": tenant_id,
+                "user_name": user_name,
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+            for client_id, uri, sid, tenant_id, user_name in rows
+        ],
+    )

@@ -88,6 +88,8 @@ def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit"
     from identity.observability import configure_logging
 
     settings = load_settings()
+    if settings.is_embedded_default:
+        settings = settings.with_embedded_secret()
     configure_logging(settings.log_level)
     asyncio.run(jobs.run(settings, once=once))
 

@@ -310,7 +310,9 @@ class LogoutDelivery(Base):
     client_id: Mapped[str] = mapped_column(String(64))
     uri: Mapped[str] = mapped_column(String(2048))
     sid: Mapped[str] = mapped_column(String(43))
-    sub: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(64))
+    """The member the session was; the logout token's `sub` is derived from them when sent."""
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, index=True)

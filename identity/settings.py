@@ -61,6 +61,14 @@ class Settings(BaseSettings):
 
     access_token_seconds: int = Field(default=600, ge=60, le=86400)
     """Lifetime of the OpenID Provider's access and ID tokens."""
+    backchannel_retry_first_seconds: float = Field(default=15.0, gt=0)
+    """A back-channel logout that failed is tried again after this, then twice as long each
+    time, up to `backchannel_retry_max_seconds`."""
+    backchannel_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    backchannel_give_up_hours: float = Field(default=24.0, gt=0)
+    """How long a back-channel logout is retried while the app is down."""
+    backchannel_poll_seconds: float = Field(default=5.0, gt=0)
+    """How often the worker looks for back-channel logouts to send."""
 
     retention_days: int = Field(default=90, ge=1)
     """The worker deletes marketplace audit rows and delivered outbox rows older than this."""

@@ -1,24 +1,31 @@
 """`identity worker`: the periodic housekeeping jobs.
 
-Each pass deletes what may go: sessions past their idle or absolute timeout, nonces older than
-the nonce TTL (contract §2.4), marketplace audit rows older than `IDENTITY_RETENTION_DAYS`, and
-outbox rows once delivered or older than that. Deletes run in small batches, each its own short
-transaction, so the worker never holds SQLite's write lock for long. A delete of rows another
-replica already deleted simply deletes nothing, so any number of workers may run at once.
+It sends the back-channel logouts that are due (identity.provider.backchannel), every few
+seconds. Each purge ends sessions past their idle or absolute timeout (their apps are told),
+and deletes nonces older than the nonce TTL (contract §2.4), marketplace audit rows older than
+`IDENTITY_RETENTION_DAYS`, access-revocation rows once delivered or older than that, finished
+back-channel deliveries older than that, and authorization codes an hour after they expired.
+Deletes run in small batches, each its own short transaction, so the worker never holds
+SQLite's write lock for long. A delete of rows another replica already deleted simply deletes
+nothing, so any number of workers may run at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx2 as httpx
 import structlog
 from sqlalchemy import ColumnElement, delete, or_, select
 
+from identity.access import end_sessions
 from identity.db import Database, utcnow
-from identity.models import AccessRevocation, MarketplaceCall, Nonce
+from identity.models import AccessRevocation, LogoutDelivery, MarketplaceCall, Nonce, OidcCode
 from identity.models import Session as MemberSession
+from identity.provider import backchannel
 from identity.settings import Settings
 
 log = structlog.get_logger("identity.worker")
@@ -27,12 +34,7 @@ BATCH = 1000
 
 def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnElement[bool]]]:
     retention = now - timedelta(days=settings.retention_days)
-    idle = now - timedelta(seconds=settings.session_idle_seconds)
     return {
-        "sessions": (
-            MemberSession.id_hash,
-            or_(MemberSession.expires_at <= now, MemberSession.last_seen_at <= idle),
-        ),
         "nonces": (
             Nonce.nonce,
             Nonce.seen_at < now - timedelta(seconds=settings.nonce_ttl_seconds),
@@ -47,13 +49,19 @@ def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnEl
                 AccessRevocation.created_at < retention,
             ),
         ),
+        "logout_deliveries": (
+            LogoutDelivery.id,
+            or_(LogoutDelivery.delivered_at.is_not(None), LogoutDelivery.given_up_at.is_not(None))
+            & (LogoutDelivery.created_at < retention),
+        ),
+        "oidc_codes": (OidcCode.code_hash, OidcCode.expires_at < now - timedelta(hours=1)),
     }
 
 
 async def purge(db: Database, settings: Settings, now: datetime | None = None) -> dict[str, int]:
     """One pass; returns how many rows each table lost."""
     now = now or utcnow()
-    counts: dict[str, int] = {}
+    counts = {"sessions": await _end_expired_sessions(db, settings, now)}
     for name, (key, condition) in _expired(settings, now).items():
         table = key.class_
         counts[name] = 0
@@ -68,19 +76,44 @@ async def purge(db: Database, settings: Settings, now: datetime | None = None) -
     return counts
 
 
+async def _end_expired_sessions(db: Database, settings: Settings, now: datetime) -> int:
+    """Sessions past their idle or absolute timeout end like any other (`end_sessions`): their
+    apps hear of it by back-channel logout."""
+    idle = now - timedelta(seconds=settings.session_idle_seconds)
+    expired = select(MemberSession.sid).where(
+        or_(MemberSession.expires_at <= now, MemberSession.last_seen_at <= idle)
+    )
+    ended = 0
+    while True:
+        async with db.transaction() as session:
+            sids = list((await session.scalars(expired.limit(BATCH))).all())
+            await end_sessions(session, sids)
+        ended += len(sids)
+        if len(sids) < BATCH:
+            return ended
+
+
 async def run(settings: Settings, *, once: bool = False) -> None:
+    """Purge every `worker_interval_seconds`; send back-channel logouts every
+    `backchannel_poll_seconds`, so a retry is never much later than it is due."""
     db = Database(settings.database_url)
+    last_purge = 0.0
     try:
-        while True:
-            try:
-                counts = await purge(db, settings)
-                log.info("worker.purged", **counts)
-            except Exception as exc:  # a database outage must not kill the loop
-                log.error("worker.failed", error=type(exc).__name__)
+        async with httpx.AsyncClient(timeout=10, follow_redirects=False) as http:
+            while True:
+                try:
+                    sent = await backchannel.deliver_due(db, settings, http)
+                    if any(sent.values()):
+                        log.info("worker.backchannel", **sent)
+                    if once or time.monotonic() - last_purge >= settings.worker_interval_seconds:
+                        log.info("worker.purged", **await purge(db, settings))
+                        last_purge = time.monotonic()
+                except Exception as exc:  # a database outage must not kill the loop
+                    log.error("worker.failed", error=type(exc).__name__)
+                    if once:
+                        raise
                 if once:
-                    raise
-            if once:
-                return
-            await asyncio.sleep(settings.worker_interval_seconds)
+                    return
+                await asyncio.sleep(settings.backchannel_poll_seconds)
     finally:
         await db.dispose()

@@ -82,6 +82,8 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
         "nonces": 1,
         "marketplace_calls": 1,
         "access_revocations": 2,
+        "logout_deliveries": 0,
+        "oidc_codes": 0,
     }
     async with db.read() as session:
         assert await session.scalar(select(MemberSession.user_name)) == "fresh"

@@ -17,9 +17,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from identity.access import end_sessions
 from identity.crypto import Cipher, Context
 from identity.directory import bindings
 from identity.models import ACTIVE, AppCredential, Authorisation, Member, SessionApp, Tenant
@@ -248,11 +249,6 @@ def expires_at(signed_in: SignedIn, policy: Policy) -> datetime:
     return min(signed_in.expires_at, signed_in.last_seen_at + policy.idle)
 
 
-_DELETE = delete(MemberSession).where(MemberSession.id_hash == bindparam("id_hash"))
-_DELETE_IF_EMPTY = delete(MemberSession).where(
-    MemberSession.sid == bindparam("sid"),
-    ~exists().where(SessionApp.sid == MemberSession.sid),
-)
 _TOUCH = (  # bind names differ from column names, which UPDATE reserves for its SET clause
     update(MemberSession)
     .where(MemberSession.id_hash == bindparam("session"))
@@ -260,15 +256,21 @@ _TOUCH = (  # bind names differ from column names, which UPDATE reserves for its
 )
 
 
+_SID = select(MemberSession.sid).where(MemberSession.id_hash == bindparam("id_hash"))
+
+
 async def end(connection: AsyncConnection, id_hash: str) -> bool:
-    """End the whole session, every app it holds."""
-    return bool((await connection.execute(_DELETE, {"id_hash": id_hash})).rowcount)
+    """End the whole session, every app it holds (`identity.access.end_sessions`)."""
+    sid = await connection.scalar(_SID, {"id_hash": id_hash})
+    if sid is None:
+        return False
+    await end_sessions(connection, [sid])
+    return True
 
 
 async def end_app(connection: AsyncConnection, sid: str, app_id: str) -> None:
     """End one app's part of the session; the session ends with its last app."""
-    await connection.execute(_DROP_APP, {"sid": sid, "app_id": app_id})
-    await connection.execute(_DELETE_IF_EMPTY, {"sid": sid})
+    await end_sessions(connection, [sid], app_id)
 
 
 async def touch(connection: AsyncConnection, id_hash: str, now: datetime) -> None:

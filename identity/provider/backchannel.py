@@ -1,0 +1,140 @@
+"""Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0), run by the worker.
+
+`identity.access.end_sessions` queues one `LogoutDelivery` per ended session and client, in
+the transaction that ends the session. Each pass here claims the rows that are due, a few at a
+time, with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time),
+so that several workers never send the same logout at once. Each attempt is a new logout token
+(a fresh `jti`), POSTed as the form field `logout_token`; a 2xx answer ends it. Otherwise it is
+tried again after a delay that doubles from `backchannel_retry_first_seconds` up to
+`backchannel_retry_max_seconds`, until `backchannel_give_up_hours` after it was queued. A worker
+that dies after sending and before recording it leaves the lease to run out, so a logout may,
+rarely, arrive twice: receivers must be idempotent (the spec asks it of them, §2.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx2 as httpx
+import structlog
+from sqlalchemy import and_, or_, select, update
+
+from identity.crypto import Cipher
+from identity.db import Database, utcnow
+from identity.models import LogoutDelivery
+from identity.provider import keys
+from identity.provider.tokens import Subjects, logout_token
+from identity.settings import Settings
+
+log = structlog.get_logger("identity.backchannel")
+BATCH = 20
+LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Due:
+    id: int
+    client_id: str
+    uri: str
+    sid: str
+    tenant_id: str
+    user_name: str
+    attempts: int
+    created_at: datetime
+
+
+async def _claim(db: Database, now: datetime) -> list[Due]:
+    pending = and_(
+        LogoutDelivery.delivered_at.is_(None),
+        LogoutDelivery.given_up_at.is_(None),
+        LogoutDelivery.next_attempt_at <= now,
+        or_(LogoutDelivery.claimed_until.is_(None), LogoutDelivery.claimed_until < now),
+    )
+    async with db.transaction() as session:
+        ids = (
+            await session.scalars(
+                select(LogoutDelivery.id)
+                .where(pending)
+                .order_by(LogoutDelivery.id)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not ids:
+            return []
+        rows = await session.execute(
+            update(LogoutDelivery)
+            .where(LogoutDelivery.id.in_(ids), pending)
+            .values(claimed_until=now + LEASE)
+            .returning(
+                LogoutDelivery.id,
+                LogoutDelivery.client_id,
+                LogoutDelivery.uri,
+                LogoutDelivery.sid,
+                LogoutDelivery.tenant_id,
+                LogoutDelivery.user_name,
+                LogoutDelivery.attempts,
+                LogoutDelivery.created_at,
+            )
+        )
+        return [Due(**row._asdict()) for row in rows]
+
+
+def _retry_at(settings: Settings, due: Due, now: datetime) -> datetime | None:
+    """When to try again, or None to give up."""
+    if now - due.created_at >= timedelta(hours=settings.backchannel_give_up_hours):
+        return None
+    delay = settings.backchannel_retry_first_seconds * 2**due.attempts
+    return now + timedelta(seconds=min(delay, settings.backchannel_retry_max_seconds))
+
+
+async def deliver_due(
+    db: Database, settings: Settings, http: httpx.AsyncClient, now: datetime | None = None
+) -> dict[str, int]:
+    """One pass: send what is due; returns how many were delivered, retried and given up."""
+    now = now or utcnow()
+    counts = {"delivered": 0, "retried": 0, "given_up": 0}
+    if settings.secret_key is None:  # nothing can be signed: leave the logouts queued
+        log.warning("backchannel.disabled", reason="IDENTITY_SECRET_KEY is not set")
+        return counts
+    cipher = Cipher(settings.secret_key.get_secret_value())
+    subjects = Subjects(settings.secret_key.get_secret_value())
+    lifetime = timedelta(seconds=settings.access_token_seconds)
+    claimed = await _claim(db, now)
+    if not claimed:
+        return counts
+    async with db.transaction() as session:
+        await keys.ensure(session, cipher, utcnow(), lifetime)
+        published = keys.load(await keys.rows(session), cipher, utcnow(), lifetime)
+    issuer = settings.base_url.rstrip("/")
+    for due in claimed:
+        sub = subjects.sub(due.tenant_id, due.user_name)
+        token = logout_token(published, issuer, due.client_id, due.sid, sub)
+        error = await _post(http, due.uri, token)
+        values: dict[str, object] = {"claimed_until": None, "attempts": due.attempts + 1}
+        if error is None:
+            values["delivered_at"] = utcnow()
+            counts["delivered"] += 1
+        else:
+            retry = _retry_at(settings, due, now)
+            values |= {"last_error": error[:255]}
+            values |= {"next_attempt_at": retry} if retry else {"given_up_at": utcnow()}
+            counts["retried" if retry else "given_up"] += 1
+            log.warning("backchannel.failed", client_id=due.client_id, error=error[:200])
+        async with db.transaction() as session:
+            await session.execute(
+                update(LogoutDelivery).where(LogoutDelivery.id == due.id).values(**values)
+            )
+    return counts
+
+
+async def _post(http: httpx.AsyncClient, uri: str, token: str) -> str | None:
+    """None on a 2xx answer, else what went wrong (never the token)."""
+    try:
+        response = await http.post(
+            uri, data={"logout_token": token}, headers={"Cache-Control": "no-store"}
+        )
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
