@@ -11,7 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from identity.provider.service import AuthorizePage, OAuthError, Provider
+from identity.provider import authorize as authorization
+from identity.provider.authorize import AuthorizePage
+from identity.provider.service import OAuthError, Provider
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
@@ -74,7 +76,7 @@ async def authorize(request: Request) -> Response:
     provider = _provider(request)
     params = dict(request.query_params)
     try:
-        parsed, problem = await provider.parse_authorize(params)
+        parsed, problem = await authorization.parse(provider, params)
     except AuthorizePage as page:
         response = templates.TemplateResponse(
             request, "authorize_error.html", {"description": page.description}, status_code=400
@@ -82,14 +84,16 @@ async def authorize(request: Request) -> Response:
         response.headers.update(NO_STORE)
         return response
     if problem:
-        return RedirectResponse(provider.error_redirect(parsed, *problem), 302)
+        return RedirectResponse(authorization.error_redirect(provider, parsed, *problem), 302)
     raw_id = request.cookies.get(provider.sso.cookies.session)
     app_id = parsed.client.app_id
     signed_in = None if parsed.prompt == "login" else await provider.sso.current(raw_id, app_id)
     if signed_in is not None:
-        return RedirectResponse(await provider.issue_code(parsed, signed_in), 302)
+        return RedirectResponse(await authorization.issue_code(provider, parsed, signed_in), 302)
     if parsed.prompt == "none":
-        redirect = provider.error_redirect(parsed, "login_required", "the member is not signed in")
+        redirect = authorization.error_redirect(
+            provider, parsed, "login_required", "the member is not signed in"
+        )
         return RedirectResponse(redirect, 302)
     other_app = await provider.sso.current(raw_id)
     tenant = parsed.tenant_hint or (other_app.tenant_id if other_app else None)

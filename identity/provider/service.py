@@ -11,10 +11,9 @@ import asyncio
 import base64
 import binascii
 import time
-from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -43,34 +42,6 @@ class OAuthError(Exception):
     def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(f"{error}: {description}")
         self.error, self.description, self.status = error, description, status
-
-
-class AuthorizePage(Exception):
-    """An authorize request that must not redirect (unknown client, redirect URI not
-    registered): shown as a page to the person (RFC 6749 §4.1.2.1)."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-@dataclass(frozen=True)
-class Request:
-    """A validated authorization request."""
-
-    client: OidcClient
-    redirect_uri: str
-    scope: str
-    state: str | None
-    nonce: str | None
-    code_challenge: str | None
-    prompt: str | None
-    tenant_hint: str | None
-
-
-def _redirect(uri: str, params: dict[str, str | None]) -> str:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    return f"{uri}{'&' if '?' in uri else '?'}{query}"
 
 
 class Provider:
@@ -159,61 +130,6 @@ class Provider:
             "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,
         }
-
-    # --- authorize ----------------------------------------------------------------------
-
-    async def parse_authorize(
-        self, params: dict[str, str]
-    ) -> tuple[Request, tuple[str, str] | None]:
-        """Check the request. A bad client or redirect URI is a page (`AuthorizePage`); any
-        other problem, returned as (error, description), goes back to the redirect URI."""
-        async with self.db.single_read() as conn:
-            client = await clients.get(conn, params.get("client_id", ""))
-        if client is None:
-            raise AuthorizePage("unknown client_id")
-        redirect_uri = params.get("redirect_uri", "")
-        if redirect_uri not in client.redirect_uris:
-            raise AuthorizePage("redirect_uri is not registered for this client")
-        request = Request(
-            client=client,
-            redirect_uri=redirect_uri,
-            scope=" ".join(dict.fromkeys(params.get("scope", "").split())),
-            state=params.get("state"),
-            nonce=params.get("nonce"),
-            code_challenge=params.get("code_challenge"),
-            prompt=params.get("prompt"),
-            tenant_hint=_tenant_hint(params),
-        )
-        return request, _request_error(request, params)
-
-    def error_redirect(self, request: Request, error: str, description: str) -> str:
-        return _redirect(
-            request.redirect_uri,
-            {
-                "error": error,
-                "error_description": description,
-                "state": request.state,
-                "iss": self.issuer,
-            },
-        )
-
-    async def issue_code(self, request: Request, signed_in: SignedIn) -> str:
-        """The redirect back to the app with a fresh code (RFC 6749 §4.1.2, RFC 9207 `iss`)."""
-        async with self.db.write() as conn:
-            code = await grants.create(
-                conn,
-                sid=signed_in.sid,
-                client_id=request.client.client_id,
-                app_id=request.client.app_id,
-                scope=request.scope,
-                nonce=request.nonce,
-                redirect_uri=request.redirect_uri,
-                code_challenge=request.code_challenge,
-                now=utcnow(),
-            )
-        return _redirect(
-            request.redirect_uri, {"code": code, "state": request.state, "iss": self.issuer}
-        )
 
     # --- token --------------------------------------------------------------------------
 
@@ -396,29 +312,3 @@ _IN_FORCE = select(SigningKey.kid).where(
 async def _key_in_force(conn: AsyncConnection, kid: str) -> bool:
     """A key revoked on another replica is refused before this one reads the keys again."""
     return await conn.scalar(_IN_FORCE, {"kid": kid}) is not None
-
-
-def _tenant_hint(params: dict[str, str]) -> str | None:
-    """`tenant` (id or code), else the code in `login_hint=account@tenantCode`."""
-    if params.get("tenant"):
-        return params["tenant"]
-    hint = params.get("login_hint", "")
-    return hint.rpartition("@")[2] or None if "@" in hint else None
-
-
-def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] | None:
-    """What is wrong with a request whose client and redirect URI are good: (error,
-    description), sent back to the redirect URI; None when nothing is."""
-    if params.get("response_type") != "code":
-        return "unsupported_response_type", "only response_type=code is supported"
-    scopes = request.scope.split()
-    if "openid" not in scopes or any(s not in SCOPES for s in scopes):
-        return "invalid_scope", f"scope must include openid, within {' '.join(SCOPES)}"
-    method = params.get("code_challenge_method")
-    if request.code_challenge is not None and method != "S256":
-        return "invalid_request", "code_challenge_method must be S256"
-    if request.code_challenge is None and (method or request.client.public):
-        return "invalid_request", "PKCE (code_challenge with S256) is required for this client"
-    if request.prompt not in (None, "none", "login", "consent"):
-        return "invalid_request", "prompt value not supported"
-    return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -70,6 +71,12 @@ class Completed:
     next: str
 
 
+Landing = Callable[[str, str, str], Awaitable[str | None]]
+"""Where a platform-initiated (Flow A) login of (app, tenant, user name) should land instead of
+`IDENTITY_POST_LOGIN_URL`, or None: set by the OpenID Provider for apps that registered an
+`initiate_login_uri` (OIDC Core §4)."""
+
+
 class Sso:
     def __init__(self, settings: Settings, db: Database, cipher: Cipher, metrics: Metrics):
         assert settings.secret_key is not None
@@ -104,6 +111,7 @@ class Sso:
         self.allowed_origins = {origin(self.base_url)} | {
             origin(o) for o in settings.allowed_redirect_origins
         }
+        self.landing: Landing | None = None
 
     def callback_url(self, app_id: str) -> str:
         return f"{self.base_url}/sso/callback/{app_id}"
@@ -165,10 +173,17 @@ class Sso:
         Flow B's protection by having a victim's browser open a stateless callback once."""
         tenant_id, target = self._callback_tenant(app_id, tenant, state, login_cookie)
         try:
-            return await self._sign_in(app_id, tenant_id, target, code, old_raw_session_id)
+            completed, user_name = await self._sign_in(
+                app_id, tenant_id, target, code, old_raw_session_id
+            )
         except Refusal as refusal:
             refusal.ends_login = state is not None and refusal.code != "rate_limited"
             raise
+        if state is None and self.landing is not None:
+            landing = await self.landing(app_id, tenant_id, user_name)
+            if landing:
+                return Completed(completed.raw_session_id, landing)
+        return completed
 
     async def _sign_in(
         self,
@@ -177,7 +192,7 @@ class Sso:
         target: str,
         code: str | None,
         old_raw_session_id: str | None,
-    ) -> Completed:
+    ) -> tuple[Completed, str]:
         if not code:
             raise Refusal("bad_request", "callback without code")
         async with self.db.single_read() as conn:
@@ -200,7 +215,7 @@ class Sso:
             await self._record_huawei_id(tenant_id, info)
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=info["userName"])
         self.metrics.sso_logins.labels("success").inc()
-        return Completed(raw_id, target)
+        return Completed(raw_id, target), info["userName"]
 
     async def _session_for(
         self, conn: AsyncConnection, old_raw_id: str | None, tenant_id: str, user_name: str

@@ -1,0 +1,127 @@
+"""The authorization endpoint's logic (OIDC Core §3.1.2, RFC 6749 §4.1, RFC 7636, RFC 9207).
+
+An unknown client or a redirect URI that is not registered exactly is shown to the person as a
+page, never redirected (the URI is not trusted yet); every other problem goes back to the app's
+redirect URI with `error`, `state` and `iss`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from identity.db import utcnow
+from identity.models import OidcClient
+from identity.provider import clients, grants
+from identity.provider.service import SCOPES, Provider
+from identity.sso.sessions import SignedIn
+
+
+class AuthorizePage(Exception):
+    """An authorize request that must not redirect (unknown client, redirect URI not
+    registered): shown as a page to the person (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated authorization request."""
+
+    client: OidcClient
+    redirect_uri: str
+    scope: str
+    state: str | None
+    nonce: str | None
+    code_challenge: str | None
+    prompt: str | None
+    tenant_hint: str | None
+
+
+def _redirect(uri: str, params: dict[str, str | None]) -> str:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{uri}{'&' if '?' in uri else '?'}{query}"
+
+
+async def parse(
+    provider: Provider, params: dict[str, str]
+) -> tuple[Request, tuple[str, str] | None]:
+    """Check the request. A bad client or redirect URI is a page (`AuthorizePage`); any
+    other problem, returned as (error, description), goes back to the redirect URI."""
+    async with provider.db.single_read() as conn:
+        client = await clients.get(conn, params.get("client_id", ""))
+    if client is None:
+        raise AuthorizePage("unknown client_id")
+    redirect_uri = params.get("redirect_uri", "")
+    if redirect_uri not in client.redirect_uris:
+        raise AuthorizePage("redirect_uri is not registered for this client")
+    request = Request(
+        client=client,
+        redirect_uri=redirect_uri,
+        scope=" ".join(dict.fromkeys(params.get("scope", "").split())),
+        state=params.get("state"),
+        nonce=params.get("nonce"),
+        code_challenge=params.get("code_challenge"),
+        prompt=params.get("prompt"),
+        tenant_hint=_tenant_hint(params),
+    )
+    return request, _request_error(request, params)
+
+
+def error_redirect(provider: Provider, request: Request, error: str, description: str) -> str:
+    return _redirect(
+        request.redirect_uri,
+        {
+            "error": error,
+            "error_description": description,
+            "state": request.state,
+            "iss": provider.issuer,
+        },
+    )
+
+
+async def issue_code(provider: Provider, request: Request, signed_in: SignedIn) -> str:
+    """The redirect back to the app with a fresh code (RFC 6749 §4.1.2, RFC 9207 `iss`)."""
+    async with provider.db.write() as conn:
+        code = await grants.create(
+            conn,
+            sid=signed_in.sid,
+            client_id=request.client.client_id,
+            app_id=request.client.app_id,
+            scope=request.scope,
+            nonce=request.nonce,
+            redirect_uri=request.redirect_uri,
+            code_challenge=request.code_challenge,
+            now=utcnow(),
+        )
+    return _redirect(
+        request.redirect_uri, {"code": code, "state": request.state, "iss": provider.issuer}
+    )
+
+
+def _tenant_hint(params: dict[str, str]) -> str | None:
+    """`tenant` (id or code), else the code in `login_hint=account@tenantCode`."""
+    if params.get("tenant"):
+        return params["tenant"]
+    hint = params.get("login_hint", "")
+    return hint.rpartition("@")[2] or None if "@" in hint else None
+
+
+def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] | None:
+    """What is wrong with a request whose client and redirect URI are good: (error,
+    description), sent back to the redirect URI; None when nothing is."""
+    if params.get("response_type") != "code":
+        return "unsupported_response_type", "only response_type=code is supported"
+    scopes = request.scope.split()
+    if "openid" not in scopes or any(s not in SCOPES for s in scopes):
+        return "invalid_scope", f"scope must include openid, within {' '.join(SCOPES)}"
+    method = params.get("code_challenge_method")
+    if request.code_challenge is not None and method != "S256":
+        return "invalid_request", "code_challenge_method must be S256"
+    if request.code_challenge is None and (method or request.client.public):
+        return "invalid_request", "PKCE (code_challenge with S256) is required for this client"
+    if request.prompt not in (None, "none", "login", "consent"):
+        return "invalid_request", "prompt value not supported"
+    return None
