@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.observability import Metrics, configure_logging
+from identity.provider import logout as provider_logout
 from identity.provider.routes import router as provider_router
 from identity.provider.service import Provider
 from identity.settings import Settings
@@ -109,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.sso = Sso(settings, db, cipher, app.state.metrics)
     app.state.provider = Provider(settings, db, cipher, app.state.sso)
+    app.state.sso.landing = partial(provider_logout.landing, app.state.provider)
     app.include_router(health.router)
     app.include_router(marketplace_router)
     app.include_router(sso_routes.router)

@@ -44,23 +44,31 @@ class App:
         return KeySet.import_key_set((await self.http.get(self.config["jwks_uri"])).json())
 
 
-@pytest.fixture
-async def app(acme: Stack, db: Database) -> AsyncIterator[App]:
+POST_LOGOUT = "http://127.0.0.1:9/signed-out"
+INITIATE = "http://127.0.0.1:9/initiate"
+
+
+async def register(stack: Stack, db: Database, http: httpx.AsyncClient, **extra: Any) -> App:
     registration = clients.Registration(
         app_id=APP_ID,
         name="Demo app",
         redirect_uris=[REDIRECT],
-        post_logout_redirect_uris=[],
-        backchannel_logout_uri=None,
-        initiate_login_uri=None,
+        post_logout_redirect_uris=extra.pop("post_logout_redirect_uris", []),
+        backchannel_logout_uri=extra.pop("backchannel_logout_uri", None),
+        initiate_login_uri=extra.pop("initiate_login_uri", None),
         public=False,
     )
     async with db.transaction() as session:
         client_id, secret = await clients.add(session, registration)
     assert secret is not None
+    config = (await http.get(stack.identity + "/.well-known/openid-configuration")).json()
+    return App(client_id, secret, config, http)
+
+
+@pytest.fixture
+async def app(acme: Stack, db: Database) -> AsyncIterator[App]:
     async with httpx.AsyncClient(timeout=30) as http:
-        config = (await http.get(acme.identity + "/.well-known/openid-configuration")).json()
-        yield App(client_id, secret, config, http)
+        yield await register(acme, db, http, post_logout_redirect_uris=[POST_LOGOUT])
 
 
 def pkce() -> tuple[str, str]:
@@ -253,3 +261,63 @@ async def test_refusals(acme: Stack, app: App, browser: Browser) -> None:
         auth=(app.client_id, "wrong"),
     )
     assert bad_secret.status_code == 401 and bad_secret.json()["error"] == "invalid_client"
+
+
+async def tokens_for(app: App, browser: Browser, **params: str) -> dict[str, str]:
+    back = await authorize(browser, app, **params)
+    answer = await app.post(
+        "token_endpoint", grant_type="authorization_code", code=back["code"],
+        redirect_uri=REDIRECT,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def test_rp_initiated_logout_ends_the_session_here_and_at_the_auth_centre(
+    acme: Stack, app: App, browser: Browser
+) -> None:
+    issued = await tokens_for(app, browser)
+    endpoint = app.config["end_session_endpoint"]
+    stray = await browser.http.get(
+        endpoint,
+        params={"id_token_hint": issued["id_token"], "post_logout_redirect_uri": REDIRECT},
+    )
+    assert stray.status_code == 400 and "location" not in stray.headers
+    assert (await browser.session()).status_code == 200  # a refused request ended nothing
+
+    ended = await browser.http.get(
+        endpoint,
+        params={"id_token_hint": issued["id_token"], "post_logout_redirect_uri": POST_LOGOUT,
+                "state": "bye"},
+    )  # fmt: skip
+    assert ended.status_code == 303
+    location = ended.headers["location"]
+    assert location.startswith(acme.sim + "/api/v1/logout?")  # the marketplace session too
+    back = parse_qs(urlsplit(location).query)["redirect_url"][0]
+    assert back == POST_LOGOUT + "?state=bye"
+    assert (await browser.session()).status_code == 401
+    seen = await app.post("introspection_endpoint", token=issued["refresh_token"])
+    assert seen.json() == {"active": False}
+
+
+async def test_a_platform_initiated_login_lands_on_the_apps_initiate_login_uri(
+    acme: Stack, db: Database, browser: Browser
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        app = await register(acme, db, http, initiate_login_uri=INITIATE)
+        callback = await browser.code_for("bob@acme", "bob-pw")  # the unified login (Flow A)
+        landed = await browser.http.get(
+            f"{acme.identity}/sso/callback/{APP_ID}", params=callback
+        )
+        assert landed.status_code == 303
+        location = landed.headers["location"]
+        assert location.startswith(INITIATE + "?")
+        query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        assert query == {
+            "iss": acme.identity,
+            "login_hint": "bob@acme",
+            "target_link_uri": "http://127.0.0.1:9/",
+        }
+        # The app starts its own request with the hint: the member is signed in already.
+        back = await authorize(browser, app, login_hint=query["login_hint"], tenant="")
+        assert "code" in back

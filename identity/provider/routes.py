@@ -8,10 +8,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from identity.provider import authorize as authorization
+from identity.provider import logout
 from identity.provider.authorize import AuthorizePage
 from identity.provider.service import OAuthError, Provider
 
@@ -25,6 +26,15 @@ MAX_FORM_BYTES = 16 * 1024
 
 def _provider(request: Request) -> Provider:
     return request.app.state.provider  # type: ignore[no-any-return]
+
+
+def _page(request: Request, description: str) -> HTMLResponse:
+    """A refused request that must not go back to the app: a page for the person."""
+    response = templates.TemplateResponse(
+        request, "authorize_error.html", {"description": description}, status_code=400
+    )
+    response.headers.update(NO_STORE)
+    return response
 
 
 def _error(exc: OAuthError) -> JSONResponse:
@@ -78,11 +88,7 @@ async def authorize(request: Request) -> Response:
     try:
         parsed, problem = await authorization.parse(provider, params)
     except AuthorizePage as page:
-        response = templates.TemplateResponse(
-            request, "authorize_error.html", {"description": page.description}, status_code=400
-        )
-        response.headers.update(NO_STORE)
-        return response
+        return _page(request, page.description)
     if problem:
         return RedirectResponse(authorization.error_redirect(provider, parsed, *problem), 302)
     raw_id = request.cookies.get(provider.sso.cookies.session)
@@ -141,3 +147,19 @@ async def revoke(request: Request) -> Response:
     except OAuthError as exc:
         return _error(exc)
     return Response(status_code=200, headers=NO_STORE)
+
+
+@router.get("/oauth2/logout", response_model=None)
+async def end_session(request: Request) -> Response:
+    """RP-Initiated Logout 1.0: end the member's session here and at the auth centre, then
+    back to the app's registered post-logout URI."""
+    provider = _provider(request)
+    try:
+        ended = await logout.end_session(provider, dict(request.query_params))
+    except AuthorizePage as page:
+        return _page(request, page.description)
+    response = RedirectResponse(ended.location, 303)
+    if ended.clear_cookie:
+        cookies = provider.sso.cookies
+        response.delete_cookie(cookies.session, path="/", secure=cookies.secure, httponly=True)
+    return response

@@ -1,0 +1,123 @@
+"""Ending a session from an app (OpenID Connect RP-Initiated Logout 1.0), and landing a
+platform-initiated login on an app (OIDC Core §4, third-party-initiated login).
+
+RP-initiated logout: the app sends the browser to `end_session_endpoint` with the ID token it
+holds (`id_token_hint`), a `post_logout_redirect_uri` registered for it, and `state`. identity
+ends that session here (its apps hear of it by back-channel logout), then sends the browser
+through the tenant's auth centre logout (§5.2 step 9) so the marketplace session ends too, and
+back to the app. Without a hint identity cannot tell which session the app means: it asks the
+member (the sign-out confirmation page).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import select
+
+from identity.access import end_sessions
+from identity.models import OidcClient, Tenant
+from identity.models import Session as MemberSession
+from identity.provider import clients
+from identity.provider.authorize import AuthorizePage
+from identity.provider.service import ALGORITHMS, Provider
+from identity.sso.upstream import LOGOUT_PATH, normalise_domain
+
+HINT_MAX_AGE_SECONDS = 24 * 3600
+"""An expired ID token is still a good hint (apps keep them), within reason."""
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Where the browser goes next, and whether its session cookie is to be dropped."""
+
+    location: str
+    clear_cookie: bool
+
+
+async def end_session(provider: Provider, params: dict[str, str]) -> Ended:
+    hint = params.get("id_token_hint")
+    if not hint:
+        return Ended("/sso/logout", clear_cookie=False)
+    claims = await _hint_claims(provider, hint)
+    client_id = str(claims.get("aud"))
+    if params.get("client_id") not in (None, client_id):
+        raise AuthorizePage("client_id differs from the id_token_hint's audience")
+    async with provider.db.single_read() as conn:
+        client = await clients.get(conn, client_id)
+    if client is None:
+        raise AuthorizePage("the id_token_hint names an unknown client")
+    back = _post_logout_target(provider, client, params)
+    sid = str(claims.get("sid", ""))
+    async with provider.db.write() as conn:
+        domain = await conn.scalar(
+            select(Tenant.domain_name)
+            .join(MemberSession, MemberSession.tenant_id == Tenant.tenant_id)
+            .where(MemberSession.sid == sid)
+        )
+        await end_sessions(conn, [sid])
+    if domain is None:  # ended already: only the way back is left
+        return Ended(back, clear_cookie=True)
+    query = urlencode({"redirect_url": back})
+    return Ended(f"{normalise_domain(domain)}{LOGOUT_PATH}?{query}", clear_cookie=True)
+
+
+async def _hint_claims(provider: Provider, hint: str) -> dict[str, object]:
+    """An ID token this provider signed (expired or not, within a day)."""
+    published = await provider.keys()
+    try:
+        decoded = jwt.decode(hint, published.verifying, algorithms=ALGORITHMS)
+    except (JoseError, ValueError):
+        raise AuthorizePage("id_token_hint is not an ID token of this provider") from None
+    claims = decoded.claims
+    iat = claims.get("iat")
+    if (
+        decoded.header.get("typ") == "at+jwt"
+        or claims.get("iss") != provider.issuer
+        or not isinstance(iat, int)
+        or iat < time.time() - HINT_MAX_AGE_SECONDS
+    ):
+        raise AuthorizePage("id_token_hint is not an ID token of this provider")
+    return dict(claims)
+
+
+def _post_logout_target(provider: Provider, client: OidcClient, params: dict[str, str]) -> str:
+    uri = params.get("post_logout_redirect_uri")
+    if not uri:
+        return f"{provider.issuer}/sso/logged-out"
+    if uri not in client.post_logout_redirect_uris:
+        raise AuthorizePage("post_logout_redirect_uri is not registered for this client")
+    state = params.get("state")
+    if state is None:
+        return uri
+    return f"{uri}{'&' if urlsplit(uri).query else '?'}{urlencode({'state': state})}"
+
+
+async def landing(provider: Provider, app_id: str, tenant_id: str, user_name: str) -> str | None:
+    """After a platform-initiated login to `app_id`: the app's `initiate_login_uri`, with `iss`,
+    `login_hint` and `target_link_uri`, so the app starts its own authorization request and
+    finds the member signed in. None when no client of that app registered one."""
+    async with provider.db.single_read() as conn:
+        found = (
+            await conn.execute(
+                select(OidcClient.initiate_login_uri, OidcClient.redirect_uris, Tenant.tenant_code)
+                .join(Tenant, Tenant.tenant_id == tenant_id)
+                .where(OidcClient.app_id == app_id, OidcClient.initiate_login_uri.is_not(None))
+                .order_by(OidcClient.created_at)
+                .limit(1)
+            )
+        ).one_or_none()
+    if found is None:
+        return None
+    initiate, redirect_uris, tenant_code = found
+    target = urlsplit(redirect_uris[0])
+    query = {
+        "iss": provider.issuer,
+        "login_hint": f"{user_name}@{tenant_code}",
+        "target_link_uri": f"{target.scheme}://{target.netloc}/",
+    }
+    return f"{initiate}{'&' if urlsplit(initiate).query else '?'}{urlencode(query)}"
