@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -16,12 +17,16 @@ import httpx2 as httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import update
 
-from identity.db import Database
+from identity.db import Database, utcnow
+from identity.models import OidcCode, SigningKey
 from identity.provider import clients
 from identity.simulator import sender as events
+from identity.simulator.scenario import TenantSpec
+from identity.simulator.sender import Sender
 from tests.simulator_world import APP_ID, login_form
-from tests.stack import Browser, Stack
+from tests.stack import Browser, Stack, assert_refused
 
 REDIRECT = "http://127.0.0.1:9/callback"  # never fetched: the test stops at it
 
@@ -71,6 +76,14 @@ async def app(acme: Stack, db: Database) -> AsyncIterator[App]:
         yield await register(acme, db, http, post_logout_redirect_uris=[POST_LOGOUT])
 
 
+class NotBack(AssertionError):
+    """The browser's trip ended on a page of identity's instead of at the app."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.text)
+        self.response = response
+
+
 def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
@@ -101,7 +114,8 @@ async def authorize(
             password = account.split("@")[0] + "-pw"
             response = await browser.post_login(response, account, password)
             continue
-        assert response.status_code in (302, 303), response.text
+        if response.status_code not in (302, 303):
+            raise NotBack(response)
         response = await browser.http.get(urljoin(str(response.url), location))
     raise AssertionError("never got back to the app")
 
@@ -205,9 +219,7 @@ async def test_disabling_the_member_ends_their_tokens_at_once(
             redirect_uri=REDIRECT,
         )
     ).json()  # fmt: skip
-    assert (await app.post("introspection_endpoint", token=issued["access_token"])).json()[
-        "active"
-    ]
+    assert (await app.post("introspection_endpoint", token=issued["access_token"])).json()["active"]
     await events.disable_member(acme.sender, acme.tenant("acme"), "alice")
     for token in (issued["access_token"], issued["refresh_token"]):
         seen = await app.post("introspection_endpoint", token=token)
@@ -306,9 +318,7 @@ async def test_a_platform_initiated_login_lands_on_the_apps_initiate_login_uri(
     async with httpx.AsyncClient(timeout=30) as http:
         app = await register(acme, db, http, initiate_login_uri=INITIATE)
         callback = await browser.code_for("bob@acme", "bob-pw")  # the unified login (Flow A)
-        landed = await browser.http.get(
-            f"{acme.identity}/sso/callback/{APP_ID}", params=callback
-        )
+        landed = await browser.http.get(f"{acme.identity}/sso/callback/{APP_ID}", params=callback)
         assert landed.status_code == 303
         location = landed.headers["location"]
         assert location.startswith(INITIATE + "?")
@@ -321,3 +331,96 @@ async def test_a_platform_initiated_login_lands_on_the_apps_initiate_login_uri(
         # The app starts its own request with the hint: the member is signed in already.
         back = await authorize(browser, app, login_hint=query["login_hint"], tenant="")
         assert "code" in back
+
+
+Event = Callable[[Sender, TenantSpec, str], Awaitable[object]]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [events.cancel_authorisation, events.delete_member, events.disable_member],
+    ids=["authorisation-cancelled", "member-deleted", "member-disabled"],
+)
+async def test_every_end_of_access_ends_the_tokens_at_once(
+    acme: Stack, app: App, browser: Browser, event: Event
+) -> None:
+    issued = await tokens_for(app, browser, account="bob@acme")
+    await event(acme.sender, acme.tenant("acme"), "bob")
+    for token in (issued["access_token"], issued["refresh_token"]):
+        assert (await app.post("introspection_endpoint", token=token)).json() == {"active": False}
+
+
+async def test_freezing_the_instance_removing_the_client_or_revoking_the_key_ends_tokens(
+    acme: Stack, db: Database, app: App, browser: Browser
+) -> None:
+    frozen = await tokens_for(app, browser)
+    await events.freeze(acme.sender, acme.tenant("acme"))
+    seen = await app.post("introspection_endpoint", token=frozen["access_token"])
+    assert seen.json() == {"active": False}
+    await events.unfreeze(acme.sender, acme.tenant("acme"))
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        other = await register(acme, db, http)
+        issued = await tokens_for(other, browser)
+        async with db.transaction() as session:
+            await clients.remove(session, other.client_id)
+        seen = await app.post("introspection_endpoint", token=issued["access_token"])
+        assert seen.json() == {"active": False}
+
+    issued = await tokens_for(app, browser)
+    kid = jwt.decode(issued["access_token"], await app.keys(), algorithms=["ES256"]).header["kid"]
+    async with db.transaction() as session:
+        await session.execute(
+            update(SigningKey).where(SigningKey.kid == kid).values(revoked_at=utcnow())
+        )
+    seen = await app.post("introspection_endpoint", token=issued["access_token"])
+    assert seen.json() == {"active": False}
+
+
+async def test_a_token_of_one_client_is_inactive_to_another(
+    acme: Stack, db: Database, app: App, browser: Browser
+) -> None:
+    issued = await tokens_for(app, browser)
+    async with httpx.AsyncClient(timeout=30) as http:
+        other = await register(acme, db, http)
+        for token in (issued["access_token"], issued["refresh_token"]):
+            seen = await other.post("introspection_endpoint", token=token)
+            assert seen.json() == {"active": False}
+        stolen = await other.post(
+            "token_endpoint", grant_type="refresh_token", refresh_token=issued["refresh_token"]
+        )
+        assert stolen.json()["error"] == "invalid_grant"
+    assert (await app.post("introspection_endpoint", token=issued["access_token"])).json()["active"]
+
+
+async def test_an_expired_code_is_refused(app: App, browser: Browser, db: Database) -> None:
+    back = await authorize(browser, app)
+    async with db.transaction() as session:
+        await session.execute(update(OidcCode).values(expires_at=utcnow() - timedelta(seconds=1)))
+    late = await app.post(
+        "token_endpoint", grant_type="authorization_code", code=back["code"],
+        redirect_uri=REDIRECT,
+    )  # fmt: skip
+    assert late.json()["error"] == "invalid_grant"
+
+
+async def test_a_public_client_must_use_pkce(acme: Stack, db: Database, browser: Browser) -> None:
+    async with db.transaction() as session:
+        client_id, _ = await clients.add(
+            session,
+            clients.Registration(APP_ID, "SPA", [REDIRECT], [], None, None, public=True),
+        )
+    response = await browser.http.get(
+        acme.identity + "/oauth2/authorize",
+        params={"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+                "scope": "openid", "state": "s"},
+    )  # fmt: skip
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert query["error"] == ["invalid_request"] and "PKCE" in query["error_description"][0]
+
+
+async def test_a_member_not_authorised_for_the_app_gets_no_code(app: App, browser: Browser) -> None:
+    """dave is in acme's directory but the app is not authorised to him (authSync)."""
+    with pytest.raises(NotBack) as stopped:
+        await authorize(browser, app, account="dave@acme")
+    assert_refused(stopped.value.response, "member_unknown")
