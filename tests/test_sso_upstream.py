@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from identity.app import create_app
 from identity.db import Database, utcnow
 from identity.models import Session as MemberSession
+from identity.models import SessionApp
 from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
@@ -320,7 +321,7 @@ async def test_an_open_breaker_does_not_sign_members_out(
             assert (await callback(identity)).status_code == 303
             async with db.transaction() as session:
                 soon = utcnow() + timedelta(seconds=60)  # within the renewal margin
-                await session.execute(update(MemberSession).values(token_expires_at=soon))
+                await session.execute(update(SessionApp).values(token_expires_at=soon))
             server.script.token = (503, "")
             assert (await identity.get("/sso/session")).status_code == 200  # 5xx: breaker opens
             await asyncio.sleep(1.3)  # the renewal lease: max(retry, deadline + 1 s)
