@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -58,6 +59,7 @@ class Provider:
         self.private: dict[str, Key] = {}
         self.published: dict[str, dict[str, Any]] = {}
         self.hits: Counter[str] = Counter()
+        self.delay = 0.0  # seconds the JWKS takes to answer
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,6 +68,7 @@ class Provider:
                 if self.path == "/.well-known/openid-configuration":
                     body = provider.discovery()
                 elif self.path == "/oauth2/jwks":
+                    time.sleep(provider.delay)
                     body = {"keys": list(provider.published.values())}
                 else:
                     self.send_error(404)
@@ -468,7 +471,8 @@ def test_a_flood_from_threads_refetches_once(provider: Provider, clock: Clock) -
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "a caller is stuck"
     assert reasons == ["unknown_kid"] * 40
     assert provider.jwks_hits == 2
 
@@ -482,6 +486,66 @@ async def test_a_withdrawn_key_stops_verifying_once_the_cache_is_old(
     provider.withdraw(old)
     clock.now += 3601
     assert await reason(validator, access_token(provider, clock, old)) == "unknown_kid"
+
+
+def test_callers_on_several_event_loops_share_one_refetch(provider: Provider, clock: Clock) -> None:
+    """An app may validate from several loops (threads each running asyncio.run)."""
+    validator = TokenValidator(provider.issuer, CLIENT_ID, clock=clock)
+    validator.validate_access_token_sync(access_token(provider, clock))
+    clock.now += 61
+    new = provider.add_key("ES256")
+    tokens = [access_token(provider, clock, new) for _ in range(20)]
+    failures: list[BaseException] = []
+
+    async def many() -> None:
+        await asyncio.gather(*(validator.validate_access_token(t) for t in tokens))
+
+    def in_its_own_loop() -> None:
+        try:
+            asyncio.run(many())
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=in_its_own_loop) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "a caller is stuck"
+    assert failures == []
+    assert provider.jwks_hits == 2
+
+
+async def test_cached_keys_keep_working_while_the_provider_is_down(
+    provider: Provider, clock: Clock, validator: TokenValidator
+) -> None:
+    await validator.validate_access_token(access_token(provider, clock))
+    provider.close()
+    clock.now += 3601
+    for _ in range(3):
+        claims = await validator.validate_access_token(access_token(provider, clock))
+        assert claims["sub"]
+    assert validator.keys.fetches == 2, "one failed refresh, then none within the retry delay"
+
+
+async def test_the_hourly_refresh_keeps_no_one_waiting(
+    provider: Provider, clock: Clock, validator: TokenValidator
+) -> None:
+    await validator.validate_access_token(access_token(provider, clock))
+    clock.now += 3601
+    provider.delay = 1.0
+    finished: list[str] = []
+
+    async def validate(name: str) -> None:
+        await validator.validate_access_token(access_token(provider, clock))
+        finished.append(name)
+
+    refreshing = asyncio.create_task(validate("refreshing"))
+    await asyncio.sleep(0.1)
+    await asyncio.wait_for(validate("other"), timeout=0.5)
+    await refreshing
+    assert finished == ["other", "refreshing"]
+    assert provider.jwks_hits == 2
 
 
 async def test_an_unreachable_provider_is_unavailable_not_a_refusal(

@@ -15,17 +15,20 @@ is older than `max_age` (an hour), so a key the provider withdrew stops verifyin
 replaces the set: keys no longer published are forgotten.
 
 The hot path (`get`) is one dict read, without a lock: the dict is replaced, never mutated.
-Fetches are serialised, one at a time, by an asyncio lock (async callers) or a threading lock
-(sync callers); the decision to fetch is taken under a small threading lock, so the rate holds
-across threads and event loops.
+The decision to fetch is taken under a small threading lock, and the fetch under way is a
+`concurrent.futures.Future` that callers with a new kid wait on, from any thread (sync calls)
+or event loop (async calls): one fetch at a time, whoever asks. The routine refresh of a set we
+still hold never makes the others wait: they go on with the keys they have meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Collection
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -116,8 +119,7 @@ class KeyCache:
         self._last_attempt: float | None = None
         self._last_failed = False
         self._decide = threading.Lock()
-        self._sync_fetch = threading.Lock()
-        self._async_fetch = asyncio.Lock()
+        self._inflight: Future[None] | None = None  # the fetch under way, if any
         self.fetches = 0  # attempts made, for an app's own metrics
 
     def get(self, kid: str) -> SigningKey | None:
@@ -135,47 +137,75 @@ class KeyCache:
         fetched = self._fetched_at
         return fetched is None or self._clock() - fetched > self._max_age
 
-    async def refresh(self) -> None:
-        """Fetch the keys if no other caller did so within the allowed interval.
-
+    async def refresh(self, *, wait: bool = True) -> None:
+        """Fetch the keys unless that was done within the allowed interval; when another
+        caller (any thread, any event loop) is fetching, wait for it unless `wait` is False
+        (a routine refresh of a set we still hold: go on with the keys we have).
         Raises ProviderUnavailable when this call fetched and failed."""
-        async with self._async_fetch:
-            if not self._may_fetch():
-                return
-            try:
+        mine, inflight = self._claim()
+        if inflight is None:
+            return
+        if not mine:
+            if wait:
+                await asyncio.wrap_future(inflight)
+            return
+        try:
+            async with asyncio.timeout(2 * self._timeout):  # two requests, one deadline
                 if self._http is not None:
                     await self._fetch_async(self._http)
                 else:
                     async with httpx.AsyncClient(timeout=self._timeout) as http:
                         await self._fetch_async(http)
-            except (httpx.HTTPError, ValueError) as error:
-                self._failed(error)
+        except (httpx.HTTPError, ValueError, TimeoutError) as error:
+            raise self._failed(error) from error
+        finally:
+            self._done(inflight)
 
-    def refresh_sync(self) -> None:
+    def refresh_sync(self, *, wait: bool = True) -> None:
         """`refresh` for code without an event loop (threads, WSGI)."""
-        with self._sync_fetch:
-            if not self._may_fetch():
-                return
-            try:
-                if self._sync_http is not None:
-                    self._fetch_sync(self._sync_http)
-                else:
-                    with httpx.Client(timeout=self._timeout) as http:
-                        self._fetch_sync(http)
-            except (httpx.HTTPError, ValueError) as error:
-                self._failed(error)
+        mine, inflight = self._claim()
+        if inflight is None:
+            return
+        if not mine:
+            if wait:
+                with contextlib.suppress(TimeoutError):
+                    inflight.result(timeout=2 * self._timeout)
+            return
+        try:
+            if self._sync_http is not None:
+                self._fetch_sync(self._sync_http)
+            else:
+                with httpx.Client(timeout=self._timeout) as http:
+                    self._fetch_sync(http)
+        except (httpx.HTTPError, ValueError) as error:
+            raise self._failed(error) from error
+        finally:
+            self._done(inflight)
 
-    def _may_fetch(self) -> bool:
-        """Claim the right to fetch now, at most once per interval across every caller."""
+    def _claim(self) -> tuple[bool, Future[None] | None]:
+        """(True, future) when this caller is to fetch now; (False, future) when another is
+        fetching; (False, None) when a fetch was made within the interval. The attempt counts
+        as failed until it succeeds, so the waiters of a fetch that was cancelled half-way see
+        the provider as unavailable rather than their kid as unknown."""
         with self._decide:
+            if self._inflight is not None:
+                return False, self._inflight
             now = self._clock()
             last = self._last_attempt
-            wait = self._retry_after_failure if self._last_failed else self._refetch_interval
-            if last is not None and last <= now < last + wait:
-                return False
+            pause = self._retry_after_failure if self._last_failed else self._refetch_interval
+            if last is not None and last <= now < last + pause:
+                return False, None
             self._last_attempt = now
+            self._last_failed = True
             self.fetches += 1
-            return True
+            self._inflight = Future()
+            self._inflight.set_running_or_notify_cancel()  # a cancelled waiter cannot cancel it
+            return True, self._inflight
+
+    def _done(self, inflight: Future[None]) -> None:
+        with self._decide:
+            self._inflight = None
+        inflight.set_result(None)
 
     async def _fetch_async(self, http: httpx.AsyncClient) -> None:
         jwks_uri = self._jwks_uri(_json(await http.get(discovery_url(self.issuer))))
@@ -207,10 +237,9 @@ class KeyCache:
         self._fetched_at = self._clock()
         self._last_failed = False
 
-    def _failed(self, error: Exception) -> None:
-        self._last_failed = True
-        log.warning("identity.client: fetching the provider's keys failed: %s", error)
-        raise ProviderUnavailable(f"could not fetch the provider's keys: {error}") from error
+    def _failed(self, error: Exception) -> ProviderUnavailable:
+        log.warning("identity.client: fetching the provider's keys failed: %r", error)
+        return ProviderUnavailable(f"could not fetch the provider's keys: {error!r}")
 
 
 def _json(response: httpx.Response) -> Any:

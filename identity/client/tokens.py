@@ -166,7 +166,7 @@ class TokenValidator:
     async def _validate(self, token: str, kind: _Kind) -> Claims:
         if self.keys.stale():
             try:
-                await self.keys.refresh()
+                await self.keys.refresh(wait=not self.keys.kids)
             except ProviderUnavailable:
                 if not self.keys.kids:
                     raise
@@ -179,7 +179,7 @@ class TokenValidator:
     def _validate_sync(self, token: str, kind: _Kind) -> Claims:
         if self.keys.stale():
             try:
-                self.keys.refresh_sync()
+                self.keys.refresh_sync(wait=not self.keys.kids)
             except ProviderUnavailable:
                 if not self.keys.kids:
                     raise
