@@ -198,7 +198,14 @@ def main() -> None:
 
     port = int(sys.argv[1])
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    serving.run(create_app(settings), settings, serving.listen(settings, "127.0.0.1", port))
+    app = create_app(settings)
+    if os.environ.get("BENCH_CONSTANT_ROUTE"):  # benchmarks: a baseline in the same process
+
+        @app.post("/_bench/constant")
+        async def constant() -> dict[str, bool]:
+            return {"active": True}
+
+    serving.run(app, settings, serving.listen(settings, "127.0.0.1", port))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.models import OidcClient
@@ -140,7 +140,26 @@ async def rotate_secret(session: AsyncSession, client_id: str) -> str | None:
     return secret if result.rowcount else None  # type: ignore[attr-defined]
 
 
-def secret_matches(client: OidcClient, secret: str) -> bool:
+@dataclass(frozen=True)
+class Credentials:
+    """What authenticating a client needs, read with one prebuilt statement."""
+
+    client_id: str
+    public: bool
+    secret_hash: str | None
+
+
+_CREDENTIALS = select(OidcClient.client_id, OidcClient.public, OidcClient.secret_hash).where(
+    OidcClient.client_id == bindparam("client_id")
+)
+
+
+async def credentials(conn: AsyncConnection, client_id: str) -> Credentials | None:
+    row = (await conn.execute(_CREDENTIALS, {"client_id": client_id})).one_or_none()
+    return None if row is None else Credentials(*row)
+
+
+def secret_matches(client: Credentials, secret: str) -> bool:
     if client.secret_hash is None:
         return False
     return hmac.compare_digest(client.secret_hash.encode(), hash_secret(secret).encode())

@@ -19,10 +19,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from identity.models import OidcClient, OidcCode, OidcGrant, RefreshToken, SessionApp
+from identity.models import (
+    OidcClient,
+    OidcCode,
+    OidcGrant,
+    RefreshToken,
+    SessionApp,
+    SigningKey,
+)
 from identity.models import Session as MemberSession
 from identity.sso import sessions
 from identity.sso.sessions import Policy, SignedIn
@@ -64,8 +71,22 @@ _LIVE = (
 )
 
 
-async def live(conn: AsyncConnection, grant_id: str, policy: Policy, now: datetime) -> Live | None:
-    row = (await conn.execute(_LIVE, {"grant_id": grant_id})).one_or_none()
+_LIVE_SIGNED = _LIVE.where(
+    exists().where(SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None))
+)
+"""For an access token: the key that signed it must not have been revoked either."""
+
+
+async def live(
+    conn: AsyncConnection, grant_id: str, policy: Policy, now: datetime, kid: str | None = None
+) -> Live | None:
+    """The grant, if it and everything it depends on is still in force; with `kid`, also the
+    key that signed the token in hand."""
+    if kid is None:
+        row = (await conn.execute(_LIVE, {"grant_id": grant_id})).one_or_none()
+    else:
+        params = {"grant_id": grant_id, "kid": kid}
+        row = (await conn.execute(_LIVE_SIGNED, params)).one_or_none()
     if row is None:
         return None
     values = row._asdict()

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
 from identity.db import Database, utcnow
-from identity.models import OidcClient, SigningKey
+from identity.models import SigningKey
 from identity.provider import clients, grants, keys, tokens
 from identity.provider.grants import GrantError, Live
 from identity.provider.keys import Published
@@ -135,7 +135,7 @@ class Provider:
 
     async def authenticate(
         self, conn: AsyncConnection, form: dict[str, str], authorization: str | None
-    ) -> OidcClient:
+    ) -> clients.Credentials:
         """client_secret_basic, client_secret_post, or none for a public client."""
         client_id, secret = form.get("client_id"), form.get("client_secret")
         if authorization and authorization[:6].lower() == "basic ":
@@ -144,7 +144,7 @@ class Provider:
                 client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
             except (binascii.Error, UnicodeDecodeError):
                 raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
-        client = await clients.get(conn, client_id or "") if client_id else None
+        client = await clients.credentials(conn, client_id) if client_id else None
         if client is None:
             raise OAuthError("invalid_client", "unknown client", 401)
         if client.public:
@@ -231,9 +231,11 @@ class Provider:
 
     # --- using tokens -------------------------------------------------------------------
 
-    async def access_claims(self, token: str) -> tuple[dict[str, Any], Live] | None:
+    async def access_claims(
+        self, token: str, conn: AsyncConnection | None = None
+    ) -> tuple[dict[str, Any], Live] | None:
         """A JWT access token of ours, signed by a key still in force, unexpired, whose grant is
-        live; else None."""
+        live; else None. One query, on `conn` when given."""
         published = await self.keys()
         try:
             decoded = jwt.decode(token, published.verifying, algorithms=ALGORITHMS)
@@ -244,10 +246,12 @@ class Provider:
             return None
         if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
             return None
-        async with self.db.single_read() as conn:
-            if not await _key_in_force(conn, str(decoded.header.get("kid"))):
-                return None
-            live = await grants.live(conn, str(claims.get("gid")), self.sso.policy, utcnow())
+        grant_id, kid = str(claims.get("gid")), str(decoded.header.get("kid"))
+        if conn is None:
+            async with self.db.single_read() as own:
+                live = await grants.live(own, grant_id, self.sso.policy, utcnow(), kid)
+        else:
+            live = await grants.live(conn, grant_id, self.sso.policy, utcnow(), kid)
         if live is None or live.client_id != claims.get("client_id"):
             return None
         return claims, live
@@ -262,19 +266,18 @@ class Provider:
 
     async def introspect(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
         """RFC 7662. A token of another client answers inactive, as an unknown one does."""
+        token = form.get("token", "")
         async with self.db.single_read() as conn:
             client = await self.authenticate(conn, form, authorization)
-        if client.public:
-            raise OAuthError("invalid_client", "introspection needs a confidential client", 401)
-        token = form.get("token", "")
-        found = await self.access_claims(token)
-        if found is not None and found[1].client_id == client.client_id:
-            claims, _ = found
-            keep = ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "sid", "jti")
-            shown = {k: claims[k] for k in keep if k in claims}
-            return {"active": True, "token_type": "access_token", **shown,
-                    "username": claims.get("preferred_username")}  # fmt: skip
-        async with self.db.single_read() as conn:
+            if client.public:
+                raise OAuthError("invalid_client", "introspection needs a confidential client", 401)
+            found = await self.access_claims(token, conn) if token else None
+            if found is not None and found[1].client_id == client.client_id:
+                claims, _ = found
+                keep = ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "sid", "jti")
+                shown = {k: claims[k] for k in keep if k in claims}
+                return {"active": True, "token_type": "access_token", **shown,
+                        "username": claims.get("preferred_username")}  # fmt: skip
             refresh = await grants.grant_of_refresh(conn, token) if token else None
             live = (
                 await grants.live(conn, refresh[0], self.sso.policy, utcnow())
