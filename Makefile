@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test demo install install-test browser lint bench
+.PHONY: serve test demo install install-test browser lint bench relying-party
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,7 +27,19 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-test: install-test browser
+# The independent relying party of tests/test_provider_rp.py: npm's openid-client, as pinned by
+# tests/rp/package-lock.json, installed again when the lock file changes. Without node the tests
+# skip themselves.
+RP := tests/rp
+relying-party:
+	@if command -v node >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(RP)/node_modules/.package-lock.json; \
+	else echo "node not found: tests/test_provider_rp.py will be skipped"; fi
+
+$(RP)/node_modules/.package-lock.json: $(RP)/package-lock.json $(RP)/package.json
+	cd $(RP) && npm ci --no-audit --no-fund
+
+test: install-test browser relying-party
 	$(BIN)/ruff check identity tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
