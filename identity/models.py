@@ -153,7 +153,9 @@ class Session(Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     user_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    """When the member signed in: the `auth_time` of tokens issued in this session."""
+    authenticated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    """When the member last signed in through the marketplace (each login to another of their
+    apps, or a forced one, counts): the `auth_time` of tokens issued in this session."""
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     """The absolute timeout; the idle timeout runs from `last_seen_at`."""

@@ -275,13 +275,6 @@ async def test_an_rs256_key_is_validated_by_openid_client(
     assert (await rp.run("resource"))["sub"] == signed_in["claims"]["sub"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Refused,
-    reason="provider: authorize ignores max_age (and a new login keeps the old auth_time), so "
-    "openid-client refuses the ID token: too much time has elapsed since the last End-User "
-    "authentication",
-)
 async def test_max_age_makes_the_member_sign_in_again(rp: RelyingParty, browser: Browser) -> None:
     """OIDC Core §3.1.2.1: past `max_age` the provider must authenticate the member again, and
     `auth_time` says when; openid-client checks `auth_time + max_age` against its clock."""
@@ -295,12 +288,6 @@ async def test_max_age_makes_the_member_sign_in_again(rp: RelyingParty, browser:
     assert again["claims"]["auth_time"] > first["claims"]["auth_time"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="provider: discovery says subject_types_supported ['pairwise'], but sub is the same "
-    "for every client of a member (the 'public' subject type)",
-)
 async def test_discovery_names_the_subject_type_that_sub_has(
     acme: Stack, db: Database, node_modules: None, tmp_path: Path, browser: Browser
 ) -> None:
@@ -312,9 +299,6 @@ async def test_discovery_names_the_subject_type_that_sub_has(
     assert metadata["subject_types_supported"] == ["public"]
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="end_session_endpoint is not built yet"
-)
 async def test_rp_initiated_logout_returns_to_the_app_and_ends_its_tokens(
     rp: RelyingParty, browser: Browser
 ) -> None:

@@ -8,6 +8,7 @@ redirect URI with `error`, `state` and `iss`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from identity.db import utcnow
@@ -37,6 +38,7 @@ class Request:
     nonce: str | None
     code_challenge: str | None
     prompt: str | None
+    max_age: int | None
     tenant_hint: str | None
 
 
@@ -65,6 +67,7 @@ async def parse(
         nonce=params.get("nonce"),
         code_challenge=params.get("code_challenge"),
         prompt=params.get("prompt"),
+        max_age=int(params["max_age"]) if params.get("max_age", "").isdigit() else None,
         tenant_hint=_tenant_hint(params),
     )
     return request, _request_error(request, params)
@@ -124,4 +127,16 @@ def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] 
         return "invalid_request", "PKCE (code_challenge with S256) is required for this client"
     if request.prompt not in (None, "none", "login", "consent"):
         return "invalid_request", "prompt value not supported"
+    if "max_age" in params and request.max_age is None:
+        return "invalid_request", "max_age must be a number of seconds"
     return None
+
+
+def fresh_enough(request: Request, signed_in: SignedIn) -> bool:
+    """Whether the member's last sign-in satisfies the request: not when it asks for a new one
+    (`prompt=login`) or the last one is older than `max_age` (OIDC Core §3.1.2.1)."""
+    if request.prompt == "login":
+        return False
+    if request.max_age is None:
+        return True
+    return utcnow() - signed_in.authenticated_at <= timedelta(seconds=request.max_age)

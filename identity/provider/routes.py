@@ -93,8 +93,8 @@ async def authorize(request: Request) -> Response:
         return RedirectResponse(authorization.error_redirect(provider, parsed, *problem), 302)
     raw_id = request.cookies.get(provider.sso.cookies.session)
     app_id = parsed.client.app_id
-    signed_in = None if parsed.prompt == "login" else await provider.sso.current(raw_id, app_id)
-    if signed_in is not None:
+    signed_in = await provider.sso.current(raw_id, app_id)
+    if signed_in is not None and authorization.fresh_enough(parsed, signed_in):
         return RedirectResponse(await authorization.issue_code(provider, parsed, signed_in), 302)
     if parsed.prompt == "none":
         redirect = authorization.error_redirect(
@@ -103,7 +103,8 @@ async def authorize(request: Request) -> Response:
         return RedirectResponse(redirect, 302)
     other_app = await provider.sso.current(raw_id)
     tenant = parsed.tenant_hint or (other_app.tenant_id if other_app else None)
-    resume = {k: v for k, v in params.items() if k != "prompt"}
+    # Resumed after the login, which is fresh: asking again would go round in circles.
+    resume = {k: v for k, v in params.items() if k not in ("prompt", "max_age")}
     login: dict[str, Any] = {"app": app_id, "next": f"{request.url.path}?{urlencode(resume)}"}
     if tenant:
         login["tenant"] = tenant

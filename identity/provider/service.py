@@ -90,7 +90,7 @@ class Provider:
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
-            "subject_types_supported": ["pairwise"],
+            "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ALGORITHMS,
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": [
@@ -198,7 +198,7 @@ class Provider:
             role=signed_in.role,
             org_code=signed_in.org_code,
             email=signed_in.email,
-            auth_time=int(signed_in.created_at.replace(tzinfo=UTC).timestamp()),
+            auth_time=int(signed_in.authenticated_at.replace(tzinfo=UTC).timestamp()),
         )
 
     async def _signing_keys(self) -> Published:

@@ -228,7 +228,7 @@ class Sso:
             old_hash = sessions.hash_id(old_raw_id)
             held = await sessions.owner(conn, old_hash)
             if held is not None and (held.tenant_id, held.user_name) == (tenant_id, user_name):
-                return await sessions.rotate(conn, old_hash), held.sid
+                return await sessions.rotate(conn, old_hash, utcnow()), held.sid
             if held is not None:
                 await sessions.end(conn, old_hash)
         return await sessions.create(

@@ -59,6 +59,7 @@ class SignedIn:
     org_code: str
     email: str | None
     created_at: datetime
+    authenticated_at: datetime
     last_seen_at: datetime
     expires_at: datetime
     token_expires_at: datetime | None
@@ -106,7 +107,7 @@ _OWNER = select(MemberSession.tenant_id, MemberSession.user_name, MemberSession.
 _ROTATE = (  # bind names differ from column names, which UPDATE reserves for its SET clause
     update(MemberSession)
     .where(MemberSession.id_hash == bindparam("old"))
-    .values(id_hash=bindparam("new"))
+    .values(id_hash=bindparam("new"), authenticated_at=bindparam("now"))
 )
 _DROP_APP = delete(SessionApp).where(
     SessionApp.sid == bindparam("sid"), SessionApp.app_id == bindparam("app_id")
@@ -128,6 +129,7 @@ async def create(
             "tenant_id": tenant_id,
             "user_name": user_name,
             "created_at": now,
+            "authenticated_at": now,
             "last_seen_at": now,
             "expires_at": now + policy.absolute,
         },
@@ -141,11 +143,11 @@ async def owner(connection: AsyncConnection, id_hash: str) -> Owner | None:
     return None if row is None else Owner(row[0], row[1], row[2])
 
 
-async def rotate(connection: AsyncConnection, id_hash: str) -> str:
-    """A new cookie id for the session (every login gets one: a cookie planted before the
-    login is worth nothing after it); returns the raw id."""
+async def rotate(connection: AsyncConnection, id_hash: str, now: datetime) -> str:
+    """A new login of the session's member: a new cookie id (a cookie planted before the login
+    is worth nothing after it) and a new authentication time; returns the raw id."""
     raw_id = secrets.token_urlsafe(32)
-    await connection.execute(_ROTATE, {"old": id_hash, "new": hash_id(raw_id)})
+    await connection.execute(_ROTATE, {"old": id_hash, "new": hash_id(raw_id), "now": now})
     return raw_id
 
 
@@ -188,6 +190,7 @@ ADMITTED = (
         Member.org_code,
         Member.email,
         MemberSession.created_at,
+        MemberSession.authenticated_at,
         MemberSession.last_seen_at,
         MemberSession.expires_at,
         SessionApp.token_expires_at,
