@@ -48,3 +48,5 @@ bench: install-test
 	$(BIN)/python -m benchmarks.authsync
 	$(BIN)/python -m benchmarks.login
 	$(BIN)/python -m benchmarks.flood
+	$(BIN)/python -m benchmarks.validate
+	$(BIN)/python -m benchmarks.introspect

@@ -13,7 +13,7 @@ the statements each time.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
@@ -117,3 +117,42 @@ async def admit(
     if not app_live:
         raise Refusal("instance_inactive", f"{detail}: the app's instance is not live")
     return huawei_id is None
+
+
+async def find_tenant(conn: AsyncConnection, ref: str) -> str:
+    """Flow B names the tenant by id or by tenantCode. An exact id always wins, whatever
+    another tenant's code is (a tenant must not take over another's login by choosing its id
+    as code); then the code, a live tenant before a deleted one that once had it. A code two
+    live tenants share names neither: which one is meant cannot be told, so the member must
+    use the tenant id (or the unified login)."""
+    rows = (
+        await conn.execute(
+            select(Tenant.tenant_id, Tenant.state)
+            .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
+            .order_by(
+                case((Tenant.tenant_id == ref, 0), else_=1),
+                case((Tenant.state == ACTIVE, 0), else_=1),
+                Tenant.updated_at.desc(),
+            )
+            .limit(2)
+        )
+    ).all()
+    if not rows:
+        raise Refusal("tenant_unknown", f"tenant {ref!r}")
+    (first, state), rest = rows[0], rows[1:]
+    if first != ref and state == ACTIVE and rest and rest[0][1] == ACTIVE:
+        raise Refusal("tenant_unknown", f"tenant code {ref!r} is shared by live tenants")
+    return str(first)
+
+
+async def only_app(conn: AsyncConnection, tenant_id: str) -> str:
+    apps = (
+        await conn.scalars(
+            select(AppCredential.app_id).where(
+                AppCredential.tenant_id == tenant_id, AppCredential.state == ACTIVE
+            )
+        )
+    ).all()
+    if len(apps) != 1:
+        raise Refusal("bad_request" if apps else "app_not_configured", "app not given")
+    return apps[0]

@@ -19,12 +19,12 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import structlog
-from sqlalchemy import bindparam, case, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
 from identity.db import Database, utcnow
-from identity.models import ACTIVE, AppCredential, Member, Tenant
+from identity.models import Member, Tenant
 from identity.models import Session as MemberSession
 from identity.observability import Metrics
 from identity.settings import Settings
@@ -138,8 +138,8 @@ class Sso:
         """Flow B (§5.3): the authorize URL at the tenant's auth centre, and the state cookie."""
         target = self.checked_redirect(next_, self.post_login_url)
         async with self.db.single_read() as conn:
-            tenant_id = await _find_tenant(conn, tenant_ref)
-            app_id = app_id or await _only_app(conn, tenant_id)
+            tenant_id = await admission.find_tenant(conn, tenant_ref)
+            app_id = app_id or await admission.only_app(conn, tenant_id)
             client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
         state = secrets.token_hex(16)  # §5.3: alphanumeric
         expires = int(time.time()) + LOGIN_TTL_SECONDS
@@ -387,42 +387,3 @@ def _take(buckets: Buckets, key: str, what: str) -> None:
     wait = buckets.take(key)
     if wait:
         raise Refusal("rate_limited", f"{what} over its limit", retry_after=wait)
-
-
-async def _find_tenant(conn: AsyncConnection, ref: str) -> str:
-    """Flow B names the tenant by id or by tenantCode. An exact id always wins, whatever
-    another tenant's code is (a tenant must not take over another's login by choosing its id
-    as code); then the code, a live tenant before a deleted one that once had it. A code two
-    live tenants share names neither: which one is meant cannot be told, so the member must
-    use the tenant id (or the unified login)."""
-    rows = (
-        await conn.execute(
-            select(Tenant.tenant_id, Tenant.state)
-            .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
-            .order_by(
-                case((Tenant.tenant_id == ref, 0), else_=1),
-                case((Tenant.state == ACTIVE, 0), else_=1),
-                Tenant.updated_at.desc(),
-            )
-            .limit(2)
-        )
-    ).all()
-    if not rows:
-        raise Refusal("tenant_unknown", f"tenant {ref!r}")
-    (first, state), rest = rows[0], rows[1:]
-    if first != ref and state == ACTIVE and rest and rest[0][1] == ACTIVE:
-        raise Refusal("tenant_unknown", f"tenant code {ref!r} is shared by live tenants")
-    return str(first)
-
-
-async def _only_app(conn: AsyncConnection, tenant_id: str) -> str:
-    apps = (
-        await conn.scalars(
-            select(AppCredential.app_id).where(
-                AppCredential.tenant_id == tenant_id, AppCredential.state == ACTIVE
-            )
-        )
-    ).all()
-    if len(apps) != 1:
-        raise Refusal("bad_request" if apps else "app_not_configured", "app not given")
-    return apps[0]
