@@ -12,13 +12,14 @@ the grant and so everything issued from it (OAuth 2.0 Security BCP §4.5, §4.14
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +36,7 @@ from identity.sso import sessions
 from identity.sso.sessions import Policy, SignedIn
 
 CODE_SECONDS = 60
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
 def _hash(value: str) -> str:
@@ -42,9 +44,11 @@ def _hash(value: str) -> str:
 
 
 def s256(verifier: str) -> str:
-    """PKCE S256 (RFC 7636 §4.2)."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    """PKCE S256 (RFC 7636 §4.2), Authlib's implementation; a verifier outside RFC 7636's
+    alphabet and length cannot match any challenge."""
+    if not _VERIFIER.fullmatch(verifier):
+        return ""
+    return str(create_s256_code_challenge(verifier))
 
 
 @dataclass(frozen=True)
