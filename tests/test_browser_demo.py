@@ -3,6 +3,7 @@ sign out. Debian's /usr/bin/chromium, driven by Playwright (never `playwright in
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -47,8 +48,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         text = "".join(printed)
         flow_b = re.search(r"Flow B\): (\S+)", text)
         alice = re.search(r"Account (alice@\S+)\s+password (\S+)", text)
-        assert flow_b and alice, text
-        yield {"url": flow_b.group(1), "account": alice.group(1), "password": alice.group(2)}
+        example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", text)
+        assert flow_b and alice and example, text
+        yield {
+            "url": flow_b.group(1),
+            "account": alice.group(1),
+            "password": alice.group(2),
+            "example": example.group(1),
+            "folder": str(folder),
+            "identity": f"http://127.0.0.1:{port}",
+            "sim": f"http://127.0.0.1:{sim_port}",
+        }
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
@@ -89,5 +99,59 @@ def test_member_signs_in_sees_who_they_are_and_signs_out(
             assert session.status == 401
             page.goto(demo["url"])  # the auth centre's own session ended too: form again
             expect(page.locator("input[name=password]")).to_be_visible()
+        finally:
+            browser.close()
+
+
+def _disable_alice(demo: dict[str, str]) -> None:
+    """The marketplace disables alice: `identity simulate disable-member`, with the demo's keys."""
+    keys = json.loads((Path(demo["folder"]) / "keys.json").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "IDENTITY_MARKETPLACE_BASIC_KEY": keys["basic"],
+        "IDENTITY_MARKETPLACE_KIT_KEY": keys["kit"],
+        "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": str(
+            Path(demo["folder"]) / "seller-private-key.pem"
+        ),
+    }
+    argv = [sys.executable, "-m", "identity.cli", "simulate", "disable-member", "acme", "alice"]
+    argv += ["--identity", demo["identity"], "--auth-centre", demo["sim"]]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium")
+def test_the_example_app_signs_in_through_identity_and_hears_when_access_ends(
+    demo: dict[str, str], tmp_path: Path
+) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(demo["example"])
+            expect(page.locator("#signed-out")).to_be_visible()
+            page.locator("#login").click()
+            # identity does not know the member's enterprise yet: it asks for the code.
+            page.fill("input[name=tenant]", demo["account"].split("@")[1])
+            page.get_by_role("button", name=re.compile("Continue")).click()
+            page.fill("input[name=username]", demo["account"])
+            page.fill("input[name=password]", demo["password"])
+            page.get_by_role("button", name=re.compile("Sign in")).click()
+            # Back at the app, with the member's claims from identity's ID token.
+            expect(page.locator("#signed-in")).to_contain_text("Alice 爱丽丝")
+            expect(page.locator("#claim-preferred_username")).to_have_text("alice")
+            expect(page.locator("#claim-tenant_code")).to_have_text("acme")
+            expect(page.locator("#claim-role")).to_have_text("admin")
+            page.screenshot(path=str(tmp_path / "example-app.png"))
+
+            _disable_alice(demo)  # identity ends her session; the worker tells the app
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                page.goto(demo["example"])
+                if page.locator("#signed-out").count():
+                    break
+                time.sleep(0.5)
+            expect(page.locator("#signed-out")).to_be_visible()
         finally:
             browser.close()

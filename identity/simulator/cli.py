@@ -318,3 +318,31 @@ def move_department_command(
 _tenant_command("freeze", events.freeze, "Freeze the instance: updateInstanceStatus FREEZE.")
 _tenant_command("unfreeze", events.unfreeze, "Unfreeze: updateInstanceStatus UNFREEZE (§4.5).")
 _tenant_command("release", events.release, "Release the instance: releaseInstance (§4.6).")
+
+
+# --- example app -------------------------------------------------------------------------------
+
+
+@app.command("example-app")
+def example_app(
+    client_id: Annotated[str, typer.Option(help="Its client id at identity")],
+    client_secret: Annotated[
+        str, typer.Option(envvar="EXAMPLE_APP_CLIENT_SECRET", help="Its client secret")
+    ],
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8002,
+    identity: IdentityOpt = DEFAULT_IDENTITY,
+) -> None:
+    """A small ISV app signing members in through identity (what `identity demo` runs)."""
+    import uvicorn
+
+    from identity.simulator.example_app import create_example_app
+
+    base = f"http://{host}:{port}"
+    uvicorn.run(
+        create_example_app(identity.rstrip("/"), client_id, client_secret, base),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )

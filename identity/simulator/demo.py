@@ -2,9 +2,11 @@
 
 Everything lives in one folder (default `./identity-demo`): the SQLite file, the master key,
 the marketplace keys and the seller's RSA key, generated on first run and reused afterwards, so a
-restarted demo keeps its data. Both run as child processes of this command, which provisions the
-built-in scenario (order, enterprise, credentials, departments, members) through real signed
-calls and prints where to sign in. Ctrl-C stops both.
+restarted demo keeps its data. The service, the simulator, the worker (which sends back-channel
+logouts) and a small example ISV app (identity/simulator/example_app.py, an OIDC client of
+identity) run as child processes of this command, which provisions the built-in scenario
+(order, enterprise, credentials, departments, members) through real signed calls and prints
+where to sign in. Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
+from identity.db import Database
 from identity.migrate import upgrade
+from identity.provider import clients
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
 from identity.simulator.scenario import Scenario, load_scenario
@@ -92,7 +96,41 @@ async def _provision(scenario: Scenario, identity: str, sim: str, keys: dict[str
             await events.provision(sender, tenant)
 
 
-def _banner(scenario: Scenario, identity: str, sim: str, echo: Echo) -> None:
+async def _example_client(
+    folder: Path, env: dict[str, str], scenario: Scenario, example: str
+) -> tuple[str, str]:
+    """The example app's client at identity: registered on the first run (its secret kept in
+    the folder, mode 0600), registered again if it is gone or its address changed."""
+    stored = folder / "example-app.json"
+    db = Database(env["IDENTITY_DATABASE_URL"])
+    try:
+        async with db.transaction() as session:
+            if stored.exists():
+                kept = json.loads(stored.read_text())
+                client = await clients.get(session, kept["client_id"])
+                if client is not None and client.redirect_uris == [f"{example}/callback"]:
+                    return kept["client_id"], kept["client_secret"]
+            client_id, secret = await clients.add(
+                session,
+                clients.Registration(
+                    app_id=scenario.app_id,
+                    name="Example ISV app",
+                    redirect_uris=[f"{example}/callback"],
+                    post_logout_redirect_uris=[f"{example}/"],
+                    backchannel_logout_uri=f"{example}/backchannel-logout",
+                    initiate_login_uri=None,
+                    public=False,
+                ),
+            )
+    finally:
+        await db.dispose()
+    assert secret is not None
+    stored.touch(mode=0o600)
+    stored.write_text(json.dumps({"client_id": client_id, "client_secret": secret}))
+    return client_id, secret
+
+
+def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Echo) -> None:
     tenant = scenario.tenants[0]
     echo("identity demo is running.")
     echo(f"  Sign in (app-initiated, Flow B): {identity}/sso/login?tenant={tenant.tenant_code}")
@@ -110,6 +148,7 @@ def _banner(scenario: Scenario, identity: str, sim: str, echo: Echo) -> None:
             f"  Account {member.user_name}@{tenant.tenant_code}  password {member.password}"
             f"  role {member.role}{note}"
         )
+    echo(f"  Example ISV app (signs in through identity): {example}/")
     echo("Press Ctrl-C to stop.")
 
 
@@ -119,18 +158,25 @@ def run(folder: Path, host: str, port: int, sim_port: int, echo: Echo) -> None:
     keys = _keys(folder)
     env = _env(folder, identity, keys)
     upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
+    app_port = sim_port + 1
+    example = f"http://{host}:{app_port}"
+    client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))
     cli = [sys.executable, "-m", "identity.cli"]
     sim_args = ["--port", str(sim_port), "--identity", identity, "--no-provision"]
+    app_args = ["--port", str(app_port), "--identity", identity, "--client-id", client_id]
     commands = [
         [*cli, "serve", "--host", host, "--port", str(port)],
         [*cli, "simulate", "serve", "--host", host, *sim_args],
+        [*cli, "worker"],
+        [*cli, "simulate", "example-app", "--host", host, *app_args],
     ]
+    env |= {"IDENTITY_BACKCHANNEL_POLL_SECONDS": "1", "EXAMPLE_APP_CLIENT_SECRET": client_secret}
     children = [subprocess.Popen(argv, env=env) for argv in commands]  # noqa: S603 - our argv
     try:
         _wait_healthy(identity, children[0])
         _wait_healthy(sim, children[1])
         asyncio.run(_provision(scenario, identity, sim, keys))
-        _banner(scenario, identity, sim, echo)
+        _banner(scenario, identity, sim, example, echo)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -1,0 +1,132 @@
+"""A small ISV app that signs members in through identity, for `identity demo`.
+
+It is what an ISV would write: an OpenID Connect client with a secret (authorization code flow
+with PKCE), tokens checked with `identity.client`, the member's claims shown on its page,
+sign-out through identity's end-session endpoint, and a back-channel logout receiver that ends
+the app's own session when identity says the member's session ended (for instance when the
+marketplace disables the member). Its sessions live in memory: it is a demo.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx2 as httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from identity.client import TokenValidator, backchannel_logout_router
+
+COOKIE = "example_app_session"
+
+
+@dataclass
+class State:
+    """The app's memory: sign-ins in flight, and signed-in browsers."""
+
+    pending: dict[str, tuple[str, str]] = field(default_factory=dict)  # state -> verifier, nonce
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)  # cookie -> claims+tokens
+
+
+def _page(body: str) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Example app</title>"
+        f"<body style='font-family:sans-serif;max-width:40rem;margin:2rem auto'>{body}</body>"
+    )
+
+
+def create_example_app(identity: str, client_id: str, client_secret: str, base: str) -> FastAPI:
+    """`identity` is identity's base URL (the issuer); `base` is this app's own."""
+    app = FastAPI(title="identity demo: example ISV app", docs_url=None, redoc_url=None)
+    state = State()
+    validator = TokenValidator(identity, client_id)
+    callback = f"{base}/callback"
+
+    async def config() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=10) as http:
+            found: dict[str, Any] = (
+                await http.get(f"{identity}/.well-known/openid-configuration")
+            ).json()
+            return found
+
+    @app.get("/")
+    async def home(request: Request) -> HTMLResponse:
+        signed_in = state.sessions.get(request.cookies.get(COOKIE, ""))
+        if signed_in is None:
+            return _page(
+                "<h1>Example app</h1><p id=signed-out>Not signed in.</p>"
+                "<p><a id=login href='/login'>Sign in with identity</a></p>"
+            )
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td id='claim-{html.escape(k)}'>"
+            f"{html.escape(str(v))}</td></tr>"
+            for k, v in signed_in["claims"].items()
+        )
+        return _page(
+            "<h1>Example app</h1><p id=signed-in>Signed in through identity as "
+            f"<b>{html.escape(str(signed_in['claims'].get('name')))}</b>.</p>"
+            f"<table>{rows}</table><p><a id=logout href='/logout'>Sign out</a></p>"
+        )
+
+    @app.get("/login")
+    async def login() -> RedirectResponse:
+        verifier, nonce, key = (secrets.token_urlsafe(48) for _ in range(3))
+        state.pending[key] = (verifier, nonce)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": callback,
+            "scope": "openid profile email",
+            "state": key,
+            "nonce": nonce,
+            "code_challenge": challenge.rstrip(b"=").decode(),
+            "code_challenge_method": "S256",
+        }
+        return RedirectResponse(f"{(await config())['authorization_endpoint']}?{urlencode(query)}")
+
+    @app.get("/callback", response_model=None)
+    async def finish(request: Request, code: str = "") -> Response:
+        key = request.query_params.get("state", "")
+        if key not in state.pending or not code:
+            return _page("<p>That sign-in is not one this app started.</p>")
+        verifier, nonce = state.pending.pop(key)
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(
+                (await config())["token_endpoint"],
+                data={"grant_type": "authorization_code", "code": code,
+                      "redirect_uri": callback, "code_verifier": verifier},
+                auth=(client_id, client_secret),
+            )  # fmt: skip
+        if answer.status_code != 200:
+            return _page(f"<p>identity refused: {html.escape(answer.text)}</p>")
+        tokens = answer.json()
+        claims = await validator.validate_id_token(tokens["id_token"], nonce=nonce)
+        cookie = secrets.token_urlsafe(32)
+        state.sessions[cookie] = {"claims": claims, "id_token": tokens["id_token"]}
+        response = RedirectResponse("/", 303)
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax")
+        return response
+
+    @app.get("/logout")
+    async def logout(request: Request) -> RedirectResponse:
+        signed_in = state.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        if signed_in is None:
+            return RedirectResponse("/", 303)
+        query = {"id_token_hint": signed_in["id_token"], "post_logout_redirect_uri": f"{base}/"}
+        return RedirectResponse(f"{(await config())['end_session_endpoint']}?{urlencode(query)}")
+
+    async def ended(sid: str | None, sub: str | None) -> None:
+        """identity says the member's session ended: so does ours."""
+        for cookie, signed_in in list(state.sessions.items()):
+            if sid and signed_in["claims"].get("sid") == sid:
+                del state.sessions[cookie]
+
+    app.include_router(backchannel_logout_router(validator, ended, path="/backchannel-logout"))
+    return app
