@@ -339,6 +339,11 @@ class Sso:
             if kind in RENEWAL_RETRIES and expiry is not None and expiry > utcnow():
                 return signed_in
             async with self.db.write() as conn:
+                held = await sessions.load(conn, signed_in.id_hash, signed_in.app_id)
+                if held is not None and held.refresh_token_enc != signed_in.refresh_token_enc:
+                    # Another request renewed meanwhile (its lease ran out while the auth centre
+                    # was slow) and spent the refresh token this one used: not a refusal.
+                    return held
                 await sessions.end_app(conn, signed_in.sid, signed_in.app_id)
             return None
         async with self.db.write() as conn:
