@@ -100,12 +100,13 @@ def demo(
     host: str = typer.Option("127.0.0.1", help="Interface for both servers"),
     port: int = typer.Option(8000, help="identity's port"),
     sim_port: int = typer.Option(8001, help="The simulator's port"),
+    app_port: int = typer.Option(8002, help="The example ISV app's port"),
 ) -> None:
     """The service on embedded SQLite plus the simulator with a ready scenario; prints where to
     sign in as a member."""
     from identity.simulator import demo as demo_run
 
-    demo_run.run(folder, host, port, sim_port, typer.echo)
+    demo_run.run(folder, host, port, sim_port, app_port, typer.echo)
 
 
 @app.command()

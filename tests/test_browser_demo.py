@@ -25,12 +25,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`identity demo` as a process; yields the printed sign-in URL and alice's password."""
-    port, sim_port = free_port(), free_port()
+    port, sim_port, app_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
     env |= {"PYTHONPATH": str(ROOT), "IDENTITY_LOG_LEVEL": "WARNING"}
     folder = tmp_path_factory.mktemp("demo")
     argv = [sys.executable, "-m", "identity.cli", "demo", "--dir", str(folder)]
-    argv += ["--port", str(port), "--sim-port", str(sim_port)]
+    argv += ["--port", str(port), "--sim-port", str(sim_port), "--app-port", str(app_port)]
     process = subprocess.Popen(
         argv, env=env, cwd=folder, stdout=subprocess.PIPE, text=True, start_new_session=True
     )

@@ -152,13 +152,14 @@ def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Ech
     echo("Press Ctrl-C to stop.")
 
 
-def run(folder: Path, host: str, port: int, sim_port: int, echo: Echo) -> None:
+def run(
+    folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: Echo
+) -> None:
     scenario = load_scenario()
     identity, sim = f"http://{host}:{port}", f"http://{host}:{sim_port}"
     keys = _keys(folder)
     env = _env(folder, identity, keys)
     upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
-    app_port = sim_port + 1
     example = f"http://{host}:{app_port}"
     client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))
     cli = [sys.executable, "-m", "identity.cli"]
@@ -179,6 +180,9 @@ def run(folder: Path, host: str, port: int, sim_port: int, echo: Echo) -> None:
         _banner(scenario, identity, sim, example, echo)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
+        for argv, child in zip(commands, children, strict=True):
+            if child.returncode is not None:
+                echo(f"identity demo: `{' '.join(argv[3:])}` stopped (exit {child.returncode})")
     except KeyboardInterrupt:
         pass
     finally:
