@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Receiver:
     url: str
     tokens: list[str] = field(default_factory=list)
     down: bool = False
+    delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -57,6 +59,7 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
             target = box[0]
+            time.sleep(target.delay)
             if not target.down:
                 with target.lock:
                     target.tokens += parse_qs(body).get("logout_token", [])
@@ -202,3 +205,32 @@ async def test_two_workers_deliver_each_logout_once(
     keys = KeySet.import_key_set({"keys": [json.loads(k) for k in published]})
     sids = [jwt.decode(t, keys, algorithms=["ES256"]).claims["sid"] for t in app_receiver.tokens]
     assert sorted(sids) == sorted(f"sid-{n}" for n in range(60))
+
+
+async def test_a_slow_app_does_not_get_its_logouts_twice_from_two_workers(
+    acme: Stack, app: App, app_receiver: Receiver, db: Database, database_url: str
+) -> None:
+    """Each send takes 0.6 s and a lease lasts 1.5 s: worker A, sending three logouts one
+    after another, still holds each while it sends it, so worker B, starting when A has been
+    at it for longer than one lease, sends only what A has not claimed, and nothing twice."""
+    now = utcnow()
+    async with db.transaction() as session:
+        await session.execute(
+            insert(LogoutDelivery),
+            [
+                {"client_id": app.client_id, "uri": app_receiver.url, "sid": f"slow-{n}",
+                 "tenant_id": "t-acme-0001", "user_name": "alice", "created_at": now,
+                 "attempts": 0, "next_attempt_at": now}
+                for n in range(3)
+            ],
+        )  # fmt: skip
+    settings = worker_settings(acme, database_url)
+    app_receiver.delay = 0.6
+    lease = timedelta(seconds=1.5)
+    async with httpx.AsyncClient(timeout=10) as http_a, httpx.AsyncClient(timeout=10) as http_b:
+        worker_a = asyncio.create_task(deliver_due(db, settings, http_a, lease=lease))
+        await asyncio.sleep(1.6)
+        from_b = await deliver_due(db, settings, http_b, lease=lease)
+        from_a = await worker_a
+    assert from_a["delivered"] + from_b["delivered"] == 3
+    assert len(app_receiver.tokens) == 3
