@@ -21,6 +21,7 @@ from sqlalchemy import update
 
 from identity.db import Database, utcnow
 from identity.models import OidcCode, SigningKey
+from identity.models import Session as MemberSession
 from identity.provider import clients
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
@@ -424,3 +425,34 @@ async def test_a_member_not_authorised_for_the_app_gets_no_code(app: App, browse
     with pytest.raises(NotBack) as stopped:
         await authorize(browser, app, account="dave@acme")
     assert_refused(stopped.value.response, "member_unknown")
+
+
+async def test_an_app_refreshing_its_tokens_keeps_the_session_in_use(
+    app: App, browser: Browser, db: Database
+) -> None:
+    """The browser may never come back to identity while the member works in the app: each
+    refresh counts as use, so the idle timeout (30 minutes) runs from the last one."""
+    issued = await tokens_for(app, browser)
+
+    async def idle_for(minutes: int) -> None:
+        async with db.transaction() as session:
+            await session.execute(
+                update(MemberSession).values(last_seen_at=utcnow() - timedelta(minutes=minutes))
+            )
+
+    await idle_for(25)
+    refreshed = await app.post(
+        "token_endpoint", grant_type="refresh_token", refresh_token=issued["refresh_token"]
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    await idle_for(20)  # 45 minutes after the browser's last visit, 20 after the refresh
+    again = await app.post(
+        "token_endpoint", grant_type="refresh_token",
+        refresh_token=refreshed.json()["refresh_token"],
+    )  # fmt: skip
+    assert again.status_code == 200, again.text
+    await idle_for(31)
+    late = await app.post(
+        "token_endpoint", grant_type="refresh_token", refresh_token=again.json()["refresh_token"]
+    )
+    assert late.json()["error"] == "invalid_grant"

@@ -28,6 +28,7 @@ from identity.provider.grants import GrantError, Live
 from identity.provider.keys import Published
 from identity.provider.tokens import Issue, Member, Subjects
 from identity.settings import Settings
+from identity.sso import sessions
 from identity.sso.service import Sso
 from identity.sso.sessions import SignedIn
 
@@ -181,6 +182,10 @@ class Provider:
                 failure = None
                 live = await grants.live(conn, grant_id, self.sso.policy, now)
                 refresh = await grants.issue_refresh(conn, grant_id, now) if live else None
+                if live is not None:
+                    # An app refreshing its tokens is the member at work: the session is in
+                    # use even when the browser never comes back to identity itself.
+                    await sessions.touch(conn, live.signed_in.id_hash, now)
         if failure is not None:  # committed: a reused code or token stays revoked
             raise OAuthError("invalid_grant", str(failure))
         if live is None or refresh is None:
