@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
-from identity.db import Database
+from identity.db import Database, utcnow
 from identity.models import OidcClient, SigningKey
 from tests.test_cli import run_cli
 
@@ -99,3 +100,31 @@ async def test_keys_are_created_rotated_with_a_delay_and_revoked(
     async with db.read() as session:
         private = (await session.scalars(select(SigningKey.private_enc))).all()
     assert all(b'"d"' not in blob for blob in private)  # private halves are encrypted
+
+
+async def test_revoking_the_active_key_never_brings_an_older_one_back(
+    database_url: str, tmp_path: Path, db: Database
+) -> None:
+    """A key rotated away long ago stays out of use and out of the JWKS after the key that
+    replaced it is revoked: a new key takes over."""
+    async with db.transaction() as session:
+        await session.execute(delete(SigningKey))
+    old = cli_json(database_url, tmp_path, "keys", "list")[0]["kid"]
+    async with db.transaction() as session:  # rotated away a month ago
+        await session.execute(
+            update(SigningKey)
+            .where(SigningKey.kid == old)
+            .values(activates_at=utcnow() - timedelta(days=31))
+        )
+    newer = cli_json(database_url, tmp_path, "keys", "rotate", "--activate-after", "0")["kid"]
+    async with db.transaction() as session:
+        await session.execute(
+            update(SigningKey)
+            .where(SigningKey.kid == newer)
+            .values(activates_at=utcnow() - timedelta(days=30))
+        )
+    assert run_cli(database_url, tmp_path, "keys", "revoke", newer).returncode == 0
+    listed = {k["kid"]: k for k in cli_json(database_url, tmp_path, "keys", "list")}
+    assert (listed[old]["state"], listed[old]["published"]) == ("retired", False)
+    [active] = [k for k in listed.values() if k["state"] == "active"]
+    assert active["kid"] not in (old, newer)

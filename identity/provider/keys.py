@@ -6,7 +6,8 @@ A key's state follows from the times, so every replica agrees without coordinati
   fetch it before any token it signs appears;
 - `active`: the newest key whose `activates_at` has passed; it signs everything;
 - `retired`: an older key. It stays in the JWKS until every token it signed has expired (the
-  longest token lifetime after the moment its successor took over), then it is only listed.
+  longest token lifetime, plus a margin, after the moment its successor took over), then it is
+  only listed.
 A revoked key (`identity keys revoke`, after a compromise) leaves the JWKS at once and is
 `retired`; tokens it signed stop being active at once (identity.provider.grants checks `kid`).
 """
@@ -64,27 +65,35 @@ class KeyState:
         }
 
 
+PUBLISH_MARGIN = timedelta(minutes=2)
+"""A retired key stays published this much longer than its tokens' lifetime: replicas may sign
+with it for up to 30 s after its successor starts (they read the keys every 30 s), and clocks
+differ a little."""
+
+
 def states(rows: list[SigningKey], now: datetime, lifetime: timedelta) -> list[KeyState]:
-    """Each key's state at `now`; `lifetime` is the longest a token it signed may live."""
-    live = sorted((r for r in rows if r.revoked_at is None), key=lambda r: r.activates_at)
-    started = [r for r in live if r.activates_at <= now]
-    active = started[-1] if started else None
-    successor = {a.kid: b.activates_at for a, b in zip(live, live[1:], strict=False)}
+    """Each key's state at `now`; `lifetime` is the longest a token it signed may live.
+
+    The active key is the newest key that has started, and only if it is not revoked: revoking
+    it must never hand signing back to an older key (which may have been rotated away for a
+    reason); `ensure` then makes a new one."""
+    ordered = sorted(rows, key=lambda r: r.activates_at)
+    started = [r for r in ordered if r.activates_at <= now]
+    newest = started[-1] if started else None
+    successor = {a.kid: b.activates_at for a, b in zip(ordered, ordered[1:], strict=False)}
     result = []
-    for row in sorted(rows, key=lambda r: r.activates_at):
-        if row.revoked_at is not None:
+    for row in ordered:
+        revoked = row.revoked_at is not None
+        if revoked:
             state, published = "retired", False
-        elif row is active:
+        elif row is newest:
             state, published = "active", True
         elif row.activates_at > now:
             state, published = "next", True
         else:
-            state, published = "retired", successor[row.kid] + lifetime > now
-        result.append(
-            KeyState(
-                row.kid, row.alg, state, row.activates_at, published, row.revoked_at is not None
-            )
-        )
+            until = successor[row.kid] + lifetime + PUBLISH_MARGIN
+            state, published = "retired", until > now
+        result.append(KeyState(row.kid, row.alg, state, row.activates_at, published, revoked))
     return result
 
 
