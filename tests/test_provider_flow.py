@@ -456,3 +456,30 @@ async def test_an_app_refreshing_its_tokens_keeps_the_session_in_use(
         "token_endpoint", grant_type="refresh_token", refresh_token=again.json()["refresh_token"]
     )
     assert late.json()["error"] == "invalid_grant"
+
+
+async def test_an_id_token_alone_ends_no_one_elses_session(
+    acme: Stack, app: App, browser: Browser
+) -> None:
+    """A leaked ID token sent from another browser (or by a cross-site link) must not sign
+    the member out: only the browser whose session it names ends it."""
+    issued = await tokens_for(app, browser)
+    params = {"id_token_hint": issued["id_token"], "post_logout_redirect_uri": POST_LOGOUT}
+    async with httpx.AsyncClient() as elsewhere:
+        answer = await elsewhere.get(app.config["end_session_endpoint"], params=params)
+    assert answer.status_code == 303 and answer.headers["location"] == POST_LOGOUT
+    assert (await app.post("introspection_endpoint", token=issued["access_token"])).json()["active"]
+    bob = acme.browser()
+    try:
+        await bob.flow_a("bob@acme", "bob-pw")
+        asked = await bob.http.get(app.config["end_session_endpoint"], params=params)
+        assert asked.headers["location"] == "/sso/logout"  # bob is asked, alice is untouched
+        assert (await bob.session()).status_code == 200
+    finally:
+        await bob.close()
+    assert (await browser.session()).status_code == 200
+    # Neither an access token nor a logout token is an ID token.
+    wrong = {**params, "id_token_hint": issued["access_token"]}
+    assert (
+        await browser.http.get(app.config["end_session_endpoint"], params=wrong)
+    ).status_code == 400

@@ -2,11 +2,11 @@
 platform-initiated login on an app (OIDC Core §4, third-party-initiated login).
 
 RP-initiated logout: the app sends the browser to `end_session_endpoint` with the ID token it
-holds (`id_token_hint`), a `post_logout_redirect_uri` registered for it, and `state`. identity
-ends that session here (its apps hear of it by back-channel logout), then sends the browser
-through the tenant's auth centre logout (§5.2 step 9) so the marketplace session ends too, and
-back to the app. Without a hint identity cannot tell which session the app means: it asks the
-member (the sign-out confirmation page).
+holds (`id_token_hint`), a `post_logout_redirect_uri` registered for it, and `state`. When the
+hint names this browser's session, identity ends it (its apps hear of it by back-channel
+logout), then sends the browser through the tenant's auth centre logout (§5.2 step 9) so the
+marketplace session ends too, and back to the app. Without a hint, or with one naming another
+session, identity asks the member (the sign-out confirmation page) rather than guess.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from identity.access import end_sessions
 from identity.models import OidcClient, Tenant
-from identity.models import Session as MemberSession
 from identity.provider import clients
 from identity.provider.authorize import AuthorizePage
 from identity.provider.service import ALGORITHMS, Provider
+from identity.sso import sessions
 from identity.sso.upstream import LOGOUT_PATH, normalise_domain
 
 HINT_MAX_AGE_SECONDS = 24 * 3600
@@ -39,7 +39,13 @@ class Ended:
     clear_cookie: bool
 
 
-async def end_session(provider: Provider, params: dict[str, str]) -> Ended:
+async def end_session(
+    provider: Provider, params: dict[str, str], raw_session_id: str | None
+) -> Ended:
+    """End the browser's own session when the hint names it. A hint is no proof that the
+    person at this browser is the member (an ID token can leak from a log or another app), so
+    a hint naming another session ends nothing: a browser signed in as someone else is asked
+    (the sign-out confirmation page), one signed in nowhere just goes back to the app."""
     hint = params.get("id_token_hint")
     if not hint:
         return Ended("/sso/logout", clear_cookie=False)
@@ -49,18 +55,21 @@ async def end_session(provider: Provider, params: dict[str, str]) -> Ended:
         raise AuthorizePage("client_id differs from the id_token_hint's audience")
     async with provider.db.single_read() as conn:
         client = await clients.get(conn, client_id)
+        browser = await sessions.owner(conn, sessions.hash_id(raw_session_id or ""))
     if client is None:
         raise AuthorizePage("the id_token_hint names an unknown client")
     back = _post_logout_target(provider, client, params)
     sid = str(claims.get("sid", ""))
+    if browser is None:
+        return Ended(back, clear_cookie=bool(raw_session_id))
+    if browser.sid != sid:
+        return Ended("/sso/logout", clear_cookie=False)
     async with provider.db.write() as conn:
         domain = await conn.scalar(
-            select(Tenant.domain_name)
-            .join(MemberSession, MemberSession.tenant_id == Tenant.tenant_id)
-            .where(MemberSession.sid == sid)
+            select(Tenant.domain_name).where(Tenant.tenant_id == browser.tenant_id)
         )
         await end_sessions(conn, [sid])
-    if domain is None:  # ended already: only the way back is left
+    if domain is None:
         return Ended(back, clear_cookie=True)
     query = urlencode({"redirect_url": back})
     return Ended(f"{normalise_domain(domain)}{LOGOUT_PATH}?{query}", clear_cookie=True)
@@ -76,7 +85,8 @@ async def _hint_claims(provider: Provider, hint: str) -> dict[str, object]:
     claims = decoded.claims
     iat = claims.get("iat")
     if (
-        decoded.header.get("typ") == "at+jwt"
+        decoded.header.get("typ") != "JWT"  # an ID token: not an access or a logout token
+        or "events" in claims
         or claims.get("iss") != provider.issuer
         or not isinstance(iat, int)
         or iat < time.time() - HINT_MAX_AGE_SECONDS

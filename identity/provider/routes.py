@@ -156,7 +156,8 @@ async def end_session(request: Request) -> Response:
     back to the app's registered post-logout URI."""
     provider = _provider(request)
     try:
-        ended = await logout.end_session(provider, dict(request.query_params))
+        raw_id = request.cookies.get(provider.sso.cookies.session)
+        ended = await logout.end_session(provider, dict(request.query_params), raw_id)
     except AuthorizePage as page:
         return _page(request, page.description)
     response = RedirectResponse(ended.location, 303)
