@@ -483,3 +483,58 @@ async def test_an_id_token_alone_ends_no_one_elses_session(
     assert (
         await browser.http.get(app.config["end_session_endpoint"], params=wrong)
     ).status_code == 400
+
+
+async def test_hostile_parameters_are_refused_not_500(
+    acme: Stack, app: App, browser: Browser
+) -> None:
+    endpoint = app.config["authorization_endpoint"]
+    base = {"client_id": app.client_id, "redirect_uri": REDIRECT, "response_type": "code",
+            "scope": "openid", "state": "s"}  # fmt: skip
+    for extra in ({"nonce": "n\x00"}, {"client_id": "a\x00b"}, {"state": "x" * 5000}):
+        page = await browser.http.get(endpoint, params={**base, **extra})
+        assert page.status_code == 400 and "location" not in page.headers, extra
+    for extra in (
+        {"nonce": "n" * 300},
+        {"code_challenge": "", "code_challenge_method": "S256"},
+        {"code_challenge": "short", "code_challenge_method": "S256"},
+    ):
+        redirected = await browser.http.get(endpoint, params={**base, **extra})
+        query = parse_qs(urlsplit(redirected.headers["location"]).query)
+        assert query["error"] == ["invalid_request"], extra
+    token = await app.http.post(
+        app.config["token_endpoint"],
+        data={"grant_type": "authorization_code", "code": "x", "client_id": "a\x00b"},
+    )
+    assert token.status_code == 400 and token.json()["error"] == "invalid_request"
+
+
+async def test_another_client_cannot_spend_a_code(
+    acme: Stack, db: Database, app: App, browser: Browser
+) -> None:
+    back = await authorize(browser, app)
+    async with httpx.AsyncClient(timeout=30) as http:
+        other = await register(acme, db, http)
+        stolen = await other.post(
+            "token_endpoint", grant_type="authorization_code", code=back["code"],
+            redirect_uri=REDIRECT,
+        )  # fmt: skip
+        assert stolen.json()["error"] == "invalid_grant"
+    mine = await app.post(
+        "token_endpoint", grant_type="authorization_code", code=back["code"],
+        redirect_uri=REDIRECT,
+    )  # fmt: skip
+    assert mine.status_code == 200, mine.text
+
+
+async def test_a_hint_naming_another_enterprise_is_not_answered_from_this_session(
+    app: App, browser: Browser
+) -> None:
+    await authorize(browser, app)  # alice of acme
+    silent = await browser.http.get(
+        app.config["authorization_endpoint"],
+        params={"client_id": app.client_id, "redirect_uri": REDIRECT, "response_type": "code",
+                "scope": "openid", "state": "s", "prompt": "none", "login_hint": "x@beta"},
+    )  # fmt: skip
+    query = parse_qs(urlsplit(silent.headers["location"]).query)
+    assert query["error"] == ["login_required"]

@@ -7,6 +7,7 @@ redirect URI with `error`, `state` and `iss`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -16,6 +17,10 @@ from identity.models import OidcClient
 from identity.provider import clients, grants
 from identity.provider.service import SCOPES, Provider
 from identity.sso.sessions import SignedIn
+
+MAX_PARAMETER = 2048
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class AuthorizePage(Exception):
@@ -52,8 +57,11 @@ async def parse(
 ) -> tuple[Request, tuple[str, str] | None]:
     """Check the request. A bad client or redirect URI is a page (`AuthorizePage`); any
     other problem, returned as (error, description), goes back to the redirect URI."""
+    if any(len(v) > MAX_PARAMETER or CONTROL.search(v) for v in params.values()):
+        raise AuthorizePage("a parameter is too long or holds a control character")
+    client_id = params.get("client_id", "")
     async with provider.db.single_read() as conn:
-        client = await clients.get(conn, params.get("client_id", ""))
+        client = await clients.get(conn, client_id) if len(client_id) <= 64 else None
     if client is None:
         raise AuthorizePage("unknown client_id")
     redirect_uri = params.get("redirect_uri", "")
@@ -123,6 +131,10 @@ def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] 
     method = params.get("code_challenge_method")
     if request.code_challenge is not None and method != "S256":
         return "invalid_request", "code_challenge_method must be S256"
+    if request.code_challenge is not None and not S256_CHALLENGE.fullmatch(request.code_challenge):
+        return "invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"
+    if request.nonce is not None and len(request.nonce) > 255:
+        return "invalid_request", "nonce is longer than 255 characters"
     if request.code_challenge is None and (method or request.client.public):
         return "invalid_request", "PKCE (code_challenge with S256) is required for this client"
     if request.prompt not in (None, "none", "login", "consent"):
@@ -140,3 +152,11 @@ def fresh_enough(request: Request, signed_in: SignedIn) -> bool:
     if request.max_age is None:
         return True
     return utcnow() - signed_in.authenticated_at <= timedelta(seconds=request.max_age)
+
+
+def hint_matches(request: Request, signed_in: SignedIn) -> bool:
+    """No tenant hint, or one naming the session's tenant (id, or code in any case)."""
+    hint = request.tenant_hint
+    if not hint:
+        return True
+    return hint == signed_in.tenant_id or hint.lower() == signed_in.tenant_code.lower()

@@ -182,6 +182,8 @@ async def redeem_code(
     if row is None:
         raise GrantError("unknown code")
     grant_id, owner, expires_at, stored_redirect, challenge = row
+    if owner != client_id:  # before it is spent: another client cannot use up someone's code
+        raise GrantError("code issued to another client")
     claimed = await conn.execute(
         update(OidcCode)
         .where(OidcCode.code_hash == code_hash, OidcCode.used_at.is_(None))
@@ -190,8 +192,6 @@ async def redeem_code(
     if not claimed.rowcount:
         await revoke(conn, grant_id, now)
         raise GrantError("code used twice: its grant is revoked")
-    if owner != client_id:
-        raise GrantError("code issued to another client")
     if expires_at <= now:
         raise GrantError("code expired")
     if redirect_uri != stored_redirect:

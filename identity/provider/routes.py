@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from identity.provider import authorize as authorization
 from identity.provider import logout
-from identity.provider.authorize import AuthorizePage
+from identity.provider.authorize import CONTROL, AuthorizePage
 from identity.provider.service import OAuthError, Provider
 
 router = APIRouter(include_in_schema=False)
@@ -62,6 +62,10 @@ async def _form(request: Request) -> dict[str, str]:
         raise OAuthError("invalid_request", "the form cannot be read") from None
     form: dict[str, str] = {}
     for name, value in pairs:
+        if CONTROL.search(name) or CONTROL.search(value):
+            raise OAuthError(
+                "invalid_request", f"parameter {name[:32]!r} holds a control character"
+            )
         if name in form:  # RFC 6749 §3.2: parameters must not be repeated
             raise OAuthError("invalid_request", f"parameter {name} is repeated")
         form[name] = value
@@ -94,6 +98,8 @@ async def authorize(request: Request) -> Response:
     raw_id = request.cookies.get(provider.sso.cookies.session)
     app_id = parsed.client.app_id
     signed_in = await provider.sso.current(raw_id, app_id)
+    if signed_in is not None and not authorization.hint_matches(parsed, signed_in):
+        signed_in = None  # the app asks for another enterprise: through its login
     if signed_in is not None and authorization.fresh_enough(parsed, signed_in):
         return RedirectResponse(await authorization.issue_code(provider, parsed, signed_in), 302)
     if parsed.prompt == "none":

@@ -145,7 +145,11 @@ class Provider:
                 client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
             except (binascii.Error, UnicodeDecodeError):
                 raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
-        client = await clients.credentials(conn, client_id) if client_id else None
+        client = (
+            await clients.credentials(conn, client_id)
+            if client_id and len(client_id) <= 64
+            else None
+        )
         if client is None:
             raise OAuthError("invalid_client", "unknown client", 401)
         if client.public:
