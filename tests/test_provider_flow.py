@@ -538,3 +538,28 @@ async def test_a_hint_naming_another_enterprise_is_not_answered_from_this_sessio
     )  # fmt: skip
     query = parse_qs(urlsplit(silent.headers["location"]).query)
     assert query["error"] == ["login_required"]
+
+
+async def test_prompt_login_makes_the_member_type_their_password_again(
+    app: App, browser: Browser
+) -> None:
+    """The auth centre would sign the member in silently from its own session: identity ends
+    that first, so a fresh sign-in really is one, and auth_time says when."""
+    first = await tokens_for(app, browser)
+    response = await browser.http.get(
+        app.config["authorization_endpoint"],
+        params={"client_id": app.client_id, "redirect_uri": REDIRECT, "response_type": "code",
+                "scope": "openid", "state": "s", "prompt": "login"},
+    )  # fmt: skip
+    for _ in range(8):
+        if response.status_code == 200:
+            break
+        location = response.headers["location"]
+        assert not location.startswith(REDIRECT), "signed in again without a password"
+        response = await browser.http.get(urljoin(str(response.url), location))
+    assert login_form(response.text).action  # the auth centre's password form
+    second = await tokens_for(app, browser, prompt="login")
+    keys = await app.keys()
+    before = jwt.decode(first["id_token"], keys, algorithms=["ES256"]).claims["auth_time"]
+    after = jwt.decode(second["id_token"], keys, algorithms=["ES256"]).claims["auth_time"]
+    assert after >= before

@@ -114,7 +114,10 @@ async def authorize(request: Request) -> Response:
     login: dict[str, Any] = {"app": app_id, "next": f"{request.url.path}?{urlencode(resume)}"}
     if tenant:
         login["tenant"] = tenant
-    return RedirectResponse(f"/sso/login?{urlencode(login)}", 302)
+    login_url = f"/sso/login?{urlencode(login)}"
+    if signed_in is not None:  # signed in, but the app wants a fresh sign-in (prompt, max_age)
+        login_url = await authorization.through_upstream_logout(provider, signed_in, login_url)
+    return RedirectResponse(login_url, 302)
 
 
 @router.post("/oauth2/token")
