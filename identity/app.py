@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import health
 from identity.crypto import Cipher
@@ -39,6 +39,30 @@ and the metrics are not an API for clients. A new client-facing route is publish
 here; anything else stays out of the schema by default."""
 
 
+class _AnsweredFailures:
+    """Starlette answers an unhandled exception with the `Exception` handler's response, then
+    raises it again for the server to log: uvicorn prints a traceback of hundreds of lines on
+    stderr for every failing request. The handler has already logged one JSON line and the
+    response has gone out, so the exception stops here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answered = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            if not answered:
+                raise
+
+
 class IdentityApp(FastAPI):
     """FastAPI whose security headers wrap the whole stack, the 500 handler included (Starlette
     runs the `Exception` handler outside any middleware added with `add_middleware`)."""
@@ -46,7 +70,8 @@ class IdentityApp(FastAPI):
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), self.response_headers)
+        stack = _AnsweredFailures(super().build_middleware_stack())
+        return SecurityHeaders(stack, self.response_headers)
 
     def openapi(self) -> dict[str, Any]:
         """FastAPI's schema (cached by FastAPI) cut down to `PUBLISHED_PATHS`."""

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from identity import migrate as migrations
-from identity.db import Database
+from identity.db import Database, async_url
 from identity.directory import report
 from identity.provider.cli import clients_app, keys_app
 from identity.settings import Settings
@@ -31,21 +37,26 @@ T = TypeVar("T")
 
 
 def _read(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = Database(settings.database_url)
-        try:
-            async with db.read() as session:
-                return await query(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
-
-
-def load_settings() -> Settings:
-    """The settings, or one line per problem and exit 2: no traceback, and never a value."""
     try:
-        return Settings()
+        return asyncio.run(_query(settings, query))
+    except (OperationalError, OSError) as exc:
+        _unreachable(settings, exc)
+
+
+async def _query(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
+    db = Database(settings.database_url)
+    try:
+        async with db.read() as session:
+            return await query(session)
+    finally:
+        await db.dispose()
+
+
+def load_settings(*, with_key: bool = False) -> Settings:
+    """The settings, or one line per problem and exit 2: no traceback, and never a value.
+    `with_key`: the master key too (generated and kept for the embedded default only)."""
+    try:
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             where = ".".join(str(part) for part in error["loc"])
@@ -53,6 +64,26 @@ def load_settings() -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             typer.echo(f"identity: invalid settings: {name}{message}", err=True)
         raise typer.Exit(2) from None
+    except SettingsError as exc:  # a list or object setting that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"IDENTITY_{found.group(1).upper()}" if found else "a setting"
+        typer.echo(f'identity: invalid settings: {name}: must be JSON (a list: ["…"])', err=True)
+        raise typer.Exit(2) from None
+    if not with_key:
+        return settings
+    try:
+        return settings.with_embedded_secret()
+    except RuntimeError as exc:
+        typer.echo(f"identity: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _unreachable(settings: Settings, exc: Exception) -> NoReturn:
+    """A database that cannot be reached: one line naming it (no password), exit 2."""
+    where = make_url(async_url(settings.database_url)).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    typer.echo(f"identity: cannot reach the database {where}: {reason}", err=True)
+    raise typer.Exit(2) from None
 
 
 def _print_json(value: Any) -> None:
@@ -62,15 +93,14 @@ def _print_json(value: Any) -> None:
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
-    port: int = typer.Option(8000, help="Port to listen on"),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on"),
 ) -> None:
     """Serve HTTP. The embedded SQLite default is migrated first; elsewhere run `migrate`."""
     from identity import serving
     from identity.app import create_app
 
-    settings = load_settings()
+    settings = _listening_at(load_settings(with_key=True), host, port)
     if settings.is_embedded_default:
-        settings = settings.with_embedded_secret()
         migrations.upgrade(settings.database_url, settings.secret_key)
     try:
         service = create_app(settings)
@@ -78,20 +108,65 @@ def serve(
     except (OSError, ValueError, RuntimeError) as exc:
         typer.echo(f"identity: cannot serve: {exc}", err=True)
         raise typer.Exit(1) from None
+    for line in _started(settings, host, port):
+        typer.echo(line)
     serving.run(service, settings, sockets)
+
+
+def _listening_at(settings: Settings, host: str, port: int) -> Settings:
+    """IDENTITY_BASE_URL, when not set, is where the service listens: links and redirects
+    then point at it (`PORT=18000 make serve` must not send browsers to port 8000)."""
+    if "base_url" in settings.model_fields_set:
+        return settings
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a comparison
+    return settings.model_copy(update={"base_url": f"http://{shown}:{port}"})
+
+
+def _started(settings: Settings, host: str, port: int) -> list[str]:
+    """What an operator wants to see once: where, which public URL, which database (no
+    password) at which schema revision, or that the database cannot be reached yet."""
+    where = make_url(async_url(settings.database_url)).render_as_string(hide_password=True)
+    lines = [
+        f"identity listening on http://{host}:{port}",
+        f"  public URL   {settings.base_url}",
+    ]
+    listening = urlsplit(settings.base_url)
+    if "base_url" in settings.model_fields_set and listening.port not in (port, None):
+        lines.append(f"  note: IDENTITY_BASE_URL names port {listening.port}; a proxy must forward")
+    try:
+        revision = asyncio.run(_revision(settings))
+        lines.append(f"  database     {where} (schema {revision or 'not migrated'})")
+    except Exception as exc:  # the service starts anyway; /readyz answers 503 until it is up
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:160]
+        lines.append(f"  warning: database {where} cannot be reached yet: {reason}")
+    return lines
+
+
+async def _revision(settings: Settings) -> str | None:
+    db = Database(settings.database_url)
+    try:
+        async with db.read() as session:
+            found = await session.scalar(text("SELECT version_num FROM alembic_version"))
+            return None if found is None else str(found)
+    finally:
+        await db.dispose()
 
 
 @app.command()
 def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit")) -> None:
-    """Purge expired sessions, old nonces and old audit rows; safe to run as several replicas."""
+    """Send back-channel logouts, purge expired sessions, old nonces and old audit rows; safe
+    to run as several replicas."""
     from identity import worker as jobs
     from identity.observability import configure_logging
 
-    settings = load_settings()
+    settings = load_settings()  # without a master key it purges, and sends no logouts
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
     configure_logging(settings.log_level)
-    asyncio.run(jobs.run(settings, once=once))
+    try:
+        asyncio.run(jobs.run(settings, once=once))
+    except (OperationalError, OSError) as exc:
+        _unreachable(settings, exc)
 
 
 @app.command()
@@ -112,10 +187,11 @@ def demo(
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the newest revision."""
-    settings = load_settings()
-    if settings.is_embedded_default:
-        settings = settings.with_embedded_secret()
-    migrations.upgrade(settings.database_url, settings.secret_key)
+    settings = load_settings(with_key=True)
+    try:
+        migrations.upgrade(settings.database_url, settings.secret_key)
+    except (OperationalError, OSError) as exc:
+        _unreachable(settings, exc)
     typer.echo("database is at the newest revision")
 
 

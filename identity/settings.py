@@ -8,10 +8,11 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "identity-secret.key"  # noqa: S105 - a file name
 MIN_KEY_LENGTH = 16
 
@@ -104,6 +105,27 @@ class Settings(BaseSettings):
     bursts of as many); counted in each replica's memory."""
     sso_logins_per_minute_per_tenant: int = Field(default=3000, ge=1)
     """The same, per tenant, whatever the addresses."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("marketplace_private_key_file")
+    @classmethod
+    def _readable_pem(cls, value: Path | None) -> Path | None:
+        """Checked at start, so a wrong path is one line, not the first applicationSync's
+        000101; the key itself is loaded again by the app (cached)."""
+        if value is None:
+            return None
+        if not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        text = value.read_bytes()
+        if b"-----BEGIN" not in text or b"PRIVATE KEY-----" not in text:
+            raise ValueError(f"{value} does not hold a PEM private key")
+        return value
 
     @model_validator(mode="after")
     def _nonce_outlives_the_window(self) -> Settings:

@@ -70,7 +70,8 @@ async def test_serve_migrates_keeps_its_key_and_answers_signed_calls(tmp_path: P
                 {"activity": "queryInstance", "instanceId": answer["instanceId"]}
             )
         assert again["resultCode"] == "000000"
-        assert again["info"][0]["appInfo"]["frontEndUrl"] == "http://127.0.0.1:8000/sso/login"
+        # IDENTITY_BASE_URL is not set: the public URL is where the service listens.
+        assert again["info"][0]["appInfo"]["frontEndUrl"] == f"{url}/sso/login"
     assert key_file.read_text() == key
     listed = subprocess.run(
         [IDENTITY, "tenants", "list", "--json"],

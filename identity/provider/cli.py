@@ -29,8 +29,7 @@ keys_app = typer.Typer(help="The provider's token signing keys", no_args_is_help
 def _settings() -> Settings:
     from identity.cli import load_settings  # the CLI's one-line settings errors
 
-    settings = load_settings()
-    return settings.with_embedded_secret() if settings.is_embedded_default else settings
+    return load_settings(with_key=True)
 
 
 def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:

@@ -1,0 +1,106 @@
+"""Start-up as an operator meets it (issue 9): every misconfiguration is one line on stderr
+naming the setting, exit status 2, never a traceback; an unreachable database does not stop
+`serve`, and a failing request is one JSON log line; `serve` says where it listens."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.servers import ROOT, free_port
+
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
+KEY = "0123456789abcdef0123"
+
+
+def identity(
+    tmp_path: Path, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "identity.cli", *args],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_line_naming(done: subprocess.CompletedProcess[str], setting: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and setting in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"IDENTITY_DATABASE_URL": UNREACHABLE}, "IDENTITY_SECRET_KEY"),
+        ({"IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": "/no/such.pem"}, "PRIVATE_KEY_FILE"),
+        ({"IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": "/etc/hostname"}, "PRIVATE_KEY_FILE"),
+        ({"IDENTITY_SECRET_KEY": "short"}, "IDENTITY_SECRET_KEY"),
+        ({"IDENTITY_NONCE_TTL_SECONDS": "30"}, "IDENTITY_NONCE_TTL_SECONDS"),
+        ({"IDENTITY_SESSION_COOKIE_SECURE": "maybe"}, "IDENTITY_SESSION_COOKIE_SECURE"),
+        ({"IDENTITY_ALLOWED_REDIRECT_ORIGINS": "https://a.example"}, "ALLOWED_REDIRECT_ORIGINS"),
+        ({"IDENTITY_LOG_LEVEL": "LOUD"}, "IDENTITY_LOG_LEVEL"),
+        (
+            {"IDENTITY_MARKETPLACE_BASIC_KEY": KEY, "IDENTITY_MARKETPLACE_KIT_KEY": KEY},
+            "IDENTITY_MARKETPLACE_KIT_KEY",
+        ),
+    ],
+)
+def test_a_misconfiguration_is_one_line_and_exit_2(
+    tmp_path: Path, env: dict[str, str], setting: str
+) -> None:
+    one_line_naming(identity(tmp_path, "serve", "--port", str(free_port()), **env), setting)
+
+
+def test_a_port_out_of_range_is_refused(tmp_path: Path) -> None:
+    done = identity(tmp_path, "serve", "--port", "99999")
+    assert done.returncode == 2 and "--port" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["tenants", "list"], ["migrate"], ["worker", "--once"]])
+def test_an_unreachable_database_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    done = identity(tmp_path, *command, IDENTITY_DATABASE_URL=UNREACHABLE, IDENTITY_SECRET_KEY=KEY)
+    one_line_naming(done, "cannot reach the database postgresql+psycopg://postgres@127.0.0.1:1")
+
+
+def test_serve_starts_without_its_database_and_says_where_it_listens(tmp_path: Path) -> None:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env = {**clean, "PYTHONPATH": str(ROOT), "IDENTITY_DATABASE_URL": UNREACHABLE,
+           "IDENTITY_SECRET_KEY": KEY}  # fmt: skip
+    argv = [sys.executable, "-m", "identity.cli", "serve", "--port", str(port)]
+    with subprocess.Popen(
+        argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as server:
+        try:
+            deadline, ready = time.monotonic() + 30, None
+            while time.monotonic() < deadline and ready is None:
+                try:
+                    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert ready is not None and ready.status_code == 503
+            failed = httpx.get(
+                f"http://127.0.0.1:{port}/sso/session", cookies={"identity_session": "x"}
+            )
+            assert failed.status_code == 500
+        finally:
+            server.terminate()
+            output = server.communicate(timeout=20)[0]
+    assert f"identity listening on http://127.0.0.1:{port}" in output
+    assert f"public URL   http://127.0.0.1:{port}" in output  # follows --port when unset
+    assert "cannot be reached yet" in output
+    assert "Traceback" not in output
+    failures = [line for line in output.splitlines() if '"request_failed"' in line]
+    assert len(failures) == 1 and failures[0].startswith("{")
