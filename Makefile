@@ -9,17 +9,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+# Installed again only when pyproject.toml changed (a stamp file per extra).
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	touch $@
 
-install-test: $(BIN)/python
+install-test: $(VENV)/.installed-test
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
 
 serve: install
 	$(BIN)/identity serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 demo: install
-	$(BIN)/identity demo
+	$(BIN)/identity demo --port $${PORT:-8000} --sim-port $${SIM_PORT:-8001} --app-port $${APP_PORT:-8002}
 
 # The browser test drives Debian's Chromium; install it when missing (never `playwright install`).
 browser:

@@ -202,6 +202,8 @@ def tenants_list(as_json: bool = typer.Option(False, "--json", help="JSON output
     if as_json:
         _print_json(rows)
         return
+    if not rows:
+        typer.echo("no tenants yet: the marketplace has not synced any (tenantSync)")
     for row in rows:
         typer.echo(f"{row['tenantId']}\t{row['tenantCode']}\t{row['state']}\t{row['name']}")
 
@@ -210,7 +212,8 @@ def tenants_list(as_json: bool = typer.Option(False, "--json", help="JSON output
 def tenants_show(
     tenant_id: str, as_json: bool = typer.Option(False, "--json", help="JSON output")
 ) -> None:
-    """One tenant: instances, app credentials (never secrets), departments, members."""
+    """One tenant, by id or code: instances, app credentials (never secrets), departments,
+    members."""
     shown = _read(load_settings(), lambda s: report.show_tenant(s, tenant_id))
     if shown is None:
         typer.echo(f"no tenant {tenant_id}", err=True)

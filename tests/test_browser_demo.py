@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -155,3 +156,37 @@ def test_the_example_app_signs_in_through_identity_and_hears_when_access_ends(
             expect(page.locator("#signed-out")).to_be_visible()
         finally:
             browser.close()
+
+
+def test_the_demo_refuses_a_port_another_process_serves(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+        env |= {"PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "identity.cli", "demo", "--dir", str(tmp_path)]
+        argv += ["--port", str(taken), "--sim-port", str(free_port())]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"port {taken}" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_sigterm_stops_the_demo_and_its_children(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(3)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env |= {"PYTHONPATH": str(ROOT), "IDENTITY_LOG_LEVEL": "WARNING"}
+    argv = [sys.executable, "-m", "identity.cli", "demo", "--dir", str(tmp_path)]
+    argv += ["--port", str(ports[0]), "--sim-port", str(ports[1]), "--app-port", str(ports[2])]
+    demo = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    assert demo.stdout is not None
+    for line in demo.stdout:
+        if line.startswith("Press Ctrl-C"):
+            break
+    demo.send_signal(signal.SIGTERM)
+    assert demo.wait(timeout=30) is not None
+    demo.stdout.close()
+    for port in ports:  # nothing left listening
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, port

@@ -156,3 +156,18 @@ async def test_show_of_an_unknown_tenant_exits_1(
     assert done.returncode == 1
     assert done.stdout == ""
     assert "NOPE" in done.stderr
+
+
+async def test_show_finds_a_tenant_by_its_code_in_any_case(
+    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, database_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    instance, _ = await populate(marketplace, private_key)
+    done = run_cli(database_url, tmp_path, "tenants", "show", "ACME", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected_show(instance)
+
+
+async def test_an_empty_list_says_so(db: Database, database_url: str, tmp_path: Path) -> None:
+    done = run_cli(database_url, tmp_path, "tenants", "list")
+    assert done.returncode == 0 and "no tenants yet" in done.stdout

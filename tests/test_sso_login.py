@@ -125,3 +125,14 @@ def cookie_attributes(response: httpx.Response, name: str) -> set[str]:
     attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
     assert not any(a.startswith("domain") for a in attributes)
     return attributes
+
+
+async def test_the_enterprise_code_is_matched_in_any_case(
+    client: httpx.AsyncClient, private_key_file: Path
+) -> None:
+    keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
+    acme = world().tenant("acme")
+    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
+    started = await client.get("/sso/login", params={"tenant": acme.tenant_code.upper()})
+    assert started.status_code == 302, started.text
+    assert redirect_query(started)[0].startswith(ACME_IDP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.models import (
@@ -41,11 +41,18 @@ def _member_state(member: Member, auth: Authorisation) -> str:
     return auth.state
 
 
-async def show_tenant(session: AsyncSession, tenant_id: str) -> dict[str, Any] | None:
-    """The stable operator format of the foundation issue: one row per member authorisation."""
-    tenant = await session.get(Tenant, tenant_id)
+async def show_tenant(session: AsyncSession, ref: str) -> dict[str, Any] | None:
+    """The stable operator format of the foundation issue: one row per member authorisation.
+    `ref` is the tenant id or, failing that, its code (in any case; a live tenant first)."""
+    tenant = await session.get(Tenant, ref) or await session.scalar(
+        select(Tenant)
+        .where(func.lower(Tenant.tenant_code) == ref.lower())
+        .order_by(Tenant.state != ACTIVE, Tenant.updated_at.desc())
+        .limit(1)
+    )
     if tenant is None:
         return None
+    tenant_id = tenant.tenant_id
     return {
         "tenant": _tenant(tenant),
         "instances": await _instances(session, tenant_id),

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +73,16 @@ def _env(folder: Path, identity: str, keys: dict[str, str]) -> dict[str, str]:
         "IDENTITY_SESSION_COOKIE_SECURE": "false",  # plain http on 127.0.0.1
         "IDENTITY_ALLOW_LOOPBACK_HTTP": "true",  # the simulator is the auth centre, on loopback
     }
+
+
+def _in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _stop(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -155,6 +166,13 @@ def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Ech
 def run(
     folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: Echo
 ) -> None:
+    for taken in (p for p in (port, sim_port, app_port) if _in_use(host, p)):
+        echo(
+            f"identity demo: port {taken} on {host} is already in use; choose others with "
+            "--port/--sim-port/--app-port (make demo: PORT, SIM_PORT, APP_PORT)"
+        )
+        raise SystemExit(2)
+    signal.signal(signal.SIGTERM, _stop)  # `kill -TERM` stops the children too, as Ctrl-C does
     scenario = load_scenario()
     identity, sim = f"http://{host}:{port}", f"http://{host}:{sim_port}"
     keys = _keys(folder)

@@ -13,7 +13,7 @@ the statements each time.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, case, or_, select
+from sqlalchemy import bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
@@ -124,11 +124,11 @@ async def find_tenant(conn: AsyncConnection, ref: str) -> str:
     another tenant's code is (a tenant must not take over another's login by choosing its id
     as code); then the code, a live tenant before a deleted one that once had it. A code two
     live tenants share names neither: which one is meant cannot be told, so the member must
-    use the tenant id (or the unified login)."""
+    use the tenant id (or the unified login). Codes are matched without regard to case."""
     rows = (
         await conn.execute(
             select(Tenant.tenant_id, Tenant.state)
-            .where(or_(Tenant.tenant_id == ref, Tenant.tenant_code == ref))
+            .where(or_(Tenant.tenant_id == ref, func.lower(Tenant.tenant_code) == ref.lower()))
             .order_by(
                 case((Tenant.tenant_id == ref, 0), else_=1),
                 case((Tenant.state == ACTIVE, 0), else_=1),
