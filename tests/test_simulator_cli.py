@@ -67,6 +67,8 @@ async def test_provision_and_events_from_the_command_line(
     assert await count(db, Authorisation) == 4  # acme: alice, bob, carol; beta: alice
     code, output = await simulate("disable-member", "t-acme-0001", "bob", *common, *keys)
     assert code == 0, output
+    # Only what was asked: the instance id is looked up without a line of its own.
+    assert len(output.splitlines()) == 1 and "authSync" in output and "newInstance" not in output
     bob = await one(db, Authorisation, Authorisation.user_name == "bob")
     assert bob.enabled is False
     code, output = await simulate("freeze", "acme", *common, *keys)

@@ -118,11 +118,13 @@ class Sender:
     def sync_time(self) -> str:
         return self.sync_clock.now()
 
-    async def basic(self, body: dict[str, Any]) -> Answer:
-        """POST {identity}/koogallery?signature&timestamp&nonce (§2.1, §4.0)."""
+    async def basic(self, body: dict[str, Any], *, quiet: bool = False) -> Answer:
+        """POST {identity}/koogallery?signature&timestamp&nonce (§2.1, §4.0). `quiet`: not
+        reported (a look-up the operator did not ask for)."""
         raw, signature, timestamp, nonce = self._sign(Kind.BASIC, body)
         params = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
-        return await self._post(str(body["activity"]), BASIC_PATH, raw, params=params)
+        activity = str(body["activity"])
+        return await self._post(activity, BASIC_PATH, raw, params=params, quiet=quiet)
 
     async def kit(self, name: str, body: dict[str, Any]) -> Answer:
         """POST {identity}/koogallery/produceAPI/v2/{name} with x-sign headers (§2.2, §3.0)."""
@@ -146,6 +148,7 @@ class Sender:
         *,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        quiet: bool = False,
     ) -> Answer:
         try:
             response = await self.client.post(
@@ -158,7 +161,7 @@ class Sender:
             where = str(self.client.base_url).rstrip("/") + path
             raise Unreachable(f"{interface}: identity is unreachable at {where}: {exc!r}") from exc
         answer = _answer(interface, response)
-        if self.report is not None:
+        if self.report is not None and not quiet:
             self.report(_line(interface, raw, answer))
         if answer.get("resultCode") != SUCCESS:
             raise Refused(interface, answer)
@@ -176,7 +179,8 @@ class Sender:
                     "orderLineId": order.order_line_id,
                     "businessId": business_id or uuid.uuid4().hex,
                     "testFlag": "0",
-                }
+                },
+                quiet=business_id is None,  # only learning the id: the event is what was asked
             )
             self._instances[key] = str(answer["instanceId"])
         return self._instances[key]
