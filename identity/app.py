@@ -10,7 +10,9 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import health
@@ -140,7 +142,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(marketplace_router)
     app.include_router(sso_routes.router)
+    app.include_router(sso_routes.site)
     app.include_router(provider_router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return sso_routes.not_found(request)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> HTMLResponse:

@@ -64,6 +64,20 @@ def _clean_input(request: Request) -> None:
 
 
 router = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)])
+site = APIRouter(include_in_schema=False)
+
+
+@site.get("/")
+async def home(request: Request) -> HTMLResponse:
+    """What this service is, and where to sign in (rather than a JSON 404)."""
+    return _page(request, "home.html")
+
+
+def not_found(request: Request) -> Response:
+    """An unknown path: a page for browsers, JSON for programs."""
+    if "text/html" in request.headers.get("accept", ""):
+        return _page(request, "not_found.html", 404)
+    return JSONResponse({"error": "not_found", "detail": "Not Found"}, 404)
 
 
 def _client_address(request: Request) -> str | None:
