@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -50,6 +52,20 @@ KIT_KEY = "bench-kit-key-0123456789"
 TENANT, APP, INSTANCE = "T-BENCH", "APP-BENCH", "I-BENCH"
 SYNC_TIME = "20240101120000000"
 EDGE = 10  # calls 1..EDGE against the last EDGE calls
+
+
+def seller_key_file(folder: Path) -> Path:
+    """A fresh seller RSA key (3072 bits, as the marketplace requires) as a PEM file."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    path = folder / "seller.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
 
 
 @contextmanager

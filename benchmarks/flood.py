@@ -31,10 +31,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2 as httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from benchmarks.authsync import sqlite_database
+from benchmarks.authsync import seller_key_file, sqlite_database
 from benchmarks.login import batch, mint, sign_in_at_simulator
 from identity.migrate import upgrade
 from tests.simulator_world import world
@@ -162,15 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flooders", type=int, default=4)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp:
-        key_file = Path(tmp) / "seller.pem"
-        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        key_file = seller_key_file(Path(tmp))
 
         def run(url: str) -> dict[str, Any]:
             upgrade(url)

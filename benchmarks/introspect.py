@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from benchmarks.authsync import sqlite_database
+from benchmarks.authsync import seller_key_file, sqlite_database
 from identity.db import Database
 from identity.migrate import upgrade
 from tests.simulator_world import world
@@ -94,15 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp:
-        key_file = Path(tmp) / "seller.pem"
-        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        key_file = seller_key_file(Path(tmp))
         with sqlite_database() as url:
             upgrade(url)
             result = asyncio.run(bench(url, key_file, args))

@@ -32,10 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from benchmarks.authsync import DEFAULT_POSTGRES, sqlite_database
+from benchmarks.authsync import DEFAULT_POSTGRES, seller_key_file, sqlite_database
 from identity.migrate import upgrade
 from tests.servers import ServiceProcesses, free_port, scratch_postgres
 from tests.simulator_world import ACME, login_form, world
@@ -189,15 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     with tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp:
-        key_file = Path(tmp) / "seller.pem"
-        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        key_file = seller_key_file(Path(tmp))
 
         def run(label: str, url: str) -> None:
             upgrade(url)
