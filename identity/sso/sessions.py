@@ -285,6 +285,7 @@ _CLAIM = (  # bind names differ from column names, which UPDATE reserves for its
     .where(
         SessionApp.sid == bindparam("session"),
         SessionApp.app_id == bindparam("app"),
+        SessionApp.token_expires_at == bindparam("seen_expiry"),
         or_(
             SessionApp.renewing_until.is_(None),
             SessionApp.renewing_until <= bindparam("now"),
@@ -298,11 +299,14 @@ async def claim_renewal(
     connection: AsyncConnection, signed_in: SignedIn, now: datetime, policy: Policy
 ) -> bool:
     """Take the lease to renew this app's upstream tokens; False when another request holds
-    it. The auth centre rotates the refresh token at each use, so two requests renewing at once
-    would have one of them fail and end a healthy session: only the lease holder renews."""
+    it, or when the tokens this request saw have been renewed meanwhile (it would spend a refresh
+    token already spent). The auth centre rotates the refresh token at each use, so two requests
+    renewing at once would have one of them fail and end a healthy session: only the lease
+    holder renews, and only from the tokens as they are."""
     params = {
         "session": signed_in.sid,
         "app": signed_in.app_id,
+        "seen_expiry": signed_in.token_expires_at,
         "now": now,
         "until": now + policy.renewal_lease,
     }
