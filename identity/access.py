@@ -4,7 +4,8 @@ Every de-provisioning path calls `end_access`: authSync flag 0 and 3, `enable:"f
 deleted, app credential deleted, instance frozen or released (and, with the later issues, admin
 "end sessions" and password reset). It ends the affected sessions, or for one app only that
 app's part of them, through `end_sessions`, in the caller's transaction, so the access ends
-when that transaction commits, and writes one audit row per member (or one for a whole tenant
+when that transaction commits, remembers why for each browser whose whole session ended (it is
+told once, on its next request), and writes one audit row per member (or one for a whole tenant
 or app). `end_sessions` is also how every other end of a session goes (logout, the provider's
 end-session endpoint, a login as someone else, expiry): it takes the tokens issued in the
 session with it and queues the back-channel logout of the apps that received them.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import delete, exists, insert, select
@@ -27,6 +29,7 @@ from identity.models import (
     OidcGrant,
     RefreshToken,
     SessionApp,
+    SessionEnding,
 )
 from identity.models import Session as MemberSession
 
@@ -70,8 +73,10 @@ async def end_access(
         )
     affected = (await session.execute(members)).all()
     ended = Counter(user_name for _, user_name in affected)
-    await end_sessions(session, [sid for sid, _ in affected], app_id)
+    sids = [sid for sid, _ in affected]
     now = utcnow()
+    await _remember_endings(session, sids, tenant_id, app_id, reason, now)
+    await end_sessions(session, sids, app_id)
     targets: Sequence[str | None] = user_names if user_names is not None else [None]
     await session.execute(
         insert(AccessRevocation),
@@ -90,6 +95,53 @@ async def end_access(
     return ended.total()
 
 
+async def _remember_endings(
+    db: Executor,
+    sids: Sequence[str],
+    tenant_id: str,
+    app_id: str | None,
+    reason: Reason,
+    now: datetime,
+) -> None:
+    """Keep why each of these sessions ends (all of it, not one app of several), so the browser
+    holding it is told on its next request rather than just "not signed in"."""
+    if not sids:
+        return
+    latest_app = (
+        select(SessionApp.app_id)
+        .where(SessionApp.sid == MemberSession.sid)
+        .order_by(SessionApp.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    whole = select(MemberSession.id_hash, MemberSession.expires_at, latest_app).where(
+        MemberSession.sid.in_(sids)
+    )
+    if app_id is not None:
+        other_apps = exists().where(
+            SessionApp.sid == MemberSession.sid, SessionApp.app_id != app_id
+        )
+        whole = whole.where(~other_apps)
+    rows = (await db.execute(whole)).all()
+    if rows:  # an older ending of the same id, if any, is replaced: the latest reason wins
+        hashes = [id_hash for id_hash, _, _ in rows]
+        await db.execute(delete(SessionEnding).where(SessionEnding.id_hash.in_(hashes)))
+        await db.execute(
+            insert(SessionEnding),
+            [
+                {
+                    "id_hash": id_hash,
+                    "tenant_id": tenant_id,
+                    "app_id": app_id or held_app,
+                    "reason": reason.value,
+                    "ended_at": now,
+                    "expires_at": expires_at,
+                }
+                for id_hash, expires_at, held_app in rows
+            ],
+        )
+
+
 async def end_sessions(db: Executor, sids: Sequence[str], app_id: str | None = None) -> None:
     """End these sessions, or with `app_id` only that app's part of them (a session left with
     no app ends too), in the caller's transaction. The grants of what ends go with it, so every
@@ -102,9 +154,7 @@ async def end_sessions(db: Executor, sids: Sequence[str], app_id: str | None = N
     if app_id is None:
         await db.execute(delete(MemberSession).where(MemberSession.sid.in_(sids)))
         return
-    await db.execute(
-        delete(OidcGrant).where(OidcGrant.sid.in_(sids), OidcGrant.app_id == app_id)
-    )
+    await db.execute(delete(OidcGrant).where(OidcGrant.sid.in_(sids), OidcGrant.app_id == app_id))
     await db.execute(
         delete(SessionApp).where(SessionApp.sid.in_(sids), SessionApp.app_id == app_id)
     )

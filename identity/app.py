@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import FastAPI, Request
@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from identity import health
+from identity import health, pages
 from identity.crypto import Cipher
 from identity.db import Database
 from identity.directory import tenants
-from identity.headers import SecurityHeaders, inline_style_hashes, security_headers
+from identity.headers import SecurityHeaders, security_headers
 from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
@@ -125,9 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
         await db.dispose()
 
     app = IdentityApp(title="identity", lifespan=lifespan, docs_url=None, redoc_url=None)
-    pages = Path(sso_routes.__file__).parent / "templates"
-    app.response_headers = tuple(security_headers(settings.base_url, inline_style_hashes(pages)))
+    app.response_headers = tuple(security_headers(settings.base_url))
     app.state.settings = settings
+    app.state.time_zone = ZoneInfo(settings.time_zone)
     app.state.db = db
     app.state.metrics = Metrics()
     cipher = Cipher(settings.secret_key.get_secret_value())
@@ -144,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sso_routes.router)
     app.include_router(sso_routes.site)
     app.include_router(provider_router)
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

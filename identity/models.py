@@ -180,6 +180,21 @@ class SessionApp(Base):
     the next attempt waits until it runs out."""
 
 
+class SessionEnding(Base):
+    """Why a session was ended for its member, kept for the browser that held it: the next
+    request with that cookie is told once (`identity.sso.endings`), then the row goes. Keyed by
+    the cookie's hash, so only that browser can read it; the worker drops it once the session
+    would have expired anyway."""
+
+    __tablename__ = "session_endings"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    app_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    ended_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 class AccessRevocation(Base):
     """Outbox of ended access: one row per member (or whole tenant) whose access ended.
 

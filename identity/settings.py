@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,6 +106,8 @@ class Settings(BaseSettings):
     bursts of as many); counted in each replica's memory."""
     sso_logins_per_minute_per_tenant: int = Field(default=3000, ge=1)
     """The same, per tenant, whatever the addresses."""
+    time_zone: str = "Asia/Shanghai"
+    """The IANA time zone pages show times in (China Standard Time by default)."""
 
     @field_validator("log_level")
     @classmethod
@@ -112,6 +115,15 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError("must be an IANA time zone name, such as Asia/Shanghai") from None
+        return value
 
     @field_validator("marketplace_private_key_file")
     @classmethod

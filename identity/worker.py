@@ -23,7 +23,14 @@ from sqlalchemy import ColumnElement, delete, or_, select
 
 from identity.access import end_sessions
 from identity.db import Database, utcnow
-from identity.models import AccessRevocation, LogoutDelivery, MarketplaceCall, Nonce, OidcCode
+from identity.models import (
+    AccessRevocation,
+    LogoutDelivery,
+    MarketplaceCall,
+    Nonce,
+    OidcCode,
+    SessionEnding,
+)
 from identity.models import Session as MemberSession
 from identity.provider import backchannel
 from identity.settings import Settings
@@ -55,6 +62,8 @@ def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnEl
             & (LogoutDelivery.created_at < retention),
         ),
         "oidc_codes": (OidcCode.code_hash, OidcCode.expires_at < now - timedelta(hours=1)),
+        # Past the session's own expiry its browser would be signed out anyway.
+        "session_endings": (SessionEnding.id_hash, SessionEnding.expires_at < now),
     }
 
 

@@ -84,6 +84,7 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
         "access_revocations": 2,
         "logout_deliveries": 0,
         "oidc_codes": 0,
+        "session_endings": 0,
     }
     async with db.read() as session:
         assert await session.scalar(select(MemberSession.user_name)) == "fresh"

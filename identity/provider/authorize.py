@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import select
-
 from identity.db import utcnow
-from identity.models import OidcClient, Tenant
+from identity.models import OidcClient
 from identity.provider import clients, grants
 from identity.provider.service import SCOPES, Provider
 from identity.sso.sessions import SignedIn
-from identity.sso.upstream import LOGOUT_PATH, normalise_domain
 
 MAX_PARAMETER = 2048
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -163,18 +160,3 @@ def hint_matches(request: Request, signed_in: SignedIn) -> bool:
     if not hint:
         return True
     return hint == signed_in.tenant_id or hint.lower() == signed_in.tenant_code.lower()
-
-
-async def through_upstream_logout(provider: Provider, signed_in: SignedIn, login_url: str) -> str:
-    """The marketplace login again, for real: the auth centre would otherwise sign the member
-    in silently from its own session, so its logout (§5.2 step 9) comes first and sends the
-    browser on to `login_url` (a path of ours). The member then types their password again, and
-    `auth_time` tells the truth."""
-    async with provider.db.single_read() as conn:
-        domain = await conn.scalar(
-            select(Tenant.domain_name).where(Tenant.tenant_id == signed_in.tenant_id)
-        )
-    if domain is None:
-        return login_url
-    back = urlencode({"redirect_url": f"{provider.issuer}{login_url}"})
-    return f"{normalise_domain(domain)}{LOGOUT_PATH}?{back}"

@@ -3,23 +3,19 @@ reads the request, calls one `Provider` operation and renders JSON, a redirect o
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
+from identity.pages import render
 from identity.provider import authorize as authorization
 from identity.provider import logout
 from identity.provider.authorize import CONTROL, AuthorizePage
 from identity.provider.service import OAuthError, Provider
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(
-    directory=[Path(__file__).parent / "templates", Path(__file__).parent.parent / "sso/templates"]
-)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FORM_BYTES = 16 * 1024
 
@@ -30,11 +26,7 @@ def _provider(request: Request) -> Provider:
 
 def _page(request: Request, description: str) -> HTMLResponse:
     """A refused request that must not go back to the app: a page for the person."""
-    response = templates.TemplateResponse(
-        request, "authorize_error.html", {"description": description}, status_code=400
-    )
-    response.headers.update(NO_STORE)
-    return response
+    return render(request, "authorize_error.html", 400, description=description)
 
 
 def _error(exc: OAuthError) -> JSONResponse:
@@ -115,8 +107,10 @@ async def authorize(request: Request) -> Response:
     if tenant:
         login["tenant"] = tenant
     login_url = f"/sso/login?{urlencode(login)}"
-    if signed_in is not None:  # signed in, but the app wants a fresh sign-in (prompt, max_age)
-        login_url = await authorization.through_upstream_logout(provider, signed_in, login_url)
+    if signed_in is not None:  # signed in, but the app wants a fresh sign-in (prompt, max_age):
+        # the auth centre would sign the member in silently from its own session, so its logout
+        # comes first; the member types their password again, and `auth_time` tells the truth.
+        login_url = await provider.sso.through_upstream_logout(signed_in.tenant_id, login_url)
     return RedirectResponse(login_url, 302)
 
 

@@ -163,9 +163,7 @@ def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Ech
     echo("Press Ctrl-C to stop.")
 
 
-def run(
-    folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: Echo
-) -> None:
+def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: Echo) -> None:
     for taken in (p for p in (port, sim_port, app_port) if _in_use(host, p)):
         echo(
             f"identity demo: port {taken} on {host} is already in use; choose others with "

@@ -139,6 +139,55 @@ CATALOGUE: dict[str, tuple[int, str, str, tuple[str, str]]] = {
     ),
 }
 
+SIGN_IN_AS_SOMEONE_ELSE = frozenset(
+    {
+        "member_unknown",
+        "authorisation_cancelled",
+        "member_disabled",
+        "member_deleted",
+        "tenant_mismatch",
+        "upstream_denied",
+    }
+)
+"""Refusals of the account the auth centre signed in, not of the enterprise: the page offers to
+sign in as someone else, through the auth centre's logout (it would sign the same account in
+again otherwise)."""
+
+_ENDED_APP = (
+    "本应用已不再向您所在的企业开放。",
+    "This app is no longer available to your enterprise.",
+)
+ENDINGS: dict[str, tuple[str, str]] = {
+    "member_disabled": (
+        "您的账号已被企业停用。",
+        "Your account has been disabled by your enterprise.",
+    ),
+    "authorisation_cancelled": (
+        "您对本应用的授权已被取消。",
+        "Your authorisation for this app has been cancelled.",
+    ),
+    "member_deleted": (
+        "您的账号已被企业删除。",
+        "Your account has been deleted by your enterprise.",
+    ),
+    "tenant_deleted": (
+        "您所在的企业已不再使用本服务。",
+        "Your enterprise no longer uses this service.",
+    ),
+    "instance_frozen": (
+        "本应用的订购已被冻结（例如已到期）。",
+        "The subscription to this app has been frozen (for example, it expired).",
+    ),
+    "instance_released": (
+        "本应用的订购已退订。",
+        "The subscription to this app has been released.",
+    ),
+    "app_credential_deleted": _ENDED_APP,
+    "instance_unbound": _ENDED_APP,
+}
+"""Why a session was ended for its member (`identity.access.Reason`), as they are told once on
+their next visit. Only the member's own account, enterprise or subscription is named."""
+
 UPSTREAM_REASONS = {
     "invalid_grant": "code_invalid",
     "invalid_client": "client_invalid",
@@ -163,3 +212,8 @@ class Refusal(IdentityError):
         self.text = Text(status, zh, en, zh_todo, en_todo)
         self.retry_after = retry_after
         self.ends_login = False
+        self.tenant_id: str | None = None
+        """The enterprise the refused login was for, once known: the page links to signing in
+        there again (as someone else, for the reasons of SIGN_IN_AS_SOMEONE_ELSE)."""
+        self.app_id: str | None = None
+        self.next: str | None = None

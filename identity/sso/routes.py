@@ -13,33 +13,25 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
+from identity.pages import render
 from identity.sso.redirects import LOGIN_TTL_SECONDS, Cookies, origin
-from identity.sso.refusals import Refusal
+from identity.sso.refusals import ENDINGS, SIGN_IN_AS_SOMEONE_ELSE, Refusal
 from identity.sso.service import Sso
-from identity.sso.sessions import SignedIn, expires_at
+from identity.sso.sessions import Ending, SignedIn, expires_at
 
 NO_STORE = {"Cache-Control": "no-store"}
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_LOGOUT_FORM_BYTES = 8 * 1024  # a CSRF token and a redirect_url
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Pages are never framed: a framed sign-out button could be clicked by a hidden overlay.
-PAGE_HEADERS = {
-    **NO_STORE,
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-}
 
 log = structlog.get_logger("identity.sso")
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def _sso(request: Request) -> Sso:
@@ -70,13 +62,13 @@ site = APIRouter(include_in_schema=False)
 @site.get("/")
 async def home(request: Request) -> HTMLResponse:
     """What this service is, and where to sign in (rather than a JSON 404)."""
-    return _page(request, "home.html")
+    return render(request, "home.html")
 
 
 def not_found(request: Request) -> Response:
     """An unknown path: a page for browsers, JSON for programs."""
     if "text/html" in request.headers.get("accept", ""):
-        return _page(request, "not_found.html", 404)
+        return render(request, "not_found.html", 404)
     return JSONResponse({"error": "not_found", "detail": "Not Found"}, 404)
 
 
@@ -84,18 +76,29 @@ def _client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, context, status_code=status)
-    response.headers.update(PAGE_HEADERS)
-    return response
+def _switch_url(tenant_id: str | None, app_id: str | None, next_: str | None = None) -> str:
+    """`/sso/switch` for this enterprise (and app), or "" when the enterprise is not known."""
+    if not tenant_id:
+        return ""
+    query = {"tenant": tenant_id, "app": app_id or "", "next": next_ or ""}
+    return "/sso/switch?" + urlencode({key: value for key, value in query.items() if value})
 
 
 def refused(request: Request, refusal: Refusal) -> HTMLResponse:
-    """The bilingual refusal page; the reason is logged and counted, never a secret."""
+    """The bilingual refusal page; the reason is logged and counted, never a secret. When the
+    account was refused (not the enterprise), it offers to sign in as someone else."""
     log.warning("sso.refused", reason=refusal.code, detail=refusal.log_detail)
     request.app.state.metrics.sso_logins.labels(refusal.code).inc()
-    response = _page(
-        request, "refusal.html", refusal.text.status, reason=refusal.code, text=refusal.text
+    switch = ""
+    if refusal.code in SIGN_IN_AS_SOMEONE_ELSE:
+        switch = _switch_url(refusal.tenant_id, refusal.app_id, refusal.next)
+    response = render(
+        request,
+        "refusal.html",
+        refusal.text.status,
+        reason=refusal.code,
+        text=refusal.text,
+        switch_url=switch,
     )
     if refusal.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
@@ -122,7 +125,7 @@ async def login(
 ) -> Response:
     """Flow B (§5.3). Without `tenant`, ask the member for their enterprise code first."""
     if not tenant:
-        return _page(request, "enterprise.html", app=app or "", next=next or "")
+        return render(request, "enterprise.html", app=app or "", next=next or "")
     _sso(request).throttle(_client_address(request))
     started = await _sso(request).begin(tenant.strip(), app, next)
     response = RedirectResponse(started.authorize_url, status_code=302)
@@ -183,38 +186,90 @@ def _describe(sso: Sso, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
 @router.get("/session")
 async def session(request: Request, app: str | None = None) -> JSONResponse:
     """The signed-in member as JSON, or 401: for the apps' front ends and for monitoring.
-    With `app`, as that app sees the session (401 when the session does not hold it)."""
+    With `app`, as that app sees the session (401 when the session does not hold it). When the
+    marketplace ended the session, the first 401 after says why (`reason`)."""
     raw_id = request.cookies.get(_cookies(request).session)
     signed_in = await _sso(request).current(raw_id, app)
     if signed_in is None or raw_id is None:
-        response = JSONResponse(
-            {"error": "unauthenticated", "detail": "no valid session"}, 401, headers=NO_STORE
-        )
+        body = {"error": "unauthenticated", "detail": "no valid session"}
+        ending = await _sso(request).ending(raw_id) if app is None else None
+        if ending is not None:
+            body["reason"] = ending.reason
+        response = JSONResponse(body, 401, headers=NO_STORE)
         if raw_id and app is None:
             _delete_cookie(request, response, _cookies(request).session, "/")
         return response
     return JSONResponse(_describe(_sso(request), signed_in, raw_id), headers=NO_STORE)
 
 
+async def _signed_out(request: Request, raw_id: str | None, status: int = 200) -> HTMLResponse:
+    """No session: why it ended, once, when the marketplace ended it; else "not signed in"."""
+    ending = await _sso(request).ending(raw_id)
+    if ending is None:
+        response = render(request, "signed_out.html", status)
+    else:
+        response = _ended(request, ending)
+    if raw_id:
+        _delete_cookie(request, response, _cookies(request).session, "/")
+    return response
+
+
+def _ended(request: Request, ending: Ending) -> HTMLResponse:
+    zh, en = ENDINGS.get(ending.reason, ENDINGS["instance_unbound"])
+    member_level = ending.reason in SIGN_IN_AS_SOMEONE_ELSE
+    return render(
+        request,
+        "session_ended.html",
+        401,
+        zh=zh,
+        en=en,
+        reason=ending.reason,
+        switch_url=_switch_url(ending.tenant_id, ending.app_id) if member_level else "",
+    )
+
+
 @router.get("/me")
 async def me(request: Request) -> HTMLResponse:
     """The signed-in page: who you are, and a sign-out button."""
     raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await _sso(request).current(raw_id)
+    sso = _sso(request)
+    signed_in = await sso.current(raw_id)
     if signed_in is None or raw_id is None:
-        return _page(request, "signed_out.html", 401)
-    return _page(request, "me.html", member=_describe(_sso(request), signed_in, raw_id))
+        return await _signed_out(request, raw_id, 401)
+    tenant_name, department = await sso.names(signed_in)
+    return render(
+        request,
+        "me.html",
+        member=signed_in,
+        tenant_name=tenant_name,
+        department=department,
+        expires=expires_at(signed_in, sso.policy),
+        csrf=sso.csrf_token(raw_id),
+    )
 
 
 @router.get("/logout")
 async def logout_page(request: Request, redirect_url: str | None = None) -> HTMLResponse:
-    """Logout needs a POST (CSRF); a GET only asks for confirmation."""
+    """Logout needs a POST (CSRF); a GET only asks for confirmation, with a way back."""
     raw_id = request.cookies.get(_cookies(request).session)
     signed_in = await _sso(request).current(raw_id)
     if signed_in is None or raw_id is None:
-        return _page(request, "signed_out.html")
+        return await _signed_out(request, raw_id)
     csrf = _sso(request).csrf_token(raw_id)
-    return _page(request, "logout.html", csrf=csrf, redirect_url=redirect_url or "")
+    return render(request, "logout.html", csrf=csrf, redirect_url=redirect_url or "")
+
+
+@router.get("/switch")
+async def switch(
+    request: Request, tenant: str | None = None, app: str | None = None, next: str | None = None
+) -> RedirectResponse:
+    """Sign in as someone else in the same enterprise: through the auth centre's logout (it
+    forgets the account it remembers), then Flow B again. Ends no session of ours (a GET must
+    not), so it needs no CSRF token: the auth centre's logout is a plain link anyway."""
+    if not tenant:
+        return RedirectResponse("/sso/login", 303)
+    _sso(request).throttle(_client_address(request))
+    return RedirectResponse(await _sso(request).switch_account(tenant.strip(), app, next), 303)
 
 
 async def _logout_form(request: Request) -> dict[str, str]:
@@ -262,4 +317,4 @@ async def logout(request: Request, x_csrf_token: str | None = Header(None)) -> R
 
 @router.get("/logged-out")
 async def logged_out(request: Request) -> HTMLResponse:
-    return _page(request, "signed_out.html", logged_out=True)
+    return render(request, "signed_out.html", logged_out=True)

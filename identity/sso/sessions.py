@@ -23,7 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from identity.access import end_sessions
 from identity.crypto import Cipher, Context
 from identity.directory import bindings
-from identity.models import ACTIVE, AppCredential, Authorisation, Member, SessionApp, Tenant
+from identity.models import (
+    ACTIVE,
+    AppCredential,
+    Authorisation,
+    Member,
+    SessionApp,
+    SessionEnding,
+    Tenant,
+)
 from identity.models import Session as MemberSession
 from identity.sso.upstream import Tokens
 
@@ -340,3 +348,27 @@ async def store_renewed(
     )
     await touch(connection, signed_in.id_hash, now)
     return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Why the browser's session was ended for its member (`identity.access.end_access`)."""
+
+    tenant_id: str
+    app_id: str | None
+    reason: str
+
+
+_TAKE_ENDING = (
+    delete(SessionEnding)
+    .where(
+        SessionEnding.id_hash == bindparam("id_hash"), SessionEnding.expires_at > bindparam("now")
+    )
+    .returning(SessionEnding.tenant_id, SessionEnding.app_id, SessionEnding.reason)
+)
+
+
+async def take_ending(connection: AsyncConnection, id_hash: str, now: datetime) -> Ending | None:
+    """Why this cookie's session was ended, once: the row goes as it is read."""
+    row = (await connection.execute(_TAKE_ENDING, {"id_hash": id_hash, "now": now})).one_or_none()
+    return None if row is None else Ending(row[0], row[1], row[2])

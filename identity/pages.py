@@ -1,0 +1,77 @@
+"""The look every page shares: one layout (`templates/base.html`), one stylesheet
+(`static/identity.css`, served at `/static/`), and what pages show people instead of codes.
+
+Each feature keeps its own templates in its folder and renders them with `render`, which finds
+them and the layout on one search path, so a page of any feature extends `base.html`. Pages are
+never cached (they show a member's data, and a refusal must not be replayed from a cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+TEMPLATE_DIRS = [HERE / "templates", HERE / "sso" / "templates", HERE / "provider" / "templates"]
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    # Never framed: a framed sign-out button could be clicked through an overlay.
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
+ROLES = {"admin": ("管理员", "Administrator"), "user": ("成员", "Member")}
+
+
+def _stylesheet_url() -> str:
+    """The stylesheet's address, versioned by its content, so a browser never mixes a new page
+    with an old stylesheet from its cache."""
+    digest = hashlib.sha256((STATIC / "identity.css").read_bytes()).hexdigest()[:12]
+    return f"/static/identity.css?v={digest}"
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=STATIC)
+
+
+@pass_context
+def local_time(context: Context, moment: datetime | None) -> Markup:
+    """A UTC time as the member reads it: in the service's time zone (`IDENTITY_TIME_ZONE`),
+    minutes precision, with the UTC offset, never broken across lines."""
+    if moment is None:
+        return Markup("—")
+    zone = context["request"].app.state.time_zone
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
+    offset = local.strftime("%z")
+    shown = f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
+    return Markup('<time class="token" datetime="{}">{}</time>').format(
+        local.isoformat(timespec="seconds"), shown
+    )
+
+
+def role_words(role: str | None) -> Markup:
+    """`admin` / `user` as words, in both languages; an unknown role as it came."""
+    zh, en = ROLES.get(role or "", (role or "—", ""))
+    return Markup("{}{}").format(zh, Markup(' <span class="en">{}</span>').format(en) if en else "")
+
+
+templates = Jinja2Templates(directory=TEMPLATE_DIRS)
+templates.env.globals["stylesheet"] = _stylesheet_url()
+templates.env.filters["local_time"] = local_time
+templates.env.filters["role_words"] = role_words
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers.update(PAGE_HEADERS)
+    return response
