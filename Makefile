@@ -26,11 +26,13 @@ serve: install
 demo: install
 	$(BIN)/identity demo --port $${PORT:-8000} --sim-port $${SIM_PORT:-8001} --app-port $${APP_PORT:-8002}
 
-# The browser test drives Debian's Chromium; install it when missing (never `playwright install`).
+# The browser tests drive Debian's Chromium (never `playwright install`); the CJK fonts make the
+# Chinese in their screenshots legible. Installed when missing.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && dpkg -s fonts-noto-cjk >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium fonts-noto-cjk; }
 
 # The independent relying party of tests/test_provider_rp.py: npm's openid-client, as pinned by
 # tests/rp/package-lock.json, installed again when the lock file changes. Without node the tests

@@ -53,10 +53,9 @@ def local_time(context: Context, moment: datetime | None) -> Markup:
     zone = context["request"].app.state.time_zone
     local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
     offset = local.strftime("%z")
-    shown = f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
-    return Markup('<time class="token" datetime="{}">{}</time>').format(
-        local.isoformat(timespec="seconds"), shown
-    )
+    return Markup(
+        '<time class="token" datetime="{}">{} <span class="muted">UTC{}:{}</span></time>'
+    ).format(local.isoformat(timespec="seconds"), f"{local:%Y-%m-%d %H:%M}", offset[:3], offset[3:])
 
 
 def role_words(role: str | None) -> Markup:

@@ -374,9 +374,7 @@ async def test_every_signed_call_writes_one_audit_row(
     assert row.latency_ms > 0
 
 
-async def test_audit_rows_accumulate_one_per_signed_call(
-    marketplace: Sender, db: Database
-) -> None:
+async def test_audit_rows_accumulate_one_per_signed_call(marketplace: Sender, db: Database) -> None:
     await post(marketplace, "basic", NEW_INSTANCE)
     await post(marketplace, "basic", NEW_INSTANCE)
     await post(marketplace, "tenantSync", TENANT_SYNC, signature="00" * 32)

@@ -330,8 +330,16 @@ async def test_deprovisioning_ends_the_session_at_once(
 
     assert not await row_exists(db, bob_id)  # ended by the sync itself, not at the next use
     assert await row_exists(db, alice_id) is not whole_tenant
-    assert (await bob.session()).status_code == 401
-    assert (await alice.session()).status_code == (401 if whole_tenant else 200)
+    # The next request says why, once; a browser without the cookie learns nothing.
+    stranger = await browsers(acme).session()
+    assert stranger.status_code == 401 and "reason" not in stranger.json()
+    told = await bob.session()
+    assert told.status_code == 401 and told.json()["reason"] == reason
+    again = await bob.session()
+    assert again.status_code == 401 and "reason" not in again.json()
+    alice_now = await alice.session()
+    assert alice_now.status_code == (401 if whole_tenant else 200)
+    assert alice_now.json().get("reason") == (reason if whole_tenant else None)
     assert {r[:3] for r in await _revocations(db) - before} == {
         (reason, None, 2) if whole_tenant else (reason, "bob", 1)
     }

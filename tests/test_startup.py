@@ -51,6 +51,7 @@ def one_line_naming(done: subprocess.CompletedProcess[str], setting: str) -> Non
         ({"IDENTITY_SESSION_COOKIE_SECURE": "maybe"}, "IDENTITY_SESSION_COOKIE_SECURE"),
         ({"IDENTITY_ALLOWED_REDIRECT_ORIGINS": "https://a.example"}, "ALLOWED_REDIRECT_ORIGINS"),
         ({"IDENTITY_LOG_LEVEL": "LOUD"}, "IDENTITY_LOG_LEVEL"),
+        ({"IDENTITY_TIME_ZONE": "Mars/Olympus"}, "IDENTITY_TIME_ZONE"),
         (
             {"IDENTITY_MARKETPLACE_BASIC_KEY": KEY, "IDENTITY_MARKETPLACE_KIT_KEY": KEY},
             "IDENTITY_MARKETPLACE_KIT_KEY",

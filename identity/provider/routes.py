@@ -14,6 +14,7 @@ from identity.provider import authorize as authorization
 from identity.provider import logout
 from identity.provider.authorize import CONTROL, AuthorizePage
 from identity.provider.service import OAuthError, Provider
+from identity.sso import admission
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -110,7 +111,11 @@ async def authorize(request: Request) -> Response:
     if signed_in is not None:  # signed in, but the app wants a fresh sign-in (prompt, max_age):
         # the auth centre would sign the member in silently from its own session, so its logout
         # comes first; the member types their password again, and `auth_time` tells the truth.
-        login_url = await provider.sso.through_upstream_logout(signed_in.tenant_id, login_url)
+        async with provider.db.single_read() as conn:
+            back = provider.issuer + login_url
+            login_url = (
+                await admission.upstream_logout(conn, signed_in.tenant_id, back) or login_url
+            )
     return RedirectResponse(login_url, 302)
 
 

@@ -1,4 +1,5 @@
-"""What a login must pass (contract §5.2 steps 4 and 7), as two statements built once.
+"""What a login must pass (contract §5.2 steps 4 and 7), as two statements built once; and
+the look-ups of a tenant the pages need around it (its auth centre's logout, names).
 
 The first reads, before the auth centre is called, whether the tenant may sign in and with which
 client. The second runs in the transaction that creates the session and checks everything
@@ -13,15 +14,17 @@ the statements each time.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from sqlalchemy import bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
 from identity.directory import bindings
 from identity.directory.tenants import secret_context
-from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
+from identity.models import ACTIVE, AppCredential, Authorisation, Department, Member, Tenant
 from identity.sso.refusals import Refusal
-from identity.sso.upstream import Client, normalise_domain
+from identity.sso.upstream import LOGOUT_PATH, Client, normalise_domain
 
 _CLIENT = (
     select(
@@ -156,3 +159,25 @@ async def only_app(conn: AsyncConnection, tenant_id: str) -> str:
     if len(apps) != 1:
         raise Refusal("bad_request" if apps else "app_not_configured", "app not given")
     return apps[0]
+
+
+async def upstream_logout(conn: AsyncConnection, tenant_id: str, back_url: str) -> str | None:
+    """The tenant's auth centre's logout URL (§5.2 step 9), sending the browser on to
+    `back_url`; None for an unknown tenant."""
+    domain = await conn.scalar(select(Tenant.domain_name).where(Tenant.tenant_id == tenant_id))
+    if domain is None:
+        return None
+    return f"{normalise_domain(domain)}{LOGOUT_PATH}?{urlencode({'redirect_url': back_url})}"
+
+
+async def names(conn: AsyncConnection, tenant_id: str, org_code: str) -> tuple[str, str | None]:
+    """The enterprise's name and the department's (None when no department has the code)."""
+    department = (Department.tenant_id == Tenant.tenant_id) & (Department.org_code == org_code)
+    row = (
+        await conn.execute(
+            select(Tenant.name, Tenant.tenant_code, Department.name)
+            .outerjoin(Department, department)
+            .where(Tenant.tenant_id == tenant_id)
+        )
+    ).one()
+    return row[0] or row[1], row[2]

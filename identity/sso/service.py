@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
 from identity.db import Database, utcnow
-from identity.models import Department, Member, Tenant
+from identity.models import Member, Tenant
 from identity.models import Session as MemberSession
 from identity.observability import Metrics
 from identity.settings import Settings
@@ -386,23 +386,14 @@ class Sso:
         """Sign in as someone else: the auth centre's logout first (it would sign the account it
         remembers in again), then back to Flow B for the same enterprise and app."""
         self.checked_redirect(next_, self.post_login_url)
+        query = {"app": app_id or "", "next": next_ or ""}
         async with self.db.single_read() as conn:
             tenant_id = await admission.find_tenant(conn, tenant_ref)
-        query = {"tenant": tenant_id} | {"app": app_id or "", "next": next_ or ""}
-        login = f"/sso/login?{urlencode({k: v for k, v in query.items() if v})}"
-        return await self.through_upstream_logout(tenant_id, login)
-
-    async def through_upstream_logout(self, tenant_id: str, path: str) -> str:
-        """The tenant's auth centre's logout (§5.2 step 9), sending the browser on to `path` (of
-        this service) afterwards; just `path` when the tenant is gone."""
-        async with self.db.single_read() as conn:
-            domain = await conn.scalar(
-                select(Tenant.domain_name).where(Tenant.tenant_id == tenant_id)
+            login = "/sso/login?" + urlencode(
+                {"tenant": tenant_id} | {k: v for k, v in query.items() if v}
             )
-        if domain is None:
-            return path
-        back = urlencode({"redirect_url": f"{self.base_url}{path}"})
-        return f"{normalise_domain(domain)}{LOGOUT_PATH}?{back}"
+            logout = await admission.upstream_logout(conn, tenant_id, self.base_url + login)
+        return logout or login
 
     async def ending(self, raw_session_id: str | None) -> sessions.Ending | None:
         """Why this browser's session was ended for its member, told once."""
@@ -414,18 +405,7 @@ class Sso:
     async def names(self, signed_in: SignedIn) -> tuple[str, str | None]:
         """The member's enterprise and department by name, for the pages."""
         async with self.db.single_read() as conn:
-            row = (
-                await conn.execute(
-                    select(Tenant.name, Department.name)
-                    .outerjoin(
-                        Department,
-                        (Department.tenant_id == Tenant.tenant_id)
-                        & (Department.org_code == signed_in.org_code),
-                    )
-                    .where(Tenant.tenant_id == signed_in.tenant_id)
-                )
-            ).one()
-        return row[0] or signed_in.tenant_code, row[1]
+            return await admission.names(conn, signed_in.tenant_id, signed_in.org_code)
 
 
 _LOGOUT = (

@@ -1,0 +1,145 @@
+"""The member's journey through identity's pages in headless Chromium, at desktop and phone
+widths: a refused member signs in as someone else, finds their enterprise and department by
+name, thinks better of signing out, and is told why when the marketplace ends their session.
+
+Screenshots of every page go to `$IDENTITY_SCREENSHOTS` when set (to look at them), else to the
+test's temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.servers import ROOT
+from tests.test_browser_demo import CHROMIUM, FLAGS, demo
+
+__all__ = ["demo"]  # the module-scoped `identity demo` fixture, one for this module
+
+VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
+)
+
+
+def _simulate(demo: dict[str, str], *args: str) -> None:
+    """A marketplace event through `identity simulate`, signed with the demo's keys."""
+    folder = Path(demo["folder"])
+    keys = json.loads((folder / "keys.json").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "IDENTITY_MARKETPLACE_BASIC_KEY": keys["basic"],
+        "IDENTITY_MARKETPLACE_KIT_KEY": keys["kit"],
+        "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": str(folder / "seller-private-key.pem"),
+    }
+    argv = [sys.executable, "-m", "identity.cli", "simulate", *args]
+    argv += ["--identity", demo["identity"], "--auth-centre", demo["sim"]]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def _sign_in_at_auth_centre(page: Page, account: str, password: str) -> None:
+    page.fill("input[name=username]", account)
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name=re.compile("Sign in")).click()
+
+
+def _no_horizontal_scroll(page: Page) -> None:
+    """Nothing is wider than the screen (a phone would scroll sideways)."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_were_signed_out(
+    demo: dict[str, str], viewport: str, tmp_path: Path
+) -> None:
+    shots = Path(os.environ.get("IDENTITY_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    width, height = VIEWPORTS[viewport]
+
+    def shot(page: Page, name: str) -> None:
+        _no_horizontal_scroll(page)
+        page.screenshot(path=str(shots / f"{name}-{viewport}.png"), full_page=True)
+
+    tenant = demo["account"].split("@")[1]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(demo["identity"] + "/")
+            shot(page, "home")
+            page.locator("#sign-in").click()
+            expect(page.locator("input[name=tenant]")).to_be_visible()
+            shot(page, "enterprise")
+            page.fill("input[name=tenant]", tenant.upper())  # any case
+            page.get_by_role("button", name=re.compile("Continue")).click()
+
+            # carol is disabled: refused, with a way out.
+            _sign_in_at_auth_centre(page, f"carol@{tenant}", "carol-demo-password")
+            expect(page.locator("#reason")).to_have_text("member_disabled")
+            expect(page.locator("#what")).to_contain_text("Your account has been disabled")
+            shot(page, "refused")
+
+            # "Sign in as someone else" goes through the auth centre's logout: it asks again
+            # instead of signing carol straight back in.
+            page.locator("#switch").click()
+            expect(page.locator("input[name=password]")).to_be_visible()
+            _sign_in_at_auth_centre(page, f"bob@{tenant}", "bob-demo-password")
+
+            # Names, not codes; the role in words; times in China Standard Time.
+            expect(page.locator("#name")).to_have_text("Bob 鲍勃")
+            expect(page.locator("#userName")).to_have_text(f"bob@{tenant}")
+            expect(page.locator("#tenant")).to_have_text("ACME 示例企业")
+            expect(page.locator("#department")).to_have_text("前端组 Web")
+            expect(page.locator("#role")).to_contain_text("成员")
+            expect(page.locator("#role")).to_contain_text("Member")
+            expect(page.locator("#expiresAt")).to_contain_text("UTC+08:00")
+            for token in ("#userName", "#expiresAt time"):  # never broken across lines
+                box = page.locator(token).bounding_box()
+                line = float(
+                    page.locator(token).evaluate("e => getComputedStyle(e).lineHeight")[:-2]
+                )
+                assert box is not None and box["height"] < 1.5 * line, token
+            shot(page, "signed-in")
+
+            # The logout confirmation has a way back.
+            page.goto(demo["identity"] + "/sso/logout")
+            expect(page.locator("#logout")).to_be_visible()
+            shot(page, "logout")
+            page.locator("#stay").click()
+            expect(page.locator("#name")).to_have_text("Bob 鲍勃")
+
+            # The marketplace disables bob: his next request says why, once.
+            _simulate(demo, "disable-member", tenant, "bob")
+            try:
+                page.reload()
+                expect(page.locator("#session-ended")).to_be_visible()
+                expect(page.locator("#why")).to_contain_text("Your account has been disabled")
+                expect(page.locator("#reason")).to_have_text("member_disabled")
+                expect(page.locator("#switch")).to_be_visible()
+                shot(page, "session-ended")
+                page.reload()
+                expect(page.locator("#signed-out")).to_contain_text("You are not signed in")
+                shot(page, "signed-out")
+            finally:
+                _simulate(demo, "enable-member", tenant, "bob")
+
+            # Sign in as alice and out again: the signed-out page leads back in.
+            page.goto(demo["identity"] + "/sso/switch?tenant=" + tenant)
+            _sign_in_at_auth_centre(page, demo["account"], demo["password"])
+            expect(page.locator("#role")).to_contain_text("Administrator")
+            page.locator("#logout").click()
+            expect(page.locator("#signed-out")).to_contain_text("You have signed out")
+            shot(page, "logged-out")
+            page.goto(demo["identity"] + "/no/such/page")
+            expect(page.locator("#not-found")).to_be_visible()
+            shot(page, "not-found")
+        finally:
+            browser.close()
