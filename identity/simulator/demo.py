@@ -2,11 +2,13 @@
 
 Everything lives in one folder (default `./identity-demo`): the SQLite file, the master key,
 the marketplace keys and the seller's RSA key, generated on first run and reused afterwards, so a
-restarted demo keeps its data. The service, the simulator, the worker (which sends back-channel
-logouts) and a small example ISV app (identity/simulator/example_app.py, an OIDC client of
-identity) run as child processes of this command, which provisions the built-in scenario
-(order, enterprise, credentials, departments, members) through real signed calls and prints
-where to sign in. Ctrl-C stops them all.
+restarted demo keeps its data; and, written at every start, where its servers listen, so
+`identity simulate … --demo-dir` and `identity tenants … --demo-dir` find it (demo_dir.py).
+The service, the simulator, the worker (which sends back-channel logouts) and a small example
+ISV app (identity/simulator/example_app.py, an OIDC client of identity) run as child processes
+of this command, which provisions the built-in scenario (order, enterprise, credentials,
+departments, members) through real signed calls and prints where to sign in. Ctrl-C stops
+them all.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import SecretStr
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.provider import clients
+from identity.simulator import demo_dir
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
 from identity.simulator.scenario import Scenario, load_scenario
@@ -42,7 +45,7 @@ Echo = Callable[[str], None]
 def _keys(folder: Path) -> dict[str, str]:
     """The demo's secrets, made once and kept in the folder (mode 0600)."""
     folder.mkdir(parents=True, exist_ok=True)
-    pem, stored = folder / "seller-private-key.pem", folder / "keys.json"
+    pem, stored = folder / demo_dir.PRIVATE_KEY, folder / demo_dir.KEYS
     if not pem.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
         pem.touch(mode=0o600)
@@ -64,7 +67,7 @@ def _keys(folder: Path) -> dict[str, str]:
 def _env(folder: Path, identity: str, keys: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
     return env | {
-        "IDENTITY_DATABASE_URL": f"sqlite+aiosqlite:///{(folder / 'identity.db').resolve()}",
+        "IDENTITY_DATABASE_URL": demo_dir.database_url(folder),
         "IDENTITY_SECRET_KEY": keys["secret"],
         "IDENTITY_MARKETPLACE_BASIC_KEY": keys["basic"],
         "IDENTITY_MARKETPLACE_KIT_KEY": keys["kit"],
@@ -112,7 +115,7 @@ async def _example_client(
 ) -> tuple[str, str]:
     """The example app's client at identity: registered on the first run (its secret kept in
     the folder, mode 0600), registered again if it is gone or its address changed."""
-    stored = folder / "example-app.json"
+    stored = folder / demo_dir.EXAMPLE_CLIENT
     db = Database(env["IDENTITY_DATABASE_URL"])
     try:
         async with db.transaction() as session:
@@ -163,9 +166,7 @@ def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Ech
     echo("Press Ctrl-C to stop.")
 
 
-def run(
-    folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: Echo
-) -> None:
+def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: Echo) -> None:
     for taken in (p for p in (port, sim_port, app_port) if _in_use(host, p)):
         echo(
             f"identity demo: port {taken} on {host} is already in use; choose others with "
@@ -179,6 +180,7 @@ def run(
     env = _env(folder, identity, keys)
     upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
     example = f"http://{host}:{app_port}"
+    demo_dir.write_addresses(folder, identity, sim, example)
     client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))
     cli = [sys.executable, "-m", "identity.cli"]
     sim_args = ["--port", str(sim_port), "--identity", identity, "--no-provision"]
