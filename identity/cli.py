@@ -30,7 +30,11 @@ app = typer.Typer(
 )
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
-app.add_typer(simulate_app, name="simulate", help="A local KooGallery: auth centre and sender")
+app.add_typer(
+    simulate_app,
+    name="simulate",
+    help="A local KooGallery: auth centre and sender (--demo-dir: drive a running demo)",
+)
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 

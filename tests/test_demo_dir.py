@@ -1,8 +1,9 @@
-"""`--demo-dir`: `identity tenants …` finds a running demo's database in its folder, as from
-another terminal."""
+"""`--demo-dir`: `identity simulate …` and `identity tenants …` find a running demo's keys,
+database and addresses in its folder, as from another terminal."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from identity.cli import app
-from tests.demo_process import RunningDemo, running_demo
+from tests.demo_process import RunningDemo, identity, running_demo
 
 Terminal = Callable[..., Result]
 
@@ -47,6 +48,12 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> Terminal:
     return run
 
 
+def members(terminal: Terminal, running: RunningDemo, cwd: Path) -> dict[str, bool]:
+    shown = terminal(cwd, "tenants", "show", "acme", "--demo-dir", str(running.folder))
+    assert shown.exit_code == 0, shown.output
+    return {m["userName"]: m["enabled"] for m in json.loads(shown.stdout)["members"]}
+
+
 def test_tenants_list_reads_the_demos_database(
     terminal: Terminal, running: RunningDemo, elsewhere: Path
 ) -> None:
@@ -58,6 +65,42 @@ def test_tenants_list_reads_the_demos_database(
     )
     assert listed.exit_code == 0, listed.output
     assert listed.stdout.split("\t")[:3] == ["t-acme-0001", "acme", "active"]
+
+
+def test_an_event_command_needs_only_demo_dir(
+    terminal: Terminal, running: RunningDemo, elsewhere: Path
+) -> None:
+    """As a process, from another folder, as the banner's commands are run."""
+    assert members(terminal, running, elsewhere)["bob"] is True
+    done = identity(
+        elsewhere, "simulate", "disable-member", "acme", "bob", "--demo-dir", str(running.folder)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "authSync" in done.stdout and "000000" in done.stdout
+    assert members(terminal, running, elsewhere)["bob"] is False
+
+
+def test_in_the_demos_folder_no_option_is_needed(terminal: Terminal, running: RunningDemo) -> None:
+    """Run where the demo was started (as `make demo` is): ./identity-demo is found."""
+    cwd = running.folder.parent
+    done = terminal(cwd, "simulate", "freeze", "acme")
+    assert done.exit_code == 0, done.output
+    shown = terminal(cwd, "tenants", "show", "acme")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["instances"][0]["status"] == "frozen"
+    assert terminal(cwd, "simulate", "unfreeze", "acme").exit_code == 0
+
+
+def test_keys_set_in_the_environment_win_over_the_default_folder(
+    terminal: Terminal, running: RunningDemo
+) -> None:
+    """identity's own configuration is never mixed with ./identity-demo's keys."""
+    done = terminal(
+        running.folder.parent, "simulate", "freeze", "acme", "--identity", running.identity,
+        IDENTITY_MARKETPLACE_BASIC_KEY="a-basic-key-the-demo-never-had",
+    )  # fmt: skip
+    assert done.exit_code == 1
+    assert "identity refused newInstance: 000001" in done.stderr
 
 
 def test_reading_the_demo_beside_an_embedded_database_says_so(
@@ -73,6 +116,8 @@ def test_reading_the_demo_beside_an_embedded_database_says_so(
 @pytest.mark.parametrize(
     ("command", "missing"),
     [
+        (["simulate", "disable-member", "acme", "bob"], "keys.json"),
+        (["simulate", "freeze", "acme", "--identity", "http://127.0.0.1:9"], "keys.json"),
         (["tenants", "list"], "identity.db"),
         (["tenants", "show", "acme"], "identity.db"),
     ],
