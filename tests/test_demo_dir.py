@@ -1,5 +1,5 @@
 """`--demo-dir`: `identity simulate …` and `identity tenants …` find a running demo's keys,
-database and addresses in its folder, as from another terminal."""
+database and addresses in its folder, as from another terminal; the banner says how."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from identity.cli import app
+from identity.simulator import demo
+from identity.simulator.scenario import load_scenario
 from tests.demo_process import RunningDemo, identity, running_demo
 
 Terminal = Callable[..., Result]
@@ -81,8 +83,9 @@ def test_an_event_command_needs_only_demo_dir(
 
 
 def test_in_the_demos_folder_no_option_is_needed(terminal: Terminal, running: RunningDemo) -> None:
-    """Run where the demo was started (as `make demo` is): ./identity-demo is found."""
+    """The banner's commands, run where the demo was started: ./identity-demo is found."""
     cwd = running.folder.parent
+    assert "simulate freeze acme\n" in running.banner  # no --demo-dir: the default applies
     done = terminal(cwd, "simulate", "freeze", "acme")
     assert done.exit_code == 0, done.output
     shown = terminal(cwd, "tenants", "show", "acme")
@@ -132,3 +135,38 @@ def test_a_demo_dir_without_a_demo_is_one_line_and_exit_2(
     assert done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
     assert f"--demo-dir {empty} holds no demo ({missing} is missing)" in done.stderr
     assert f"identity demo --dir {empty}" in done.stderr
+
+
+def test_the_banner_names_the_folder_when_the_default_would_not_find_it(
+    terminal: Terminal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `terminal` left no IDENTITY_* variable
+    lines: list[str] = []
+    demo._drive(load_scenario(), Path("identity-demo"), lines.append)
+    assert lines[1].endswith(" simulate disable-member acme alice")
+    lines.clear()
+    demo._drive(load_scenario(), Path("elsewhere"), lines.append)
+    assert lines[1].endswith(f" simulate disable-member acme alice --demo-dir {tmp_path}/elsewhere")
+    assert lines[3].endswith(f" tenants show acme --demo-dir {tmp_path}/elsewhere")
+    lines.clear()
+    monkeypatch.setenv("IDENTITY_MARKETPLACE_KIT_KEY", "a-kit-key-configured-here")
+    demo._drive(load_scenario(), Path("identity-demo"), lines.append)
+    assert lines[2].endswith(f" simulate freeze acme --demo-dir {tmp_path}/identity-demo")
+
+
+def test_the_banner_runs_identity_as_the_demo_was_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` runs .venv/bin/identity from the checkout: the banner's commands do too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    monkeypatch.setattr("sys.argv", [".venv/bin/identity", "demo"])
+    assert demo._program() == ".venv/bin/identity"
+    monkeypatch.setattr("sys.argv", ["/usr/lib/python3/identity/cli.py", "demo"])
+    assert demo._program().endswith(" -m identity.cli")
+    on_path = tmp_path / "bin" / "identity"
+    on_path.parent.mkdir()
+    on_path.touch(mode=0o755)
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    monkeypatch.setattr("sys.argv", [str(on_path), "demo"])
+    assert demo._program() == "identity"

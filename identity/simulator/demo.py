@@ -7,8 +7,8 @@ restarted demo keeps its data; and, written at every start, where its servers li
 The service, the simulator, the worker (which sends back-channel logouts) and a small example
 ISV app (identity/simulator/example_app.py, an OIDC client of identity) run as child processes
 of this command, which provisions the built-in scenario (order, enterprise, credentials,
-departments, members) through real signed calls and prints where to sign in. Ctrl-C stops
-them all.
+departments, members) through real signed calls and prints where to sign in, and how to drive
+it from another terminal. Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import asyncio
 import json
 import os
 import secrets
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,7 +146,36 @@ async def _example_client(
     return client_id, secret
 
 
-def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Echo) -> None:
+def _program() -> str:
+    """`identity` as this demo was started (`.venv/bin/identity` under `make demo`), so the
+    banner's commands work when pasted."""
+    script = Path(sys.argv[0])
+    if script.name != "identity":
+        return f"{shlex.quote(sys.executable)} -m identity.cli"
+    found = shutil.which("identity")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "identity"
+    return shlex.quote(sys.argv[0])
+
+
+def _drive(scenario: Scenario, folder: Path, echo: Echo) -> None:
+    """Commands that play the marketplace against this demo from another terminal: without
+    --demo-dir when ./identity-demo would be found there (demo_dir.py), else with it."""
+    tenant = scenario.tenants[0]
+    member = next((m for m in tenant.members if m.enable and m.authorised), tenant.members[0])
+    settings = demo_dir.MARKETPLACE_SETTINGS + demo_dir.DATABASE_SETTINGS
+    found = folder.resolve() == demo_dir.DEFAULT.resolve() and not demo_dir.configured(settings)
+    flag = "" if found else f" --demo-dir {shlex.quote(str(folder.resolve()))}"
+    run, code = _program(), tenant.tenant_code
+    echo(f"From another terminal in {Path.cwd()} (enable-member and unfreeze undo):")
+    echo(f"  {run} simulate disable-member {code} {member.user_name}{flag}")
+    echo(f"  {run} simulate freeze {code}{flag}")
+    echo(f"  {run} tenants show {code}{flag}")
+
+
+def _banner(
+    scenario: Scenario, folder: Path, identity: str, sim: str, example: str, echo: Echo
+) -> None:
     tenant = scenario.tenants[0]
     echo("identity demo is running.")
     echo(f"  Sign in (app-initiated, Flow B): {identity}/sso/login?tenant={tenant.tenant_code}")
@@ -163,6 +194,7 @@ def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Ech
             f"  role {member.role}{note}"
         )
     echo(f"  Example ISV app (signs in through identity): {example}/")
+    _drive(scenario, folder, echo)
     echo("Press Ctrl-C to stop.")
 
 
@@ -197,7 +229,7 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
         _wait_healthy(identity, children[0])
         _wait_healthy(sim, children[1])
         asyncio.run(_provision(scenario, identity, sim, keys))
-        _banner(scenario, identity, sim, example, echo)
+        _banner(scenario, folder, identity, sim, example, echo)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         for argv, child in zip(commands, children, strict=True):
