@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -21,7 +21,8 @@ from identity import migrate as migrations
 from identity.db import Database, async_url
 from identity.directory import report
 from identity.provider.cli import clients_app, keys_app
-from identity.settings import Settings
+from identity.settings import DEFAULT_DATABASE_URL, Settings
+from identity.simulator import demo_dir
 from identity.simulator.cli import app as simulate_app
 
 app = typer.Typer(
@@ -29,7 +30,11 @@ app = typer.Typer(
 )
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
-app.add_typer(simulate_app, name="simulate", help="A local KooGallery: auth centre and sender")
+app.add_typer(
+    simulate_app,
+    name="simulate",
+    help="A local KooGallery: auth centre and sender (--demo-dir: drive a running demo)",
+)
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 
@@ -171,7 +176,11 @@ def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit"
 
 @app.command()
 def demo(
-    folder: Path = typer.Option(Path("identity-demo"), "--dir", help="Where the demo keeps state"),
+    folder: Path = typer.Option(
+        demo_dir.DEFAULT,
+        "--dir",
+        help="Where the demo keeps state; other commands find it with --demo-dir",
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface for both servers"),
     port: int = typer.Option(8000, help="identity's port"),
     sim_port: int = typer.Option(8001, help="The simulator's port"),
@@ -195,10 +204,42 @@ def migrate() -> None:
     typer.echo("database is at the newest revision")
 
 
+DEMO_DIR_HELP = (
+    "Folder of an `identity demo`: read its database, over IDENTITY_DATABASE_URL (default: "
+    f"./{demo_dir.DEFAULT} when it holds one and IDENTITY_DATABASE_URL is not set)"
+)
+
+
+def _tenants_settings(folder: Path | None) -> Settings:
+    """identity's settings, or the demo's database in their place (demo_dir.py says which
+    demo); a --demo-dir without a demo is one line and exit 2."""
+    settings = load_settings()
+    configured = folder is None and "database_url" in settings.model_fields_set
+    try:
+        demo = demo_dir.find(folder, (demo_dir.DATABASE, demo_dir.KEYS), configured)
+    except demo_dir.DemoDirError as exc:
+        typer.echo(f"identity: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if demo is None:
+        return settings
+    embedded = Path(make_url(DEFAULT_DATABASE_URL).database or "")
+    if folder is None and embedded.is_file():  # `identity serve`'s database is here too
+        typer.echo(
+            f"identity: reading the demo's database in ./{demo_dir.DEFAULT} "
+            f"(for ./{embedded.name}, set IDENTITY_DATABASE_URL)",
+            err=True,
+        )
+    secret = SecretStr(demo.keys["secret"])
+    return settings.model_copy(update={"database_url": demo.database_url, "secret_key": secret})
+
+
 @tenants_app.command("list")
-def tenants_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+def tenants_list(
+    as_json: bool = typer.Option(False, "--json", help="JSON output"),
+    folder: Path | None = typer.Option(None, "--demo-dir", help=DEMO_DIR_HELP, show_default=False),
+) -> None:
     """List every tenant the marketplace has synced."""
-    rows = _read(load_settings(), report.list_tenants)
+    rows = _read(_tenants_settings(folder), report.list_tenants)
     if as_json:
         _print_json(rows)
         return
@@ -210,11 +251,13 @@ def tenants_list(as_json: bool = typer.Option(False, "--json", help="JSON output
 
 @tenants_app.command("show")
 def tenants_show(
-    tenant_id: str, as_json: bool = typer.Option(False, "--json", help="JSON output")
+    tenant_id: str,
+    as_json: bool = typer.Option(False, "--json", help="JSON output"),
+    folder: Path | None = typer.Option(None, "--demo-dir", help=DEMO_DIR_HELP, show_default=False),
 ) -> None:
     """One tenant, by id or code: instances, app credentials (never secrets), departments,
     members."""
-    shown = _read(load_settings(), lambda s: report.show_tenant(s, tenant_id))
+    shown = _read(_tenants_settings(folder), lambda s: report.show_tenant(s, tenant_id))
     if shown is None:
         typer.echo(f"no tenant {tenant_id}", err=True)
         raise typer.Exit(1)

@@ -3,7 +3,6 @@ sign out. Debian's /usr/bin/chromium, driven by Playwright (never `playwright in
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.demo_process import identity, running_demo
 from tests.servers import ROOT, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,49 +26,19 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`identity demo` as a process; yields the printed sign-in URL and alice's password."""
-    port, sim_port, app_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
-    env |= {"PYTHONPATH": str(ROOT), "IDENTITY_LOG_LEVEL": "WARNING"}
     folder = tmp_path_factory.mktemp("demo")
-    argv = [sys.executable, "-m", "identity.cli", "demo", "--dir", str(folder)]
-    argv += ["--port", str(port), "--sim-port", str(sim_port), "--app-port", str(app_port)]
-    process = subprocess.Popen(
-        argv, env=env, cwd=folder, stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    printed: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
-        assert process.stdout is not None
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            printed.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        text = "".join(printed)
-        flow_b = re.search(r"Flow B\): (\S+)", text)
-        alice = re.search(r"Account (alice@\S+)\s+password (\S+)", text)
-        example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", text)
-        assert flow_b and alice and example, text
+    with running_demo(folder, folder) as started:
+        flow_b = re.search(r"Flow B\): (\S+)", started.banner)
+        alice = re.search(r"Account (alice@\S+)\s+password (\S+)", started.banner)
+        example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", started.banner)
+        assert flow_b and alice and example, started.banner
         yield {
             "url": flow_b.group(1),
             "account": alice.group(1),
             "password": alice.group(2),
             "example": example.group(1),
             "folder": str(folder),
-            "identity": f"http://127.0.0.1:{port}",
-            "sim": f"http://127.0.0.1:{sim_port}",
         }
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium")
@@ -105,20 +75,9 @@ def test_member_signs_in_sees_who_they_are_and_signs_out(
 
 
 def _disable_alice(demo: dict[str, str]) -> None:
-    """The marketplace disables alice: `identity simulate disable-member`, with the demo's keys."""
-    keys = json.loads((Path(demo["folder"]) / "keys.json").read_text())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
-    env |= {
-        "PYTHONPATH": str(ROOT),
-        "IDENTITY_MARKETPLACE_BASIC_KEY": keys["basic"],
-        "IDENTITY_MARKETPLACE_KIT_KEY": keys["kit"],
-        "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": str(
-            Path(demo["folder"]) / "seller-private-key.pem"
-        ),
-    }
-    argv = [sys.executable, "-m", "identity.cli", "simulate", "disable-member", "acme", "alice"]
-    argv += ["--identity", demo["identity"], "--auth-centre", demo["sim"]]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    """The marketplace disables alice: `identity simulate disable-member`, as the banner says."""
+    argv = ["simulate", "disable-member", "acme", "alice", "--demo-dir", demo["folder"]]
+    done = identity(Path(demo["folder"]), *argv)
     assert done.returncode == 0, done.stderr
 
 

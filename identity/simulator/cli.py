@@ -2,8 +2,10 @@
 
 Keys come from the variables identity itself reads (`IDENTITY_MARKETPLACE_BASIC_KEY`,
 `IDENTITY_MARKETPLACE_KIT_KEY`, `IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE`, and a `.env` file),
-so one environment configures both sides; the options override them. KooGallery holds only the
-seller's public key (§2.7): it is derived here from the private key file.
+so one environment configures both sides; the options override them. `--demo-dir` takes the
+keys and addresses of a running `identity demo` instead (target.py has the order, demo_dir.py
+says when ./identity-demo applies without it). KooGallery holds only the seller's public key
+(§2.7): it is derived here from the private key file.
 
 Every event command prints one line per delivered call and exits 1 with a message naming the
 call when identity refuses it (resultCode not 000000) or cannot be reached.
@@ -13,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import httpx2 as httpx
@@ -22,14 +22,23 @@ import typer
 from fastapi import FastAPI
 
 from identity.marketplace.signing import Kind
-from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH, create_auth_centre
 from identity.simulator.scenario import Scenario, ScenarioError, TenantSpec, load_scenario
-from identity.simulator.sender import DeliveryError, Keys, Sender
+from identity.simulator.sender import DeliveryError, Keys, Sender, Unreachable
+from identity.simulator.target import (
+    DEFAULT_IDENTITY,
+    AuthCentreOpt,
+    BasicKeyOpt,
+    DemoDirOpt,
+    IdentityOpt,
+    KitKeyOpt,
+    PrivateKeyOpt,
+    ScenarioOpt,
+    Target,
+    resolve_target,
+)
 
-DEFAULT_IDENTITY = "http://127.0.0.1:8000"
-DEFAULT_AUTH_CENTRE = "http://127.0.0.1:8001"
 HEALTH_POLL_SECONDS = 0.5
 
 app = typer.Typer(
@@ -38,64 +47,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ScenarioOpt = Annotated[
-    Path | None,
-    typer.Option(help="Scenario JSON file (default: the built-in demo)", dir_okay=False),
-]
-IdentityOpt = Annotated[
-    str, typer.Option(help="identity's base URL: where calls go, and the callback's base")
-]
-AuthCentreOpt = Annotated[
-    str, typer.Option(help="Auth centre URL sent as every tenant's domainName (tenantSync)")
-]
-BasicKeyOpt = Annotated[
-    str | None, typer.Option(help="Basic access key (default: IDENTITY_MARKETPLACE_BASIC_KEY)")
-]
-KitKeyOpt = Annotated[
-    str | None, typer.Option(help="Kit access key (default: IDENTITY_MARKETPLACE_KIT_KEY)")
-]
-PrivateKeyOpt = Annotated[
-    Path | None,
-    typer.Option(
-        help="Seller RSA private key PEM (default: IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE)",
-        dir_okay=False,
-    ),
-]
 TenantArg = Annotated[str, typer.Argument(help="tenantId or tenantCode")]
 UserArg = Annotated[str, typer.Argument(help="The member's userName (account)")]
-
-
-@dataclass(frozen=True)
-class Target:
-    """What every event command shares: the scenario, identity, and the keys."""
-
-    scenario: Path | None
-    identity: str
-    auth_centre: str
-    basic_key: str | None
-    kit_key: str | None
-    private_key_file: Path | None
-
-    def keys(self) -> Keys:
-        try:
-            settings = Settings()
-        except ValueError as exc:  # pydantic's ValidationError: a bad IDENTITY_* variable
-            raise DeliveryError(f"cannot read identity's settings: {exc}") from None
-        basic = self.basic_key or _secret(settings.marketplace_basic_key)
-        kit = self.kit_key or _secret(settings.marketplace_kit_key)
-        key_file = self.private_key_file or settings.marketplace_private_key_file
-        if key_file is None:
-            return Keys(basic, kit)
-        try:
-            return Keys.from_private_key_pem(basic, kit, key_file.read_bytes())
-        except (OSError, ValueError, TypeError) as exc:
-            raise DeliveryError(f"cannot read the seller private key {key_file}: {exc}") from None
-
-
-def _secret(value: object) -> str | None:
-    get = getattr(value, "get_secret_value", None)
-    return str(get()) if get is not None else None
-
 
 Action = Callable[[Sender, Scenario], Awaitable[object]]
 
@@ -117,7 +70,10 @@ def _deliver(target: Target, action: Action) -> None:
     try:
         asyncio.run(run(load_scenario(target.scenario), target.keys()))
     except (ScenarioError, DeliveryError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        hint = ""
+        if isinstance(exc, Unreachable) and target.demo is not None:
+            hint = f" (is the demo in {target.demo} running?)"
+        typer.echo(f"error: {exc}{hint}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -130,14 +86,17 @@ def _tenant_command(name: str, operation: TenantOperation, help_text: str) -> No
     def command(
         tenant: TenantArg,
         scenario: ScenarioOpt = None,
-        identity: IdentityOpt = DEFAULT_IDENTITY,
-        auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+        identity: IdentityOpt = None,
+        auth_centre: AuthCentreOpt = None,
         basic_key: BasicKeyOpt = None,
         kit_key: KitKeyOpt = None,
         private_key_file: PrivateKeyOpt = None,
+        demo_dir: DemoDirOpt = None,
     ) -> None:
-        target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
-        _deliver(target, lambda s, world: operation(s, world.tenant(tenant)))
+        to = resolve_target(
+            scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
+        )
+        _deliver(to, lambda s, world: operation(s, world.tenant(tenant)))
 
 
 def _member_command(name: str, operation: MemberOperation, help_text: str) -> None:
@@ -146,14 +105,17 @@ def _member_command(name: str, operation: MemberOperation, help_text: str) -> No
         tenant: TenantArg,
         user: UserArg,
         scenario: ScenarioOpt = None,
-        identity: IdentityOpt = DEFAULT_IDENTITY,
-        auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+        identity: IdentityOpt = None,
+        auth_centre: AuthCentreOpt = None,
         basic_key: BasicKeyOpt = None,
         kit_key: KitKeyOpt = None,
         private_key_file: PrivateKeyOpt = None,
+        demo_dir: DemoDirOpt = None,
     ) -> None:
-        target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
-        _deliver(target, lambda s, world: operation(s, world.tenant(tenant), user))
+        to = resolve_target(
+            scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
+        )
+        _deliver(to, lambda s, world: operation(s, world.tenant(tenant), user))
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -164,7 +126,7 @@ def serve(
     scenario: ScenarioOpt = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
-    identity: IdentityOpt = DEFAULT_IDENTITY,
+    identity: IdentityOpt = None,
     auth_centre: Annotated[
         str | None, typer.Option(help="domainName sent to identity (default: http://HOST:PORT)")
     ] = None,
@@ -177,12 +139,15 @@ def serve(
     basic_key: BasicKeyOpt = None,
     kit_key: KitKeyOpt = None,
     private_key_file: PrivateKeyOpt = None,
+    demo_dir: DemoDirOpt = None,
 ) -> None:
     """Serve the auth centre (§5); with --provision, provision every tenant once identity is up."""
+    base = auth_centre or f"http://{host}:{port}"
+    target = resolve_target(
+        scenario, identity, base, basic_key, kit_key, private_key_file, demo_dir
+    )
     try:
         world = load_scenario(scenario)
-        base = auth_centre or f"http://{host}:{port}"
-        target = Target(scenario, identity, base, basic_key, kit_key, private_key_file)
         keys = _provisioning_keys(target) if provision else None
     except (ScenarioError, DeliveryError) as exc:
         hint = " (or serve with --no-provision)" if isinstance(exc, DeliveryError) else ""
@@ -190,12 +155,12 @@ def serve(
         raise typer.Exit(1) from None
     centre = create_auth_centre(
         world,
-        callback_base=identity,
+        callback_base=target.identity,
         code_seconds=code_seconds,
         access_token_seconds=access_token_seconds,
         refresh_token_seconds=refresh_token_seconds,
     )
-    _banner(world, base, identity)
+    _banner(world, base, target.identity)
     asyncio.run(_serve(centre, host, port, world, target, keys))
 
 
@@ -270,11 +235,12 @@ def provision_command(
         str | None, typer.Argument(help="tenantId or tenantCode (default: every tenant)")
     ] = None,
     scenario: ScenarioOpt = None,
-    identity: IdentityOpt = DEFAULT_IDENTITY,
-    auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+    identity: IdentityOpt = None,
+    auth_centre: AuthCentreOpt = None,
     basic_key: BasicKeyOpt = None,
     kit_key: KitKeyOpt = None,
     private_key_file: PrivateKeyOpt = None,
+    demo_dir: DemoDirOpt = None,
 ) -> None:
     """Purchase, bind, authorise (newInstance, tenantSync, applicationSync, allOrgSync, authSync).
 
@@ -285,8 +251,10 @@ def provision_command(
         for spec in [world.tenant(tenant)] if tenant else world.tenants:
             await events.provision(s, spec)
 
-    target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
-    _deliver(target, provision_all)
+    to = resolve_target(
+        scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
+    )
+    _deliver(to, provision_all)
 
 
 _tenant_command("bind", events.bind, "Bind the app: tenantSync, applicationSync, allOrgSync.")
@@ -304,15 +272,18 @@ def move_department_command(
     org: Annotated[str, typer.Argument(help="orgCode of the department to move")],
     parent: Annotated[str, typer.Argument(help='New parentCode ("" for top level)')],
     scenario: ScenarioOpt = None,
-    identity: IdentityOpt = DEFAULT_IDENTITY,
-    auth_centre: AuthCentreOpt = DEFAULT_AUTH_CENTRE,
+    identity: IdentityOpt = None,
+    auth_centre: AuthCentreOpt = None,
     basic_key: BasicKeyOpt = None,
     kit_key: KitKeyOpt = None,
     private_key_file: PrivateKeyOpt = None,
+    demo_dir: DemoDirOpt = None,
 ) -> None:
     """Move a department under a new parent: singleOrgSync flag 2 (§3.4)."""
-    target = Target(scenario, identity, auth_centre, basic_key, kit_key, private_key_file)
-    _deliver(target, lambda s, world: events.move_department(s, world.tenant(tenant), org, parent))
+    to = resolve_target(
+        scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
+    )
+    _deliver(to, lambda s, world: events.move_department(s, world.tenant(tenant), org, parent))
 
 
 _tenant_command("freeze", events.freeze, "Freeze the instance: updateInstanceStatus FREEZE.")
@@ -331,7 +302,7 @@ def example_app(
     ],
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8002,
-    identity: IdentityOpt = DEFAULT_IDENTITY,
+    identity: Annotated[str, typer.Option(help="identity's base URL")] = DEFAULT_IDENTITY,
 ) -> None:
     """A small ISV app signing members in through identity (what `identity demo` runs)."""
     import uvicorn

@@ -2,11 +2,13 @@
 
 Everything lives in one folder (default `./identity-demo`): the SQLite file, the master key,
 the marketplace keys and the seller's RSA key, generated on first run and reused afterwards, so a
-restarted demo keeps its data. The service, the simulator, the worker (which sends back-channel
-logouts) and a small example ISV app (identity/simulator/example_app.py, an OIDC client of
-identity) run as child processes of this command, which provisions the built-in scenario
-(order, enterprise, credentials, departments, members) through real signed calls and prints
-where to sign in. Ctrl-C stops them all.
+restarted demo keeps its data; and, written at every start, where its servers listen, so
+`identity simulate … --demo-dir` and `identity tenants … --demo-dir` find it (demo_dir.py).
+The service, the simulator, the worker (which sends back-channel logouts) and a small example
+ISV app (identity/simulator/example_app.py, an OIDC client of identity) run as child processes
+of this command, which provisions the built-in scenario (order, enterprise, credentials,
+departments, members) through real signed calls and prints where to sign in, and how to drive
+it from another terminal. Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import asyncio
 import json
 import os
 import secrets
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +35,7 @@ from pydantic import SecretStr
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.provider import clients
+from identity.simulator import demo_dir
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
 from identity.simulator.scenario import Scenario, load_scenario
@@ -42,7 +47,7 @@ Echo = Callable[[str], None]
 def _keys(folder: Path) -> dict[str, str]:
     """The demo's secrets, made once and kept in the folder (mode 0600)."""
     folder.mkdir(parents=True, exist_ok=True)
-    pem, stored = folder / "seller-private-key.pem", folder / "keys.json"
+    pem, stored = folder / demo_dir.PRIVATE_KEY, folder / demo_dir.KEYS
     if not pem.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
         pem.touch(mode=0o600)
@@ -64,7 +69,7 @@ def _keys(folder: Path) -> dict[str, str]:
 def _env(folder: Path, identity: str, keys: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
     return env | {
-        "IDENTITY_DATABASE_URL": f"sqlite+aiosqlite:///{(folder / 'identity.db').resolve()}",
+        "IDENTITY_DATABASE_URL": demo_dir.database_url(folder),
         "IDENTITY_SECRET_KEY": keys["secret"],
         "IDENTITY_MARKETPLACE_BASIC_KEY": keys["basic"],
         "IDENTITY_MARKETPLACE_KIT_KEY": keys["kit"],
@@ -112,7 +117,7 @@ async def _example_client(
 ) -> tuple[str, str]:
     """The example app's client at identity: registered on the first run (its secret kept in
     the folder, mode 0600), registered again if it is gone or its address changed."""
-    stored = folder / "example-app.json"
+    stored = folder / demo_dir.EXAMPLE_CLIENT
     db = Database(env["IDENTITY_DATABASE_URL"])
     try:
         async with db.transaction() as session:
@@ -141,7 +146,36 @@ async def _example_client(
     return client_id, secret
 
 
-def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Echo) -> None:
+def _program() -> str:
+    """`identity` as this demo was started (`.venv/bin/identity` under `make demo`), so the
+    banner's commands work when pasted."""
+    script = Path(sys.argv[0])
+    if script.name != "identity":
+        return f"{shlex.quote(sys.executable)} -m identity.cli"
+    found = shutil.which("identity")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "identity"
+    return shlex.quote(sys.argv[0])
+
+
+def _drive(scenario: Scenario, folder: Path, echo: Echo) -> None:
+    """Commands that play the marketplace against this demo from another terminal: without
+    --demo-dir when ./identity-demo would be found there (demo_dir.py), else with it."""
+    tenant = scenario.tenants[0]
+    member = next((m for m in tenant.members if m.enable and m.authorised), tenant.members[0])
+    settings = demo_dir.MARKETPLACE_SETTINGS + demo_dir.DATABASE_SETTINGS
+    found = folder.resolve() == demo_dir.DEFAULT.resolve() and not demo_dir.configured(settings)
+    flag = "" if found else f" --demo-dir {shlex.quote(str(folder.resolve()))}"
+    run, code = _program(), tenant.tenant_code
+    echo(f"From another terminal in {Path.cwd()} (enable-member and unfreeze undo):")
+    echo(f"  {run} simulate disable-member {code} {member.user_name}{flag}")
+    echo(f"  {run} simulate freeze {code}{flag}")
+    echo(f"  {run} tenants show {code}{flag}")
+
+
+def _banner(
+    scenario: Scenario, folder: Path, identity: str, sim: str, example: str, echo: Echo
+) -> None:
     tenant = scenario.tenants[0]
     echo("identity demo is running.")
     echo(f"  Sign in (app-initiated, Flow B): {identity}/sso/login?tenant={tenant.tenant_code}")
@@ -160,6 +194,7 @@ def _banner(scenario: Scenario, identity: str, sim: str, example: str, echo: Ech
             f"  role {member.role}{note}"
         )
     echo(f"  Example ISV app (signs in through identity): {example}/")
+    _drive(scenario, folder, echo)
     echo("Press Ctrl-C to stop.")
 
 
@@ -177,6 +212,7 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
     env = _env(folder, identity, keys)
     upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
     example = f"http://{host}:{app_port}"
+    demo_dir.write_addresses(folder, identity, sim, example)
     client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))
     cli = [sys.executable, "-m", "identity.cli"]
     sim_args = ["--port", str(sim_port), "--identity", identity, "--no-provision"]
@@ -193,7 +229,7 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
         _wait_healthy(identity, children[0])
         _wait_healthy(sim, children[1])
         asyncio.run(_provision(scenario, identity, sim, keys))
-        _banner(scenario, identity, sim, example, echo)
+        _banner(scenario, folder, identity, sim, example, echo)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         for argv, child in zip(commands, children, strict=True):
