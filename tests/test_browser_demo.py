@@ -38,6 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "password": alice.group(2),
             "example": example.group(1),
             "folder": str(folder),
+            "identity": started.identity,
         }
 
 

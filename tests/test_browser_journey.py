@@ -7,17 +7,14 @@ test's temporary folder."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.servers import ROOT
+from tests.demo_process import identity
 from tests.test_browser_demo import CHROMIUM, FLAGS, demo
 
 __all__ = ["demo"]  # the module-scoped `identity demo` fixture, one for this module
@@ -29,19 +26,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def _simulate(demo: dict[str, str], *args: str) -> None:
-    """A marketplace event through `identity simulate`, signed with the demo's keys."""
-    folder = Path(demo["folder"])
-    keys = json.loads((folder / "keys.json").read_text())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
-    env |= {
-        "PYTHONPATH": str(ROOT),
-        "IDENTITY_MARKETPLACE_BASIC_KEY": keys["basic"],
-        "IDENTITY_MARKETPLACE_KIT_KEY": keys["kit"],
-        "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": str(folder / "seller-private-key.pem"),
-    }
-    argv = [sys.executable, "-m", "identity.cli", "simulate", *args]
-    argv += ["--identity", demo["identity"], "--auth-centre", demo["sim"]]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    """A marketplace event, from another terminal as the demo's banner says."""
+    done = identity(Path(demo["folder"]), "simulate", *args, "--demo-dir", demo["folder"])
     assert done.returncode == 0, done.stderr
 
 

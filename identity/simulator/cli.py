@@ -141,7 +141,7 @@ def serve(
     private_key_file: PrivateKeyOpt = None,
     demo_dir: DemoDirOpt = None,
 ) -> None:
-    """Serve the auth centre (§5); with --provision, provision every tenant once identity is up."""
+    """Serve the auth centre; with --provision, provision every tenant once identity is up."""
     base = auth_centre or f"http://{host}:{port}"
     target = resolve_target(
         scenario, identity, base, basic_key, kit_key, private_key_file, demo_dir
@@ -244,7 +244,7 @@ def provision_command(
 ) -> None:
     """Purchase, bind, authorise (newInstance, tenantSync, applicationSync, allOrgSync, authSync).
 
-    For one tenant or every tenant; authSync carries the members marked authorised (§0.4).
+    For one tenant or every tenant; authSync carries the members marked authorised.
     """
 
     async def provision_all(s: Sender, world: Scenario) -> None:
@@ -258,7 +258,7 @@ def provision_command(
 
 
 _tenant_command("bind", events.bind, "Bind the app: tenantSync, applicationSync, allOrgSync.")
-_tenant_command("unbind", events.unbind, "Unbind the enterprise: tenantSync flag 0 (§3.1).")
+_tenant_command("unbind", events.unbind, "Unbind the enterprise: tenantSync flag 0.")
 _member_command("add-member", events.add_member, "Authorise a member: authSync flag 1.")
 _member_command("disable-member", events.disable_member, 'Disable: authSync flag 2, "false".')
 _member_command("enable-member", events.enable_member, 'Enable: authSync flag 2, "true".')
@@ -279,7 +279,7 @@ def move_department_command(
     private_key_file: PrivateKeyOpt = None,
     demo_dir: DemoDirOpt = None,
 ) -> None:
-    """Move a department under a new parent: singleOrgSync flag 2 (§3.4)."""
+    """Move a department under a new parent: singleOrgSync flag 2."""
     to = resolve_target(
         scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
     )
@@ -287,8 +287,8 @@ def move_department_command(
 
 
 _tenant_command("freeze", events.freeze, "Freeze the instance: updateInstanceStatus FREEZE.")
-_tenant_command("unfreeze", events.unfreeze, "Unfreeze: updateInstanceStatus UNFREEZE (§4.5).")
-_tenant_command("release", events.release, "Release the instance: releaseInstance (§4.6).")
+_tenant_command("unfreeze", events.unfreeze, "Unfreeze: updateInstanceStatus UNFREEZE.")
+_tenant_command("release", events.release, "Release the instance: releaseInstance.")
 
 
 # --- example app -------------------------------------------------------------------------------
