@@ -10,12 +10,18 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import health, pages
+from identity.admin import routes as admin_routes
+from identity.admin.service import AdminError
 from identity.crypto import Cipher
 from identity.db import Database
 from identity.directory import tenants
@@ -34,7 +40,16 @@ from identity.sso.service import Sso
 
 log = structlog.get_logger("identity")
 
-PUBLISHED_PATHS = frozenset({"/sso/session"})
+PUBLISHED_PATHS = frozenset(
+    {
+        "/sso/session",
+        "/api/admin/members",
+        "/api/admin/members/{user_name}",
+        "/api/admin/members/{user_name}/end-sessions",
+        "/api/admin/departments",
+        "/api/admin/syncs",
+    }
+)
 """The only paths `/openapi.json` describes: the JSON the ISV's front ends call. The marketplace
 callbacks (KooGallery's, specified by its contract), the browser pages of the login, the probes
 and the metrics are not an API for clients. A new client-facing route is published by adding it
@@ -144,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sso_routes.router)
     app.include_router(sso_routes.site)
     app.include_router(provider_router)
+    app.include_router(admin_routes.router)
     app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(StarletteHTTPException)
@@ -151,6 +167,21 @@ def create_app(settings: Settings) -> FastAPI:
         if exc.status_code == 404:
             return sso_routes.not_found(request)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(AdminError)
+    async def _admin_refused(request: Request, exc: AdminError) -> Response:
+        return admin_routes.problem(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        """A malformed parameter of the admin API: one message naming it, FastAPI's 422 for the
+        rest (the provider and marketplace answer in their own formats before this)."""
+        if not request.url.path.startswith("/api/admin"):
+            return await request_validation_exception_handler(request, exc)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        message = f"{where}: {first.get('msg', 'invalid')}"
+        return admin_routes.problem(AdminError("bad_request", 400, message))
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> HTMLResponse:

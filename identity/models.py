@@ -122,6 +122,8 @@ class Member(Timestamps, Base):
     work_place: Mapped[str | None] = mapped_column(String(256))
     entry_date: Mapped[str | None] = mapped_column(String(20))
     huawei_user_id: Mapped[str | None] = mapped_column(String(128))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """Set by identity at each sign-in (not a marketplace field); the admin console shows it."""
     state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     last_sync_time: Mapped[str] = mapped_column(String(17))
 

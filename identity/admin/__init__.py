@@ -1,0 +1,1 @@
+"""The tenant admin console (`/admin` pages, `/api/admin` JSON) and local passwords."""
