@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import health, pages
+from identity.admin import console as admin_console
 from identity.admin import routes as admin_routes
 from identity.admin.service import AdminError
 from identity.crypto import Cipher
@@ -160,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sso_routes.site)
     app.include_router(provider_router)
     app.include_router(admin_routes.router)
+    app.include_router(admin_console.router)
     app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(StarletteHTTPException)
@@ -170,6 +172,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(AdminError)
     async def _admin_refused(request: Request, exc: AdminError) -> Response:
+        if request.url.path.startswith("/admin"):
+            return admin_console.refused(request, exc)
         return admin_routes.problem(exc)
 
     @app.exception_handler(RequestValidationError)
