@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from fastapi import Header, Request
 
-from identity.admin import service
+from identity.admin import rights
 from identity.admin.service import AdminError
 from identity.db import Database
 from identity.sso.service import Sso
@@ -49,7 +49,7 @@ async def current_admin(request: Request) -> Admin:
         raise AdminError("unauthenticated", 401, "sign in first")
     database: Database = request.app.state.db
     async with database.read() as db:
-        allowed = await service.is_admin(db, signed_in.tenant_id, signed_in.user_name)
+        allowed = await rights.is_admin(db, signed_in.tenant_id, signed_in.user_name)
     if not allowed:
         raise AdminError("forbidden", 403, "only your enterprise's administrators may do this")
     admin = Admin(

@@ -1,4 +1,4 @@
-"""What a tenant admin reads and does: who is an admin, the member list (keyset pages), one
+"""What a tenant admin reads and does: the member list (keyset pages), one
 member with their apps and sessions, the department tree, the marketplace calls that touched the
 tenant, and ending a member's sessions.
 
@@ -19,11 +19,9 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
-from identity.directory import bindings
 from identity.errors import IdentityError
 from identity.models import (
     ACTIVE,
-    AppCredential,
     Authorisation,
     Department,
     MarketplaceCall,
@@ -44,36 +42,6 @@ class AdminError(IdentityError):
     def __init__(self, code: str, status: int, message: str, retry_after: int | None = None):
         super().__init__(message)
         self.code, self.status, self.message, self.retry_after = code, status, message, retry_after
-
-
-def _live(authorisation: type[Authorisation] = Authorisation) -> ColumnElement[bool]:
-    """An authorisation that lets its member use its app now: authorised, enabled, its
-    instance live and the app's credential there."""
-    credential = exists().where(
-        AppCredential.tenant_id == authorisation.tenant_id,
-        AppCredential.app_id == authorisation.app_id,
-        AppCredential.state == ACTIVE,
-    )
-    return and_(
-        authorisation.state == ACTIVE,
-        authorisation.enabled.is_(True),
-        bindings.instance_live(authorisation.tenant_id, authorisation.instance_id),
-        credential,
-    )
-
-
-async def is_admin(db: AsyncSession, tenant_id: str, user_name: str) -> bool:
-    """`role=admin` in at least one live authorisation of the tenant (authSync), checked on every
-    request: losing the role or the access ends admin rights at once."""
-    query = select(
-        exists().where(
-            Authorisation.tenant_id == tenant_id,
-            Authorisation.user_name == user_name,
-            Authorisation.role == "admin",
-            _live(),
-        )
-    )
-    return bool(await db.scalar(query))
 
 
 # --- the member list --------------------------------------------------------------------------
