@@ -129,7 +129,7 @@ async def test_one_member_with_apps_and_sessions_and_ending_them(
     assert [app["state"] for app in body["apps"]] == ["authorised"]
     assert len(body["sessions"]) == 1 and body["sessions"][0]["appId"] == acme.scenario.app_id
     assert "mobile" not in body and "password" not in str(body).lower()
-    problem(await api(alice, "GET", "/members/nobody"), 404, "not_found")
+    problem(await api(alice, "GET", "/members/nobody"), 404, "member_not_found")
 
     problem(await api(alice, "POST", "/members/bob/end-sessions", csrf=False), 403, "csrf_failed")
     bad = {"X-CSRF-Token": "forged"}
@@ -143,7 +143,7 @@ async def test_one_member_with_apps_and_sessions_and_ending_them(
     assert (await api(alice, "GET", "/members/bob")).json()["sessions"] == []
     again = await api(alice, "POST", "/members/bob/end-sessions")
     assert again.json() == {"sessionsEnded": 0}
-    problem(await api(alice, "POST", "/members/nobody/end-sessions"), 404, "not_found")
+    problem(await api(alice, "POST", "/members/nobody/end-sessions"), 404, "member_not_found")
 
 
 async def test_an_admin_sees_and_touches_only_their_own_tenant(
@@ -158,8 +158,8 @@ async def test_an_admin_sees_and_touches_only_their_own_tenant(
     listed = (await api(beta_admin, "GET", "/members")).json()["items"]
     assert [item["userName"] for item in listed] == ["alice"]
     assert listed[0]["name"] == "Alice of Beta"
-    problem(await api(beta_admin, "GET", "/members/bob"), 404, "not_found")
-    problem(await api(beta_admin, "POST", "/members/bob/end-sessions"), 404, "not_found")
+    problem(await api(beta_admin, "GET", "/members/bob"), 404, "member_not_found")
+    problem(await api(beta_admin, "POST", "/members/bob/end-sessions"), 404, "member_not_found")
     for other in ("bob@acme", "bob@ACME"):
         problem(await api(beta_admin, "GET", f"/members/{other}"), 403, "forbidden")
         problem(await api(beta_admin, "POST", f"/members/{other}/end-sessions"), 403, "forbidden")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fastapi import Header, Request
 
 from identity.admin import rights
-from identity.admin.service import AdminError
+from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated
 from identity.db import Database
 from identity.sso.service import Sso
 
@@ -37,7 +37,7 @@ class Admin:
         if not at:
             return reference
         if not self.names_own_tenant(code):
-            raise AdminError("forbidden", 403, "you administer only your own enterprise")
+            raise OtherTenant()
         return user_name
 
 
@@ -46,12 +46,12 @@ async def current_admin(request: Request) -> Admin:
     raw_id = request.cookies.get(sso.cookies.session)
     signed_in = await sso.current(raw_id)
     if signed_in is None or raw_id is None:
-        raise AdminError("unauthenticated", 401, "sign in first")
+        raise Unauthenticated()
     database: Database = request.app.state.db
     async with database.read() as db:
         allowed = await rights.is_admin(db, signed_in.tenant_id, signed_in.user_name)
     if not allowed:
-        raise AdminError("forbidden", 403, "only your enterprise's administrators may do this")
+        raise NotAdmin()
     admin = Admin(
         signed_in.tenant_id,
         signed_in.tenant_code,
@@ -63,7 +63,7 @@ async def current_admin(request: Request) -> Admin:
     for name in TENANT_PARAMETERS:
         sent = request.query_params.get(name)
         if sent is not None and not admin.names_own_tenant(sent):
-            raise AdminError("forbidden", 403, "you administer only your own enterprise")
+            raise OtherTenant()
     return admin
 
 
@@ -71,9 +71,7 @@ def check_csrf(request: Request, admin: Admin, token: str | None) -> None:
     """Unsafe requests carry the session's CSRF token (`csrfToken` of `/sso/session`)."""
     sso: Sso = request.app.state.sso
     if not token or not sso.csrf_ok(admin.raw_session_id, token):
-        raise AdminError(
-            "csrf_failed", 403, "send the X-CSRF-Token header (csrfToken of /sso/session)"
-        )
+        raise CsrfFailed()
 
 
 async def writing_admin(request: Request, x_csrf_token: str | None = Header(None)) -> Admin:

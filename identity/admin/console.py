@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from identity.admin import service
 from identity.admin.auth import Admin, check_csrf, current_admin
-from identity.admin.service import AdminError
+from identity.admin.errors import AdminError, BadRequest
 from identity.db import Database
 from identity.pages import render
 
@@ -101,7 +101,7 @@ async def _csrf_field(request: Request) -> str:
     try:
         form = await request.form(max_files=0, max_fields=8)
     except Exception as exc:  # not a form, a file part, too many fields
-        raise AdminError("bad_request", 400, "send the page's form") from exc
+        raise BadRequest("send the page's form") from exc
     token = form.get("csrf")
     return token if isinstance(token, str) else ""
 

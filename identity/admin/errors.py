@@ -4,7 +4,11 @@ from the request."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from identity.errors import IdentityError
+from identity.notify import NotifyFailed, NotifyUnavailable
 
 
 class AdminError(IdentityError):
@@ -14,6 +18,47 @@ class AdminError(IdentityError):
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.en)
+
+
+class BadRequest(AdminError):
+    """A malformed parameter; the message names it."""
+
+    code = "bad_request"
+    status = 400
+
+
+class Unauthenticated(AdminError):
+    code = "unauthenticated"
+    status = 401
+    zh = "请先登录。"
+    en = "Sign in first."
+
+
+class OtherTenant(AdminError):
+    """A request naming another tenant: refused before anything is looked up, so the answer
+    says nothing about what that tenant holds."""
+
+    code = "forbidden"
+    status = 403
+    zh = "您只能管理本企业。"
+    en = "You administer only your own enterprise."
+
+
+class CsrfFailed(AdminError):
+    code = "csrf_failed"
+    status = 403
+    zh = "请求无法验证，请回到页面重试。"
+    en = "Send the X-CSRF-Token header (csrfToken of /sso/session), or use the page's form."
+
+
+class Undeliverable(AdminError):
+    """A code or a password could not be sent (no sender for the channel, or the sender
+    failed): nothing was counted or changed."""
+
+    code = "notify_unavailable"
+    status = 503
+    zh = "无法发送短信或邮件，请稍后再试或联系服务商。"
+    en = "The message could not be sent; try again later or contact the vendor."
 
 
 class SignInFailed(AdminError):
@@ -116,3 +161,12 @@ class CodeInvalid(AdminError):
     def __init__(self, tries_left: int) -> None:
         super().__init__(f"{self.en} {tries_left} tries left.")
         self.tries_left = tries_left
+
+
+@contextmanager
+def delivering() -> Iterator[None]:
+    """A failed or impossible send, as the console answers it (`Undeliverable`)."""
+    try:
+        yield
+    except (NotifyUnavailable, NotifyFailed) as exc:
+        raise Undeliverable() from exc

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from identity.admin import schemas, service
+from identity.admin import resets, schemas, service
 from identity.admin.auth import Admin, current_admin, writing_admin
-from identity.admin.service import AdminError
-from identity.db import Database
+from identity.admin.errors import AdminError, RateLimited, delivering
+from identity.db import Database, utcnow
 
 NO_STORE = {"Cache-Control": "no-store"}
 ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 429)}
@@ -29,7 +29,7 @@ def _db(request: Request) -> Database:
 def problem(error: AdminError) -> JSONResponse:
     headers = dict(NO_STORE)
     body: dict[str, object] = {"error": error.code, "message": error.message}
-    if error.retry_after is not None:
+    if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after)
         body["retryAfter"] = error.retry_after
     return JSONResponse(body, error.status, headers=headers)
@@ -104,3 +104,46 @@ async def syncs(
         for r in rows
     ]
     return _json(schemas.SyncList(items=items, next_cursor=next_cursor))
+
+
+@router.post(
+    "/members/{user_name}/password-resets", status_code=202, response_model=schemas.ResetStarted
+)
+async def start_reset(request: Request, admin: Writer, user_name: str) -> JSONResponse:
+    """Step 1 of a password reset: a 6-digit code (valid 5 minutes, single use, 5 tries) goes
+    to your own mobile (or e-mail). At most one reset every 3 minutes, 15 an hour and 60 a day,
+    per member and per admin, counted from the moment the code is sent: 429 with `Retry-After`
+    beyond that."""
+    with delivering():
+        started = await resets.request_reset(
+            _db(request),
+            request.app.state.notifier,
+            request.app.state.reset_mac,
+            tenant_id=admin.tenant_id,
+            admin_user_name=admin.user_name,
+            target_user_name=admin.own_member(user_name),
+            now=utcnow(),
+        )
+    body = schemas.ResetStarted(reset_id=started.reset_id, code_sent_to=started.code_sent_to)
+    return _json(body, 202)
+
+
+@router.post("/password-resets/{reset_id}/confirm", status_code=204)
+async def confirm_reset(
+    request: Request, admin: Writer, reset_id: str, body: schemas.ResetCode
+) -> Response:
+    """Step 2: with the code, the member gets a random initial password on their own mobile or
+    e-mail (never shown to you), every session of theirs ends, and they must change the password
+    at their next sign-in."""
+    with delivering():
+        await resets.confirm_reset(
+            _db(request),
+            request.app.state.notifier,
+            request.app.state.reset_mac,
+            tenant_id=admin.tenant_id,
+            admin_user_name=admin.user_name,
+            reset_id=reset_id,
+            code=body.code.strip(),
+            now=utcnow(),
+        )
+    return Response(status_code=204, headers=NO_STORE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
 
 from identity.admin import service
@@ -114,6 +114,17 @@ class SyncOut(_Out):
 class SyncList(_Out):
     items: list[SyncOut]
     next_cursor: str | None
+
+
+class ResetStarted(_Out):
+    reset_id: str
+    code_sent_to: str
+    """Where the code went (the acting admin's own mobile, else e-mail), masked."""
+
+
+class ResetCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=16)
 
 
 class Problem(_Out):

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
-from identity.errors import IdentityError
+from identity.admin.errors import BadRequest, MemberNotFound
 from identity.models import (
     ACTIVE,
     Authorisation,
@@ -34,14 +34,6 @@ MemberState = Literal["enabled", "disabled", "cancelled", "deleted"]
 STATES: tuple[MemberState, ...] = ("enabled", "disabled", "cancelled", "deleted")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
-
-
-class AdminError(IdentityError):
-    """A refused admin request: a stable code and the HTTP status it is answered with."""
-
-    def __init__(self, code: str, status: int, message: str, retry_after: int | None = None):
-        super().__init__(message)
-        self.code, self.status, self.message, self.retry_after = code, status, message, retry_after
 
 
 # --- the member list --------------------------------------------------------------------------
@@ -99,9 +91,9 @@ class MemberQuery:
 
     def __post_init__(self) -> None:
         if self.state and self.state not in STATES:
-            raise AdminError("bad_request", 400, f"state must be one of {', '.join(STATES)}")
+            raise BadRequest(f"state must be one of {', '.join(STATES)}")
         if not 1 <= self.limit <= MAX_LIMIT:
-            raise AdminError("bad_request", 400, f"limit must be 1 to {MAX_LIMIT}")
+            raise BadRequest(f"limit must be 1 to {MAX_LIMIT}")
         object.__setattr__(self, "after", decode_cursor(self.cursor) if self.cursor else "")
 
 
@@ -114,7 +106,7 @@ def decode_cursor(cursor: str) -> str:
         padded = cursor + "=" * (-len(cursor) % 4)
         return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise AdminError("bad_request", 400, "cursor is not one this API gave") from None
+        raise BadRequest("cursor is not one this API gave") from None
 
 
 def _prefix(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
@@ -201,7 +193,7 @@ async def member(db: AsyncSession, tenant_id: str, user_name: str) -> MemberDeta
         )
     ).one_or_none()
     if found is None:
-        raise AdminError("not_found", 404, "no such member in your enterprise")
+        raise MemberNotFound()
     row = (
         await db.execute(
             select(Member.mobile, Member.email, Member.position, Department.name)
@@ -248,7 +240,7 @@ async def end_sessions(session: AsyncSession, tenant_id: str, user_name: str) ->
         select(exists().where(Member.tenant_id == tenant_id, Member.user_name == user_name))
     )
     if not known:
-        raise AdminError("not_found", 404, "no such member in your enterprise")
+        raise MemberNotFound()
     return await end_access(
         session, tenant_id=tenant_id, user_names=[user_name], reason=Reason.ADMIN_ENDED
     )
@@ -306,12 +298,12 @@ async def syncs(
     """The marketplace calls that named the tenant, newest first (interface, result, time;
     never payloads), in keyset pages by id."""
     if not 1 <= limit <= MAX_LIMIT:
-        raise AdminError("bad_request", 400, f"limit must be 1 to {MAX_LIMIT}")
+        raise BadRequest(f"limit must be 1 to {MAX_LIMIT}")
     where = [MarketplaceCall.tenant_id == tenant_id]
     if cursor:
         before = decode_cursor(cursor)
         if not before.isdigit():
-            raise AdminError("bad_request", 400, "cursor is not one this API gave")
+            raise BadRequest("cursor is not one this API gave")
         where.append(MarketplaceCall.id < int(before))
     rows = (
         await db.execute(

@@ -252,6 +252,30 @@ class Sso:
             raise Refusal("state_mismatch", "app or tenant differs from the login's")
         return login.tenant_id, login.next
 
+    async def open_session(
+        self,
+        tenant_id: str,
+        app_id: str,
+        user_name: str,
+        old_raw_session_id: str | None,
+        also: Callable[[AsyncConnection], Awaitable[bool]],
+    ) -> str:
+        """A session for a member who proved who they are some other way than the marketplace
+        (a local password): the same admission under the same locks as a marketplace login,
+        plus `also` (False refuses); the same kind of session, without upstream tokens.
+        Returns the raw session id for the cookie."""
+        async with self.db.write() as conn:
+            await admission.admit(conn, self.cipher, tenant_id, app_id, user_name)
+            if not await also(conn):
+                raise Refusal("code_invalid", "the local password changed meanwhile")
+            raw_id, sid = await self._session_for(conn, old_raw_session_id, tenant_id, user_name)
+            await sessions.add_app(
+                conn, self.cipher, sid=sid, app_id=app_id, tokens=None, now=utcnow()
+            )
+        await self._record_login(tenant_id, {"userName": user_name})
+        log.info("sso.local_login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)
+        return raw_id
+
     async def _record_login(self, tenant_id: str, info: dict[str, Any]) -> None:
         """When the member last signed in (the admin console shows it), and the IdP's user id
         the first time it is seen (§3.3, §5.2 step 7).
