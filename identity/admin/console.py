@@ -5,16 +5,17 @@ member who is not an admin (or no longer one: checked on every request) gets a p
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from identity.admin import service
+from identity.admin import resets, service
 from identity.admin.auth import Admin, check_csrf, current_admin
-from identity.admin.errors import AdminError, BadRequest
-from identity.db import Database
+from identity.admin.errors import AdminError, BadRequest, CodeInvalid, RateLimited, delivering
+from identity.db import Database, utcnow
 from identity.pages import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -90,25 +91,80 @@ async def members(
 
 
 @router.get("/members/{user_name}")
-async def member(request: Request, admin: Console, user_name: str, ended: int = -1) -> HTMLResponse:
+async def member(
+    request: Request,
+    admin: Console,
+    user_name: str,
+    ended: int = -1,
+    wait: int = 0,
+    reset: str = "",
+) -> HTMLResponse:
     async with _db(request).read() as db:
         detail = await service.member(db, admin.tenant_id, admin.own_member(user_name))
-    return _page(request, admin, "admin_member.html", detail=detail, ended=ended)
+    next_reset = utcnow() + timedelta(seconds=wait) if wait > 0 else None
+    context = {"detail": detail, "ended": ended, "next_reset": next_reset, "reset": reset}
+    return _page(request, admin, "admin_member.html", **context)
 
 
-async def _csrf_field(request: Request) -> str:
-    """The form's CSRF token. A small form only: no file parts (they would be spooled to disk)."""
+@router.post("/members/{user_name}/password-resets")
+async def start_reset(request: Request, admin: Console, user_name: str) -> Response:
+    """Step 1: a code to the admin's own phone, then the page asking for it; when a limit
+    refuses, back to the member's page, which says when the next reset is allowed."""
+    check_csrf(request, admin, (await _fields(request)).get("csrf"))
+    target = admin.own_member(user_name)
+    try:
+        with delivering():
+            started = await resets.request_reset(
+                _db(request),
+                request.app.state.notifier,
+                request.app.state.reset_mac,
+                tenant_id=admin.tenant_id,
+                admin_user_name=admin.user_name,
+                target_user_name=target,
+                now=utcnow(),
+            )
+    except RateLimited as limited:
+        return RedirectResponse(f"/admin/members/{target}?wait={limited.retry_after}", 303)
+    return _page(request, admin, "admin_reset.html", started=started, target=target, error=None)
+
+
+@router.post("/password-resets/{reset_id}/confirm")
+async def confirm_reset(request: Request, admin: Console, reset_id: str) -> Response:
+    """Step 2: the code; the member gets an initial password and loses every session."""
+    fields = await _fields(request)
+    check_csrf(request, admin, fields.get("csrf"))
+    target = fields.get("target", "")
+    try:
+        with delivering():
+            await resets.confirm_reset(
+                _db(request),
+                request.app.state.notifier,
+                request.app.state.reset_mac,
+                tenant_id=admin.tenant_id,
+                admin_user_name=admin.user_name,
+                reset_id=reset_id,
+                code=fields.get("code", "").strip(),
+                now=utcnow(),
+            )
+    except CodeInvalid as wrong:
+        started = {"reset_id": reset_id, "code_sent_to": fields.get("sent_to", "")}
+        context = {"started": started, "target": target, "error": wrong}
+        return _page(request, admin, "admin_reset.html", **context)
+    return RedirectResponse(f"/admin/members/{admin.own_member(target)}?reset=done", 303)
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """The posted form. A small one only: no file parts (they would be spooled to disk)."""
     try:
         form = await request.form(max_files=0, max_fields=8)
     except Exception as exc:  # not a form, a file part, too many fields
         raise BadRequest("send the page's form") from exc
-    token = form.get("csrf")
-    return token if isinstance(token, str) else ""
+    return {name: value for name, value in form.items() if isinstance(value, str)}
 
 
 @router.post("/members/{user_name}/end-sessions")
 async def end_sessions(request: Request, admin: Console, user_name: str) -> RedirectResponse:
-    check_csrf(request, admin, await _csrf_field(request))
+    check_csrf(request, admin, (await _fields(request)).get("csrf"))
     target = admin.own_member(user_name)
     async with _db(request).transaction() as db:
         ended = await service.end_sessions(db, admin.tenant_id, target)
