@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, select, union
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
@@ -38,26 +38,35 @@ DEFAULT_LIMIT = 50
 
 # --- the member list --------------------------------------------------------------------------
 
-_OF_MEMBER = (Authorisation.tenant_id == Member.tenant_id) & (
-    Authorisation.user_name == Member.user_name
-)
-_AUTHORISED = exists().where(_OF_MEMBER, Authorisation.state == ACTIVE)
-_ENABLED = exists().where(_OF_MEMBER, Authorisation.state == ACTIVE, Authorisation.enabled)
-_ADMIN = exists().where(_OF_MEMBER, Authorisation.state == ACTIVE, Authorisation.role == "admin")
-STATE = case(
-    (Member.state != ACTIVE, "deleted"),
-    (~_AUTHORISED, "cancelled"),
-    (~_ENABLED, "disabled"),
-    else_="enabled",
-)
-"""A member's state as the console shows it: deleted (authSync flag 0), authorisation cancelled
-(flag 3 for every app), disabled (`enable:"false"` wherever authorised), else enabled."""
-_STATE_FILTERS: dict[str, ColumnElement[bool]] = {
-    "deleted": Member.state != ACTIVE,
-    "cancelled": (Member.state == ACTIVE) & ~_AUTHORISED,
-    "disabled": (Member.state == ACTIVE) & _AUTHORISED & ~_ENABLED,
-    "enabled": (Member.state == ACTIVE) & _ENABLED,
-}
+
+def _flags(
+    tenant_id: Any, user_name: Any, member_state: Any
+) -> tuple[ColumnElement[str], ColumnElement[str], dict[str, ColumnElement[bool]]]:
+    """A member's role and state as the console shows them, for the member whose key columns
+    are given, and a filter for each state:
+
+    deleted (authSync flag 0), authorisation cancelled (flag 3 for every app), disabled
+    (`enable:"false"` wherever authorised), else enabled; `admin` while an authorisation says
+    so."""
+    of_member = (Authorisation.tenant_id == tenant_id) & (Authorisation.user_name == user_name)
+    active = Authorisation.state == ACTIVE
+    authorised = exists().where(of_member, active)
+    enabled = exists().where(of_member, active, Authorisation.enabled)
+    admin = exists().where(of_member, active, Authorisation.role == "admin")
+    live = member_state == ACTIVE
+    state = case(
+        (~live, "deleted"), (~authorised, "cancelled"), (~enabled, "disabled"), else_="enabled"
+    )
+    filters = {
+        "deleted": ~live,
+        "cancelled": live & ~authorised,
+        "disabled": live & authorised & ~enabled,
+        "enabled": live & enabled,
+    }
+    return case((admin, "admin"), else_="user"), state, filters
+
+
+_STATE_FILTERS = _flags(Member.tenant_id, Member.user_name, Member.state)[2]
 
 
 @dataclass(frozen=True)
@@ -118,14 +127,28 @@ def _prefix(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
     return and_(column >= prefix, column < prefix + "\U0010ffff")
 
 
-_LISTING = select(
-    Member.user_name,
-    Member.name,
-    Member.org_code,
-    case((_ADMIN, "admin"), else_="user"),
-    STATE,
-    Member.last_login_at,
-)
+def _listing(*where: ColumnElement[bool], limit: int) -> Select[Any]:
+    """Members matching `where`, in `userName` order, with their role and state. The page is
+    chosen first and the role and state computed for its rows only: computed over the whole
+    query, PostgreSQL plans them as one scan of every authorisation (it costs them for every
+    member and ignores the limit), so a page of a large tenant would cost its size."""
+    page = (
+        select(
+            Member.tenant_id,
+            Member.user_name,
+            Member.name,
+            Member.org_code,
+            Member.state,
+            Member.last_login_at,
+        )
+        .where(*where)
+        .order_by(Member.user_name)
+        .limit(limit)
+        .subquery("page")
+    )
+    role, state, _ = _flags(page.c.tenant_id, page.c.user_name, page.c.state)
+    columns = (page.c.user_name, page.c.name, page.c.org_code, role, state, page.c.last_login_at)
+    return select(*columns).order_by(page.c.user_name)
 
 
 async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> MemberPage:
@@ -148,7 +171,7 @@ async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> Membe
             Member.tenant_id == tenant_id, _prefix(Member.name, query.q, dialect)
         )
         where.append(Member.user_name.in_(union(by_account, by_name)))
-    statement = _LISTING.where(*where).order_by(Member.user_name).limit(query.limit + 1)
+    statement = _listing(*where, limit=query.limit + 1)
     rows = [MemberRow(*row) for row in (await db.execute(statement)).all()]
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -187,11 +210,8 @@ class MemberDetail:
 async def member(db: AsyncSession, tenant_id: str, user_name: str) -> MemberDetail:
     """The member of the admin's tenant, or `not_found` (a member of another tenant is not
     found either: it is not there to see)."""
-    found = (
-        await db.execute(
-            _LISTING.where(Member.tenant_id == tenant_id, Member.user_name == user_name)
-        )
-    ).one_or_none()
+    mine = (Member.tenant_id == tenant_id, Member.user_name == user_name)
+    found = (await db.execute(_listing(*mine, limit=1))).one_or_none()
     if found is None:
         raise MemberNotFound()
     row = (

@@ -4,8 +4,8 @@
 `userName` (the primary key's order) and searches by prefix of the account or the name;
 on PostgreSQL those prefix ranges compare in the "C" collation, where strings sharing a prefix
 sort together whatever the database's collation, so the search indexes are built in it. The
-member page reads a member's authorisations across apps, and the sync list the tenant's calls
-newest first.
+department filter is an index range in `userName` order too; the member page reads a member's
+authorisations across apps, and the sync list the tenant's calls newest first.
 
 Revision ID: 0008
 Revises: 0007
@@ -33,6 +33,7 @@ def upgrade() -> None:
         op.execute('CREATE INDEX ix_members_name_c ON members (tenant_id, name COLLATE "C")')
     else:
         op.create_index("ix_members_name_c", "members", ["tenant_id", "name"])
+    op.create_index("ix_members_department", "members", ["tenant_id", "org_code", "user_name"])
     op.create_index("ix_authorisations_member", "authorisations", ["tenant_id", "user_name"])
     op.create_index("ix_marketplace_calls_tenant", "marketplace_calls", ["tenant_id", "id"])
 
@@ -40,6 +41,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_marketplace_calls_tenant", table_name="marketplace_calls")
     op.drop_index("ix_authorisations_member", table_name="authorisations")
+    op.drop_index("ix_members_department", table_name="members")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_members_account_c", table_name="members")
     op.drop_index("ix_members_name_c", table_name="members")
