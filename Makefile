@@ -57,3 +57,4 @@ bench: install-test
 	$(BIN)/python -m benchmarks.flood
 	$(BIN)/python -m benchmarks.validate
 	$(BIN)/python -m benchmarks.introspect
+	$(BIN)/python -m benchmarks.admin_members

@@ -45,6 +45,8 @@ class Reason(StrEnum):
     INSTANCE_FROZEN = "instance_frozen"
     INSTANCE_RELEASED = "instance_released"
     INSTANCE_UNBOUND = "instance_unbound"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a password
+    ADMIN_ENDED = "admin_ended"
 
 
 async def end_access(

@@ -10,19 +10,28 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import health, pages
-from identity.crypto import Cipher
+from identity.admin import console as admin_console
+from identity.admin import local_login, resets
+from identity.admin import routes as admin_routes
+from identity.admin.errors import AdminError, BadRequest
+from identity.crypto import Cipher, Mac
 from identity.db import Database
 from identity.directory import tenants
 from identity.headers import SecurityHeaders, security_headers
 from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
+from identity.notify import build_notifier
 from identity.observability import Metrics, configure_logging
 from identity.provider import logout as provider_logout
 from identity.provider.routes import router as provider_router
@@ -34,7 +43,18 @@ from identity.sso.service import Sso
 
 log = structlog.get_logger("identity")
 
-PUBLISHED_PATHS = frozenset({"/sso/session"})
+PUBLISHED_PATHS = frozenset(
+    {
+        "/sso/session",
+        "/api/admin/members",
+        "/api/admin/members/{user_name}",
+        "/api/admin/members/{user_name}/end-sessions",
+        "/api/admin/departments",
+        "/api/admin/syncs",
+        "/api/admin/members/{user_name}/password-resets",
+        "/api/admin/password-resets/{reset_id}/confirm",
+    }
+)
 """The only paths `/openapi.json` describes: the JSON the ISV's front ends call. The marketplace
 callbacks (KooGallery's, specified by its contract), the browser pages of the login, the probes
 and the metrics are not an API for clients. A new client-facing route is published by adding it
@@ -137,6 +157,9 @@ def create_app(settings: Settings) -> FastAPI:
         private_key=load_private_key(key_file) if key_file else None,
     )
     app.state.sso = Sso(settings, db, cipher, app.state.metrics)
+    app.state.notifier = build_notifier(settings)
+    app.state.reset_mac = resets.code_mac(settings.secret_key.get_secret_value())
+    app.state.local_login_mac = Mac(settings.secret_key.get_secret_value(), "local-login")
     app.state.provider = Provider(settings, db, cipher, app.state.sso)
     app.state.sso.landing = partial(provider_logout.landing, app.state.provider)
     app.include_router(health.router)
@@ -144,6 +167,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sso_routes.router)
     app.include_router(sso_routes.site)
     app.include_router(provider_router)
+    app.include_router(admin_routes.router)
+    app.include_router(admin_console.router)
+    app.include_router(local_login.router)
     app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(StarletteHTTPException)
@@ -151,6 +177,25 @@ def create_app(settings: Settings) -> FastAPI:
         if exc.status_code == 404:
             return sso_routes.not_found(request)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(AdminError)
+    async def _admin_refused(request: Request, exc: AdminError) -> Response:
+        if request.url.path.startswith("/admin"):
+            return admin_console.refused(request, exc)
+        if request.url.path.startswith("/login"):
+            return local_login.refused(request, exc)
+        return admin_routes.problem(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        """A malformed parameter of the admin API: one message naming it, FastAPI's 422 for the
+        rest (the provider and marketplace answer in their own formats before this)."""
+        if not request.url.path.startswith("/api/admin"):
+            return await request_validation_exception_handler(request, exc)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        message = f"{where}: {first.get('msg', 'invalid')}"
+        return admin_routes.problem(BadRequest(message))
 
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> HTMLResponse:

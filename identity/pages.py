@@ -23,7 +23,12 @@ from markupsafe import Markup
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-TEMPLATE_DIRS = [HERE / "templates", HERE / "sso" / "templates", HERE / "provider" / "templates"]
+TEMPLATE_DIRS = [
+    HERE / "templates",
+    HERE / "sso" / "templates",
+    HERE / "provider" / "templates",
+    HERE / "admin" / "templates",
+]
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     # Never framed: a framed sign-out button could be clicked through an overlay.

@@ -109,6 +109,24 @@ class Settings(BaseSettings):
     time_zone: str = "Asia/Shanghai"
     """The IANA time zone pages show times in (China Standard Time by default)."""
 
+    notify_file: Path | None = None
+    """Development: every notification (reset codes, initial passwords, SMS and e-mail alike)
+    is appended to this file as one JSON line instead of being sent (identity.notify)."""
+    smtp_host: str | None = None
+    """E-mail notifications go through this SMTP server; none are sent when unset."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    """The sender address of e-mail notifications; required with IDENTITY_SMTP_HOST."""
+    smtp_starttls: bool = True
+    """Upgrade the SMTP connection with STARTTLS (refusing a server that does not offer it)."""
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Deadline of each SMTP network operation (connect, each command)."""
+    sms_sender: str | None = None
+    """The operator's SMS plug-in, as `package.module:factory`: `factory(settings)` returns an
+    object with `async def send(message) -> None` (identity.notify)."""
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -124,6 +142,16 @@ class Settings(BaseSettings):
         except (ValueError, ZoneInfoNotFoundError):
             raise ValueError("must be an IANA time zone name, such as Asia/Shanghai") from None
         return value
+
+    @field_validator("sms_sender")
+    @classmethod
+    def _plugin_reference(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        module, _, attribute = value.strip().partition(":")
+        if not module or not attribute:
+            raise ValueError("must be package.module:factory")
+        return value.strip()
 
     @field_validator("marketplace_private_key_file")
     @classmethod
@@ -147,6 +175,15 @@ class Settings(BaseSettings):
                 "IDENTITY_NONCE_TTL_SECONDS must be at least twice "
                 "IDENTITY_SIGNATURE_WINDOW_SECONDS, or a replay could outlive its nonce"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> Settings:
+        """An SMTP server needs a sender address, and a user name needs its password."""
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("IDENTITY_SMTP_FROM is required when IDENTITY_SMTP_HOST is set")
+        if self.smtp_username and self.smtp_password is None:
+            raise ValueError("IDENTITY_SMTP_PASSWORD is required with IDENTITY_SMTP_USERNAME")
         return self
 
     @model_validator(mode="after")

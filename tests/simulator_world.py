@@ -44,7 +44,13 @@ ACME: dict[str, Any] = {
             "mobile": "+8613800000001",
             "email": "alice@acme.example.com",
         },
-        {"userName": "bob", "name": "Bob", "orgCode": "acme-web", "password": "bob-pw"},
+        {
+            "userName": "bob",
+            "name": "Bob",
+            "orgCode": "acme-web",
+            "password": "bob-pw",
+            "email": "bob@acme.example.com",
+        },
         {
             "userName": "carol",
             "name": "Carol",

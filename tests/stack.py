@@ -67,11 +67,16 @@ class Stack:
         async with httpx.AsyncClient() as client:
             (await client.post(self.sim + path, params=params)).raise_for_status()
 
+    @property
+    def identity_urls(self) -> list[str]:
+        """Every identity process's URL (`identity` is the first; they share the database)."""
+        return self.processes[0].urls
+
     def logs(self) -> str:
         return "\n".join(line for p in self.processes for line in p.output())
 
     def identity_output(self) -> str:
-        """Everything the identity process wrote so far (`logs()` keeps only each tail)."""
+        """Everything the identity processes wrote so far (`logs()` keeps only each tail)."""
         return "".join(self.processes[0].output(limit=None))
 
     async def metric(self, name: str, **labels: str) -> float:
@@ -92,8 +97,10 @@ async def running_stack(
     *,
     identity_env: dict[str, str] | None = None,
     sim_args: list[str] | None = None,
+    identity_processes: int = 1,
 ) -> AsyncIterator[Stack]:
-    """Start both processes; provisioning is left to the test (`Stack.provision`)."""
+    """Start identity (in `identity_processes` processes, the first on the base URL's port) and
+    the simulator; provisioning is left to the test (`Stack.provision`)."""
     identity_port, sim_port = free_port(), free_port()
     identity, sim = f"http://127.0.0.1:{identity_port}", f"http://127.0.0.1:{sim_port}"
     env = service_env(
@@ -121,7 +128,7 @@ async def running_stack(
             ]
 
         keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
-        service = ServiceProcesses(1, env, ports=[identity_port])
+        service = ServiceProcesses(identity_processes, env, ports=[identity_port])
         simulator = ServiceProcesses(1, env, ports=[sim_port], argv=sim_argv)
         with service, simulator:
             async with httpx.AsyncClient(base_url=identity, timeout=30) as client:

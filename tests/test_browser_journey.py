@@ -51,8 +51,8 @@ def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_wer
     width, height = VIEWPORTS[viewport]
 
     def shot(page: Page, name: str) -> None:
-        _no_horizontal_scroll(page)
         page.screenshot(path=str(shots / f"{name}-{viewport}.png"), full_page=True)
+        _no_horizontal_scroll(page)
 
     tenant = demo["account"].split("@")[1]
     with sync_playwright() as p:

@@ -44,6 +44,9 @@ from identity.simulator.sender import Keys, Sender
 Echo = Callable[[str], None]
 
 
+MESSAGES = "messages.jsonl"
+
+
 def _keys(folder: Path) -> dict[str, str]:
     """The demo's secrets, made once and kept in the folder (mode 0600)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,6 +80,8 @@ def _env(folder: Path, identity: str, keys: dict[str, str]) -> dict[str, str]:
         "IDENTITY_BASE_URL": identity,
         "IDENTITY_SESSION_COOKIE_SECURE": "false",  # plain http on 127.0.0.1
         "IDENTITY_ALLOW_LOOPBACK_HTTP": "true",  # the simulator is the auth centre, on loopback
+        # Reset codes and initial passwords, as the development sender writes them.
+        "IDENTITY_NOTIFY_FILE": str(folder.resolve() / MESSAGES),
     }
 
 
@@ -193,6 +198,12 @@ def _banner(
             f"  Account {member.user_name}@{tenant.tenant_code}  password {member.password}"
             f"  role {member.role}{note}"
         )
+    admins = [m for m in tenant.members if m.role == "admin" and m.enable and m.authorised]
+    if admins:
+        account = f"{admins[0].user_name}@{tenant.tenant_code}"
+        echo(f"  Admin console: {identity}/admin  (sign in as {account}, the demo's admin)")
+        echo(f"  Password-reset codes and initial passwords: {folder.resolve() / MESSAGES}")
+        echo(f"  Sign in with a local password (after a reset): {identity}/login")
     echo(f"  Example ISV app (signs in through identity): {example}/")
     _drive(scenario, folder, echo)
     echo("Press Ctrl-C to stop.")

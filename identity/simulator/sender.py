@@ -164,6 +164,12 @@ async def cancel_authorisation(sender: Sender, tenant: TenantSpec, user_name: st
     return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=3)
 
 
+async def set_role(sender: Sender, tenant: TenantSpec, user_name: str, role: str) -> Answer:
+    """authSync flag 2 with another `role` (`admin` or `user`) (§3.3)."""
+    member = tenant.member(user_name).model_copy(update={"role": role})
+    return await _auth_sync(sender, tenant, [member], flag=2)
+
+
 async def move_department(
     sender: Sender, tenant: TenantSpec, org_code: str, parent_code: str
 ) -> Answer:

@@ -99,10 +99,9 @@ async def tenant_client(
 
 async def admit(
     connection: AsyncConnection, cipher: Cipher, tenant_id: str, app_id: str, user_name: str
-) -> bool:
+) -> None:
     """The member must be authorised for this app, enabled, and not deleted, and everything
-    `tenant_client` required must still hold. Returns whether the member's Huawei user id is
-    still unknown."""
+    `tenant_client` required must still hold."""
     await bindings.lock_tenant(connection, tenant_id, shared=True)
     params = {"tenant_id": tenant_id, "app_id": app_id, "user_name": user_name}
     row = (await connection.execute(_ADMISSION, params)).one_or_none()
@@ -110,7 +109,7 @@ async def admit(
     if row is None or not (row[0] == ACTIVE and row[1] and row[2] == ACTIVE):
         await tenant_client(connection, cipher, tenant_id, app_id)  # names the tenant's problem
         raise Refusal("member_unknown", detail)
-    _, _, _, member_state, huawei_id, auth_state, enabled, app_live = row
+    _, _, _, member_state, _, auth_state, enabled, app_live = row
     if member_state != ACTIVE:
         raise Refusal("member_deleted", detail)
     if auth_state != ACTIVE:
@@ -119,7 +118,6 @@ async def admit(
         raise Refusal("member_disabled", detail)
     if not app_live:
         raise Refusal("instance_inactive", f"{detail}: the app's instance is not live")
-    return huawei_id is None
 
 
 async def find_tenant(conn: AsyncConnection, ref: str) -> str:

@@ -184,6 +184,14 @@ ENDINGS: dict[str, tuple[str, str]] = {
     ),
     "app_credential_deleted": _ENDED_APP,
     "instance_unbound": _ENDED_APP,
+    "admin_ended": (
+        "企业管理员结束了您的会话。",
+        "Your enterprise administrator ended your session.",
+    ),
+    "password_reset": (
+        "企业管理员重置了您的密码，新的初始密码已发送给您。",
+        "Your administrator reset your password; the new initial password was sent to you.",
+    ),
 }
 """Why a session was ended for its member (`identity.access.Reason`), as they are told once on
 their next visit. Only the member's own account, enterprise or subscription is named."""

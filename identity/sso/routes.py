@@ -245,6 +245,7 @@ async def me(request: Request) -> HTMLResponse:
         department=department,
         expires=expires_at(signed_in, sso.policy),
         csrf=sso.csrf_token(raw_id),
+        is_admin=signed_in.role == "admin",
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import structlog
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
@@ -204,17 +204,14 @@ class Sso:
         if info.get("tenant") != tenant_id:
             raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
         async with self.db.write() as conn:
-            unknown_huawei_id = await admission.admit(
-                conn, self.cipher, tenant_id, app_id, info["userName"]
-            )
+            await admission.admit(conn, self.cipher, tenant_id, app_id, info["userName"])
             raw_id, sid = await self._session_for(
                 conn, old_raw_session_id, tenant_id, info["userName"]
             )
             await sessions.add_app(
                 conn, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=utcnow()
             )
-        if unknown_huawei_id:
-            await self._record_huawei_id(tenant_id, info)
+        await self._record_login(tenant_id, info)
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=info["userName"])
         self.metrics.sso_logins.labels("success").inc()
         return Completed(raw_id, target), info["userName"]
@@ -255,24 +252,46 @@ class Sso:
             raise Refusal("state_mismatch", "app or tenant differs from the login's")
         return login.tenant_id, login.next
 
-    async def _record_huawei_id(self, tenant_id: str, info: dict[str, Any]) -> None:
-        """Keep the IdP's user id the first time the member is seen (§3.3, §5.2 step 7).
+    async def open_session(
+        self,
+        tenant_id: str,
+        app_id: str,
+        user_name: str,
+        old_raw_session_id: str | None,
+        also: Callable[[AsyncConnection], Awaitable[bool]],
+    ) -> str:
+        """A session for a member who proved who they are some other way than the marketplace
+        (a local password): the same admission under the same locks as a marketplace login,
+        plus `also` (False refuses); the same kind of session, without upstream tokens.
+        Returns the raw session id for the cookie."""
+        async with self.db.write() as conn:
+            await admission.admit(conn, self.cipher, tenant_id, app_id, user_name)
+            if not await also(conn):
+                raise Refusal("code_invalid", "the local password changed meanwhile")
+            raw_id, sid = await self._session_for(conn, old_raw_session_id, tenant_id, user_name)
+            await sessions.add_app(
+                conn, self.cipher, sid=sid, app_id=app_id, tokens=None, now=utcnow()
+            )
+        await self._record_login(tenant_id, {"userName": user_name})
+        log.info("sso.local_login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)
+        return raw_id
+
+    async def _record_login(self, tenant_id: str, info: dict[str, Any]) -> None:
+        """When the member last signed in (the admin console shows it), and the IdP's user id
+        the first time it is seen (§3.3, §5.2 step 7).
 
         A transaction of its own, after the login's: updating the row inside it would need an
         exclusive lock on a row that concurrent logins of the same member hold shared, and they
-        would deadlock. The id is informational; if this fails, the next login records it."""
+        would deadlock. Both are informational; if this fails, the next login records them."""
+        values: dict[str, Any] = {"last_login_at": utcnow()}
         seen_id = info.get("id") or info.get("userId")
-        if not isinstance(seen_id, str) or not seen_id:
-            return
+        if isinstance(seen_id, str) and seen_id:
+            values["huawei_user_id"] = func.coalesce(Member.huawei_user_id, seen_id[:128])
         async with self.db.write() as conn:
             await conn.execute(
                 update(Member)
-                .where(
-                    Member.tenant_id == tenant_id,
-                    Member.user_name == info["userName"],
-                    Member.huawei_user_id.is_(None),
-                )
-                .values(huawei_user_id=seen_id[:128])
+                .where(Member.tenant_id == tenant_id, Member.user_name == info["userName"])
+                .values(values)
             )
 
     async def _exchange(self, client: Client, code: str, app_id: str) -> tuple[Tokens, Any]:

@@ -165,21 +165,23 @@ async def add_app(
     *,
     sid: str,
     app_id: str,
-    tokens: Tokens,
+    tokens: Tokens | None,
     now: datetime,
 ) -> None:
-    """Hold `app_id` in the session, with fresh upstream tokens (replacing older ones)."""
+    """Hold `app_id` in the session, with fresh upstream tokens (replacing older ones); none
+    for a local-password sign-in, which has no auth centre session to renew."""
     await connection.execute(_DROP_APP, {"sid": sid, "app_id": app_id})
-    await connection.execute(
-        _ADD_APP,
-        {
-            "sid": sid,
-            "app_id": app_id,
-            "created_at": now,
+    held: dict[str, object] = {
+        "access_token_enc": None,
+        "refresh_token_enc": None,
+        "token_expires_at": None,
+    }
+    if tokens is not None:
+        held = {
             "token_expires_at": now + timedelta(seconds=tokens.expires_in),
             **encrypt_tokens(cipher, sid, app_id, tokens),
-        },
-    )
+        }
+    await connection.execute(_ADD_APP, {"sid": sid, "app_id": app_id, "created_at": now, **held})
 
 
 _SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (

@@ -1,0 +1,80 @@
+"""Who may use the console: a signed-in member holding `role=admin` in a live authorisation of
+their tenant, checked again on every request (a lost role or lost access ends admin rights at
+once, on pages already open too). The tenant is the session's, never a request's: a request
+naming another tenant (a `tenant`-like query parameter, or `userName@otherCode`) is refused
+with 403 before anything is looked up, so refusals reveal nothing about other tenants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Header, Request
+
+from identity.admin import rights
+from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated
+from identity.db import Database
+from identity.sso.service import Sso
+
+TENANT_PARAMETERS = ("tenant", "tenant_id", "tenantId", "tenant_code", "tenantCode")
+
+
+@dataclass(frozen=True)
+class Admin:
+    tenant_id: str
+    tenant_code: str
+    user_name: str
+    name: str
+    raw_session_id: str
+    csrf_token: str
+
+    def names_own_tenant(self, reference: str) -> bool:
+        return reference == self.tenant_id or reference.lower() == self.tenant_code.lower()
+
+    def own_member(self, reference: str) -> str:
+        """`userName`, or `userName@tenantCode` of this tenant: the user name; another
+        tenant's code is 403."""
+        user_name, at, code = reference.rpartition("@")
+        if not at:
+            return reference
+        if not self.names_own_tenant(code):
+            raise OtherTenant()
+        return user_name
+
+
+async def current_admin(request: Request) -> Admin:
+    sso: Sso = request.app.state.sso
+    raw_id = request.cookies.get(sso.cookies.session)
+    signed_in = await sso.current(raw_id)
+    if signed_in is None or raw_id is None:
+        raise Unauthenticated()
+    database: Database = request.app.state.db
+    async with database.read() as db:
+        allowed = await rights.is_admin(db, signed_in.tenant_id, signed_in.user_name)
+    if not allowed:
+        raise NotAdmin()
+    admin = Admin(
+        signed_in.tenant_id,
+        signed_in.tenant_code,
+        signed_in.user_name,
+        signed_in.name,
+        raw_id,
+        sso.csrf_token(raw_id),
+    )
+    for name in TENANT_PARAMETERS:
+        sent = request.query_params.get(name)
+        if sent is not None and not admin.names_own_tenant(sent):
+            raise OtherTenant()
+    return admin
+
+
+def check_csrf(request: Request, admin: Admin, token: str | None) -> None:
+    """Unsafe requests carry the session's CSRF token (`csrfToken` of `/sso/session`)."""
+    sso: Sso = request.app.state.sso
+    if not token or not sso.csrf_ok(admin.raw_session_id, token):
+        raise CsrfFailed()
+
+
+async def writing_admin(request: Request, x_csrf_token: str | None = Header(None)) -> Admin:
+    admin = await current_admin(request)
+    check_csrf(request, admin, x_csrf_token)
+    return admin

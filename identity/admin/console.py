@@ -1,0 +1,186 @@
+"""`/admin`: the console's pages (server-rendered, the shared layout, no script). Thin like the
+API: each page reads with the same service functions. The one unsafe form (end sessions) posts
+the session's CSRF token. A visitor who is not signed in is sent to sign in and brought back; a
+member who is not an admin (or no longer one: checked on every request) gets a page saying so."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from identity.admin import resets, service
+from identity.admin.auth import Admin, check_csrf, current_admin
+from identity.admin.errors import AdminError, BadRequest, CodeInvalid, RateLimited, delivering
+from identity.db import Database, utcnow
+from identity.pages import render
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+Console = Annotated[Admin, Depends(current_admin)]
+STATE_WORDS = {
+    "enabled": ("正常", "Enabled"),
+    "disabled": ("已停用", "Disabled"),
+    "cancelled": ("已取消授权", "Authorisation cancelled"),
+    "deleted": ("已删除", "Deleted"),
+    "authorised": ("已授权", "Authorised"),
+}
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+def refused(request: Request, error: AdminError) -> Response:
+    """An admin page refused: not signed in → sign in and come back; else a page."""
+    if error.status == 401:
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/sso/login?" + urlencode({"next": back}), 303)
+    return render(request, "admin_refused.html", error.status, error=error)
+
+
+def _page(request: Request, admin: Admin, name: str, **context: Any) -> HTMLResponse:
+    return render(request, name, admin=admin, states=STATE_WORDS, **context)
+
+
+async def _department_options(request: Request, admin: Admin) -> list[tuple[str, str, int]]:
+    """(orgCode, name, depth) in tree order, for the department filter."""
+    async with _db(request).read() as db:
+        roots = await service.departments(db, admin.tenant_id)
+    options: list[tuple[str, str, int]] = []
+
+    def walk(nodes: list[service.DepartmentNode], depth: int) -> None:
+        for node in nodes:
+            options.append((node.org_code, node.name, depth))
+            walk(node.children, depth + 1)
+
+    walk(roots, 0)
+    return options
+
+
+@router.get("")
+async def members(
+    request: Request,
+    admin: Console,
+    q: str = "",
+    org_code: str = "",
+    state: str = "",
+    cursor: str = "",
+) -> HTMLResponse:
+    query = service.MemberQuery(q=q.strip(), org_code=org_code, state=state, cursor=cursor)
+    async with _db(request).read() as db:
+        page = await service.members(db, admin.tenant_id, query)
+    departments = await _department_options(request, admin)
+    next_url = ""
+    if page.next_cursor:
+        kept = {"q": q, "org_code": org_code, "state": state, "cursor": page.next_cursor}
+        next_url = "/admin?" + urlencode({k: v for k, v in kept.items() if v})
+    return _page(
+        request,
+        admin,
+        "admin_members.html",
+        page=page,
+        query=query,
+        departments=departments,
+        department_names={code: name for code, name, _ in departments},
+        next_url=next_url,
+        first_page=not cursor,
+    )
+
+
+@router.get("/members/{user_name}")
+async def member(
+    request: Request,
+    admin: Console,
+    user_name: str,
+    ended: int = -1,
+    wait: int = 0,
+    reset: str = "",
+) -> HTMLResponse:
+    async with _db(request).read() as db:
+        detail = await service.member(db, admin.tenant_id, admin.own_member(user_name))
+    next_reset = utcnow() + timedelta(seconds=wait) if wait > 0 else None
+    context = {"detail": detail, "ended": ended, "next_reset": next_reset, "reset": reset}
+    return _page(request, admin, "admin_member.html", **context)
+
+
+@router.post("/members/{user_name}/password-resets")
+async def start_reset(request: Request, admin: Console, user_name: str) -> Response:
+    """Step 1: a code to the admin's own phone, then the page asking for it; when a limit
+    refuses, back to the member's page, which says when the next reset is allowed."""
+    check_csrf(request, admin, (await _fields(request)).get("csrf"))
+    target = admin.own_member(user_name)
+    try:
+        with delivering():
+            started = await resets.request_reset(
+                _db(request),
+                request.app.state.notifier,
+                request.app.state.reset_mac,
+                tenant_id=admin.tenant_id,
+                admin_user_name=admin.user_name,
+                target_user_name=target,
+                now=utcnow(),
+            )
+    except RateLimited as limited:
+        return RedirectResponse(f"/admin/members/{target}?wait={limited.retry_after}", 303)
+    return _page(request, admin, "admin_reset.html", started=started, target=target, error=None)
+
+
+@router.post("/password-resets/{reset_id}/confirm")
+async def confirm_reset(request: Request, admin: Console, reset_id: str) -> Response:
+    """Step 2: the code; the member gets an initial password and loses every session."""
+    fields = await _fields(request)
+    check_csrf(request, admin, fields.get("csrf"))
+    target = fields.get("target", "")
+    try:
+        with delivering():
+            await resets.confirm_reset(
+                _db(request),
+                request.app.state.notifier,
+                request.app.state.reset_mac,
+                tenant_id=admin.tenant_id,
+                admin_user_name=admin.user_name,
+                reset_id=reset_id,
+                code=fields.get("code", "").strip(),
+                now=utcnow(),
+            )
+    except CodeInvalid as wrong:
+        started = {"reset_id": reset_id, "code_sent_to": fields.get("sent_to", "")}
+        context = {"started": started, "target": target, "error": wrong}
+        return _page(request, admin, "admin_reset.html", **context)
+    return RedirectResponse(f"/admin/members/{admin.own_member(target)}?reset=done", 303)
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """The posted form. A small one only: no file parts (they would be spooled to disk)."""
+    try:
+        form = await request.form(max_files=0, max_fields=8)
+    except Exception as exc:  # not a form, a file part, too many fields
+        raise BadRequest("send the page's form") from exc
+    return {name: value for name, value in form.items() if isinstance(value, str)}
+
+
+@router.post("/members/{user_name}/end-sessions")
+async def end_sessions(request: Request, admin: Console, user_name: str) -> RedirectResponse:
+    check_csrf(request, admin, (await _fields(request)).get("csrf"))
+    target = admin.own_member(user_name)
+    async with _db(request).transaction() as db:
+        ended = await service.end_sessions(db, admin.tenant_id, target)
+    return RedirectResponse(f"/admin/members/{target}?ended={ended}", 303)
+
+
+@router.get("/departments")
+async def departments(request: Request, admin: Console) -> HTMLResponse:
+    async with _db(request).read() as db:
+        roots = await service.departments(db, admin.tenant_id)
+    return _page(request, admin, "admin_departments.html", roots=roots)
+
+
+@router.get("/syncs")
+async def syncs(request: Request, admin: Console, cursor: str = "") -> HTMLResponse:
+    async with _db(request).read() as db:
+        rows, next_cursor = await service.syncs(db, admin.tenant_id, service.DEFAULT_LIMIT, cursor)
+    next_url = "/admin/syncs?" + urlencode({"cursor": next_cursor}) if next_cursor else ""
+    return _page(request, admin, "admin_syncs.html", rows=rows, next_url=next_url)

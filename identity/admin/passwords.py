@@ -1,0 +1,289 @@
+"""Local passwords (contract §6, mirrored): the policy, Argon2id hashing, sign-in with a
+lockout, and the member's own change.
+
+A member has no local password until an admin's reset confirms one (identity.admin.resets).
+Sign-in is `account@tenantCode` and the password; every refusal is the one `SignInFailed`
+(unknown enterprise or member, no password, wrong password, disabled, cancelled, deleted, tenant
+not held, locked out), and each verifies exactly one Argon2id hash (a dummy one when there is no
+account to check), so neither the message nor the time tells whether an account exists.
+
+Hashing takes about 0.1 s of CPU, so it runs in a worker thread and outside any transaction:
+`authenticate` and `change_password` take the `Database` and own two short transactions, one
+that counts the try before the hash is verified and one that records a success after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from identity.admin import rights
+from identity.admin.errors import AdminError, CurrentPasswordInvalid, SignInFailed
+from identity.db import Database, insert_for
+from identity.models import LocalPassword
+from identity.sso import admission
+from identity.sso.refusals import Refusal
+
+MIN_LENGTH, MAX_LENGTH, MIN_CLASSES = 8, 128, 3
+MIN_NAME_IN_PASSWORD = 3
+"""Account names this long or longer may not appear inside a password (shorter ones, "li",
+would forbid too much); a password may never equal the account name, whatever its length."""
+MAX_FAILED_TRIES = 5
+LOCKOUT = timedelta(minutes=15)
+INITIAL_LENGTH = 16
+_INITIAL_CLASSES = ("abcdefghijkmnpqrstuvwxyz", "ABCDEFGHJKLMNPQRSTUVWXYZ", "23456789")
+"""Letters and digits without the look-alikes (0/O, 1/l/I): the member types it from a phone."""
+
+HASHER = PasswordHash((Argon2Hasher(),))
+"""Argon2id with argon2-cffi's defaults (RFC 9106's second recommendation, m=64 MiB, t=3)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    zh: str
+    en: str
+
+
+PROBLEMS = {
+    "too_short": Problem("too_short", "密码至少需要 8 个字符。", "At least 8 characters."),
+    "too_long": Problem("too_long", "密码最多 128 个字符。", "At most 128 characters."),
+    "too_few_classes": Problem(
+        "too_few_classes",
+        "密码须包含小写字母、大写字母、数字、其他字符中的至少三类。",
+        "At least 3 of: lower-case letters, upper-case letters, digits, other characters.",
+    ),
+    "contains_account": Problem(
+        "contains_account", "密码不能包含账号名。", "The password must not contain the account."
+    ),
+    "same_as_current": Problem(
+        "same_as_current", "新密码不能与当前密码相同。", "The new password must differ."
+    ),
+}
+
+
+class PasswordPolicyError(AdminError):
+    code = "password_policy"
+    status = 422
+    zh = "新密码不符合要求。"
+    en = "The new password does not meet the rules."
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{self.en} ({', '.join(p.code for p in problems)})")
+        self.problems = problems
+
+
+def check_policy(password: str, user_name: str) -> list[Problem]:
+    """What is wrong with `password` for the account `user_name`; empty when it may be used."""
+    problems = []
+    if len(password) < MIN_LENGTH:
+        problems.append(PROBLEMS["too_short"])
+    if len(password) > MAX_LENGTH:
+        problems.append(PROBLEMS["too_long"])
+    classes = (
+        any(c.islower() for c in password),
+        any(c.isupper() for c in password),
+        any(c.isdigit() for c in password),
+        any(not (c.islower() or c.isupper() or c.isdigit()) for c in password),
+    )
+    if sum(classes) < MIN_CLASSES:
+        problems.append(PROBLEMS["too_few_classes"])
+    name, folded = user_name.casefold(), password.casefold()
+    if name and (folded == name or (len(name) >= MIN_NAME_IN_PASSWORD and name in folded)):
+        problems.append(PROBLEMS["contains_account"])
+    return problems
+
+
+def initial_password(user_name: str = "") -> str:
+    """A random password the policy accepts: 16 characters, each of the three classes at
+    least once (about 93 bits)."""
+    alphabet = "".join(_INITIAL_CLASSES)
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(INITIAL_LENGTH))
+        every_class = all(any(c in cls for c in candidate) for cls in _INITIAL_CLASSES)
+        if every_class and not check_policy(candidate, user_name):
+            return candidate
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(HASHER.hash, password)
+
+
+async def _verify(password: str, password_hash: str) -> tuple[bool, str | None]:
+    """(matches, a new hash when the stored one used weaker parameters than today's)."""
+    return await asyncio.to_thread(HASHER.verify_and_update, password, password_hash)
+
+
+@cache
+def _dummy_hash() -> str:
+    return HASHER.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Who signed in with a local password. `set_at` names the password that was checked:
+    `still_current` refuses a session for it once a reset or change replaced it."""
+
+    tenant_id: str
+    user_name: str
+    must_change: bool
+    app_ids: tuple[str, ...]
+    """The apps the member may use, sorted (never empty)."""
+    set_at: datetime
+
+
+@dataclass(frozen=True)
+class _Try:
+    sign_in: SignIn
+    password_hash: str
+
+
+async def _count_try(
+    session: AsyncSession, tenant_id: str, user_name: str, now: datetime
+) -> _Try | None:
+    """Count a try before its hash is checked (so concurrent tries cannot exceed the
+    lockout), under the row's lock; None when this sign-in must fail whatever the password:
+    the member may not sign in, has no password, or is locked out. A lockout that has run
+    out starts a fresh count; the try that reaches `MAX_FAILED_TRIES` locks the account
+    (and a success lifts it again)."""
+    apps = await rights.usable_apps(session, tenant_id, user_name)
+    if not apps:
+        return None
+    row = await session.scalar(
+        select(LocalPassword)
+        .where(LocalPassword.tenant_id == tenant_id, LocalPassword.user_name == user_name)
+        .with_for_update()
+    )
+    if row is None:
+        return None
+    if row.locked_until is not None:
+        if row.locked_until > now:
+            return None
+        row.failed_tries, row.locked_until = 0, None
+    row.failed_tries += 1
+    if row.failed_tries >= MAX_FAILED_TRIES:
+        row.locked_until = now + LOCKOUT
+    sign_in = SignIn(tenant_id, user_name, row.must_change, tuple(apps), row.set_at)
+    return _Try(sign_in, row.password_hash)
+
+
+async def _succeeded(session: AsyncSession, tried: _Try, new_hash: str | None) -> None:
+    """Clear the count (and store a stronger hash), unless the password changed meanwhile."""
+    values: dict[str, object] = {"failed_tries": 0, "locked_until": None}
+    if new_hash is not None:
+        values["password_hash"] = new_hash
+    await session.execute(
+        update(LocalPassword)
+        .where(
+            LocalPassword.tenant_id == tried.sign_in.tenant_id,
+            LocalPassword.user_name == tried.sign_in.user_name,
+            LocalPassword.set_at == tried.sign_in.set_at,
+        )
+        .values(values)
+    )
+
+
+async def _check(db: Database, tried: _Try | None, password: str) -> bool:
+    ok, new_hash = await _verify(password, tried.password_hash if tried else _dummy_hash())
+    if tried is None or not ok:
+        return False
+    async with db.transaction() as session:
+        await _succeeded(session, tried, new_hash)
+    return True
+
+
+async def authenticate(
+    db: Database, tenant_code: str, user_name: str, password: str, now: datetime
+) -> SignIn:
+    """Sign in `user_name@tenant_code` with a local password; `SignInFailed` for any refusal.
+
+    The caller creates the session in a transaction of its own, in which it checks admission
+    again (identity.sso.admission.admit) and `still_current`; with `must_change` it lets the
+    member do nothing but `change_password` first."""
+    async with db.transaction() as session:
+        try:
+            tenant_id = await admission.find_tenant(await session.connection(), tenant_code)
+        except Refusal:
+            tried = None
+        else:
+            tried = await _count_try(session, tenant_id, user_name, now)
+    if not await _check(db, tried, password):
+        raise SignInFailed()
+    assert tried is not None
+    return tried.sign_in
+
+
+async def change_password(
+    db: Database, *, tenant_id: str, user_name: str, current: str, new: str, now: datetime
+) -> SignIn:
+    """The member's own change: the current password is checked like a sign-in (a wrong one
+    counts towards the lockout; `CurrentPasswordInvalid`), the new one against the policy
+    (`PasswordPolicyError`, before anything is counted, and after for `same_as_current`).
+    Clears `must_change`. Returns the sign-in with the new password, for the session."""
+    problems = check_policy(new, user_name)
+    if problems:
+        raise PasswordPolicyError(problems)
+    async with db.transaction() as session:
+        tried = await _count_try(session, tenant_id, user_name, now)
+    if not await _check(db, tried, current):
+        raise CurrentPasswordInvalid()
+    assert tried is not None
+    if secrets.compare_digest(new.encode(), current.encode()):
+        raise PasswordPolicyError([PROBLEMS["same_as_current"]])
+    new_hash = await hash_password(new)
+    async with db.transaction() as session:
+        changed = await session.execute(
+            update(LocalPassword)
+            .where(
+                LocalPassword.tenant_id == tenant_id,
+                LocalPassword.user_name == user_name,
+                LocalPassword.set_at == tried.sign_in.set_at,
+            )
+            .values(password_hash=new_hash, must_change=False, set_at=now)
+        )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise CurrentPasswordInvalid()  # a reset replaced the password meanwhile
+    sign_in = tried.sign_in
+    return SignIn(sign_in.tenant_id, sign_in.user_name, False, sign_in.app_ids, now)
+
+
+async def still_current(db: AsyncSession | AsyncConnection, sign_in: SignIn) -> bool:
+    """In the transaction that creates the session: is the password that was checked still
+    the member's? Holds the row FOR SHARE until commit, so a reset either waits and then ends
+    the new session, or commits first and the session is refused."""
+    set_at = await db.scalar(
+        select(LocalPassword.set_at)
+        .where(
+            LocalPassword.tenant_id == sign_in.tenant_id,
+            LocalPassword.user_name == sign_in.user_name,
+        )
+        .with_for_update(read=True)
+    )
+    return set_at == sign_in.set_at
+
+
+async def store_initial(
+    session: AsyncSession, tenant_id: str, user_name: str, password_hash: str, now: datetime
+) -> None:
+    """A reset's initial password: replaces any other, must be changed, lifts a lockout."""
+    values = {
+        "password_hash": password_hash,
+        "must_change": True,
+        "set_at": now,
+        "failed_tries": 0,
+        "locked_until": None,
+    }
+    statement = insert_for(session)(LocalPassword).values(
+        tenant_id=tenant_id, user_name=user_name, **values
+    )
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["tenant_id", "user_name"], set_=values)
+    )

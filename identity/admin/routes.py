@@ -1,0 +1,149 @@
+"""`/api/admin`: the console's operations as JSON, authenticated by the session cookie, unsafe
+methods by the `X-CSRF-Token` header too. Thin: each route calls one service function in one
+unit of work. Errors are `{"error": code, "message": …}` (401, 403, 404, 429)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from identity.admin import resets, schemas, service
+from identity.admin.auth import Admin, current_admin, writing_admin
+from identity.admin.errors import AdminError, RateLimited, delivering
+from identity.db import Database, utcnow
+
+NO_STORE = {"Cache-Control": "no-store"}
+ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 429)}
+router = APIRouter(prefix="/api/admin", tags=["admin"], responses=ERRORS)  # type: ignore[arg-type]
+Reader = Annotated[Admin, Depends(current_admin)]
+Writer = Annotated[Admin, Depends(writing_admin)]
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+def problem(error: AdminError) -> JSONResponse:
+    headers = dict(NO_STORE)
+    body: dict[str, object] = {"error": error.code, "message": error.message}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+        body["retryAfter"] = error.retry_after
+    return JSONResponse(body, error.status, headers=headers)
+
+
+def _json(model: BaseModel, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json", by_alias=True), status, headers=NO_STORE)
+
+
+@router.get("/members", response_model=schemas.MemberList)
+async def members(
+    request: Request,
+    admin: Reader,
+    q: str = "",
+    org_code: str = "",
+    state: str = "",
+    limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = service.DEFAULT_LIMIT,
+    cursor: str = "",
+) -> JSONResponse:
+    """The tenant's members in `userName` order, a page at a time (pass `nextCursor` back as
+    `cursor`); `q` is a prefix of the account or the name; `state` is enabled, disabled,
+    cancelled or deleted."""
+    query = service.MemberQuery(q=q, org_code=org_code, state=state, limit=limit, cursor=cursor)
+    async with _db(request).read() as db:
+        page = await service.members(db, admin.tenant_id, query)
+    items = [schemas.MemberItem.of(row) for row in page.items]
+    return _json(schemas.MemberList(items=items, next_cursor=page.next_cursor))
+
+
+@router.get("/members/{user_name}", response_model=schemas.MemberOut)
+async def member(request: Request, admin: Reader, user_name: str) -> JSONResponse:
+    """One member: role, state, each app's authorisation, active sessions."""
+    async with _db(request).read() as db:
+        detail = await service.member(db, admin.tenant_id, admin.own_member(user_name))
+    return _json(schemas.MemberOut.of_detail(detail))
+
+
+@router.post("/members/{user_name}/end-sessions", response_model=schemas.SessionsEnded)
+async def end_sessions(request: Request, admin: Writer, user_name: str) -> JSONResponse:
+    """End every session of the member: their tokens stop working and the apps that received
+    them hear it by back-channel logout."""
+    async with _db(request).transaction() as db:
+        ended = await service.end_sessions(db, admin.tenant_id, admin.own_member(user_name))
+    return _json(schemas.SessionsEnded(sessions_ended=ended))
+
+
+@router.get("/departments", response_model=schemas.DepartmentTree)
+async def departments(request: Request, admin: Reader) -> JSONResponse:
+    async with _db(request).read() as db:
+        roots = await service.departments(db, admin.tenant_id)
+    return _json(schemas.DepartmentTree(items=[schemas.DepartmentOut.of(r) for r in roots]))
+
+
+@router.get("/syncs", response_model=schemas.SyncList)
+async def syncs(
+    request: Request,
+    admin: Reader,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = service.DEFAULT_LIMIT,
+    cursor: str = "",
+) -> JSONResponse:
+    """The marketplace calls that touched the tenant, newest first (never their payloads)."""
+    async with _db(request).read() as db:
+        rows, next_cursor = await service.syncs(db, admin.tenant_id, limit, cursor)
+    items = [
+        schemas.SyncOut(
+            interface=r.interface,
+            result_code=r.result_code,
+            result_msg=r.result_msg,
+            received_at=r.received_at,
+            test=r.test,
+        )
+        for r in rows
+    ]
+    return _json(schemas.SyncList(items=items, next_cursor=next_cursor))
+
+
+@router.post(
+    "/members/{user_name}/password-resets", status_code=202, response_model=schemas.ResetStarted
+)
+async def start_reset(request: Request, admin: Writer, user_name: str) -> JSONResponse:
+    """Step 1 of a password reset: a 6-digit code (valid 5 minutes, single use, 5 tries) goes
+    to your own mobile (or e-mail). At most one reset every 3 minutes, 15 an hour and 60 a day,
+    per member and per admin, counted from the moment the code is sent: 429 with `Retry-After`
+    beyond that."""
+    with delivering():
+        started = await resets.request_reset(
+            _db(request),
+            request.app.state.notifier,
+            request.app.state.reset_mac,
+            tenant_id=admin.tenant_id,
+            admin_user_name=admin.user_name,
+            target_user_name=admin.own_member(user_name),
+            now=utcnow(),
+        )
+    body = schemas.ResetStarted(reset_id=started.reset_id, code_sent_to=started.code_sent_to)
+    return _json(body, 202)
+
+
+@router.post("/password-resets/{reset_id}/confirm", status_code=204)
+async def confirm_reset(
+    request: Request, admin: Writer, reset_id: str, body: schemas.ResetCode
+) -> Response:
+    """Step 2: with the code, the member gets a random initial password on their own mobile or
+    e-mail (never shown to you), every session of theirs ends, and they must change the password
+    at their next sign-in."""
+    with delivering():
+        await resets.confirm_reset(
+            _db(request),
+            request.app.state.notifier,
+            request.app.state.reset_mac,
+            tenant_id=admin.tenant_id,
+            admin_user_name=admin.user_name,
+            reset_id=reset_id,
+            code=body.code.strip(),
+            now=utcnow(),
+        )
+    return Response(status_code=204, headers=NO_STORE)

@@ -1,0 +1,345 @@
+"""What a tenant admin reads and does: the member list (keyset pages), one
+member with their apps and sessions, the department tree, the marketplace calls that touched the
+tenant, and ending a member's sessions.
+
+Every statement names the admin's own tenant: the tenant comes from the admin's session, never
+from the request, so no id a request sends can reach another tenant. Functions take the caller's
+session and never commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.access import Reason, end_access
+from identity.admin.errors import BadRequest, MemberNotFound
+from identity.models import (
+    ACTIVE,
+    Authorisation,
+    Department,
+    MarketplaceCall,
+    Member,
+    SessionApp,
+)
+from identity.models import Session as MemberSession
+
+MemberState = Literal["enabled", "disabled", "cancelled", "deleted"]
+STATES: tuple[MemberState, ...] = ("enabled", "disabled", "cancelled", "deleted")
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+
+
+# --- the member list --------------------------------------------------------------------------
+
+
+def _flags(
+    tenant_id: Any, user_name: Any, member_state: Any
+) -> tuple[ColumnElement[str], ColumnElement[str], dict[str, ColumnElement[bool]]]:
+    """A member's role and state as the console shows them, for the member whose key columns
+    are given, and a filter for each state:
+
+    deleted (authSync flag 0), authorisation cancelled (flag 3 for every app), disabled
+    (`enable:"false"` wherever authorised), else enabled; `admin` while an authorisation says
+    so."""
+    of_member = (Authorisation.tenant_id == tenant_id) & (Authorisation.user_name == user_name)
+    active = Authorisation.state == ACTIVE
+    authorised = exists().where(of_member, active)
+    enabled = exists().where(of_member, active, Authorisation.enabled)
+    admin = exists().where(of_member, active, Authorisation.role == "admin")
+    live = member_state == ACTIVE
+    state = case(
+        (~live, "deleted"), (~authorised, "cancelled"), (~enabled, "disabled"), else_="enabled"
+    )
+    filters = {
+        "deleted": ~live,
+        "cancelled": live & ~authorised,
+        "disabled": live & authorised & ~enabled,
+        "enabled": live & enabled,
+    }
+    return case((admin, "admin"), else_="user"), state, filters
+
+
+_STATE_FILTERS = _flags(Member.tenant_id, Member.user_name, Member.state)[2]
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    user_name: str
+    name: str
+    org_code: str
+    role: str
+    state: str
+    last_login_at: datetime | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == "enabled"
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    items: list[MemberRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class MemberQuery:
+    q: str = ""
+    org_code: str = ""
+    state: str = ""
+    limit: int = DEFAULT_LIMIT
+    cursor: str = ""
+    after: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        if self.state and self.state not in STATES:
+            raise BadRequest(f"state must be one of {', '.join(STATES)}")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise BadRequest(f"limit must be 1 to {MAX_LIMIT}")
+        object.__setattr__(self, "after", decode_cursor(self.cursor) if self.cursor else "")
+
+
+def encode_cursor(user_name: str) -> str:
+    return base64.urlsafe_b64encode(user_name.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("cursor is not one this API gave") from None
+
+
+def _prefix(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, as an index range (a LIKE could not use the index on
+    PostgreSQL's usual collations). On PostgreSQL the comparison is in the "C" collation, the
+    one the admin indexes are built in, where strings sharing a prefix sort together."""
+    if dialect == "postgresql":
+        column = column.collate("C")
+    return and_(column >= prefix, column < prefix + "\U0010ffff")
+
+
+def _listing(*where: ColumnElement[bool], limit: int) -> Select[Any]:
+    """Members matching `where`, in `userName` order, with their role and state. The page is
+    chosen first and the role and state computed for its rows only: computed over the whole
+    query, PostgreSQL plans them as one scan of every authorisation (it costs them for every
+    member and ignores the limit), so a page of a large tenant would cost its size."""
+    page = (
+        select(
+            Member.tenant_id,
+            Member.user_name,
+            Member.name,
+            Member.org_code,
+            Member.state,
+            Member.last_login_at,
+        )
+        .where(*where)
+        .order_by(Member.user_name)
+        .limit(limit)
+        .subquery("page")
+    )
+    role, state, _ = _flags(page.c.tenant_id, page.c.user_name, page.c.state)
+    columns = (page.c.user_name, page.c.name, page.c.org_code, role, state, page.c.last_login_at)
+    return select(*columns).order_by(page.c.user_name)
+
+
+async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> MemberPage:
+    """One page of the tenant's members in `userName` order. Keyset pagination: the cursor is
+    the last `userName` seen, so every page is an index range of the same cost, however deep.
+    `q` is a prefix of the `userName` or the name."""
+    where = [Member.tenant_id == tenant_id]
+    if query.after:
+        where.append(Member.user_name > query.after)
+    if query.org_code:
+        where.append(Member.org_code == query.org_code)
+    if query.state:
+        where.append(_STATE_FILTERS[query.state])
+    if query.q:
+        dialect = db.get_bind().dialect.name
+        by_account = select(Member.user_name).where(
+            Member.tenant_id == tenant_id, _prefix(Member.user_name, query.q, dialect)
+        )
+        by_name = select(Member.user_name).where(
+            Member.tenant_id == tenant_id, _prefix(Member.name, query.q, dialect)
+        )
+        where.append(Member.user_name.in_(union(by_account, by_name)))
+    statement = _listing(*where, limit=query.limit + 1)
+    rows = [MemberRow(*row) for row in (await db.execute(statement)).all()]
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    return MemberPage(rows, encode_cursor(rows[-1].user_name) if more and rows else None)
+
+
+# --- one member -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppAccess:
+    app_id: str
+    role: str
+    state: str
+    """authorised (enabled), disabled, cancelled, deleted."""
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    app_id: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class MemberDetail:
+    member: MemberRow
+    mobile: str | None
+    email: str | None
+    position: str | None
+    department: str | None
+    apps: list[AppAccess]
+    sessions: list[SessionRow]
+
+
+async def member(db: AsyncSession, tenant_id: str, user_name: str) -> MemberDetail:
+    """The member of the admin's tenant, or `not_found` (a member of another tenant is not
+    found either: it is not there to see)."""
+    mine = (Member.tenant_id == tenant_id, Member.user_name == user_name)
+    found = (await db.execute(_listing(*mine, limit=1))).one_or_none()
+    if found is None:
+        raise MemberNotFound()
+    row = (
+        await db.execute(
+            select(Member.mobile, Member.email, Member.position, Department.name)
+            .outerjoin(
+                Department,
+                (Department.tenant_id == Member.tenant_id)
+                & (Department.org_code == Member.org_code),
+            )
+            .where(Member.tenant_id == tenant_id, Member.user_name == user_name)
+        )
+    ).one()
+    app_state = case(
+        (Authorisation.state != ACTIVE, Authorisation.state),
+        (~Authorisation.enabled, "disabled"),
+        else_="authorised",
+    )
+    apps = (
+        await db.execute(
+            select(Authorisation.app_id, Authorisation.role, app_state)
+            .where(Authorisation.tenant_id == tenant_id, Authorisation.user_name == user_name)
+            .order_by(Authorisation.app_id)
+        )
+    ).all()
+    sessions = (
+        await db.execute(
+            select(SessionApp.app_id, SessionApp.created_at, MemberSession.last_seen_at)
+            .join(MemberSession, MemberSession.sid == SessionApp.sid)
+            .where(MemberSession.tenant_id == tenant_id, MemberSession.user_name == user_name)
+            .order_by(SessionApp.created_at.desc())
+        )
+    ).all()
+    return MemberDetail(
+        MemberRow(*found),
+        *row,
+        [AppAccess(*app) for app in apps],
+        [SessionRow(*session) for session in sessions],
+    )
+
+
+async def end_sessions(session: AsyncSession, tenant_id: str, user_name: str) -> int:
+    """End every session of the member (tokens and back-channel logout follow): admin "end
+    sessions". Returns how many ended."""
+    known = await session.scalar(
+        select(exists().where(Member.tenant_id == tenant_id, Member.user_name == user_name))
+    )
+    if not known:
+        raise MemberNotFound()
+    return await end_access(
+        session, tenant_id=tenant_id, user_names=[user_name], reason=Reason.ADMIN_ENDED
+    )
+
+
+# --- departments and syncs --------------------------------------------------------------------
+
+
+@dataclass
+class DepartmentNode:
+    org_code: str
+    name: str
+    children: list[DepartmentNode] = field(default_factory=list)
+    members: int = 0
+
+
+async def departments(db: AsyncSession, tenant_id: str) -> list[DepartmentNode]:
+    """The tenant's live departments as a tree (roots first, children by name), each with how
+    many live members it holds directly. A department whose parent is unknown is a root."""
+    counts = (
+        select(Member.org_code, func.count().label("n"))
+        .where(Member.tenant_id == tenant_id, Member.state == ACTIVE)
+        .group_by(Member.org_code)
+        .subquery()
+    )
+    rows = (
+        await db.execute(
+            select(Department.org_code, Department.name, Department.parent_code, counts.c.n)
+            .outerjoin(counts, counts.c.org_code == Department.org_code)
+            .where(Department.tenant_id == tenant_id, Department.state == ACTIVE)
+            .order_by(Department.name, Department.org_code)
+        )
+    ).all()
+    nodes = {code: DepartmentNode(code, name, members=n or 0) for code, name, _, n in rows}
+    roots: list[DepartmentNode] = []
+    for code, _, parent, _ in rows:
+        siblings = nodes[parent].children if parent in nodes and parent != code else roots
+        siblings.append(nodes[code])
+    return roots
+
+
+@dataclass(frozen=True)
+class SyncRow:
+    id: int
+    interface: str
+    result_code: str
+    result_msg: str
+    received_at: datetime
+    test: bool
+
+
+async def syncs(
+    db: AsyncSession, tenant_id: str, limit: int, cursor: str
+) -> tuple[list[SyncRow], str | None]:
+    """The marketplace calls that named the tenant, newest first (interface, result, time;
+    never payloads), in keyset pages by id."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be 1 to {MAX_LIMIT}")
+    where = [MarketplaceCall.tenant_id == tenant_id]
+    if cursor:
+        before = decode_cursor(cursor)
+        if not before.isdigit():
+            raise BadRequest("cursor is not one this API gave")
+        where.append(MarketplaceCall.id < int(before))
+    rows = (
+        await db.execute(
+            select(
+                MarketplaceCall.id,
+                MarketplaceCall.interface,
+                MarketplaceCall.result_code,
+                MarketplaceCall.result_msg,
+                MarketplaceCall.received_at,
+                MarketplaceCall.test,
+            )
+            .where(*where)
+            .order_by(MarketplaceCall.id.desc())
+            .limit(limit + 1)
+        )
+    ).all()
+    items = [SyncRow(*row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return items, encode_cursor(str(items[-1].id)) if more else None
