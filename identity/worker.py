@@ -29,6 +29,7 @@ from identity.models import (
     MarketplaceCall,
     Nonce,
     OidcCode,
+    PasswordReset,
     SessionEnding,
 )
 from identity.models import Session as MemberSession
@@ -62,6 +63,11 @@ def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnEl
             & (LogoutDelivery.created_at < retention),
         ),
         "oidc_codes": (OidcCode.code_hash, OidcCode.expires_at < now - timedelta(hours=1)),
+        # The limits count a day back at most; older resets are only history.
+        "password_resets": (
+            PasswordReset.reset_id,
+            PasswordReset.created_at < min(retention, now - timedelta(days=2)),
+        ),
         # Past the session's own expiry its browser would be signed out anyway.
         "session_endings": (SessionEnding.id_hash, SessionEnding.expires_at < now),
     }

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 
 from identity.db import Database, utcnow
-from identity.models import AccessRevocation, MarketplaceCall, Nonce
+from identity.models import AccessRevocation, MarketplaceCall, Nonce, PasswordReset
 from identity.models import Session as MemberSession
 from identity.settings import Settings
 from identity.worker import purge
@@ -74,6 +74,21 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
                 {**revocation, "created_at": now - hour, "delivered_at": None, "user_name": "u"},
             ],
         )
+        reset = {
+            "tenant_id": "t1",
+            "target_user_name": "bob",
+            "admin_user_name": "alice",
+            "code_hash": "0" * 64,
+            "status": "sent",
+            "code_sent_to": "+86138****0001",
+        }
+        for reset_id, age in (("old", 100 * day), ("new", hour)):  # history; still counted
+            created = now - age
+            await session.execute(
+                insert(PasswordReset).values(
+                    **reset, reset_id=reset_id, created_at=created, expires_at=created
+                )
+            )
 
     counts = await purge(db, settings)
 
@@ -85,6 +100,7 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
         "logout_deliveries": 0,
         "oidc_codes": 0,
         "session_endings": 0,
+        "password_resets": 1,
     }
     async with db.read() as session:
         assert await session.scalar(select(MemberSession.user_name)) == "fresh"
