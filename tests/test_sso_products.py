@@ -4,6 +4,7 @@ instance ends access to that app only; the other product's members stay signed i
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select
 
-from identity.db import Database
+from identity.admin import passwords
+from identity.db import Database, utcnow
 from identity.models import AccessRevocation
 from identity.models import Session as MemberSession
 from identity.simulator import sender as events
@@ -142,5 +144,44 @@ async def test_signing_in_as_another_member_ends_the_previous_session(acme: Stac
         assert (await browser.session()).json()["userName"] == "alice"
         async with httpx.AsyncClient(cookies={SESSION: bob_cookie or ""}) as old:
             assert (await old.get(acme.identity + "/sso/session")).status_code == 401
+    finally:
+        await browser.close()
+
+
+async def test_a_local_sign_in_lets_a_member_of_two_apps_pick_one(
+    two_products: tuple[Stack, Sender, TenantSpec], db: Database
+) -> None:
+    """/login with a local password: after the forced change, a member who may use both apps
+    picks one, and the session is for that app."""
+    stack, _, tenant2 = two_products
+    initial, chosen = "Initial-Pass-1", "Kiwi-Orchard-2026"
+    async with db.transaction() as session:
+        await passwords.store_initial(
+            session, tenant2.tenant_id, "bob", await passwords.hash_password(initial), utcnow()
+        )
+    browser = stack.browser()
+    try:
+        form = await browser.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf, form.text
+        fields = {"csrf": csrf.group(1), "account": "bob@acme", "current": initial}
+        picking = await browser.post(
+            "/login/change", data={**fields, "new": chosen, "again": chosen}
+        )
+        assert picking.status_code == 200 and "/login/app" in picking.text, picking.text
+        forms = re.findall(
+            r'<form method="post" action="/login/app">(.*?)</form>', picking.text, re.S
+        )
+        pick = [dict(re.findall(r'name="(\w+)" value="([^"]*)"', f)) for f in forms]
+        assert sorted(p["app"] for p in pick) == sorted([stack.scenario.app_id, APP2])
+        second = next(p for p in pick if p["app"] == APP2)
+        forged = await browser.http.post(
+            stack.identity + "/login/app", data={**second, "user": "alice"}
+        )
+        assert forged.status_code == 401  # the proof names bob
+        landed = await browser.post("/login/app", data={**second, "csrf": csrf.group(1)})
+        assert landed.status_code == 200, landed.text
+        session = (await browser.session()).json()
+        assert (session["userName"], session["appId"]) == ("bob", APP2)
     finally:
         await browser.close()
