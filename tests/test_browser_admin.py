@@ -6,18 +6,24 @@ when set, else to the test's temporary folder."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.test_browser_demo import CHROMIUM, FLAGS, demo
+from tests.test_browser_demo import (
+    CHROMIUM,
+    FLAGS,
+    VIEWPORTS,
+    demo,
+    screenshot_folder,
+    shooter,
+    sign_in_at_auth_centre,
+)
 
 __all__ = ["demo"]  # the module-scoped `identity demo` fixture, one for this module
 
-VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
 )
@@ -28,22 +34,15 @@ def _sign_in(page: Page, start: str, tenant: str, account: str, password: str) -
     if page.locator("input[name=tenant]").count():
         page.fill("input[name=tenant]", tenant)
         page.get_by_role("button", name=re.compile("Continue")).click()
-    page.fill("input[name=username]", account)
-    page.fill("input[name=password]", password)
-    page.get_by_role("button", name=re.compile("Sign in")).click()
+    sign_in_at_auth_centre(page, account, password)
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
 def test_an_admin_finds_a_member_and_ends_their_sessions(
     demo: dict[str, str], viewport: str, tmp_path: Path
 ) -> None:
-    shots = Path(os.environ.get("IDENTITY_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shot = shooter(tmp_path, viewport)
     width, height = VIEWPORTS[viewport]
-
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=str(shots / f"{name}-{viewport}.png"), full_page=True)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
 
     identity = demo["identity"]
     tenant = demo["account"].split("@")[1]
@@ -103,8 +102,7 @@ def _messages(demo: dict[str, str], kind: str) -> list[dict[str, str]]:
 def test_an_admin_resets_a_password_and_the_member_must_change_it(
     demo: dict[str, str], tmp_path: Path
 ) -> None:
-    shots = Path(os.environ.get("IDENTITY_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_folder(tmp_path)
     identity = demo["identity"]
     tenant = demo["account"].split("@")[1]
     with sync_playwright() as p:

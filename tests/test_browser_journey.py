@@ -7,19 +7,24 @@ test's temporary folder."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.demo_process import identity
-from tests.test_browser_demo import CHROMIUM, FLAGS, demo
+from tests.test_browser_demo import (
+    CHROMIUM,
+    FLAGS,
+    VIEWPORTS,
+    demo,
+    shooter,
+    sign_in_at_auth_centre,
+)
 
 __all__ = ["demo"]  # the module-scoped `identity demo` fixture, one for this module
 
-VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
 )
@@ -31,28 +36,12 @@ def _simulate(demo: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _sign_in_at_auth_centre(page: Page, account: str, password: str) -> None:
-    page.fill("input[name=username]", account)
-    page.fill("input[name=password]", password)
-    page.get_by_role("button", name=re.compile("Sign in")).click()
-
-
-def _no_horizontal_scroll(page: Page) -> None:
-    """Nothing is wider than the screen (a phone would scroll sideways)."""
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
 def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_were_signed_out(
     demo: dict[str, str], viewport: str, tmp_path: Path
 ) -> None:
-    shots = Path(os.environ.get("IDENTITY_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shot = shooter(tmp_path, viewport)
     width, height = VIEWPORTS[viewport]
-
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=str(shots / f"{name}-{viewport}.png"), full_page=True)
-        _no_horizontal_scroll(page)
 
     tenant = demo["account"].split("@")[1]
     with sync_playwright() as p:
@@ -68,7 +57,7 @@ def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_wer
             page.get_by_role("button", name=re.compile("Continue")).click()
 
             # carol is disabled: refused, with a way out.
-            _sign_in_at_auth_centre(page, f"carol@{tenant}", "carol-demo-password")
+            sign_in_at_auth_centre(page, f"carol@{tenant}", "carol-demo-password")
             expect(page.locator("#reason")).to_have_text("member_disabled")
             expect(page.locator("#what")).to_contain_text("Your account has been disabled")
             shot(page, "refused")
@@ -77,7 +66,7 @@ def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_wer
             # instead of signing carol straight back in.
             page.locator("#switch").click()
             expect(page.locator("input[name=password]")).to_be_visible()
-            _sign_in_at_auth_centre(page, f"bob@{tenant}", "bob-demo-password")
+            sign_in_at_auth_centre(page, f"bob@{tenant}", "bob-demo-password")
 
             # Names, not codes; the role in words; times in China Standard Time.
             expect(page.locator("#name")).to_have_text("Bob 鲍勃")
@@ -119,7 +108,7 @@ def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_wer
 
             # Sign in as alice and out again: the signed-out page leads back in.
             page.goto(demo["identity"] + "/sso/switch?tenant=" + tenant)
-            _sign_in_at_auth_centre(page, demo["account"], demo["password"])
+            sign_in_at_auth_centre(page, demo["account"], demo["password"])
             expect(page.locator("#role")).to_contain_text("Administrator")
             page.locator("#logout").click()
             expect(page.locator("#signed-out")).to_contain_text("You have signed out")

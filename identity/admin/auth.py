@@ -2,7 +2,10 @@
 their tenant, checked again on every request (a lost role or lost access ends admin rights at
 once, on pages already open too). The tenant is the session's, never a request's: a request
 naming another tenant (a `tenant`-like query parameter, or `userName@otherCode`) is refused
-with 403 before anything is looked up, so refusals reveal nothing about other tenants."""
+with 403 before anything is looked up, so refusals reveal nothing about other tenants.
+
+Also the acting admin's password-reset calls, with the app's sender, shared by the API and the
+pages."""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ from dataclasses import dataclass
 
 from fastapi import Header, Request
 
-from identity.admin import rights
-from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated
-from identity.db import Database
+from identity.admin import resets, rights
+from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated, delivering
+from identity.db import Database, utcnow
 from identity.sso.service import Sso
 
 TENANT_PARAMETERS = ("tenant", "tenant_id", "tenantId", "tenant_code", "tenantCode")
@@ -78,3 +81,33 @@ async def writing_admin(request: Request, x_csrf_token: str | None = Header(None
     admin = await current_admin(request)
     check_csrf(request, admin, x_csrf_token)
     return admin
+
+
+async def request_reset(request: Request, admin: Admin, target: str) -> resets.ResetRequested:
+    """Step 1 of a reset of `target` by this admin (`resets.request_reset`); a message that
+    could not be sent is `Undeliverable`."""
+    with delivering():
+        return await resets.request_reset(
+            request.app.state.db,
+            request.app.state.notifier,
+            request.app.state.reset_mac,
+            tenant_id=admin.tenant_id,
+            admin_user_name=admin.user_name,
+            target_user_name=target,
+            now=utcnow(),
+        )
+
+
+async def confirm_reset(request: Request, admin: Admin, reset_id: str, code: str) -> None:
+    """Step 2 (`resets.confirm_reset`), with the code as typed (spaces around it ignored)."""
+    with delivering():
+        await resets.confirm_reset(
+            request.app.state.db,
+            request.app.state.notifier,
+            request.app.state.reset_mac,
+            tenant_id=admin.tenant_id,
+            admin_user_name=admin.user_name,
+            reset_id=reset_id,
+            code=code.strip(),
+            now=utcnow(),
+        )

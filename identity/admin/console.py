@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from identity.admin import resets, service
+from identity.admin import auth, service
 from identity.admin.auth import Admin, check_csrf, current_admin
-from identity.admin.errors import AdminError, BadRequest, CodeInvalid, RateLimited, delivering
+from identity.admin.errors import AdminError, BadRequest, CodeInvalid, RateLimited
 from identity.db import Database, utcnow
 from identity.pages import render
 
@@ -113,16 +113,7 @@ async def start_reset(request: Request, admin: Console, user_name: str) -> Respo
     check_csrf(request, admin, (await _fields(request)).get("csrf"))
     target = admin.own_member(user_name)
     try:
-        with delivering():
-            started = await resets.request_reset(
-                _db(request),
-                request.app.state.notifier,
-                request.app.state.reset_mac,
-                tenant_id=admin.tenant_id,
-                admin_user_name=admin.user_name,
-                target_user_name=target,
-                now=utcnow(),
-            )
+        started = await auth.request_reset(request, admin, target)
     except RateLimited as limited:
         return RedirectResponse(f"/admin/members/{target}?wait={limited.retry_after}", 303)
     return _page(request, admin, "admin_reset.html", started=started, target=target, error=None)
@@ -135,17 +126,7 @@ async def confirm_reset(request: Request, admin: Console, reset_id: str) -> Resp
     check_csrf(request, admin, fields.get("csrf"))
     target = fields.get("target", "")
     try:
-        with delivering():
-            await resets.confirm_reset(
-                _db(request),
-                request.app.state.notifier,
-                request.app.state.reset_mac,
-                tenant_id=admin.tenant_id,
-                admin_user_name=admin.user_name,
-                reset_id=reset_id,
-                code=fields.get("code", "").strip(),
-                now=utcnow(),
-            )
+        await auth.confirm_reset(request, admin, reset_id, fields.get("code", ""))
     except CodeInvalid as wrong:
         started = {"reset_id": reset_id, "code_sent_to": fields.get("sent_to", "")}
         context = {"started": started, "target": target, "error": wrong}

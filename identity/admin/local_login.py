@@ -183,7 +183,7 @@ async def _signed_in(request: Request, sign_in: SignIn, fields: dict[str, str]) 
 @router.post("/app")
 async def pick_app(request: Request) -> Response:
     fields = await _form(request)
-    expires = int(fields.get("expires", "0") or 0) if fields.get("expires", "").isdigit() else 0
+    expires = int(fields["expires"]) if fields.get("expires", "").isdigit() else 0
     try:
         set_at = datetime.fromisoformat(fields.get("set_at", ""))
     except ValueError:

@@ -1,5 +1,6 @@
 """Who may use the app, and who may administer the tenant: the same conditions a marketplace
-login passes (identity.sso.admission), as one statement, for local sign-in and the admin wing.
+login passes (`identity.sso.sessions.MAY_USE_APP`), as one statement, for local sign-in and
+the admin wing.
 
 A member may use an app while the tenant is active and held (a live instance, or the seller's
 own test tenant), the app's credential is active with its instance live, and the member is
@@ -13,8 +14,8 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from identity.directory import bindings
-from identity.models import ACTIVE, AppCredential, Authorisation, Member, Tenant
+from identity.models import AppCredential, Authorisation, Member, Tenant
+from identity.sso.sessions import MAY_USE_APP
 
 Executor = AsyncSession | AsyncConnection
 ADMIN_ROLE = "admin"
@@ -37,14 +38,7 @@ def _usable(tenant_id: str, user_name: str) -> Select[str]:
         .where(
             Authorisation.tenant_id == tenant_id,
             Authorisation.user_name == user_name,
-            Tenant.state == ACTIVE,
-            bindings.open_for_sign_in(),
-            AppCredential.state == ACTIVE,
-            bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id),
-            Member.state == ACTIVE,
-            Authorisation.state == ACTIVE,
-            Authorisation.enabled.is_(True),
-            bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
+            *MAY_USE_APP,
         )
     )
 

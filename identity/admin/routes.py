@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from identity.admin import resets, schemas, service
+from identity.admin import auth, schemas, service
 from identity.admin.auth import Admin, current_admin, writing_admin
-from identity.admin.errors import AdminError, RateLimited, delivering
-from identity.db import Database, utcnow
+from identity.admin.errors import AdminError, RateLimited
+from identity.db import Database
 
 NO_STORE = {"Cache-Control": "no-store"}
 ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 429)}
@@ -114,16 +114,7 @@ async def start_reset(request: Request, admin: Writer, user_name: str) -> JSONRe
     to your own mobile (or e-mail). At most one reset every 3 minutes, 15 an hour and 60 a day,
     per member and per admin, counted from the moment the code is sent: 429 with `Retry-After`
     beyond that."""
-    with delivering():
-        started = await resets.request_reset(
-            _db(request),
-            request.app.state.notifier,
-            request.app.state.reset_mac,
-            tenant_id=admin.tenant_id,
-            admin_user_name=admin.user_name,
-            target_user_name=admin.own_member(user_name),
-            now=utcnow(),
-        )
+    started = await auth.request_reset(request, admin, admin.own_member(user_name))
     body = schemas.ResetStarted(reset_id=started.reset_id, code_sent_to=started.code_sent_to)
     return _json(body, 202)
 
@@ -135,15 +126,5 @@ async def confirm_reset(
     """Step 2: with the code, the member gets a random initial password on their own mobile or
     e-mail (never shown to you), every session of theirs ends, and they must change the password
     at their next sign-in."""
-    with delivering():
-        await resets.confirm_reset(
-            _db(request),
-            request.app.state.notifier,
-            request.app.state.reset_mac,
-            tenant_id=admin.tenant_id,
-            admin_user_name=admin.user_name,
-            reset_id=reset_id,
-            code=body.code.strip(),
-            now=utcnow(),
-        )
+    await auth.confirm_reset(request, admin, reset_id, body.code)
     return Response(status_code=204, headers=NO_STORE)

@@ -184,6 +184,18 @@ async def add_app(
     await connection.execute(_ADD_APP, {"sid": sid, "app_id": app_id, "created_at": now, **held})
 
 
+MAY_USE_APP = (
+    Tenant.state == ACTIVE,
+    bindings.open_for_sign_in(),
+    AppCredential.state == ACTIVE,
+    bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id),
+    Member.state == ACTIVE,
+    Authorisation.state == ACTIVE,
+    Authorisation.enabled.is_(True),
+    bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
+)
+"""What a member needs, row by row, to use an app now (what a login checks): over a query
+joining the tenant, the app's credential, the member and their authorisation for the app."""
 _SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (
     Member.user_name == MemberSession.user_name
 )
@@ -221,16 +233,7 @@ ADMITTED = (
         & (Authorisation.app_id == SessionApp.app_id)
         & (Authorisation.user_name == MemberSession.user_name),
     )
-    .where(
-        Tenant.state == ACTIVE,
-        bindings.open_for_sign_in(),
-        AppCredential.state == ACTIVE,
-        bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id),
-        Member.state == ACTIVE,
-        Authorisation.state == ACTIVE,
-        Authorisation.enabled.is_(True),
-        bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
-    )
+    .where(*MAY_USE_APP)
 )
 """Every session joined to each app it holds that its member may still use: the columns of
 `SignedIn`. Statements here and in identity.provider narrow it to one session and app."""
