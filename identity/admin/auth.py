@@ -2,23 +2,27 @@
 their tenant, checked again on every request (a lost role or lost access ends admin rights at
 once, on pages already open too). The tenant is the session's, never a request's: a request
 naming another tenant (a `tenant`-like query parameter, or `userName@otherCode`) is refused
-with 403 before anything is looked up, so refusals reveal nothing about other tenants.
+with 403 before any of that tenant's data is looked up, so refusals reveal nothing about other
+tenants. A reference names a tenant as `/sso/login` reads it (`admission.find_tenant`): an
+exact tenant id first, then a code, so a tenant whose code is another tenant's id cannot pass
+that other tenant off as its own.
 
 Also the acting admin's password-reset calls, with the app's sender, shared by the API and the
 pages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Header, Request
 
 from identity.admin import resets, rights
 from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated, delivering
+from identity.admin.inputs import tenant_references
 from identity.db import Database, utcnow
+from identity.sso import admission
+from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
-
-TENANT_PARAMETERS = ("tenant", "tenant_id", "tenantId", "tenant_code", "tenantCode")
 
 
 @dataclass(frozen=True)
@@ -29,17 +33,26 @@ class Admin:
     name: str
     raw_session_id: str
     csrf_token: str
+    database: Database = field(repr=False, compare=False)
 
-    def names_own_tenant(self, reference: str) -> bool:
-        return reference == self.tenant_id or reference.lower() == self.tenant_code.lower()
+    async def names_own_tenant(self, reference: str) -> bool:
+        """Whether `reference` (a tenant id or code) names this admin's tenant, matched as
+        `/sso/login` matches it: an id before any code."""
+        if reference == self.tenant_id:
+            return True
+        async with self.database.single_read() as conn:
+            try:
+                return await admission.find_tenant(conn, reference) == self.tenant_id
+            except Refusal:  # no such tenant, or a code two live tenants share
+                return False
 
-    def own_member(self, reference: str) -> str:
-        """`userName`, or `userName@tenantCode` of this tenant: the user name; another
-        tenant's code is 403."""
-        user_name, at, code = reference.rpartition("@")
+    async def own_member(self, reference: str) -> str:
+        """`userName`, or `userName@tenant` (id or code) of this tenant: the user name;
+        another tenant named is 403."""
+        user_name, at, tenant = reference.rpartition("@")
         if not at:
             return reference
-        if not self.names_own_tenant(code):
+        if not await self.names_own_tenant(tenant):
             raise OtherTenant()
         return user_name
 
@@ -62,10 +75,10 @@ async def current_admin(request: Request) -> Admin:
         signed_in.name,
         raw_id,
         sso.csrf_token(raw_id),
+        database,
     )
-    for name in TENANT_PARAMETERS:
-        sent = request.query_params.get(name)
-        if sent is not None and not admin.names_own_tenant(sent):
+    for reference in tenant_references(request):
+        if not await admin.names_own_tenant(reference):
             raise OtherTenant()
     return admin
 

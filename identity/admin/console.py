@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,10 +15,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from identity.admin import auth, service
 from identity.admin.auth import Admin, check_csrf, current_admin
 from identity.admin.errors import AdminError, BadRequest, CodeInvalid, RateLimited
+from identity.admin.inputs import clean_input, number, refuse_control_characters
+from identity.admin.reset_limits import LONGEST
 from identity.db import Database, utcnow
 from identity.pages import render
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
+router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(clean_input)])
+LONGEST_WAIT = int(LONGEST.total_seconds())
+"""No limit makes an admin wait longer than its longest window (`wait` of the member page)."""
+MOST_SESSIONS_ENDED = 10**9
 Console = Annotated[Admin, Depends(current_admin)]
 STATE_WORDS = {
     "enabled": ("正常", "Enabled"),
@@ -95,15 +100,24 @@ async def member(
     request: Request,
     admin: Console,
     user_name: str,
-    ended: int = -1,
-    wait: int = 0,
+    ended: str = "",
+    wait: str = "",
     reset: str = "",
 ) -> HTMLResponse:
+    """The member; after an action, what it did (`ended` sessions, a `reset` done) or how long
+    a limit makes the admin `wait`, in seconds."""
+    sessions_ended = number("ended", ended, 0, MOST_SESSIONS_ENDED) if ended else -1
+    seconds = number("wait", wait, 0, LONGEST_WAIT) if wait else 0
+    target = await admin.own_member(user_name)
     async with _db(request).read() as db:
-        detail = await service.member(db, admin.tenant_id, admin.own_member(user_name))
-    next_reset = utcnow() + timedelta(seconds=wait) if wait > 0 else None
-    context = {"detail": detail, "ended": ended, "next_reset": next_reset, "reset": reset}
+        detail = await service.member(db, admin.tenant_id, target)
+    next_reset = utcnow() + timedelta(seconds=seconds) if seconds > 0 else None
+    context = {"detail": detail, "ended": sessions_ended, "next_reset": next_reset, "reset": reset}
     return _page(request, admin, "admin_member.html", **context)
+
+
+def _member_page(user_name: str, **query: object) -> str:
+    return f"/admin/members/{quote(user_name, safe='')}?{urlencode(query)}"
 
 
 @router.post("/members/{user_name}/password-resets")
@@ -111,11 +125,11 @@ async def start_reset(request: Request, admin: Console, user_name: str) -> Respo
     """Step 1: a code to the admin's own phone, then the page asking for it; when a limit
     refuses, back to the member's page, which says when the next reset is allowed."""
     check_csrf(request, admin, (await _fields(request)).get("csrf"))
-    target = admin.own_member(user_name)
+    target = await admin.own_member(user_name)
     try:
         started = await auth.request_reset(request, admin, target)
     except RateLimited as limited:
-        return RedirectResponse(f"/admin/members/{target}?wait={limited.retry_after}", 303)
+        return RedirectResponse(_member_page(target, wait=limited.retry_after), 303)
     return _page(request, admin, "admin_reset.html", started=started, target=target, error=None)
 
 
@@ -131,7 +145,7 @@ async def confirm_reset(request: Request, admin: Console, reset_id: str) -> Resp
         started = {"reset_id": reset_id, "code_sent_to": fields.get("sent_to", "")}
         context = {"started": started, "target": target, "error": wrong}
         return _page(request, admin, "admin_reset.html", **context)
-    return RedirectResponse(f"/admin/members/{admin.own_member(target)}?reset=done", 303)
+    return RedirectResponse(_member_page(await admin.own_member(target), reset="done"), 303)
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -140,16 +154,18 @@ async def _fields(request: Request) -> dict[str, str]:
         form = await request.form(max_files=0, max_fields=8)
     except Exception as exc:  # not a form, a file part, too many fields
         raise BadRequest("send the page's form") from exc
-    return {name: value for name, value in form.items() if isinstance(value, str)}
+    fields = {name: value for name, value in form.items() if isinstance(value, str)}
+    refuse_control_characters(*fields, *fields.values())
+    return fields
 
 
 @router.post("/members/{user_name}/end-sessions")
 async def end_sessions(request: Request, admin: Console, user_name: str) -> RedirectResponse:
     check_csrf(request, admin, (await _fields(request)).get("csrf"))
-    target = admin.own_member(user_name)
+    target = await admin.own_member(user_name)
     async with _db(request).transaction() as db:
         ended = await service.end_sessions(db, admin.tenant_id, target)
-    return RedirectResponse(f"/admin/members/{target}?ended={ended}", 303)
+    return RedirectResponse(_member_page(target, ended=ended), 303)
 
 
 @router.get("/departments")

@@ -1,6 +1,7 @@
 """`/api/admin`: the console's operations as JSON, authenticated by the session cookie, unsafe
 methods by the `X-CSRF-Token` header too. Thin: each route calls one service function in one
-unit of work. Errors are `{"error": code, "message": …}` (401, 403, 404, 429)."""
+unit of work. Errors are `{"error": code, "message": …}` (400, 401, 403, 404, 429); a
+control character anywhere in the query or the path is a 400 before anything else."""
 
 from __future__ import annotations
 
@@ -13,11 +14,17 @@ from pydantic import BaseModel
 from identity.admin import auth, schemas, service
 from identity.admin.auth import Admin, current_admin, writing_admin
 from identity.admin.errors import AdminError, RateLimited
+from identity.admin.inputs import clean_input
 from identity.db import Database
 
 NO_STORE = {"Cache-Control": "no-store"}
 ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 429)}
-router = APIRouter(prefix="/api/admin", tags=["admin"], responses=ERRORS)  # type: ignore[arg-type]
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin"],
+    responses=ERRORS,  # type: ignore[arg-type]
+    dependencies=[Depends(clean_input)],
+)
 Reader = Annotated[Admin, Depends(current_admin)]
 Writer = Annotated[Admin, Depends(writing_admin)]
 
@@ -62,8 +69,9 @@ async def members(
 @router.get("/members/{user_name}", response_model=schemas.MemberOut)
 async def member(request: Request, admin: Reader, user_name: str) -> JSONResponse:
     """One member: role, state, each app's authorisation, active sessions."""
+    target = await admin.own_member(user_name)
     async with _db(request).read() as db:
-        detail = await service.member(db, admin.tenant_id, admin.own_member(user_name))
+        detail = await service.member(db, admin.tenant_id, target)
     return _json(schemas.MemberOut.of_detail(detail))
 
 
@@ -71,8 +79,9 @@ async def member(request: Request, admin: Reader, user_name: str) -> JSONRespons
 async def end_sessions(request: Request, admin: Writer, user_name: str) -> JSONResponse:
     """End every session of the member: their tokens stop working and the apps that received
     them hear it by back-channel logout."""
+    target = await admin.own_member(user_name)
     async with _db(request).transaction() as db:
-        ended = await service.end_sessions(db, admin.tenant_id, admin.own_member(user_name))
+        ended = await service.end_sessions(db, admin.tenant_id, target)
     return _json(schemas.SessionsEnded(sessions_ended=ended))
 
 
@@ -114,7 +123,7 @@ async def start_reset(request: Request, admin: Writer, user_name: str) -> JSONRe
     to your own mobile (or e-mail). At most one reset every 3 minutes, 15 an hour and 60 a day,
     per member and per admin, counted from the moment the code is sent: 429 with `Retry-After`
     beyond that."""
-    started = await auth.request_reset(request, admin, admin.own_member(user_name))
+    started = await auth.request_reset(request, admin, await admin.own_member(user_name))
     body = schemas.ResetStarted(reset_id=started.reset_id, code_sent_to=started.code_sent_to)
     return _json(body, 202)
 

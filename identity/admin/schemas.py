@@ -124,7 +124,8 @@ class ResetStarted(_Out):
 
 class ResetCode(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=1, max_length=16)
+    code: str = Field(min_length=1, max_length=16, pattern=r"^[^\x00-\x1f\x7f]*$")
+    """As typed; spaces around it are ignored, control characters refused."""
 
 
 class Problem(_Out):

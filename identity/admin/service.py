@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
 from identity.admin.errors import BadRequest, MemberNotFound
+from identity.admin.inputs import refuse_control_characters
 from identity.models import (
     ACTIVE,
     Authorisation,
@@ -34,6 +36,8 @@ MemberState = Literal["enabled", "disabled", "cancelled", "deleted"]
 STATES: tuple[MemberState, ...] = ("enabled", "disabled", "cancelled", "deleted")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+_CALL_ID = re.compile(r"[1-9][0-9]{0,17}")
+"""A marketplace call's id in a cursor: ASCII digits, within a 64-bit column."""
 
 
 # --- the member list --------------------------------------------------------------------------
@@ -111,11 +115,14 @@ def encode_cursor(user_name: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
+    """What `encode_cursor` encoded; anything else (a NUL inside, say) is a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        refuse_control_characters(decoded)
+    except (binascii.Error, UnicodeDecodeError, ValueError, BadRequest):
         raise BadRequest("cursor is not one this API gave") from None
+    return decoded
 
 
 def _prefix(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
@@ -322,7 +329,7 @@ async def syncs(
     where = [MarketplaceCall.tenant_id == tenant_id]
     if cursor:
         before = decode_cursor(cursor)
-        if not before.isdigit():
+        if not _CALL_ID.fullmatch(before):  # not `isdigit()`: it takes "²", which int() refuses
             raise BadRequest("cursor is not one this API gave")
         where.append(MarketplaceCall.id < int(before))
     rows = (
