@@ -52,15 +52,18 @@ def sign_in_at_auth_centre(page: Page, account: str, password: str) -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """`identity demo` as a process; yields the printed sign-in URL and alice's password."""
+    """`identity demo` as a process; yields the printed sign-in URLs (Flow B's and the unified
+    login's) and alice's password."""
     folder = tmp_path_factory.mktemp("demo")
     with running_demo(folder, folder) as started:
         flow_b = re.search(r"Flow B\): (\S+)", started.banner)
+        flow_a = re.search(r"Flow A\): (\S+)", started.banner)
         alice = re.search(r"Account (alice@\S+)\s+password (\S+)", started.banner)
         example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", started.banner)
-        assert flow_b and alice and example, started.banner
+        assert flow_b and flow_a and alice and example, started.banner
         yield {
             "url": flow_b.group(1),
+            "unified": flow_a.group(1),
             "account": alice.group(1),
             "password": alice.group(2),
             "example": example.group(1),

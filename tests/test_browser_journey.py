@@ -1,6 +1,7 @@
 """The member's journey through identity's pages in headless Chromium, at desktop and phone
 widths: a refused member signs in as someone else, finds their enterprise and department by
-name, thinks better of signing out, and is told why when the marketplace ends their session.
+name, thinks better of signing out, and is told why when the marketplace ends their session;
+a signed-in member who opens someone else's unified-login link is asked before switching.
 
 Screenshots of every page go to `$IDENTITY_SCREENSHOTS` when set (to look at them), else to the
 test's temporary folder."""
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
+import httpx2 as httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.demo_process import identity
+from tests.simulator_world import login_form
 from tests.test_browser_demo import (
     CHROMIUM,
     FLAGS,
@@ -116,5 +120,54 @@ def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_wer
             page.goto(demo["identity"] + "/no/such/page")
             expect(page.locator("#not-found")).to_be_visible()
             shot(page, "not-found")
+        finally:
+            browser.close()
+
+
+def _someone_elses_link(demo: dict[str, str], account: str) -> str:
+    """The unified login (Flow A) done as `account` elsewhere, stopped before the callback:
+    the callback link with its unused code, as it could be sent to someone else."""
+    with httpx.Client() as elsewhere:
+        page = elsewhere.get(demo["unified"])
+        form = login_form(page.text)
+        assert form.action is not None
+        password = f"{account.split('@')[0]}-demo-password"
+        fields = {**form.inputs, "username": account, "password": password}
+        sent = elsewhere.post(urljoin(str(page.url), form.action), data=fields)
+    assert sent.status_code == 302 and "/sso/callback/" in sent.headers["location"], sent.text
+    return str(sent.headers["location"])
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_someone_elses_unified_login_link_asks_before_switching(
+    demo: dict[str, str], viewport: str, tmp_path: Path
+) -> None:
+    shot = shooter(tmp_path, viewport)
+    width, height = VIEWPORTS[viewport]
+    identity_url, tenant = demo["identity"], demo["account"].split("@")[1]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(demo["url"])
+            sign_in_at_auth_centre(page, demo["account"], demo["password"])
+            expect(page.locator("#userName")).to_have_text(demo["account"])
+
+            # bob's unused link, opened in alice's browser: a question, not a switch.
+            page.goto(_someone_elses_link(demo, f"bob@{tenant}"))
+            expect(page.locator("#switch-account")).to_be_visible()
+            expect(page.locator("#signed-in-as")).to_have_text(demo["account"])
+            expect(page.locator("#continue-as")).to_have_text(f"bob@{tenant}")
+            expect(page.locator("#continue")).to_contain_text(f"Continue as bob@{tenant}")
+            shot(page, "switch-account")
+            page.locator("#stay").click()
+            expect(page.locator("#userName")).to_have_text(demo["account"])
+
+            # Another link of bob's, and this time the member does mean to continue as bob.
+            page.goto(_someone_elses_link(demo, f"bob@{tenant}"))
+            page.locator("#continue").click()
+            page.wait_for_load_state()
+            signed_in = page.request.get(identity_url + "/sso/session").json()
+            assert signed_in["userName"] == "bob"
         finally:
             browser.close()

@@ -19,7 +19,7 @@ from identity.models import Session as MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import Order, Scenario, TenantSpec
 from identity.simulator.sender import Sender
-from tests.simulator_world import world_data
+from tests.simulator_world import login_form, world_data
 from tests.stack import Browser, Stack, assert_refused, running_stack
 
 APP2 = "second-app"
@@ -139,7 +139,10 @@ async def test_signing_in_as_another_member_ends_the_previous_session(acme: Stac
         await browser.flow_a("bob@acme", "bob-pw")
         bob_cookie = browser.cookie(SESSION)
         await browser.http.get(acme.sim + "/api/v1/logout")  # forget bob at the auth centre
-        landed = await browser.flow_a("alice@acme", "alice-pw")
+        asked = await browser.flow_a("alice@acme", "alice-pw")  # Flow A asks first
+        form = login_form(asked.text)
+        assert asked.status_code == 200 and form.action == "/sso/continue", asked.text
+        landed = await browser.post(form.action, data=form.inputs)
         assert landed.status_code == 200, landed.text
         assert (await browser.session()).json()["userName"] == "alice"
         async with httpx.AsyncClient(cookies={SESSION: bob_cookie or ""}) as old:

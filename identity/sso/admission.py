@@ -146,6 +146,11 @@ async def find_tenant(conn: AsyncConnection, ref: str) -> str:
     return str(first)
 
 
+async def tenant_code(conn: AsyncConnection, tenant_id: str) -> str:
+    code = await conn.scalar(select(Tenant.tenant_code).where(Tenant.tenant_id == tenant_id))
+    return str(code)
+
+
 async def only_app(conn: AsyncConnection, tenant_id: str) -> str:
     apps = (
         await conn.scalars(

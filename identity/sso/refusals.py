@@ -131,11 +131,18 @@ CATALOGUE: dict[str, tuple[int, str, str, tuple[str, str]]] = {
         "The request could not be verified; you have not been signed out.",
         ("请回到页面重新点击退出。", "Go back and press sign out again."),
     ),
+    "switch_unconfirmed": (
+        403,
+        "无法确认切换账号（确认已使用或已过期，或来自其他浏览器），当前登录未改变。",
+        "The switch of account could not be confirmed (it was used or expired, or came from "
+        "another browser); who is signed in has not changed.",
+        _SIGN_IN_AGAIN,
+    ),
     "form_not_accepted": (
         415,
-        "退出请求的格式无法接受（只接受普通表单）。",
-        "The sign-out request was sent in a format that is not accepted (only plain forms).",
-        ("请回到页面重新点击退出。", "Go back and press sign out again."),
+        "请求的格式无法接受（只接受普通表单）。",
+        "The request was sent in a format that is not accepted (only plain forms).",
+        ("请回到页面重新提交。", "Go back to the page and press its button again."),
     ),
 }
 

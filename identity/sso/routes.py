@@ -21,10 +21,12 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from identity.pages import render
+from identity.sso import switching
 from identity.sso.redirects import LOGIN_TTL_SECONDS, Cookies, origin
 from identity.sso.refusals import ENDINGS, SIGN_IN_AS_SOMEONE_ELSE, Refusal
-from identity.sso.service import Sso
+from identity.sso.service import Completed, Sso
 from identity.sso.sessions import Ending, SignedIn, expires_at
+from identity.sso.switching import Asked
 
 NO_STORE = {"Cache-Control": "no-store"}
 URLENCODED = "application/x-www-form-urlencoded"
@@ -155,18 +157,42 @@ async def callback(
     if error:
         raise Refusal("upstream_denied", f"authorize error {error[:64]!r}")
     names = _cookies(request)
+    raw_id = request.cookies.get(names.session)
     completed = await _sso(request).complete(
         app_id,
         code=code,
         tenant=tenant,
         state=state,
         login_cookie=request.cookies.get(names.login),
-        old_raw_session_id=request.cookies.get(names.session),
+        old_raw_session_id=raw_id,
     )
+    if isinstance(completed, Asked):
+        csrf = _sso(request).csrf_token(raw_id or "")
+        return render(request, "switch.html", asked=completed, csrf=csrf)
+    return _signed_in(request, completed)
+
+
+def _signed_in(request: Request, completed: Completed) -> Response:
+    """On to where the login lands, with the new session's cookie (and no login cookie)."""
+    names = _cookies(request)
     response = RedirectResponse(completed.next, status_code=303)
     _delete_cookie(request, response, names.login, names.login_path)
     _set_cookie(request, response, names.session, completed.raw_session_id, path="/")
     return response
+
+
+@router.post("/continue")
+async def continue_as(request: Request) -> Response:
+    """The answer "continue as …" to the page a Flow A callback showed a browser signed in as
+    someone else (`switching`): the session's CSRF token and the pending login, from an
+    allowed `Origin` when the browser sends one."""
+    _check_origin(request)
+    form = await _small_form(request, _sso(request).switch_form_bytes)
+    raw_id = request.cookies.get(_cookies(request).session)
+    completed = await switching.confirm(
+        _sso(request), raw_id, form.get("csrf", ""), form.get("pending", "")
+    )
+    return _signed_in(request, completed)
 
 
 def _describe(sso: Sso, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
@@ -273,30 +299,37 @@ async def switch(
     return RedirectResponse(await _sso(request).switch_account(tenant.strip(), app, next), 303)
 
 
-async def _logout_form(request: Request) -> dict[str, str]:
-    """The logout form: URL-encoded and small, or no body at all (a front end sending the
-    `X-CSRF-Token` header). Anything else is refused before its body is read: a multipart
-    parser would spool file parts of any size to disk."""
+async def _small_form(request: Request, max_bytes: int) -> dict[str, str]:
+    """A form of ours: URL-encoded and small, or no body at all (a front end sending the
+    `X-CSRF-Token` header to logout). Anything else is refused before its body is read: a
+    multipart parser would spool file parts of any size to disk."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not media:
         return {}
     if media != URLENCODED:
-        raise Refusal("form_not_accepted", f"logout sent as {media[:64]!r}")
+        raise Refusal("form_not_accepted", f"form sent as {media[:64]!r}")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_LOGOUT_FORM_BYTES:
-        raise Refusal("bad_request", f"logout form of {declared} bytes")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise Refusal("bad_request", f"form of {declared} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_LOGOUT_FORM_BYTES:
-            raise Refusal("bad_request", "logout form too large")
+        if len(body) > max_bytes:
+            raise Refusal("bad_request", "form too large")
     try:
         fields = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=16)
     except ValueError as exc:  # not UTF-8, or too many fields
-        raise Refusal("bad_request", f"logout form unreadable: {type(exc).__name__}") from exc
+        raise Refusal("bad_request", f"form unreadable: {type(exc).__name__}") from exc
     form = dict(fields)
-    _refuse_control_characters(*form.values())
+    _refuse_control_characters(*form, *form.values())
     return form
+
+
+def _check_origin(request: Request) -> None:
+    """A browser's POST from a page of a foreign origin is refused (CSRF)."""
+    sent_origin = request.headers.get("origin")
+    if sent_origin and origin(sent_origin) not in _sso(request).allowed_origins:
+        raise Refusal("csrf_failed", f"origin {origin(sent_origin)!r}")
 
 
 @router.post("/logout")
@@ -305,10 +338,8 @@ async def logout(request: Request, x_csrf_token: str | None = Header(None)) -> R
     or `X-CSRF-Token`) and, when the browser sends one, an allowed `Origin`."""
     sso = _sso(request)
     raw_id = request.cookies.get(_cookies(request).session)
-    sent_origin = request.headers.get("origin")
-    if sent_origin and origin(sent_origin) not in sso.allowed_origins:
-        raise Refusal("csrf_failed", f"origin {origin(sent_origin)!r}")
-    form = await _logout_form(request)
+    _check_origin(request)
+    form = await _small_form(request, MAX_LOGOUT_FORM_BYTES)
     back = form.get("redirect_url") or request.query_params.get("redirect_url")
     target = await sso.logout(raw_id, form.get("csrf") or x_csrf_token or "", back)
     response = RedirectResponse(target, status_code=303)

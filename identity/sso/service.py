@@ -28,7 +28,7 @@ from identity.models import Member, Tenant
 from identity.models import Session as MemberSession
 from identity.observability import Metrics
 from identity.settings import Settings
-from identity.sso import admission, sessions
+from identity.sso import admission, sessions, switching
 from identity.sso.limits import Buckets, address_key
 from identity.sso.redirects import (
     LOGIN_TTL_SECONDS,
@@ -41,6 +41,7 @@ from identity.sso.redirects import (
 )
 from identity.sso.refusals import UPSTREAM_REASONS, Refusal
 from identity.sso.sessions import Policy, SignedIn
+from identity.sso.switching import Asked, PendingSeal, pending_login
 from identity.sso.upstream import (
     AUTHORIZE_PATH,
     LOGOUT_PATH,
@@ -98,6 +99,9 @@ class Sso:
         self.cookies = Cookies.for_service(self.base_url, settings.session_cookie_secure)
         self.state_mac = Mac(master, "sso-state")
         self.csrf_mac = Mac(master, "sso-csrf")
+        self.pending_seal = PendingSeal(master)
+        # The confirmation form carries the upstream tokens, at most one auth-centre answer.
+        self.switch_form_bytes = 2 * settings.upstream_max_response_bytes + 8192
         self.policy = Policy(
             idle=timedelta(seconds=settings.session_idle_seconds),
             absolute=timedelta(seconds=settings.session_absolute_seconds),
@@ -164,8 +168,10 @@ class Sso:
         state: str | None,
         login_cookie: str | None,
         old_raw_session_id: str | None,
-    ) -> Completed:
+    ) -> Completed | Asked:
         """The callback (§5.2 steps 4-7). Flow A has no `state`; Flow B's must match the cookie.
+        A Flow A login that would replace another member's session is `Asked` first
+        (`switching`).
 
         Once the state matched, this callback ends the Flow B login whatever happens next
         (`ends_login`), except for a rate limit: that callback was not handled and may be
@@ -173,28 +179,25 @@ class Sso:
         Flow B's protection by having a victim's browser open a stateless callback once."""
         tenant_id, target = self._callback_tenant(app_id, tenant, state, login_cookie)
         try:
-            completed, user_name = await self._sign_in(
-                app_id, tenant_id, target, code, old_raw_session_id
-            )
+            tokens, info = await self._verified(app_id, tenant_id, code)
+            if state is None:
+                pending = pending_login(tenant_id, app_id, tokens, info, target)
+                if asked := await switching.ask_first(self, old_raw_session_id, pending):
+                    return asked
+            raw_id = await self.open_verified(app_id, tenant_id, tokens, info, old_raw_session_id)
         except Refusal as refusal:
             refusal.ends_login = state is not None and refusal.code != "rate_limited"
             refusal.tenant_id, refusal.app_id = tenant_id, app_id
             refusal.next = target if state is not None else None
             raise
-        if state is None and self.landing is not None:
-            landing = await self.landing(app_id, tenant_id, user_name)
-            if landing:
-                return Completed(completed.raw_session_id, landing)
-        return completed
+        if state is None:
+            return await self.landed(raw_id, app_id, tenant_id, info["userName"], target)
+        return Completed(raw_id, target)
 
-    async def _sign_in(
-        self,
-        app_id: str,
-        tenant_id: str,
-        target: str,
-        code: str | None,
-        old_raw_session_id: str | None,
-    ) -> tuple[Completed, str]:
+    async def _verified(
+        self, app_id: str, tenant_id: str, code: str | None
+    ) -> tuple[Tokens, dict[str, Any]]:
+        """The code exchanged and userinfo read (§5.2 steps 4-6), for this tenant only."""
         if not code:
             raise Refusal("bad_request", "callback without code")
         async with self.db.single_read() as conn:
@@ -203,18 +206,41 @@ class Sso:
         tokens, info = await self._exchange(client, code, app_id)
         if info.get("tenant") != tenant_id:
             raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
+        return tokens, info
+
+    async def open_verified(
+        self,
+        app_id: str,
+        tenant_id: str,
+        tokens: Tokens,
+        info: dict[str, Any],
+        old_raw_session_id: str | None,
+        *,
+        asked_in: str | None = None,
+    ) -> str:
+        """§5.2 step 7: admit the member and open (or join) their session; the raw cookie id.
+        `asked_in`: the hash of the session a Flow A confirmation was asked in, which must
+        still be there and ends now (`switching`)."""
+        user_name = info["userName"]
         async with self.db.write() as conn:
-            await admission.admit(conn, self.cipher, tenant_id, app_id, info["userName"])
-            raw_id, sid = await self._session_for(
-                conn, old_raw_session_id, tenant_id, info["userName"]
-            )
+            await admission.admit(conn, self.cipher, tenant_id, app_id, user_name)
+            if asked_in and not await switching.end_asked_session(conn, asked_in):
+                raise Refusal("switch_unconfirmed", "the session asked has ended")
+            raw_id, sid = await self._session_for(conn, old_raw_session_id, tenant_id, user_name)
             await sessions.add_app(
                 conn, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=utcnow()
             )
         await self._record_login(tenant_id, info)
-        log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=info["userName"])
+        log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)
         self.metrics.sso_logins.labels("success").inc()
-        return Completed(raw_id, target), info["userName"]
+        return raw_id
+
+    async def landed(
+        self, raw_id: str, app_id: str, tenant_id: str, user_name: str, target: str
+    ) -> Completed:
+        """Where a platform-initiated (Flow A) login lands: the app's own, else `target`."""
+        landing = await self.landing(app_id, tenant_id, user_name) if self.landing else None
+        return Completed(raw_id, landing or target)
 
     async def _session_for(
         self, conn: AsyncConnection, old_raw_id: str | None, tenant_id: str, user_name: str
