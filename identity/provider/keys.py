@@ -105,7 +105,7 @@ async def create(
     session: AsyncSession, cipher: Cipher, *, alg: str, activates_at: datetime, now: datetime
 ) -> str:
     """A new key, published at once, signing from `activates_at`; returns its kid."""
-    kid = secrets.token_urlsafe(16)
+    kid = secrets.token_hex(16)  # never a leading '-': `identity keys revoke KID` must read it
     key = _generate(alg, kid)
     session.add(
         SigningKey(
