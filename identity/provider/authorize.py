@@ -15,12 +15,13 @@ from urllib.parse import urlencode
 from identity.db import utcnow
 from identity.models import OidcClient
 from identity.provider import clients, grants
-from identity.provider.service import SCOPES, Provider
+from identity.provider.service import CONTROL, SCOPES, Provider
 from identity.sso.sessions import SignedIn
 
 MAX_PARAMETER = 2048
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²"
+MAX_AGE_LIMIT = 2**31 - 1
 
 
 class AuthorizePage(Exception):
@@ -75,7 +76,7 @@ async def parse(
         nonce=params.get("nonce"),
         code_challenge=params.get("code_challenge"),
         prompt=params.get("prompt"),
-        max_age=int(params["max_age"]) if params.get("max_age", "").isdigit() else None,
+        max_age=_max_age(params.get("max_age")),
         tenant_hint=_tenant_hint(params),
     )
     return request, _request_error(request, params)
@@ -112,6 +113,13 @@ async def issue_code(provider: Provider, request: Request, signed_in: SignedIn) 
     )
 
 
+def _max_age(value: str | None) -> int | None:
+    """Whole seconds (OIDC Core §3.1.2.1), at most `MAX_AGE_LIMIT`; None for anything else."""
+    if value is None or not SECONDS.fullmatch(value) or int(value) > MAX_AGE_LIMIT:
+        return None
+    return int(value)
+
+
 def _tenant_hint(params: dict[str, str]) -> str | None:
     """`tenant` (id or code), else the code in `login_hint=account@tenantCode`."""
     if params.get("tenant"):
@@ -140,7 +148,10 @@ def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] 
     if request.prompt not in (None, "none", "login", "consent"):
         return "invalid_request", "prompt value not supported"
     if "max_age" in params and request.max_age is None:
-        return "invalid_request", "max_age must be a number of seconds"
+        return (
+            "invalid_request",
+            f"max_age must be a whole number of seconds, {MAX_AGE_LIMIT} at most",
+        )
     return None
 
 

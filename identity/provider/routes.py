@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from identity.pages import render
 from identity.provider import authorize as authorization
 from identity.provider import logout
-from identity.provider.authorize import CONTROL, AuthorizePage
-from identity.provider.service import OAuthError, Provider
+from identity.provider.authorize import AuthorizePage
+from identity.provider.service import CONTROL, OAuthError, Provider
 from identity.sso import admission
 
 router = APIRouter(include_in_schema=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import time
 from datetime import UTC, timedelta
 from typing import Any
@@ -35,6 +36,9 @@ from identity.sso.sessions import SignedIn
 KEYS_REFRESH_SECONDS = 30
 ALGORITHMS = list(keys.ALGORITHMS)
 SCOPES = ("openid", "profile", "email", "offline_access")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Refused in every parameter and credential before any use: PostgreSQL cannot store or
+compare a NUL, and no legitimate value holds a control character."""
 
 
 class OAuthError(Exception):
@@ -145,6 +149,8 @@ class Provider:
                 client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
             except (binascii.Error, UnicodeDecodeError):
                 raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+            if CONTROL.search(client_id) or CONTROL.search(secret):  # as the form's fields
+                raise OAuthError("invalid_request", "Basic credentials hold a control character")
         client = (
             await clients.credentials(conn, client_id)
             if client_id and len(client_id) <= 64
