@@ -4,12 +4,13 @@ request. identity and the simulator as processes; the app's back end and a brows
 from __future__ import annotations
 
 import base64
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2 as httpx
 
+from identity.db import Database
 from tests.stack import Browser, Stack
-from tests.test_provider_flow import REDIRECT, App, app, authorize, tokens_for
+from tests.test_provider_flow import REDIRECT, App, app, authorize, register, tokens_for
 
 __all__ = ["app"]  # the confidential client fixture
 
@@ -68,3 +69,65 @@ async def test_a_control_character_in_basic_credentials_is_a_bad_request(
             assert answer.json()["error"] == "invalid_request"
     seen = await app.post("introspection_endpoint", token=issued["refresh_token"])
     assert seen.json()["active"] is True  # nothing was spent or revoked
+
+
+async def test_a_repeated_parameter_at_authorize_is_refused_not_the_last_taken(
+    acme: Stack, db: Database, app: App, browser: Browser
+) -> None:
+    """RFC 6749 §3.1: a parameter must not be sent twice. A repeated client_id or redirect_uri
+    gets the error page (which client, which URI, cannot be told); any other goes back to the
+    app as invalid_request, with state (unless state is the one repeated) and iss."""
+    await authorize(browser, app)  # signed in: a code would be issued at once
+    async with httpx.AsyncClient(timeout=30) as http:
+        other = await register(acme, db, http)
+    endpoint = app.config["authorization_endpoint"]
+
+    async def send(pairs: list[tuple[str, str]]) -> httpx.Response:
+        return await browser.http.get(f"{endpoint}?{urlencode(pairs)}")
+
+    base = list(_request(app).items())
+    for name, first in (("client_id", other.client_id), ("redirect_uri", REDIRECT + "x")):
+        page = await send([(name, first), *base])
+        assert page.status_code == 400 and "location" not in page.headers, name
+        assert f"{name} is repeated" in page.text
+    for name, value in (("scope", "openid email"), ("nonce", "n"), ("code_challenge", "x")):
+        answer = await send([*base, (name, value), (name, value)])
+        query = _query(answer)
+        assert query["error"] == ["invalid_request"], name
+        assert f"{name} is repeated" in query["error_description"][0]
+        assert query["state"] == ["s"] and query["iss"] == [acme.identity]
+    twice = await send([*base, ("state", "t")])
+    query = _query(twice)
+    assert query["error"] == ["invalid_request"] and "state" not in query
+
+
+async def test_one_client_authentication_method_per_request(
+    acme: Stack, db: Database, app: App, browser: Browser
+) -> None:
+    """RFC 6749 §2.3: a client must not use more than one authentication method in a request.
+    Basic with a client_secret in the body, or Basic naming one client and the body another,
+    is invalid_request. Basic with the body's client_id naming the same client only identifies
+    it again (RFC 6749 §3.2.1 allows client_id in the body), and is accepted."""
+    issued = await tokens_for(app, browser)
+    async with httpx.AsyncClient(timeout=30) as http:
+        other = await register(acme, db, http)
+    basic = {"Authorization": _basic(app.client_id, app.secret)}
+    token = issued["refresh_token"]
+    twice = (
+        {"client_secret": app.secret},
+        {"client_id": app.client_id, "client_secret": app.secret},
+        {"client_id": other.client_id, "client_secret": other.secret},
+        {"client_id": other.client_id},
+    )
+    for name in ("token_endpoint", "introspection_endpoint", "revocation_endpoint"):
+        for extra in twice:
+            form = {"grant_type": "refresh_token", "refresh_token": token, "token": token}
+            answer = await app.http.post(app.config[name], data=form | extra, headers=basic)
+            assert answer.status_code == 400, (name, extra, answer.status_code, answer.text)
+            assert answer.json()["error"] == "invalid_request", (name, extra)
+    seen = await app.http.post(
+        app.config["introspection_endpoint"],
+        data={"token": token, "client_id": app.client_id},
+        headers=basic,
+    )
+    assert seen.status_code == 200 and seen.json()["active"] is True

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from identity.db import utcnow
 from identity.models import OidcClient
 from identity.provider import clients, grants
-from identity.provider.service import CONTROL, SCOPES, Provider
+from identity.provider.service import CONTROL, SCOPES, Provider, parameters
 from identity.sso.sessions import SignedIn
 
 MAX_PARAMETER = 2048
@@ -54,12 +54,20 @@ def _redirect(uri: str, params: dict[str, str | None]) -> str:
 
 
 async def parse(
-    provider: Provider, params: dict[str, str]
+    provider: Provider, pairs: list[tuple[str, str]]
 ) -> tuple[Request, tuple[str, str] | None]:
     """Check the request. A bad client or redirect URI is a page (`AuthorizePage`); any
-    other problem, returned as (error, description), goes back to the redirect URI."""
-    if any(len(v) > MAX_PARAMETER or CONTROL.search(v) for v in params.values()):
+    other problem, returned as (error, description), goes back to the redirect URI.
+
+    A repeated parameter is refused (RFC 6749 §3.1): as a page when it is client_id or
+    redirect_uri (which one was meant cannot be told), else back to the app, without `state`
+    when `state` is the one repeated."""
+    if any(max(len(n), len(v)) > MAX_PARAMETER or CONTROL.search(n + v) for n, v in pairs):
         raise AuthorizePage("a parameter is too long or holds a control character")
+    params, repeated = parameters(pairs)
+    for name in ("client_id", "redirect_uri"):
+        if name in repeated:
+            raise AuthorizePage(f"{name} is repeated")
     client_id = params.get("client_id", "")
     async with provider.db.single_read() as conn:
         client = await clients.get(conn, client_id) if len(client_id) <= 64 else None
@@ -72,13 +80,15 @@ async def parse(
         client=client,
         redirect_uri=redirect_uri,
         scope=" ".join(dict.fromkeys(params.get("scope", "").split())),
-        state=params.get("state"),
+        state=None if "state" in repeated else params.get("state"),
         nonce=params.get("nonce"),
         code_challenge=params.get("code_challenge"),
         prompt=params.get("prompt"),
         max_age=_max_age(params.get("max_age")),
         tenant_hint=_tenant_hint(params),
     )
+    if repeated:
+        return request, ("invalid_request", f"parameter {repeated[0]} is repeated")
     return request, _request_error(request, params)
 
 

@@ -13,7 +13,7 @@ from identity.pages import render
 from identity.provider import authorize as authorization
 from identity.provider import logout
 from identity.provider.authorize import AuthorizePage
-from identity.provider.service import CONTROL, OAuthError, Provider
+from identity.provider.service import CONTROL, OAuthError, Provider, parameters
 from identity.sso import admission
 
 router = APIRouter(include_in_schema=False)
@@ -53,15 +53,14 @@ async def _form(request: Request) -> dict[str, str]:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=32)
     except ValueError:
         raise OAuthError("invalid_request", "the form cannot be read") from None
-    form: dict[str, str] = {}
     for name, value in pairs:
         if CONTROL.search(name) or CONTROL.search(value):
             raise OAuthError(
                 "invalid_request", f"parameter {name[:32]!r} holds a control character"
             )
-        if name in form:  # RFC 6749 §3.2: parameters must not be repeated
-            raise OAuthError("invalid_request", f"parameter {name} is repeated")
-        form[name] = value
+    form, repeated = parameters(pairs)
+    if repeated:
+        raise OAuthError("invalid_request", f"parameter {repeated[0]} is repeated")
     return form
 
 
@@ -81,9 +80,10 @@ async def authorize(request: Request) -> Response:
     """Signed in for the client's app: back to the app with a code. Not yet: through the
     marketplace login for the tenant and the app, then here again (no second click)."""
     provider = _provider(request)
-    params = dict(request.query_params)
+    pairs = request.query_params.multi_items()
+    params = dict(pairs)
     try:
-        parsed, problem = await authorization.parse(provider, params)
+        parsed, problem = await authorization.parse(provider, pairs)
     except AuthorizePage as page:
         return _page(request, page.description)
     if problem:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 import time
+from collections.abc import Iterable
 from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -39,6 +40,19 @@ SCOPES = ("openid", "profile", "email", "offline_access")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Refused in every parameter and credential before any use: PostgreSQL cannot store or
 compare a NUL, and no legitimate value holds a control character."""
+
+
+def parameters(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """Each parameter's value, and the names sent more than once. A parameter must not be
+    repeated (RFC 6749 §3.1, §3.2): the caller refuses the request rather than pick a value,
+    since the app and identity could each read a different one."""
+    values: dict[str, str] = {}
+    repeated: list[str] = []
+    for name, value in pairs:
+        if name in values and name not in repeated:
+            repeated.append(name)
+        values.setdefault(name, value)
+    return values, repeated
 
 
 class OAuthError(Exception):
@@ -144,13 +158,7 @@ class Provider:
         """client_secret_basic, client_secret_post, or none for a public client."""
         client_id, secret = form.get("client_id"), form.get("client_secret")
         if authorization and authorization[:6].lower() == "basic ":
-            try:
-                decoded = base64.b64decode(authorization[6:], validate=True).decode()
-                client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
-            except (binascii.Error, UnicodeDecodeError):
-                raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
-            if CONTROL.search(client_id) or CONTROL.search(secret):  # as the form's fields
-                raise OAuthError("invalid_request", "Basic credentials hold a control character")
+            client_id, secret = _basic_credentials(authorization, form)
         client = (
             await clients.credentials(conn, client_id)
             if client_id and len(client_id) <= 64
@@ -320,6 +328,23 @@ class Provider:
                 grant_id = refresh[0] if refresh and refresh[1] == client.client_id else None
             if grant_id is not None:
                 await grants.revoke(conn, grant_id, now)
+
+
+def _basic_credentials(authorization: str, form: dict[str, str]) -> tuple[str, str]:
+    """(client_id, secret) from `Authorization: Basic` (RFC 6749 §2.3.1), the one method of
+    the request: a client_secret in the body as well, or a body client_id naming another
+    client, is a second one (RFC 6749 §2.3: "MUST NOT use more than one"). A body client_id
+    naming the same client only identifies it again (§3.2.1 allows it), and is accepted."""
+    try:
+        decoded = base64.b64decode(authorization[6:], validate=True).decode()
+        client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+    if CONTROL.search(client_id) or CONTROL.search(secret):  # as the form's fields
+        raise OAuthError("invalid_request", "Basic credentials hold a control character")
+    if "client_secret" in form or form.get("client_id", client_id) != client_id:
+        raise OAuthError("invalid_request", "use one client authentication method, not two")
+    return client_id, secret
 
 
 _IN_FORCE = select(SigningKey.kid).where(
