@@ -153,6 +153,11 @@ class Published:
     verifying: KeySet
     read_at: datetime
 
+    @property
+    def kids(self) -> list[str]:
+        """Every key published (and so trusted to verify)."""
+        return [str(key["kid"]) for key in self.jwks["keys"]]
+
 
 def load(rows: list[SigningKey], cipher: Cipher, now: datetime, lifetime: timedelta) -> Published:
     by_kid = {r.kid: r for r in rows}

@@ -13,12 +13,21 @@ from identity.pages import render
 from identity.provider import authorize as authorization
 from identity.provider import logout
 from identity.provider.authorize import AuthorizePage
-from identity.provider.service import CONTROL, OAuthError, Provider, parameters
+from identity.provider.service import (
+    CONTROL,
+    KEYS_REFRESH_SECONDS,
+    OAuthError,
+    Provider,
+    parameters,
+)
 from identity.sso import admission
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FORM_BYTES = 16 * 1024
+JWKS_MAX_AGE = KEYS_REFRESH_SECONDS
+"""As long as a replica may take to publish a rotated key, so a cached JWKS is at most that
+much staler; a revoked key leaves every replica's answer at once."""
 
 
 def _provider(request: Request) -> Provider:
@@ -71,8 +80,11 @@ async def discovery(request: Request) -> JSONResponse:
 
 @router.get("/oauth2/jwks")
 async def jwks(request: Request) -> JSONResponse:
-    published = await _provider(request).keys()
-    return JSONResponse(published.jwks, headers={"Cache-Control": "public, max-age=60"})
+    """The keys in force: a key revoked a moment ago is gone from this answer, on every
+    replica; caches may keep an answer `JWKS_MAX_AGE` seconds."""
+    published = await _provider(request).keys_in_force()
+    cache = f"public, max-age={JWKS_MAX_AGE}"
+    return JSONResponse(published.jwks, headers={"Cache-Control": cache})
 
 
 @router.get("/oauth2/authorize", response_model=None)

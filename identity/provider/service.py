@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
@@ -77,7 +77,8 @@ class Provider:
 
     async def keys(self, *, reread: bool = False) -> Published:
         """The keys, read again every `KEYS_REFRESH_SECONDS`, so rotations reach every
-        replica (a `next` key is published a while before it signs)."""
+        replica (a `next` key is published a while before it signs). What signs, publishes or
+        trusts them as a set uses `keys_in_force`."""
         now = utcnow()
         current = self._published
         fresh = current is not None and now - current.read_at < timedelta(
@@ -94,6 +95,16 @@ class Provider:
                 rows = await keys.rows(session)
             self._published = keys.load(rows, self.cipher, now, lifetime)
             return self._published
+
+    async def keys_in_force(self) -> Published:
+        """The keys, none of them revoked since this replica read them: one query. `identity
+        keys revoke` runs in a process of its own, so every replica learns of a revocation
+        here, at its next signature, JWKS answer or `id_token_hint`, not at its next refresh.
+        (Access tokens are checked key by key with their grant, `grants.live`.)"""
+        published = await self.keys()
+        async with self.db.single_read() as conn:
+            in_force = await conn.scalar(_IN_FORCE, {"kids": published.kids})
+        return published if in_force == len(published.kids) else await self.keys(reread=True)
 
     def discovery(self) -> dict[str, Any]:
         base = self.issuer
@@ -224,16 +235,8 @@ class Provider:
             auth_time=int(signed_in.authenticated_at.replace(tzinfo=UTC).timestamp()),
         )
 
-    async def _signing_keys(self) -> Published:
-        """The keys to sign with, never a key revoked meanwhile on another replica."""
-        published = await self.keys()
-        async with self.db.single_read() as conn:
-            if await _key_in_force(conn, published.signing_kid):
-                return published
-        return await self.keys(reread=True)
-
     async def _tokens(self, live: Live, refresh: str, *, include_nonce: bool) -> dict[str, Any]:
-        published = await self._signing_keys()
+        published = await self.keys_in_force()  # never sign with a key revoked meanwhile
         issue = Issue(
             issuer=self.issuer,
             client_id=live.client_id,
@@ -347,11 +350,7 @@ def _basic_credentials(authorization: str, form: dict[str, str]) -> tuple[str, s
     return client_id, secret
 
 
-_IN_FORCE = select(SigningKey.kid).where(
-    SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None)
+_IN_FORCE = select(func.count()).where(
+    SigningKey.kid.in_(bindparam("kids", expanding=True)), SigningKey.revoked_at.is_(None)
 )
-
-
-async def _key_in_force(conn: AsyncConnection, kid: str) -> bool:
-    """A key revoked on another replica is refused before this one reads the keys again."""
-    return await conn.scalar(_IN_FORCE, {"kid": kid}) is not None
+"""How many of the given keys are still in force: neither revoked nor deleted."""
