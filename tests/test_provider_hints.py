@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from joserfc import jwt
 
+from identity.simulator import sender as events
+from tests.simulator_world import APP_ID
 from tests.stack import Browser, Stack
 from tests.test_cli import run_cli
 from tests.test_provider_flow import REDIRECT, App, app, tokens_for
@@ -46,3 +48,29 @@ async def test_a_revoked_key_leaves_the_jwks_at_once_and_its_id_tokens_are_no_hi
     refused = await browser.http.get(app.config["end_session_endpoint"], params=hint)
     assert refused.status_code == 400 and "location" not in refused.headers
     assert (await browser.session()).status_code == 200  # nothing was ended
+
+
+async def test_a_tenant_hint_names_a_tenant_by_id_before_code(
+    acme: Stack, app: App, browser: Browser
+) -> None:
+    """A signed tenantSync gives beta acme's tenant id as its tenantCode. `tenant=<acme's id>`
+    still names acme (an id wins over any code, as at /sso/login), so a beta member's browser
+    gets no code for it, even silently."""
+    await acme.provision("beta")
+    landed = await browser.flow_b("beta", "alice@beta", "beta-pw", app=APP_ID)
+    assert landed.status_code == 200, landed.text
+    acme_id, beta_id = acme.tenant("acme").tenant_id, acme.tenant("beta").tenant_id
+    impostor = acme.tenant("beta").model_copy(update={"tenant_code": acme_id})
+    await events.bind(acme.sender, impostor)
+
+    async def silently(tenant: str) -> dict[str, list[str]]:
+        answer = await browser.http.get(
+            app.config["authorization_endpoint"],
+            params=_request(app, prompt="none", tenant=tenant),
+        )
+        return _query(answer.headers["location"])
+
+    mine = await silently(beta_id)
+    assert "code" in mine and "error" not in mine
+    refused = await silently(acme_id)
+    assert refused["error"] == ["login_required"] and "code" not in refused

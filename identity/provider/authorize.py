@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from identity.db import utcnow
 from identity.models import OidcClient
 from identity.provider import clients, grants
 from identity.provider.service import CONTROL, SCOPES, Provider, parameters
+from identity.sso import admission
+from identity.sso.refusals import Refusal
 from identity.sso.sessions import SignedIn
 
 MAX_PARAMETER = 2048
@@ -46,6 +50,8 @@ class Request:
     prompt: str | None
     max_age: int | None
     tenant_hint: str | None
+    tenant_id: str | None
+    """The tenant `tenant_hint` names, as /sso/login reads it; None when it names none."""
 
 
 def _redirect(uri: str, params: dict[str, str | None]) -> str:
@@ -68,9 +74,10 @@ async def parse(
     for name in ("client_id", "redirect_uri"):
         if name in repeated:
             raise AuthorizePage(f"{name} is repeated")
-    client_id = params.get("client_id", "")
+    client_id, tenant_hint = params.get("client_id", ""), _tenant_hint(params)
     async with provider.db.single_read() as conn:
         client = await clients.get(conn, client_id) if len(client_id) <= 64 else None
+        tenant_id = await _find_tenant(conn, tenant_hint) if client and tenant_hint else None
     if client is None:
         raise AuthorizePage("unknown client_id")
     redirect_uri = params.get("redirect_uri", "")
@@ -85,7 +92,8 @@ async def parse(
         code_challenge=params.get("code_challenge"),
         prompt=params.get("prompt"),
         max_age=_max_age(params.get("max_age")),
-        tenant_hint=_tenant_hint(params),
+        tenant_hint=tenant_hint,
+        tenant_id=tenant_id,
     )
     if repeated:
         return request, ("invalid_request", f"parameter {repeated[0]} is repeated")
@@ -128,6 +136,15 @@ def _max_age(value: str | None) -> int | None:
     if value is None or not SECONDS.fullmatch(value) or int(value) > MAX_AGE_LIMIT:
         return None
     return int(value)
+
+
+async def _find_tenant(conn: AsyncConnection, hint: str) -> str | None:
+    """The one reading of a tenant hint, /sso/login's (`admission.find_tenant`): an exact id
+    first, then a code, so a tenant whose code is another's id cannot answer for it."""
+    try:
+        return await admission.find_tenant(conn, hint)
+    except Refusal:
+        return None
 
 
 def _tenant_hint(params: dict[str, str]) -> str | None:
@@ -176,8 +193,5 @@ def fresh_enough(request: Request, signed_in: SignedIn) -> bool:
 
 
 def hint_matches(request: Request, signed_in: SignedIn) -> bool:
-    """No tenant hint, or one naming the session's tenant (id, or code in any case)."""
-    hint = request.tenant_hint
-    if not hint:
-        return True
-    return hint == signed_in.tenant_id or hint.lower() == signed_in.tenant_code.lower()
+    """No tenant hint, or one naming the session's tenant."""
+    return not request.tenant_hint or request.tenant_id == signed_in.tenant_id

@@ -113,7 +113,7 @@ async def authorize(request: Request) -> Response:
         )
         return RedirectResponse(redirect, 302)
     other_app = await provider.sso.current(raw_id)
-    tenant = parsed.tenant_hint or (other_app.tenant_id if other_app else None)
+    tenant = parsed.tenant_id or parsed.tenant_hint or (other_app.tenant_id if other_app else None)
     # Resumed after the login, which is fresh: asking again would go round in circles.
     resume = {k: v for k, v in params.items() if k not in ("prompt", "max_age")}
     login: dict[str, Any] = {"app": app_id, "next": f"{request.url.path}?{urlencode(resume)}"}
