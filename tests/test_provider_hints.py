@@ -13,7 +13,7 @@ from identity.simulator import sender as events
 from tests.simulator_world import APP_ID
 from tests.stack import Browser, Stack
 from tests.test_cli import run_cli
-from tests.test_provider_flow import REDIRECT, App, app, tokens_for
+from tests.test_provider_flow import REDIRECT, App, app, authorize, tokens_for
 
 __all__ = ["app"]  # the confidential client fixture
 
@@ -49,6 +49,13 @@ async def test_a_revoked_key_leaves_the_jwks_at_once_and_its_id_tokens_are_no_hi
     assert refused.status_code == 400 and "location" not in refused.headers
     assert (await browser.session()).status_code == 200  # nothing was ended
 
+    again = await browser.http.get(
+        app.config["authorization_endpoint"],
+        params=_request(app, prompt="none", id_token_hint=issued["id_token"]),
+    )
+    query = _query(again.headers["location"])
+    assert query["error"] == ["invalid_request"] and "code" not in query
+
 
 async def test_a_tenant_hint_names_a_tenant_by_id_before_code(
     acme: Stack, app: App, browser: Browser
@@ -74,3 +81,43 @@ async def test_a_tenant_hint_names_a_tenant_by_id_before_code(
     assert "code" in mine and "error" not in mine
     refused = await silently(acme_id)
     assert refused["error"] == ["login_required"] and "code" not in refused
+
+
+async def test_an_id_token_hint_naming_another_member_is_not_answered_from_this_session(
+    acme: Stack, app: App, browser: Browser
+) -> None:
+    """OIDC Core §3.1.2.2: in alice's browser, a hint naming bob gets no code for alice. Silent
+    (prompt=none): login_required. Otherwise: through the marketplace login, whose auth centre
+    forgets alice first, so the person can sign in as bob; signing in as alice again ends in
+    login_required, not in a loop."""
+    own = await tokens_for(app, browser)  # alice
+    other = acme.browser()
+    try:
+        bob = await tokens_for(app, other, account="bob@acme")
+    finally:
+        await other.close()
+    endpoint = app.config["authorization_endpoint"]
+
+    async def silently(hint: str) -> dict[str, list[str]]:
+        answer = await browser.http.get(
+            endpoint, params=_request(app, prompt="none", id_token_hint=hint)
+        )
+        return _query(answer.headers["location"])
+
+    refused = await silently(bob["id_token"])
+    assert refused["error"] == ["login_required"] and "code" not in refused
+    assert refused["state"] == ["s"] and refused["iss"] == [acme.identity]
+    assert "code" in await silently(own["id_token"])  # her own hint: answered at once
+    bad = await silently(own["access_token"])  # not an ID token
+    assert bad["error"] == ["invalid_request"]
+
+    still_alice = await authorize(browser, app, account="alice@acme", id_token_hint=bob["id_token"])
+    assert still_alice["error"] == "login_required" and "code" not in still_alice
+    as_bob = await authorize(browser, app, account="bob@acme", id_token_hint=bob["id_token"])
+    answer = await app.post(
+        "token_endpoint", grant_type="authorization_code", code=as_bob["code"],
+        redirect_uri=REDIRECT,
+    )  # fmt: skip
+    keys = await app.keys()
+    sub = jwt.decode(answer.json()["id_token"], keys, algorithms=["ES256"]).claims["sub"]
+    assert sub == jwt.decode(bob["id_token"], keys, algorithms=["ES256"]).claims["sub"]

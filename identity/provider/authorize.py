@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.db import utcnow
 from identity.models import OidcClient
-from identity.provider import clients, grants
+from identity.provider import clients, grants, hints
 from identity.provider.service import CONTROL, SCOPES, Provider, parameters
 from identity.sso import admission
 from identity.sso.refusals import Refusal
 from identity.sso.sessions import SignedIn
 
+AUTHORIZE_PATH = "/oauth2/authorize"
 MAX_PARAMETER = 2048
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²"
@@ -52,6 +53,14 @@ class Request:
     tenant_hint: str | None
     tenant_id: str | None
     """The tenant `tenant_hint` names, as /sso/login reads it; None when it names none."""
+    hinted: Hinted | None
+    """The member an `id_token_hint` names (OIDC Core §3.1.2.1)."""
+
+
+@dataclass(frozen=True)
+class Hinted:
+    sub: str
+    tenant_id: str
 
 
 def _redirect(uri: str, params: dict[str, str | None]) -> str:
@@ -83,6 +92,8 @@ async def parse(
     redirect_uri = params.get("redirect_uri", "")
     if redirect_uri not in client.redirect_uris:
         raise AuthorizePage("redirect_uri is not registered for this client")
+    hint = params.get("id_token_hint")
+    hinted = await hints.id_token_claims(provider, hint) if hint else None
     request = Request(
         client=client,
         redirect_uri=redirect_uri,
@@ -94,6 +105,7 @@ async def parse(
         max_age=_max_age(params.get("max_age")),
         tenant_hint=tenant_hint,
         tenant_id=tenant_id,
+        hinted=Hinted(hinted["sub"], str(hinted.get("tenant_id"))) if hinted else None,
     )
     if repeated:
         return request, ("invalid_request", f"parameter {repeated[0]} is repeated")
@@ -174,6 +186,8 @@ def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] 
         return "invalid_request", "PKCE (code_challenge with S256) is required for this client"
     if request.prompt not in (None, "none", "login", "consent"):
         return "invalid_request", "prompt value not supported"
+    if params.get("id_token_hint") and request.hinted is None:
+        return "invalid_request", "id_token_hint is not an ID token of this provider in force"
     if "max_age" in params and request.max_age is None:
         return (
             "invalid_request",
@@ -192,6 +206,69 @@ def fresh_enough(request: Request, signed_in: SignedIn) -> bool:
     return utcnow() - signed_in.authenticated_at <= timedelta(seconds=request.max_age)
 
 
-def hint_matches(request: Request, signed_in: SignedIn) -> bool:
-    """No tenant hint, or one naming the session's tenant."""
-    return not request.tenant_hint or request.tenant_id == signed_in.tenant_id
+def names_member(provider: Provider, request: Request, signed_in: SignedIn) -> bool:
+    """Whether the session's member is the one the request names, when it names one: the
+    tenant of the tenant hint, the member of the `id_token_hint` (OIDC Core §3.1.2.2)."""
+    if request.tenant_hint and request.tenant_id != signed_in.tenant_id:
+        return False
+    return request.hinted is None or request.hinted.sub == _sub(provider, signed_in)
+
+
+def _sub(provider: Provider, signed_in: SignedIn) -> str:
+    return provider.subjects.sub(signed_in.tenant_id, signed_in.user_name)
+
+
+async def answer(
+    provider: Provider, request: Request, params: dict[str, str], raw_session_id: str | None
+) -> str:
+    """Where the browser goes. Signed in to the client's app as the member asked for, recently
+    enough: back to the app with a code. Else, with prompt=none, back with an error; without,
+    through the marketplace login for the tenant and the app, and then here again."""
+    signed_in = await provider.sso.current(raw_session_id, request.client.app_id)
+    named = signed_in is not None and names_member(provider, request, signed_in)
+    if signed_in is not None and named and fresh_enough(request, signed_in):
+        return await issue_code(provider, request, signed_in)
+    if request.prompt == "none":
+        return error_redirect(provider, request, "login_required", "the member is not signed in")
+    browser = signed_in or await provider.sso.current(raw_session_id)
+    hinted = request.hinted
+    # The auth centre would sign in silently whoever it remembers: when that will not do (a
+    # fresh sign-in asked for, or another member of its tenant hinted), its logout comes first,
+    # so the person types a password again and `auth_time` tells the truth.
+    again = named or (
+        browser is not None
+        and hinted is not None
+        and hinted.tenant_id == browser.tenant_id
+        and hinted.sub != _sub(provider, browser)
+    )
+    return await _through_login(provider, request, params, browser, log_out=again)
+
+
+async def _through_login(
+    provider: Provider,
+    request: Request,
+    params: dict[str, str],
+    browser: SignedIn | None,
+    *,
+    log_out: bool,
+) -> str:
+    """`/sso/login` for the member's tenant and the client's app, then back here. Resumed with
+    prompt=none: the login is fresh, and a member other than the one asked for must end in an
+    error, not in another round (`prompt` and `max_age` go, the hints stay)."""
+    tenant = (
+        (request.hinted.tenant_id if request.hinted else None)
+        or request.tenant_id
+        or request.tenant_hint
+        or (browser.tenant_id if browser else None)
+    )
+    resume = {k: v for k, v in params.items() if k not in ("prompt", "max_age")}
+    resume["prompt"] = "none"
+    login = {"app": request.client.app_id, "next": f"{AUTHORIZE_PATH}?{urlencode(resume)}"}
+    if tenant:
+        login["tenant"] = tenant
+    login_url = f"/sso/login?{urlencode(login)}"
+    if browser is None or not log_out:
+        return login_url
+    async with provider.db.single_read() as conn:
+        back = provider.issuer + login_url
+        return await admission.upstream_logout(conn, browser.tenant_id, back) or login_url

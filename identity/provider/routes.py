@@ -3,8 +3,7 @@ reads the request, calls one `Provider` operation and renders JSON, a redirect o
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -20,7 +19,6 @@ from identity.provider.service import (
     Provider,
     parameters,
 )
-from identity.sso import admission
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -93,7 +91,6 @@ async def authorize(request: Request) -> Response:
     marketplace login for the tenant and the app, then here again (no second click)."""
     provider = _provider(request)
     pairs = request.query_params.multi_items()
-    params = dict(pairs)
     try:
         parsed, problem = await authorization.parse(provider, pairs)
     except AuthorizePage as page:
@@ -101,34 +98,7 @@ async def authorize(request: Request) -> Response:
     if problem:
         return RedirectResponse(authorization.error_redirect(provider, parsed, *problem), 302)
     raw_id = request.cookies.get(provider.sso.cookies.session)
-    app_id = parsed.client.app_id
-    signed_in = await provider.sso.current(raw_id, app_id)
-    if signed_in is not None and not authorization.hint_matches(parsed, signed_in):
-        signed_in = None  # the app asks for another enterprise: through its login
-    if signed_in is not None and authorization.fresh_enough(parsed, signed_in):
-        return RedirectResponse(await authorization.issue_code(provider, parsed, signed_in), 302)
-    if parsed.prompt == "none":
-        redirect = authorization.error_redirect(
-            provider, parsed, "login_required", "the member is not signed in"
-        )
-        return RedirectResponse(redirect, 302)
-    other_app = await provider.sso.current(raw_id)
-    tenant = parsed.tenant_id or parsed.tenant_hint or (other_app.tenant_id if other_app else None)
-    # Resumed after the login, which is fresh: asking again would go round in circles.
-    resume = {k: v for k, v in params.items() if k not in ("prompt", "max_age")}
-    login: dict[str, Any] = {"app": app_id, "next": f"{request.url.path}?{urlencode(resume)}"}
-    if tenant:
-        login["tenant"] = tenant
-    login_url = f"/sso/login?{urlencode(login)}"
-    if signed_in is not None:  # signed in, but the app wants a fresh sign-in (prompt, max_age):
-        # the auth centre would sign the member in silently from its own session, so its logout
-        # comes first; the member types their password again, and `auth_time` tells the truth.
-        async with provider.db.single_read() as conn:
-            back = provider.issuer + login_url
-            login_url = (
-                await admission.upstream_logout(conn, signed_in.tenant_id, back) or login_url
-            )
-    return RedirectResponse(login_url, 302)
+    return RedirectResponse(await authorization.answer(provider, parsed, dict(pairs), raw_id), 302)
 
 
 @router.post("/oauth2/token")
