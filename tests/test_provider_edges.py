@@ -10,7 +10,15 @@ import httpx2 as httpx
 
 from identity.db import Database
 from tests.stack import Browser, Stack
-from tests.test_provider_flow import REDIRECT, App, app, authorize, register, tokens_for
+from tests.test_provider_flow import (
+    POST_LOGOUT,
+    REDIRECT,
+    App,
+    app,
+    authorize,
+    register,
+    tokens_for,
+)
 
 __all__ = ["app"]  # the confidential client fixture
 
@@ -131,3 +139,36 @@ async def test_one_client_authentication_method_per_request(
         headers=basic,
     )
     assert seen.status_code == 200 and seen.json()["active"] is True
+
+
+async def test_end_session_takes_a_posted_form_with_the_checks_of_a_get(
+    acme: Stack, app: App, browser: Browser
+) -> None:
+    """RP-Initiated Logout 1.0 §2: the end-session endpoint takes GET and a POSTed form."""
+    issued = await tokens_for(app, browser)
+    endpoint = app.config["end_session_endpoint"]
+    hint = {"id_token_hint": issued["id_token"]}
+    for refused in (
+        {"data": hint | {"post_logout_redirect_uri": REDIRECT}},  # not registered for it
+        {"data": hint | {"client_id": "another"}},
+        {"content": urlencode([*hint.items(), *hint.items()]),
+         "headers": {"Content-Type": "application/x-www-form-urlencoded"}},  # repeated
+        {"json": hint},  # not a form
+    ):  # fmt: skip
+        page = await browser.http.post(endpoint, **refused)
+        assert page.status_code == 400 and "location" not in page.headers, refused
+    assert (await browser.session()).status_code == 200  # a refused request ends nothing
+
+    back = {"post_logout_redirect_uri": POST_LOGOUT, "state": "bye"}
+    async with httpx.AsyncClient() as elsewhere:  # a form posted from the app's own site
+        moved = await elsewhere.post(endpoint, data=hint | back)
+    # brings no SameSite=Lax cookie: the same request as a GET, on which the browser sends it
+    assert moved.status_code == 303
+    assert moved.headers["location"] == "/oauth2/logout?" + urlencode(hint | back)
+
+    ended = await browser.http.post(endpoint, data=hint | back)
+    assert ended.status_code == 303
+    location = ended.headers["location"]
+    assert location.startswith(acme.sim + "/api/v1/logout?")  # the marketplace session too
+    assert parse_qs(urlsplit(location).query)["redirect_url"] == [POST_LOGOUT + "?state=bye"]
+    assert (await browser.session()).status_code == 401

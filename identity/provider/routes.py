@@ -3,7 +3,7 @@ reads the request, calls one `Provider` operation and renders JSON, a redirect o
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -60,6 +60,11 @@ async def _form(request: Request) -> dict[str, str]:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=32)
     except ValueError:
         raise OAuthError("invalid_request", "the form cannot be read") from None
+    return _checked(pairs)
+
+
+def _checked(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The parameters, none holding a control character, none repeated (RFC 6749 §3.2)."""
     for name, value in pairs:
         if CONTROL.search(name) or CONTROL.search(value):
             raise OAuthError(
@@ -140,18 +145,33 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.get("/oauth2/logout", response_model=None)
+@router.api_route("/oauth2/logout", methods=["GET", "POST"], response_model=None)
 async def end_session(request: Request) -> Response:
     """RP-Initiated Logout 1.0: end the member's session here and at the auth centre, then
-    back to the app's registered post-logout URI."""
+    back to the app's registered post-logout URI. GET, or a POSTed form (§2), checked alike."""
     provider = _provider(request)
+    raw_id = request.cookies.get(provider.sso.cookies.session)
     try:
-        raw_id = request.cookies.get(provider.sso.cookies.session)
-        ended = await logout.end_session(provider, dict(request.query_params), raw_id)
+        params = await _end_session_parameters(request)
+        ended = await logout.end_session(provider, params, raw_id)
     except AuthorizePage as page:
         return _page(request, page.description)
+    if request.method == "POST" and raw_id is None and params.get("id_token_hint"):
+        # A form posted from the app's site brings no SameSite=Lax cookie: the same request as
+        # a top-level GET brings it, so the browser's own session can be told apart.
+        return RedirectResponse(f"{request.url.path}?{urlencode(params)}", 303)
     response = RedirectResponse(ended.location, 303)
     if ended.clear_cookie:
         cookies = provider.sso.cookies
         response.delete_cookie(cookies.session, path="/", secure=cookies.secure, httponly=True)
     return response
+
+
+async def _end_session_parameters(request: Request) -> dict[str, str]:
+    """The query of a GET, the form of a POST; a refusal is a page for the person."""
+    try:
+        if request.method == "POST":
+            return await _form(request)
+        return _checked(request.query_params.multi_items())
+    except OAuthError as exc:
+        raise AuthorizePage(exc.description) from None
