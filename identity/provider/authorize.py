@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from identity.admin import rights
 from identity.db import utcnow
 from identity.models import OidcClient
 from identity.provider import clients, grants, hints
@@ -23,6 +24,8 @@ from identity.sso.refusals import Refusal
 from identity.sso.sessions import SignedIn
 
 AUTHORIZE_PATH = "/oauth2/authorize"
+DENIED_PATH = "/oauth2/denied"
+REFUSED = "the member may not sign in to this app"
 MAX_PARAMETER = 2048
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²"
@@ -228,9 +231,9 @@ async def answer(
     named = signed_in is not None and names_member(provider, request, signed_in)
     if signed_in is not None and named and fresh_enough(request, signed_in):
         return await issue_code(provider, request, signed_in)
-    if request.prompt == "none":
-        return error_redirect(provider, request, "login_required", "the member is not signed in")
     browser = signed_in or await provider.sso.current(raw_session_id)
+    if request.prompt == "none":
+        return await _silent_refusal(provider, request, browser)
     hinted = request.hinted
     # The auth centre would sign in silently whoever it remembers: when that will not do (a
     # fresh sign-in asked for, or another member of its tenant hinted), its logout comes first,
@@ -242,6 +245,28 @@ async def answer(
         and hinted.sub != _sub(provider, browser)
     )
     return await _through_login(provider, request, params, browser, log_out=again)
+
+
+async def _silent_refusal(provider: Provider, request: Request, browser: SignedIn | None) -> str:
+    """prompt=none, and no code: `access_denied` when the browser's member is the one asked
+    for and may not use the app (the refusal a login would show), else `login_required`."""
+    if browser is not None and names_member(provider, request, browser):
+        async with provider.db.single_read() as conn:
+            usable = await rights.usable_apps(conn, browser.tenant_id, browser.user_name)
+        if request.client.app_id not in usable:
+            return error_redirect(provider, request, "access_denied", REFUSED)
+    return error_redirect(provider, request, "login_required", "the member is not signed in")
+
+
+def way_back(next_: str) -> str | None:
+    """For a login refused on its way to `next_`: when that is an authorization request, the
+    address that sends the browser back to the app with `access_denied` (RFC 6749 §4.1.2.1).
+    It carries the request itself, checked again there like any authorization request, so the
+    browser only ever goes to a redirect URI registered for the client."""
+    parts = urlsplit(next_)
+    if parts.scheme or parts.netloc or parts.path != AUTHORIZE_PATH or not parts.query:
+        return None
+    return f"{DENIED_PATH}?{parts.query}"
 
 
 async def _through_login(

@@ -106,6 +106,19 @@ async def authorize(request: Request) -> Response:
     return RedirectResponse(await authorization.answer(provider, parsed, dict(pairs), raw_id), 302)
 
 
+@router.get(authorization.DENIED_PATH, response_model=None)
+async def denied(request: Request) -> Response:
+    """ "Return to the app" on a refusal page: the authorization request the refused login was
+    for, answered with `access_denied` (RFC 6749 §4.1.2.1), checked like any other."""
+    provider = _provider(request)
+    try:
+        parsed, problem = await authorization.parse(provider, request.query_params.multi_items())
+    except AuthorizePage as page:
+        return _page(request, page.description)
+    error = problem or ("access_denied", authorization.REFUSED)
+    return RedirectResponse(authorization.error_redirect(provider, parsed, *error), 303)
+
+
 @router.post("/oauth2/token")
 async def token(request: Request) -> JSONResponse:
     try:
