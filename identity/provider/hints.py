@@ -11,10 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from joserfc import jwt
-from joserfc.errors import JoseError
-
-from identity.provider.service import ALGORITHMS, Provider
+from identity.provider import keys
+from identity.provider.service import Provider
 
 HINT_MAX_AGE_SECONDS = 24 * 3600
 """An expired ID token is still a good hint (apps keep them), within reason."""
@@ -23,10 +21,8 @@ HINT_MAX_AGE_SECONDS = 24 * 3600
 async def id_token_claims(provider: Provider, hint: str) -> dict[str, Any] | None:
     """The claims of an ID token this provider signed with a key still in force, issued at
     most a day ago; None for anything else (an access or logout token included)."""
-    published = await provider.keys_in_force()
-    try:
-        decoded = jwt.decode(hint, published.verifying, algorithms=ALGORITHMS)
-    except (JoseError, ValueError):
+    decoded = keys.verified(await provider.keys_in_force(), hint)
+    if decoded is None:
         return None
     claims = decoded.claims
     iat = claims.get("iat")

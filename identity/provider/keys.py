@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -157,6 +159,15 @@ class Published:
     def kids(self) -> list[str]:
         """Every key published (and so trusted to verify)."""
         return [str(key["kid"]) for key in self.jwks["keys"]]
+
+
+def verified(published: Published, token: str) -> jwt.Token | None:
+    """`token` with its signature checked against the published keys, the algorithms pinned
+    (never `none` or HMAC); None when it does not verify. Its claims are the caller's to check."""
+    try:
+        return jwt.decode(token, published.verifying, algorithms=list(ALGORITHMS))
+    except (JoseError, ValueError):
+        return None
 
 
 def load(rows: list[SigningKey], cipher: Cipher, now: datetime, lifetime: timedelta) -> Published:

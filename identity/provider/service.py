@@ -17,8 +17,6 @@ from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from joserfc import jwt
-from joserfc.errors import JoseError
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -262,10 +260,8 @@ class Provider:
     ) -> tuple[dict[str, Any], Live] | None:
         """A JWT access token of ours, signed by a key still in force, unexpired, whose grant is
         live; else None. One query, on `conn` when given."""
-        published = await self.keys()
-        try:
-            decoded = jwt.decode(token, published.verifying, algorithms=ALGORITHMS)
-        except (JoseError, ValueError):
+        decoded = keys.verified(await self.keys(), token)
+        if decoded is None:
             return None
         claims = decoded.claims
         if decoded.header.get("typ") != "at+jwt" or claims.get("iss") != self.issuer:
