@@ -172,3 +172,30 @@ async def test_end_session_takes_a_posted_form_with_the_checks_of_a_get(
     assert location.startswith(acme.sim + "/api/v1/logout?")  # the marketplace session too
     assert parse_qs(urlsplit(location).query)["redirect_url"] == [POST_LOGOUT + "?state=bye"]
     assert (await browser.session()).status_code == 401
+
+
+async def test_a_token_whose_crit_header_is_no_list_is_refused_not_500(
+    acme: Stack, app: App, browser: Browser
+) -> None:
+    """joserfc raises TypeError, not a JOSE error, on such a header: every endpoint reading a
+    token back refuses it as it refuses any other bad token."""
+    header = base64.urlsafe_b64encode(b'{"alg": "ES256", "crit": null}').rstrip(b"=").decode()
+    crafted = f"{header}.e30."
+    await authorize(browser, app)
+    silent = await browser.http.get(
+        app.config["authorization_endpoint"],
+        params=_request(app, prompt="none", id_token_hint=crafted),
+    )
+    assert _query(silent)["error"] == ["invalid_request"]
+    ended = await browser.http.get(
+        app.config["end_session_endpoint"], params={"id_token_hint": crafted}
+    )
+    assert ended.status_code == 400 and "location" not in ended.headers
+    info = await app.http.get(
+        app.config["userinfo_endpoint"], headers={"Authorization": f"Bearer {crafted}"}
+    )
+    assert info.status_code == 401 and info.json()["error"] == "invalid_token"
+    seen = await app.post("introspection_endpoint", token=crafted)
+    assert seen.status_code == 200 and seen.json() == {"active": False}
+    revoked = await app.post("revocation_endpoint", token=crafted)
+    assert revoked.status_code == 200

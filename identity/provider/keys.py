@@ -163,10 +163,11 @@ class Published:
 
 def verified(published: Published, token: str) -> jwt.Token | None:
     """`token` with its signature checked against the published keys, the algorithms pinned
-    (never `none` or HMAC); None when it does not verify. Its claims are the caller's to check."""
+    (never `none` or HMAC); None when it does not verify. Its claims are the caller's to check.
+    (joserfc raises TypeError, not a JOSE error, for a header such as `"crit": null`.)"""
     try:
         return jwt.decode(token, published.verifying, algorithms=list(ALGORITHMS))
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, TypeError):
         return None
 
 
