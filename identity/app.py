@@ -33,6 +33,7 @@ from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.notify import build_notifier
 from identity.observability import Metrics, configure_logging
+from identity.provider import authorize as provider_authorize
 from identity.provider import logout as provider_logout
 from identity.provider.routes import router as provider_router
 from identity.provider.service import Provider
@@ -162,6 +163,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.local_login_mac = Mac(settings.secret_key.get_secret_value(), "local-login")
     app.state.provider = Provider(settings, db, cipher, app.state.sso)
     app.state.sso.landing = partial(provider_logout.landing, app.state.provider)
+    app.state.sso.way_back = provider_authorize.way_back
     app.include_router(health.router)
     app.include_router(marketplace_router)
     app.include_router(sso_routes.router)

@@ -92,7 +92,7 @@ async def add(session: AsyncSession, registration: Registration) -> tuple[str, s
     for other in (r.backchannel_logout_uri, r.initiate_login_uri):
         if other:
             check_uri(other, "URI")
-    client_id = secrets.token_urlsafe(16)
+    client_id = secrets.token_hex(16)  # never a leading '-', which a command line would misread
     secret = None if r.public else secrets.token_urlsafe(32)
     session.add(
         OidcClient(

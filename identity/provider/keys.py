@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,7 +107,7 @@ async def create(
     session: AsyncSession, cipher: Cipher, *, alg: str, activates_at: datetime, now: datetime
 ) -> str:
     """A new key, published at once, signing from `activates_at`; returns its kid."""
-    kid = secrets.token_urlsafe(16)
+    kid = secrets.token_hex(16)  # never a leading '-': `identity keys revoke KID` must read it
     key = _generate(alg, kid)
     session.add(
         SigningKey(
@@ -152,6 +154,21 @@ class Published:
     jwks: dict[str, Any]
     verifying: KeySet
     read_at: datetime
+
+    @property
+    def kids(self) -> list[str]:
+        """Every key published (and so trusted to verify)."""
+        return [str(key["kid"]) for key in self.jwks["keys"]]
+
+
+def verified(published: Published, token: str) -> jwt.Token | None:
+    """`token` with its signature checked against the published keys, the algorithms pinned
+    (never `none` or HMAC); None when it does not verify. Its claims are the caller's to check.
+    (joserfc raises TypeError, not a JOSE error, for a header such as `"crit": null`.)"""
+    try:
+        return jwt.decode(token, published.verifying, algorithms=list(ALGORITHMS))
+    except (JoseError, ValueError, TypeError):
+        return None
 
 
 def load(rows: list[SigningKey], cipher: Cipher, now: datetime, lifetime: timedelta) -> Published:

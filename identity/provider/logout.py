@@ -11,24 +11,18 @@ session, identity asks the member (the sign-out confirmation page) rather than g
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from joserfc import jwt
-from joserfc.errors import JoseError
 from sqlalchemy import select
 
 from identity.access import end_sessions
 from identity.models import OidcClient, Tenant
-from identity.provider import clients
+from identity.provider import clients, hints
 from identity.provider.authorize import AuthorizePage
-from identity.provider.service import ALGORITHMS, Provider
+from identity.provider.service import Provider
 from identity.sso import sessions
 from identity.sso.upstream import LOGOUT_PATH, normalise_domain
-
-HINT_MAX_AGE_SECONDS = 24 * 3600
-"""An expired ID token is still a good hint (apps keep them), within reason."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +43,9 @@ async def end_session(
     hint = params.get("id_token_hint")
     if not hint:
         return Ended("/sso/logout", clear_cookie=False)
-    claims = await _hint_claims(provider, hint)
+    claims = await hints.id_token_claims(provider, hint)
+    if claims is None:
+        raise AuthorizePage("id_token_hint is not an ID token of this provider in force")
     client_id = str(claims.get("aud"))
     if params.get("client_id") not in (None, client_id):
         raise AuthorizePage("client_id differs from the id_token_hint's audience")
@@ -73,26 +69,6 @@ async def end_session(
         return Ended(back, clear_cookie=True)
     query = urlencode({"redirect_url": back})
     return Ended(f"{normalise_domain(domain)}{LOGOUT_PATH}?{query}", clear_cookie=True)
-
-
-async def _hint_claims(provider: Provider, hint: str) -> dict[str, object]:
-    """An ID token this provider signed (expired or not, within a day)."""
-    published = await provider.keys()
-    try:
-        decoded = jwt.decode(hint, published.verifying, algorithms=ALGORITHMS)
-    except (JoseError, ValueError):
-        raise AuthorizePage("id_token_hint is not an ID token of this provider") from None
-    claims = decoded.claims
-    iat = claims.get("iat")
-    if (
-        decoded.header.get("typ") != "JWT"  # an ID token: not an access or a logout token
-        or "events" in claims
-        or claims.get("iss") != provider.issuer
-        or not isinstance(iat, int)
-        or iat < time.time() - HINT_MAX_AGE_SECONDS
-    ):
-        raise AuthorizePage("id_token_hint is not an ID token of this provider")
-    return dict(claims)
 
 
 def _post_logout_target(provider: Provider, client: OidcClient, params: dict[str, str]) -> str:

@@ -3,7 +3,6 @@ reads the request, calls one `Provider` operation and renders JSON, a redirect o
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
@@ -12,13 +11,21 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from identity.pages import render
 from identity.provider import authorize as authorization
 from identity.provider import logout
-from identity.provider.authorize import CONTROL, AuthorizePage
-from identity.provider.service import OAuthError, Provider
-from identity.sso import admission
+from identity.provider.authorize import AuthorizePage
+from identity.provider.service import (
+    CONTROL,
+    KEYS_REFRESH_SECONDS,
+    OAuthError,
+    Provider,
+    parameters,
+)
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FORM_BYTES = 16 * 1024
+JWKS_MAX_AGE = KEYS_REFRESH_SECONDS
+"""As long as a replica may take to publish a rotated key, so a cached JWKS is at most that
+much staler; a revoked key leaves every replica's answer at once."""
 
 
 def _provider(request: Request) -> Provider:
@@ -53,15 +60,19 @@ async def _form(request: Request) -> dict[str, str]:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=32)
     except ValueError:
         raise OAuthError("invalid_request", "the form cannot be read") from None
-    form: dict[str, str] = {}
+    return _checked(pairs)
+
+
+def _checked(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The parameters, none holding a control character, none repeated (RFC 6749 §3.2)."""
     for name, value in pairs:
         if CONTROL.search(name) or CONTROL.search(value):
             raise OAuthError(
                 "invalid_request", f"parameter {name[:32]!r} holds a control character"
             )
-        if name in form:  # RFC 6749 §3.2: parameters must not be repeated
-            raise OAuthError("invalid_request", f"parameter {name} is repeated")
-        form[name] = value
+    form, repeated = parameters(pairs)
+    if repeated:
+        raise OAuthError("invalid_request", f"parameter {repeated[0]} is repeated")
     return form
 
 
@@ -72,8 +83,11 @@ async def discovery(request: Request) -> JSONResponse:
 
 @router.get("/oauth2/jwks")
 async def jwks(request: Request) -> JSONResponse:
-    published = await _provider(request).keys()
-    return JSONResponse(published.jwks, headers={"Cache-Control": "public, max-age=60"})
+    """The keys in force: a key revoked a moment ago is gone from this answer, on every
+    replica; caches may keep an answer `JWKS_MAX_AGE` seconds."""
+    published = await _provider(request).keys_in_force()
+    cache = f"public, max-age={JWKS_MAX_AGE}"
+    return JSONResponse(published.jwks, headers={"Cache-Control": cache})
 
 
 @router.get("/oauth2/authorize", response_model=None)
@@ -81,42 +95,28 @@ async def authorize(request: Request) -> Response:
     """Signed in for the client's app: back to the app with a code. Not yet: through the
     marketplace login for the tenant and the app, then here again (no second click)."""
     provider = _provider(request)
-    params = dict(request.query_params)
+    pairs = request.query_params.multi_items()
     try:
-        parsed, problem = await authorization.parse(provider, params)
+        parsed, problem = await authorization.parse(provider, pairs)
     except AuthorizePage as page:
         return _page(request, page.description)
     if problem:
         return RedirectResponse(authorization.error_redirect(provider, parsed, *problem), 302)
     raw_id = request.cookies.get(provider.sso.cookies.session)
-    app_id = parsed.client.app_id
-    signed_in = await provider.sso.current(raw_id, app_id)
-    if signed_in is not None and not authorization.hint_matches(parsed, signed_in):
-        signed_in = None  # the app asks for another enterprise: through its login
-    if signed_in is not None and authorization.fresh_enough(parsed, signed_in):
-        return RedirectResponse(await authorization.issue_code(provider, parsed, signed_in), 302)
-    if parsed.prompt == "none":
-        redirect = authorization.error_redirect(
-            provider, parsed, "login_required", "the member is not signed in"
-        )
-        return RedirectResponse(redirect, 302)
-    other_app = await provider.sso.current(raw_id)
-    tenant = parsed.tenant_hint or (other_app.tenant_id if other_app else None)
-    # Resumed after the login, which is fresh: asking again would go round in circles.
-    resume = {k: v for k, v in params.items() if k not in ("prompt", "max_age")}
-    login: dict[str, Any] = {"app": app_id, "next": f"{request.url.path}?{urlencode(resume)}"}
-    if tenant:
-        login["tenant"] = tenant
-    login_url = f"/sso/login?{urlencode(login)}"
-    if signed_in is not None:  # signed in, but the app wants a fresh sign-in (prompt, max_age):
-        # the auth centre would sign the member in silently from its own session, so its logout
-        # comes first; the member types their password again, and `auth_time` tells the truth.
-        async with provider.db.single_read() as conn:
-            back = provider.issuer + login_url
-            login_url = (
-                await admission.upstream_logout(conn, signed_in.tenant_id, back) or login_url
-            )
-    return RedirectResponse(login_url, 302)
+    return RedirectResponse(await authorization.answer(provider, parsed, dict(pairs), raw_id), 302)
+
+
+@router.get(authorization.DENIED_PATH, response_model=None)
+async def denied(request: Request) -> Response:
+    """ "Return to the app" on a refusal page: the authorization request the refused login was
+    for, answered with `access_denied` (RFC 6749 §4.1.2.1), checked like any other."""
+    provider = _provider(request)
+    try:
+        parsed, problem = await authorization.parse(provider, request.query_params.multi_items())
+    except AuthorizePage as page:
+        return _page(request, page.description)
+    error = problem or ("access_denied", authorization.REFUSED)
+    return RedirectResponse(authorization.error_redirect(provider, parsed, *error), 303)
 
 
 @router.post("/oauth2/token")
@@ -158,18 +158,33 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.get("/oauth2/logout", response_model=None)
+@router.api_route("/oauth2/logout", methods=["GET", "POST"], response_model=None)
 async def end_session(request: Request) -> Response:
     """RP-Initiated Logout 1.0: end the member's session here and at the auth centre, then
-    back to the app's registered post-logout URI."""
+    back to the app's registered post-logout URI. GET, or a POSTed form (§2), checked alike."""
     provider = _provider(request)
+    raw_id = request.cookies.get(provider.sso.cookies.session)
     try:
-        raw_id = request.cookies.get(provider.sso.cookies.session)
-        ended = await logout.end_session(provider, dict(request.query_params), raw_id)
+        params = await _end_session_parameters(request)
+        ended = await logout.end_session(provider, params, raw_id)
     except AuthorizePage as page:
         return _page(request, page.description)
+    if request.method == "POST" and raw_id is None and params.get("id_token_hint"):
+        # A form posted from the app's site brings no SameSite=Lax cookie: the same request as
+        # a top-level GET brings it, so the browser's own session can be told apart.
+        return RedirectResponse(f"{request.url.path}?{urlencode(params)}", 303)
     response = RedirectResponse(ended.location, 303)
     if ended.clear_cookie:
         cookies = provider.sso.cookies
         response.delete_cookie(cookies.session, path="/", secure=cookies.secure, httponly=True)
     return response
+
+
+async def _end_session_parameters(request: Request) -> dict[str, str]:
+    """The query of a GET, the form of a POST; a refusal is a page for the person."""
+    try:
+        if request.method == "POST":
+            return await _form(request)
+        return _checked(request.query_params.multi_items())
+    except OAuthError as exc:
+        raise AuthorizePage(exc.description) from None

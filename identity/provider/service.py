@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import time
+from collections.abc import Iterable
 from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from joserfc import jwt
-from joserfc.errors import JoseError
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
@@ -35,6 +35,22 @@ from identity.sso.sessions import SignedIn
 KEYS_REFRESH_SECONDS = 30
 ALGORITHMS = list(keys.ALGORITHMS)
 SCOPES = ("openid", "profile", "email", "offline_access")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Refused in every parameter and credential before any use: PostgreSQL cannot store or
+compare a NUL, and no legitimate value holds a control character."""
+
+
+def parameters(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """Each parameter's value, and the names sent more than once. A parameter must not be
+    repeated (RFC 6749 §3.1, §3.2): the caller refuses the request rather than pick a value,
+    since the app and identity could each read a different one."""
+    values: dict[str, str] = {}
+    repeated: list[str] = []
+    for name, value in pairs:
+        if name in values and name not in repeated:
+            repeated.append(name)
+        values.setdefault(name, value)
+    return values, repeated
 
 
 class OAuthError(Exception):
@@ -59,7 +75,8 @@ class Provider:
 
     async def keys(self, *, reread: bool = False) -> Published:
         """The keys, read again every `KEYS_REFRESH_SECONDS`, so rotations reach every
-        replica (a `next` key is published a while before it signs)."""
+        replica (a `next` key is published a while before it signs). What signs, publishes or
+        trusts them as a set uses `keys_in_force`."""
         now = utcnow()
         current = self._published
         fresh = current is not None and now - current.read_at < timedelta(
@@ -76,6 +93,16 @@ class Provider:
                 rows = await keys.rows(session)
             self._published = keys.load(rows, self.cipher, now, lifetime)
             return self._published
+
+    async def keys_in_force(self) -> Published:
+        """The keys, none of them revoked since this replica read them: one query. `identity
+        keys revoke` runs in a process of its own, so every replica learns of a revocation
+        here, at its next signature, JWKS answer or `id_token_hint`, not at its next refresh.
+        (Access tokens are checked key by key with their grant, `grants.live`.)"""
+        published = await self.keys()
+        async with self.db.single_read() as conn:
+            in_force = await conn.scalar(_IN_FORCE, {"kids": published.kids})
+        return published if in_force == len(published.kids) else await self.keys(reread=True)
 
     def discovery(self) -> dict[str, Any]:
         base = self.issuer
@@ -140,11 +167,7 @@ class Provider:
         """client_secret_basic, client_secret_post, or none for a public client."""
         client_id, secret = form.get("client_id"), form.get("client_secret")
         if authorization and authorization[:6].lower() == "basic ":
-            try:
-                decoded = base64.b64decode(authorization[6:], validate=True).decode()
-                client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
-            except (binascii.Error, UnicodeDecodeError):
-                raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+            client_id, secret = _basic_credentials(authorization, form)
         client = (
             await clients.credentials(conn, client_id)
             if client_id and len(client_id) <= 64
@@ -210,16 +233,8 @@ class Provider:
             auth_time=int(signed_in.authenticated_at.replace(tzinfo=UTC).timestamp()),
         )
 
-    async def _signing_keys(self) -> Published:
-        """The keys to sign with, never a key revoked meanwhile on another replica."""
-        published = await self.keys()
-        async with self.db.single_read() as conn:
-            if await _key_in_force(conn, published.signing_kid):
-                return published
-        return await self.keys(reread=True)
-
     async def _tokens(self, live: Live, refresh: str, *, include_nonce: bool) -> dict[str, Any]:
-        published = await self._signing_keys()
+        published = await self.keys_in_force()  # never sign with a key revoked meanwhile
         issue = Issue(
             issuer=self.issuer,
             client_id=live.client_id,
@@ -245,10 +260,8 @@ class Provider:
     ) -> tuple[dict[str, Any], Live] | None:
         """A JWT access token of ours, signed by a key still in force, unexpired, whose grant is
         live; else None. One query, on `conn` when given."""
-        published = await self.keys()
-        try:
-            decoded = jwt.decode(token, published.verifying, algorithms=ALGORITHMS)
-        except (JoseError, ValueError):
+        decoded = keys.verified(await self.keys(), token)
+        if decoded is None:
             return None
         claims = decoded.claims
         if decoded.header.get("typ") != "at+jwt" or claims.get("iss") != self.issuer:
@@ -316,11 +329,24 @@ class Provider:
                 await grants.revoke(conn, grant_id, now)
 
 
-_IN_FORCE = select(SigningKey.kid).where(
-    SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None)
+def _basic_credentials(authorization: str, form: dict[str, str]) -> tuple[str, str]:
+    """(client_id, secret) from `Authorization: Basic` (RFC 6749 §2.3.1), the one method of
+    the request: a client_secret in the body as well, or a body client_id naming another
+    client, is a second one (RFC 6749 §2.3: "MUST NOT use more than one"). A body client_id
+    naming the same client only identifies it again (§3.2.1 allows it), and is accepted."""
+    try:
+        decoded = base64.b64decode(authorization[6:], validate=True).decode()
+        client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
+    if CONTROL.search(client_id) or CONTROL.search(secret):  # as the form's fields
+        raise OAuthError("invalid_request", "Basic credentials hold a control character")
+    if "client_secret" in form or form.get("client_id", client_id) != client_id:
+        raise OAuthError("invalid_request", "use one client authentication method, not two")
+    return client_id, secret
+
+
+_IN_FORCE = select(func.count()).where(
+    SigningKey.kid.in_(bindparam("kids", expanding=True)), SigningKey.revoked_at.is_(None)
 )
-
-
-async def _key_in_force(conn: AsyncConnection, kid: str) -> bool:
-    """A key revoked on another replica is refused before this one reads the keys again."""
-    return await conn.scalar(_IN_FORCE, {"kid": kid}) is not None
+"""How many of the given keys are still in force: neither revoked nor deleted."""

@@ -92,10 +92,16 @@ def create_example_app(identity: str, client_id: str, client_secret: str, base: 
         return RedirectResponse(f"{(await config())['authorization_endpoint']}?{urlencode(query)}")
 
     @app.get("/callback", response_model=None)
-    async def finish(request: Request, code: str = "") -> Response:
+    async def finish(request: Request, code: str = "", error: str = "") -> Response:
         key = request.query_params.get("state", "")
-        if key not in state.pending or not code:
+        if key not in state.pending or not (code or error):
             return _page("<p>That sign-in is not one this app started.</p>")
+        if error:  # the member was refused, or the request was (RFC 6749 §4.1.2.1)
+            state.pending.pop(key)
+            return _page(
+                f"<h1>Example app</h1><p id=refused>identity did not sign you in: "
+                f"{html.escape(error)}.</p><p><a id=login href='/login'>Try again</a></p>"
+            )
         verifier, nonce = state.pending.pop(key)
         async with httpx.AsyncClient(timeout=10) as http:
             answer = await http.post(

@@ -88,12 +88,15 @@ def _switch_url(tenant_id: str | None, app_id: str | None, next_: str | None = N
 
 def refused(request: Request, refusal: Refusal) -> HTMLResponse:
     """The bilingual refusal page; the reason is logged and counted, never a secret. When the
-    account was refused (not the enterprise), it offers to sign in as someone else."""
+    account was refused (not the enterprise), it offers to sign in as someone else; when an
+    app's authorization request started the login, to return to the app."""
     log.warning("sso.refused", reason=refusal.code, detail=refusal.log_detail)
     request.app.state.metrics.sso_logins.labels(refusal.code).inc()
     switch = ""
     if refusal.code in SIGN_IN_AS_SOMEONE_ELSE:
         switch = _switch_url(refusal.tenant_id, refusal.app_id, refusal.next)
+    way_back = _sso(request).way_back
+    back = way_back(refusal.next) if way_back and refusal.next else None
     response = render(
         request,
         "refusal.html",
@@ -101,6 +104,7 @@ def refused(request: Request, refusal: Refusal) -> HTMLResponse:
         reason=refusal.code,
         text=refusal.text,
         switch_url=switch,
+        back_url=back or "",
     )
     if refusal.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))

@@ -76,6 +76,9 @@ Landing = Callable[[str, str, str], Awaitable[str | None]]
 """Where a platform-initiated (Flow A) login of (app, tenant, user name) should land instead of
 `IDENTITY_POST_LOGIN_URL`, or None: set by the OpenID Provider for apps that registered an
 `initiate_login_uri` (OIDC Core §4)."""
+WayBack = Callable[[str], str | None]
+"""For a login refused on its way to `next`: where the refusal page's "return to the app" goes,
+or None: set by the OpenID Provider for the logins its authorization endpoint starts."""
 
 
 class Sso:
@@ -116,6 +119,7 @@ class Sso:
             origin(o) for o in settings.allowed_redirect_origins
         }
         self.landing: Landing | None = None
+        self.way_back: WayBack | None = None
 
     def callback_url(self, app_id: str) -> str:
         return f"{self.base_url}/sso/callback/{app_id}"
@@ -141,10 +145,14 @@ class Sso:
     async def begin(self, tenant_ref: str, app_id: str | None, next_: str | None) -> Started:
         """Flow B (§5.3): the authorize URL at the tenant's auth centre, and the state cookie."""
         target = self.checked_redirect(next_, self.post_login_url)
-        async with self.db.single_read() as conn:
-            tenant_id = await admission.find_tenant(conn, tenant_ref)
-            app_id = app_id or await admission.only_app(conn, tenant_id)
-            client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
+        try:
+            async with self.db.single_read() as conn:
+                tenant_id = await admission.find_tenant(conn, tenant_ref)
+                app_id = app_id or await admission.only_app(conn, tenant_id)
+                client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
+        except Refusal as refusal:
+            refusal.next = target  # where the login was going: the page's way back (`way_back`)
+            raise
         state = secrets.token_hex(16)  # §5.3: alphanumeric
         expires = int(time.time()) + LOGIN_TTL_SECONDS
         cookie = seal(self.state_mac, LoginState(state, tenant_id, app_id, target, expires))
