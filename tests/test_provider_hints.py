@@ -4,6 +4,7 @@ exactly as `/sso/login` resolves it. identity and the simulator as processes."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,7 +42,12 @@ async def test_a_revoked_key_leaves_the_jwks_at_once_and_its_id_tokens_are_no_hi
 
     done = run_cli(database_url, tmp_path, "keys", "revoke", kid)
     assert done.returncode == 0, done.stderr
-    published = (await app.http.get(app.config["jwks_uri"])).json()["keys"]
+    # The JWKS asks whether its keys are still in force at most once a second.
+    for _ in range(30):
+        published = (await app.http.get(app.config["jwks_uri"])).json()["keys"]
+        if kid not in {key["kid"] for key in published}:
+            break
+        await asyncio.sleep(0.1)
     assert published and kid not in {key["kid"] for key in published}
 
     hint = {"id_token_hint": issued["id_token"], "state": "bye"}

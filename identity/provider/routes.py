@@ -83,9 +83,9 @@ async def discovery(request: Request) -> JSONResponse:
 
 @router.get("/oauth2/jwks")
 async def jwks(request: Request) -> JSONResponse:
-    """The keys in force: a key revoked a moment ago is gone from this answer, on every
+    """The keys in force: a key revoked is gone from this answer within a second, on every
     replica; caches may keep an answer `JWKS_MAX_AGE` seconds."""
-    published = await _provider(request).keys_in_force()
+    published = await _provider(request).keys_in_force(checked_within=1)
     cache = f"public, max-age={JWKS_MAX_AGE}"
     return JSONResponse(published.jwks, headers={"Cache-Control": cache})
 

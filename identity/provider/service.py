@@ -70,6 +70,7 @@ class Provider:
         self.subjects = Subjects(settings.secret_key.get_secret_value())
         self._published: Published | None = None
         self._reading = asyncio.Lock()
+        self._in_force_at = float("-inf")
 
     # --- keys ---------------------------------------------------------------------------
 
@@ -94,15 +95,23 @@ class Provider:
             self._published = keys.load(rows, self.cipher, now, lifetime)
             return self._published
 
-    async def keys_in_force(self) -> Published:
+    async def keys_in_force(self, *, checked_within: float = 0.0) -> Published:
         """The keys, none of them revoked since this replica read them: one query. `identity
         keys revoke` runs in a process of its own, so every replica learns of a revocation
-        here, at its next signature, JWKS answer or `id_token_hint`, not at its next refresh.
+        here, at its next signature or `id_token_hint`, not at its next refresh. The JWKS,
+        which anyone may ask for as often as they like, passes `checked_within=1`: a check
+        less than a second old stands, so a flood of JWKS requests costs no query each.
         (Access tokens are checked key by key with their grant, `grants.live`.)"""
         published = await self.keys()
+        started = time.monotonic()
+        if started - self._in_force_at < checked_within:
+            return published
         async with self.db.single_read() as conn:
             in_force = await conn.scalar(_IN_FORCE, {"kids": published.kids})
-        return published if in_force == len(published.kids) else await self.keys(reread=True)
+        if in_force != len(published.kids):
+            published = await self.keys(reread=True)
+        self._in_force_at = started
+        return published
 
     def discovery(self) -> dict[str, Any]:
         base = self.issuer
