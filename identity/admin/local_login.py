@@ -42,7 +42,7 @@ def _sso(request: Request) -> Sso:
 
 
 def _form_cookie(request: Request) -> str:
-    return _sso(request).cookies.session.replace("session", "form")
+    return _sso(request).cookies.form
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -69,7 +69,7 @@ def _page(request: Request, name: str, status: int, **context: Any) -> HTMLRespo
         httponly=True,
         samesite="strict",
         secure=_sso(request).cookies.secure,
-        path="/login",
+        path=_sso(request).cookies.form_path,
     )
     return response
 
