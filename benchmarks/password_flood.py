@@ -2,6 +2,7 @@
 password.
 
     python -m benchmarks.password_flood [--database-url URL] [--attackers 8] [--seconds 12]
+                                        [--rate 0.75]
 
 identity and the simulator run as processes (tests/stack.py) on a temporary SQLite file (or the
 given database); `acme` is provisioned through signed calls, alice signs in through the
@@ -12,14 +13,19 @@ of a second apart) followed by one `POST /login` as bob with the right password.
 
 - idle: 4 rounds, nothing else running;
 - flood: `--attackers` processes post wrong passwords for `bob@acme` to `/login` for
-  `--seconds`, each as fast as it is answered on one keep-alive connection (a fresh CSRF cookie
-  from `GET /login` first), while the rounds go on until the flood ends.
+  `--seconds`, each on one keep-alive connection (a CSRF cookie from `GET /login` first), one
+  try at a time, `--rate` tries a second each at most (0.75: 8 attackers offer the 6 tries a
+  second the attack was first seen at; `--rate 0`: as fast as they are answered, which once
+  answers are 429s in a millisecond measures mostly how fast the machine answers any request,
+  its 8 Python clients sharing the same cores), while the rounds go on until the flood ends.
 
 Addresses: every process here connects from 127.0.0.1, which identity's default
-`FORWARDED_ALLOW_IPS` trusts as a proxy. alice and bob send no `X-Forwarded-For`, so identity
-sees them at 127.0.0.1; attacker n sends `X-Forwarded-For: 198.51.100.n`, so identity sees eight
-other clients, as it would behind a load balancer. That is a distributed attack (one address
-each), the harder case for limits kept per address.
+`FORWARDED_ALLOW_IPS` trusts as a proxy, and says where it comes from in `X-Forwarded-For`, as
+a load balancer would. alice sends none (identity sees 127.0.0.1); attacker n sends
+`198.51.100.n`, so identity sees eight clients, a distributed attack (one address each), the
+harder case for limits kept per address. bob's k-th sign-in comes from `203.0.113.k`: one
+address is allowed 10 tries a minute, 3 at once, fewer than this benchmark's sign-ins of the
+owner, so each is measured as a member signing in once from their own network.
 
 Targets: `/sso/me` median under flood within 2x of idle, and every sign-in of the owner under
 flood succeeds. Prints a table, then the figures as one JSON line (the last line of stdout).
@@ -74,14 +80,18 @@ def csrf_of(page: str) -> dict[str, str]:
     return login_form(page).inputs
 
 
-def attacker(identity: str, address: str, seconds: float, answers: Any) -> None:
-    """Post wrong passwords for the owner from `address` (as forwarded by the local proxy)."""
+def attacker(identity: str, address: str, seconds: float, rate: float, answers: Any) -> None:
+    """Post wrong passwords for the owner from `address` (as forwarded by the local proxy),
+    `rate` a second at most (0: as fast as answered)."""
     counts: Counter[str] = Counter()
     headers = {"X-Forwarded-For": address}
     with httpx.Client(base_url=identity, headers=headers, timeout=60) as client:
         fields = csrf_of(client.get("/login").text)
-        deadline, n = time.monotonic() + seconds, 0
+        start = time.monotonic()
+        deadline, n = start + seconds, 0
         while time.monotonic() < deadline:
+            if rate:
+                time.sleep(max(0.0, start + n / rate - time.monotonic()))
             n += 1
             data = {**fields, "account": OWNER, "password": f"Guess-{n}-{address}"}
             try:
@@ -92,18 +102,22 @@ def attacker(identity: str, address: str, seconds: float, answers: Any) -> None:
 
 
 class Owner:
-    """bob in his own browser: the sign-in form's CSRF cookie once, then sign-ins."""
+    """bob in his own browser: the sign-in form's CSRF cookie once, then sign-ins, each from
+    an address of his own."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
         self.fields: dict[str, str] = {}
+        self.signed_in = 0
 
     async def sign_in(self) -> tuple[float, bool]:
         if not self.fields:
             self.fields = csrf_of((await self.client.get("/login")).text)
         data = {**self.fields, "account": OWNER, "password": OWNER_PASSWORD}
+        self.signed_in += 1
+        address = {"X-Forwarded-For": f"203.0.113.{self.signed_in}"}
         start = time.perf_counter()
-        answer = await self.client.post("/login", data=data)
+        answer = await self.client.post("/login", data=data, headers=address)
         return time.perf_counter() - start, answer.status_code == 303
 
 
@@ -156,7 +170,7 @@ async def bench(url: str, key_file: Path, args: argparse.Namespace) -> dict[str,
             procs = [
                 ctx.Process(
                     target=attacker,
-                    args=(stack.identity, f"198.51.100.{n + 1}", args.seconds, answers),
+                    args=(stack.identity, f"198.51.100.{n + 1}", args.seconds, args.rate, answers),
                 )
                 for n in range(args.attackers)
             ]
@@ -181,6 +195,7 @@ def figures(
     return {
         "attackers": args.attackers,
         "seconds": args.seconds,
+        "rate_per_attacker": args.rate,
         "idle_me_p50_ms": ms(idle["reads"]),
         "flood_me_p50_ms": ms(flood["reads"]),
         "me_ratio": round(ms(flood["reads"]) / ms(idle["reads"]), 2),
@@ -206,7 +221,8 @@ def print_table(r: dict[str, Any]) -> None:
     for row in rows:
         print("  ".join(f"{v!s:>12}" for v in row))
     print(
-        f"{r['attackers']} attackers, {r['attack_tries']} tries in {r['seconds']} s "
+        f"{r['attackers']} attackers (at most {r['rate_per_attacker'] or 'unpaced'}/s each), "
+        f"{r['attack_tries']} tries in {r['seconds']} s "
         f"({r['attack_tries_per_s']}/s), answered {r['attack_answers']}"
     )
 
@@ -216,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="the database to use (default: temporary SQLite)")
     parser.add_argument("--attackers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument(
+        "--rate", type=float, default=0.75, help="tries a second per attacker (0: unpaced)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp:
         key_file = seller_key_file(Path(tmp))

@@ -32,6 +32,7 @@ WINDOW = 180
 """At most one reset every 3 minutes, per member and per admin."""
 NEW_PASSWORD = "Blue-Sky-2024"  # noqa: S105 - the password bob chooses in the test
 CONCURRENT = 50
+MANY_TRIES = {"IDENTITY_PASSWORD_TRIES_PER_MINUTE_PER_ADDRESS": "1000"}
 
 
 class Outbox:
@@ -58,8 +59,9 @@ def notify_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def stack(
     database_url: str, private_key_file: Path, notify_file: Path
 ) -> AsyncIterator[Stack]:
-    """This module's stack (conftest's `acme` provisions it): messages go to `notify_file`."""
-    env = {"IDENTITY_NOTIFY_FILE": str(notify_file)}
+    """This module's stack (conftest's `acme` provisions it): messages go to `notify_file`; its
+    tests sign in locally from one address more often than a person would."""
+    env = {"IDENTITY_NOTIFY_FILE": str(notify_file), **MANY_TRIES}
     async with running_stack(database_url, private_key_file, world(), identity_env=env) as running:
         yield running
 
@@ -278,7 +280,7 @@ async def two_processes(
             "cross-process concurrency needs PostgreSQL: set IDENTITY_TEST_DATABASE_URL "
             "(SQLite serialises every writer with BEGIN IMMEDIATE)"
         )
-    env = {"IDENTITY_NOTIFY_FILE": str(notify_file)}
+    env = {"IDENTITY_NOTIFY_FILE": str(notify_file), **MANY_TRIES}
     async with running_stack(
         database_url, private_key_file, world(), identity_env=env, identity_processes=2
     ) as running:
