@@ -38,6 +38,7 @@ from identity.admin.passwords import Attempt, PasswordPolicyError, SignIn
 from identity.admin.throttle import Throttle
 from identity.db import utcnow
 from identity.pages import render
+from identity.sso import sessions
 from identity.sso.limits import address_key
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
@@ -144,7 +145,8 @@ async def login(request: Request) -> Response:
 
 @router.post("/change")
 async def change(request: Request) -> Response:
-    """The first thing after signing in with an initial password: a new password."""
+    """The first thing after signing in with an initial password: a new password. The
+    member's other sessions end; this browser's stays (`keep`)."""
     _throttle(request).take(_client(request))
     fields = await _form(request)
     account = fields.get("account", "")
@@ -153,9 +155,11 @@ async def change(request: Request) -> Response:
     error: AdminError | None = None
     if not problems:
         attempt = _attempt(request, account, fields.get("current", ""))
+        raw_session = request.cookies.get(_sso(request).cookies.session)
+        keep = sessions.hash_id(raw_session) if raw_session else None
         try:
             sign_in = await passwords.change_password(
-                request.app.state.db, _throttle(request), attempt, new
+                request.app.state.db, _throttle(request), attempt, new, keep
             )
         except PasswordPolicyError as exc:
             problems = exc.problems

@@ -27,6 +27,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from identity import access
 from identity.admin import lockout, rights
 from identity.admin.errors import AdminError, CurrentPasswordInvalid, SignInFailed
 from identity.admin.throttle import Throttle
@@ -228,12 +229,16 @@ async def authenticate(db: Database, throttle: Throttle, attempt: Attempt) -> Si
     return tried.sign_in
 
 
-async def change_password(db: Database, throttle: Throttle, attempt: Attempt, new: str) -> SignIn:
+async def change_password(
+    db: Database, throttle: Throttle, attempt: Attempt, new: str, keep: str | None = None
+) -> SignIn:
     """The member's own change: the current password (`attempt.password`) is checked like a
     sign-in, with one refusal for every cause (`CurrentPasswordInvalid`; a wrong one counts
     towards the lockout), the new one against the policy (`PasswordPolicyError`, before
-    anything is counted, and after for `same_as_current`). Clears `must_change`. Returns the
-    sign-in with the new password, for the session."""
+    anything is counted, and after for `same_as_current`). Clears `must_change`, and in the
+    same transaction ends every other session of the member with their tokens (ASVS 5.0
+    V7.4.3), all but the one whose id hash is `keep`: the browser making the change. Returns
+    the sign-in with the new password, for the session."""
     problems = check_policy(new, attempt.user_name)
     if problems:
         raise PasswordPolicyError(problems)
@@ -256,6 +261,13 @@ async def change_password(db: Database, throttle: Throttle, attempt: Attempt, ne
         )
         if changed.rowcount != 1:  # type: ignore[attr-defined]
             raise CurrentPasswordInvalid()  # a reset replaced the password meanwhile
+        await access.end_access(
+            session,
+            tenant_id=sign_in.tenant_id,
+            reason=access.Reason.PASSWORD_CHANGED,
+            user_names=[sign_in.user_name],
+            keep=keep,
+        )
     return SignIn(sign_in.tenant_id, sign_in.user_name, False, sign_in.app_ids, now)
 
 
