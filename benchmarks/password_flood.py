@@ -27,6 +27,10 @@ harder case for limits kept per address. bob's k-th sign-in comes from `203.0.11
 address is allowed 10 tries a minute, 3 at once, fewer than this benchmark's sign-ins of the
 owner, so each is measured as a member signing in once from their own network.
 
+Also reported: the CPU time identity (all its threads) used during the flood and the attackers
+used in all (their interpreters' start included), which shows where the cores went: every
+process here shares the machine's cores.
+
 Targets: `/sso/me` median under flood within 2x of idle, and every sign-in of the owner under
 flood succeeds. Prints a table, then the figures as one JSON line (the last line of stdout).
 """
@@ -38,7 +42,6 @@ import asyncio
 import json
 import multiprocessing
 import statistics
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,10 +50,10 @@ from typing import Any
 import httpx2 as httpx
 from sqlalchemy import update
 
-from benchmarks.authsync import seller_key_file, sqlite_database
+from benchmarks.flood import run_migrated
+from benchmarks.login import cpu_seconds
 from identity.admin import passwords
 from identity.db import Database, utcnow
-from identity.migrate import upgrade
 from identity.models import LocalPassword
 from tests.simulator_world import login_form, world
 from tests.stack import Stack, running_stack
@@ -91,14 +94,17 @@ def attacker(identity: str, address: str, seconds: float, rate: float, answers: 
         deadline, n = start + seconds, 0
         while time.monotonic() < deadline:
             if rate:
-                time.sleep(max(0.0, start + n / rate - time.monotonic()))
+                due = start + n / rate
+                if due >= deadline:
+                    break
+                time.sleep(max(0.0, due - time.monotonic()))
             n += 1
             data = {**fields, "account": OWNER, "password": f"Guess-{n}-{address}"}
             try:
                 counts[str(client.post("/login", data=data).status_code)] += 1
             except httpx.TransportError as exc:
                 counts[type(exc).__name__] += 1
-    answers.put(dict(counts))
+    answers.put((dict(counts), time.process_time()))
 
 
 class Owner:
@@ -110,7 +116,7 @@ class Owner:
         self.fields: dict[str, str] = {}
         self.signed_in = 0
 
-    async def sign_in(self) -> tuple[float, bool]:
+    async def sign_in(self) -> tuple[float, int]:
         if not self.fields:
             self.fields = csrf_of((await self.client.get("/login")).text)
         data = {**self.fields, "account": OWNER, "password": OWNER_PASSWORD}
@@ -118,7 +124,7 @@ class Owner:
         address = {"X-Forwarded-For": f"203.0.113.{self.signed_in}"}
         start = time.perf_counter()
         answer = await self.client.post("/login", data=data, headers=address)
-        return time.perf_counter() - start, answer.status_code == 303
+        return time.perf_counter() - start, answer.status_code
 
 
 async def read_me(member: httpx.AsyncClient) -> float:
@@ -134,17 +140,17 @@ async def rounds(
     """Rounds of reads then one sign-in, `most` of them or until `until` (monotonic)."""
     reads: list[float] = []
     sign_ins: list[float] = []
-    ok = 0
+    answered: Counter[int] = Counter()
     for _ in range(most):
         if time.monotonic() >= until:
             break
         for _ in range(ROUND_READS):
             reads.append(await read_me(member))
             await asyncio.sleep(READ_PAUSE)
-        took, signed_in = await owner.sign_in()
+        took, status = await owner.sign_in()
         sign_ins.append(took)
-        ok += signed_in
-    return {"reads": reads, "sign_ins": sign_ins, "ok": ok}
+        answered[status] += 1
+    return {"reads": reads, "sign_ins": sign_ins, "ok": answered[303], "answered": answered}
 
 
 async def bench(url: str, key_file: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -165,33 +171,49 @@ async def bench(url: str, key_file: Path, args: argparse.Namespace) -> dict[str,
             owner = Owner(bob)
             await read_me(member)  # warm up
             idle = await rounds(member, owner, time.monotonic() + 3600, IDLE_ROUNDS)
-            ctx = multiprocessing.get_context("spawn")
-            answers = ctx.Queue()
-            procs = [
-                ctx.Process(
-                    target=attacker,
-                    args=(stack.identity, f"198.51.100.{n + 1}", args.seconds, args.rate, answers),
-                )
-                for n in range(args.attackers)
-            ]
-            for p in procs:
-                p.start()
-            await asyncio.sleep(1)  # the attackers' interpreters start
-            flood = await rounds(member, owner, time.monotonic() + args.seconds - 1, 10**6)
-            counts: Counter[str] = Counter()
-            for _ in procs:
-                counts.update(await asyncio.to_thread(answers.get, True, args.seconds + 120))
-            for p in procs:
-                p.join(timeout=30)
-    return figures(idle, flood, counts, args)
+            flood = await flood_phase(stack, member, owner, args)
+    return figures(idle, flood, args)
+
+
+async def flood_phase(
+    stack: Stack, member: httpx.AsyncClient, owner: Owner, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The rounds while the attackers post; also the CPU time identity and they used."""
+    ctx = multiprocessing.get_context("spawn")
+    answers = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=attacker,
+            args=(stack.identity, f"198.51.100.{n + 1}", args.seconds, args.rate, answers),
+        )
+        for n in range(args.attackers)
+    ]
+    identity_pid = stack.processes[0].processes[0].pid
+    cpu_before = cpu_seconds(identity_pid)
+    for p in procs:
+        p.start()
+    await asyncio.sleep(1)  # the attackers' interpreters start
+    flood = await rounds(member, owner, time.monotonic() + args.seconds - 1, 10**6)
+    flood["identity_cpu_s"] = cpu_seconds(identity_pid) - cpu_before
+    counts: Counter[str] = Counter()
+    flood["attackers_cpu_s"] = 0.0
+    for _ in procs:
+        answered, cpu = await asyncio.to_thread(answers.get, True, args.seconds + 120)
+        counts.update(answered)
+        flood["attackers_cpu_s"] += cpu
+    for p in procs:
+        p.join(timeout=30)
+    flood["counts"] = counts
+    return flood
 
 
 def figures(
-    idle: dict[str, Any], flood: dict[str, Any], counts: Counter[str], args: argparse.Namespace
+    idle: dict[str, Any], flood: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, Any]:
     def ms(values: list[float]) -> float:
         return round(statistics.median(values) * 1000, 1)
 
+    counts: Counter[str] = flood["counts"]
     return {
         "attackers": args.attackers,
         "seconds": args.seconds,
@@ -204,9 +226,12 @@ def figures(
         "login_ratio": round(ms(flood["sign_ins"]) / ms(idle["sign_ins"]), 2),
         "owner_signed_in_idle": f"{idle['ok']}/{len(idle['sign_ins'])}",
         "owner_signed_in_flood": f"{flood['ok']}/{len(flood['sign_ins'])}",
+        "owner_answers_flood": {str(k): v for k, v in sorted(flood["answered"].items())},
         "attack_tries": sum(counts.values()),
         "attack_tries_per_s": round(sum(counts.values()) / args.seconds, 1),
         "attack_answers": dict(sorted(counts.items())),
+        "flood_identity_cpu_s": round(flood["identity_cpu_s"], 1),
+        "flood_attackers_cpu_s": round(flood["attackers_cpu_s"], 1),
     }
 
 
@@ -223,7 +248,8 @@ def print_table(r: dict[str, Any]) -> None:
     print(
         f"{r['attackers']} attackers (at most {r['rate_per_attacker'] or 'unpaced'}/s each), "
         f"{r['attack_tries']} tries in {r['seconds']} s "
-        f"({r['attack_tries_per_s']}/s), answered {r['attack_answers']}"
+        f"({r['attack_tries_per_s']}/s), answered {r['attack_answers']}; CPU during the flood: "
+        f"identity {r['flood_identity_cpu_s']} s, attackers {r['flood_attackers_cpu_s']} s"
     )
 
 
@@ -235,19 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=0.75, help="tries a second per attacker (0: unpaced)"
     )
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp:
-        key_file = seller_key_file(Path(tmp))
-
-        def run(url: str) -> dict[str, Any]:
-            upgrade(url)
-            return asyncio.run(bench(url, key_file, args))
-
-        if args.database_url:
-            result = run(args.database_url)
-        else:
-            with sqlite_database() as url:
-                result = run(url)
+    result = run_migrated(bench, parser.parse_args(argv))
     print_table(result)
     print(json.dumps(result))
     return 0

@@ -107,9 +107,9 @@ class Settings(BaseSettings):
     sso_logins_per_minute_per_tenant: int = Field(default=3000, ge=1)
     """The same, per tenant, whatever the addresses."""
     password_tries_per_minute_per_address: int = Field(default=10, ge=1)
-    """`POST /login` and `/login/change` a client address may make per minute (in bursts of a
-    third as many), refused before any password hash is computed; counted in each replica's
-    memory."""
+    """Password tries (`/login`, `/login/change`) a client address may make per minute (in
+    bursts of a third as many), refused before any hash is computed; a right password gives
+    its try back. Counted in each replica's memory."""
     password_hashes_in_parallel: int | None = Field(default=None, ge=1)
     """Password hashes verified at once in one process; by default one fewer than its CPUs (at
     least one), so guessing cannot take every core."""

@@ -139,6 +139,23 @@ async def test_tries_past_the_address_burst_are_429_before_any_hash(
     assert (await sign_in(browsers(OWNER), PASSWORD)).status_code == 303  # another address
 
 
+@pytest.mark.parametrize("limits", [{"password_tries_per_minute_per_address": 10}])
+async def test_a_member_who_mistypes_is_not_held_up_by_the_address_limit(
+    browsers: Browsers,
+) -> None:
+    """The default limit (3 at once): right passwords give their tries back, and a change the
+    policy refuses computes no hash, so a person's stumbles fit."""
+    bob = browsers()
+    for typo in ("Owner-Pass-2042", "owner-pass-2024"):
+        assert (await sign_in(bob, typo)).status_code == 401
+    assert (await sign_in(bob, PASSWORD)).status_code == 303
+    for new, again in (("weak", "weak"), ("Own-Choice-7", "Own-Choice-8"), ("Own-Choice-7",) * 2):
+        fields = {**await form(bob), "account": BOB, "current": PASSWORD}
+        changed = await bob.post("/login/change", data={**fields, "new": new, "again": again})
+    assert changed.status_code == 303, changed.text
+    assert (await sign_in(bob, "Own-Choice-7")).status_code == 303
+
+
 async def test_behind_the_trusted_proxy_each_forwarded_address_has_its_own_limit(
     stack: Stack, acme: Database
 ) -> None:

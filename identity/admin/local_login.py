@@ -9,9 +9,9 @@ the member has several apps, the app picked is posted with a token proving the p
 checked a moment ago (a MAC of who, which password, the form's CSRF value and an expiry), so
 the password is not sent twice.
 
-Each POST that checks a password is first counted against the client's address
-(identity.admin.throttle), before the form is even read; every field but the passwords is
-refused with 400 when it holds a control character (a NUL cannot reach the database).
+Each try that would check a password is first counted against the client's address
+(identity.admin.throttle, by way of identity.admin.passwords); every field but the passwords
+is refused with 400 when it holds a control character (a NUL cannot reach the database).
 """
 
 from __future__ import annotations
@@ -128,7 +128,6 @@ def _attempt(request: Request, account: str, password: str) -> Attempt:
 
 @router.post("")
 async def login(request: Request) -> Response:
-    _throttle(request).take(_client(request))
     fields = await _form(request)
     account = fields.get("account", "")
     attempt = _attempt(request, account, fields.get("password", ""))
@@ -147,7 +146,6 @@ async def login(request: Request) -> Response:
 async def change(request: Request) -> Response:
     """The first thing after signing in with an initial password: a new password. The
     member's other sessions end; this browser's stays (`keep`)."""
-    _throttle(request).take(_client(request))
     fields = await _form(request)
     account = fields.get("account", "")
     new, again = fields.get("new", ""), fields.get("again", "")

@@ -182,7 +182,7 @@ async def _count_try(session: AsyncSession, attempt: Attempt) -> _Try | None:
     return _Try(sign_in, row.password_hash)
 
 
-async def _succeeded(session: AsyncSession, tried: _Try, new_hash: str | None) -> None:
+async def _store_stronger(session: AsyncSession, tried: _Try, new_hash: str | None) -> None:
     """Store a stronger hash, unless the password changed meanwhile."""
     if new_hash is None:
         return
@@ -198,9 +198,11 @@ async def _succeeded(session: AsyncSession, tried: _Try, new_hash: str | None) -
 
 
 async def _check(db: Database, throttle: Throttle, attempt: Attempt) -> _Try | None:
-    """Count the try and verify exactly one hash (a dummy one when there is no account to
-    check), inside one of the process's hashing slots (`SignInBusy` when none frees up, before
-    anything is counted); the try when the password is right, else None."""
+    """Count the try against its address (`TooManyTries`) and the lockout, and verify exactly
+    one hash (a dummy one when there is no account to check) inside one of the process's
+    hashing slots (`SignInBusy` when none frees up, before the lockout counts it); the try when
+    the password is right, else None."""
+    throttle.take(attempt.address)
     async with throttle.hashing_slot():
         async with db.transaction() as session:
             tried = await _count_try(session, attempt)
@@ -208,12 +210,13 @@ async def _check(db: Database, throttle: Throttle, attempt: Attempt) -> _Try | N
         ok, new_hash = await _verify(attempt.password, stored)
     if tried is None or not ok:
         return None
+    throttle.give_back(attempt.address)
     sign_in = tried.sign_in
     async with db.transaction() as session:
         await lockout.succeeded(
             session, sign_in.tenant_id, sign_in.user_name, attempt.address, attempt.now
         )
-        await _succeeded(session, tried, new_hash)
+        await _store_stronger(session, tried, new_hash)
     return tried
 
 

@@ -156,6 +156,12 @@ class Buckets:
             self._buckets.popitem(last=False)
         return wait
 
+    def give_back(self, key: str) -> None:
+        """Return the token `take` took for a request that turned out not to need limiting."""
+        held = self._buckets.get(key)
+        if held is not None:
+            self._buckets[key] = (min(self.capacity, held[0] + 1), held[1])
+
     def __len__(self) -> int:
         return len(self._buckets)
 
