@@ -55,6 +55,7 @@ bench: install-test
 	$(BIN)/python -m benchmarks.authsync
 	$(BIN)/python -m benchmarks.login
 	$(BIN)/python -m benchmarks.flood
+	$(BIN)/python -m benchmarks.password_flood
 	$(BIN)/python -m benchmarks.validate
 	$(BIN)/python -m benchmarks.introspect
 	$(BIN)/python -m benchmarks.admin_members

@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,13 +153,12 @@ async def bench(url: str, key_file: Path, args: argparse.Namespace) -> dict[str,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--database-url", help="the database to use (default: temporary SQLite)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--logins", type=int, default=100, help="logins per phase per round")
-    parser.add_argument("--flooders", type=int, default=4)
-    args = parser.parse_args(argv)
+Bench = Callable[[str, Path, argparse.Namespace], Awaitable[dict[str, Any]]]
+
+
+def run_migrated(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    """`bench(url, seller key file, args)` on `--database-url`, migrated first, or on a
+    temporary SQLite file."""
     with tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp:
         key_file = seller_key_file(Path(tmp))
 
@@ -167,10 +167,19 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(bench(url, key_file, args))
 
         if args.database_url:
-            result = run(args.database_url)
-        else:
-            with sqlite_database() as url:
-                result = run(url)
+            return run(args.database_url)
+        with sqlite_database() as url:
+            return run(url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--database-url", help="the database to use (default: temporary SQLite)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--logins", type=int, default=100, help="logins per phase per round")
+    parser.add_argument("--flooders", type=int, default=4)
+    args = parser.parse_args(argv)
+    result = run_migrated(bench, args)
     head = ("logins", "refused/s", "idle p50", "idle p99", "flood p50", "flood p99", "p99 ratio")
     row = (
         result["logins_per_phase"],

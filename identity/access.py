@@ -1,14 +1,15 @@
 """The one place that ends a member's or a tenant's right to use the app.
 
 Every de-provisioning path calls `end_access`: authSync flag 0 and 3, `enable:"false"`, tenant
-deleted, app credential deleted, instance frozen or released (and, with the later issues, admin
-"end sessions" and password reset). It ends the affected sessions, or for one app only that
-app's part of them, through `end_sessions`, in the caller's transaction, so the access ends
-when that transaction commits, remembers why for each browser whose whole session ended (it is
-told once, on its next request), and writes one audit row per member (or one for a whole tenant
-or app). `end_sessions` is also how every other end of a session goes (logout, the provider's
-end-session endpoint, a login as someone else, expiry): it takes the tokens issued in the
-session with it and queues the back-channel logout of the apps that received them.
+deleted, app credential deleted, instance frozen or released, admin "end sessions", a password
+reset, and the member's own password change (every session but the changing browser's). It ends
+the affected sessions, or for one app only that app's part of them, through `end_sessions`, in
+the caller's transaction, so the access ends when that transaction commits, remembers why for
+each browser whose whole session ended (it is told once, on its next request), and writes one
+audit row per member (or one for a whole tenant or app). `end_sessions` is also how every other
+end of a session goes (logout, the provider's end-session endpoint, a login as someone else,
+expiry): it takes the tokens issued in the session with it and queues the back-channel logout of
+the apps that received them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Reason(StrEnum):
     INSTANCE_RELEASED = "instance_released"
     INSTANCE_UNBOUND = "instance_unbound"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a password
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a password
     ADMIN_ENDED = "admin_ended"
 
 
@@ -56,17 +58,22 @@ async def end_access(
     reason: Reason,
     app_id: str | None = None,
     user_names: Sequence[str] | None = None,
+    keep: str | None = None,
 ) -> int:
     """End access for `user_names` of the tenant (all members when None), in one app or all.
 
     For one app, that app's part of each session ends (and a session left with no app ends);
-    otherwise the whole sessions end. Returns how many sessions lost access.
+    otherwise the whole sessions end. `keep` is the id hash of a session that stays (the
+    browser in which the member changed their own password). Returns how many sessions lost
+    access.
     """
     if user_names is not None and not user_names:
         return 0
     members = select(MemberSession.sid, MemberSession.user_name).where(
         MemberSession.tenant_id == tenant_id
     )
+    if keep is not None:
+        members = members.where(MemberSession.id_hash != keep)
     if user_names is not None:
         members = members.where(MemberSession.user_name.in_(list(user_names)))
     if app_id is not None:

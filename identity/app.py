@@ -24,6 +24,7 @@ from identity.admin import console as admin_console
 from identity.admin import local_login, resets
 from identity.admin import routes as admin_routes
 from identity.admin.errors import AdminError, BadRequest
+from identity.admin.throttle import Throttle
 from identity.crypto import Cipher, Mac
 from identity.db import Database
 from identity.directory import tenants
@@ -161,6 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.notifier = build_notifier(settings)
     app.state.reset_mac = resets.code_mac(settings.secret_key.get_secret_value())
     app.state.local_login_mac = Mac(settings.secret_key.get_secret_value(), "local-login")
+    app.state.password_throttle = Throttle.from_settings(settings)
     app.state.provider = Provider(settings, db, cipher, app.state.sso)
     app.state.sso.landing = partial(provider_logout.landing, app.state.provider)
     app.state.sso.way_back = provider_authorize.way_back

@@ -346,8 +346,9 @@ class LogoutDelivery(Base):
 
 class LocalPassword(Base):
     """A member's local password (contract §6, mirrored): only once an admin's reset confirmed
-    it, Argon2id-hashed. `failed_tries` and `locked_until` are the sign-in lockout, kept here
-    so that every process counts the same tries."""
+    it, Argon2id-hashed. `failed_tries` counts the account's failed sign-ins from any address
+    since `failures_since` (the per-account ceiling, identity.admin.lockout), kept here so that
+    every process counts the same tries; its row lock serialises the account's tries."""
 
     __tablename__ = "local_passwords"
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -357,7 +358,25 @@ class LocalPassword(Base):
     """Set by a reset: the member must choose a password of their own before anything else."""
     set_at: Mapped[datetime] = mapped_column(DateTime)
     failed_tries: Mapped[int] = mapped_column(Integer, default=0)
+    failures_since: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LocalPasswordTry(Base):
+    """Sign-in tries at one account from one client address (its rate-limit key: IPv4 as is,
+    IPv6 by /64): the lockout counts failures here, so a stranger's failures lock out the
+    stranger's address, never the owner's (identity.admin.lockout). `signed_in_at` marks an
+    address the member has signed in from."""
+
+    __tablename__ = "local_password_tries"
+    __table_args__ = (UniqueConstraint("tenant_id", "user_name", "address"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    failed_tries: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_try_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    signed_in_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class PasswordReset(Base):

@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     bursts of as many); counted in each replica's memory."""
     sso_logins_per_minute_per_tenant: int = Field(default=3000, ge=1)
     """The same, per tenant, whatever the addresses."""
+    password_tries_per_minute_per_address: int = Field(default=10, ge=1)
+    """Password tries (`/login`, `/login/change`) a client address may make per minute (in
+    bursts of a third as many), refused before any hash is computed; a right password gives
+    its try back. Counted in each replica's memory."""
+    password_hashes_in_parallel: int | None = Field(default=None, ge=1)
+    """Password hashes verified at once in one process; by default one fewer than its CPUs (at
+    least one), so guessing cannot take every core."""
+    password_hash_wait_seconds: float = Field(default=2.0, ge=0)
+    """How long a password try waits for a hashing slot before it is answered 503."""
     time_zone: str = "Asia/Shanghai"
     """The IANA time zone pages show times in (China Standard Time by default)."""
 

@@ -4,7 +4,9 @@ It sends the back-channel logouts that are due (identity.provider.backchannel), 
 seconds. Each purge ends sessions past their idle or absolute timeout (their apps are told),
 and deletes nonces older than the nonce TTL (contract §2.4), marketplace audit rows older than
 `IDENTITY_RETENTION_DAYS`, access-revocation rows once delivered or older than that, finished
-back-channel deliveries older than that, and authorization codes an hour after they expired.
+back-channel deliveries older than that, authorization codes an hour after they expired, and
+local sign-in tries from an address a day after its last one (or, for an address the member
+signed in from, after `IDENTITY_RETENTION_DAYS`).
 Deletes run in small batches, each its own short transaction, so the worker never holds
 SQLite's write lock for long. A delete of rows another replica already deleted simply deletes
 nothing, so any number of workers may run at once.
@@ -22,9 +24,11 @@ import structlog
 from sqlalchemy import ColumnElement, delete, or_, select
 
 from identity.access import end_sessions
+from identity.admin import lockout
 from identity.db import Database, utcnow
 from identity.models import (
     AccessRevocation,
+    LocalPasswordTry,
     LogoutDelivery,
     MarketplaceCall,
     Nonce,
@@ -70,6 +74,16 @@ def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnEl
         ),
         # Past the session's own expiry its browser would be signed out anyway.
         "session_endings": (SessionEnding.id_hash, SessionEnding.expires_at < now),
+        # Tries from an address the member never signed in from matter only while they can
+        # lock it out; an address the member signed in from is kept as long as the audit.
+        "local_password_tries": (
+            LocalPasswordTry.id,
+            or_(
+                LocalPasswordTry.signed_in_at.is_(None)
+                & (LocalPasswordTry.last_try_at < now - lockout.UNKNOWN_KEPT),
+                LocalPasswordTry.last_try_at < retention,
+            ),
+        ),
     }
 
 

@@ -89,10 +89,14 @@ class ServiceProcesses:
         startup_timeout: float = 20.0,
         ports: list[int] | None = None,
         argv: Callable[[int], list[str]] | None = None,
+        tls: bool = False,
     ):
         """`ports` are chosen in advance when a URL must be known before start (a base URL);
-        `argv(port)` runs another program (the simulator) instead of the service."""
+        `argv(port)` runs another program (the simulator) instead of the service; `tls` when
+        the processes serve https (the service does with `TEST_TLS_CERTFILE` and
+        `TEST_TLS_KEYFILE` in `env`; their certificate is not checked here)."""
         self.count = count
+        self.tls = tls
         self.env = env
         self.startup_timeout = startup_timeout
         self._chosen = list(ports or [])
@@ -103,7 +107,8 @@ class ServiceProcesses:
 
     @property
     def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{port}" for port in self.ports]
+        scheme = "https" if self.tls else "http"
+        return [f"{scheme}://127.0.0.1:{port}" for port in self.ports]
 
     def start(self) -> ServiceProcesses:
         try:
@@ -131,7 +136,7 @@ class ServiceProcesses:
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         pending = list(zip(self.processes, self.urls, self._logs, strict=True))
-        with httpx.Client(timeout=1.0) as client:
+        with httpx.Client(timeout=1.0, verify=not self.tls) as client:
             while pending:
                 for item in list(pending):
                     process, url, log = item
@@ -205,7 +210,21 @@ def main() -> None:
         async def constant() -> dict[str, bool]:
             return {"active": True}
 
-    serving.run(app, settings, serving.listen(settings, "127.0.0.1", port))
+    sockets = serving.listen(settings, "127.0.0.1", port)
+    if os.environ.get("TEST_TLS_CERTFILE"):  # an https base URL: `__Host-` cookies
+        import uvicorn
+
+        config = uvicorn.Config(
+            app,
+            ws="none",
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=os.environ["TEST_TLS_CERTFILE"],
+            ssl_keyfile=os.environ["TEST_TLS_KEYFILE"],
+        )
+        uvicorn.Server(config).run(sockets=sockets)
+        return
+    serving.run(app, settings, sockets)
 
 
 if __name__ == "__main__":

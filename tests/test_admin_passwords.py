@@ -1,28 +1,33 @@
-"""Local passwords (issue 10): the policy, Argon2id, sign-in as `account@tenantCode` with one
-generic refusal and one hash verified whatever the cause, the lockout after 5 failures for 15
-minutes (a clock the tests control), and the member's own change."""
+"""Local passwords: the policy, Argon2id, sign-in as `account@tenantCode` with one generic
+refusal and one hash verified whatever the cause, the lockout (5 failures from one address lock
+that address out for 15 minutes; the account's ceiling; a clock the tests control), and the
+member's own change."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from identity.admin import passwords
+from identity.admin import lockout, passwords
 from identity.admin.errors import CurrentPasswordInvalid, SignInFailed
 from identity.admin.passwords import (
+    Attempt,
     PasswordPolicyError,
+    SignIn,
     authenticate,
     change_password,
     check_policy,
     initial_password,
     still_current,
 )
+from identity.admin.throttle import Throttle
 from identity.db import Database
-from identity.models import CANCELLED, DELETED, LocalPassword
+from identity.models import CANCELLED, DELETED, LocalPassword, LocalPasswordTry
 from tests.admin_rows import APP, NOW, TENANT, Person, add_people, add_tenant, freeze_instance
 
 PASSWORD = "Initial-Pass-1"  # noqa: S105 - the tests' password
@@ -65,6 +70,41 @@ def test_initial_passwords_are_random_and_pass_the_policy() -> None:
 
 
 # --- sign-in -------------------------------------------------------------------------------------
+
+OWNER, STRANGER = "203.0.113.5", "198.51.100.7"
+"""Client addresses (their rate-limit keys): the member's own, and someone else's."""
+THROTTLE = Throttle(per_minute=10_000, parallel=16, wait_seconds=60)
+"""Bounds too wide to matter here: tests/test_local_login.py tests them over HTTP."""
+
+
+async def sign_in(
+    db: Database,
+    user_name: str = "bob",
+    password: str = PASSWORD,
+    *,
+    tenant: str = "acme",
+    now: datetime = NOW,
+    address: str = OWNER,
+) -> SignIn:
+    return await authenticate(db, THROTTLE, Attempt(tenant, user_name, password, address, now))
+
+
+async def change(
+    db: Database,
+    current: str,
+    new: str,
+    *,
+    user_name: str = "bob",
+    now: datetime = NOW,
+    address: str = OWNER,
+) -> SignIn:
+    attempt = Attempt("acme", user_name, current, address, now)
+    return await change_password(db, THROTTLE, attempt, new)
+
+
+async def refused(db: Database, *args: Any, **kwargs: Any) -> None:
+    with pytest.raises(SignInFailed):
+        await sign_in(db, *args, **kwargs)
 
 
 async def set_password(
@@ -111,10 +151,10 @@ async def test_a_reset_password_is_stored_with_argon2id_and_signs_in(acme: Datab
             select(LocalPassword.password_hash).where(LocalPassword.user_name == "bob")
         )
     assert stored is not None and stored.startswith("$argon2id$") and PASSWORD not in stored
-    signed_in = await authenticate(acme, "acme", "bob", PASSWORD, NOW)  # the code in any case
+    signed_in = await sign_in(acme)  # the code in any case
     assert (signed_in.tenant_id, signed_in.user_name) == (TENANT, "bob")
     assert signed_in.must_change and signed_in.app_ids == (APP,)
-    assert (await authenticate(acme, TENANT, "bob", PASSWORD, NOW)).user_name == "bob"
+    assert (await sign_in(acme, tenant=TENANT)).user_name == "bob"
 
 
 async def test_every_refusal_is_the_same_and_verifies_one_hash(
@@ -126,7 +166,7 @@ async def test_every_refusal_is_the_same_and_verifies_one_hash(
     async def refusal(tenant: str, user_name: str, password: str = PASSWORD) -> str:
         verifications.clear()
         with pytest.raises(SignInFailed) as refused:
-            await authenticate(acme, tenant, user_name, password, NOW)
+            await sign_in(acme, user_name, password, tenant=tenant)
         assert len(verifications) == 1, (tenant, user_name)
         assert verifications[0].rsplit("$", 2)[0] == cost
         return f"{refused.value.code}|{refused.value}|{refused.value.status}"
@@ -139,117 +179,154 @@ async def test_every_refusal_is_the_same_and_verifies_one_hash(
         await refusal("acme", "off"),
         await refusal("acme", "gone"),
         await refusal("acme", "cancelled"),
+        await refusal("", "bob"),
+        await refusal("acme", ""),
     }
     await freeze_instance(acme)
     seen.add(await refusal("acme", "bob"))
     assert seen == {"sign_in_failed|" + SignInFailed.en + "|401"}
 
 
-async def test_five_failures_lock_the_account_for_fifteen_minutes(
+# --- the lockout ---------------------------------------------------------------------------------
+
+
+async def test_five_failures_lock_that_address_out_for_fifteen_minutes_not_the_owner(
     acme: Database, verifications: list[str]
 ) -> None:
     for second in range(5):
-        with pytest.raises(SignInFailed):
-            await authenticate(acme, "acme", "bob", "Wrong-Pass-1", NOW + timedelta(seconds=second))
+        await refused(acme, password="Wrong-Pass-1", now=NOW + timedelta(seconds=second))
     locked_at = NOW + timedelta(seconds=4)
     for later in (timedelta(seconds=1), timedelta(minutes=10), timedelta(minutes=15, seconds=-1)):
         verifications.clear()
-        with pytest.raises(SignInFailed) as refused:
-            await authenticate(acme, "acme", "bob", PASSWORD, locked_at + later)
-        assert str(refused.value) == SignInFailed.en and len(verifications) == 1
+        with pytest.raises(SignInFailed) as refused_:
+            await sign_in(acme, now=locked_at + later)
+        assert str(refused_.value) == SignInFailed.en and len(verifications) == 1
     # Tries while locked neither count nor extend the lockout.
-    signed_in = await authenticate(acme, "acme", "bob", PASSWORD, locked_at + timedelta(minutes=15))
+    signed_in = await sign_in(acme, now=locked_at + timedelta(minutes=15))
     assert signed_in.user_name == "bob"
+
+
+async def test_a_strangers_failures_do_not_lock_the_owner_out(acme: Database) -> None:
+    for n in range(12):
+        await refused(acme, password=f"Guess-{n}-x", address=STRANGER)
+    assert (await sign_in(acme, address=OWNER)).user_name == "bob"
+    await refused(acme, address=STRANGER)  # the stranger's address is the one locked out
 
 
 async def test_a_success_starts_the_count_again(acme: Database) -> None:
     for round_ in range(2):
         for n in range(4):
-            with pytest.raises(SignInFailed):
-                await authenticate(acme, "acme", "bob", "Wrong-Pass-1", NOW + timedelta(minutes=n))
-        signed_in = await authenticate(acme, "acme", "bob", PASSWORD, NOW + timedelta(minutes=5))
+            await refused(acme, password="Wrong-Pass-1", now=NOW + timedelta(minutes=n))
+        signed_in = await sign_in(acme, now=NOW + timedelta(minutes=5))
         assert signed_in.user_name == "bob", round_
 
 
 async def test_after_a_lockout_runs_out_five_more_tries_are_allowed(acme: Database) -> None:
     for _ in range(5):
-        with pytest.raises(SignInFailed):
-            await authenticate(acme, "acme", "bob", "Wrong-Pass-1", NOW)
+        await refused(acme, password="Wrong-Pass-1")
     later = NOW + timedelta(minutes=15)
     for _ in range(4):
-        with pytest.raises(SignInFailed):
-            await authenticate(acme, "acme", "bob", "Wrong-Pass-1", later)
-    assert (await authenticate(acme, "acme", "bob", PASSWORD, later)).user_name == "bob"
+        await refused(acme, password="Wrong-Pass-1", now=later)
+    assert (await sign_in(acme, now=later)).user_name == "bob"
+
+
+async def past_the_ceiling(db: Database, now: datetime = NOW) -> None:
+    """bob's account as `CEILING` failures from other addresses within the hour leave it."""
+    async with db.transaction() as s:
+        await s.execute(
+            update(LocalPassword)
+            .where(LocalPassword.user_name == "bob")
+            .values(failed_tries=lockout.CEILING, failures_since=now)
+        )
+
+
+async def test_past_the_ceiling_a_new_address_gets_one_try_and_the_members_own_five(
+    acme: Database,
+) -> None:
+    await sign_in(acme, address=OWNER)  # an address bob has signed in from
+    await past_the_ceiling(acme)
+    later = NOW + timedelta(minutes=1)
+    await refused(acme, password="Wrong-Pass-1", address=STRANGER, now=later)
+    await refused(acme, address=STRANGER, now=later)  # locked after one try
+    for _ in range(4):
+        await refused(acme, password="Wrong-Pass-1", address=OWNER, now=later)
+    assert (await sign_in(acme, address=OWNER, now=later)).user_name == "bob"
+    # Whoever knows the password gets in from a new address too (bob on another network).
+    assert (await sign_in(acme, address="192.0.2.9", now=later)).user_name == "bob"
+    # An hour on, the ceiling starts again: five tries for a new address.
+    hour = NOW + lockout.CEILING_WINDOW
+    for _ in range(4):
+        await refused(acme, password="Wrong-Pass-1", address="192.0.2.10", now=hour)
+    assert (await sign_in(acme, address="192.0.2.10", now=hour)).user_name == "bob"
+
+
+async def test_a_reset_lifts_every_lock(acme: Database) -> None:
+    for _ in range(5):
+        await refused(acme, password="Wrong-Pass-1", address=STRANGER)
+    await set_password(acme, "bob")
+    assert (await sign_in(acme, address=STRANGER)).user_name == "bob"
+
+
+async def test_concurrent_tries_from_one_address_count_five_at_most(acme: Database) -> None:
+    """Counted before the hash under the account row's lock: 12 at once, five counted."""
+    tries = [sign_in(acme, password=f"Guess-{n}-x", address=STRANGER, now=NOW) for n in range(12)]
+    outcomes = await asyncio.gather(*tries, return_exceptions=True)
+    assert all(isinstance(o, SignInFailed) for o in outcomes)
+    async with acme.read() as s:
+        pair = (
+            await s.execute(
+                select(LocalPasswordTry.failed_tries, LocalPasswordTry.locked_until).where(
+                    LocalPasswordTry.address == STRANGER
+                )
+            )
+        ).one()
+        account = await s.scalar(
+            select(LocalPassword.failed_tries).where(LocalPassword.user_name == "bob")
+        )
+    assert pair.failed_tries == 5 and pair.locked_until is not None and account == 5
+    await refused(acme, address=STRANGER)
 
 
 # --- changing it ---------------------------------------------------------------------------------
 
 
 async def test_the_member_changes_the_initial_password(acme: Database) -> None:
-    before = await authenticate(acme, "acme", "bob", PASSWORD, NOW)
+    before = await sign_in(acme)
     later = NOW + timedelta(minutes=1)
-    after = await change_password(
-        acme, tenant_id=TENANT, user_name="bob", current=PASSWORD, new="Own-Choice-7", now=later
-    )
+    after = await change(acme, PASSWORD, "Own-Choice-7", now=later)
     assert not after.must_change and after.app_ids == (APP,)
     async with acme.transaction() as s:
         assert not await still_current(s, before)
         assert await still_current(s, after)
-    with pytest.raises(SignInFailed):
-        await authenticate(acme, "acme", "bob", PASSWORD, later)
-    again = await authenticate(acme, "acme", "bob", "Own-Choice-7", later)
+    await refused(acme, now=later)
+    again = await sign_in(acme, "bob", "Own-Choice-7", now=later)
     assert not again.must_change
 
 
 async def test_a_change_needs_the_current_password_and_a_new_one_within_the_policy(
     acme: Database, verifications: list[str]
 ) -> None:
-    with pytest.raises(PasswordPolicyError) as refused:
-        await change_password(
-            acme, tenant_id=TENANT, user_name="bob", current=PASSWORD, new="bob-bob", now=NOW
-        )
-    assert [p.code for p in refused.value.problems] == [
+    with pytest.raises(PasswordPolicyError) as refused_:
+        await change(acme, PASSWORD, "bob-bob")
+    assert [p.code for p in refused_.value.problems] == [
         "too_short",
         "too_few_classes",
         "contains_account",
     ]
     assert verifications == []  # refused before anything was counted
-    with pytest.raises(PasswordPolicyError) as refused:
-        await change_password(
-            acme, tenant_id=TENANT, user_name="bob", current=PASSWORD, new=PASSWORD, now=NOW
-        )
-    assert [p.code for p in refused.value.problems] == ["same_as_current"]
+    with pytest.raises(PasswordPolicyError) as refused_:
+        await change(acme, PASSWORD, PASSWORD)
+    assert [p.code for p in refused_.value.problems] == ["same_as_current"]
     with pytest.raises(CurrentPasswordInvalid):
-        await change_password(
-            acme,
-            tenant_id=TENANT,
-            user_name="bob",
-            current="Wrong-Pass-1",
-            new="Own-Choice-7",
-            now=NOW,
-        )
+        await change(acme, "Wrong-Pass-1", "Own-Choice-7")
     with pytest.raises(CurrentPasswordInvalid):
-        await change_password(
-            acme,
-            tenant_id=TENANT,
-            user_name="nopass",
-            current=PASSWORD,
-            new="Own-Choice-7",
-            now=NOW,
-        )
-    assert (await authenticate(acme, "acme", "bob", PASSWORD, NOW)).must_change
+        await change(acme, PASSWORD, "Own-Choice-7", user_name="nopass")
+    assert (await sign_in(acme)).must_change
 
 
 async def test_wrong_current_passwords_count_towards_the_lockout(acme: Database) -> None:
     for _ in range(5):
         with pytest.raises(CurrentPasswordInvalid):
-            await change_password(
-                acme,
-                tenant_id=TENANT,
-                user_name="bob",
-                current="Wrong-1a",
-                new="Own-Choice-7",
-                now=NOW,
-            )
-    with pytest.raises(SignInFailed):
-        await authenticate(acme, "acme", "bob", PASSWORD, NOW + timedelta(minutes=1))
+            await change(acme, "Wrong-1a", "Own-Choice-7", address=STRANGER)
+    await refused(acme, address=STRANGER, now=NOW + timedelta(minutes=1))
+    assert (await sign_in(acme, address=OWNER)).user_name == "bob"

@@ -20,11 +20,14 @@ import pytest
 from sqlalchemy import func, select
 
 from identity.db import Database
-from identity.models import PasswordReset
+from identity.models import LogoutDelivery, PasswordReset
+from identity.models import Session as MemberSession
 from identity.simulator import sender as events
+from identity.sso.sessions import hash_id
 from tests.simulator_world import login_form, world
 from tests.stack import Browser, Stack, running_stack
 from tests.test_admin_api import api, problem, signed_in
+from tests.test_provider_flow import register, tokens_for
 
 ALICE_MOBILE, BOB_EMAIL = "+8613800000001", "bob@acme.example.com"
 SESSION = "identity_session"
@@ -32,6 +35,7 @@ WINDOW = 180
 """At most one reset every 3 minutes, per member and per admin."""
 NEW_PASSWORD = "Blue-Sky-2024"  # noqa: S105 - the password bob chooses in the test
 CONCURRENT = 50
+MANY_TRIES = {"IDENTITY_PASSWORD_TRIES_PER_MINUTE_PER_ADDRESS": "1000"}
 
 
 class Outbox:
@@ -58,8 +62,9 @@ def notify_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def stack(
     database_url: str, private_key_file: Path, notify_file: Path
 ) -> AsyncIterator[Stack]:
-    """This module's stack (conftest's `acme` provisions it): messages go to `notify_file`."""
-    env = {"IDENTITY_NOTIFY_FILE": str(notify_file)}
+    """This module's stack (conftest's `acme` provisions it): messages go to `notify_file`; its
+    tests sign in locally from one address more often than a person would."""
+    env = {"IDENTITY_NOTIFY_FILE": str(notify_file), **MANY_TRIES}
     async with running_stack(database_url, private_key_file, world(), identity_env=env) as running:
         yield running
 
@@ -220,6 +225,42 @@ async def test_the_member_signs_in_at_login_and_must_change_the_password_first(
     assert straight.status_code == 303 and straight.headers["location"] == "/sso/me"
 
 
+async def test_the_members_change_ends_their_other_sessions_and_tokens_but_not_this_browsers(
+    acme: Stack, db: Database, alice: Browser, browsers: Callable[[Stack], Browser], outbox: Outbox
+) -> None:
+    """After a reset bob signs in through the marketplace in two browsers, and an app gets
+    tokens in each; in one of them he then changes the initial password. The other session
+    ends, with its tokens and a back-channel logout; this browser's session stays."""
+    initial = await reset_bob(alice, outbox)
+    async with httpx.AsyncClient(timeout=30) as http:
+        app = await register(acme, db, http, backchannel_logout_uri="http://127.0.0.1:9/bc")
+        here, elsewhere = browsers(acme), browsers(acme)
+        kept = await tokens_for(app, here, account="bob@acme")
+        ended = await tokens_for(app, elsewhere, account="bob@acme")
+        async with db.read() as s:
+            [elsewhere_sid] = await s.scalars(
+                select(MemberSession.sid).where(
+                    MemberSession.id_hash == hash_id(elsewhere.cookie(SESSION) or "")
+                )
+            )
+
+        page = await local_sign_in(here, "bob@acme", initial)
+        done = await change(here, page, initial, NEW_PASSWORD)
+        assert done.status_code == 303, done.text
+
+        assert (await here.session()).json()["userName"] == "bob"
+        refused = await elsewhere.session()
+        assert refused.status_code == 401 and refused.json()["reason"] == "password_changed"
+        for token in (ended["access_token"], ended["refresh_token"]):
+            seen = await app.post("introspection_endpoint", token=token)
+            assert seen.json() == {"active": False}
+        seen = await app.post("introspection_endpoint", token=kept["access_token"])
+        assert seen.json()["active"] is True
+    async with db.read() as s:
+        logouts = (await s.execute(select(LogoutDelivery.client_id, LogoutDelivery.sid))).all()
+    assert [tuple(row) for row in logouts] == [(app.client_id, elsewhere_sid)]
+
+
 async def test_a_second_reset_within_three_minutes_is_429_with_retry_after(
     alice: Browser, outbox: Outbox
 ) -> None:
@@ -278,7 +319,7 @@ async def two_processes(
             "cross-process concurrency needs PostgreSQL: set IDENTITY_TEST_DATABASE_URL "
             "(SQLite serialises every writer with BEGIN IMMEDIATE)"
         )
-    env = {"IDENTITY_NOTIFY_FILE": str(notify_file)}
+    env = {"IDENTITY_NOTIFY_FILE": str(notify_file), **MANY_TRIES}
     async with running_stack(
         database_url, private_key_file, world(), identity_env=env, identity_processes=2
     ) as running:

@@ -27,7 +27,7 @@ from identity.admin.errors import (
     ResetNotFound,
     ResetUsed,
 )
-from identity.admin.passwords import authenticate, check_policy
+from identity.admin.passwords import check_policy
 from identity.admin.resets import ResetRequested, code_mac, confirm_reset, request_reset
 from identity.db import Database
 from identity.models import AccessRevocation, LocalPassword, PasswordReset
@@ -45,6 +45,7 @@ from tests.admin_rows import (
     sessions_of,
 )
 from tests.marketplace_client import SECRET_KEY
+from tests.test_admin_passwords import sign_in
 
 MAC = code_mac(SECRET_KEY)
 ADMINS = [f"admin{n}" for n in range(4)]
@@ -174,7 +175,7 @@ async def test_the_code_goes_to_the_admin_and_the_password_to_the_member_and_ses
             )
         ).one()
     assert stored.must_change and password not in stored.password_hash
-    signed_in = await authenticate(acme, "acme", "bob", password, NOW + timedelta(minutes=2))
+    signed_in = await sign_in(acme, "bob", password, now=NOW + timedelta(minutes=2))
     assert signed_in.must_change
 
 

@@ -10,7 +10,13 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 
 from identity.db import Database, utcnow
-from identity.models import AccessRevocation, MarketplaceCall, Nonce, PasswordReset
+from identity.models import (
+    AccessRevocation,
+    LocalPasswordTry,
+    MarketplaceCall,
+    Nonce,
+    PasswordReset,
+)
 from identity.models import Session as MemberSession
 from identity.settings import Settings
 from identity.worker import purge
@@ -89,6 +95,26 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
                     **reset, reset_id=reset_id, created_at=created, expires_at=created
                 )
             )
+        tries = [  # (address, last try, signed in from it)
+            ("198.51.100.1", 2 * day, False),  # a stranger's, long unlocked: gone
+            ("198.51.100.2", hour, False),  # a stranger's, recent: kept
+            ("203.0.113.1", 10 * day, True),  # the member's: kept
+            ("203.0.113.2", 100 * day, True),  # the member's, past the retention: gone
+        ]
+        await session.execute(
+            insert(LocalPasswordTry),
+            [
+                {
+                    "tenant_id": "t1",
+                    "user_name": "bob",
+                    "address": address,
+                    "failed_tries": 1,
+                    "last_try_at": now - ago,
+                    "signed_in_at": now - ago if member else None,
+                }
+                for address, ago, member in tries
+            ],
+        )
 
     counts = await purge(db, settings)
 
@@ -101,12 +127,16 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
         "oidc_codes": 0,
         "session_endings": 0,
         "password_resets": 1,
+        "local_password_tries": 2,
     }
     async with db.read() as session:
         assert await session.scalar(select(MemberSession.user_name)) == "fresh"
         assert await session.scalar(select(Nonce.nonce)) == "new"
         assert await session.scalar(select(AccessRevocation.user_name)) == "u"  # to deliver
     assert await _count(db, MarketplaceCall) == 1
+    async with db.read() as session:
+        kept = set(await session.scalars(select(LocalPasswordTry.address)))
+    assert kept == {"198.51.100.2", "203.0.113.1"}
     assert await purge(db, settings) == dict.fromkeys(counts, 0)  # a second replica: no-op
 
 

@@ -70,8 +70,20 @@ class SignInFailed(AdminError):
     en = "The account or password is wrong, or the account cannot sign in now."
 
 
+class SignInBusy(AdminError):
+    """No password could be checked in time: every hashing slot was taken. Nothing was
+    counted (identity.admin.throttle)."""
+
+    code = "busy"
+    status = 503
+    zh = "服务繁忙，请稍后重试。"
+    en = "The service is busy; try again in a moment."
+    retry_after = 1
+
+
 class CurrentPasswordInvalid(AdminError):
-    """Changing a password with a wrong current one (or while locked out)."""
+    """Every refused password change, whatever the cause (unknown enterprise or member, no
+    password, a wrong current one, locked out): no account enumeration."""
 
     code = "current_password_invalid"
     status = 400
@@ -114,7 +126,16 @@ class RateLimited(AdminError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"{self.en} Next one allowed in {retry_after} s.")
         self.retry_after = retry_after
-        """Whole seconds until the next reset is allowed for this member and this admin."""
+        """Whole seconds until the next try is allowed (a reset: for this member and this
+        admin)."""
+
+
+class TooManyTries(RateLimited):
+    """Password tries from one client address past its limit, refused before any hash is
+    computed (identity.admin.throttle)."""
+
+    zh = "登录尝试过于频繁，请稍后再试。"
+    en = "Too many sign-in attempts from your network; try again later."
 
 
 class ResetNotFound(AdminError):

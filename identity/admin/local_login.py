@@ -8,12 +8,18 @@ form. Every refused sign-in shows the same message (identity.admin.errors.SignIn
 the member has several apps, the app picked is posted with a token proving the password was
 checked a moment ago (a MAC of who, which password, the form's CSRF value and an expiry), so
 the password is not sent twice.
+
+Each try that would check a password is first counted against the client's address
+(identity.admin.throttle, by way of identity.admin.passwords); every field but the passwords
+is refused with 400 when it holds a control character (a NUL cannot reach the database).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +27,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from identity.admin import passwords
-from identity.admin.errors import AdminError, CsrfFailed, SignInFailed
-from identity.admin.passwords import PasswordPolicyError, SignIn
+from identity.admin.errors import (
+    AdminError,
+    BadRequest,
+    CsrfFailed,
+    CurrentPasswordInvalid,
+    SignInFailed,
+)
+from identity.admin.passwords import Attempt, PasswordPolicyError, SignIn
+from identity.admin.throttle import Throttle
 from identity.db import utcnow
 from identity.pages import render
-from identity.sso import admission
+from identity.sso import sessions
+from identity.sso.limits import address_key
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
 
@@ -35,14 +49,25 @@ MISMATCH = passwords.Problem(
     "mismatch", "两次输入的新密码不一致。", "The two new passwords differ."
 )
 MAX_FIELDS = 12
+PASSWORD_FIELDS = frozenset({"password", "current", "new", "again"})
+"""Fields that only ever reach the hash, never the database: any character is theirs."""
+EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 def _sso(request: Request) -> Sso:
     return request.app.state.sso  # type: ignore[no-any-return]
 
 
+def _throttle(request: Request) -> Throttle:
+    return request.app.state.password_throttle  # type: ignore[no-any-return]
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _form_cookie(request: Request) -> str:
-    return _sso(request).cookies.session.replace("session", "form")
+    return _sso(request).cookies.form
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -56,6 +81,9 @@ async def _form(request: Request) -> dict[str, str]:
     sent = fields.get("csrf", "")
     if not cookie or not secrets.compare_digest(cookie.encode(), sent.encode()):
         raise CsrfFailed()
+    for name, value in fields.items():
+        if name not in PASSWORD_FIELDS and any(unicodedata.category(c) == "Cc" for c in value):
+            raise BadRequest(f"{name}: control characters are not allowed")
     return fields
 
 
@@ -69,16 +97,21 @@ def _page(request: Request, name: str, status: int, **context: Any) -> HTMLRespo
         httponly=True,
         samesite="strict",
         secure=_sso(request).cookies.secure,
-        path="/login",
+        path=_sso(request).cookies.form_path,
     )
     return response
 
 
 def refused(request: Request, error: AdminError) -> HTMLResponse:
-    """A refused form (a stale CSRF value, a failed pick): the sign-in form again, saying so."""
-    return _page(
+    """A refused form (a stale CSRF value, a failed pick, a limit): the sign-in form again,
+    saying so; a limit says when to try again (`Retry-After`)."""
+    response = _page(
         request, "local_login.html", error.status, error=error, account="", app="", next=""
     )
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @router.get("")
@@ -86,25 +119,23 @@ async def login_form(request: Request, app: str = "", next: str = "") -> HTMLRes
     return _page(request, "local_login.html", 200, app=app, next=next, account="")
 
 
-def _split(account: str) -> tuple[str, str]:
-    user_name, at, tenant_code = account.strip().rpartition("@")
-    if not at or not user_name or not tenant_code:
-        raise SignInFailed()
-    return user_name, tenant_code
+def _attempt(request: Request, account: str, password: str) -> Attempt:
+    """A try at `userName@tenantCode` (a malformed account is tried, and fails, like any
+    unknown one: one message and one hash for every refusal)."""
+    user_name, _, tenant_code = account.strip().rpartition("@")
+    return Attempt(tenant_code, user_name, password, address_key(_client(request)), utcnow())
 
 
 @router.post("")
 async def login(request: Request) -> Response:
     fields = await _form(request)
     account = fields.get("account", "")
+    attempt = _attempt(request, account, fields.get("password", ""))
     try:
-        user_name, tenant_code = _split(account)
-        sign_in = await passwords.authenticate(
-            request.app.state.db, tenant_code, user_name, fields.get("password", ""), utcnow()
-        )
+        sign_in = await passwords.authenticate(request.app.state.db, _throttle(request), attempt)
     except SignInFailed as exc:
-        context = {"app": fields.get("app", ""), "next": fields.get("next", "")}
-        return _page(request, "local_login.html", 401, error=exc, account=account, **context)
+        context = {"account": account, **_carry(fields)}
+        return _page(request, "local_login.html", 401, error=exc, **context)
     if sign_in.must_change:
         context = {"account": account, **_carry(fields)}
         return _page(request, "local_change.html", 200, **context)
@@ -113,36 +144,27 @@ async def login(request: Request) -> Response:
 
 @router.post("/change")
 async def change(request: Request) -> Response:
-    """The first thing after signing in with an initial password: a new password."""
+    """The first thing after signing in with an initial password: a new password. The
+    member's other sessions end; this browser's stays (`keep`)."""
     fields = await _form(request)
     account = fields.get("account", "")
     new, again = fields.get("new", ""), fields.get("again", "")
-    problems: list[Any] = []
+    problems: list[passwords.Problem] = [MISMATCH] if new != again else []
     error: AdminError | None = None
-    try:
-        user_name, tenant_code = _split(account)
-        if new != again:
-            problems = [
-                passwords.Problem(
-                    "mismatch", "两次输入的新密码不一致。", "The two new passwords differ."
-                )
-            ]
-        else:
-            async with request.app.state.db.single_read() as conn:
-                tenant_id = await admission.find_tenant(conn, tenant_code)
+    if not problems:
+        attempt = _attempt(request, account, fields.get("current", ""))
+        raw_session = request.cookies.get(_sso(request).cookies.session)
+        keep = sessions.hash_id(raw_session) if raw_session else None
+        try:
             sign_in = await passwords.change_password(
-                request.app.state.db,
-                tenant_id=tenant_id,
-                user_name=user_name,
-                current=fields.get("current", ""),
-                new=new,
-                now=utcnow(),
+                request.app.state.db, _throttle(request), attempt, new, keep
             )
+        except PasswordPolicyError as exc:
+            problems = exc.problems
+        except CurrentPasswordInvalid as exc:
+            error = exc
+        else:
             return await _signed_in(request, sign_in, fields)
-    except PasswordPolicyError as exc:
-        problems = exc.problems
-    except (AdminError, Refusal) as exc:
-        error = exc if isinstance(exc, AdminError) else SignInFailed()
     context = {"account": account, "problems": problems, "error": error, **_carry(fields)}
     return _page(request, "local_change.html", 400, **context)
 
@@ -183,7 +205,9 @@ async def _signed_in(request: Request, sign_in: SignIn, fields: dict[str, str]) 
 @router.post("/app")
 async def pick_app(request: Request) -> Response:
     fields = await _form(request)
-    expires = int(fields["expires"]) if fields.get("expires", "").isdigit() else 0
+    if not EXPIRES.fullmatch(fields.get("expires", "")):
+        raise BadRequest("expires: not a time")
+    expires = int(fields["expires"])
     try:
         set_at = datetime.fromisoformat(fields.get("set_at", ""))
     except ValueError:

@@ -1,15 +1,17 @@
 """Local passwords (contract §6, mirrored): the policy, Argon2id hashing, sign-in with a
-lockout, and the member's own change.
+lockout (identity.admin.lockout), and the member's own change.
 
 A member has no local password until an admin's reset confirms one (identity.admin.resets).
 Sign-in is `account@tenantCode` and the password; every refusal is the one `SignInFailed`
 (unknown enterprise or member, no password, wrong password, disabled, cancelled, deleted, tenant
 not held, locked out), and each verifies exactly one Argon2id hash (a dummy one when there is no
-account to check), so neither the message nor the time tells whether an account exists.
+account to check), so neither the message nor the time tells whether an account exists. A
+change refuses the same way, with `CurrentPasswordInvalid`.
 
-Hashing takes about 0.1 s of CPU, so it runs in a worker thread and outside any transaction:
-`authenticate` and `change_password` take the `Database` and own two short transactions, one
-that counts the try before the hash is verified and one that records a success after.
+Hashing takes about 0.1 s of CPU, so it runs in a worker thread, outside any transaction and
+inside one of the process's few hashing slots (identity.admin.throttle): `authenticate` and
+`change_password` take the `Database` and own two short transactions, one that counts the try
+before the hash is verified and one that records a success after.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from pwdlib import PasswordHash
@@ -25,8 +27,10 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from identity.admin import rights
+from identity import access
+from identity.admin import lockout, rights
 from identity.admin.errors import AdminError, CurrentPasswordInvalid, SignInFailed
+from identity.admin.throttle import Throttle
 from identity.db import Database, insert_for
 from identity.models import LocalPassword
 from identity.sso import admission
@@ -36,8 +40,6 @@ MIN_LENGTH, MAX_LENGTH, MIN_CLASSES = 8, 128, 3
 MIN_NAME_IN_PASSWORD = 3
 """Account names this long or longer may not appear inside a password (shorter ones, "li",
 would forbid too much); a password may never equal the account name, whatever its length."""
-MAX_FAILED_TRIES = 5
-LOCKOUT = timedelta(minutes=15)
 INITIAL_LENGTH = 16
 _INITIAL_CLASSES = ("abcdefghijkmnpqrstuvwxyz", "ABCDEFGHJKLMNPQRSTUVWXYZ", "23456789")
 """Letters and digits without the look-alikes (0/O, 1/l/I): the member types it from a phone."""
@@ -141,45 +143,49 @@ class SignIn:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One try with a password: the account as typed (`userName@tenantCode`, split), the
+    password, the client's rate-limit key (identity.sso.limits.address_key) and the time."""
+
+    tenant_code: str
+    user_name: str
+    password: str
+    address: str
+    now: datetime
+
+
+@dataclass(frozen=True)
 class _Try:
     sign_in: SignIn
     password_hash: str
 
 
-async def _count_try(
-    session: AsyncSession, tenant_id: str, user_name: str, now: datetime
-) -> _Try | None:
-    """Count a try before its hash is checked (so concurrent tries cannot exceed the
-    lockout), under the row's lock; None when this sign-in must fail whatever the password:
-    the member may not sign in, has no password, or is locked out. A lockout that has run
-    out starts a fresh count; the try that reaches `MAX_FAILED_TRIES` locks the account
-    (and a success lifts it again)."""
-    apps = await rights.usable_apps(session, tenant_id, user_name)
+async def _count_try(session: AsyncSession, attempt: Attempt) -> _Try | None:
+    """Count a try before its hash is checked (identity.admin.lockout); None when this try
+    must fail whatever the password: unknown enterprise or member, a member who may not sign
+    in, no password, or this address locked out of the account."""
+    if not attempt.tenant_code or not attempt.user_name:
+        return None
+    try:
+        tenant_id = await admission.find_tenant(await session.connection(), attempt.tenant_code)
+    except Refusal:
+        return None
+    apps = await rights.usable_apps(session, tenant_id, attempt.user_name)
     if not apps:
         return None
-    row = await session.scalar(
-        select(LocalPassword)
-        .where(LocalPassword.tenant_id == tenant_id, LocalPassword.user_name == user_name)
-        .with_for_update()
+    row = await lockout.count_try(
+        session, tenant_id, attempt.user_name, attempt.address, attempt.now
     )
     if row is None:
         return None
-    if row.locked_until is not None:
-        if row.locked_until > now:
-            return None
-        row.failed_tries, row.locked_until = 0, None
-    row.failed_tries += 1
-    if row.failed_tries >= MAX_FAILED_TRIES:
-        row.locked_until = now + LOCKOUT
-    sign_in = SignIn(tenant_id, user_name, row.must_change, tuple(apps), row.set_at)
+    sign_in = SignIn(tenant_id, attempt.user_name, row.must_change, tuple(apps), row.set_at)
     return _Try(sign_in, row.password_hash)
 
 
-async def _succeeded(session: AsyncSession, tried: _Try, new_hash: str | None) -> None:
-    """Clear the count (and store a stronger hash), unless the password changed meanwhile."""
-    values: dict[str, object] = {"failed_tries": 0, "locked_until": None}
-    if new_hash is not None:
-        values["password_hash"] = new_hash
+async def _store_stronger(session: AsyncSession, tried: _Try, new_hash: str | None) -> None:
+    """Store a stronger hash, unless the password changed meanwhile."""
+    if new_hash is None:
+        return
     await session.execute(
         update(LocalPassword)
         .where(
@@ -187,71 +193,84 @@ async def _succeeded(session: AsyncSession, tried: _Try, new_hash: str | None) -
             LocalPassword.user_name == tried.sign_in.user_name,
             LocalPassword.set_at == tried.sign_in.set_at,
         )
-        .values(values)
+        .values(password_hash=new_hash)
     )
 
 
-async def _check(db: Database, tried: _Try | None, password: str) -> bool:
-    ok, new_hash = await _verify(password, tried.password_hash if tried else _dummy_hash())
+async def _check(db: Database, throttle: Throttle, attempt: Attempt) -> _Try | None:
+    """Count the try against its address (`TooManyTries`) and the lockout, and verify exactly
+    one hash (a dummy one when there is no account to check) inside one of the process's
+    hashing slots (`SignInBusy` when none frees up, before the lockout counts it); the try when
+    the password is right, else None."""
+    throttle.take(attempt.address)
+    async with throttle.hashing_slot():
+        async with db.transaction() as session:
+            tried = await _count_try(session, attempt)
+        stored = tried.password_hash if tried else _dummy_hash()
+        ok, new_hash = await _verify(attempt.password, stored)
     if tried is None or not ok:
-        return False
+        return None
+    throttle.give_back(attempt.address)
+    sign_in = tried.sign_in
     async with db.transaction() as session:
-        await _succeeded(session, tried, new_hash)
-    return True
+        await lockout.succeeded(
+            session, sign_in.tenant_id, sign_in.user_name, attempt.address, attempt.now
+        )
+        await _store_stronger(session, tried, new_hash)
+    return tried
 
 
-async def authenticate(
-    db: Database, tenant_code: str, user_name: str, password: str, now: datetime
-) -> SignIn:
+async def authenticate(db: Database, throttle: Throttle, attempt: Attempt) -> SignIn:
     """Sign in `user_name@tenant_code` with a local password; `SignInFailed` for any refusal.
 
     The caller creates the session in a transaction of its own, in which it checks admission
     again (identity.sso.admission.admit) and `still_current`; with `must_change` it lets the
     member do nothing but `change_password` first."""
-    async with db.transaction() as session:
-        try:
-            tenant_id = await admission.find_tenant(await session.connection(), tenant_code)
-        except Refusal:
-            tried = None
-        else:
-            tried = await _count_try(session, tenant_id, user_name, now)
-    if not await _check(db, tried, password):
+    tried = await _check(db, throttle, attempt)
+    if tried is None:
         raise SignInFailed()
-    assert tried is not None
     return tried.sign_in
 
 
 async def change_password(
-    db: Database, *, tenant_id: str, user_name: str, current: str, new: str, now: datetime
+    db: Database, throttle: Throttle, attempt: Attempt, new: str, keep: str | None = None
 ) -> SignIn:
-    """The member's own change: the current password is checked like a sign-in (a wrong one
-    counts towards the lockout; `CurrentPasswordInvalid`), the new one against the policy
-    (`PasswordPolicyError`, before anything is counted, and after for `same_as_current`).
-    Clears `must_change`. Returns the sign-in with the new password, for the session."""
-    problems = check_policy(new, user_name)
+    """The member's own change: the current password (`attempt.password`) is checked like a
+    sign-in, with one refusal for every cause (`CurrentPasswordInvalid`; a wrong one counts
+    towards the lockout), the new one against the policy (`PasswordPolicyError`, before
+    anything is counted, and after for `same_as_current`). Clears `must_change`, and in the
+    same transaction ends every other session of the member with their tokens (ASVS 5.0
+    V7.4.3), all but the one whose id hash is `keep`: the browser making the change. Returns
+    the sign-in with the new password, for the session."""
+    problems = check_policy(new, attempt.user_name)
     if problems:
         raise PasswordPolicyError(problems)
-    async with db.transaction() as session:
-        tried = await _count_try(session, tenant_id, user_name, now)
-    if not await _check(db, tried, current):
+    tried = await _check(db, throttle, attempt)
+    if tried is None:
         raise CurrentPasswordInvalid()
-    assert tried is not None
-    if secrets.compare_digest(new.encode(), current.encode()):
+    if secrets.compare_digest(new.encode(), attempt.password.encode()):
         raise PasswordPolicyError([PROBLEMS["same_as_current"]])
     new_hash = await hash_password(new)
+    sign_in, now = tried.sign_in, attempt.now
     async with db.transaction() as session:
         changed = await session.execute(
             update(LocalPassword)
             .where(
-                LocalPassword.tenant_id == tenant_id,
-                LocalPassword.user_name == user_name,
-                LocalPassword.set_at == tried.sign_in.set_at,
+                LocalPassword.tenant_id == sign_in.tenant_id,
+                LocalPassword.user_name == sign_in.user_name,
+                LocalPassword.set_at == sign_in.set_at,
             )
             .values(password_hash=new_hash, must_change=False, set_at=now)
         )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise CurrentPasswordInvalid()  # a reset replaced the password meanwhile
-    sign_in = tried.sign_in
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise CurrentPasswordInvalid()  # a reset replaced the password meanwhile
+        await access.end_access(
+            session,
+            tenant_id=sign_in.tenant_id,
+            reason=access.Reason.PASSWORD_CHANGED,
+            user_names=[sign_in.user_name],
+            keep=keep,
+        )
     return SignIn(sign_in.tenant_id, sign_in.user_name, False, sign_in.app_ids, now)
 
 
@@ -279,7 +298,7 @@ async def store_initial(
         "must_change": True,
         "set_at": now,
         "failed_tries": 0,
-        "locked_until": None,
+        "failures_since": None,
     }
     statement = insert_for(session)(LocalPassword).values(
         tenant_id=tenant_id, user_name=user_name, **values
@@ -287,3 +306,4 @@ async def store_initial(
     await session.execute(
         statement.on_conflict_do_update(index_elements=["tenant_id", "user_name"], set_=values)
     )
+    await lockout.lift(session, tenant_id, user_name)

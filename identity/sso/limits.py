@@ -127,15 +127,20 @@ class Breakers:
 
 
 class Buckets:
-    """Token buckets: `per_minute` requests a minute per key, in bursts of up to `per_minute`.
+    """Token buckets: `per_minute` requests a minute per key, in bursts of up to `burst`
+    (`per_minute` unless given).
 
     An LRU of at most `max_keys` keys bounds the memory; an evicted key comes back with a full
     bucket, which only ever errs on the side of letting a request through."""
 
     def __init__(
-        self, per_minute: int, max_keys: int = MAX_KEYS, clock: Clock = time.monotonic
+        self,
+        per_minute: int,
+        max_keys: int = MAX_KEYS,
+        clock: Clock = time.monotonic,
+        burst: int | None = None,
     ) -> None:
-        self.capacity = float(per_minute)
+        self.capacity = float(burst or per_minute)
         self.rate = per_minute / 60.0
         self.max_keys, self.clock = max_keys, clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -150,6 +155,12 @@ class Buckets:
         if len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return wait
+
+    def give_back(self, key: str) -> None:
+        """Return the token `take` took for a request that turned out not to need limiting."""
+        held = self._buckets.get(key)
+        if held is not None:
+            self._buckets[key] = (min(self.capacity, held[0] + 1), held[1])
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -26,23 +26,27 @@ LOGIN_TTL_SECONDS = 600
 
 @dataclass(frozen=True)
 class Cookies:
-    """Names and scope of the session and Flow B login cookies.
+    """Names and scope of the session, Flow B login and local sign-in form cookies.
 
-    Under an https base URL both carry the `__Host-` prefix, which browsers accept only with
-    `Secure`, `Path=/` and no `Domain`: no sibling subdomain or plain-http page can set or
-    shadow them. The login cookie therefore moves from `Path=/sso` to `Path=/`. Under an http
+    Under an https base URL all three carry the `__Host-` prefix, which browsers accept only
+    with `Secure`, `Path=/` and no `Domain` (RFC 6265bis §4.1.3.2; a cookie breaking a rule is
+    dropped): no sibling subdomain or plain-http page can set or shadow them. The login and
+    form cookies therefore move from `Path=/sso` and `Path=/login` to `Path=/`. Under an http
     base URL (development) the names stay plain and `Secure` follows the setting."""
 
     session: str
     login: str
     login_path: str
+    form: str
+    form_path: str
     secure: bool
 
     @classmethod
     def for_service(cls, base_url: str, secure: bool) -> Cookies:
         if urlsplit(base_url).scheme.lower() == "https":
-            return cls("__Host-identity_session", "__Host-identity_login", "/", True)
-        return cls("identity_session", "identity_login", "/sso", secure)
+            host = "__Host-identity_"
+            return cls(f"{host}session", f"{host}login", "/", f"{host}form", "/", True)
+        return cls("identity_session", "identity_login", "/sso", "identity_form", "/login", secure)
 
 
 def origin(url: str) -> str:

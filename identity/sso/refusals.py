@@ -199,6 +199,10 @@ ENDINGS: dict[str, tuple[str, str]] = {
         "企业管理员重置了您的密码，新的初始密码已发送给您。",
         "Your administrator reset your password; the new initial password was sent to you.",
     ),
+    "password_changed": (
+        "您的密码已在别处修改，请使用新密码重新登录。",
+        "Your password was changed elsewhere; sign in again with the new one.",
+    ),
 }
 """Why a session was ended for its member (`identity.access.Reason`), as they are told once on
 their next visit. Only the member's own account, enterprise or subscription is named."""
