@@ -24,7 +24,7 @@ Other filters the console offers are measured the same way `--extra-repeat` time
 target: a department (`org_code`, 1 member in 19), a small department (the 5 members named
 诸葛…), a common surname (`q=王`, about 1 in 30) and `state=disabled` (about 1 in 100).
 
-Latency is client-side, request to parsed answer. Target (issue 10): for the first page, the
+Latency is client-side, request to parsed answer. Target: for the first page, the
 middle page and the search, the median at 100,000 members within 2x the median at 100. Prints a
 table per database, then the figures as one JSON line (the last line of stdout).
 """

@@ -11,7 +11,7 @@ of ~100,000 top-level keys, and a few keys holding a long nested list (parsed, c
 hashed before the signature can be refused). The flooders are separate processes, so they do
 not share this process's interpreter with the measured logins.
 
-Target (issue 7): the login p99 under flood stays within 2x of the idle p99. Prints a table,
+Target: the login p99 under flood stays within 2x of the idle p99. Prints a table,
 then the figures as one JSON line (the last line of stdout).
 """
 

@@ -8,7 +8,7 @@ confidential client signs a member in through the real code flow, then each roun
 signature check and the grant's liveness query each time), `--concurrency` at a time, and as
 many POSTs to `/_bench/constant`, a route mounted in the same identity process that answers a
 constant JSON (tests/servers.py, `BENCH_CONSTANT_ROUTE`), alternating so both see the same
-load. Target (issue 8): introspection at least 0.3x the constant endpoint. Prints a table, then
+load. Target: introspection at least 0.3x the constant endpoint. Prints a table, then
 one JSON line.
 """
 

@@ -14,7 +14,7 @@ and its pinned algorithm, `iat`, `sub`, `jti` and `client_id` required.
 Three sides per algorithm: joserfc (a plain loop), identity.client's async call (awaited in a
 loop on one event loop, as the FastAPI dependency does) and its sync call. Rounds interleave
 the sides, rotating which goes first, so all see the same machine load; a rate is validations
-over the summed time of that side's batches. Target (issue 8): identity.client ≥ 0.8× joserfc.
+over the summed time of that side's batches. Target: identity.client ≥ 0.8× joserfc.
 
 Prints a table, then the figures as one JSON line (the last line of stdout).
 """

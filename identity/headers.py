@@ -1,4 +1,4 @@
-"""Security headers on every response (issue 7), set once for the whole app.
+"""Security headers on every response, set once for the whole app.
 
 Pages are HTML rendered from our templates; everything else is JSON. The policy:
 

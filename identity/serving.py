@@ -2,7 +2,7 @@
 
 uvicorn's httptools protocol accepts a request head of any size (httptools concatenates an
 unfinished header line in memory) and waits forever for the rest of a head or a body. Whatever
-proxy is or is not in front, the server itself bounds them here (issue 7): a head larger than
+proxy is or is not in front, the server itself bounds them here: a head larger than
 `IDENTITY_REQUEST_HEAD_MAX_BYTES` is answered 431 before more of it is parsed; a head not complete
 `IDENTITY_REQUEST_HEAD_TIMEOUT_SECONDS` after its first byte (or after connecting, for a new
 connection) and a body not complete `IDENTITY_REQUEST_BODY_TIMEOUT_SECONDS` after its head end

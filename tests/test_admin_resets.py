@@ -1,4 +1,4 @@
-"""Password resets (issue 10), step by step, with the development notifier's file: the code goes
+"""Password resets, step by step, with the development notifier's file: the code goes
 to the admin's phone, the initial password to the member's and is never returned, the member's
 sessions end; the code's rules (5 minutes, single use, 5 tries); what a failed send leaves; and
 the limits, exactly, per member and per admin, with a clock the tests control (and under 50

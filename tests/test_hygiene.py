@@ -1,4 +1,4 @@
-"""Defaults and hygiene (issue 7), over ASGI: security headers on every response, who may read
+"""Defaults and hygiene, over ASGI: security headers on every response, who may read
 `/metrics`, what `/openapi.json` publishes, key rules, and the SQLite file's mode."""
 
 from __future__ import annotations

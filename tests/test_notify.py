@@ -1,4 +1,4 @@
-"""Notifications (issue 10): the development file sender, SMTP against a small SMTP server
+"""Notifications: the development file sender, SMTP against a small SMTP server
 started here, the operator's SMS plug-in, and a channel nobody serves failing loudly."""
 
 from __future__ import annotations

@@ -294,7 +294,7 @@ async def test_discovery_names_the_subject_type_that_sub_has(
     first = await register(acme, db, tmp_path, name="first")
     second = await register(acme, db, tmp_path, name="second")
     one, two = await sign_in(first, browser), await sign_in(second, browser)
-    assert one["claims"]["sub"] == two["claims"]["sub"]  # issue 8: one sub across clients
+    assert one["claims"]["sub"] == two["claims"]["sub"]  # one sub across clients
     metadata = (await first.run("start", HINT))["metadata"]
     assert metadata["subject_types_supported"] == ["public"]
 

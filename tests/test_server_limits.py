@@ -1,5 +1,5 @@
 """`identity serve` as a process on the embedded default, spoken to over raw sockets: what one
-client can make the server hold (issue 7), the metrics port, and the files it creates."""
+client can make the server hold, the metrics port, and the files it creates."""
 
 from __future__ import annotations
 

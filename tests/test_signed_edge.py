@@ -1,4 +1,4 @@
-"""The signed edge against an adversary (issue 7): replays through the nonce/timestamp boundary,
+"""The signed edge against an adversary: replays through the nonce/timestamp boundary,
 refusals that cost no database write, bounded bodies, and top-level nulls that cannot change a
 field's meaning."""
 

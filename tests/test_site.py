@@ -1,5 +1,5 @@
 """The service's own front door: `/` says what it is and where to sign in, and an unknown
-address is a page for a browser and JSON for a program (issue 9)."""
+address is a page for a browser and JSON for a program."""
 
 from __future__ import annotations
 

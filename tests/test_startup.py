@@ -1,4 +1,4 @@
-"""Start-up as an operator meets it (issue 9): every misconfiguration is one line on stderr
+"""Start-up as an operator meets it: every misconfiguration is one line on stderr
 naming the setting, exit status 2, never a traceback; an unreachable database does not stop
 `serve`, and a failing request is one JSON log line; `serve` says where it listens."""
 
