@@ -202,7 +202,7 @@ async def _check(db: Database, throttle: Throttle, attempt: Attempt) -> _Try | N
     one hash (a dummy one when there is no account to check) inside one of the process's
     hashing slots (`SignInBusy` when none frees up, before the lockout counts it); the try when
     the password is right, else None."""
-    throttle.take(attempt.address)
+    await throttle.take(attempt.address)
     async with throttle.hashing_slot():
         async with db.transaction() as session:
             tried = await _count_try(session, attempt)

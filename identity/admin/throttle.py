@@ -12,7 +12,8 @@ Unbounded, a few anonymous clients keep every core busy and every page slows. Tw
   would fill the hashing queue for seconds. Past it: 429 with `Retry-After`. A right password
   gives its token back, and a change refused by the policy computes no hash and takes none, so
   the limit bites on guessing, not on a member who mistypes once or twice. Counted in each
-  replica's memory, like `/sso`'s.
+  replica's memory, like `/sso`'s. The refusal is answered a second late (a tarpit), so a
+  client that waits for each answer cannot turn cheap refusals into a request flood.
 - The hashing itself: at most `IDENTITY_PASSWORD_HASHES_IN_PARALLEL` verifications at once in a
   process (by default one fewer than its CPUs, at least one), so a flood from many addresses
   still leaves a core for everything else. A try that finds no free slot within
@@ -33,6 +34,7 @@ from identity.settings import Settings
 from identity.sso.limits import Buckets, Budget, NoSlot
 
 HASHING = "argon2"
+REFUSAL_DELAY_SECONDS = 1.0
 
 
 def spare_cpus() -> int:
@@ -54,11 +56,15 @@ class Throttle:
             settings.password_hash_wait_seconds,
         )
 
-    def take(self, address: str) -> None:
+    async def take(self, address: str) -> None:
         """Count a password try against its client address (its `address_key`);
-        `TooManyTries` past the limit."""
+        `TooManyTries` past the limit, answered only after `REFUSAL_DELAY_SECONDS`: a client
+        that waits for each answer before it sends the next (most guessing scripts) then
+        costs a few requests a second instead of a thousand, and a sleeping request costs no
+        CPU. A person who sees the refusal waits a second longer to read it."""
         wait = self.per_address.take(address)
         if wait:
+            await asyncio.sleep(min(wait, REFUSAL_DELAY_SECONDS))
             raise TooManyTries(math.ceil(wait))
 
     def give_back(self, address: str) -> None:
