@@ -4,26 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import typer
-from pydantic import SecretStr, ValidationError
-from pydantic_settings import SettingsError
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
 
+from identity import demo_dir
 from identity import migrate as migrations
 from identity.db import Database, async_url
 from identity.directory import report
 from identity.provider.cli import clients_app, keys_app
-from identity.settings import DEFAULT_DATABASE_URL, Settings
-from identity.simulator import demo_dir
-from identity.simulator.cli import app as simulate_app
+from identity.settings import DEFAULT_DATABASE_URL, Settings, load_settings
+
+
+class _Simulate(TyperGroup):
+    """`identity simulate`, whose commands are loaded when it is run or its help is shown: the
+    simulator (the auth centre, its FastAPI app) costs every other command nothing. The
+    context and commands are typer's click types (vendored by newer typer), hence Any."""
+
+    _loaded: TyperGroup | None = None
+
+    def _simulator(self) -> TyperGroup:
+        if self._loaded is None:
+            from identity.simulator.cli import app as simulate_app
+
+            self._loaded = typer.main.get_group(simulate_app)
+        return self._loaded
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return self._simulator().list_commands(ctx)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return self._simulator().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     help="identity: KooGallery joint-operation identity service", no_args_is_help=True
@@ -31,7 +51,7 @@ app = typer.Typer(
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(
-    simulate_app,
+    typer.Typer(cls=_Simulate, no_args_is_help=True),
     name="simulate",
     help="A local KooGallery: auth centre and sender (--demo-dir: drive a running demo)",
 )
@@ -55,32 +75,6 @@ async def _query(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
             return await query(session)
     finally:
         await db.dispose()
-
-
-def load_settings(*, with_key: bool = False) -> Settings:
-    """The settings, or one line per problem and exit 2: no traceback, and never a value.
-    `with_key`: the master key too (generated and kept for the embedded default only)."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"])
-            name = f"IDENTITY_{where.upper()}: " if where else ""
-            message = error["msg"].removeprefix("Value error, ")
-            typer.echo(f"identity: invalid settings: {name}{message}", err=True)
-        raise typer.Exit(2) from None
-    except SettingsError as exc:  # a list or object setting that is not JSON
-        found = re.search(r'field "(\w+)"', str(exc))
-        name = f"IDENTITY_{found.group(1).upper()}" if found else "a setting"
-        typer.echo(f'identity: invalid settings: {name}: must be JSON (a list: ["…"])', err=True)
-        raise typer.Exit(2) from None
-    if not with_key:
-        return settings
-    try:
-        return settings.with_embedded_secret()
-    except RuntimeError as exc:
-        typer.echo(f"identity: invalid settings: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _unreachable(settings: Settings, exc: Exception) -> NoReturn:

@@ -5,12 +5,14 @@ One class, built once by the caller and passed in; never a mutable global.
 
 from __future__ import annotations
 
+import re
 import secrets
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -255,3 +257,33 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(32))
         return self.model_copy(update={"secret_key": SecretStr(path.read_text().strip())})
+
+
+def load_settings(*, with_key: bool = False) -> Settings:
+    """For the commands: the settings, or one line per problem on stderr and exit 2, with no
+    traceback and never a value. `with_key`: the master key too (generated and kept for the
+    embedded default only). Plain stderr and SystemExit, so the server never loads typer."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            name = f"IDENTITY_{where.upper()}: " if where else ""
+            _refuse(f"{name}{error['msg'].removeprefix('Value error, ')}")
+        raise SystemExit(2) from None
+    except SettingsError as exc:  # a list or object setting that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"IDENTITY_{found.group(1).upper()}" if found else "a setting"
+        _refuse(f'{name}: must be JSON (a list: ["…"])')
+        raise SystemExit(2) from None
+    if not with_key:
+        return settings
+    try:
+        return settings.with_embedded_secret()
+    except RuntimeError as exc:
+        _refuse(str(exc))
+        raise SystemExit(2) from None
+
+
+def _refuse(problem: str) -> None:
+    print(f"identity: invalid settings: {problem}", file=sys.stderr, flush=True)

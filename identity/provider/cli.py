@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from identity.crypto import Cipher
 from identity.db import Database, utcnow
 from identity.provider import clients, keys
-from identity.settings import Settings
+from identity.settings import Settings, load_settings
 
 T = TypeVar("T")
 
@@ -26,14 +26,8 @@ clients_app = typer.Typer(help="The ISV's apps, as OpenID Connect clients", no_a
 keys_app = typer.Typer(help="The provider's token signing keys", no_args_is_help=True)
 
 
-def _settings() -> Settings:
-    from identity.cli import load_settings  # the CLI's one-line settings errors
-
-    return load_settings(with_key=True)
-
-
 def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
-    settings = _settings()
+    settings = load_settings(with_key=True)
 
     async def run() -> T:
         db = Database(settings.database_url)

@@ -32,10 +32,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
+from identity import demo_dir
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.provider import clients
-from identity.simulator import demo_dir
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
 from identity.simulator.scenario import Scenario, load_scenario

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from identity import demo_dir
 from identity.settings import Settings
-from identity.simulator import demo_dir
 from identity.simulator.wire import DeliveryError, Keys
 
 DEFAULT_IDENTITY = "http://127.0.0.1:8000"
