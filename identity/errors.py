@@ -1,7 +1,9 @@
 """The error hierarchy. Each error carries a stable code; each surface renders it once.
 
-KooGallery callbacks render `{resultCode, resultMsg}` (contract §1.2); the later surfaces (OAuth,
-JSON API, HTML) add their own renderers for the same classes.
+KooGallery callbacks render `{resultCode, resultMsg}` (contract §1.2). The other surfaces keep
+errors of their own beside these (the provider's `OAuthError`, the admin console's `AdminError`,
+the login's `Refusal`), each rendered by its surface; bringing them under this hierarchy is
+still to do.
 """
 
 from __future__ import annotations
