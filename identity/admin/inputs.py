@@ -13,8 +13,8 @@ import re
 from fastapi import Request
 
 from identity.admin.errors import BadRequest
+from identity.web import holds_control
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGITS = re.compile(r"-?[0-9]{1,18}")
 TENANT_NAMES = frozenset({"tenant", "tenantid", "tenantcode"})
 """Parameter names that name a tenant, compared without case, `_` or `-` (`tenant_id`,
@@ -22,7 +22,7 @@ TENANT_NAMES = frozenset({"tenant", "tenantid", "tenantcode"})
 
 
 def refuse_control_characters(*values: str) -> None:
-    if any(_CONTROL.search(value) for value in values):
+    if holds_control(*values):
         raise BadRequest("a parameter holds a control character")
 
 

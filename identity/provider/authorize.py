@@ -18,10 +18,11 @@ from identity.admin import rights
 from identity.db import utcnow
 from identity.models import OidcClient
 from identity.provider import clients, grants, hints
-from identity.provider.service import CONTROL, SCOPES, Provider, parameters
+from identity.provider.service import SCOPES, Provider, parameters
 from identity.sso import admission
 from identity.sso.refusals import Refusal
 from identity.sso.sessions import SignedIn
+from identity.web import CONTROL
 
 AUTHORIZE_PATH = "/oauth2/authorize"
 DENIED_PATH = "/oauth2/denied"

@@ -13,12 +13,12 @@ from identity.provider import authorize as authorization
 from identity.provider import logout
 from identity.provider.authorize import AuthorizePage
 from identity.provider.service import (
-    CONTROL,
     KEYS_REFRESH_SECONDS,
     OAuthError,
     Provider,
     parameters,
 )
+from identity.web import holds_control
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -66,7 +66,7 @@ async def _form(request: Request) -> dict[str, str]:
 def _checked(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """The parameters, none holding a control character, none repeated (RFC 6749 §3.2)."""
     for name, value in pairs:
-        if CONTROL.search(name) or CONTROL.search(value):
+        if holds_control(name, value):
             raise OAuthError(
                 "invalid_request", f"parameter {name[:32]!r} holds a control character"
             )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, timedelta
@@ -31,11 +30,11 @@ from identity.settings import Settings
 from identity.sso import sessions
 from identity.sso.service import Sso
 from identity.sso.sessions import SignedIn
+from identity.web import holds_control
 
 KEYS_REFRESH_SECONDS = 30
 ALGORITHMS = list(keys.ALGORITHMS)
 SCOPES = ("openid", "profile", "email", "offline_access")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Refused in every parameter and credential before any use: PostgreSQL cannot store or
 compare a NUL, and no legitimate value holds a control character."""
 
@@ -348,7 +347,7 @@ def _basic_credentials(authorization: str, form: dict[str, str]) -> tuple[str, s
         client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
     except (binascii.Error, UnicodeDecodeError):
         raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
-    if CONTROL.search(client_id) or CONTROL.search(secret):  # as the form's fields
+    if holds_control(client_id, secret):  # as the form's fields
         raise OAuthError("invalid_request", "Basic credentials hold a control character")
     if "client_secret" in form or form.get("client_id", client_id) != client_id:
         raise OAuthError("invalid_request", "use one client authentication method, not two")

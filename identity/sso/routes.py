@@ -12,7 +12,6 @@ uvicorn takes from `X-Forwarded-For` only when the connecting peer is in `FORWAR
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -27,11 +26,11 @@ from identity.sso.refusals import ENDINGS, SIGN_IN_AS_SOMEONE_ELSE, Refusal
 from identity.sso.service import Completed, Sso
 from identity.sso.sessions import Ending, SignedIn, expires_at
 from identity.sso.switching import Asked
+from identity.web import holds_control
 
 NO_STORE = {"Cache-Control": "no-store"}
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_LOGOUT_FORM_BYTES = 8 * 1024  # a CSRF token and a redirect_url
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 log = structlog.get_logger("identity.sso")
 
@@ -45,7 +44,7 @@ def _cookies(request: Request) -> Cookies:
 
 
 def _refuse_control_characters(*values: str | None) -> None:
-    if any(value and _CONTROL.search(value) for value in values):
+    if holds_control(*values):
         raise Refusal("bad_request", "control character in a parameter")
 
 
