@@ -26,13 +26,13 @@ from identity.db import utcnow
 from identity.models import (
     AccessRevocation,
     LogoutDelivery,
+    MemberSession,
     OidcClient,
     OidcGrant,
     RefreshToken,
     SessionApp,
     SessionEnding,
 )
-from identity.models import Session as MemberSession
 
 Executor = AsyncSession | AsyncConnection
 

@@ -38,10 +38,15 @@ from identity.provider import authorize as provider_authorize
 from identity.provider import logout as provider_logout
 from identity.provider.routes import router as provider_router
 from identity.provider.service import Provider
+from identity.sessions import Sessions
+from identity.sessions.service import policy_for
 from identity.settings import Settings
+from identity.sso import admission
 from identity.sso import routes as sso_routes
 from identity.sso.refusals import Refusal
+from identity.sso.renewal import Renewal
 from identity.sso.service import Sso
+from identity.sso.upstream import AuthCentre, Bounds
 
 log = structlog.get_logger("identity")
 
@@ -158,14 +163,25 @@ def create_app(settings: Settings) -> FastAPI:
         cipher=cipher,
         private_key=load_private_key(key_file) if key_file else None,
     )
-    app.state.sso = Sso(settings, db, cipher, app.state.metrics)
+    auth_centre = AuthCentre(Bounds.from_settings(settings))
+    policy = policy_for(settings)
+    renewal = Renewal(db, cipher, auth_centre, app.state.metrics, policy)
+    sessions = Sessions(settings, db, cipher, admit=admission.admit, renew=renewal.renew)
+    app.state.sessions = sessions
     app.state.notifier = build_notifier(settings)
     app.state.reset_mac = resets.code_mac(settings.secret_key.get_secret_value())
     app.state.local_login_mac = Mac(settings.secret_key.get_secret_value(), "local-login")
     app.state.password_throttle = Throttle.from_settings(settings)
-    app.state.provider = Provider(settings, db, cipher, app.state.sso)
-    app.state.sso.landing = partial(provider_logout.landing, app.state.provider)
-    app.state.sso.way_back = provider_authorize.way_back
+    app.state.provider = Provider(settings, db, cipher, sessions)
+    app.state.sso = Sso(
+        settings,
+        cipher,
+        app.state.metrics,
+        sessions,
+        auth_centre,
+        landing=partial(provider_logout.landing, app.state.provider),
+        way_back=provider_authorize.way_back,
+    )
     app.include_router(health.router)
     app.include_router(marketplace_router)
     app.include_router(sso_routes.router)

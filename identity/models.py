@@ -142,7 +142,7 @@ class Authorisation(Timestamps, Base):
     last_sync_time: Mapped[str] = mapped_column(String(17))
 
 
-class Session(Base):
+class MemberSession(Base):
     """A browser's sign-in: one member of one tenant, holding each app the member signed in to
     through the marketplace (`SessionApp`). Only the SHA-256 of the cookie's random id is
     stored, and it changes at every login; `sid` is a separate random id that stays for the

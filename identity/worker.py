@@ -31,12 +31,12 @@ from identity.models import (
     LocalPasswordTry,
     LogoutDelivery,
     MarketplaceCall,
+    MemberSession,
     Nonce,
     OidcCode,
     PasswordReset,
     SessionEnding,
 )
-from identity.models import Session as MemberSession
 from identity.provider import backchannel
 from identity.settings import Settings
 

@@ -19,7 +19,7 @@ from identity.models import (
     Authorisation,
     Instance,
     Member,
-    Session,
+    MemberSession,
     SessionApp,
     Tenant,
     TenantInstance,
@@ -117,7 +117,7 @@ async def add_session(db: Database, tenant_id: str, user_name: str, n: int) -> s
     sid = f"sid-{user_name}-{n}"
     async with db.transaction() as s:
         s.add(
-            Session(
+            MemberSession(
                 id_hash=f"{user_name}-{n}".ljust(64, "0"),
                 sid=sid,
                 tenant_id=tenant_id,
@@ -133,8 +133,8 @@ async def add_session(db: Database, tenant_id: str, user_name: str, n: int) -> s
 async def sessions_of(db: Database, tenant_id: str, user_name: str) -> list[str]:
     async with db.read() as s:
         rows = await s.scalars(
-            select(Session.sid).where(
-                Session.tenant_id == tenant_id, Session.user_name == user_name
+            select(MemberSession.sid).where(
+                MemberSession.tenant_id == tenant_id, MemberSession.user_name == user_name
             )
         )
         return sorted(rows)

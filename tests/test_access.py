@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from identity.db import Database, utcnow
 from identity.marketplace.client_secret import encrypt_client_secret
-from identity.models import AccessRevocation, Session, SessionApp, Tenant, TenantInstance
+from identity.models import AccessRevocation, MemberSession, SessionApp, Tenant, TenantInstance
 from tests.kit_bodies import (
     APP,
     SUCCESS,
@@ -50,7 +50,7 @@ async def add_sessions(db: Database, owners: set[Owner]) -> None:
         for n, (tenant, name) in enumerate(members):
             id_hash = f"{n:064d}"
             s.add(
-                Session(
+                MemberSession(
                     id_hash=id_hash,
                     sid=f"sid-{n}",
                     tenant_id=tenant,
@@ -68,8 +68,8 @@ async def live_sessions(db: Database) -> set[Owner]:
     """(tenant, app, member) of every app part of every session."""
     async with db.read() as s:
         rows = await s.execute(
-            select(Session.tenant_id, SessionApp.app_id, Session.user_name).join(
-                SessionApp, SessionApp.sid == Session.sid
+            select(MemberSession.tenant_id, SessionApp.app_id, MemberSession.user_name).join(
+                SessionApp, SessionApp.sid == MemberSession.sid
             )
         )
         return {(t, a, u) for t, a, u in rows}

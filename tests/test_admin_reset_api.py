@@ -20,10 +20,9 @@ import pytest
 from sqlalchemy import func, select
 
 from identity.db import Database
-from identity.models import LogoutDelivery, PasswordReset
-from identity.models import Session as MemberSession
+from identity.models import LogoutDelivery, MemberSession, PasswordReset
+from identity.sessions import hash_id
 from identity.simulator import sender as events
-from identity.sso.sessions import hash_id
 from tests.simulator_world import login_form, world
 from tests.stack import Browser, Stack, running_stack
 from tests.test_admin_api import api, problem, signed_in

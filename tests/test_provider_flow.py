@@ -20,8 +20,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import update
 
 from identity.db import Database, utcnow
-from identity.models import OidcCode, SigningKey
-from identity.models import Session as MemberSession
+from identity.models import MemberSession, OidcCode, SigningKey
 from identity.provider import clients
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec

@@ -9,8 +9,7 @@ import httpx2 as httpx
 from sqlalchemy import func, select
 
 from identity.db import Database
-from identity.models import Member
-from identity.models import Session as MemberSession
+from identity.models import Member, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
 from tests.auth_centres import auth_centre

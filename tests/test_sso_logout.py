@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import update
 
 from identity.db import Database
-from identity.models import Authorisation
-from identity.models import Session as MemberSession
-from identity.sso.sessions import hash_id
+from identity.models import Authorisation, MemberSession
+from identity.sessions import hash_id
 from tests.simulator_world import login_form
 from tests.stack import Browser, Stack, assert_refused
 

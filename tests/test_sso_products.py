@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 
 from identity.admin import passwords
 from identity.db import Database, utcnow
-from identity.models import AccessRevocation
-from identity.models import Session as MemberSession
+from identity.models import AccessRevocation, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import Order, Scenario, TenantSpec
 from identity.simulator.sender import Sender

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from identity.crypto import Mac
-from identity.sso.redirects import LoginState, allowed, seal, unseal
+from identity.sessions.browser import allowed
+from identity.sso.login_state import LoginState, seal, unseal
 
 ORIGINS = {"https://identity.example.com", "https://app.example.com"}
 

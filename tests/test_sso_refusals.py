@@ -14,8 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from identity.db import Database
-from identity.models import Member
-from identity.models import Session as MemberSession
+from identity.models import Member, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
 from identity.simulator.sender import Sender

@@ -15,12 +15,11 @@ from sqlalchemy import func, select
 
 from identity.crypto import Cipher
 from identity.db import Database
-from identity.models import AccessRevocation, SessionApp
-from identity.models import Session as MemberSession
+from identity.models import AccessRevocation, MemberSession, SessionApp
+from identity.sessions import hash_id
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
 from identity.simulator.sender import Sender
-from identity.sso.sessions import hash_id
 from tests.marketplace_client import SECRET_KEY
 from tests.simulator_world import APP_ID, world
 from tests.stack import Browser, Stack, running_stack

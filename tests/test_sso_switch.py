@@ -19,7 +19,7 @@ import httpx2 as httpx
 from sqlalchemy import func, select
 
 from identity.db import Database
-from identity.models import Session as MemberSession
+from identity.models import MemberSession
 from identity.simulator import sender as events
 from identity.sso.switching import PendingLogin, PendingSeal
 from tests.marketplace_client import SECRET_KEY

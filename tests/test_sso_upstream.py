@@ -23,8 +23,7 @@ from sqlalchemy import func, select, update
 
 from identity.app import create_app
 from identity.db import Database, utcnow
-from identity.models import Session as MemberSession
-from identity.models import SessionApp
+from identity.models import MemberSession, SessionApp
 from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender

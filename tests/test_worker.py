@@ -14,10 +14,10 @@ from identity.models import (
     AccessRevocation,
     LocalPasswordTry,
     MarketplaceCall,
+    MemberSession,
     Nonce,
     PasswordReset,
 )
-from identity.models import Session as MemberSession
 from identity.settings import Settings
 from identity.worker import purge
 from tests.servers import ROOT

@@ -20,9 +20,9 @@ from identity.admin import resets, rights
 from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated, delivering
 from identity.admin.inputs import tenant_references
 from identity.db import Database, utcnow
+from identity.sessions import Sessions
 from identity.sso import admission
 from identity.sso.refusals import Refusal
-from identity.sso.service import Sso
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,9 @@ class Admin:
 
 
 async def current_admin(request: Request) -> Admin:
-    sso: Sso = request.app.state.sso
-    raw_id = request.cookies.get(sso.cookies.session)
-    signed_in = await sso.current(raw_id)
+    sessions: Sessions = request.app.state.sessions
+    raw_id = request.cookies.get(sessions.cookies.session)
+    signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         raise Unauthenticated()
     database: Database = request.app.state.db
@@ -74,7 +74,7 @@ async def current_admin(request: Request) -> Admin:
         signed_in.user_name,
         signed_in.name,
         raw_id,
-        sso.csrf_token(raw_id),
+        sessions.csrf_token(raw_id),
         database,
     )
     for reference in tenant_references(request):
@@ -85,8 +85,8 @@ async def current_admin(request: Request) -> Admin:
 
 def check_csrf(request: Request, admin: Admin, token: str | None) -> None:
     """Unsafe requests carry the session's CSRF token (`csrfToken` of `/sso/session`)."""
-    sso: Sso = request.app.state.sso
-    if not token or not sso.csrf_ok(admin.raw_session_id, token):
+    sessions: Sessions = request.app.state.sessions
+    if not token or not sessions.csrf_ok(admin.raw_session_id, token):
         raise CsrfFailed()
 
 

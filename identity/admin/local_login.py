@@ -23,6 +23,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -38,12 +39,12 @@ from identity.admin.passwords import Attempt, PasswordPolicyError, SignIn
 from identity.admin.throttle import Throttle
 from identity.db import utcnow
 from identity.pages import render
-from identity.sso import sessions
+from identity.sessions import Sessions, hash_id
 from identity.sso.limits import address_key
 from identity.sso.refusals import Refusal
-from identity.sso.service import Sso
 
 router = APIRouter(prefix="/login", include_in_schema=False)
+log = structlog.get_logger("identity.admin")
 PICK_SECONDS = 300
 MISMATCH = passwords.Problem(
     "mismatch", "两次输入的新密码不一致。", "The two new passwords differ."
@@ -54,8 +55,8 @@ PASSWORD_FIELDS = frozenset({"password", "current", "new", "again"})
 EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
-def _sso(request: Request) -> Sso:
-    return request.app.state.sso  # type: ignore[no-any-return]
+def _sessions(request: Request) -> Sessions:
+    return request.app.state.sessions  # type: ignore[no-any-return]
 
 
 def _throttle(request: Request) -> Throttle:
@@ -67,7 +68,7 @@ def _client(request: Request) -> str | None:
 
 
 def _form_cookie(request: Request) -> str:
-    return _sso(request).cookies.form
+    return _sessions(request).cookies.form
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -91,14 +92,8 @@ def _page(request: Request, name: str, status: int, **context: Any) -> HTMLRespo
     """A form page; it (re)sets the form's CSRF cookie, whose value the form carries."""
     token = request.cookies.get(_form_cookie(request)) or secrets.token_urlsafe(24)
     response = render(request, name, status, csrf=token, **context)
-    response.set_cookie(
-        _form_cookie(request),
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=_sso(request).cookies.secure,
-        path=_sso(request).cookies.form_path,
-    )
+    cookies = _sessions(request).cookies
+    cookies.set(response, cookies.form, token, path=cookies.form_path, samesite="strict")
     return response
 
 
@@ -153,8 +148,8 @@ async def change(request: Request) -> Response:
     error: AdminError | None = None
     if not problems:
         attempt = _attempt(request, account, fields.get("current", ""))
-        raw_session = request.cookies.get(_sso(request).cookies.session)
-        keep = sessions.hash_id(raw_session) if raw_session else None
+        raw_session = request.cookies.get(_sessions(request).cookies.session)
+        keep = hash_id(raw_session) if raw_session else None
         try:
             sign_in = await passwords.change_password(
                 request.app.state.db, _throttle(request), attempt, new, keep
@@ -224,24 +219,29 @@ async def pick_app(request: Request) -> Response:
 
 
 async def _open(request: Request, sign_in: SignIn, app_id: str, next_: str) -> Response:
-    sso = _sso(request)
-    target = sso.checked_redirect(next_ or None, sso.post_login_url)
+    sessions = _sessions(request)
+    target = sessions.checked_redirect(next_ or None, sessions.post_login_url)
+    if target is None:
+        raise Refusal("redirect_not_allowed", "the sign-in's next address")
 
-    async def still_current(conn: Any) -> bool:
-        return await passwords.still_current(conn, sign_in)
+    async def password_still_current(conn: Any) -> None:
+        if not await passwords.still_current(conn, sign_in):
+            raise SignInFailed()  # changed or reset meanwhile
 
     try:
-        raw_id = await sso.open_session(
+        raw_id = await sessions.open(
             sign_in.tenant_id,
             app_id,
             sign_in.user_name,
-            request.cookies.get(sso.cookies.session),
-            still_current,
+            tokens=None,
+            old_raw_session_id=request.cookies.get(sessions.cookies.session),
+            check=password_still_current,
         )
     except Refusal as exc:
         raise SignInFailed() from exc
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        sso.cookies.session, raw_id, httponly=True, samesite="lax", secure=sso.cookies.secure
+    log.info(
+        "sso.local_login", tenant_id=sign_in.tenant_id, app_id=app_id, user_name=sign_in.user_name
     )
+    response = RedirectResponse(target, status_code=303)
+    sessions.cookies.set_session(response, raw_id)
     return response

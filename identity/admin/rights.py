@@ -1,5 +1,5 @@
 """Who may use the app, and who may administer the tenant: the same conditions a marketplace
-login passes (`identity.sso.sessions.MAY_USE_APP`), as one statement, for local sign-in and
+login passes (`identity.sessions.store.MAY_USE_APP`), as one statement, for local sign-in and
 the admin wing.
 
 A member may use an app while the tenant is active and held (a live instance, or the seller's
@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.models import AppCredential, Authorisation, Member, Tenant
-from identity.sso.sessions import MAY_USE_APP
+from identity.sessions.store import MAY_USE_APP
 
 Executor = AsyncSession | AsyncConnection
 ADMIN_ROLE = "admin"

@@ -28,9 +28,9 @@ from identity.models import (
     Department,
     MarketplaceCall,
     Member,
+    MemberSession,
     SessionApp,
 )
-from identity.models import Session as MemberSession
 
 MemberState = Literal["enabled", "disabled", "cancelled", "deleted"]
 STATES: tuple[MemberState, ...] = ("enabled", "disabled", "cancelled", "deleted")

@@ -19,9 +19,9 @@ from identity.db import utcnow
 from identity.models import OidcClient
 from identity.provider import clients, grants, hints
 from identity.provider.service import SCOPES, Provider, parameters
+from identity.sessions import SignedIn
 from identity.sso import admission
 from identity.sso.refusals import Refusal
-from identity.sso.sessions import SignedIn
 from identity.web import CONTROL
 
 AUTHORIZE_PATH = "/oauth2/authorize"
@@ -228,11 +228,11 @@ async def answer(
     """Where the browser goes. Signed in to the client's app as the member asked for, recently
     enough: back to the app with a code. Else, with prompt=none, back with an error; without,
     through the marketplace login for the tenant and the app, and then here again."""
-    signed_in = await provider.sso.current(raw_session_id, request.client.app_id)
+    signed_in = await provider.sessions.current(raw_session_id, request.client.app_id)
     named = signed_in is not None and names_member(provider, request, signed_in)
     if signed_in is not None and named and fresh_enough(request, signed_in):
         return await issue_code(provider, request, signed_in)
-    browser = signed_in or await provider.sso.current(raw_session_id)
+    browser = signed_in or await provider.sessions.current(raw_session_id)
     if request.prompt == "none":
         return await _silent_refusal(provider, request, browser)
     hinted = request.hinted

@@ -4,7 +4,7 @@ A grant is what one authorization gave one client in one session's app. Its code
 tokens and the access tokens issued from it all name it, and none of them is active unless:
 the grant is not revoked, its client still exists, its session has not expired and still holds
 the app, and the member may still use that app (the same admission a login passes,
-`identity.sso.sessions.ADMITTED`). Ending a session deletes its grants (foreign keys), so every
+`identity.sessions.store.ADMITTED`). Ending a session deletes its grants (foreign keys), so every
 de-provisioning path ends the tokens with it, at once. Codes and refresh tokens are stored as
 SHA-256 hashes; a code presented twice, or a rotated refresh token presented again, revokes
 the grant and so everything issued from it (OAuth 2.0 Security BCP §4.5, §4.14).
@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.models import (
+    MemberSession,
     OidcClient,
     OidcCode,
     OidcGrant,
@@ -31,9 +32,8 @@ from identity.models import (
     SessionApp,
     SigningKey,
 )
-from identity.models import Session as MemberSession
-from identity.sso import sessions
-from identity.sso.sessions import Policy, SignedIn
+from identity.sessions import store as sessions
+from identity.sessions.store import Policy, SignedIn
 
 CODE_SECONDS = 60
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")

@@ -21,7 +21,7 @@ from identity.models import OidcClient, Tenant
 from identity.provider import clients, hints
 from identity.provider.authorize import AuthorizePage
 from identity.provider.service import Provider
-from identity.sso import sessions
+from identity.sessions import store as sessions
 from identity.sso.upstream import LOGOUT_PATH, normalise_domain
 
 
@@ -33,7 +33,7 @@ class Ended:
     clear_cookie: bool
 
 
-async def end_session(
+async def rp_initiated_logout(
     provider: Provider, params: dict[str, str], raw_session_id: str | None
 ) -> Ended:
     """End the browser's own session when the hint names it. A hint is no proof that the

@@ -102,7 +102,7 @@ async def authorize(request: Request) -> Response:
         return _page(request, page.description)
     if problem:
         return RedirectResponse(authorization.error_redirect(provider, parsed, *problem), 302)
-    raw_id = request.cookies.get(provider.sso.cookies.session)
+    raw_id = request.cookies.get(provider.sessions.cookies.session)
     return RedirectResponse(await authorization.answer(provider, parsed, dict(pairs), raw_id), 302)
 
 
@@ -159,14 +159,14 @@ async def revoke(request: Request) -> Response:
 
 
 @router.api_route("/oauth2/logout", methods=["GET", "POST"], response_model=None)
-async def end_session(request: Request) -> Response:
+async def rp_logout(request: Request) -> Response:
     """RP-Initiated Logout 1.0: end the member's session here and at the auth centre, then
     back to the app's registered post-logout URI. GET, or a POSTed form (§2), checked alike."""
     provider = _provider(request)
-    raw_id = request.cookies.get(provider.sso.cookies.session)
+    raw_id = request.cookies.get(provider.sessions.cookies.session)
     try:
         params = await _end_session_parameters(request)
-        ended = await logout.end_session(provider, params, raw_id)
+        ended = await logout.rp_initiated_logout(provider, params, raw_id)
     except AuthorizePage as page:
         return _page(request, page.description)
     if request.method == "POST" and raw_id is None and params.get("id_token_hint"):
@@ -175,8 +175,7 @@ async def end_session(request: Request) -> Response:
         return RedirectResponse(f"{request.url.path}?{urlencode(params)}", 303)
     response = RedirectResponse(ended.location, 303)
     if ended.clear_cookie:
-        cookies = provider.sso.cookies
-        response.delete_cookie(cookies.session, path="/", secure=cookies.secure, httponly=True)
+        provider.sessions.cookies.clear_session(response)
     return response
 
 

@@ -1,6 +1,6 @@
 """The OpenID Provider's operations (OIDC Core 1.0, RFC 6749, RFC 7636, RFC 7662, RFC 7009).
 
-Each operation owns its transactions, like `identity.sso.service`: they are short, and the
+Each operation owns its transactions, like `identity.sessions.service`: they are short, and the
 browser's session comes from there. Tokens are JWTs signed by `identity.provider.keys` and are
 active only while their grant is (`identity.provider.grants`).
 """
@@ -26,10 +26,9 @@ from identity.provider import clients, grants, keys, tokens
 from identity.provider.grants import GrantError, Live
 from identity.provider.keys import Published
 from identity.provider.tokens import Issue, Member, Subjects
+from identity.sessions import Sessions, SignedIn
+from identity.sessions import store as sessions
 from identity.settings import Settings
-from identity.sso import sessions
-from identity.sso.service import Sso
-from identity.sso.sessions import SignedIn
 from identity.web import holds_control
 
 KEYS_REFRESH_SECONDS = 30
@@ -61,9 +60,11 @@ class OAuthError(Exception):
 
 
 class Provider:
-    def __init__(self, settings: Settings, db: Database, cipher: Cipher, sso: Sso) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, cipher: Cipher, sessions: Sessions
+    ) -> None:
         assert settings.secret_key is not None
-        self.db, self.cipher, self.sso = db, cipher, sso
+        self.db, self.cipher, self.sessions = db, cipher, sessions
         self.issuer = settings.base_url.rstrip("/")
         self.lifetime = settings.access_token_seconds
         self.subjects = Subjects(settings.secret_key.get_secret_value())
@@ -215,7 +216,7 @@ class Provider:
                 failure: GrantError | None = exc
             else:
                 failure = None
-                live = await grants.live(conn, grant_id, self.sso.policy, now)
+                live = await grants.live(conn, grant_id, self.sessions.policy, now)
                 refresh = await grants.issue_refresh(conn, grant_id, now) if live else None
                 if live is not None:
                     # An app refreshing its tokens is the member at work: the session is in
@@ -279,9 +280,9 @@ class Provider:
         grant_id, kid = str(claims.get("gid")), str(decoded.header.get("kid"))
         if conn is None:
             async with self.db.single_read() as own:
-                live = await grants.live(own, grant_id, self.sso.policy, utcnow(), kid)
+                live = await grants.live(own, grant_id, self.sessions.policy, utcnow(), kid)
         else:
-            live = await grants.live(conn, grant_id, self.sso.policy, utcnow(), kid)
+            live = await grants.live(conn, grant_id, self.sessions.policy, utcnow(), kid)
         if live is None or live.client_id != claims.get("client_id"):
             return None
         return claims, live
@@ -310,7 +311,7 @@ class Provider:
                         "username": claims.get("preferred_username")}  # fmt: skip
             refresh = await grants.grant_of_refresh(conn, token) if token else None
             live = (
-                await grants.live(conn, refresh[0], self.sso.policy, utcnow())
+                await grants.live(conn, refresh[0], self.sessions.policy, utcnow())
                 if refresh and not refresh[2] and refresh[1] == client.client_id
                 else None
             )

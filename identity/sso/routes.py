@@ -12,7 +12,6 @@ uvicorn takes from `X-Forwarded-For` only when the connecting peer is in `FORWAR
 from __future__ import annotations
 
 import math
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import structlog
@@ -20,11 +19,13 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from identity.pages import render
+from identity.sessions import Ending, Sessions, SignedIn
+from identity.sessions.browser import Cookies, origin
+from identity.sessions.store import expires_at
 from identity.sso import switching
-from identity.sso.redirects import LOGIN_TTL_SECONDS, Cookies, origin
+from identity.sso.login_state import LOGIN_TTL_SECONDS
 from identity.sso.refusals import ENDINGS, SIGN_IN_AS_SOMEONE_ELSE, Refusal
 from identity.sso.service import Completed, Sso
-from identity.sso.sessions import Ending, SignedIn, expires_at
 from identity.sso.switching import Asked
 from identity.web import holds_control
 
@@ -39,8 +40,12 @@ def _sso(request: Request) -> Sso:
     return request.app.state.sso  # type: ignore[no-any-return]
 
 
+def _sessions(request: Request) -> Sessions:
+    return request.app.state.sessions  # type: ignore[no-any-return]
+
+
 def _cookies(request: Request) -> Cookies:
-    return _sso(request).cookies
+    return _sessions(request).cookies
 
 
 def _refuse_control_characters(*values: str | None) -> None:
@@ -108,20 +113,9 @@ def refused(request: Request, refusal: Refusal) -> HTMLResponse:
     if refusal.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
     if refusal.ends_login:
-        names = _cookies(request)
-        _delete_cookie(request, response, names.login, names.login_path)
+        cookies = _cookies(request)
+        cookies.clear(response, cookies.login, path=cookies.login_path)
     return response
-
-
-def _set_cookie(request: Request, response: Response, name: str, value: str, **kw: Any) -> None:
-    secure = _cookies(request).secure
-    response.set_cookie(name, value, httponly=True, samesite="lax", secure=secure, **kw)
-
-
-def _delete_cookie(request: Request, response: Response, name: str, path: str) -> None:
-    """Browsers ignore a `__Host-` cookie, even an expired one, unless it is Secure."""
-    secure = _cookies(request).secure
-    response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite="lax")
 
 
 @router.get("/login", response_model=None)
@@ -134,13 +128,12 @@ async def login(
     _sso(request).throttle(_client_address(request))
     started = await _sso(request).begin(tenant.strip(), app, next)
     response = RedirectResponse(started.authorize_url, status_code=302)
-    names = _cookies(request)
-    _set_cookie(
-        request,
+    cookies = _cookies(request)
+    cookies.set(
         response,
-        names.login,
+        cookies.login,
         started.login_cookie,
-        path=names.login_path,
+        path=cookies.login_path,
         max_age=LOGIN_TTL_SECONDS,
     )
     return response
@@ -170,17 +163,17 @@ async def callback(
         old_raw_session_id=raw_id,
     )
     if isinstance(completed, Asked):
-        csrf = _sso(request).csrf_token(raw_id or "")
+        csrf = _sessions(request).csrf_token(raw_id or "")
         return render(request, "switch.html", asked=completed, csrf=csrf)
     return _signed_in(request, completed)
 
 
 def _signed_in(request: Request, completed: Completed) -> Response:
     """On to where the login lands, with the new session's cookie (and no login cookie)."""
-    names = _cookies(request)
+    cookies = _cookies(request)
     response = RedirectResponse(completed.next, status_code=303)
-    _delete_cookie(request, response, names.login, names.login_path)
-    _set_cookie(request, response, names.session, completed.raw_session_id, path="/")
+    cookies.clear(response, cookies.login, path=cookies.login_path)
+    cookies.set_session(response, completed.raw_session_id)
     return response
 
 
@@ -198,7 +191,7 @@ async def continue_as(request: Request) -> Response:
     return _signed_in(request, completed)
 
 
-def _describe(sso: Sso, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
+def _describe(sessions: Sessions, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
     return {
         "tenantId": signed_in.tenant_id,
         "tenantCode": signed_in.tenant_code,
@@ -207,8 +200,8 @@ def _describe(sso: Sso, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
         "name": signed_in.name,
         "role": signed_in.role,
         "orgCode": signed_in.org_code,
-        "expiresAt": expires_at(signed_in, sso.policy).isoformat(timespec="seconds") + "Z",
-        "csrfToken": sso.csrf_token(raw_id),
+        "expiresAt": expires_at(signed_in, sessions.policy).isoformat(timespec="seconds") + "Z",
+        "csrfToken": sessions.csrf_token(raw_id),
     }
 
 
@@ -218,28 +211,28 @@ async def session(request: Request, app: str | None = None) -> JSONResponse:
     With `app`, as that app sees the session (401 when the session does not hold it). When the
     marketplace ended the session, the first 401 after says why (`reason`)."""
     raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await _sso(request).current(raw_id, app)
+    signed_in = await _sessions(request).current(raw_id, app)
     if signed_in is None or raw_id is None:
         body = {"error": "unauthenticated", "detail": "no valid session"}
-        ending = await _sso(request).ending(raw_id) if app is None else None
+        ending = await _sessions(request).ending(raw_id) if app is None else None
         if ending is not None:
             body["reason"] = ending.reason
         response = JSONResponse(body, 401, headers=NO_STORE)
         if raw_id and app is None:
-            _delete_cookie(request, response, _cookies(request).session, "/")
+            _cookies(request).clear_session(response)
         return response
-    return JSONResponse(_describe(_sso(request), signed_in, raw_id), headers=NO_STORE)
+    return JSONResponse(_describe(_sessions(request), signed_in, raw_id), headers=NO_STORE)
 
 
 async def _signed_out(request: Request, raw_id: str | None, status: int = 200) -> HTMLResponse:
     """No session: why it ended, once, when the marketplace ended it; else "not signed in"."""
-    ending = await _sso(request).ending(raw_id)
+    ending = await _sessions(request).ending(raw_id)
     if ending is None:
         response = render(request, "signed_out.html", status)
     else:
         response = _ended(request, ending)
     if raw_id:
-        _delete_cookie(request, response, _cookies(request).session, "/")
+        _cookies(request).clear_session(response)
     return response
 
 
@@ -261,19 +254,19 @@ def _ended(request: Request, ending: Ending) -> HTMLResponse:
 async def me(request: Request) -> HTMLResponse:
     """The signed-in page: who you are, and a sign-out button."""
     raw_id = request.cookies.get(_cookies(request).session)
-    sso = _sso(request)
-    signed_in = await sso.current(raw_id)
+    sessions = _sessions(request)
+    signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id, 401)
-    tenant_name, department = await sso.names(signed_in)
+    tenant_name, department = await _sso(request).names(signed_in)
     return render(
         request,
         "me.html",
         member=signed_in,
         tenant_name=tenant_name,
         department=department,
-        expires=expires_at(signed_in, sso.policy),
-        csrf=sso.csrf_token(raw_id),
+        expires=expires_at(signed_in, sessions.policy),
+        csrf=sessions.csrf_token(raw_id),
         is_admin=signed_in.role == "admin",
     )
 
@@ -282,10 +275,10 @@ async def me(request: Request) -> HTMLResponse:
 async def logout_page(request: Request, redirect_url: str | None = None) -> HTMLResponse:
     """Logout needs a POST (CSRF); a GET only asks for confirmation, with a way back."""
     raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await _sso(request).current(raw_id)
+    signed_in = await _sessions(request).current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id)
-    csrf = _sso(request).csrf_token(raw_id)
+    csrf = _sessions(request).csrf_token(raw_id)
     return render(request, "logout.html", csrf=csrf, redirect_url=redirect_url or "")
 
 
@@ -331,7 +324,7 @@ async def _small_form(request: Request, max_bytes: int) -> dict[str, str]:
 def _check_origin(request: Request) -> None:
     """A browser's POST from a page of a foreign origin is refused (CSRF)."""
     sent_origin = request.headers.get("origin")
-    if sent_origin and origin(sent_origin) not in _sso(request).allowed_origins:
+    if sent_origin and origin(sent_origin) not in _sessions(request).allowed_origins:
         raise Refusal("csrf_failed", f"origin {origin(sent_origin)!r}")
 
 
@@ -346,7 +339,7 @@ async def logout(request: Request, x_csrf_token: str | None = Header(None)) -> R
     back = form.get("redirect_url") or request.query_params.get("redirect_url")
     target = await sso.logout(raw_id, form.get("csrf") or x_csrf_token or "", back)
     response = RedirectResponse(target, status_code=303)
-    _delete_cookie(request, response, _cookies(request).session, "/")
+    _cookies(request).clear_session(response)
     return response
 
 

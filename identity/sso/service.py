@@ -7,10 +7,8 @@ short transaction that checks everything again under the tenant's lock and the m
 locks, the same locks every de-provisioning path takes. A login racing a de-provisioning sync
 therefore either sees the change and is refused, or commits first and has its session ended.
 
-At about 470 lines this module is past the house limit of ~400: `Sso` still holds the member
-sessions (cookies, renewal, ending, CSRF) that the provider and the admin console use too.
-Moving them into a package of their own is the planned split; until then, keep additions here
-small and put new flows in modules beside it (as `switching` does).
+The sessions themselves (opening, the cookie, CSRF, renewal's lease) are `identity.sessions`;
+renewing upstream tokens is `renewal`, confirming a switch of account is `switching`.
 """
 
 from __future__ import annotations
@@ -19,50 +17,35 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import structlog
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
-from identity.db import Database, utcnow
-from identity.models import Member, Tenant
-from identity.models import Session as MemberSession
+from identity.db import Database
+from identity.models import MemberSession, Tenant
 from identity.observability import Metrics
+from identity.sessions import Sessions, Tokens, store
+from identity.sessions.browser import origin
 from identity.settings import Settings
-from identity.sso import admission, sessions, switching
+from identity.sso import admission, switching
 from identity.sso.limits import Buckets, address_key
-from identity.sso.redirects import (
-    LOGIN_TTL_SECONDS,
-    Cookies,
-    LoginState,
-    allowed,
-    origin,
-    seal,
-    unseal,
-)
+from identity.sso.login_state import LOGIN_TTL_SECONDS, LoginState, seal, unseal
 from identity.sso.refusals import UPSTREAM_REASONS, Refusal
-from identity.sso.sessions import Policy, SignedIn
 from identity.sso.switching import Asked, PendingSeal, pending_login
 from identity.sso.upstream import (
     AUTHORIZE_PATH,
     LOGOUT_PATH,
-    TRANSIENT,
     AuthCentre,
-    Bounds,
     Client,
-    Tokens,
     UpstreamError,
     normalise_domain,
 )
 
 log = structlog.get_logger("identity.sso")
-# A renewal failing for these keeps the session while its access token is still valid: the
-# auth centre did not refuse anything, it (or identity's budget for it) was just unavailable.
-RENEWAL_RETRIES = TRANSIENT | {"busy", "unavailable"}
 
 
 @dataclass(frozen=True)
@@ -87,61 +70,45 @@ or None: set by the OpenID Provider for the logins its authorization endpoint st
 
 
 class Sso:
-    def __init__(self, settings: Settings, db: Database, cipher: Cipher, metrics: Metrics):
+    """The marketplace sign-in (contract §5): Flow B begins here, both flows' callbacks
+    complete here, and logout and "sign in as someone else" leave through the tenant's auth
+    centre. The session a login opens is `sessions`'s; `landing` and `way_back` are the
+    OpenID Provider's hooks, passed in by the app that wires both."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cipher: Cipher,
+        metrics: Metrics,
+        sessions: Sessions,
+        auth_centre: AuthCentre,
+        *,
+        landing: Landing | None = None,
+        way_back: WayBack | None = None,
+    ) -> None:
         assert settings.secret_key is not None
         master = settings.secret_key.get_secret_value()
-        self.db, self.cipher, self.metrics = db, cipher, metrics
+        self.db: Database = sessions.db
+        self.cipher, self.metrics, self.sessions = cipher, metrics, sessions
+        self.auth_centre = auth_centre
         self.base_url = settings.base_url.rstrip("/")
         self.post_login_url = settings.post_login_url
-        self.auth_centre = AuthCentre(
-            Bounds(
-                deadline=settings.upstream_timeout_seconds,
-                per_origin=settings.upstream_calls_per_auth_centre,
-                breaker_failures=settings.upstream_breaker_failures,
-                breaker_cooldown=settings.upstream_breaker_cooldown_seconds,
-                max_response_bytes=settings.upstream_max_response_bytes,
-            )
-        )
         self.per_address = Buckets(settings.sso_logins_per_minute_per_address)
         self.per_tenant = Buckets(settings.sso_logins_per_minute_per_tenant)
-        self.cookies = Cookies.for_service(self.base_url, settings.session_cookie_secure)
         self.state_mac = Mac(master, "sso-state")
-        self.csrf_mac = Mac(master, "sso-csrf")
         self.pending_seal = PendingSeal(master)
         # The confirmation form carries the upstream tokens, at most one auth-centre answer.
         self.switch_form_bytes = 2 * settings.upstream_max_response_bytes + 8192
-        self.policy = Policy(
-            idle=timedelta(seconds=settings.session_idle_seconds),
-            absolute=timedelta(seconds=settings.session_absolute_seconds),
-            renew_margin=timedelta(seconds=settings.token_renew_margin_seconds),
-            renewal_lease=timedelta(
-                seconds=max(
-                    settings.token_renew_retry_seconds, settings.upstream_timeout_seconds + 1
-                )
-            ),
-        )
-        self.allowed_origins = {origin(self.base_url)} | {
-            origin(o) for o in settings.allowed_redirect_origins
-        }
-        self.landing: Landing | None = None
-        self.way_back: WayBack | None = None
+        self.landing, self.way_back = landing, way_back
 
     def callback_url(self, app_id: str) -> str:
         return f"{self.base_url}/sso/callback/{app_id}"
 
     def checked_redirect(self, target: str | None, default: str) -> str:
-        if not target:
-            return default
-        if not allowed(target, self.allowed_origins):
-            raise Refusal("redirect_not_allowed", f"target origin {origin(target)!r}")
-        return target
-
-    def csrf_token(self, raw_session_id: str) -> str:
-        """Logout's CSRF token: a MAC of the session, so it needs no storage."""
-        return self.csrf_mac.sign(sessions.hash_id(raw_session_id))
-
-    def csrf_ok(self, raw_session_id: str, token: str) -> bool:
-        return self.csrf_mac.verify(sessions.hash_id(raw_session_id), token)
+        checked = self.sessions.checked_redirect(target, default)
+        if checked is None:
+            raise Refusal("redirect_not_allowed", f"target origin {origin(target or '')!r}")
+        return checked
 
     def throttle(self, address: str | None) -> None:
         """Count a login or callback against its client address's rate limit."""
@@ -235,15 +202,21 @@ class Sso:
         `asked_in`: the hash of the session a Flow A confirmation was asked in, which must
         still be there and ends now (`switching`)."""
         user_name = info["userName"]
-        async with self.db.write() as conn:
-            await admission.admit(conn, self.cipher, tenant_id, app_id, user_name)
+
+        async def asked_session_ends(conn: AsyncConnection) -> None:
             if asked_in and not await switching.end_asked_session(conn, asked_in):
                 raise Refusal("switch_unconfirmed", "the session asked has ended")
-            raw_id, sid = await self._session_for(conn, old_raw_session_id, tenant_id, user_name)
-            await sessions.add_app(
-                conn, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=utcnow()
-            )
-        await self._record_login(tenant_id, info)
+
+        seen_id = info.get("id") or info.get("userId")
+        raw_id = await self.sessions.open(
+            tenant_id,
+            app_id,
+            user_name,
+            tokens=tokens,
+            old_raw_session_id=old_raw_session_id,
+            check=asked_session_ends,
+            user_id=seen_id if isinstance(seen_id, str) else None,
+        )
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)
         self.metrics.sso_logins.labels("success").inc()
         return raw_id
@@ -254,24 +227,6 @@ class Sso:
         """Where a platform-initiated (Flow A) login lands: the app's own, else `target`."""
         landing = await self.landing(app_id, tenant_id, user_name) if self.landing else None
         return Completed(raw_id, landing or target)
-
-    async def _session_for(
-        self, conn: AsyncConnection, old_raw_id: str | None, tenant_id: str, user_name: str
-    ) -> tuple[str, str]:
-        """The browser's session for this member, as (new cookie id, sid): the one it has when
-        it belongs to the same member of the same tenant (a second app joins it, the first
-        stays signed in), under a new cookie id; else a new one, and the browser's previous
-        session, someone else's, ends."""
-        if old_raw_id:
-            old_hash = sessions.hash_id(old_raw_id)
-            held = await sessions.owner(conn, old_hash)
-            if held is not None and (held.tenant_id, held.user_name) == (tenant_id, user_name):
-                return await sessions.rotate(conn, old_hash, utcnow()), held.sid
-            if held is not None:
-                await sessions.end(conn, old_hash)
-        return await sessions.create(
-            conn, self.policy, tenant_id=tenant_id, user_name=user_name, now=utcnow()
-        )
 
     def _callback_tenant(
         self, app_id: str, tenant: str | None, state: str | None, cookie: str | None
@@ -291,48 +246,6 @@ class Sso:
             raise Refusal("state_mismatch", "app or tenant differs from the login's")
         return login.tenant_id, login.next
 
-    async def open_session(
-        self,
-        tenant_id: str,
-        app_id: str,
-        user_name: str,
-        old_raw_session_id: str | None,
-        also: Callable[[AsyncConnection], Awaitable[bool]],
-    ) -> str:
-        """A session for a member who proved who they are some other way than the marketplace
-        (a local password): the same admission under the same locks as a marketplace login,
-        plus `also` (False refuses); the same kind of session, without upstream tokens.
-        Returns the raw session id for the cookie."""
-        async with self.db.write() as conn:
-            await admission.admit(conn, self.cipher, tenant_id, app_id, user_name)
-            if not await also(conn):
-                raise Refusal("code_invalid", "the local password changed meanwhile")
-            raw_id, sid = await self._session_for(conn, old_raw_session_id, tenant_id, user_name)
-            await sessions.add_app(
-                conn, self.cipher, sid=sid, app_id=app_id, tokens=None, now=utcnow()
-            )
-        await self._record_login(tenant_id, {"userName": user_name})
-        log.info("sso.local_login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)
-        return raw_id
-
-    async def _record_login(self, tenant_id: str, info: dict[str, Any]) -> None:
-        """When the member last signed in (the admin console shows it), and the IdP's user id
-        the first time it is seen (§3.3, §5.2 step 7).
-
-        A transaction of its own, after the login's: updating the row inside it would need an
-        exclusive lock on a row that concurrent logins of the same member hold shared, and they
-        would deadlock. Both are informational; if this fails, the next login records them."""
-        values: dict[str, Any] = {"last_login_at": utcnow()}
-        seen_id = info.get("id") or info.get("userId")
-        if isinstance(seen_id, str) and seen_id:
-            values["huawei_user_id"] = func.coalesce(Member.huawei_user_id, seen_id[:128])
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(Member)
-                .where(Member.tenant_id == tenant_id, Member.user_name == info["userName"])
-                .values(values)
-            )
-
     async def _exchange(self, client: Client, code: str, app_id: str) -> tuple[Tokens, Any]:
         call = "token"
         try:
@@ -346,76 +259,6 @@ class Sso:
             raise Refusal(reason, detail, exc.retry_after) from exc
         return tokens, info
 
-    async def current(
-        self, raw_session_id: str | None, app_id: str | None = None
-    ) -> SignedIn | None:
-        """The signed-in member as `app_id` sees the session (the app signed in to last when
-        None), or None. Ends expired sessions; renews the app's tokens near expiry."""
-        if not raw_session_id:
-            return None
-        id_hash, now = sessions.hash_id(raw_session_id), utcnow()
-        async with self.db.single_read() as conn:
-            signed_in = await sessions.load(conn, id_hash, app_id)
-        if signed_in is None or sessions.expires_at(signed_in, self.policy) <= now:
-            if signed_in is not None:
-                await self._end(id_hash)
-            return None
-        token_expiry = signed_in.token_expires_at
-        if token_expiry is not None and token_expiry - now <= self.policy.renew_margin:
-            return await self._renew(signed_in)
-        if now - signed_in.last_seen_at >= self.policy.touch_every:
-            async with self.db.write() as conn:
-                await sessions.touch(conn, id_hash, now)
-        return signed_in
-
-    async def _renew(self, signed_in: SignedIn) -> SignedIn | None:
-        """§5.2 step 8: refresh the upstream token, one request at a time (a lease).
-
-        A refused renewal (`invalid_grant`, the tenant or credential gone) ends the app's part of
-        the session (and the session with its last app). A
-        transient failure (timeout, unreachable, 5xx) keeps it while the current access token
-        is still valid, and the lease makes the next attempt wait `renewal_lease`; once the
-        token has expired, a failure ends the session."""
-        now = utcnow()
-        if signed_in.renewing_until is not None and signed_in.renewing_until > now:
-            return signed_in  # another request is renewing, or a failure is backing off
-        async with self.db.write() as conn:
-            if not await sessions.claim_renewal(conn, signed_in, now, self.policy):
-                return signed_in
-        try:
-            async with self.db.single_read() as conn:
-                client = await admission.tenant_client(
-                    conn, self.cipher, signed_in.tenant_id, signed_in.app_id
-                )
-            refresh_token = sessions.decrypt_refresh_token(self.cipher, signed_in)
-            if refresh_token is None:
-                raise UpstreamError("invalid_grant", "no refresh token was issued")
-            tokens = await self.auth_centre.refresh(client, refresh_token)
-        except (Refusal, UpstreamError) as exc:
-            kind = exc.kind if isinstance(exc, UpstreamError) else exc.code
-            self.metrics.sso_renewals.labels(kind).inc()
-            log.warning("sso.renewal_failed", tenant_id=signed_in.tenant_id, reason=kind)
-            expiry = signed_in.token_expires_at
-            if kind in RENEWAL_RETRIES and expiry is not None and expiry > utcnow():
-                return signed_in
-            async with self.db.write() as conn:
-                held = await sessions.load(conn, signed_in.id_hash, signed_in.app_id)
-                if held is not None and held.refresh_token_enc != signed_in.refresh_token_enc:
-                    # Another request renewed meanwhile (its lease ran out while the auth centre
-                    # was slow) and spent the refresh token this one used: not a refusal.
-                    return held
-                await sessions.end_app(conn, signed_in.sid, signed_in.app_id)
-            return None
-        async with self.db.write() as conn:
-            await sessions.store_renewed(conn, self.cipher, signed_in, tokens, utcnow())
-            renewed = await sessions.load(conn, signed_in.id_hash, signed_in.app_id)
-        self.metrics.sso_renewals.labels("success").inc()
-        return renewed
-
-    async def _end(self, id_hash: str) -> None:
-        async with self.db.write() as conn:
-            await sessions.end(conn, id_hash)
-
     async def logout(self, raw_session_id: str | None, csrf: str, redirect_url: str | None) -> str:
         """§5.2 step 9: end our session, then send the browser to the auth centre's logout.
 
@@ -427,14 +270,14 @@ class Sso:
         back = urljoin(self.base_url, back)
         if not raw_session_id:
             return back
-        id_hash = sessions.hash_id(raw_session_id)
+        id_hash = store.hash_id(raw_session_id)
         async with self.db.write() as conn:
             row = (await conn.execute(_LOGOUT, {"id_hash": id_hash})).one_or_none()
             if row is None:
                 return back
-            if not self.csrf_ok(raw_session_id, csrf):
+            if not self.sessions.csrf_ok(raw_session_id, csrf):
                 raise Refusal("csrf_failed", "csrf token missing or wrong")
-            await sessions.end(conn, id_hash)
+            await store.end_session(conn, id_hash)
         tenant_id, user_name, domain_name = row
         log.info("sso.logout", tenant_id=tenant_id, user_name=user_name)
         domain = normalise_domain(domain_name)
@@ -453,14 +296,7 @@ class Sso:
             logout = await admission.upstream_logout(conn, tenant_id, self.base_url + login)
         return logout or login
 
-    async def ending(self, raw_session_id: str | None) -> sessions.Ending | None:
-        """Why this browser's session was ended for its member, told once."""
-        if not raw_session_id:
-            return None
-        async with self.db.write() as conn:
-            return await sessions.take_ending(conn, sessions.hash_id(raw_session_id), utcnow())
-
-    async def names(self, signed_in: SignedIn) -> tuple[str, str | None]:
+    async def names(self, signed_in: store.SignedIn) -> tuple[str, str | None]:
         """The member's enterprise and department by name, for the pages."""
         async with self.db.single_read() as conn:
             return await admission.names(conn, signed_in.tenant_id, signed_in.org_code)

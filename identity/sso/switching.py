@@ -35,12 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_sessions
 from identity.crypto import derive_key
-from identity.db import utcnow
-from identity.models import Session as MemberSession
-from identity.sso import admission, sessions
+from identity.models import MemberSession
+from identity.sessions import Tokens, hash_id
+from identity.sso import admission
 from identity.sso.refusals import Refusal
-from identity.sso.sessions import SignedIn
-from identity.sso.upstream import Tokens
 
 if TYPE_CHECKING:
     from identity.sso.service import Completed, Sso
@@ -142,7 +140,7 @@ async def ask_first(sso: Sso, raw_id: str | None, pending: PendingLogin) -> Aske
     """Flow A in a browser signed in as another member: the question to ask it. The member
     must pass admission first (a refusal comes at once, with nothing to confirm). None when
     there is no live session of someone else to replace."""
-    current = await _live(sso, raw_id)
+    current = await sso.sessions.peek(raw_id)
     if current is None:
         return None
     if (current.tenant_id, current.user_name) == (pending.tenant_id, pending.user_name):
@@ -160,30 +158,18 @@ async def ask_first(sso: Sso, raw_id: str | None, pending: PendingLogin) -> Aske
     )
 
 
-async def _live(sso: Sso, raw_id: str | None) -> SignedIn | None:
-    """The browser's session while it lasts and its member may still use an app, read
-    without touching or renewing it."""
-    if not raw_id:
-        return None
-    async with sso.db.single_read() as conn:
-        signed_in = await sessions.load(conn, sessions.hash_id(raw_id))
-    if signed_in is None or sessions.expires_at(signed_in, sso.policy) <= utcnow():
-        return None
-    return signed_in
-
-
 async def confirm(sso: Sso, raw_id: str | None, csrf: str, sealed: str) -> Completed:
     """The member answered "continue as …": the pending login sealed to this browser's
     session opens its own session, and the session asked in ends, in one transaction."""
     pending = None
-    if raw_id and sso.csrf_ok(raw_id, csrf):
-        pending = sso.pending_seal.unseal(sessions.hash_id(raw_id), sealed)
+    if raw_id and sso.sessions.csrf_ok(raw_id, csrf):
+        pending = sso.pending_seal.unseal(hash_id(raw_id), sealed)
     if raw_id is None or pending is None:
         raise Refusal("switch_unconfirmed", "csrf token or pending login wrong or expired")
     tokens, info = pending.tokens(time.time()), pending.userinfo()
     try:
         new_raw_id = await sso.open_verified(
-            pending.app_id, pending.tenant_id, tokens, info, None, asked_in=sessions.hash_id(raw_id)
+            pending.app_id, pending.tenant_id, tokens, info, None, asked_in=hash_id(raw_id)
         )
     except Refusal as refusal:
         refusal.tenant_id, refusal.app_id = pending.tenant_id, pending.app_id

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
+from identity.sessions.store import Tokens
+from identity.settings import Settings
 from identity.sso.limits import Breakers, Budget, CircuitOpen, NoSlot
 
 TOKEN_PATH = "/api/v1/oauth2/token"  # noqa: S105 - a path
@@ -58,13 +60,6 @@ class Client:
     client_secret: str
 
 
-@dataclass(frozen=True)
-class Tokens:
-    access_token: str
-    refresh_token: str | None
-    expires_in: int
-
-
 def normalise_domain(domain_name: str) -> str:
     """`domainName` includes the scheme (§5.2 step 4); accept it without one (§10 q13)."""
     domain = domain_name.strip().rstrip("/")
@@ -80,6 +75,16 @@ class Bounds:
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
     max_response_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Bounds:
+        return cls(
+            deadline=settings.upstream_timeout_seconds,
+            per_origin=settings.upstream_calls_per_auth_centre,
+            breaker_failures=settings.upstream_breaker_failures,
+            breaker_cooldown=settings.upstream_breaker_cooldown_seconds,
+            max_response_bytes=settings.upstream_max_response_bytes,
+        )
 
 
 class AuthCentre:

@@ -1,12 +1,13 @@
-"""Server-side member sessions: created at login, checked on every use, ended at once.
+"""The member sessions table and the statements over it: created at login, checked on every
+use, ended at once.
 
 A browser's session belongs to one member of one tenant and holds each app the member signed in
 to through the marketplace (`session_apps`), each with its own upstream tokens. The cookie
 carries a random 256-bit id; the table keeps only its SHA-256, so a copy of the database does
 not hold usable sessions. `sid` is a second, public random id, the one tokens carry. The
 upstream access and refresh tokens are encrypted with the session and the app as associated
-data. Functions here take the caller's connection and never commit (see `identity.sso.service`
-for who owns the transactions). They run on a Core connection with statements built once:
+data. Functions here take the caller's connection and never commit (`identity.sessions.service`
+owns the transactions). They run on a Core connection with statements built once:
 every request of a signed-in member passes here.
 """
 
@@ -28,12 +29,20 @@ from identity.models import (
     AppCredential,
     Authorisation,
     Member,
+    MemberSession,
     SessionApp,
     SessionEnding,
     Tenant,
 )
-from identity.models import Session as MemberSession
-from identity.sso.upstream import Tokens
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The tokens a tenant's auth centre issued for one app of a session (kept encrypted)."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_in: int
 
 
 @dataclass(frozen=True)
@@ -275,7 +284,7 @@ _TOUCH = (  # bind names differ from column names, which UPDATE reserves for its
 _SID = select(MemberSession.sid).where(MemberSession.id_hash == bindparam("id_hash"))
 
 
-async def end(connection: AsyncConnection, id_hash: str) -> bool:
+async def end_session(connection: AsyncConnection, id_hash: str) -> bool:
     """End the whole session, every app it holds (`identity.access.end_sessions`)."""
     sid = await connection.scalar(_SID, {"id_hash": id_hash})
     if sid is None:
@@ -284,7 +293,7 @@ async def end(connection: AsyncConnection, id_hash: str) -> bool:
     return True
 
 
-async def end_app(connection: AsyncConnection, sid: str, app_id: str) -> None:
+async def end_session_app(connection: AsyncConnection, sid: str, app_id: str) -> None:
     """End one app's part of the session; the session ends with its last app."""
     await end_sessions(connection, [sid], app_id)
 

@@ -1,0 +1,197 @@
+"""`Sessions`: the member sessions as the marketplace sign-in, the OpenID Provider and the admin
+console use them.
+
+Transactions: each operation here owns its own, short ones. Opening a session follows an
+outbound call (the auth centre's code exchange, or a password hash), and renewing one makes an
+outbound call in the middle, so no transaction may span the operation: on SQLite it would hold
+the write lock for a network round trip. Reads that need no snapshot run on an autocommit
+connection (`Database.single_read`), the hot path of every signed-in request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from identity.crypto import Cipher, Mac
+from identity.db import Database, utcnow
+from identity.models import Member
+from identity.sessions import store
+from identity.sessions.browser import Cookies, allowed, origin
+from identity.sessions.store import Ending, Policy, SignedIn, Tokens
+from identity.settings import Settings
+
+Admit = Callable[[AsyncConnection, Cipher, str, str, str], Awaitable[None]]
+"""Raises unless the member (tenant, app, user name) may use the app now, under the locks a
+de-provisioning path takes exclusively (`identity.sso.admission.admit`)."""
+Check = Callable[[AsyncConnection], Awaitable[None]]
+"""A caller's own condition for opening a session, checked in the same transaction; it raises
+its caller's error to refuse."""
+Renew = Callable[[SignedIn], Awaitable[SignedIn | None]]
+"""Renews an app's upstream tokens near their expiry: the session as renewed, unchanged (a
+transient failure), or None once it has ended (`identity.sso.renewal`)."""
+
+
+def policy_for(settings: Settings) -> Policy:
+    return Policy(
+        idle=timedelta(seconds=settings.session_idle_seconds),
+        absolute=timedelta(seconds=settings.session_absolute_seconds),
+        renew_margin=timedelta(seconds=settings.token_renew_margin_seconds),
+        renewal_lease=timedelta(
+            seconds=max(settings.token_renew_retry_seconds, settings.upstream_timeout_seconds + 1)
+        ),
+    )
+
+
+class Sessions:
+    """Opens a member's session once they proved who they are (through the marketplace or a
+    local password), finds the signed-in member on each request, signs the CSRF tokens of forms
+    posted in a session, and tells a browser once why its session ended.
+
+    Ending goes through `identity.access`: `end_access` when a member loses the right to use
+    an app (it records why), `end_sessions` for every other end (logout, expiry, another login
+    in the same browser)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        cipher: Cipher,
+        *,
+        admit: Admit,
+        renew: Renew | None = None,
+    ) -> None:
+        assert settings.secret_key is not None
+        self.db, self.cipher = db, cipher
+        self.policy = policy_for(settings)
+        base_url = settings.base_url.rstrip("/")
+        self.cookies = Cookies.for_service(base_url, settings.session_cookie_secure)
+        self.post_login_url = settings.post_login_url
+        self.allowed_origins = {origin(base_url)} | {
+            origin(o) for o in settings.allowed_redirect_origins
+        }
+        self._csrf = Mac(settings.secret_key.get_secret_value(), "sso-csrf")
+        self._admit, self._renew = admit, renew
+
+    def checked_redirect(self, target: str | None, default: str) -> str | None:
+        """`target` when the allow-list admits it, `default` when none is given, else None."""
+        if not target:
+            return default
+        return target if allowed(target, self.allowed_origins) else None
+
+    def csrf_token(self, raw_session_id: str) -> str:
+        """A form's CSRF token: a MAC of the session, so it needs no storage."""
+        return self._csrf.sign(store.hash_id(raw_session_id))
+
+    def csrf_ok(self, raw_session_id: str, token: str) -> bool:
+        return self._csrf.verify(store.hash_id(raw_session_id), token)
+
+    async def open(
+        self,
+        tenant_id: str,
+        app_id: str,
+        user_name: str,
+        *,
+        tokens: Tokens | None,
+        old_raw_session_id: str | None,
+        check: Check | None = None,
+        user_id: str | None = None,
+    ) -> str:
+        """Admit the member and open (or join) their session, holding `app_id` with the
+        upstream `tokens` (none for a local password); returns the raw id for the cookie.
+        `check` is the caller's own condition, in the same transaction. `user_id`, the IdP's
+        id of the member, is recorded the first time it is seen."""
+        async with self.db.write() as conn:
+            await self._admit(conn, self.cipher, tenant_id, app_id, user_name)
+            if check is not None:
+                await check(conn)
+            raw_id, sid = await self._session_for(conn, old_raw_session_id, tenant_id, user_name)
+            await store.add_app(
+                conn, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=utcnow()
+            )
+        await self._record_login(tenant_id, user_name, user_id)
+        return raw_id
+
+    async def _session_for(
+        self, conn: AsyncConnection, old_raw_id: str | None, tenant_id: str, user_name: str
+    ) -> tuple[str, str]:
+        """The browser's session for this member, as (new cookie id, sid): the one it has when
+        it belongs to the same member of the same tenant (a second app joins it, the first
+        stays signed in), under a new cookie id; else a new one, and the browser's previous
+        session, someone else's, ends."""
+        if old_raw_id:
+            old_hash = store.hash_id(old_raw_id)
+            held = await store.owner(conn, old_hash)
+            if held is not None and (held.tenant_id, held.user_name) == (tenant_id, user_name):
+                return await store.rotate(conn, old_hash, utcnow()), held.sid
+            if held is not None:
+                await store.end_session(conn, old_hash)
+        return await store.create(
+            conn, self.policy, tenant_id=tenant_id, user_name=user_name, now=utcnow()
+        )
+
+    async def _record_login(self, tenant_id: str, user_name: str, user_id: str | None) -> None:
+        """When the member last signed in (the admin console shows it), and the IdP's user id
+        the first time it is seen.
+
+        A transaction of its own, after the login's: updating the row inside it would need an
+        exclusive lock on a row that concurrent logins of the same member hold shared, and they
+        would deadlock. Both are informational; if this fails, the next login records them."""
+        values: dict[str, Any] = {"last_login_at": utcnow()}
+        if user_id:
+            values["huawei_user_id"] = func.coalesce(Member.huawei_user_id, user_id[:128])
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(Member)
+                .where(Member.tenant_id == tenant_id, Member.user_name == user_name)
+                .values(values)
+            )
+
+    async def current(
+        self, raw_session_id: str | None, app_id: str | None = None
+    ) -> SignedIn | None:
+        """The signed-in member as `app_id` sees the session (the app signed in to last when
+        None), or None. Ends expired sessions; renews the app's tokens near expiry."""
+        if not raw_session_id:
+            return None
+        id_hash, now = store.hash_id(raw_session_id), utcnow()
+        async with self.db.single_read() as conn:
+            signed_in = await store.load(conn, id_hash, app_id)
+        if signed_in is None or store.expires_at(signed_in, self.policy) <= now:
+            if signed_in is not None:
+                async with self.db.write() as conn:
+                    await store.end_session(conn, id_hash)
+            return None
+        token_expiry = signed_in.token_expires_at
+        if (
+            self._renew is not None
+            and token_expiry is not None
+            and token_expiry - now <= self.policy.renew_margin
+        ):
+            return await self._renew(signed_in)
+        if now - signed_in.last_seen_at >= self.policy.touch_every:
+            async with self.db.write() as conn:
+                await store.touch(conn, id_hash, now)
+        return signed_in
+
+    async def peek(self, raw_session_id: str | None) -> SignedIn | None:
+        """The browser's session while it lasts and its member may still use an app, read
+        without touching or renewing it."""
+        if not raw_session_id:
+            return None
+        async with self.db.single_read() as conn:
+            signed_in = await store.load(conn, store.hash_id(raw_session_id))
+        if signed_in is None or store.expires_at(signed_in, self.policy) <= utcnow():
+            return None
+        return signed_in
+
+    async def ending(self, raw_session_id: str | None) -> Ending | None:
+        """Why this browser's session was ended for its member, told once."""
+        if not raw_session_id:
+            return None
+        async with self.db.write() as conn:
+            return await store.take_ending(conn, store.hash_id(raw_session_id), utcnow())
