@@ -10,6 +10,12 @@ audit row per member (or one for a whole tenant or app). `end_sessions` is also 
 end of a session goes (logout, the provider's end-session endpoint, a login as someone else,
 expiry): it takes the tokens issued in the session with it and queues the back-channel logout of
 the apps that received them.
+
+A grant of the OpenID Provider can also end alone, its session going on (`end_grants`): a code
+or a rotated refresh token presented twice, or the client revoking a token (RFC 7009). And a
+client removed by the operator takes its grants and its undelivered logouts with it
+(`end_client`). Every end of a grant is the grant's row deleted, nothing else: what was issued
+from it names it and stops being active when the row is gone.
 """
 
 from __future__ import annotations
@@ -215,3 +221,30 @@ async def _queue_logouts(db: Executor, sids: Sequence[str], app_id: str | None) 
             for client_id, uri, sid, tenant_id, user_name in rows
         ],
     )
+
+
+async def end_grants(db: Executor, grant_ids: Sequence[str]) -> None:
+    """End these grants alone, in the caller's transaction: the rows go, and with them (foreign
+    keys) their codes and refresh tokens, so nothing issued from them is active after commit.
+    No back-channel logout is queued: the member's session goes on."""
+    if grant_ids:
+        await db.execute(delete(OidcGrant).where(OidcGrant.grant_id.in_(list(grant_ids))))
+
+
+async def end_client(db: Executor, client_id: str) -> bool:
+    """Remove an OpenID client: its grants end (`end_grants`), the back-channel logouts still
+    waiting for it are dropped (no one is left to hear them), and the client goes. False when
+    there is no such client."""
+    grant_ids = (
+        await db.scalars(select(OidcGrant.grant_id).where(OidcGrant.client_id == client_id))
+    ).all()
+    await end_grants(db, grant_ids)
+    await db.execute(
+        delete(LogoutDelivery).where(
+            LogoutDelivery.client_id == client_id,
+            LogoutDelivery.delivered_at.is_(None),
+            LogoutDelivery.given_up_at.is_(None),
+        )
+    )
+    removed = await db.execute(delete(OidcClient).where(OidcClient.client_id == client_id))
+    return bool(removed.rowcount)  # type: ignore[attr-defined]

@@ -198,10 +198,9 @@ class SessionEnding(Base):
 
 
 class AccessRevocation(Base):
-    """Outbox of ended access: one row per member (or whole tenant) whose access ended.
-
-    The worker delivers back-channel logout from these rows once the OpenID Provider exists.
-    """
+    """Audit of ended access: one row per member (or whole tenant, or app) whose access ended,
+    why, and how many sessions it ended. Kept for `IDENTITY_RETENTION_DAYS`. The back-channel
+    logouts it causes are `LogoutDelivery` rows."""
 
     __tablename__ = "access_revocations"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -211,7 +210,6 @@ class AccessRevocation(Base):
     reason: Mapped[str] = mapped_column(String(64))
     sessions_ended: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class MarketplaceCall(Base):
@@ -275,8 +273,9 @@ class SigningKey(Base):
 
 class OidcGrant(Base):
     """What one authorization gave one client in one session: the code, the refresh-token
-    family and the access tokens issued from it all name it. Dies with its session (or with
-    its client); revoked on code reuse, refresh-token reuse or revocation."""
+    family and the access tokens issued from it all name it. Ends with its session or its
+    client, or alone on code reuse, refresh-token reuse or revocation (`identity.access`): the
+    row is deleted, and nothing that names it is active any more."""
 
     __tablename__ = "oidc_grants"
     __table_args__ = (Index("ix_oidc_grants_session_app", "sid", "app_id"),)
@@ -289,7 +288,6 @@ class OidcGrant(Base):
     scope: Mapped[str] = mapped_column(String(255))
     nonce: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class OidcCode(Base):

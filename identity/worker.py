@@ -52,15 +52,7 @@ def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnEl
             Nonce.seen_at < now - timedelta(seconds=settings.nonce_ttl_seconds),
         ),
         "marketplace_calls": (MarketplaceCall.id, MarketplaceCall.received_at < retention),
-        # An outbox row has done its work once delivered; one never delivered is useless past
-        # the retention period (every token it could concern has long expired).
-        "access_revocations": (
-            AccessRevocation.id,
-            or_(
-                AccessRevocation.delivered_at.is_not(None),
-                AccessRevocation.created_at < retention,
-            ),
-        ),
+        "access_revocations": (AccessRevocation.id, AccessRevocation.created_at < retention),
         "logout_deliveries": (
             LogoutDelivery.id,
             or_(LogoutDelivery.delivered_at.is_not(None), LogoutDelivery.given_up_at.is_not(None))

@@ -7,10 +7,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from identity.db import Database, utcnow
-from identity.models import OidcClient, SigningKey
+from identity.models import (
+    LogoutDelivery,
+    MemberSession,
+    OidcClient,
+    OidcCode,
+    OidcGrant,
+    SigningKey,
+)
 from tests.test_cli import run_cli
 
 REDIRECT = "https://app.example.com/callback"
@@ -48,6 +55,50 @@ async def test_a_client_is_added_listed_rotated_and_removed(
     assert run_cli(database_url, tmp_path, "clients", "remove", client_id).returncode == 0
     assert cli_json(database_url, tmp_path, "clients", "list") == []
     assert run_cli(database_url, tmp_path, "clients", "show", client_id).returncode == 1
+
+
+async def test_removing_a_client_ends_its_grants_and_drops_its_pending_logouts(
+    database_url: str, tmp_path: Path, db: Database
+) -> None:
+    """The removed client's grants (and their codes) go; its undelivered back-channel logouts
+    are not sent to an address nobody answers for any more; another client keeps its own."""
+    ids = [
+        cli_json(
+            database_url, tmp_path, "clients", "add", "--app", "a", "--name", name,
+            "--redirect-uri", REDIRECT, "--backchannel-logout-uri", "https://app.example.com/bc",
+        )["client_id"]
+        for name in ("gone", "kept")
+    ]  # fmt: skip
+    now = utcnow()
+    async with db.transaction() as session:
+        await session.execute(
+            insert(MemberSession).values(
+                id_hash="h" * 64, sid="s1", tenant_id="t", user_name="u", expires_at=now
+            )
+        )
+        for n, client_id in enumerate(ids):
+            grant = {"sid": "s1", "client_id": client_id, "app_id": "a", "scope": "openid"}
+            await session.execute(insert(OidcGrant).values(grant_id=f"g{n}", **grant))
+            await session.execute(
+                insert(OidcCode).values(
+                    code_hash=f"{n}" * 64, grant_id=f"g{n}",
+                    redirect_uri=REDIRECT, expires_at=now,
+                )
+            )  # fmt: skip
+            delivery = {"uri": "https://app.example.com/bc", "sid": "s0", "tenant_id": "t"}
+            await session.execute(
+                insert(LogoutDelivery).values(
+                    client_id=client_id, user_name="u", next_attempt_at=now, **delivery
+                )
+            )
+
+    assert run_cli(database_url, tmp_path, "clients", "remove", ids[0]).returncode == 0
+
+    async with db.read() as session:
+        grants = set(await session.scalars(select(OidcGrant.client_id)))
+        codes = await session.scalar(select(func.count()).select_from(OidcCode))
+        pending = set(await session.scalars(select(LogoutDelivery.client_id)))
+    assert (grants, codes, pending) == ({ids[1]}, 1, {ids[1]})
 
 
 async def test_a_public_client_has_no_secret(

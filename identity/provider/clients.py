@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from identity.access import end_client
 from identity.models import OidcClient
 
 
@@ -124,8 +125,8 @@ async def get(session: AsyncSession | AsyncConnection, client_id: str) -> OidcCl
 
 
 async def remove(session: AsyncSession, client_id: str) -> bool:
-    result = await session.execute(delete(OidcClient).where(OidcClient.client_id == client_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    """The client, its grants and its undelivered back-channel logouts (`access.end_client`)."""
+    return await end_client(session, client_id)
 
 
 async def rotate_secret(session: AsyncSession, client_id: str) -> str | None:

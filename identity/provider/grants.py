@@ -6,8 +6,9 @@ the grant is not revoked, its client still exists, its session has not expired a
 the app, and the member may still use that app (the same admission a login passes,
 `identity.sessions.store.ADMITTED`). Ending a session deletes its grants (foreign keys), so every
 de-provisioning path ends the tokens with it, at once. Codes and refresh tokens are stored as
-SHA-256 hashes; a code presented twice, or a rotated refresh token presented again, revokes
-the grant and so everything issued from it (OAuth 2.0 Security BCP §4.5, §4.14).
+SHA-256 hashes; a code presented twice, or a rotated refresh token presented again, ends the
+grant and so everything issued from it (OAuth 2.0 Security BCP §4.5, §4.14), the way every grant
+ends (`identity.access.end_grants`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from identity.access import end_grants
 from identity.models import (
     MemberSession,
     OidcClient,
@@ -71,7 +73,7 @@ _LIVE = (
         (OidcGrant.sid == MemberSession.sid) & (OidcGrant.app_id == SessionApp.app_id),
     )
     .join(OidcClient, OidcClient.client_id == OidcGrant.client_id)
-    .where(OidcGrant.grant_id == bindparam("grant_id"), OidcGrant.revoked_at.is_(None))
+    .where(OidcGrant.grant_id == bindparam("grant_id"))
 )
 
 
@@ -143,14 +145,6 @@ async def create(
     return code
 
 
-async def revoke(conn: AsyncConnection, grant_id: str, now: datetime) -> None:
-    await conn.execute(
-        update(OidcGrant)
-        .where(OidcGrant.grant_id == grant_id, OidcGrant.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-
-
 class GrantError(Exception):
     """An `invalid_grant` answer (RFC 6749 §5.2); the message is for the log."""
 
@@ -190,8 +184,8 @@ async def redeem_code(
         .values(used_at=now)
     )
     if not claimed.rowcount:
-        await revoke(conn, grant_id, now)
-        raise GrantError("code used twice: its grant is revoked")
+        await end_grants(conn, [grant_id])
+        raise GrantError("code used twice: its grant has ended")
     if expires_at <= now:
         raise GrantError("code expired")
     if redirect_uri != stored_redirect:
@@ -226,7 +220,7 @@ async def grant_of_refresh(conn: AsyncConnection, token: str) -> tuple[str, str,
 
 async def rotate_refresh(conn: AsyncConnection, token: str, client_id: str, now: datetime) -> str:
     """Spend a refresh token; returns its grant id. A rotated one presented again (a thief or
-    the client racing itself) revokes the whole family."""
+    the client racing itself) ends the whole grant."""
     found = await grant_of_refresh(conn, token)
     if found is None or found[1] != client_id:
         raise GrantError("unknown refresh token")
@@ -237,6 +231,6 @@ async def rotate_refresh(conn: AsyncConnection, token: str, client_id: str, now:
         .values(used_at=now)
     )
     if not spent.rowcount:
-        await revoke(conn, grant_id, now)
-        raise GrantError("refresh token used twice: its family is revoked")
+        await end_grants(conn, [grant_id])
+        raise GrantError("refresh token used twice: its grant has ended")
     return grant_id

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from identity.access import end_grants
 from identity.crypto import Cipher
 from identity.db import Database, utcnow
 from identity.models import SigningKey
@@ -325,7 +326,7 @@ class Provider:
     async def revoke(self, form: dict[str, str], authorization: str | None) -> None:
         """RFC 7009: a refresh or access token revokes its grant, everything issued from it.
         An unknown token, or another client's, changes nothing and is answered the same."""
-        token, now = form.get("token", ""), utcnow()
+        token = form.get("token", "")
         async with self.db.single_read() as conn:
             client = await self.authenticate(conn, form, authorization)
         found = await self.access_claims(token)
@@ -335,7 +336,7 @@ class Provider:
                 refresh = await grants.grant_of_refresh(conn, token)
                 grant_id = refresh[0] if refresh and refresh[1] == client.client_id else None
             if grant_id is not None:
-                await grants.revoke(conn, grant_id, now)
+                await end_grants(conn, [grant_id])
 
 
 def _basic_credentials(authorization: str, form: dict[str, str]) -> tuple[str, str]:
