@@ -44,6 +44,9 @@ Executor = AsyncSession | AsyncConnection
 
 
 class Reason(StrEnum):
+    """Why access ended: recorded in the audit (`AccessRevocation`), told once to the browser
+    whose session it ended, and the key of the message that browser is shown."""
+
     MEMBER_DELETED = "member_deleted"
     AUTHORISATION_CANCELLED = "authorisation_cancelled"
     MEMBER_DISABLED = "member_disabled"

@@ -38,6 +38,10 @@ def associated_data(context: Context) -> bytes:
 
 
 class Cipher:
+    """Encryption at rest: AES-256-GCM under a key derived from the master key
+    (`IDENTITY_SECRET_KEY`). Every value is sealed with its context (table, row key, field) as
+    associated data, so a ciphertext copied to another row or field does not decrypt."""
+
     def __init__(self, master_key: str) -> None:
         self._aead = AESGCM(derive_key(master_key, "identity/at-rest/v2"))
 

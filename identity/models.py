@@ -184,9 +184,9 @@ class SessionApp(Base):
 
 class SessionEnding(Base):
     """Why a session was ended for its member, kept for the browser that held it: the next
-    request with that cookie is told once (`identity.sso.endings`), then the row goes. Keyed by
-    the cookie's hash, so only that browser can read it; the worker drops it once the session
-    would have expired anyway."""
+    request with that cookie is told once (`identity.sessions.Sessions.ending`), then the row
+    goes. Keyed by the cookie's hash, so only that browser can read it; the worker drops it
+    once the session would have expired anyway."""
 
     __tablename__ = "session_endings"
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -21,6 +21,9 @@ MIN_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
+    """Every setting, read once from `IDENTITY_*` environment variables (and `.env`) and passed
+    to what needs it; never a mutable global. README's configuration section lists them."""
+
     # Errors never echo the input: it holds the keys.
     model_config = SettingsConfigDict(
         env_prefix="IDENTITY_", env_file=".env", extra="ignore", hide_input_in_errors=True

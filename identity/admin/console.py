@@ -1,7 +1,8 @@
 """`/admin`: the console's pages (server-rendered, the shared layout, no script). Thin like the
-API: each page reads with the same service functions. The one unsafe form (end sessions) posts
-the session's CSRF token. A visitor who is not signed in is sent to sign in and brought back; a
-member who is not an admin (or no longer one: checked on every request) gets a page saying so."""
+API: each page reads with the same service functions. Every form that changes something (end
+sessions, and both steps of a password reset) posts the session's CSRF token. A visitor who is
+not signed in is sent to sign in and brought back; a member who is not an admin (or no longer
+one: checked on every request) gets a page saying so."""
 
 from __future__ import annotations
 
@@ -160,11 +161,11 @@ async def _fields(request: Request) -> dict[str, str]:
 
 
 @router.post("/members/{user_name}/end-sessions")
-async def end_sessions(request: Request, admin: Console, user_name: str) -> RedirectResponse:
+async def end_sessions_form(request: Request, admin: Console, user_name: str) -> RedirectResponse:
     check_csrf(request, admin, (await _fields(request)).get("csrf"))
     target = await admin.own_member(user_name)
     async with _db(request).transaction() as db:
-        ended = await service.end_sessions(db, admin.tenant_id, target)
+        ended = await service.end_member_sessions(db, admin.tenant_id, target)
     return RedirectResponse(_member_page(target, ended=ended), 303)
 
 

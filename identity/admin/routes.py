@@ -76,12 +76,12 @@ async def member(request: Request, admin: Reader, user_name: str) -> JSONRespons
 
 
 @router.post("/members/{user_name}/end-sessions", response_model=schemas.SessionsEnded)
-async def end_sessions(request: Request, admin: Writer, user_name: str) -> JSONResponse:
+async def end_sessions_api(request: Request, admin: Writer, user_name: str) -> JSONResponse:
     """End every session of the member: their tokens stop working and the apps that received
     them hear it by back-channel logout."""
     target = await admin.own_member(user_name)
     async with _db(request).transaction() as db:
-        ended = await service.end_sessions(db, admin.tenant_id, target)
+        ended = await service.end_member_sessions(db, admin.tenant_id, target)
     return _json(schemas.SessionsEnded(sessions_ended=ended))
 
 

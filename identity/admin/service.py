@@ -260,7 +260,7 @@ async def member(db: AsyncSession, tenant_id: str, user_name: str) -> MemberDeta
     )
 
 
-async def end_sessions(session: AsyncSession, tenant_id: str, user_name: str) -> int:
+async def end_member_sessions(session: AsyncSession, tenant_id: str, user_name: str) -> int:
     """End every session of the member (tokens and back-channel logout follow): admin "end
     sessions". Returns how many ended."""
     known = await session.scalar(

@@ -43,8 +43,8 @@ class AuthorizePage(Exception):
 
 
 @dataclass(frozen=True)
-class Request:
-    """A validated authorization request."""
+class Authorization:
+    """A validated authorization request (OIDC Core §3.1.2.1)."""
 
     client: OidcClient
     redirect_uri: str
@@ -74,7 +74,7 @@ def _redirect(uri: str, params: dict[str, str | None]) -> str:
 
 async def parse(
     provider: Provider, pairs: list[tuple[str, str]]
-) -> tuple[Request, tuple[str, str] | None]:
+) -> tuple[Authorization, tuple[str, str] | None]:
     """Check the request. A bad client or redirect URI is a page (`AuthorizePage`); any
     other problem, returned as (error, description), goes back to the redirect URI.
 
@@ -98,7 +98,7 @@ async def parse(
         raise AuthorizePage("redirect_uri is not registered for this client")
     hint = params.get("id_token_hint")
     hinted = await hints.id_token_claims(provider, hint) if hint else None
-    request = Request(
+    request = Authorization(
         client=client,
         redirect_uri=redirect_uri,
         scope=" ".join(dict.fromkeys(params.get("scope", "").split())),
@@ -116,7 +116,7 @@ async def parse(
     return request, _request_error(request, params)
 
 
-def error_redirect(provider: Provider, request: Request, error: str, description: str) -> str:
+def error_redirect(provider: Provider, request: Authorization, error: str, description: str) -> str:
     return _redirect(
         request.redirect_uri,
         {
@@ -128,7 +128,7 @@ def error_redirect(provider: Provider, request: Request, error: str, description
     )
 
 
-async def issue_code(provider: Provider, request: Request, signed_in: SignedIn) -> str:
+async def issue_code(provider: Provider, request: Authorization, signed_in: SignedIn) -> str:
     """The redirect back to the app with a fresh code (RFC 6749 §4.1.2, RFC 9207 `iss`)."""
     async with provider.db.write() as conn:
         code = await grants.create(
@@ -171,7 +171,7 @@ def _tenant_hint(params: dict[str, str]) -> str | None:
     return hint.rpartition("@")[2] or None if "@" in hint else None
 
 
-def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] | None:
+def _request_error(request: Authorization, params: dict[str, str]) -> tuple[str, str] | None:
     """What is wrong with a request whose client and redirect URI are good: (error,
     description), sent back to the redirect URI; None when nothing is."""
     if params.get("response_type") != "code":
@@ -200,7 +200,7 @@ def _request_error(request: Request, params: dict[str, str]) -> tuple[str, str] 
     return None
 
 
-def fresh_enough(request: Request, signed_in: SignedIn) -> bool:
+def fresh_enough(request: Authorization, signed_in: SignedIn) -> bool:
     """Whether the member's last sign-in satisfies the request: not when it asks for a new one
     (`prompt=login`) or the last one is older than `max_age` (OIDC Core §3.1.2.1)."""
     if request.prompt == "login":
@@ -210,7 +210,7 @@ def fresh_enough(request: Request, signed_in: SignedIn) -> bool:
     return utcnow() - signed_in.authenticated_at <= timedelta(seconds=request.max_age)
 
 
-def names_member(provider: Provider, request: Request, signed_in: SignedIn) -> bool:
+def names_member(provider: Provider, request: Authorization, signed_in: SignedIn) -> bool:
     """Whether the session's member is the one the request names, when it names one: the
     tenant of the tenant hint, the member of the `id_token_hint` (OIDC Core §3.1.2.2)."""
     if request.tenant_hint and request.tenant_id != signed_in.tenant_id:
@@ -223,7 +223,7 @@ def _sub(provider: Provider, signed_in: SignedIn) -> str:
 
 
 async def answer(
-    provider: Provider, request: Request, params: dict[str, str], raw_session_id: str | None
+    provider: Provider, request: Authorization, params: dict[str, str], raw_session_id: str | None
 ) -> str:
     """Where the browser goes. Signed in to the client's app as the member asked for, recently
     enough: back to the app with a code. Else, with prompt=none, back with an error; without,
@@ -248,7 +248,9 @@ async def answer(
     return await _through_login(provider, request, params, browser, log_out=again)
 
 
-async def _silent_refusal(provider: Provider, request: Request, browser: SignedIn | None) -> str:
+async def _silent_refusal(
+    provider: Provider, request: Authorization, browser: SignedIn | None
+) -> str:
     """prompt=none, and no code: `access_denied` when the browser's member is the one asked
     for and may not use the app (the refusal a login would show), else `login_required`."""
     if browser is not None and names_member(provider, request, browser):
@@ -272,7 +274,7 @@ def way_back(next_: str) -> str | None:
 
 async def _through_login(
     provider: Provider,
-    request: Request,
+    request: Authorization,
     params: dict[str, str],
     browser: SignedIn | None,
     *,

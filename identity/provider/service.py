@@ -61,6 +61,11 @@ class OAuthError(Exception):
 
 
 class Provider:
+    """The OpenID Provider for the ISV's apps: authenticates clients, turns a member's session
+    into codes and tokens, answers introspection, userinfo and revocation, and publishes its
+    keys. A token is active only while its grant, its session and the member's right to use
+    the app all hold; the browser's session is `sessions`'s."""
+
     def __init__(
         self, settings: Settings, db: Database, cipher: Cipher, sessions: Sessions
     ) -> None:

@@ -47,6 +47,9 @@ class Tokens:
 
 @dataclass(frozen=True)
 class Policy:
+    """How long a session lasts: `idle` without use, `absolute` at most, and when its upstream
+    tokens are renewed (`renew_margin` before they expire)."""
+
     idle: timedelta
     absolute: timedelta
     renew_margin: timedelta
