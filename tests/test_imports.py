@@ -264,3 +264,28 @@ def test_the_rules_see_the_imports_they_judge() -> None:
     assert loaded == ["typing", "identity.db"]
     anywhere = [t for n in _anywhere(sample) for t in _targets("identity.app", n)]
     assert sorted(anywhere) == ["identity.crypto", "identity.db", "typing"]
+
+
+def test_sessions_import_no_wing_or_edge() -> None:
+    """Member sessions sit below the features that use them: sso, the provider and the admin
+    console import identity.sessions, never the other way round."""
+    above = ("sso", "marketplace", "provider", "admin", "simulator", "cli", "app", "worker")
+    bad = [
+        found
+        for found in ALL_IMPORTS
+        if within(found.source, "identity.sessions")
+        and within(found.target, *(f"identity.{name}" for name in above))
+    ]
+    assert not bad, broken("identity/sessions imports only what lies below it", bad)
+
+
+def test_the_provider_and_the_console_use_sessions_not_the_sign_in() -> None:
+    """The provider and the admin console reach a member's session through identity.sessions;
+    the marketplace sign-in's own object (`Sso`) is not theirs to use."""
+    bad = [
+        found
+        for found in ALL_IMPORTS
+        if within(found.source, "identity.provider", "identity.admin")
+        and found.target == "identity.sso.service"
+    ]
+    assert not bad, broken("identity/provider and identity/admin never import Sso", bad)
