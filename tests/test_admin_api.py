@@ -11,50 +11,8 @@ import httpx2 as httpx
 import pytest
 
 from identity.simulator import sender as events
-from tests.stack import Browser, Stack
-
-
-@pytest.fixture
-async def browsers(acme: Stack) -> AsyncIterator[Callable[[], Browser]]:
-    opened: list[Browser] = []
-
-    def new() -> Browser:
-        opened.append(acme.browser())
-        return opened[-1]
-
-    yield new
-    for browser in opened:
-        await browser.close()
-
-
-async def signed_in(stack: Stack, browser: Browser, account: str, password: str) -> Browser:
-    user, _, tenant = account.partition("@")
-    landed = await browser.flow_b(tenant, account, password)
-    assert landed.status_code == 200, landed.text
-    return browser
-
-
-async def api(
-    browser: Browser, method: str, path: str, *, csrf: bool = True, **kw: Any
-) -> httpx.Response:
-    headers = dict(kw.pop("headers", {}))
-    if method != "GET" and csrf:
-        headers.setdefault("X-CSRF-Token", (await browser.session()).json()["csrfToken"])
-    return await browser.http.request(
-        method, browser.stack.identity + "/api/admin" + path, headers=headers, **kw
-    )
-
-
-def problem(response: httpx.Response, status: int, error: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"] == error and body["message"], body
-
-
-@pytest.fixture
-async def alice(acme: Stack, browsers: Callable[[], Browser]) -> Browser:
-    """acme's admin (role=admin in authSync), signed in."""
-    return await signed_in(acme, browsers(), "alice@acme", "alice-pw")
+from tests.helpers.admin_api import api, problem, signed_in
+from tests.helpers.stack import Browser, Browsers, Stack
 
 
 async def test_without_a_session_it_is_401_and_for_a_plain_member_403(

@@ -13,7 +13,7 @@ import httpx2 as httpx
 import pytest
 
 from identity.simulator import sender as events
-from tests.stack import Browser, Stack
+from tests.helpers.stack import Browser, Stack
 from tests.test_admin_api import alice, api, browsers, problem, signed_in
 
 __all__ = ["alice", "browsers"]  # fixtures

@@ -28,7 +28,15 @@ from identity.admin.passwords import (
 from identity.admin.throttle import Throttle
 from identity.db import Database
 from identity.models import CANCELLED, DELETED, LocalPassword, LocalPasswordTry
-from tests.admin_rows import APP, NOW, TENANT, Person, add_people, add_tenant, freeze_instance
+from tests.helpers.admin_rows import (
+    APP,
+    NOW,
+    TENANT,
+    Person,
+    add_people,
+    add_tenant,
+    freeze_instance,
+)
 
 PASSWORD = "Initial-Pass-1"  # noqa: S105 - the tests' password
 

@@ -24,8 +24,8 @@ from identity.models import LogoutDelivery, PasswordReset
 from identity.models import Session as MemberSession
 from identity.simulator import sender as events
 from identity.sso.sessions import hash_id
-from tests.simulator_world import login_form, world
-from tests.stack import Browser, Stack, running_stack
+from tests.helpers.simulator_world import login_form, world
+from tests.helpers.stack import Browser, Stack, running_stack
 from tests.test_admin_api import api, problem, signed_in
 from tests.test_provider_flow import register, tokens_for
 

@@ -32,7 +32,7 @@ from identity.admin.resets import ResetRequested, code_mac, confirm_reset, reque
 from identity.db import Database
 from identity.models import AccessRevocation, LocalPassword, PasswordReset
 from identity.notify import FileSender, Message, Notifier, NotifyFailed, NotifyUnavailable
-from tests.admin_rows import (
+from tests.helpers.admin_rows import (
     NOW,
     OTHER_TENANT,
     TENANT,
@@ -44,7 +44,7 @@ from tests.admin_rows import (
     outbox,
     sessions_of,
 )
-from tests.marketplace_client import SECRET_KEY
+from tests.helpers.marketplace_client import SECRET_KEY
 from tests.test_admin_passwords import sign_in
 
 MAC = code_mac(SECRET_KEY)

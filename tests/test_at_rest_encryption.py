@@ -27,9 +27,9 @@ from identity.directory.tenants import secret_context
 from identity.migrate import alembic_config, upgrade
 from identity.models import AppCredential
 from identity.settings import Settings
-from tests.marketplace_client import SECRET_KEY
-from tests.servers import scratch_postgres
-from tests.simulator_world import ACME, APP_ID
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.servers import scratch_postgres
+from tests.helpers.simulator_world import ACME, APP_ID
 from tests.test_sso_upstream import CALLBACK, INFO, OK, TENANT, canned_auth_centre, provision
 
 SECRET = ACME["clientSecret"]

@@ -22,14 +22,12 @@ from playwright.sync_api import expect, sync_playwright
 from identity.admin import passwords
 from identity.db import Database
 from identity.models import Base
-from tests.admin_rows import CODE, NOW, TENANT, Person, add_people, add_tenant
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.servers import ServiceProcesses, free_port, service_env
-from tests.test_browser_demo import CHROMIUM, FLAGS
+from tests.helpers.admin_rows import CODE, NOW, TENANT, Person, add_people, add_tenant
+from tests.helpers.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.servers import ServiceProcesses, free_port, service_env
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
-)
+pytestmark = needs_chromium
 
 INITIAL, CHOSEN = "Initial-Pass-1", "Kiwi-Orchard-2026"
 

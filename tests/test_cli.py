@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from identity.db import Database
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import AppCredential
-from tests.kit_bodies import (
+from tests.helpers.kit_bodies import (
     APP,
     SUCCESS,
     TENANT,
@@ -30,7 +30,7 @@ from tests.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.marketplace_client import SECRET_KEY, Sender
+from tests.helpers.marketplace_client import SECRET_KEY, Sender
 
 IDENTITY = Path(sys.executable).with_name("identity")
 PLAIN_SECRET = "cli-plain-secret-5f1d2c"

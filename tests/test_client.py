@@ -38,7 +38,7 @@ from identity.client import (
     backchannel_logout_router,
     bearer_claims,
 )
-from tests.servers import ROOT
+from tests.helpers.servers import ROOT
 
 CLIENT_ID = "client-shop-1"
 START = 1_800_000_000.0

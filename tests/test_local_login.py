@@ -21,9 +21,9 @@ from identity.app import create_app
 from identity.db import Database
 from identity.models import LocalPassword, LocalPasswordTry
 from identity.settings import Settings
-from tests.admin_rows import CODE, NOW, TENANT, Person, add_people, add_tenant
-from tests.simulator_world import login_form
-from tests.stack import Stack
+from tests.helpers.admin_rows import CODE, NOW, TENANT, Person, add_people, add_tenant
+from tests.helpers.simulator_world import login_form
+from tests.helpers.stack import Stack
 from tests.test_admin_passwords import verifications
 
 __all__ = ["verifications"]  # the fixture counting hash verifications

@@ -32,9 +32,9 @@ from identity.provider import clients
 from identity.provider.backchannel import deliver_due
 from identity.settings import Settings
 from identity.simulator import sender as events
-from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import APP_ID
-from tests.stack import Browser, Stack
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.simulator_world import APP_ID
+from tests.helpers.stack import Browser, Stack
 from tests.test_provider_flow import REDIRECT, App, authorize
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2 as httpx
 
 from identity.db import Database
-from tests.stack import Browser, Stack
+from tests.helpers.stack import Browser, Stack
 from tests.test_provider_flow import (
     POST_LOGOUT,
     REDIRECT,

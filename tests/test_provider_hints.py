@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 from joserfc import jwt
 
 from identity.simulator import sender as events
-from tests.simulator_world import APP_ID
-from tests.stack import Browser, Stack
+from tests.helpers.simulator_world import APP_ID
+from tests.helpers.stack import Browser, Stack
 from tests.test_cli import run_cli
 from tests.test_provider_flow import REDIRECT, App, app, authorize, tokens_for
 

@@ -14,7 +14,7 @@ import pytest
 
 from identity.db import Database
 from identity.provider import clients
-from tests.stack import Browser, Stack, assert_refused
+from tests.helpers.stack import Browser, Stack, assert_refused
 from tests.test_provider_flow import REDIRECT, App, NotBack, app, authorize
 
 __all__ = ["app"]  # the confidential client fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender
-from tests.servers import free_port
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, Sender
+from tests.helpers.servers import free_port
 
 IDENTITY = str(Path(sys.executable).with_name("identity"))
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.servers import free_port
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.servers import free_port
 
 IDENTITY = str(Path(sys.executable).with_name("identity"))
 HEAD_TIMEOUT, BODY_TIMEOUT = 1.0, 1.5

@@ -9,7 +9,7 @@ import httpx2 as httpx
 import pytest
 
 from identity.simulator.authcentre import create_auth_centre
-from tests.simulator_world import (
+from tests.helpers.simulator_world import (
     ACME,
     APP_ID,
     BETA,

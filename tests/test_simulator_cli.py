@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from identity.db import Database
 from identity.models import Authorisation, Instance, Member
 from identity.simulator.cli import app
-from tests.kit_bodies import count, one
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.servers import ROOT, ServiceProcesses, free_port, service_env
-from tests.simulator_world import ACME, APP_ID, submit, world_data
+from tests.helpers.kit_bodies import count, one
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.servers import ROOT, ServiceProcesses, free_port, service_env
+from tests.helpers.simulator_world import ACME, APP_ID, submit, world_data
 
 runner = CliRunner()
 

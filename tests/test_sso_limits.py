@@ -1,6 +1,6 @@
 """Anonymous load on `/sso` cannot starve other tenants or flood a tenant's auth centre.
 
-Two tenants, each with its own auth centre (small real HTTP servers, tests/auth_centres.py);
+Two tenants, each with its own auth centre (small real HTTP servers, tests/helpers/auth_centres.py);
 identity runs in-process over ASGI, where each client can be given its own address.
 """
 
@@ -21,11 +21,11 @@ from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
 from identity.sso.limits import Buckets
-from tests.auth_centres import auth_centre, silent_auth_centre
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.servers import METRICS_AUTH
-from tests.simulator_world import APP_ID, world
-from tests.stack import assert_refused
+from tests.helpers.auth_centres import auth_centre, silent_auth_centre
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.servers import METRICS_AUTH
+from tests.helpers.simulator_world import APP_ID, world
+from tests.helpers.stack import assert_refused
 
 ACME_ID, BETA_ID = "t-acme-0001", "t-beta-0002"
 CALLBACK = f"/sso/callback/{APP_ID}"

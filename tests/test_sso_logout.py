@@ -15,8 +15,8 @@ from identity.db import Database
 from identity.models import Authorisation
 from identity.models import Session as MemberSession
 from identity.sso.sessions import hash_id
-from tests.simulator_world import login_form
-from tests.stack import Browser, Stack, assert_refused
+from tests.helpers.simulator_world import login_form
+from tests.helpers.stack import Browser, Stack, assert_refused
 
 SESSION = "identity_session"
 SIM_SSO = "sim_sso"

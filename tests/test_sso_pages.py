@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from identity.simulator import sender as events
-from tests.simulator_world import world
-from tests.stack import Browser, Stack, assert_refused, running_stack
+from tests.helpers.simulator_world import world
+from tests.helpers.stack import Browser, Stack, assert_refused, running_stack
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from identity.models import Session as MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import Order, Scenario, TenantSpec
 from identity.simulator.sender import Sender
-from tests.simulator_world import login_form, world_data
-from tests.stack import Browser, Stack, assert_refused, running_stack
+from tests.helpers.simulator_world import login_form, world_data
+from tests.helpers.stack import Browser, Stack, assert_refused, running_stack
 
 APP2 = "second-app"
 SESSION = "identity_session"

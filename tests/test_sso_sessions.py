@@ -21,9 +21,9 @@ from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
 from identity.simulator.sender import Sender
 from identity.sso.sessions import hash_id
-from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import APP_ID, world
-from tests.stack import Browser, Stack, running_stack
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.simulator_world import APP_ID, world
+from tests.helpers.stack import Browser, Stack, running_stack
 
 ACME_ID = "t-acme-0001"
 SESSION = "identity_session"

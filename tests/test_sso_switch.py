@@ -22,9 +22,9 @@ from identity.db import Database
 from identity.models import Session as MemberSession
 from identity.simulator import sender as events
 from identity.sso.switching import PendingLogin, PendingSeal
-from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import login_form
-from tests.stack import Browser, Stack, assert_refused
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.simulator_world import login_form
+from tests.helpers.stack import Browser, Stack, assert_refused
 from tests.test_admin_api import browsers
 
 __all__ = ["browsers"]  # a fixture: browsers on the acme stack, closed after the test

@@ -28,10 +28,16 @@ from identity.models import SessionApp
 from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
-from tests.auth_centres import auth_centre, canned_auth_centre, drip, huge, silent_auth_centre
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.servers import METRICS_AUTH, free_port
-from tests.simulator_world import APP_ID, world
+from tests.helpers.auth_centres import (
+    auth_centre,
+    canned_auth_centre,
+    drip,
+    huge,
+    silent_auth_centre,
+)
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.servers import METRICS_AUTH, free_port
+from tests.helpers.simulator_world import APP_ID, world
 
 TENANT = "t-acme-0001"
 CALLBACK = f"/sso/callback/{APP_ID}"

@@ -1,8 +1,9 @@
 """Run the real service in separate processes, over real HTTP (tests and benchmarks).
 
-`python -m tests.servers PORT` serves `create_app(Settings())` on 127.0.0.1:PORT with the server
-`identity serve` runs (identity/serving.py); settings come from the `IDENTITY_*` environment.
-`ServiceProcesses` starts several of these, waits for `/healthz` and always stops them again.
+`python -m tests.helpers.servers PORT` serves `create_app(Settings())` on 127.0.0.1:PORT with the
+server `identity serve` runs (identity/serving.py); settings come from the `IDENTITY_*`
+environment. `ServiceProcesses` starts several of these, waits for `/healthz` and always stops
+them again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from identity.db import async_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"  # noqa: S105 - the tests' token
 METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
@@ -100,7 +101,9 @@ class ServiceProcesses:
         self.env = env
         self.startup_timeout = startup_timeout
         self._chosen = list(ports or [])
-        self._argv = argv or (lambda port: [sys.executable, "-m", "tests.servers", str(port)])
+        self._argv = argv or (
+            lambda port: [sys.executable, "-m", "tests.helpers.servers", str(port)]
+        )
         self.ports: list[int] = []
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
