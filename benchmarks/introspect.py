@@ -28,9 +28,9 @@ import httpx2 as httpx
 from benchmarks.authsync import seller_key_file, sqlite_database
 from identity.db import Database
 from identity.migrate import upgrade
+from tests.helpers.oidc_app import register, tokens_for
 from tests.helpers.simulator_world import world
 from tests.helpers.stack import running_stack
-from tests.test_provider_flow import register, tokens_for
 
 
 async def hammer(client: httpx.AsyncClient, send: Any, n: int, concurrency: int) -> float:

@@ -4,11 +4,7 @@ tenant isolation whatever ids a request sends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 import httpx2 as httpx
-import pytest
 
 from identity.simulator import sender as events
 from tests.helpers.admin_api import api, problem, signed_in
@@ -16,7 +12,7 @@ from tests.helpers.stack import Browser, Browsers, Stack
 
 
 async def test_without_a_session_it_is_401_and_for_a_plain_member_403(
-    acme: Stack, browsers: Callable[[], Browser]
+    acme: Stack, browsers: Browsers
 ) -> None:
     problem(await api(browsers(), "GET", "/members"), 401, "unauthenticated")
     bob = await signed_in(acme, browsers(), "bob@acme", "bob-pw")
@@ -77,7 +73,7 @@ async def test_search_and_filters(acme: Stack, alice: Browser) -> None:
 
 
 async def test_one_member_with_apps_and_sessions_and_ending_them(
-    acme: Stack, alice: Browser, browsers: Callable[[], Browser]
+    acme: Stack, alice: Browser, browsers: Browsers
 ) -> None:
     bob = await signed_in(acme, browsers(), "bob@acme", "bob-pw")
     detail = await api(alice, "GET", "/members/bob")
@@ -105,7 +101,7 @@ async def test_one_member_with_apps_and_sessions_and_ending_them(
 
 
 async def test_an_admin_sees_and_touches_only_their_own_tenant(
-    acme: Stack, alice: Browser, browsers: Callable[[], Browser]
+    acme: Stack, alice: Browser, browsers: Browsers
 ) -> None:
     await acme.provision("beta")
     beta = acme.tenant("beta")

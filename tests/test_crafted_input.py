@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from identity.db import Database
 from identity.provider import clients
+from tests.helpers.admin_api import signed_in
 from tests.helpers.crafted import (
     Change,
     admin_answer,
@@ -44,10 +45,9 @@ from tests.helpers.crafted import (
     text,
     value,
 )
+from tests.helpers.oidc_app import POST_LOGOUT, REDIRECT, App, pkce, register, tokens_for
 from tests.helpers.simulator_world import APP_ID
 from tests.helpers.stack import Browser, Stack
-from tests.test_admin_api import signed_in
-from tests.test_provider_flow import POST_LOGOUT, REDIRECT, App, pkce, register, tokens_for
 
 MEMBERS = ("alice", "bob", "carol", "dave")
 HOWS = st.sampled_from(("keep", "replace", "append", "prepend"))

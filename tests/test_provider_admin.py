@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 
 from identity.db import Database, utcnow
 from identity.models import OidcClient, SigningKey
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
 
 REDIRECT = "https://app.example.com/callback"
 

@@ -33,9 +33,9 @@ from identity.provider.backchannel import deliver_due
 from identity.settings import Settings
 from identity.simulator import sender as events
 from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.oidc_app import REDIRECT, App, authorize
 from tests.helpers.simulator_world import APP_ID
 from tests.helpers.stack import Browser, Stack
-from tests.test_provider_flow import REDIRECT, App, authorize
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = "http://schemas.openid.net/event/backchannel-logout"

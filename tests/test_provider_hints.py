@@ -11,12 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 from joserfc import jwt
 
 from identity.simulator import sender as events
+from tests.helpers.cli import run_cli
+from tests.helpers.oidc_app import REDIRECT, App, authorize, tokens_for
 from tests.helpers.simulator_world import APP_ID
 from tests.helpers.stack import Browser, Stack
-from tests.test_cli import run_cli
-from tests.test_provider_flow import REDIRECT, App, app, authorize, tokens_for
-
-__all__ = ["app"]  # the confidential client fixture
 
 
 def _query(location: str) -> dict[str, list[str]]:
