@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
@@ -17,6 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 from tests.helpers.chromium import CHROMIUM, FLAGS, needs_chromium
 from tests.helpers.demo_process import identity
 from tests.helpers.servers import ROOT, free_port
+from tests.helpers.waiting import until_sync
 
 
 @needs_chromium
@@ -88,12 +88,12 @@ def test_the_example_app_signs_in_through_identity_and_hears_when_access_ends(
             # the browser tests: she is enabled again whatever happens here.
             _simulate(demo, "disable-member", "alice")
             try:
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
+
+                def signed_out() -> bool:
                     page.goto(demo["example"])
-                    if page.locator("#signed-out").count():
-                        break
-                    time.sleep(0.5)
+                    return page.locator("#signed-out").count() > 0
+
+                until_sync(signed_out, "the app signs alice out", within=20, every=0.5)
                 expect(page.locator("#signed-out")).to_be_visible()
             finally:
                 _simulate(demo, "enable-member", "alice")

@@ -39,6 +39,7 @@ from identity.client import (
     bearer_claims,
 )
 from tests.helpers.servers import ROOT
+from tests.helpers.waiting import until
 
 CLIENT_ID = "client-shop-1"
 START = 1_800_000_000.0
@@ -541,7 +542,7 @@ async def test_the_hourly_refresh_keeps_no_one_waiting(
         finished.append(name)
 
     refreshing = asyncio.create_task(validate("refreshing"))
-    await asyncio.sleep(0.1)
+    await until(lambda: provider.jwks_hits == 2, "the refresh reaches the provider")
     await asyncio.wait_for(validate("other"), timeout=0.5)
     await refreshing
     assert finished == ["other", "refreshing"]

@@ -153,8 +153,8 @@ async def test_each_upstream_failure_is_named(
 async def test_an_auth_centre_that_never_answers_times_out(
     identity: httpx.AsyncClient, db: Database, private_key_file: Path
 ) -> None:
-    with silent_auth_centre() as domain:
-        await provision(identity, private_key_file, domain)
+    with silent_auth_centre() as silent:
+        await provision(identity, private_key_file, silent.url)
         page = await callback(identity)
     assert page.status_code == 504
     assert '<span id="reason">upstream_timeout</span>' in page.text

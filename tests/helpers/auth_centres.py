@@ -142,13 +142,42 @@ def huge(size: int, chunk: int = 64 * 1024) -> Respond:
     return respond
 
 
+@dataclass
+class Silent:
+    """An auth centre that never answers: its URL, and how many connections it holds."""
+
+    url: str
+    held: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def connections(self) -> int:
+        return len(self.held)
+
+
 @contextmanager
-def silent_auth_centre() -> Iterator[str]:
-    """Accepts connections (the kernel's backlog does) and never answers."""
+def silent_auth_centre() -> Iterator[Silent]:
+    """Accepts connections (in a thread of its own, counting them) and never answers."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1024)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        listener.settimeout(0.05)
+        silent = Silent(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        stop = threading.Event()
+
+        def hold() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    silent.held.append(listener.accept()[0])
+
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        try:
+            yield silent
+        finally:
+            stop.set()
+            holder.join()
+            for connection in silent.held:
+                connection.close()
 
 
 async def provision(identity: httpx.AsyncClient, private_key_file: Path, domain: str) -> None:
