@@ -31,6 +31,7 @@ from identity.models import Base
 from identity.settings import Settings
 from identity.simulator.scenario import Scenario
 from tests.helpers.admin_api import signed_in
+from tests.helpers.clock import Clock
 from tests.helpers.demo_process import running_demo
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender
 from tests.helpers.oidc_app import POST_LOGOUT, App, register
@@ -184,6 +185,12 @@ async def app(acme: Stack, db: Database) -> AsyncIterator[App]:
     """The ISV app's back end: a confidential client registered for acme's app."""
     async with httpx.AsyncClient(timeout=30) as http:
         yield await register(acme, db, http, post_logout_redirect_uris=[POST_LOGOUT])
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock only the test moves (tests/helpers/clock.py)."""
+    return Clock()
 
 
 @pytest.fixture

@@ -97,14 +97,14 @@ async def _bob_with_an_initial_password(database_url: str) -> None:
 
 
 @pytest.fixture
-def bob(database_url: str) -> str:
+def bob_with_initial_password(database_url: str) -> str:
     """The tenant with bob, who holds an initial password (as a confirmed reset leaves it)."""
     asyncio.run(_bob_with_an_initial_password(database_url))
     return f"bob@{CODE}"
 
 
 def test_a_local_sign_in_and_the_forced_change_work_under_https(
-    https_identity: str, bob: str
+    https_identity: str, bob_with_initial_password: str
 ) -> None:
     set_cookies: list[str] = []
     with sync_playwright() as p:
@@ -119,7 +119,7 @@ def test_a_local_sign_in_and_the_forced_change_work_under_https(
                 ),
             )
             page.goto(https_identity + "/login")
-            page.fill("#account", bob)
+            page.fill("#account", bob_with_initial_password)
             page.fill("#password", INITIAL)
             page.locator("#sign-in").click()
             expect(page.locator("#change-password")).to_be_visible()

@@ -38,19 +38,11 @@ from identity.client import (
     backchannel_logout_router,
     bearer_claims,
 )
+from tests.helpers.clock import START, Clock
 from tests.helpers.servers import ROOT
 from tests.helpers.waiting import until
 
 CLIENT_ID = "client-shop-1"
-START = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Provider:
@@ -132,11 +124,6 @@ def provider() -> Iterator[Provider]:
     p.add_key("ES256")
     yield p
     p.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
