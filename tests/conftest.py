@@ -1,11 +1,13 @@
-"""The suite's fixtures, all defined here: a migrated database (SQLite, or PostgreSQL when
-IDENTITY_TEST_DATABASE_URL is set), the real app over ASGI and a signing marketplace sender;
-identity and the simulator as processes (`stack`, `acme`) with browsers on them; acme's admin
-signed in; the ISV app's confidential client; the hash-verification counter; and one
-`identity demo` for the whole run, which the Chromium tests share.
+"""The fixtures more than one module uses, each defined once here: a migrated database
+(SQLite, or PostgreSQL when IDENTITY_TEST_DATABASE_URL is set), the real app over ASGI and a
+signing marketplace sender; identity and the simulator as processes (`stack`, `acme`) with
+browsers on them; acme's admin signed in; the ISV app's confidential client; a clock the test
+moves; the hash-verification counter; and one `identity demo` for the whole run, shared by the
+Chromium tests.
 
 A module configures its stack by overriding `stack_env` or `stack_scenario`, never `stack`
-itself. What the fixtures and tests build with lives in tests/helpers/."""
+itself; a fixture only one module uses stays in that module. What fixtures and tests build
+with lives in tests/helpers/."""
 
 from __future__ import annotations
 

@@ -59,8 +59,8 @@ def notify_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack_env(notify_file: Path) -> dict[str, str]:
-    """This module's stack (conftest's `acme` provisions it): messages go to `notify_file`; its
-    tests sign in locally from one address more often than a person would."""
+    """This module's stack settings: messages go to `notify_file`, and its tests may sign in
+    locally from one address more often than a person would."""
     return {"IDENTITY_NOTIFY_FILE": str(notify_file), **MANY_TRIES}
 
 

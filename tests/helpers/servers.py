@@ -20,13 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import httpx2 as httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from identity.db import async_url
+from tests.helpers.waiting import until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"  # noqa: S105 - the tests' token
@@ -53,6 +54,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[Any], within: float = 30) -> None:
+    """Until `url/readyz` answers 200; fails at once if `process` (serving `url`) exits."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"{url} exited with {process.returncode}: {stderr!r}")
+        try:
+            return httpx.get(f"{url}/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    until_sync(ready, f"{url} ready", within=within, every=0.1)
 
 
 def service_env(
