@@ -2,23 +2,22 @@
 
     python -m benchmarks.admin_members [--database-url URL] [--repeat 200] [--large 100000]
 
-identity and the simulator run as processes (tests/stack.py), on a temporary SQLite file and
-then on a scratch PostgreSQL database (`identity_bench_<random>`, dropped afterwards), unless
+identity and the simulator run as processes (tests/helpers/stack.py), on a temporary SQLite file
+and then on a scratch PostgreSQL database (`identity_bench_<random>`, dropped afterwards), unless
 `--database-url` names one. Two tenants share the database: `small` with `--small` members and
 `large` with `--large`. Each is provisioned through real signed calls (newInstance, tenantSync,
-applicationSync, allOrgSync of 20 departments, authSync of its admin); the other members and
-their authorisations are then written straight into the tables with Core bulk inserts (names
-Chinese and Latin, userNames `u000001`…, spread over the departments, about 1% disabled, 0.5%
-cancelled, 0.5% deleted; PostgreSQL is then ANALYZEd, as autovacuum would). Each tenant's admin
-signs in through the simulator (Flow B) and reads, `--repeat` times after a warm-up, one
-request at a time, alternating the two tenants request by request so that both see the same
-machine load:
+applicationSync, allOrgSync of 20 departments, authSync of its admin); the other members and their
+authorisations are then written straight into the tables with Core bulk inserts (names Chinese and
+Latin, userNames `u000001`…, spread over the departments, about 1% disabled, 0.5% cancelled, 0.5%
+deleted; PostgreSQL is then ANALYZEd, as autovacuum would). Each tenant's admin signs in through
+the simulator (Flow B) and reads, `--repeat` times after a warm-up, one request at a time,
+alternating the two tenants request by request so that both see the same machine load:
 
 - the first page (limit 50);
 - a middle page: the 50 members around the middle one (the cursor of member n/2 - 25);
 - a search: `q=诸葛`, a name prefix seeded on exactly 5 members of each tenant;
-- a POST to `/_bench/constant` in the same identity process (tests/servers.py), the HTTP floor
-  (interleaved with the first pages).
+- a POST to `/_bench/constant` in the same identity process (tests/helpers/servers.py), the
+  HTTP floor (interleaved with the first pages).
 
 Other filters the console offers are measured the same way `--extra-repeat` times, without a
 target: a department (`org_code`, 1 member in 19), a small department (the 5 members named
@@ -50,8 +49,8 @@ from identity.db import Database, utcnow
 from identity.migrate import upgrade
 from identity.models import ACTIVE, CANCELLED, DELETED, Authorisation, Member
 from identity.simulator.scenario import Scenario
-from tests.servers import scratch_postgres
-from tests.stack import Browser, Stack, running_stack
+from tests.helpers.servers import scratch_postgres
+from tests.helpers.stack import Browser, Stack, running_stack
 
 APP_ID = "bench-app"
 PAGE = 50

@@ -43,7 +43,7 @@ from identity.db import Database, insert_for, utcnow
 from identity.marketplace.signing import Kind, sign_body
 from identity.migrate import upgrade
 from identity.models import Authorisation, Member
-from tests.servers import ServiceProcesses, scratch_postgres, service_env
+from tests.helpers.servers import ServiceProcesses, scratch_postgres, service_env
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 SECRET_KEY = "bench-master-key-0123456789abcdef"

@@ -2,8 +2,8 @@
 
     python -m benchmarks.flood [--database-url URL] [--rounds 3] [--logins 100] [--flooders 4]
 
-identity and the simulator run as processes (tests/stack.py) on a temporary SQLite file (or the
-given database). Each round first measures `--logins` logins one at a time with the machine
+identity and the simulator run as processes (tests/helpers/stack.py) on a temporary SQLite file (or
+the given database). Each round first measures `--logins` logins one at a time with the machine
 otherwise idle, then the same number while `--flooders` processes post unsigned bodies of the
 maximum accepted size (IDENTITY_MAX_BODY_BYTES) to the kit callback as fast as they can, each on
 one keep-alive connection, alternating two shapes that cost the most to refuse: one flat object
@@ -36,8 +36,8 @@ import httpx2 as httpx
 from benchmarks.authsync import seller_key_file, sqlite_database
 from benchmarks.login import batch, mint, sign_in_at_simulator
 from identity.migrate import upgrade
-from tests.simulator_world import world
-from tests.stack import Stack, running_stack
+from tests.helpers.simulator_world import world
+from tests.helpers.stack import Stack, running_stack
 
 MAX_BODY = 1024 * 1024
 

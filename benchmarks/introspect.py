@@ -2,12 +2,12 @@
 
     python -m benchmarks.introspect [--rounds 10] [--requests 400] [--concurrency 8]
 
-identity and the simulator run as processes (tests/stack.py) on a temporary SQLite file. A
+identity and the simulator run as processes (tests/helpers/stack.py) on a temporary SQLite file. A
 confidential client signs a member in through the real code flow, then each round posts
 `--requests` introspection calls for the member's access token (client_secret_basic, a JWT
 signature check and the grant's liveness query each time), `--concurrency` at a time, and as
 many POSTs to `/_bench/constant`, a route mounted in the same identity process that answers a
-constant JSON (tests/servers.py, `BENCH_CONSTANT_ROUTE`), alternating so both see the same
+constant JSON (tests/helpers/servers.py, `BENCH_CONSTANT_ROUTE`), alternating so both see the same
 load. Target: introspection at least 0.3x the constant endpoint. Prints a table, then
 one JSON line.
 """
@@ -28,9 +28,9 @@ import httpx2 as httpx
 from benchmarks.authsync import seller_key_file, sqlite_database
 from identity.db import Database
 from identity.migrate import upgrade
-from tests.simulator_world import world
-from tests.stack import running_stack
-from tests.test_provider_flow import register, tokens_for
+from tests.helpers.oidc_app import register, tokens_for
+from tests.helpers.simulator_world import world
+from tests.helpers.stack import running_stack
 
 
 async def hammer(client: httpx.AsyncClient, send: Any, n: int, concurrency: int) -> float:

@@ -2,13 +2,13 @@
 
     python -m benchmarks.login [--database-url URL] [--rounds 10] [--logins 40] [--concurrency 8]
 
-Three processes besides this one: identity (tests/servers.py, on a temporary SQLite file and then
-on a scratch PostgreSQL database, unless `--database-url` names one), the simulator's auth
-centre (`identity simulate serve`), and the baseline (`benchmarks/bare_login.py`): a FastAPI
+Three processes besides this one: identity (tests/helpers/servers.py, on a temporary SQLite file
+and then on a scratch PostgreSQL database, unless `--database-url` names one), the simulator's
+auth centre (`identity simulate serve`), and the baseline (`benchmarks/bare_login.py`): a FastAPI
 endpoint that exchanges the code and reads userinfo with one pooled httpx2 client, and nothing
 else. identity's callback does the same two calls plus everything a login needs: the tenant,
-instance and credential lookups, decrypting the client secret, the member and authorisation
-checks under locks, recording the Huawei user id, and inserting the encrypted session.
+instance and credential lookups, decrypting the client secret, the member and authorisation checks
+under locks, recording the Huawei user id, and inserting the encrypted session.
 
 Codes are minted at the simulator (the member is already signed in there, so each authorize is
 one redirect) before each measured batch and are not timed. Rounds alternate: `--logins` bare
@@ -35,9 +35,9 @@ import httpx2 as httpx
 
 from benchmarks.authsync import DEFAULT_POSTGRES, seller_key_file, sqlite_database
 from identity.migrate import upgrade
-from tests.servers import ServiceProcesses, free_port, scratch_postgres
-from tests.simulator_world import ACME, login_form, world
-from tests.stack import Stack, running_stack
+from tests.helpers.servers import ServiceProcesses, free_port, scratch_postgres
+from tests.helpers.simulator_world import ACME, login_form, world
+from tests.helpers.stack import Stack, running_stack
 
 
 async def mint(sim: httpx.AsyncClient, stack: Stack, n: int) -> list[dict[str, str]]:

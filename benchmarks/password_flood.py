@@ -4,8 +4,8 @@ password.
     python -m benchmarks.password_flood [--database-url URL] [--attackers 8] [--seconds 12]
                                         [--rate 0]
 
-identity and the simulator run as processes (tests/stack.py) on a temporary SQLite file (or the
-given database); `acme` is provisioned through signed calls, alice signs in through the
+identity and the simulator run as processes (tests/helpers/stack.py) on a temporary SQLite file (or
+the given database); `acme` is provisioned through signed calls, alice signs in through the
 marketplace (her session is the one `/sso/me` reads), and bob, the owner, gets a local password
 of his own (stored with identity's own functions, as a confirmed reset and change would leave
 it). Then two phases, each measured the same way: rounds of 8 `GET /sso/me` as alice (a quarter
@@ -53,8 +53,8 @@ from benchmarks.login import cpu_seconds
 from identity.admin import passwords
 from identity.db import Database, utcnow
 from identity.models import LocalPassword
-from tests.simulator_world import login_form, world
-from tests.stack import Stack, running_stack
+from tests.helpers.simulator_world import login_form, world
+from tests.helpers.stack import Stack, running_stack
 
 OWNER, OWNER_PASSWORD = "bob@acme", "Owner-Pass-2024"
 ROUND_READS, READ_PAUSE, IDLE_ROUNDS = 8, 0.25, 4

@@ -1,12 +1,23 @@
-"""Fixtures: a migrated database (SQLite, or PostgreSQL when IDENTITY_TEST_DATABASE_URL is
-set), the real app over ASGI, and a signing marketplace sender."""
+"""The fixtures more than one module uses, each defined once here: a migrated database
+(SQLite, or PostgreSQL when IDENTITY_TEST_DATABASE_URL is set), the real app over ASGI and a
+signing marketplace sender; identity and the simulator as processes (`stack`, `acme`) with
+browsers on them; acme's admin signed in; the ISV app's confidential client; a clock the test
+moves; the hash-verification counter; and one `identity demo` for the whole run, shared by the
+Chromium tests.
+
+A module configures its stack by overriding `stack_env` or `stack_scenario`, never `stack`
+itself; a fixture only one module uses stays in that module. What fixtures and tests build
+with lives in tests/helpers/."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -14,15 +25,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
+from identity.admin import passwords
 from identity.app import create_app
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.models import Base
 from identity.settings import Settings
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender
-from tests.servers import METRICS_TOKEN, scratch_postgres
-from tests.simulator_world import world
-from tests.stack import Browser, Stack, running_stack
+from identity.simulator.scenario import Scenario
+from tests.helpers.admin_api import signed_in
+from tests.helpers.clock import Clock
+from tests.helpers.demo_process import running_demo
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender
+from tests.helpers.oidc_app import POST_LOGOUT, App, register
+from tests.helpers.servers import METRICS_TOKEN, scratch_postgres
+from tests.helpers.simulator_world import world
+from tests.helpers.stack import Browser, Browsers, Stack, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -105,9 +122,29 @@ def marketplace(client: httpx.AsyncClient) -> Sender:
 
 
 @pytest.fixture(scope="module")
-async def stack(database_url: str, private_key_file: Path) -> AsyncIterator[Stack]:
-    """identity and the simulator as processes, one pair per test module (tests/stack.py)."""
-    async with running_stack(database_url, private_key_file, world()) as running:
+def stack_env() -> dict[str, str]:
+    """Extra `IDENTITY_*` settings for this module's stack; a module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack_scenario() -> Scenario:
+    """The world the simulator serves (tests/helpers/simulator_world.py); a module overrides it."""
+    return world()
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    database_url: str,
+    private_key_file: Path,
+    stack_scenario: Scenario,
+    stack_env: dict[str, str],
+) -> AsyncIterator[Stack]:
+    """identity and the simulator as processes, one pair per test module
+    (tests/helpers/stack.py)."""
+    async with running_stack(
+        database_url, private_key_file, stack_scenario, identity_env=stack_env
+    ) as running:
         yield running
 
 
@@ -124,6 +161,76 @@ async def browser(stack: Stack) -> AsyncIterator[Browser]:
     b = stack.browser()
     yield b
     await b.close()
+
+
+@pytest.fixture
+async def browsers(stack: Stack) -> AsyncIterator[Browsers]:
+    """New browsers, on this module's stack or the one given, closed after the test."""
+    async with AsyncExitStack() as opened:
+
+        def new(on: Stack | None = None) -> Browser:
+            b = (on or stack).browser()
+            opened.push_async_callback(b.close)
+            return b
+
+        yield new
+
+
+@pytest.fixture
+async def alice(acme: Stack, browsers: Browsers) -> Browser:
+    """acme's admin (role=admin in authSync), signed in through the marketplace."""
+    return await signed_in(acme, browsers(acme), "alice@acme", "alice-pw")
+
+
+@pytest.fixture
+async def app(acme: Stack, db: Database) -> AsyncIterator[App]:
+    """The ISV app's back end: a confidential client registered for acme's app."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield await register(acme, db, http, post_logout_redirect_uris=[POST_LOGOUT])
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock only the test moves (tests/helpers/clock.py)."""
+    return Clock()
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hashes each attempt verified (every attempt must verify exactly one)."""
+    seen: list[str] = []
+    real: Callable[..., Any] = passwords.HASHER.verify_and_update
+
+    def counting(password: str, password_hash: str) -> Any:
+        seen.append(password_hash)
+        return real(password, password_hash)
+
+    monkeypatch.setattr(passwords.HASHER, "verify_and_update", counting)
+    return seen
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`identity demo` as a process, one for the whole run; yields the printed sign-in URLs
+    (Flow B's and the unified login's), alice's account and password, the example app's URL,
+    the demo's folder and identity's URL. A test that changes the demo's state (disables a
+    member, signs someone in) puts back what later tests rely on, or does not rely on it."""
+    folder = tmp_path_factory.mktemp("demo")
+    with running_demo(folder, folder) as started:
+        flow_b = re.search(r"Flow B\): (\S+)", started.banner)
+        flow_a = re.search(r"Flow A\): (\S+)", started.banner)
+        alice = re.search(r"Account (alice@\S+)\s+password (\S+)", started.banner)
+        example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", started.banner)
+        assert flow_b and flow_a and alice and example, started.banner
+        yield {
+            "url": flow_b.group(1),
+            "unified": flow_a.group(1),
+            "account": alice.group(1),
+            "password": alice.group(2),
+            "example": example.group(1),
+            "folder": str(folder),
+            "identity": started.identity,
+        }
 
 
 def pytest_configure(config: pytest.Config) -> None:

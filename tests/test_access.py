@@ -14,7 +14,7 @@ from sqlalchemy import select
 from identity.db import Database, utcnow
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import AccessRevocation, MemberSession, SessionApp, Tenant, TenantInstance
-from tests.kit_bodies import (
+from tests.helpers.kit_bodies import (
     APP,
     SUCCESS,
     TENANT,
@@ -29,7 +29,7 @@ from tests.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.marketplace_client import Sender
+from tests.helpers.marketplace_client import Sender
 
 APP2 = "APP-2"
 OTHER = "T-OTHER"

@@ -4,61 +4,15 @@ tenant isolation whatever ids a request sends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 import httpx2 as httpx
-import pytest
 
 from identity.simulator import sender as events
-from tests.stack import Browser, Stack
-
-
-@pytest.fixture
-async def browsers(acme: Stack) -> AsyncIterator[Callable[[], Browser]]:
-    opened: list[Browser] = []
-
-    def new() -> Browser:
-        opened.append(acme.browser())
-        return opened[-1]
-
-    yield new
-    for browser in opened:
-        await browser.close()
-
-
-async def signed_in(stack: Stack, browser: Browser, account: str, password: str) -> Browser:
-    user, _, tenant = account.partition("@")
-    landed = await browser.flow_b(tenant, account, password)
-    assert landed.status_code == 200, landed.text
-    return browser
-
-
-async def api(
-    browser: Browser, method: str, path: str, *, csrf: bool = True, **kw: Any
-) -> httpx.Response:
-    headers = dict(kw.pop("headers", {}))
-    if method != "GET" and csrf:
-        headers.setdefault("X-CSRF-Token", (await browser.session()).json()["csrfToken"])
-    return await browser.http.request(
-        method, browser.stack.identity + "/api/admin" + path, headers=headers, **kw
-    )
-
-
-def problem(response: httpx.Response, status: int, error: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"] == error and body["message"], body
-
-
-@pytest.fixture
-async def alice(acme: Stack, browsers: Callable[[], Browser]) -> Browser:
-    """acme's admin (role=admin in authSync), signed in."""
-    return await signed_in(acme, browsers(), "alice@acme", "alice-pw")
+from tests.helpers.admin_api import api, problem, signed_in
+from tests.helpers.stack import Browser, Browsers, Stack
 
 
 async def test_without_a_session_it_is_401_and_for_a_plain_member_403(
-    acme: Stack, browsers: Callable[[], Browser]
+    acme: Stack, browsers: Browsers
 ) -> None:
     problem(await api(browsers(), "GET", "/members"), 401, "unauthenticated")
     bob = await signed_in(acme, browsers(), "bob@acme", "bob-pw")
@@ -119,7 +73,7 @@ async def test_search_and_filters(acme: Stack, alice: Browser) -> None:
 
 
 async def test_one_member_with_apps_and_sessions_and_ending_them(
-    acme: Stack, alice: Browser, browsers: Callable[[], Browser]
+    acme: Stack, alice: Browser, browsers: Browsers
 ) -> None:
     bob = await signed_in(acme, browsers(), "bob@acme", "bob-pw")
     detail = await api(alice, "GET", "/members/bob")
@@ -147,7 +101,7 @@ async def test_one_member_with_apps_and_sessions_and_ending_them(
 
 
 async def test_an_admin_sees_and_touches_only_their_own_tenant(
-    acme: Stack, alice: Browser, browsers: Callable[[], Browser]
+    acme: Stack, alice: Browser, browsers: Browsers
 ) -> None:
     await acme.provision("beta")
     beta = acme.tenant("beta")

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Callable
 
 import httpx2 as httpx
 import pytest
 
 from identity.simulator import sender as events
-from tests.stack import Browser, Stack
-from tests.test_admin_api import alice, api, browsers, problem, signed_in
-
-__all__ = ["alice", "browsers"]  # fixtures
+from tests.helpers.admin_api import api, problem, signed_in
+from tests.helpers.stack import Browser, Browsers, Stack
 
 NUL = "\x00"
 
@@ -79,7 +76,7 @@ async def test_a_control_character_in_api_input_is_a_bad_request(
 
 
 async def test_a_refused_control_character_changes_nothing(
-    acme: Stack, alice: Browser, browsers: Callable[[], Browser]
+    acme: Stack, alice: Browser, browsers: Browsers
 ) -> None:
     bob = await signed_in(acme, browsers(), "bob@acme", "bob-pw")
     problem(await api(alice, "POST", "/members/bob%00/end-sessions"), 400, "bad_request")
@@ -116,7 +113,7 @@ async def test_a_crafted_console_parameter_is_the_console_error_page(
 
 
 async def test_a_control_character_in_a_console_form_is_the_console_error_page(
-    acme: Stack, alice: Browser, browsers: Callable[[], Browser]
+    acme: Stack, alice: Browser, browsers: Browsers
 ) -> None:
     bob = await signed_in(acme, browsers(), "bob@acme", "bob-pw")
     csrf = (await alice.session()).json()["csrfToken"]
@@ -133,7 +130,7 @@ async def test_a_control_character_in_a_console_form_is_the_console_error_page(
 
 
 @pytest.fixture
-async def beta_admin(acme: Stack, browsers: Callable[[], Browser]) -> Browser:
+async def beta_admin(acme: Stack, browsers: Browsers) -> Browser:
     """alice@beta, beta's admin, signed in."""
     await acme.provision("beta")
     await events.set_role(acme.sender, acme.tenant("beta"), "alice", "admin")

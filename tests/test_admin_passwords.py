@@ -6,7 +6,6 @@ member's own change."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,19 +18,27 @@ from identity.admin.passwords import (
     Attempt,
     PasswordPolicyError,
     SignIn,
-    authenticate,
     change_password,
     check_policy,
     initial_password,
     still_current,
 )
-from identity.admin.throttle import Throttle
 from identity.db import Database
 from identity.models import CANCELLED, DELETED, LocalPassword, LocalPasswordTry
-from tests.admin_rows import APP, NOW, TENANT, Person, add_people, add_tenant, freeze_instance
-
-PASSWORD = "Initial-Pass-1"  # noqa: S105 - the tests' password
-
+from tests.helpers.admin_rows import (
+    APP,
+    NOW,
+    OWNER,
+    PASSWORD,
+    STRANGER,
+    TENANT,
+    THROTTLE,
+    Person,
+    add_people,
+    add_tenant,
+    freeze_instance,
+    sign_in,
+)
 
 # --- the policy ----------------------------------------------------------------------------------
 
@@ -71,23 +78,6 @@ def test_initial_passwords_are_random_and_pass_the_policy() -> None:
 
 # --- sign-in -------------------------------------------------------------------------------------
 
-OWNER, STRANGER = "203.0.113.5", "198.51.100.7"
-"""Client addresses (their rate-limit keys): the member's own, and someone else's."""
-THROTTLE = Throttle(per_minute=10_000, parallel=16, wait_seconds=60)
-"""Bounds too wide to matter here: tests/test_local_login.py tests them over HTTP."""
-
-
-async def sign_in(
-    db: Database,
-    user_name: str = "bob",
-    password: str = PASSWORD,
-    *,
-    tenant: str = "acme",
-    now: datetime = NOW,
-    address: str = OWNER,
-) -> SignIn:
-    return await authenticate(db, THROTTLE, Attempt(tenant, user_name, password, address, now))
-
 
 async def change(
     db: Database,
@@ -116,7 +106,9 @@ async def set_password(
 
 
 @pytest.fixture
-async def acme(db: Database) -> Database:
+async def accounts(db: Database) -> Database:
+    """acme's members with a local password (bob, and off, gone and cancelled, who may not use
+    it) and one without (nopass)."""
     await add_tenant(db)
     await add_people(
         db,
@@ -131,34 +123,20 @@ async def acme(db: Database) -> Database:
     return db
 
 
-@pytest.fixture
-def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The hashes each attempt verified (every attempt must verify exactly one)."""
-    seen: list[str] = []
-    real: Callable[..., Any] = passwords.HASHER.verify_and_update
-
-    def counting(password: str, password_hash: str) -> Any:
-        seen.append(password_hash)
-        return real(password, password_hash)
-
-    monkeypatch.setattr(passwords.HASHER, "verify_and_update", counting)
-    return seen
-
-
-async def test_a_reset_password_is_stored_with_argon2id_and_signs_in(acme: Database) -> None:
-    async with acme.read() as s:
+async def test_a_reset_password_is_stored_with_argon2id_and_signs_in(accounts: Database) -> None:
+    async with accounts.read() as s:
         stored = await s.scalar(
             select(LocalPassword.password_hash).where(LocalPassword.user_name == "bob")
         )
     assert stored is not None and stored.startswith("$argon2id$") and PASSWORD not in stored
-    signed_in = await sign_in(acme)  # the code in any case
+    signed_in = await sign_in(accounts)  # the code in any case
     assert (signed_in.tenant_id, signed_in.user_name) == (TENANT, "bob")
     assert signed_in.must_change and signed_in.app_ids == (APP,)
-    assert (await sign_in(acme, tenant=TENANT)).user_name == "bob"
+    assert (await sign_in(accounts, tenant=TENANT)).user_name == "bob"
 
 
 async def test_every_refusal_is_the_same_and_verifies_one_hash(
-    acme: Database, verifications: list[str]
+    accounts: Database, verifications: list[str]
 ) -> None:
     real = await passwords.hash_password(PASSWORD)
     cost = real.rsplit("$", 2)[0]  # $argon2id$v=19$m=…,t=…,p=…: what the time depends on
@@ -166,7 +144,7 @@ async def test_every_refusal_is_the_same_and_verifies_one_hash(
     async def refusal(tenant: str, user_name: str, password: str = PASSWORD) -> str:
         verifications.clear()
         with pytest.raises(SignInFailed) as refused:
-            await sign_in(acme, user_name, password, tenant=tenant)
+            await sign_in(accounts, user_name, password, tenant=tenant)
         assert len(verifications) == 1, (tenant, user_name)
         assert verifications[0].rsplit("$", 2)[0] == cost
         return f"{refused.value.code}|{refused.value}|{refused.value.status}"
@@ -182,7 +160,7 @@ async def test_every_refusal_is_the_same_and_verifies_one_hash(
         await refusal("", "bob"),
         await refusal("acme", ""),
     }
-    await freeze_instance(acme)
+    await freeze_instance(accounts)
     seen.add(await refusal("acme", "bob"))
     assert seen == {"sign_in_failed|" + SignInFailed.en + "|401"}
 
@@ -191,43 +169,43 @@ async def test_every_refusal_is_the_same_and_verifies_one_hash(
 
 
 async def test_five_failures_lock_that_address_out_for_fifteen_minutes_not_the_owner(
-    acme: Database, verifications: list[str]
+    accounts: Database, verifications: list[str]
 ) -> None:
     for second in range(5):
-        await refused(acme, password="Wrong-Pass-1", now=NOW + timedelta(seconds=second))
+        await refused(accounts, password="Wrong-Pass-1", now=NOW + timedelta(seconds=second))
     locked_at = NOW + timedelta(seconds=4)
     for later in (timedelta(seconds=1), timedelta(minutes=10), timedelta(minutes=15, seconds=-1)):
         verifications.clear()
         with pytest.raises(SignInFailed) as refused_:
-            await sign_in(acme, now=locked_at + later)
+            await sign_in(accounts, now=locked_at + later)
         assert str(refused_.value) == SignInFailed.en and len(verifications) == 1
     # Tries while locked neither count nor extend the lockout.
-    signed_in = await sign_in(acme, now=locked_at + timedelta(minutes=15))
+    signed_in = await sign_in(accounts, now=locked_at + timedelta(minutes=15))
     assert signed_in.user_name == "bob"
 
 
-async def test_a_strangers_failures_do_not_lock_the_owner_out(acme: Database) -> None:
+async def test_a_strangers_failures_do_not_lock_the_owner_out(accounts: Database) -> None:
     for n in range(12):
-        await refused(acme, password=f"Guess-{n}-x", address=STRANGER)
-    assert (await sign_in(acme, address=OWNER)).user_name == "bob"
-    await refused(acme, address=STRANGER)  # the stranger's address is the one locked out
+        await refused(accounts, password=f"Guess-{n}-x", address=STRANGER)
+    assert (await sign_in(accounts, address=OWNER)).user_name == "bob"
+    await refused(accounts, address=STRANGER)  # the stranger's address is the one locked out
 
 
-async def test_a_success_starts_the_count_again(acme: Database) -> None:
+async def test_a_success_starts_the_count_again(accounts: Database) -> None:
     for round_ in range(2):
         for n in range(4):
-            await refused(acme, password="Wrong-Pass-1", now=NOW + timedelta(minutes=n))
-        signed_in = await sign_in(acme, now=NOW + timedelta(minutes=5))
+            await refused(accounts, password="Wrong-Pass-1", now=NOW + timedelta(minutes=n))
+        signed_in = await sign_in(accounts, now=NOW + timedelta(minutes=5))
         assert signed_in.user_name == "bob", round_
 
 
-async def test_after_a_lockout_runs_out_five_more_tries_are_allowed(acme: Database) -> None:
+async def test_after_a_lockout_runs_out_five_more_tries_are_allowed(accounts: Database) -> None:
     for _ in range(5):
-        await refused(acme, password="Wrong-Pass-1")
+        await refused(accounts, password="Wrong-Pass-1")
     later = NOW + timedelta(minutes=15)
     for _ in range(4):
-        await refused(acme, password="Wrong-Pass-1", now=later)
-    assert (await sign_in(acme, now=later)).user_name == "bob"
+        await refused(accounts, password="Wrong-Pass-1", now=later)
+    assert (await sign_in(accounts, now=later)).user_name == "bob"
 
 
 async def past_the_ceiling(db: Database, now: datetime = NOW) -> None:
@@ -241,38 +219,40 @@ async def past_the_ceiling(db: Database, now: datetime = NOW) -> None:
 
 
 async def test_past_the_ceiling_a_new_address_gets_one_try_and_the_members_own_five(
-    acme: Database,
+    accounts: Database,
 ) -> None:
-    await sign_in(acme, address=OWNER)  # an address bob has signed in from
-    await past_the_ceiling(acme)
+    await sign_in(accounts, address=OWNER)  # an address bob has signed in from
+    await past_the_ceiling(accounts)
     later = NOW + timedelta(minutes=1)
-    await refused(acme, password="Wrong-Pass-1", address=STRANGER, now=later)
-    await refused(acme, address=STRANGER, now=later)  # locked after one try
+    await refused(accounts, password="Wrong-Pass-1", address=STRANGER, now=later)
+    await refused(accounts, address=STRANGER, now=later)  # locked after one try
     for _ in range(4):
-        await refused(acme, password="Wrong-Pass-1", address=OWNER, now=later)
-    assert (await sign_in(acme, address=OWNER, now=later)).user_name == "bob"
+        await refused(accounts, password="Wrong-Pass-1", address=OWNER, now=later)
+    assert (await sign_in(accounts, address=OWNER, now=later)).user_name == "bob"
     # Whoever knows the password gets in from a new address too (bob on another network).
-    assert (await sign_in(acme, address="192.0.2.9", now=later)).user_name == "bob"
+    assert (await sign_in(accounts, address="192.0.2.9", now=later)).user_name == "bob"
     # An hour on, the ceiling starts again: five tries for a new address.
     hour = NOW + lockout.CEILING_WINDOW
     for _ in range(4):
-        await refused(acme, password="Wrong-Pass-1", address="192.0.2.10", now=hour)
-    assert (await sign_in(acme, address="192.0.2.10", now=hour)).user_name == "bob"
+        await refused(accounts, password="Wrong-Pass-1", address="192.0.2.10", now=hour)
+    assert (await sign_in(accounts, address="192.0.2.10", now=hour)).user_name == "bob"
 
 
-async def test_a_reset_lifts_every_lock(acme: Database) -> None:
+async def test_a_reset_lifts_every_lock(accounts: Database) -> None:
     for _ in range(5):
-        await refused(acme, password="Wrong-Pass-1", address=STRANGER)
-    await set_password(acme, "bob")
-    assert (await sign_in(acme, address=STRANGER)).user_name == "bob"
+        await refused(accounts, password="Wrong-Pass-1", address=STRANGER)
+    await set_password(accounts, "bob")
+    assert (await sign_in(accounts, address=STRANGER)).user_name == "bob"
 
 
-async def test_concurrent_tries_from_one_address_count_five_at_most(acme: Database) -> None:
+async def test_concurrent_tries_from_one_address_count_five_at_most(accounts: Database) -> None:
     """Counted before the hash under the account row's lock: 12 at once, five counted."""
-    tries = [sign_in(acme, password=f"Guess-{n}-x", address=STRANGER, now=NOW) for n in range(12)]
+    tries = [
+        sign_in(accounts, password=f"Guess-{n}-x", address=STRANGER, now=NOW) for n in range(12)
+    ]
     outcomes = await asyncio.gather(*tries, return_exceptions=True)
     assert all(isinstance(o, SignInFailed) for o in outcomes)
-    async with acme.read() as s:
+    async with accounts.read() as s:
         pair = (
             await s.execute(
                 select(LocalPasswordTry.failed_tries, LocalPasswordTry.locked_until).where(
@@ -284,30 +264,30 @@ async def test_concurrent_tries_from_one_address_count_five_at_most(acme: Databa
             select(LocalPassword.failed_tries).where(LocalPassword.user_name == "bob")
         )
     assert pair.failed_tries == 5 and pair.locked_until is not None and account == 5
-    await refused(acme, address=STRANGER)
+    await refused(accounts, address=STRANGER)
 
 
 # --- changing it ---------------------------------------------------------------------------------
 
 
-async def test_the_member_changes_the_initial_password(acme: Database) -> None:
-    before = await sign_in(acme)
+async def test_the_member_changes_the_initial_password(accounts: Database) -> None:
+    before = await sign_in(accounts)
     later = NOW + timedelta(minutes=1)
-    after = await change(acme, PASSWORD, "Own-Choice-7", now=later)
+    after = await change(accounts, PASSWORD, "Own-Choice-7", now=later)
     assert not after.must_change and after.app_ids == (APP,)
-    async with acme.transaction() as s:
+    async with accounts.transaction() as s:
         assert not await still_current(s, before)
         assert await still_current(s, after)
-    await refused(acme, now=later)
-    again = await sign_in(acme, "bob", "Own-Choice-7", now=later)
+    await refused(accounts, now=later)
+    again = await sign_in(accounts, "bob", "Own-Choice-7", now=later)
     assert not again.must_change
 
 
 async def test_a_change_needs_the_current_password_and_a_new_one_within_the_policy(
-    acme: Database, verifications: list[str]
+    accounts: Database, verifications: list[str]
 ) -> None:
     with pytest.raises(PasswordPolicyError) as refused_:
-        await change(acme, PASSWORD, "bob-bob")
+        await change(accounts, PASSWORD, "bob-bob")
     assert [p.code for p in refused_.value.problems] == [
         "too_short",
         "too_few_classes",
@@ -315,18 +295,18 @@ async def test_a_change_needs_the_current_password_and_a_new_one_within_the_poli
     ]
     assert verifications == []  # refused before anything was counted
     with pytest.raises(PasswordPolicyError) as refused_:
-        await change(acme, PASSWORD, PASSWORD)
+        await change(accounts, PASSWORD, PASSWORD)
     assert [p.code for p in refused_.value.problems] == ["same_as_current"]
     with pytest.raises(CurrentPasswordInvalid):
-        await change(acme, "Wrong-Pass-1", "Own-Choice-7")
+        await change(accounts, "Wrong-Pass-1", "Own-Choice-7")
     with pytest.raises(CurrentPasswordInvalid):
-        await change(acme, PASSWORD, "Own-Choice-7", user_name="nopass")
-    assert (await sign_in(acme)).must_change
+        await change(accounts, PASSWORD, "Own-Choice-7", user_name="nopass")
+    assert (await sign_in(accounts)).must_change
 
 
-async def test_wrong_current_passwords_count_towards_the_lockout(acme: Database) -> None:
+async def test_wrong_current_passwords_count_towards_the_lockout(accounts: Database) -> None:
     for _ in range(5):
         with pytest.raises(CurrentPasswordInvalid):
-            await change(acme, "Wrong-1a", "Own-Choice-7", address=STRANGER)
-    await refused(acme, address=STRANGER, now=NOW + timedelta(minutes=1))
-    assert (await sign_in(acme, address=OWNER)).user_name == "bob"
+            await change(accounts, "Wrong-1a", "Own-Choice-7", address=STRANGER)
+    await refused(accounts, address=STRANGER, now=NOW + timedelta(minutes=1))
+    assert (await sign_in(accounts, address=OWNER)).user_name == "bob"

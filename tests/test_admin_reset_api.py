@@ -10,8 +10,7 @@ import asyncio
 import html
 import json
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,10 @@ from identity.db import Database
 from identity.models import LogoutDelivery, MemberSession, PasswordReset
 from identity.sessions import hash_id
 from identity.simulator import sender as events
-from tests.simulator_world import login_form, world
-from tests.stack import Browser, Stack, running_stack
-from tests.test_admin_api import api, problem, signed_in
-from tests.test_provider_flow import register, tokens_for
+from tests.helpers.admin_api import api, problem, signed_in
+from tests.helpers.oidc_app import register, tokens_for
+from tests.helpers.simulator_world import login_form, world
+from tests.helpers.stack import Browser, Browsers, Stack, running_stack
 
 ALICE_MOBILE, BOB_EMAIL = "+8613800000001", "bob@acme.example.com"
 SESSION = "identity_session"
@@ -58,14 +57,10 @@ def notify_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def stack(
-    database_url: str, private_key_file: Path, notify_file: Path
-) -> AsyncIterator[Stack]:
-    """This module's stack (conftest's `acme` provisions it): messages go to `notify_file`; its
-    tests sign in locally from one address more often than a person would."""
-    env = {"IDENTITY_NOTIFY_FILE": str(notify_file), **MANY_TRIES}
-    async with running_stack(database_url, private_key_file, world(), identity_env=env) as running:
-        yield running
+def stack_env(notify_file: Path) -> dict[str, str]:
+    """This module's stack settings: messages go to `notify_file`, and its tests may sign in
+    locally from one address more often than a person would."""
+    return {"IDENTITY_NOTIFY_FILE": str(notify_file), **MANY_TRIES}
 
 
 @pytest.fixture
@@ -73,25 +68,6 @@ def outbox(notify_file: Path) -> Outbox:
     box = Outbox(notify_file)
     box.clear()
     return box
-
-
-@pytest.fixture
-async def browsers() -> AsyncIterator[Callable[[Stack], Browser]]:
-    """Browsers on any stack of this module, closed after the test."""
-    async with AsyncExitStack() as opened:
-
-        def new(on: Stack) -> Browser:
-            browser = on.browser()
-            opened.push_async_callback(browser.close)
-            return browser
-
-        yield new
-
-
-@pytest.fixture
-async def alice(acme: Stack, browsers: Callable[[Stack], Browser]) -> Browser:
-    """acme's admin (role=admin in authSync), signed in through the marketplace."""
-    return await signed_in(acme, browsers(acme), "alice@acme", "alice-pw")
 
 
 async def start(admin: Browser, member: str = "bob") -> httpx.Response:
@@ -144,7 +120,7 @@ async def change(browser: Browser, page: httpx.Response, current: str, new: str)
 
 
 async def test_a_reset_sends_a_code_to_the_admin_and_a_password_only_to_the_member(
-    acme: Stack, alice: Browser, browsers: Callable[[Stack], Browser], outbox: Outbox
+    acme: Stack, alice: Browser, browsers: Browsers, outbox: Outbox
 ) -> None:
     bob = await signed_in(acme, browsers(acme), "bob@acme", "bob-pw")
     answers: list[httpx.Response] = []
@@ -189,7 +165,7 @@ async def test_a_reset_sends_a_code_to_the_admin_and_a_password_only_to_the_memb
 
 
 async def test_the_member_signs_in_at_login_and_must_change_the_password_first(
-    acme: Stack, alice: Browser, browsers: Callable[[Stack], Browser], outbox: Outbox
+    acme: Stack, alice: Browser, browsers: Browsers, outbox: Outbox
 ) -> None:
     initial = await reset_bob(alice, outbox)
     bob = browsers(acme)
@@ -225,7 +201,7 @@ async def test_the_member_signs_in_at_login_and_must_change_the_password_first(
 
 
 async def test_the_members_change_ends_their_other_sessions_and_tokens_but_not_this_browsers(
-    acme: Stack, db: Database, alice: Browser, browsers: Callable[[Stack], Browser], outbox: Outbox
+    acme: Stack, db: Database, alice: Browser, browsers: Browsers, outbox: Outbox
 ) -> None:
     """After a reset bob signs in through the marketplace in two browsers, and an app gets
     tokens in each; in one of them he then changes the initial password. The other session
@@ -290,7 +266,7 @@ async def test_five_wrong_codes_kill_the_reset(alice: Browser, outbox: Outbox) -
 
 
 async def test_another_tenants_admin_can_neither_reset_nor_confirm(
-    acme: Stack, alice: Browser, browsers: Callable[[Stack], Browser], outbox: Outbox
+    acme: Stack, alice: Browser, browsers: Browsers, outbox: Outbox
 ) -> None:
     reset_id, code = await started_reset(alice, outbox)
     await acme.provision("beta")
@@ -326,7 +302,7 @@ async def two_processes(
 
 
 async def test_fifty_simultaneous_resets_across_two_processes_send_one_code(
-    two_processes: Stack, db: Database, browsers: Callable[[Stack], Browser], outbox: Outbox
+    two_processes: Stack, db: Database, browsers: Browsers, outbox: Outbox
 ) -> None:
     stack = two_processes
     stack.reset()

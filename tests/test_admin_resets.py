@@ -32,7 +32,7 @@ from identity.admin.resets import ResetRequested, code_mac, confirm_reset, reque
 from identity.db import Database
 from identity.models import AccessRevocation, LocalPassword, PasswordReset
 from identity.notify import FileSender, Message, Notifier, NotifyFailed, NotifyUnavailable
-from tests.admin_rows import (
+from tests.helpers.admin_rows import (
     NOW,
     OTHER_TENANT,
     TENANT,
@@ -43,9 +43,9 @@ from tests.admin_rows import (
     file_notifier,
     outbox,
     sessions_of,
+    sign_in,
 )
-from tests.marketplace_client import SECRET_KEY
-from tests.test_admin_passwords import sign_in
+from tests.helpers.marketplace_client import SECRET_KEY
 
 MAC = code_mac(SECRET_KEY)
 ADMINS = [f"admin{n}" for n in range(4)]
@@ -57,7 +57,8 @@ def mobile(n: int) -> str:
 
 
 @pytest.fixture
-async def acme(db: Database) -> Database:
+async def two_tenants(db: Database) -> Database:
+    """acme's admins and members, with and without a phone or an email, and another tenant's."""
     await add_tenant(db)
     await add_tenant(db, OTHER_TENANT, "Other")
     await add_people(
@@ -131,13 +132,13 @@ async def stored_resets(db: Database) -> list[Row[tuple[str, str, str]]]:
 
 
 async def test_the_code_goes_to_the_admin_and_the_password_to_the_member_and_sessions_end(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
     notifier = file_notifier(box)
-    await add_session(acme, TENANT, "bob", 1)
-    await add_session(acme, TENANT, "bob", 2)
-    await add_session(acme, TENANT, "alice", 1)
-    requested = await request(acme, notifier)
+    await add_session(two_tenants, TENANT, "bob", 1)
+    await add_session(two_tenants, TENANT, "bob", 2)
+    await add_session(two_tenants, TENANT, "alice", 1)
+    requested = await request(two_tenants, notifier)
     assert requested.code_sent_to == "+86138****0001"
     assert requested.expires_at == NOW + timedelta(minutes=5)
     (code_line,) = outbox(box)
@@ -147,11 +148,13 @@ async def test_the_code_goes_to_the_admin_and_the_password_to_the_member_and_ses
     assert (
         code in code_line["text"] and "验证码" in code_line["text"] and "Code" in code_line["text"]
     )
-    (row,) = await stored_resets(acme)
+    (row,) = await stored_resets(two_tenants)
     assert code not in repr(dataclasses.astuple(requested)) and code not in row.code_hash
-    assert await sessions_of(acme, TENANT, "bob")  # nothing ends before the confirmation
+    assert await sessions_of(two_tenants, TENANT, "bob")  # nothing ends before the confirmation
 
-    sent_to = await confirm(acme, notifier, requested.reset_id, code, NOW + timedelta(minutes=1))
+    sent_to = await confirm(
+        two_tenants, notifier, requested.reset_id, code, NOW + timedelta(minutes=1)
+    )
     assert sent_to == "+86139****0002"
     password_line = outbox(box)[1]
     password = password_line["secret"]
@@ -160,9 +163,9 @@ async def test_the_code_goes_to_the_admin_and_the_password_to_the_member_and_ses
     assert "bob@Acme" in password_line["text"] and check_policy(password, "bob") == []
     assert password not in sent_to
 
-    assert await sessions_of(acme, TENANT, "bob") == []
-    assert await sessions_of(acme, TENANT, "alice") == ["sid-alice-1"]
-    async with acme.read() as s:
+    assert await sessions_of(two_tenants, TENANT, "bob") == []
+    assert await sessions_of(two_tenants, TENANT, "alice") == ["sid-alice-1"]
+    async with two_tenants.read() as s:
         reasons = await s.scalars(
             select(AccessRevocation.reason).where(AccessRevocation.user_name == "bob")
         )
@@ -175,60 +178,62 @@ async def test_the_code_goes_to_the_admin_and_the_password_to_the_member_and_ses
             )
         ).one()
     assert stored.must_change and password not in stored.password_hash
-    signed_in = await sign_in(acme, "bob", password, now=NOW + timedelta(minutes=2))
+    signed_in = await sign_in(two_tenants, "bob", password, now=NOW + timedelta(minutes=2))
     assert signed_in.must_change
 
 
 async def test_a_member_has_no_local_password_before_a_confirmed_reset(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
-    await request(acme, file_notifier(box))
-    async with acme.read() as s:
+    await request(two_tenants, file_notifier(box))
+    async with two_tenants.read() as s:
         assert await s.scalar(select(LocalPassword)) is None
 
 
-async def test_e_mail_when_there_is_no_mobile_or_no_sms_sender(acme: Database, box: Path) -> None:
+async def test_e_mail_when_there_is_no_mobile_or_no_sms_sender(
+    two_tenants: Database, box: Path
+) -> None:
     both = file_notifier(box)
-    requested = await request(acme, both, target="bob", admin="mail")
+    requested = await request(two_tenants, both, target="bob", admin="mail")
     assert requested.code_sent_to == "m***@acme.example.com"
     assert outbox(box)[-1]["channel"] == "email"
     email_only = Notifier({"email": FileSender(box)})
     later = NOW + timedelta(minutes=3)
-    requested = await request(acme, email_only, target="bob", admin="alice", now=later)
+    requested = await request(two_tenants, email_only, target="bob", admin="alice", now=later)
     assert requested.code_sent_to == "a***@acme.example.com"
     code = outbox(box)[-1]["secret"]
-    sent_to = await confirm(acme, email_only, requested.reset_id, code, later)
+    sent_to = await confirm(two_tenants, email_only, requested.reset_id, code, later)
     assert sent_to == "b***@acme.example.com"
     assert outbox(box)[-1]["to"] == "bob@acme.example.com"
 
 
 async def test_what_cannot_be_delivered_is_refused_before_anything_counts(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
     with pytest.raises(ContactMissing) as missing:
-        await request(acme, file_notifier(box), target="mute")
+        await request(two_tenants, file_notifier(box), target="mute")
     assert missing.value.whose == "member"
     with pytest.raises(NotifyUnavailable):  # plain has a mobile, nobody sends SMS
-        await request(acme, Notifier({"email": FileSender(box)}), target="plain")
+        await request(two_tenants, Notifier({"email": FileSender(box)}), target="plain")
     with pytest.raises(NotifyUnavailable):
-        await request(acme, Notifier({}))
-    assert outbox(box) == [] and await stored_resets(acme) == []
-    assert (await request(acme, file_notifier(box))).code_sent_to
+        await request(two_tenants, Notifier({}))
+    assert outbox(box) == [] and await stored_resets(two_tenants) == []
+    assert (await request(two_tenants, file_notifier(box))).code_sent_to
 
 
 async def test_only_an_admin_resets_and_only_members_of_their_own_tenant(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
     notifier = file_notifier(box)
     with pytest.raises(NotAdmin):
-        await request(acme, notifier, target="plain", admin="bob")
+        await request(two_tenants, notifier, target="plain", admin="bob")
     with pytest.raises(NotAdmin):  # olga administers the other tenant
-        await request(acme, notifier, target="bob", admin="olga")
+        await request(two_tenants, notifier, target="bob", admin="olga")
     for target in ("oscar", "nobody"):
         with pytest.raises(MemberNotFound):
-            await request(acme, notifier, target=target)
+            await request(two_tenants, notifier, target=target)
     with pytest.raises(MemberNotFound):
-        await request(acme, notifier, target="bob", admin="olga", tenant=OTHER_TENANT)
+        await request(two_tenants, notifier, target="bob", admin="olga", tenant=OTHER_TENANT)
     assert outbox(box) == []
 
 
@@ -236,46 +241,50 @@ async def test_only_an_admin_resets_and_only_members_of_their_own_tenant(
 
 
 async def test_wrong_codes_are_counted_and_the_fifth_kills_the_reset(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
     notifier = file_notifier(box)
-    requested = await request(acme, notifier)
+    requested = await request(two_tenants, notifier)
     code = outbox(box)[0]["secret"]
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for left in (4, 3, 2, 1, 0):
         with pytest.raises(CodeInvalid) as refused:
-            await confirm(acme, notifier, requested.reset_id, wrong)
+            await confirm(two_tenants, notifier, requested.reset_id, wrong)
         assert refused.value.tries_left == left
     with pytest.raises(ResetDead):
-        await confirm(acme, notifier, requested.reset_id, code)
+        await confirm(two_tenants, notifier, requested.reset_id, code)
     assert len(outbox(box)) == 1
 
 
-async def test_a_code_is_valid_five_minutes_and_once(acme: Database, box: Path) -> None:
+async def test_a_code_is_valid_five_minutes_and_once(two_tenants: Database, box: Path) -> None:
     notifier = file_notifier(box)
-    late = await request(acme, notifier)
+    late = await request(two_tenants, notifier)
     with pytest.raises(ResetExpired):
-        await confirm(acme, notifier, late.reset_id, outbox(box)[-1]["secret"], late.expires_at)
+        await confirm(
+            two_tenants, notifier, late.reset_id, outbox(box)[-1]["secret"], late.expires_at
+        )
     later = NOW + timedelta(minutes=3)
-    requested = await request(acme, notifier, now=later)
+    requested = await request(two_tenants, notifier, now=later)
     code = outbox(box)[-1]["secret"]
     just_in_time = requested.expires_at - timedelta(seconds=1)
-    await confirm(acme, notifier, requested.reset_id, code, just_in_time)
+    await confirm(two_tenants, notifier, requested.reset_id, code, just_in_time)
     with pytest.raises(ResetUsed):
-        await confirm(acme, notifier, requested.reset_id, code, just_in_time)
+        await confirm(two_tenants, notifier, requested.reset_id, code, just_in_time)
 
 
-async def test_another_admin_or_tenant_cannot_confirm_it(acme: Database, box: Path) -> None:
+async def test_another_admin_or_tenant_cannot_confirm_it(two_tenants: Database, box: Path) -> None:
     notifier = file_notifier(box)
-    requested = await request(acme, notifier)
+    requested = await request(two_tenants, notifier)
     code = outbox(box)[-1]["secret"]
     with pytest.raises(ResetNotFound):
-        await confirm(acme, notifier, requested.reset_id, code, admin="admin0")
+        await confirm(two_tenants, notifier, requested.reset_id, code, admin="admin0")
     with pytest.raises(ResetNotFound):
-        await confirm(acme, notifier, requested.reset_id, code, admin="olga", tenant=OTHER_TENANT)
+        await confirm(
+            two_tenants, notifier, requested.reset_id, code, admin="olga", tenant=OTHER_TENANT
+        )
     with pytest.raises(ResetNotFound):
-        await confirm(acme, notifier, "no-such-reset", code)
-    await confirm(acme, notifier, requested.reset_id, code)
+        await confirm(two_tenants, notifier, "no-such-reset", code)
+    await confirm(two_tenants, notifier, requested.reset_id, code)
 
 
 # --- failed sends --------------------------------------------------------------------------------
@@ -287,33 +296,35 @@ class Failing:
 
 
 async def test_a_code_that_could_not_be_sent_neither_counts_nor_confirms(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
     broken = Notifier({"sms": Failing()})
     with pytest.raises(NotifyFailed):
-        await request(acme, broken)
-    (failed,) = await stored_resets(acme)
+        await request(two_tenants, broken)
+    (failed,) = await stored_resets(two_tenants)
     assert failed.status == "failed"
     code = "000000"
     with pytest.raises(ResetNotFound):
-        await confirm(acme, file_notifier(box), failed.reset_id, code)
-    assert (await request(acme, file_notifier(box))).code_sent_to  # not counted: allowed at once
+        await confirm(two_tenants, file_notifier(box), failed.reset_id, code)
+    assert (
+        await request(two_tenants, file_notifier(box))
+    ).code_sent_to  # not counted: allowed at once
 
 
 async def test_a_password_that_could_not_be_sent_changes_nothing_and_the_code_stays_valid(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
     notifier = file_notifier(box)
-    await add_session(acme, TENANT, "bob", 1)
-    requested = await request(acme, notifier)
+    await add_session(two_tenants, TENANT, "bob", 1)
+    requested = await request(two_tenants, notifier)
     code = outbox(box)[-1]["secret"]
     with pytest.raises(NotifyFailed):
-        await confirm(acme, Notifier({"sms": Failing()}), requested.reset_id, code)
-    async with acme.read() as s:
+        await confirm(two_tenants, Notifier({"sms": Failing()}), requested.reset_id, code)
+    async with two_tenants.read() as s:
         assert await s.scalar(select(LocalPassword)) is None
-    assert await sessions_of(acme, TENANT, "bob") == ["sid-bob-1"]
-    await confirm(acme, notifier, requested.reset_id, code, NOW + timedelta(seconds=30))
-    assert await sessions_of(acme, TENANT, "bob") == []
+    assert await sessions_of(two_tenants, TENANT, "bob") == ["sid-bob-1"]
+    await confirm(two_tenants, notifier, requested.reset_id, code, NOW + timedelta(seconds=30))
+    assert await sessions_of(two_tenants, TENANT, "bob") == []
     assert [line["kind"] for line in outbox(box)] == ["reset_code", "initial_password"]
 
 
@@ -330,22 +341,30 @@ async def refused_for(
 
 
 async def test_one_reset_per_three_minutes_per_member_and_per_admin(
-    acme: Database, box: Path
+    two_tenants: Database, box: Path
 ) -> None:
     notifier = file_notifier(box)
-    await request(acme, notifier, target="member0", admin="admin0")
+    await request(two_tenants, notifier, target="member0", admin="admin0")
     # The same member, another admin; the same admin, another member: both wait.
     assert (
-        await refused_for(acme, notifier, "member0", "admin1", NOW + timedelta(seconds=60)) == 120
+        await refused_for(two_tenants, notifier, "member0", "admin1", NOW + timedelta(seconds=60))
+        == 120
     )
-    assert await refused_for(acme, notifier, "member1", "admin0", NOW + timedelta(seconds=179)) == 1
+    assert (
+        await refused_for(two_tenants, notifier, "member1", "admin0", NOW + timedelta(seconds=179))
+        == 1
+    )
     at = NOW + timedelta(seconds=179, milliseconds=500)
-    assert await refused_for(acme, notifier, "member1", "admin0", at) == 1  # rounded up
-    await request(acme, notifier, target="member1", admin="admin1")  # neither key is used yet
+    assert await refused_for(two_tenants, notifier, "member1", "admin0", at) == 1  # rounded up
+    await request(
+        two_tenants, notifier, target="member1", admin="admin1"
+    )  # neither key is used yet
     # Both keys held: the longer wait is the answer (admin1 reset member1 at NOW).
     at = NOW + timedelta(seconds=150)
-    assert await refused_for(acme, notifier, "member0", "admin1", at) == 30
-    await request(acme, notifier, target="member0", admin="admin1", now=NOW + timedelta(minutes=3))
+    assert await refused_for(two_tenants, notifier, "member0", "admin1", at) == 30
+    await request(
+        two_tenants, notifier, target="member0", admin="admin1", now=NOW + timedelta(minutes=3)
+    )
     assert len(outbox(box)) == 3
 
 
@@ -374,43 +393,49 @@ async def every_three_minutes(
 
 
 @pytest.mark.parametrize("key", ["target", "admin"])
-async def test_fifteen_resets_per_hour(acme: Database, box: Path, key: str) -> None:
+async def test_fifteen_resets_per_hour(two_tenants: Database, box: Path, key: str) -> None:
     notifier = file_notifier(box)
     fixed = {"target": "member0"} if key == "target" else {"admin": "admin0"}
     target, admin = fixed.get("target", "member1"), fixed.get("admin", "admin1")
-    last = await every_three_minutes(acme, notifier, NOW, 15, **fixed)
+    last = await every_three_minutes(two_tenants, notifier, NOW, 15, **fixed)
     assert last == NOW + timedelta(minutes=42)
     # The 16th fits the 3-minute rule at 45 min but not the hour: until the first leaves it.
-    assert await refused_for(acme, notifier, target, admin, NOW + timedelta(minutes=45)) == 900
+    assert (
+        await refused_for(two_tenants, notifier, target, admin, NOW + timedelta(minutes=45)) == 900
+    )
     at = NOW + timedelta(minutes=59, seconds=59)
-    assert await refused_for(acme, notifier, target, admin, at) == 1
-    await request(acme, notifier, target=target, admin=admin, now=NOW + timedelta(hours=1))
+    assert await refused_for(two_tenants, notifier, target, admin, at) == 1
+    await request(two_tenants, notifier, target=target, admin=admin, now=NOW + timedelta(hours=1))
     assert len(outbox(box)) == 16
 
 
 @pytest.mark.parametrize("key", ["target", "admin"])
-async def test_sixty_resets_per_day(acme: Database, box: Path, key: str) -> None:
+async def test_sixty_resets_per_day(two_tenants: Database, box: Path, key: str) -> None:
     notifier = file_notifier(box)
     fixed = {"target": "member0"} if key == "target" else {"admin": "admin0"}
     target, admin = fixed.get("target", "member1"), fixed.get("admin", "admin1")
     for hour in range(4):  # 15 an hour, 4 hours
-        await every_three_minutes(acme, notifier, NOW + timedelta(hours=hour), 15, **fixed)
+        await every_three_minutes(two_tenants, notifier, NOW + timedelta(hours=hour), 15, **fixed)
     assert len(outbox(box)) == 60
     # At 4 h the hour holds 14 (3:03 … 3:42), but the day holds 60: until the first leaves it.
     at = NOW + timedelta(hours=4)
-    assert await refused_for(acme, notifier, target, admin, at) == 20 * 3600
+    assert await refused_for(two_tenants, notifier, target, admin, at) == 20 * 3600
     at = NOW + timedelta(days=1, seconds=-1)
-    assert await refused_for(acme, notifier, target, admin, at) == 1
-    await request(acme, notifier, target=target, admin=admin, now=NOW + timedelta(days=1))
+    assert await refused_for(two_tenants, notifier, target, admin, at) == 1
+    await request(two_tenants, notifier, target=target, admin=admin, now=NOW + timedelta(days=1))
     assert len(outbox(box)) == 61
 
 
-async def test_a_confirmed_or_abandoned_reset_counts_the_same(acme: Database, box: Path) -> None:
+async def test_a_confirmed_or_abandoned_reset_counts_the_same(
+    two_tenants: Database, box: Path
+) -> None:
     notifier = file_notifier(box)
-    requested = await request(acme, notifier)
-    await confirm(acme, notifier, requested.reset_id, outbox(box)[-1]["secret"])
-    assert await refused_for(acme, notifier, "bob", "alice", NOW + timedelta(minutes=1)) == 120
-    async with acme.read() as s:
+    requested = await request(two_tenants, notifier)
+    await confirm(two_tenants, notifier, requested.reset_id, outbox(box)[-1]["secret"])
+    assert (
+        await refused_for(two_tenants, notifier, "bob", "alice", NOW + timedelta(minutes=1)) == 120
+    )
+    async with two_tenants.read() as s:
         wait = await resets.next_reset_in(
             s, tenant_id=TENANT, admin_user_name="alice", target_user_name="bob", now=NOW
         )
@@ -421,7 +446,7 @@ async def test_a_confirmed_or_abandoned_reset_counts_the_same(acme: Database, bo
 
 
 async def test_fifty_concurrent_requests_send_one_code(
-    acme: Database, box: Path, database_url: str, is_postgres: bool
+    two_tenants: Database, box: Path, database_url: str, is_postgres: bool
 ) -> None:
     """Five engines (pools of their own), ten requests each, all at once: the lock rows make
     the limits exact across connections, as across processes."""
@@ -440,4 +465,4 @@ async def test_fifty_concurrent_requests_send_one_code(
     limited = [o for o in outcomes if isinstance(o, RateLimited)]
     assert (len(sent), len(limited)) == (1, 49), [o for o in outcomes if isinstance(o, Exception)]
     assert {o.retry_after for o in limited} == {180}
-    assert len(outbox(box)) == 1 and len(await stored_resets(acme)) == 1
+    assert len(outbox(box)) == 1 and len(await stored_resets(two_tenants)) == 1

@@ -27,10 +27,10 @@ from identity.directory.tenants import secret_context
 from identity.migrate import alembic_config, upgrade
 from identity.models import AppCredential
 from identity.settings import Settings
-from tests.marketplace_client import SECRET_KEY
-from tests.servers import scratch_postgres
-from tests.simulator_world import ACME, APP_ID
-from tests.test_sso_upstream import CALLBACK, INFO, OK, TENANT, canned_auth_centre, provision
+from tests.helpers.auth_centres import CALLBACK, INFO, OK, TENANT, canned_auth_centre, provision
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.servers import scratch_postgres
+from tests.helpers.simulator_world import ACME, APP_ID
 
 SECRET = ACME["clientSecret"]
 

@@ -20,7 +20,7 @@ from identity.db import Database
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import AppCredential, Base, Department, Member, Tenant
 from identity.settings import Settings
-from tests.kit_bodies import (
+from tests.helpers.kit_bodies import (
     INVALID,
     SUCCESS,
     Body,
@@ -37,7 +37,7 @@ from tests.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.marketplace_client import Sender
+from tests.helpers.marketplace_client import Sender
 
 INTERNAL = {"resultCode": "000005", "resultMsg": "other inner error"}
 INTERFACES = ["tenantSync", "applicationSync", "authSync", "singleOrgSync", "allOrgSync"]

@@ -11,8 +11,8 @@ import pytest
 from identity.db import Database
 from identity.models import AccessRevocation, Instance
 from identity.settings import Settings
-from tests.kit_bodies import kit_ok, one, rows, sender_for, tenant_body
-from tests.marketplace_client import Sender
+from tests.helpers.kit_bodies import kit_ok, one, rows, sender_for, tenant_body
+from tests.helpers.marketplace_client import Sender
 
 OK, INVALID, NOT_FOUND = "000000", "000002", "000003"
 LOGIN_URL = "https://identity.example.com/sso/login"

@@ -12,21 +12,18 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.test_browser_demo import (
+from tests.helpers.chromium import (
     CHROMIUM,
     FLAGS,
     VIEWPORTS,
-    demo,
+    needs_chromium,
     screenshot_folder,
     shooter,
     sign_in_at_auth_centre,
 )
+from tests.helpers.demo_process import end_sessions
 
-__all__ = ["demo"]  # the module-scoped `identity demo` fixture, one for this module
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
-)
+pytestmark = needs_chromium
 
 
 def _sign_in(page: Page, start: str, tenant: str, account: str, password: str) -> None:
@@ -37,10 +34,18 @@ def _sign_in(page: Page, start: str, tenant: str, account: str, password: str) -
     sign_in_at_auth_centre(page, account, password)
 
 
+@pytest.fixture
+def bob_signed_out(demo: dict[str, str]) -> dict[str, str]:
+    """The shared demo with none of bob's sessions left by earlier tests."""
+    end_sessions(demo, "bob")
+    return demo
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
 def test_an_admin_finds_a_member_and_ends_their_sessions(
-    demo: dict[str, str], viewport: str, tmp_path: Path
+    bob_signed_out: dict[str, str], viewport: str, tmp_path: Path
 ) -> None:
+    demo = bob_signed_out
     shot = shooter(tmp_path, viewport)
     width, height = VIEWPORTS[viewport]
 

@@ -9,70 +9,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
-from tests.demo_process import identity, running_demo
-from tests.servers import ROOT, free_port
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+from tests.helpers.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.helpers.demo_process import identity
+from tests.helpers.servers import ROOT, free_port
+from tests.helpers.waiting import until_sync
 
 
-def screenshot_folder(tmp_path: Path) -> Path:
-    """`$IDENTITY_SCREENSHOTS` when set (to look at the pictures), else the test's own folder."""
-    folder = Path(os.environ.get("IDENTITY_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def shooter(tmp_path: Path, viewport: str) -> Callable[[Page, str], None]:
-    """Screenshot a page as `NAME-VIEWPORT.png`, then check nothing is wider than the screen
-    (a phone would scroll sideways)."""
-    folder = screenshot_folder(tmp_path)
-
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=str(folder / f"{name}-{viewport}.png"), full_page=True)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
-
-    return shot
-
-
-def sign_in_at_auth_centre(page: Page, account: str, password: str) -> None:
-    """Fill in the simulator's login form (the tenant's auth centre) and submit it."""
-    page.fill("input[name=username]", account)
-    page.fill("input[name=password]", password)
-    page.get_by_role("button", name=re.compile("Sign in")).click()
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """`identity demo` as a process; yields the printed sign-in URLs (Flow B's and the unified
-    login's) and alice's password."""
-    folder = tmp_path_factory.mktemp("demo")
-    with running_demo(folder, folder) as started:
-        flow_b = re.search(r"Flow B\): (\S+)", started.banner)
-        flow_a = re.search(r"Flow A\): (\S+)", started.banner)
-        alice = re.search(r"Account (alice@\S+)\s+password (\S+)", started.banner)
-        example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", started.banner)
-        assert flow_b and flow_a and alice and example, started.banner
-        yield {
-            "url": flow_b.group(1),
-            "unified": flow_a.group(1),
-            "account": alice.group(1),
-            "password": alice.group(2),
-            "example": example.group(1),
-            "folder": str(folder),
-            "identity": started.identity,
-        }
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium")
+@needs_chromium
 def test_member_signs_in_sees_who_they_are_and_signs_out(
     demo: dict[str, str], tmp_path: Path
 ) -> None:
@@ -105,14 +52,15 @@ def test_member_signs_in_sees_who_they_are_and_signs_out(
             browser.close()
 
 
-def _disable_alice(demo: dict[str, str]) -> None:
-    """The marketplace disables alice: `identity simulate disable-member`, as the banner says."""
-    argv = ["simulate", "disable-member", "acme", "alice", "--demo-dir", demo["folder"]]
+def _simulate(demo: dict[str, str], event: str, member: str) -> None:
+    """The marketplace disables or enables a member: `identity simulate EVENT acme MEMBER`,
+    as the banner says."""
+    argv = ["simulate", event, "acme", member, "--demo-dir", demo["folder"]]
     done = identity(Path(demo["folder"]), *argv)
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium")
+@needs_chromium
 def test_the_example_app_signs_in_through_identity_and_hears_when_access_ends(
     demo: dict[str, str], tmp_path: Path
 ) -> None:
@@ -136,14 +84,19 @@ def test_the_example_app_signs_in_through_identity_and_hears_when_access_ends(
             expect(page.locator("#claim-role")).to_have_text("admin")
             page.screenshot(path=str(tmp_path / "example-app.png"))
 
-            _disable_alice(demo)  # identity ends her session; the worker tells the app
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                page.goto(demo["example"])
-                if page.locator("#signed-out").count():
-                    break
-                time.sleep(0.5)
-            expect(page.locator("#signed-out")).to_be_visible()
+            # identity ends her session and the worker tells the app. The demo is shared by
+            # the browser tests: she is enabled again whatever happens here.
+            _simulate(demo, "disable-member", "alice")
+            try:
+
+                def signed_out() -> bool:
+                    page.goto(demo["example"])
+                    return page.locator("#signed-out").count() > 0
+
+                until_sync(signed_out, "the app signs alice out", within=20, every=0.5)
+                expect(page.locator("#signed-out")).to_be_visible()
+            finally:
+                _simulate(demo, "enable-member", "alice")
         finally:
             browser.close()
 

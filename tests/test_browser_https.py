@@ -22,14 +22,12 @@ from playwright.sync_api import expect, sync_playwright
 from identity.admin import passwords
 from identity.db import Database
 from identity.models import Base
-from tests.admin_rows import CODE, NOW, TENANT, Person, add_people, add_tenant
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.servers import ServiceProcesses, free_port, service_env
-from tests.test_browser_demo import CHROMIUM, FLAGS
+from tests.helpers.admin_rows import CODE, NOW, TENANT, Person, add_people, add_tenant
+from tests.helpers.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.servers import ServiceProcesses, free_port, service_env
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
-)
+pytestmark = needs_chromium
 
 INITIAL, CHOSEN = "Initial-Pass-1", "Kiwi-Orchard-2026"
 
@@ -99,14 +97,14 @@ async def _bob_with_an_initial_password(database_url: str) -> None:
 
 
 @pytest.fixture
-def bob(database_url: str) -> str:
+def bob_with_initial_password(database_url: str) -> str:
     """The tenant with bob, who holds an initial password (as a confirmed reset leaves it)."""
     asyncio.run(_bob_with_an_initial_password(database_url))
     return f"bob@{CODE}"
 
 
 def test_a_local_sign_in_and_the_forced_change_work_under_https(
-    https_identity: str, bob: str
+    https_identity: str, bob_with_initial_password: str
 ) -> None:
     set_cookies: list[str] = []
     with sync_playwright() as p:
@@ -121,7 +119,7 @@ def test_a_local_sign_in_and_the_forced_change_work_under_https(
                 ),
             )
             page.goto(https_identity + "/login")
-            page.fill("#account", bob)
+            page.fill("#account", bob_with_initial_password)
             page.fill("#password", INITIAL)
             page.locator("#sign-in").click()
             expect(page.locator("#change-password")).to_be_visible()

@@ -16,22 +16,18 @@ import httpx2 as httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.demo_process import identity
-from tests.simulator_world import login_form
-from tests.test_browser_demo import (
+from tests.helpers.chromium import (
     CHROMIUM,
     FLAGS,
     VIEWPORTS,
-    demo,
+    needs_chromium,
     shooter,
     sign_in_at_auth_centre,
 )
+from tests.helpers.demo_process import identity
+from tests.helpers.simulator_world import login_form
 
-__all__ = ["demo"]  # the module-scoped `identity demo` fixture, one for this module
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
-)
+pytestmark = needs_chromium
 
 
 def _simulate(demo: dict[str, str], *args: str) -> None:

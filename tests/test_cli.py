@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -14,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from identity.db import Database
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import AppCredential
-from tests.kit_bodies import (
+from tests.helpers.cli import run_cli
+from tests.helpers.kit_bodies import (
     APP,
     SUCCESS,
     TENANT,
@@ -30,9 +28,8 @@ from tests.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.marketplace_client import SECRET_KEY, Sender
+from tests.helpers.marketplace_client import Sender
 
-IDENTITY = Path(sys.executable).with_name("identity")
 PLAIN_SECRET = "cli-plain-secret-5f1d2c"
 ACME = {
     "tenantId": TENANT,
@@ -41,14 +38,6 @@ ACME = {
     "domainName": "https://acme.example.com",
     "state": "active",
 }
-
-
-def run_cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
-    env.update(IDENTITY_DATABASE_URL=database_url, IDENTITY_SECRET_KEY=SECRET_KEY)
-    return subprocess.run(  # noqa: S603 - our own entry point
-        [str(IDENTITY), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
 
 
 async def populate(marketplace: Sender, private_key: rsa.RSAPrivateKey) -> tuple[str, str]:

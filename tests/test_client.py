@@ -38,18 +38,11 @@ from identity.client import (
     backchannel_logout_router,
     bearer_claims,
 )
-from tests.servers import ROOT
+from tests.helpers.clock import START, Clock
+from tests.helpers.servers import ROOT
+from tests.helpers.waiting import until
 
 CLIENT_ID = "client-shop-1"
-START = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Provider:
@@ -131,11 +124,6 @@ def provider() -> Iterator[Provider]:
     p.add_key("ES256")
     yield p
     p.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -541,7 +529,7 @@ async def test_the_hourly_refresh_keeps_no_one_waiting(
         finished.append(name)
 
     refreshing = asyncio.create_task(validate("refreshing"))
-    await asyncio.sleep(0.1)
+    await until(lambda: provider.jwks_hits == 2, "the refresh reaches the provider")
     await asyncio.wait_for(validate("other"), timeout=0.5)
     await refreshing
     assert finished == ["other", "refreshing"]

@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from identity.db import Database
 from identity.marketplace.signing import Kind, sign_body
 from identity.models import Authorisation, Department, Instance, MarketplaceCall, Member, Nonce
-from tests.kit_bodies import all_org_body, kit_ok, org, stamp
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender, encode, now_ms
-from tests.servers import ServiceProcesses, service_env
+from tests.helpers.kit_bodies import all_org_body, kit_ok, org, stamp
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender, encode, now_ms
+from tests.helpers.servers import ServiceProcesses, service_env
 
 PROCESSES = 2
 CONCURRENT_CALLS = 20

@@ -2,11 +2,11 @@
 refusal. The provider's endpoints answer RFC 6749 JSON errors or the authorize error page,
 `/login` its form page, the admin API `{"error", "message"}`, the console and `/sso` their pages.
 
-identity and the simulator run as processes (tests/stack.py), on SQLite and on PostgreSQL, which
-refuses a NUL in a text parameter where SQLite just finds nothing. Each test signs acme's admin
-in, registers a confidential and a public client and gets real tokens, so crafted values reach
-past the first check as well as into it. The strategies are in tests/crafted.py; the explicit
-examples are inputs once answered with a 500 or in another surface's shape.
+identity and the simulator run as processes (tests/helpers/stack.py), on SQLite and on PostgreSQL,
+which refuses a NUL in a text parameter where SQLite just finds nothing. Each test signs acme's
+admin in, registers a confidential and a public client and gets real tokens, so crafted values
+reach past the first check as well as into it. The strategies are in tests/helpers/crafted.py; the
+explicit examples are inputs once answered with a 500 or in another surface's shape.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from identity.db import Database
 from identity.provider import clients
-from tests.crafted import (
+from tests.helpers.admin_api import signed_in
+from tests.helpers.crafted import (
     Change,
     admin_answer,
     apply,
@@ -44,10 +45,9 @@ from tests.crafted import (
     text,
     value,
 )
-from tests.simulator_world import APP_ID
-from tests.stack import Browser, Stack
-from tests.test_admin_api import signed_in
-from tests.test_provider_flow import POST_LOGOUT, REDIRECT, App, pkce, register, tokens_for
+from tests.helpers.oidc_app import POST_LOGOUT, REDIRECT, App, pkce, register, tokens_for
+from tests.helpers.simulator_world import APP_ID
+from tests.helpers.stack import Browser, Stack
 
 MEMBERS = ("alice", "bob", "carol", "dave")
 HOWS = st.sampled_from(("keep", "replace", "append", "prepend"))

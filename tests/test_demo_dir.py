@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from identity.cli import app
 from identity.simulator import demo
 from identity.simulator.scenario import load_scenario
-from tests.demo_process import RunningDemo, identity, running_demo
+from tests.helpers.demo_process import RunningDemo, identity, running_demo
 
 Terminal = Callable[..., Result]
 

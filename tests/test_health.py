@@ -10,8 +10,8 @@ import httpx2 as httpx
 import pytest
 
 from identity.marketplace import service
-from tests.marketplace_client import Sender
-from tests.servers import METRICS_AUTH
+from tests.helpers.marketplace_client import Sender
+from tests.helpers.servers import METRICS_AUTH
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:

@@ -17,8 +17,8 @@ from identity.app import create_app
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.settings import Settings
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.servers import METRICS_AUTH, METRICS_TOKEN
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.servers import METRICS_AUTH, METRICS_TOKEN
 
 
 @asynccontextmanager

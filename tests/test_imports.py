@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import ROOT
+from tests.helpers.servers import ROOT
 
 PACKAGE = ROOT / "identity"
 

@@ -12,7 +12,7 @@ from identity.db import Database
 from identity.errors import InvalidParameter
 from identity.marketplace.schemas import JSON5_MAX_CHARS, AllOrgSync, parse
 from identity.models import Department
-from tests.kit_bodies import (
+from tests.helpers.kit_bodies import (
     INVALID,
     all_org_body,
     count,
@@ -22,7 +22,7 @@ from tests.kit_bodies import (
     rows,
     stamp,
 )
-from tests.marketplace_client import Sender
+from tests.helpers.marketplace_client import Sender
 
 Tree = dict[str, tuple[str, str, str]]
 

@@ -9,7 +9,7 @@ import pytest
 
 from identity.db import Database
 from identity.models import Authorisation, Member
-from tests.kit_bodies import (
+from tests.helpers.kit_bodies import (
     APP,
     INVALID,
     SUCCESS,
@@ -22,7 +22,7 @@ from tests.kit_bodies import (
     user,
     users,
 )
-from tests.marketplace_client import Sender
+from tests.helpers.marketplace_client import Sender
 
 V1_USERS = [
     {

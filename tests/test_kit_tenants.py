@@ -21,7 +21,7 @@ from identity.directory.tenants import secret_context
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import AppCredential, Tenant, TenantInstance
 from identity.settings import Settings
-from tests.kit_bodies import (
+from tests.helpers.kit_bodies import (
     APP,
     INSTANCE,
     ORDER,
@@ -38,7 +38,7 @@ from tests.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.marketplace_client import SECRET_KEY, Sender
+from tests.helpers.marketplace_client import SECRET_KEY, Sender
 
 SECRET_INVALID = "000101"
 

@@ -21,17 +21,22 @@ from identity.app import create_app
 from identity.db import Database
 from identity.models import LocalPassword, LocalPasswordTry
 from identity.settings import Settings
-from tests.admin_rows import CODE, NOW, TENANT, Person, add_people, add_tenant
-from tests.simulator_world import login_form
-from tests.stack import Stack
-from tests.test_admin_passwords import verifications
-
-__all__ = ["verifications"]  # the fixture counting hash verifications
+from tests.helpers.admin_rows import (
+    CODE,
+    NOW,
+    OWNER,
+    STRANGER,
+    TENANT,
+    Person,
+    add_people,
+    add_tenant,
+)
+from tests.helpers.simulator_world import login_form
+from tests.helpers.stack import Stack
 
 PASSWORD = "Owner-Pass-2024"  # noqa: S105 - the tests' password
 BOB = f"bob@{CODE}"
-OWNER, STRANGER = "203.0.113.5", "198.51.100.7"
-Browsers = Callable[..., httpx.AsyncClient]
+FromAddress = Callable[..., httpx.AsyncClient]
 
 
 async def give_password(db: Database, user_name: str, *, must_change: bool = False) -> None:
@@ -46,7 +51,8 @@ async def give_password(db: Database, user_name: str, *, must_change: bool = Fal
 
 
 @pytest.fixture
-async def acme(db: Database) -> Database:
+async def local_accounts(db: Database) -> Database:
+    """acme with bob and off (disabled) holding PASSWORD, and nopass without one."""
     await add_tenant(db)
     await add_people(db, Person("bob"), Person("nopass"), Person("off", enabled=False))
     await give_password(db, "bob")
@@ -56,16 +62,16 @@ async def acme(db: Database) -> Database:
 
 @pytest.fixture
 def limits() -> dict[str, Any]:
-    """Settings a test changes before `browsers` builds the app (by default, a per-address
+    """Settings a test changes before `from_address` builds the app (by default, a per-address
     limit too wide to matter)."""
     return {"password_tries_per_minute_per_address": 1000}
 
 
 @pytest.fixture
-async def browsers(
-    settings: Settings, acme: Database, limits: dict[str, Any]
-) -> AsyncIterator[Browsers]:
-    """Browsers on one app, each from its own client address."""
+async def from_address(
+    settings: Settings, local_accounts: Database, limits: dict[str, Any]
+) -> AsyncIterator[FromAddress]:
+    """Browsers on one app, each from its own client address: `from_address(STRANGER)`."""
     app = create_app(settings.model_copy(update=limits))
     opened: list[httpx.AsyncClient] = []
 
@@ -105,12 +111,12 @@ def error_code(page: httpx.Response) -> str:
 
 
 async def test_a_strangers_failures_lock_out_the_stranger_not_the_owner(
-    browsers: Browsers,
+    from_address: FromAddress,
 ) -> None:
-    stranger = browsers(STRANGER)
+    stranger = from_address(STRANGER)
     for n in range(6):
         assert (await sign_in(stranger, f"Guess-{n}-x")).status_code == 401
-    owner = await sign_in(browsers(OWNER), PASSWORD)
+    owner = await sign_in(from_address(OWNER), PASSWORD)
     assert owner.status_code == 303 and owner.headers["location"] == "/sso/me", owner.text
     # The stranger's address is locked out of bob's account, even with the right password.
     assert (await sign_in(stranger, PASSWORD)).status_code == 401
@@ -121,9 +127,9 @@ async def test_a_strangers_failures_lock_out_the_stranger_not_the_owner(
 
 @pytest.mark.parametrize("limits", [{"password_tries_per_minute_per_address": 9}])
 async def test_tries_past_the_address_burst_are_429_before_any_hash(
-    browsers: Browsers, verifications: list[str]
+    from_address: FromAddress, verifications: list[str]
 ) -> None:
-    stranger = browsers(STRANGER)
+    stranger = from_address(STRANGER)
     for n in range(3):
         assert (await sign_in(stranger, f"Guess-{n}-x")).status_code == 401
     assert len(verifications) == 3
@@ -136,16 +142,16 @@ async def test_tries_past_the_address_burst_are_429_before_any_hash(
         assert 1 <= int(refused.headers["retry-after"]) <= 7  # a try every 60/9 s
         assert "Too many sign-in attempts" in error_code(refused)
     assert len(verifications) == 3  # refused before any hash
-    assert (await sign_in(browsers(OWNER), PASSWORD)).status_code == 303  # another address
+    assert (await sign_in(from_address(OWNER), PASSWORD)).status_code == 303  # another address
 
 
 @pytest.mark.parametrize("limits", [{"password_tries_per_minute_per_address": 10}])
 async def test_a_member_who_mistypes_is_not_held_up_by_the_address_limit(
-    browsers: Browsers,
+    from_address: FromAddress,
 ) -> None:
     """The default limit (3 at once): right passwords give their tries back, and a change the
     policy refuses computes no hash, so a person's stumbles fit."""
-    bob = browsers()
+    bob = from_address()
     for typo in ("Owner-Pass-2042", "owner-pass-2024"):
         assert (await sign_in(bob, typo)).status_code == 401
     assert (await sign_in(bob, PASSWORD)).status_code == 303
@@ -157,7 +163,7 @@ async def test_a_member_who_mistypes_is_not_held_up_by_the_address_limit(
 
 
 async def test_behind_the_trusted_proxy_each_forwarded_address_has_its_own_limit(
-    stack: Stack, acme: Database
+    stack: Stack, local_accounts: Database
 ) -> None:
     """identity as `identity serve` runs it: the peer, 127.0.0.1, is in the default
     `FORWARDED_ALLOW_IPS`, so the address counted is the one `X-Forwarded-For` names."""
@@ -196,9 +202,9 @@ def in_flight(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     "limits", [{"password_hashes_in_parallel": 1, "password_hash_wait_seconds": 0}]
 )
 async def test_hashing_is_bounded_and_a_try_finding_no_slot_is_503_uncounted(
-    browsers: Browsers, acme: Database, in_flight: list[int]
+    from_address: FromAddress, local_accounts: Database, in_flight: list[int]
 ) -> None:
-    strangers = [browsers(f"198.51.100.{n}") for n in range(1, 7)]
+    strangers = [from_address(f"198.51.100.{n}") for n in range(1, 7)]
     ready = [await form(b) for b in strangers]
     answers = await asyncio.gather(
         *(
@@ -211,7 +217,7 @@ async def test_hashing_is_bounded_and_a_try_finding_no_slot_is_503_uncounted(
     assert 401 in statuses and 503 in statuses and set(statuses) == {401, 503}, statuses
     for busy in (a for a in answers if a.status_code == 503):
         assert busy.headers["retry-after"] == "1" and "busy" in error_code(busy)
-    async with acme.read() as s:
+    async with local_accounts.read() as s:
         counted = await s.scalar(select(func.sum(LocalPasswordTry.failed_tries)))
     assert counted == statuses.count(401)  # a try refused for want of a slot counts nothing
 
@@ -232,9 +238,9 @@ async def test_hashing_is_bounded_and_a_try_finding_no_slot_is_503_uncounted(
     ],
 )
 async def test_a_control_character_in_a_field_is_400(
-    browsers: Browsers, path: str, field: str, value: str
+    from_address: FromAddress, path: str, field: str, value: str
 ) -> None:
-    browser = browsers()
+    browser = from_address()
     fields = {
         **await form(browser),
         "account": BOB,
@@ -250,8 +256,10 @@ async def test_a_control_character_in_a_field_is_400(
 
 
 @pytest.mark.parametrize("expires", ["²", "9" * 5000, "-1", "1e9", ""])
-async def test_a_pick_with_a_malformed_expiry_is_400(browsers: Browsers, expires: str) -> None:
-    browser = browsers()
+async def test_a_pick_with_a_malformed_expiry_is_400(
+    from_address: FromAddress, expires: str
+) -> None:
+    browser = from_address()
     fields = {**await form(browser), "tenant": TENANT, "user": "bob", "app": "APP-1"}
     fields |= {"set_at": NOW.isoformat(), "proof": "x", "expires": expires}
     answer = await browser.post("/login/app", data=fields)
@@ -263,9 +271,9 @@ async def test_a_pick_with_a_malformed_expiry_is_400(browsers: Browsers, expires
 
 
 async def test_every_refused_change_says_the_same_and_verifies_one_hash(
-    browsers: Browsers, verifications: list[str]
+    from_address: FromAddress, verifications: list[str]
 ) -> None:
-    browser = browsers()
+    browser = from_address()
 
     async def refused_change(account: str, current: str = PASSWORD) -> str:
         verifications.clear()

@@ -18,7 +18,7 @@ from identity.models import (
     OidcGrant,
     SigningKey,
 )
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
 
 REDIRECT = "https://app.example.com/callback"
 

@@ -32,10 +32,10 @@ from identity.provider import clients
 from identity.provider.backchannel import deliver_due
 from identity.settings import Settings
 from identity.simulator import sender as events
-from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import APP_ID
-from tests.stack import Browser, Stack
-from tests.test_provider_flow import REDIRECT, App, authorize
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.oidc_app import REDIRECT, App, authorize
+from tests.helpers.simulator_world import APP_ID
+from tests.helpers.stack import Browser, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -88,7 +88,8 @@ def app_receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-async def app(acme: Stack, db: Database, app_receiver: Receiver) -> AsyncIterator[App]:
+async def logout_app(acme: Stack, db: Database, app_receiver: Receiver) -> AsyncIterator[App]:
+    """acme's app registered with a back-channel logout URI (`app_receiver`)."""
     registration = clients.Registration(
         app_id=APP_ID,
         name="App with back-channel logout",
@@ -126,11 +127,11 @@ async def signed_in_app(app: App, browser: Browser) -> dict[str, str]:
 
 
 async def test_a_disabled_member_is_logged_out_of_the_app_by_back_channel(
-    acme: Stack, app: App, browser: Browser, app_receiver: Receiver, db: Database,
+    acme: Stack, logout_app: App, browser: Browser, app_receiver: Receiver, db: Database,
     database_url: str,
 ) -> None:  # fmt: skip
-    issued = await signed_in_app(app, browser)
-    keys = await app.keys()
+    issued = await signed_in_app(logout_app, browser)
+    keys = await logout_app.keys()
     id_claims = jwt.decode(issued["id_token"], keys, algorithms=["ES256"]).claims
     await events.disable_member(acme.sender, acme.tenant("acme"), "alice")
     async with httpx.AsyncClient(timeout=10) as http:
@@ -140,17 +141,17 @@ async def test_a_disabled_member_is_logged_out_of_the_app_by_back_channel(
     logout = jwt.decode(token, keys, algorithms=["ES256"])
     assert logout.header["typ"] == "logout+jwt"
     claims = logout.claims
-    assert claims["iss"] == acme.identity and claims["aud"] == app.client_id
+    assert claims["iss"] == acme.identity and claims["aud"] == logout_app.client_id
     assert claims["sid"] == id_claims["sid"] and claims["sub"] == id_claims["sub"]
     assert claims["events"] == {EVENT: {}} and "nonce" not in claims and claims["jti"]
     assert claims["exp"] > claims["iat"]
 
 
 async def test_an_app_that_was_down_gets_the_logout_later(
-    acme: Stack, app: App, browser: Browser, app_receiver: Receiver, db: Database,
+    acme: Stack, logout_app: App, browser: Browser, app_receiver: Receiver, db: Database,
     database_url: str,
 ) -> None:  # fmt: skip
-    await signed_in_app(app, browser)
+    await signed_in_app(logout_app, browser)
     settings = worker_settings(acme, database_url)
     app_receiver.down = True
     await events.delete_member(acme.sender, acme.tenant("acme"), "alice")
@@ -171,7 +172,7 @@ async def test_an_app_that_was_down_gets_the_logout_later(
 
 
 async def test_two_workers_deliver_each_logout_once(
-    acme: Stack, app: App, app_receiver: Receiver, db: Database, database_url: str
+    acme: Stack, logout_app: App, app_receiver: Receiver, db: Database, database_url: str
 ) -> None:
     """Many logouts due at once, two `identity worker --once` processes on them."""
     now = utcnow()
@@ -179,7 +180,7 @@ async def test_two_workers_deliver_each_logout_once(
         await session.execute(
             insert(LogoutDelivery),
             [
-                {"client_id": app.client_id, "uri": app_receiver.url, "sid": f"sid-{n}",
+                {"client_id": logout_app.client_id, "uri": app_receiver.url, "sid": f"sid-{n}",
                  "tenant_id": "t-acme-0001", "user_name": "alice", "created_at": now,
                  "attempts": 0, "next_attempt_at": now}
                 for n in range(60)
@@ -208,7 +209,7 @@ async def test_two_workers_deliver_each_logout_once(
 
 
 async def test_a_slow_app_does_not_get_its_logouts_twice_from_two_workers(
-    acme: Stack, app: App, app_receiver: Receiver, db: Database, database_url: str
+    acme: Stack, logout_app: App, app_receiver: Receiver, db: Database, database_url: str
 ) -> None:
     """Each send takes 0.6 s and a lease lasts 1.5 s: worker A, sending three logouts one
     after another, still holds each while it sends it, so worker B, starting when A has been
@@ -218,7 +219,7 @@ async def test_a_slow_app_does_not_get_its_logouts_twice_from_two_workers(
         await session.execute(
             insert(LogoutDelivery),
             [
-                {"client_id": app.client_id, "uri": app_receiver.url, "sid": f"slow-{n}",
+                {"client_id": logout_app.client_id, "uri": app_receiver.url, "sid": f"slow-{n}",
                  "tenant_id": "t-acme-0001", "user_name": "alice", "created_at": now,
                  "attempts": 0, "next_attempt_at": now}
                 for n in range(3)

@@ -11,20 +11,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.test_browser_demo import (
+from tests.helpers.chromium import (
     CHROMIUM,
     FLAGS,
     VIEWPORTS,
-    demo,
+    needs_chromium,
     shooter,
     sign_in_at_auth_centre,
 )
 
-__all__ = ["demo"]  # the module-scoped `identity demo` fixture, one for this module
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium"
-)
+pytestmark = needs_chromium
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))

@@ -9,18 +9,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2 as httpx
 
 from identity.db import Database
-from tests.stack import Browser, Stack
-from tests.test_provider_flow import (
+from tests.helpers.oidc_app import (
     POST_LOGOUT,
     REDIRECT,
     App,
-    app,
     authorize,
     register,
     tokens_for,
 )
-
-__all__ = ["app"]  # the confidential client fixture
+from tests.helpers.stack import Browser, Stack
 
 
 def _query(response: httpx.Response) -> dict[str, list[str]]:

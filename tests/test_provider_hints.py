@@ -4,19 +4,17 @@ exactly as `/sso/login` resolves it. identity and the simulator as processes."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from joserfc import jwt
 
 from identity.simulator import sender as events
-from tests.simulator_world import APP_ID
-from tests.stack import Browser, Stack
-from tests.test_cli import run_cli
-from tests.test_provider_flow import REDIRECT, App, app, authorize, tokens_for
-
-__all__ = ["app"]  # the confidential client fixture
+from tests.helpers.cli import run_cli
+from tests.helpers.oidc_app import REDIRECT, App, authorize, tokens_for
+from tests.helpers.simulator_world import APP_ID
+from tests.helpers.stack import Browser, Stack
+from tests.helpers.waiting import until
 
 
 def _query(location: str) -> dict[str, list[str]]:
@@ -42,13 +40,17 @@ async def test_a_revoked_key_leaves_the_jwks_at_once_and_its_id_tokens_are_no_hi
 
     done = run_cli(database_url, tmp_path, "keys", "revoke", kid)
     assert done.returncode == 0, done.stderr
+
     # The JWKS asks whether its keys are still in force at most once a second.
-    for _ in range(30):
-        published = (await app.http.get(app.config["jwks_uri"])).json()["keys"]
-        if kid not in {key["kid"] for key in published}:
-            break
-        await asyncio.sleep(0.1)
-    assert published and kid not in {key["kid"] for key in published}
+    async def published() -> list[dict[str, str]]:
+        return (await app.http.get(app.config["jwks_uri"])).json()["keys"]  # type: ignore[no-any-return]
+
+    async def withdrawn() -> bool:
+        return kid not in {key["kid"] for key in await published()}
+
+    await until(withdrawn, "the revoked key leaves the JWKS", within=5)
+    keys = await published()
+    assert keys and kid not in {key["kid"] for key in keys}
 
     hint = {"id_token_hint": issued["id_token"], "state": "bye"}
     refused = await browser.http.get(app.config["end_session_endpoint"], params=hint)

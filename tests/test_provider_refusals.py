@@ -14,10 +14,8 @@ import pytest
 
 from identity.db import Database
 from identity.provider import clients
-from tests.stack import Browser, Stack, assert_refused
-from tests.test_provider_flow import REDIRECT, App, NotBack, app, authorize
-
-__all__ = ["app"]  # the confidential client fixture
+from tests.helpers.oidc_app import REDIRECT, App, NotBack, authorize
+from tests.helpers.stack import Browser, Stack, assert_refused
 
 
 def _link(page: httpx.Response, element_id: str) -> str | None:

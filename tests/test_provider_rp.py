@@ -22,9 +22,9 @@ import pytest
 from identity.crypto import Cipher
 from identity.db import Database, utcnow
 from identity.provider import clients, keys
-from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import APP_ID, login_form
-from tests.stack import Browser, Stack
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.simulator_world import APP_ID, login_form
+from tests.helpers.stack import Browser, Stack
 
 RP_DIR = Path(__file__).parent / "rp"
 REDIRECT = "http://127.0.0.1:9/callback"  # never fetched: the browser stops at it

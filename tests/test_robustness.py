@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from identity.app import create_app
 from identity.settings import Settings
-from tests.marketplace_client import Sender
+from tests.helpers.marketplace_client import Sender
 
 KIT_NAMES = ["tenantSync", "applicationSync", "authSync", "singleOrgSync", "allOrgSync"]
 EXPECTED = {"000000", "000001", "000002", "000003", "000101"}

@@ -7,15 +7,14 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender
-from tests.servers import free_port
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, Sender
+from tests.helpers.servers import free_port, wait_ready
 
 IDENTITY = str(Path(sys.executable).with_name("identity"))
 
@@ -38,14 +37,7 @@ def serving(workdir: Path) -> Iterator[str]:
         stderr=subprocess.PIPE,
     ) as process:
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                try:
-                    if httpx.get(f"{url}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_ready(url, process)
             yield url
         finally:
             process.terminate()

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.servers import free_port
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.servers import free_port, wait_ready
 
 IDENTITY = str(Path(sys.executable).with_name("identity"))
 HEAD_TIMEOUT, BODY_TIMEOUT = 1.0, 1.5
@@ -59,24 +59,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with subprocess.Popen(argv, cwd=workdir, env=env, stderr=subprocess.PIPE) as process:
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, process)
+            wait_ready(url, process)
             yield Served(url, port, metrics_port, process.pid, workdir)
         finally:
             process.terminate()
             process.wait(timeout=10)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "exited")
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 @contextmanager

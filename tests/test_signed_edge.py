@@ -17,9 +17,9 @@ from identity.db import Database
 from identity.marketplace.signing import Kind, sign, sign_body
 from identity.models import Department, Instance, MarketplaceCall, Nonce
 from identity.settings import Settings
-from tests.kit_bodies import all_org_body, count, kit_ok, one, org, stamp, tenant_body
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender, now_ms
-from tests.servers import METRICS_AUTH
+from tests.helpers.kit_bodies import all_org_body, count, kit_ok, one, org, stamp, tenant_body
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, Sender, now_ms
+from tests.helpers.servers import METRICS_AUTH
 
 OK, FAILED, INVALID = "000000", "000001", "000002"
 NEW = {"activity": "newInstance", "orderId": "O1", "orderLineId": "L1", "businessId": "b1"}

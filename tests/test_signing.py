@@ -28,8 +28,8 @@ from identity.marketplace.signing import (
 )
 from identity.models import Instance, MarketplaceCall, Tenant
 from identity.settings import Settings
-from tests.kit_bodies import app_body, count, sender_for, tenant_body
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, Sender, encode, now_ms
+from tests.helpers.kit_bodies import app_body, count, sender_for, tenant_body
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, Sender, encode, now_ms
 
 # --- §8.2 vectors ---------------------------------------------------------------------------
 

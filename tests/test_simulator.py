@@ -9,13 +9,13 @@ import httpx2 as httpx
 import pytest
 
 from identity.simulator.authcentre import create_auth_centre
-from tests.simulator_world import (
+from tests.helpers.clock import Clock
+from tests.helpers.simulator_world import (
     ACME,
     APP_ID,
     BETA,
     CALLBACK,
     SIM,
-    Clock,
     authorize_params,
     exchange,
     login_form,
@@ -33,11 +33,6 @@ INVALID_CODE = {"error": "invalid_grant", "error_description": "Invalid authoriz
 BAD_CLIENT = {"error": "invalid_client", "error_description": "Bad client credentials"}
 INVALID_REFRESH = {"error": "invalid_grant", "error_description": "Invalid refresh token"}
 UNIFIED = "/unified-login/portal-login"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 async def _client(clock: Clock, *, shared_client: bool = False) -> httpx.AsyncClient:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -17,10 +16,11 @@ from typer.testing import CliRunner
 from identity.db import Database
 from identity.models import Authorisation, Instance, Member
 from identity.simulator.cli import app
-from tests.kit_bodies import count, one
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.servers import ROOT, ServiceProcesses, free_port, service_env
-from tests.simulator_world import ACME, APP_ID, submit, world_data
+from tests.helpers.kit_bodies import count, one
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.servers import ROOT, ServiceProcesses, free_port, service_env
+from tests.helpers.simulator_world import ACME, APP_ID, submit, world_data
+from tests.helpers.waiting import until
 
 runner = CliRunner()
 
@@ -151,10 +151,8 @@ async def test_serve_provisions_and_logs_members_in(
 async def _wait_for(
     read: Callable[[], Awaitable[int]], expected: int, process: subprocess.Popen[str]
 ) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def provisioned() -> bool:
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        if await read() == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the simulator did not provision in time")
+        return await read() == expected
+
+    await until(provisioned, "the simulator provisions", within=30)

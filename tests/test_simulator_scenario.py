@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from identity.simulator.scenario import ScenarioError, idp_user_id, load_scenario
-from tests.simulator_world import ACME, world_data
+from tests.helpers.simulator_world import ACME, world_data
 
 
 def test_the_demo_scenario() -> None:

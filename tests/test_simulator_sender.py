@@ -32,9 +32,9 @@ from identity.models import (
 from identity.simulator import sender as events
 from identity.simulator.scenario import Scenario, ScenarioError
 from identity.simulator.sender import DeliveryError, Keys, Refused, Sender, SyncClock
-from tests.kit_bodies import count, one, rows
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.simulator_world import ACME, BETA, SIM, world, world_data
+from tests.helpers.kit_bodies import count, one, rows
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.simulator_world import ACME, BETA, SIM, world, world_data
 
 
 @pytest.fixture

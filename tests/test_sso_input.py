@@ -12,8 +12,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from tests.simulator_world import APP_ID
-from tests.stack import assert_refused
+from tests.helpers.simulator_world import APP_ID
+from tests.helpers.stack import assert_refused
 
 CALLBACK = f"/sso/callback/{APP_ID}"
 NUL = "\x00"

@@ -1,6 +1,6 @@
 """Anonymous load on `/sso` cannot starve other tenants or flood a tenant's auth centre.
 
-Two tenants, each with its own auth centre (small real HTTP servers, tests/auth_centres.py);
+Two tenants, each with its own auth centre (small real HTTP servers, tests/helpers/auth_centres.py);
 identity runs in-process over ASGI, where each client can be given its own address.
 """
 
@@ -21,11 +21,12 @@ from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
 from identity.sso.limits import Buckets
-from tests.auth_centres import auth_centre, silent_auth_centre
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.servers import METRICS_AUTH
-from tests.simulator_world import APP_ID, world
-from tests.stack import assert_refused
+from tests.helpers.auth_centres import auth_centre, silent_auth_centre
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.servers import METRICS_AUTH
+from tests.helpers.simulator_world import APP_ID, world
+from tests.helpers.stack import assert_refused
+from tests.helpers.waiting import until
 
 ACME_ID, BETA_ID = "t-acme-0001", "t-beta-0002"
 CALLBACK = f"/sso/callback/{APP_ID}"
@@ -91,13 +92,14 @@ async def test_a_flood_at_one_slow_auth_centre_does_not_stop_another_tenants_log
     identity = make_identity(settings.model_copy(update={"upstream_timeout_seconds": 2.0}))
     client = identity.client()
     with (
-        silent_auth_centre() as acme_domain,
+        silent_auth_centre() as acme_centre,
         auth_centre((200, json.dumps(TOKEN)), (200, json.dumps(BETA_INFO))) as beta,
     ):
-        await provision(client, private_key_file, "acme", acme_domain)
+        await provision(client, private_key_file, "acme", acme_centre.url)
         await provision(client, private_key_file, "beta", beta.url)
         flood = [asyncio.create_task(callback(client, ACME_ID)) for _ in range(210)]
-        await asyncio.sleep(0.5)  # the flood is waiting on acme's auth centre
+        budget = settings.upstream_calls_per_auth_centre
+        await until(lambda: acme_centre.connections >= budget, "acme's budget fills")
         started = time.monotonic()
         landed = await callback(client, BETA_ID)
         took = time.monotonic() - started

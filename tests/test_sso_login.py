@@ -12,10 +12,10 @@ from identity.db import Database
 from identity.models import Member, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, Sender
-from tests.auth_centres import auth_centre
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.simulator_world import APP_ID, redirect_query, world
-from tests.stack import Browser, Stack, assert_refused
+from tests.helpers.auth_centres import auth_centre
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.simulator_world import APP_ID, redirect_query, world
+from tests.helpers.stack import Browser, Stack, assert_refused
 
 ACME_IDP, BETA_IDP = "https://idp.acme.example.com", "https://idp.beta.example.com"
 

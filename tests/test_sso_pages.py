@@ -7,22 +7,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
-
 from identity.simulator import sender as events
-from tests.simulator_world import world
-from tests.stack import Browser, Stack, assert_refused, running_stack
-
-
-@pytest.fixture
-async def browser(acme: Stack) -> AsyncIterator[Browser]:
-    b = acme.browser()
-    yield b
-    await b.close()
+from tests.helpers.simulator_world import world
+from tests.helpers.stack import Browser, Stack, assert_refused, running_stack
 
 
 def _link(page: str, element_id: str) -> str | None:

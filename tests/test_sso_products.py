@@ -5,8 +5,7 @@ instance ends access to that app only; the other product's members stay signed i
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import httpx2 as httpx
 import pytest
@@ -18,8 +17,8 @@ from identity.models import AccessRevocation, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import Order, Scenario, TenantSpec
 from identity.simulator.sender import Sender
-from tests.simulator_world import login_form, world_data
-from tests.stack import Browser, Stack, assert_refused, running_stack
+from tests.helpers.simulator_world import login_form, world_data
+from tests.helpers.stack import Browser, Stack, assert_refused
 
 APP2 = "second-app"
 SESSION = "identity_session"
@@ -27,11 +26,9 @@ Event = Callable[[Sender, TenantSpec], Awaitable[object]]
 
 
 @pytest.fixture(scope="module")
-async def stack(database_url: str, private_key_file: Path) -> AsyncIterator[Stack]:
-    """The usual stack, its auth centre also registering APP2's callback."""
-    scenario = Scenario.model_validate({**world_data(), "otherAppIds": [APP2]})
-    async with running_stack(database_url, private_key_file, scenario) as running:
-        yield running
+def stack_scenario() -> Scenario:
+    """The usual world, its auth centre also registering APP2's callback."""
+    return Scenario.model_validate({**world_data(), "otherAppIds": [APP2]})
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from identity.models import Member, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
 from identity.simulator.sender import Sender
-from tests.simulator_world import world
-from tests.stack import Browser, Stack, assert_refused, running_stack
+from tests.helpers.simulator_world import world
+from tests.helpers.stack import Browser, Stack, assert_refused, running_stack
 
 ACME_ID = "t-acme-0001"
 BETA_ID = "t-beta-0002"

@@ -20,9 +20,9 @@ from identity.sessions import hash_id
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
 from identity.simulator.sender import Sender
-from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import APP_ID, world
-from tests.stack import Browser, Stack, running_stack
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.simulator_world import APP_ID, world
+from tests.helpers.stack import Browser, Browsers, Stack, running_stack
 
 ACME_ID = "t-acme-0001"
 SESSION = "identity_session"
@@ -61,25 +61,6 @@ async def _provisioned(stack: Stack) -> Stack:
     return stack
 
 
-@pytest.fixture
-async def acme(stack: Stack, db: Database) -> Stack:
-    return await _provisioned(stack)
-
-
-@pytest.fixture
-async def browsers() -> AsyncIterator[Callable[[Stack], Browser]]:
-    """Browsers on any of the stacks, closed after the test."""
-    opened: list[Browser] = []
-
-    def new(on: Stack) -> Browser:
-        opened.append(on.browser())
-        return opened[-1]
-
-    yield new
-    for b in opened:
-        await b.close()
-
-
 async def signed_in(stack: Stack, browser: Browser, account: str, password: str) -> str:
     landed = await browser.flow_a(account, password)
     assert landed.status_code == 200, landed.text
@@ -108,7 +89,7 @@ async def session_status(stack: Stack, raw_id: str) -> int:
 
 
 async def test_session_cookie_is_http_only_lax_and_site_wide(
-    acme: Stack, browsers: Callable[[Stack], Browser]
+    acme: Stack, browsers: Browsers
 ) -> None:
     browser = browsers(acme)
     await signed_in(acme, browser, "bob@acme", "bob-pw")
@@ -122,7 +103,7 @@ async def test_session_cookie_is_http_only_lax_and_site_wide(
 
 
 async def test_every_login_gets_a_new_session_id(
-    acme: Stack, browsers: Callable[[Stack], Browser], db: Database
+    acme: Stack, browsers: Browsers, db: Database
 ) -> None:
     browser = browsers(acme)
     first = await signed_in(acme, browser, "bob@acme", "bob-pw")
@@ -146,7 +127,7 @@ async def test_an_unknown_session_cookie_is_401_and_cleared(acme: Stack) -> None
 
 
 async def test_a_session_in_use_does_not_renew_far_from_token_expiry(
-    acme: Stack, browsers: Callable[[Stack], Browser]
+    acme: Stack, browsers: Browsers
 ) -> None:
     browser = browsers(acme)
     await signed_in(acme, browser, "bob@acme", "bob-pw")
@@ -164,7 +145,7 @@ async def _at(start: float, offset: float) -> None:
 
 
 async def test_idle_and_absolute_timeouts_end_the_session(
-    short_stack: Stack, db: Database, browsers: Callable[[Stack], Browser]
+    short_stack: Stack, db: Database, browsers: Browsers
 ) -> None:
     """Idle 1 s, absolute 3 s, times counted from each member's login.
 
@@ -215,7 +196,7 @@ async def _stored_tokens(db: Database, raw_id: str) -> tuple[str, str]:
 
 
 async def test_tokens_are_renewed_and_a_refused_renewal_ends_the_session(
-    renewing_stack: Stack, db: Database, browsers: Callable[[Stack], Browser]
+    renewing_stack: Stack, db: Database, browsers: Browsers
 ) -> None:
     stack = await _provisioned(renewing_stack)
     browser = browsers(stack)
@@ -315,7 +296,7 @@ async def _revocations(db: Database) -> set[tuple[object, ...]]:
 async def test_deprovisioning_ends_the_session_at_once(
     acme: Stack,
     db: Database,
-    browsers: Callable[[Stack], Browser],
+    browsers: Browsers,
     event: Event,
     reason: str,
     whole_tenant: bool,
@@ -345,7 +326,7 @@ async def test_deprovisioning_ends_the_session_at_once(
 
 
 async def test_concurrent_requests_renew_once_and_stay_signed_in(
-    renewing_stack: Stack, db: Database, browsers: Callable[[Stack], Browser]
+    renewing_stack: Stack, db: Database, browsers: Browsers
 ) -> None:
     """The auth centre rotates the refresh token at each use: if every request in the renewal
     window renewed, all but one would get invalid_grant and sign the member out."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlencode, urljoin
 
@@ -22,17 +21,14 @@ from identity.db import Database
 from identity.models import MemberSession
 from identity.simulator import sender as events
 from identity.sso.switching import PendingLogin, PendingSeal
-from tests.marketplace_client import SECRET_KEY
-from tests.simulator_world import login_form
-from tests.stack import Browser, Stack, assert_refused
-from tests.test_admin_api import browsers
-
-__all__ = ["browsers"]  # a fixture: browsers on the acme stack, closed after the test
+from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.simulator_world import login_form
+from tests.helpers.stack import Browser, Browsers, Stack, assert_refused
 
 SESSION = "identity_session"
 
 
-async def code_of(browsers: Callable[[], Browser], account: str, password: str) -> str:
+async def code_of(browsers: Browsers, account: str, password: str) -> str:
     """Someone else's unused Flow A callback link (signed in at the auth centre elsewhere)."""
     elsewhere = browsers()
     query = await elsewhere.code_for(account, password)
@@ -41,7 +37,7 @@ async def code_of(browsers: Callable[[], Browser], account: str, password: str) 
     )
 
 
-async def signed_in(browsers: Callable[[], Browser], account: str, password: str) -> Browser:
+async def signed_in(browsers: Browsers, account: str, password: str) -> Browser:
     browser = browsers()
     landed = await browser.flow_a(account, password)
     assert landed.status_code == 200, landed.text
@@ -70,7 +66,7 @@ def asked(page: httpx.Response) -> dict[str, str]:
 
 
 async def test_a_callback_for_another_member_asks_first_and_switches_only_when_confirmed(
-    acme: Stack, browsers: Callable[[], Browser], db: Database
+    acme: Stack, browsers: Browsers, db: Database
 ) -> None:
     alice = await signed_in(browsers, "alice@acme", "alice-pw")
     alice_cookie = alice.cookie(SESSION)
@@ -106,7 +102,7 @@ async def test_a_callback_for_another_member_asks_first_and_switches_only_when_c
 
 
 async def test_staying_keeps_the_session_and_the_same_member_goes_straight_through(
-    acme: Stack, browsers: Callable[[], Browser]
+    acme: Stack, browsers: Browsers
 ) -> None:
     alice = await signed_in(browsers, "alice@acme", "alice-pw")
     form = asked(await alice.get(await code_of(browsers, "bob@acme", "bob-pw")))
@@ -120,7 +116,7 @@ async def test_staying_keeps_the_session_and_the_same_member_goes_straight_throu
 
 
 async def test_a_member_who_would_be_refused_is_refused_without_asking(
-    acme: Stack, browsers: Callable[[], Browser]
+    acme: Stack, browsers: Browsers
 ) -> None:
     alice = await signed_in(browsers, "alice@acme", "alice-pw")
     link = await code_of(browsers, "bob@acme", "bob-pw")
@@ -130,7 +126,7 @@ async def test_a_member_who_would_be_refused_is_refused_without_asking(
 
 
 async def test_a_confirmation_is_refused_without_the_sessions_token_or_for_another_session(
-    acme: Stack, browsers: Callable[[], Browser], db: Database
+    acme: Stack, browsers: Browsers, db: Database
 ) -> None:
     alice = await signed_in(browsers, "alice@acme", "alice-pw")
     form = asked(await alice.get(await code_of(browsers, "bob@acme", "bob-pw")))

@@ -25,16 +25,20 @@ from identity.app import create_app
 from identity.db import Database, utcnow
 from identity.models import MemberSession, SessionApp
 from identity.settings import Settings
-from identity.simulator import sender as events
-from identity.simulator.sender import Keys, Sender
-from tests.auth_centres import auth_centre, canned_auth_centre, drip, huge, silent_auth_centre
-from tests.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.servers import METRICS_AUTH, free_port
-from tests.simulator_world import APP_ID, world
-
-TENANT = "t-acme-0001"
-CALLBACK = f"/sso/callback/{APP_ID}"
-TOKEN = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 7200, "refresh_token": "r"}
+from tests.helpers.auth_centres import (
+    CALLBACK,
+    INFO,
+    OK,
+    TENANT,
+    TOKEN,
+    auth_centre,
+    canned_auth_centre,
+    drip,
+    huge,
+    provision,
+    silent_auth_centre,
+)
+from tests.helpers.servers import METRICS_AUTH, free_port
 
 
 @asynccontextmanager
@@ -56,12 +60,6 @@ async def identity(settings: Settings, db: Database) -> AsyncIterator[httpx.Asyn
         yield client
 
 
-async def provision(identity: httpx.AsyncClient, private_key_file: Path, domain: str) -> None:
-    keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
-    sender = Sender(identity, keys, app_id=APP_ID, auth_centre=domain)
-    await events.provision(sender, world().tenant("acme"))
-
-
 async def callback(identity: httpx.AsyncClient) -> httpx.Response:
     return await identity.get(CALLBACK, params={"code": "a-code", "tenant": TENANT})
 
@@ -73,10 +71,6 @@ def metric(call: str, kind: str) -> str:
 async def sessions(db: Database) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(MemberSession)) or 0)
-
-
-OK = (200, json.dumps(TOKEN))
-INFO = (200, json.dumps({"userName": "alice", "tenant": TENANT, "id": "x"}))
 
 
 @pytest.mark.parametrize(
@@ -158,8 +152,8 @@ async def test_each_upstream_failure_is_named(
 async def test_an_auth_centre_that_never_answers_times_out(
     identity: httpx.AsyncClient, db: Database, private_key_file: Path
 ) -> None:
-    with silent_auth_centre() as domain:
-        await provision(identity, private_key_file, domain)
+    with silent_auth_centre() as silent:
+        await provision(identity, private_key_file, silent.url)
         page = await callback(identity)
     assert page.status_code == 504
     assert '<span id="reason">upstream_timeout</span>' in page.text

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.servers import ROOT, free_port
+from tests.helpers.servers import ROOT, free_port
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
 KEY = "0123456789abcdef0123"

@@ -20,7 +20,7 @@ from identity.models import (
 )
 from identity.settings import Settings
 from identity.worker import purge
-from tests.servers import ROOT
+from tests.helpers.servers import ROOT
 
 
 async def _count(db: Database, model: type) -> int:

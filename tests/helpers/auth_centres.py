@@ -2,12 +2,14 @@
 
 Each runs in a thread of the test process on a free port of 127.0.0.1 (its own origin, so its
 own budget and breaker in identity), answers the OneAccess token (POST) and userinfo (GET)
-paths, and counts what it was asked and what it sent.
+paths, and counts what it was asked and what it sent. acme is provisioned (signed calls to
+identity over ASGI) with one of them as its auth centre; OK and INFO are the usual answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -15,8 +17,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx2 as httpx
+
+from identity.simulator import sender as events
+from identity.simulator.sender import Keys, Sender
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.simulator_world import APP_ID, world
 
 Answer = tuple[int, str]
+
+TENANT = "t-acme-0001"
+CALLBACK = f"/sso/callback/{APP_ID}"
+TOKEN = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 7200, "refresh_token": "r"}
+OK = (200, json.dumps(TOKEN))
+INFO = (200, json.dumps({"userName": "alice", "tenant": TENANT, "id": "x"}))
 
 
 @dataclass
@@ -126,10 +142,46 @@ def huge(size: int, chunk: int = 64 * 1024) -> Respond:
     return respond
 
 
+@dataclass
+class Silent:
+    """An auth centre that never answers: its URL, and how many connections it holds."""
+
+    url: str
+    held: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def connections(self) -> int:
+        return len(self.held)
+
+
 @contextmanager
-def silent_auth_centre() -> Iterator[str]:
-    """Accepts connections (the kernel's backlog does) and never answers."""
+def silent_auth_centre() -> Iterator[Silent]:
+    """Accepts connections (in a thread of its own, counting them) and never answers."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1024)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        listener.settimeout(0.05)
+        silent = Silent(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        stop = threading.Event()
+
+        def hold() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    silent.held.append(listener.accept()[0])
+
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        try:
+            yield silent
+        finally:
+            stop.set()
+            holder.join()
+            for connection in silent.held:
+                connection.close()
+
+
+async def provision(identity: httpx.AsyncClient, private_key_file: Path, domain: str) -> None:
+    """acme provisioned through signed calls to `identity`, `domain` its auth centre."""
+    keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
+    sender = Sender(identity, keys, app_id=APP_ID, auth_centre=domain)
+    await events.provision(sender, world().tenant("acme"))

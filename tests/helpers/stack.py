@@ -1,6 +1,6 @@
 """identity and the simulator as separate processes over real HTTP, and a browser-like client.
 
-`Stack` runs `identity` (tests/servers.py) on a port chosen in advance, so its base URL, the
+`Stack` runs `identity` (tests/helpers/servers.py) on a port chosen in advance, so its base URL, the
 callback the simulator redirects to, is real; and `identity simulate serve` on another port,
 whose URL the sender delivers as every tenant's `domainName`. `Browser` follows redirects
 between the two by hand, keeps both cookie sets, and fills in the simulator's login form.
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx2 as httpx
@@ -26,9 +26,9 @@ from identity.simulator import sender as events
 from identity.simulator.scenario import Scenario, TenantSpec, dump_scenario
 from identity.simulator.sender import Keys, Sender
 from identity.sso.refusals import CATALOGUE
-from tests.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.servers import METRICS_AUTH, ServiceProcesses, free_port, service_env
-from tests.simulator_world import login_form
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.servers import METRICS_AUTH, ServiceProcesses, free_port, service_env
+from tests.helpers.simulator_world import login_form
 
 
 @dataclass
@@ -133,6 +133,13 @@ async def running_stack(
         with service, simulator:
             async with httpx.AsyncClient(base_url=identity, timeout=30) as client:
                 yield Stack(identity, sim, scenario, client, keys, [service, simulator])
+
+
+class Browsers(Protocol):
+    """conftest's `browsers` fixture: a new browser on the module's stack, or on the one given;
+    each is closed after the test."""
+
+    def __call__(self, on: Stack | None = None) -> Browser: ...
 
 
 class Browser:

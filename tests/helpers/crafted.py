@@ -21,7 +21,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.stack import refusal_reason
+from tests.helpers.stack import refusal_reason
 
 Change = tuple[bytes, str, bytes]
 """A parameter's name, how it changes (one of MODES), and the crafted octets."""

@@ -1,5 +1,6 @@
-"""`identity demo` as a process for the tests, on free ports, and `identity` commands run beside
-it as another terminal would: without identity's IDENTITY_* environment."""
+"""`identity demo` as a process for the tests, on free ports, `identity` commands run beside it
+as another terminal would (without identity's IDENTITY_* environment), and its admin's API
+used to put the shared demo back as a test found it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
-from tests.servers import ROOT, free_port
+import httpx2 as httpx
+
+from tests.helpers.servers import ROOT, free_port
+from tests.helpers.simulator_world import login_form
 
 IDENTITY = [sys.executable, "-m", "identity.cli"]
 
@@ -77,3 +82,20 @@ def running_demo(cwd: Path, folder: Path) -> Iterator[RunningDemo]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def end_sessions(demo: dict[str, str], user_name: str) -> None:
+    """The demo's admin ends every session of `user_name`, over the admin API: signed in
+    through the marketplace (Flow B) with plain HTTP, as a script would."""
+    tenant = demo["account"].split("@")[1]
+    with httpx.Client(follow_redirects=True, timeout=30) as http:
+        page = http.get(demo["identity"] + "/sso/login", params={"tenant": tenant})
+        form = login_form(page.text)
+        assert form.action is not None, page.text
+        fields = {**form.inputs, "username": demo["account"], "password": demo["password"]}
+        landed = http.post(urljoin(str(page.url), form.action), data=fields)
+        assert landed.status_code == 200 and landed.url.path == "/sso/me", landed.text
+        token = http.get(demo["identity"] + "/sso/session").json()["csrfToken"]
+        path = f"/api/admin/members/{user_name}/end-sessions"
+        ended = http.post(demo["identity"] + path, headers={"X-CSRF-Token": token})
+        assert ended.status_code == 200, ended.text

@@ -1,6 +1,7 @@
 """Directory rows for the admin wing's service tests, written straight to the database: a tenant
 held by a live instance with one app, its members and their authorisations, sessions, and the
-development notifier's file."""
+development notifier's file; and a member's local sign-in through the service, from a client
+address of the test's choosing."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from identity.admin.passwords import Attempt, SignIn, authenticate
+from identity.admin.throttle import Throttle
 from identity.db import Database
 from identity.models import (
     ACTIVE,
@@ -26,6 +29,7 @@ from identity.models import (
 )
 from identity.notify import FileSender, Notifier
 
+PASSWORD = "Initial-Pass-1"  # noqa: S105 - the tests' password
 TENANT, CODE, APP, INSTANCE = "T-ACME", "Acme", "APP-1", "I-ACME"
 OTHER_TENANT = "T-OTHER"
 NOW = datetime(2026, 12, 1, 9, 0, 0)
@@ -149,3 +153,22 @@ def outbox(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+OWNER, STRANGER = "203.0.113.5", "198.51.100.7"
+"""Client addresses (their rate-limit keys): the member's own, and someone else's."""
+THROTTLE = Throttle(per_minute=10_000, parallel=16, wait_seconds=60)
+"""Bounds too wide to matter here: tests/test_local_login.py tests them over HTTP."""
+
+
+async def sign_in(
+    db: Database,
+    user_name: str = "bob",
+    password: str = PASSWORD,
+    *,
+    tenant: str = "acme",
+    now: datetime = NOW,
+    address: str = OWNER,
+) -> SignIn:
+    """`user_name@tenant` signs in locally with `password`, at `now`, from `address`."""
+    return await authenticate(db, THROTTLE, Attempt(tenant, user_name, password, address, now))

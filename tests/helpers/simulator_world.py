@@ -93,17 +93,6 @@ def world(*, shared_client: bool = False) -> Scenario:
     return Scenario.model_validate(world_data(shared_client=shared_client))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class _Forms(HTMLParser):
     def __init__(self) -> None:
         super().__init__()

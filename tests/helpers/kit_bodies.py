@@ -29,7 +29,7 @@ from identity.models import (
     TenantInstance,
 )
 from identity.settings import Settings
-from tests.marketplace_client import KIT_KEY, Sender
+from tests.helpers.marketplace_client import KIT_KEY, Sender
 
 TENANT = "T-ACME"
 APP = "APP-1"

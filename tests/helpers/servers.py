@@ -1,8 +1,9 @@
 """Run the real service in separate processes, over real HTTP (tests and benchmarks).
 
-`python -m tests.servers PORT` serves `create_app(Settings())` on 127.0.0.1:PORT with the server
-`identity serve` runs (identity/serving.py); settings come from the `IDENTITY_*` environment.
-`ServiceProcesses` starts several of these, waits for `/healthz` and always stops them again.
+`python -m tests.helpers.servers PORT` serves `create_app(Settings())` on 127.0.0.1:PORT with the
+server `identity serve` runs (identity/serving.py); settings come from the `IDENTITY_*`
+environment. `ServiceProcesses` starts several of these, waits for `/healthz` and always stops
+them again.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import httpx2 as httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from identity.db import async_url
+from tests.helpers.waiting import until_sync
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"  # noqa: S105 - the tests' token
 METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
@@ -52,6 +54,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[Any], within: float = 30) -> None:
+    """Until `url/readyz` answers 200; fails at once if `process` (serving `url`) exits."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"{url} exited with {process.returncode}: {stderr!r}")
+        try:
+            return httpx.get(f"{url}/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    until_sync(ready, f"{url} ready", within=within, every=0.1)
 
 
 def service_env(
@@ -100,7 +117,9 @@ class ServiceProcesses:
         self.env = env
         self.startup_timeout = startup_timeout
         self._chosen = list(ports or [])
-        self._argv = argv or (lambda port: [sys.executable, "-m", "tests.servers", str(port)])
+        self._argv = argv or (
+            lambda port: [sys.executable, "-m", "tests.helpers.servers", str(port)]
+        )
         self.ports: list[int] = []
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
