@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 from fastapi import Header, Request
 
-from identity.admin import resets, rights
+from identity.admin import resets
 from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated, delivering
 from identity.admin.inputs import tenant_references
 from identity.db import Database, utcnow
+from identity.directory import eligibility
 from identity.sso import admission
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
@@ -65,7 +66,7 @@ async def current_admin(request: Request) -> Admin:
         raise Unauthenticated()
     database: Database = request.app.state.db
     async with database.read() as db:
-        allowed = await rights.is_admin(db, signed_in.tenant_id, signed_in.user_name)
+        allowed = await eligibility.is_admin(db, signed_in.tenant_id, signed_in.user_name)
     if not allowed:
         raise NotAdmin()
     admin = Admin(

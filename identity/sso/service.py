@@ -460,10 +460,11 @@ class Sso:
         async with self.db.write() as conn:
             return await sessions.take_ending(conn, sessions.hash_id(raw_session_id), utcnow())
 
-    async def names(self, signed_in: SignedIn) -> tuple[str, str | None]:
-        """The member's enterprise and department by name, for the pages."""
+    async def profile(self, signed_in: SignedIn) -> admission.Profile:
+        """The member's enterprise and department by name, and whether they are its admin."""
         async with self.db.single_read() as conn:
-            return await admission.names(conn, signed_in.tenant_id, signed_in.org_code)
+            member = (signed_in.tenant_id, signed_in.user_name, signed_in.org_code)
+            return await admission.profile(conn, *member)
 
 
 _LOGOUT = (
