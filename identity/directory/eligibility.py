@@ -29,7 +29,7 @@ ADMIN_ROLE = "admin"
 NOT_LIVE = "the app's instance is not live"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Condition:
     """One thing a member needs to use an app: `sql` over a query joining the tenant, the app's
     credential, the member and their authorisation for the app; `refusal`, the code a login is
