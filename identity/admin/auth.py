@@ -1,11 +1,11 @@
 """Who may use the console: a signed-in member who is an admin of their tenant
-(`identity.directory.eligibility.admin_of`), checked again on every request (a lost role or
-lost access ends admin rights at once, on pages already open too). The tenant is the session's, never a request's: a request
-naming another tenant (a `tenant`-like query parameter, or `userName@otherCode`) is refused
-with 403 before any of that tenant's data is looked up, so refusals reveal nothing about other
-tenants. A reference names a tenant as `/sso/login` reads it (`admission.find_tenant`): an
-exact tenant id first, then a code, so a tenant whose code is another tenant's id cannot pass
-that other tenant off as its own.
+(`identity.directory.eligibility.admin_of`), checked again on every request (a lost role or lost
+access ends admin rights at once, on pages already open too). The tenant is the session's, never
+a request's: a request naming another tenant (a `tenant`-like query parameter, or
+`userName@otherCode`) is refused with 403 before any of that tenant's data is looked up, so
+refusals reveal nothing about other tenants. A reference names a tenant as `/sso/login` reads it
+(`admission.find_tenant`): an exact tenant id first, then a code, so a tenant whose code is
+another tenant's id cannot pass that other tenant off as its own.
 
 Also the acting admin's password-reset calls, with the app's sender, shared by the API and the
 pages."""
