@@ -1,11 +1,11 @@
-"""Who may use the console: a signed-in member holding `role=admin` in a live authorisation of
-their tenant, checked again on every request (a lost role or lost access ends admin rights at
-once, on pages already open too). The tenant is the session's, never a request's: a request
-naming another tenant (a `tenant`-like query parameter, or `userName@otherCode`) is refused
-with 403 before any of that tenant's data is looked up, so refusals reveal nothing about other
-tenants. A reference names a tenant as `/sso/login` reads it (`admission.find_tenant`): an
-exact tenant id first, then a code, so a tenant whose code is another tenant's id cannot pass
-that other tenant off as its own.
+"""Who may use the console: a signed-in member who is an admin of their tenant
+(`identity.directory.eligibility.admin_of`), checked again on every request (a lost role or lost
+access ends admin rights at once, on pages already open too). The tenant is the session's, never
+a request's: a request naming another tenant (a `tenant`-like query parameter, or
+`userName@otherCode`) is refused with 403 before any of that tenant's data is looked up, so
+refusals reveal nothing about other tenants. A reference names a tenant as `/sso/login` reads it
+(`admission.find_tenant`): an exact tenant id first, then a code, so a tenant whose code is
+another tenant's id cannot pass that other tenant off as its own.
 
 Also the acting admin's password-reset calls, with the app's sender, shared by the API and the
 pages."""
@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 from fastapi import Header, Request
 
-from identity.admin import resets, rights
+from identity.admin import resets
 from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated, delivering
 from identity.admin.inputs import tenant_references
 from identity.db import Database, utcnow
+from identity.directory import eligibility
 from identity.sessions import Sessions
 from identity.sso import admission
 from identity.sso.refusals import Refusal
@@ -65,7 +66,7 @@ async def current_admin(request: Request) -> Admin:
         raise Unauthenticated()
     database: Database = request.app.state.db
     async with database.read() as db:
-        allowed = await rights.is_admin(db, signed_in.tenant_id, signed_in.user_name)
+        allowed = await eligibility.is_admin(db, signed_in.tenant_id, signed_in.user_name)
     if not allowed:
         raise NotAdmin()
     admin = Admin(

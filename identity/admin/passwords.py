@@ -28,10 +28,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity import access
-from identity.admin import lockout, rights
+from identity.admin import lockout
 from identity.admin.errors import AdminError, CurrentPasswordInvalid, SignInFailed
 from identity.admin.throttle import Throttle
 from identity.db import Database, insert_for
+from identity.directory import eligibility
 from identity.models import LocalPassword
 from identity.sso import admission
 from identity.sso.refusals import Refusal
@@ -170,7 +171,7 @@ async def _count_try(session: AsyncSession, attempt: Attempt) -> _Try | None:
         tenant_id = await admission.find_tenant(await session.connection(), attempt.tenant_code)
     except Refusal:
         return None
-    apps = await rights.usable_apps(session, tenant_id, attempt.user_name)
+    apps = await eligibility.usable_apps(session, tenant_id, attempt.user_name)
     if not apps:
         return None
     row = await lockout.count_try(

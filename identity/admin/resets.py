@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
-from identity.admin import passwords, reset_limits, rights
+from identity.admin import passwords, reset_limits
 from identity.admin.errors import (
     CodeInvalid,
     ContactMissing,
@@ -48,6 +48,7 @@ from identity.admin.errors import (
 )
 from identity.crypto import Mac
 from identity.db import Database
+from identity.directory import eligibility
 from identity.models import DELETED, Member, PasswordReset, Tenant
 from identity.notify import Channel, Message, Notifier, NotifyUnavailable, mask
 
@@ -150,7 +151,7 @@ async def _reserve(
     target_user_name: str,
     now: datetime,
 ) -> _Reserved:
-    if not await rights.is_admin(session, tenant_id, admin_user_name):
+    if not await eligibility.is_admin(session, tenant_id, admin_user_name):
         raise NotAdmin()
     target = await _member(session, tenant_id, target_user_name)
     _contact(notifier, target, "member")  # the password must be deliverable before we start
@@ -275,7 +276,7 @@ async def _claim(
         raise ResetExpired()
     if reset.status == CONFIRMING and reset.claimed_until and reset.claimed_until > now:
         raise ResetBusy()
-    if not await rights.is_admin(session, tenant_id, admin_user_name):
+    if not await eligibility.is_admin(session, tenant_id, admin_user_name):
         raise NotAdmin()
     if not mac.verify(f"{reset_id}:{code.strip()}", reset.code_hash):
         reset.tries += 1

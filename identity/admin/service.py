@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from identity.access import Reason, end_access
 from identity.admin.errors import BadRequest, MemberNotFound
 from identity.admin.inputs import refuse_control_characters
+from identity.directory import eligibility
 from identity.models import (
     ACTIVE,
     Authorisation,
@@ -43,21 +44,17 @@ _CALL_ID = re.compile(r"[1-9][0-9]{0,17}")
 # --- the member list --------------------------------------------------------------------------
 
 
-def _flags(
-    tenant_id: Any, user_name: Any, member_state: Any
-) -> tuple[ColumnElement[str], ColumnElement[str], dict[str, ColumnElement[bool]]]:
-    """A member's role and state as the console shows them, for the member whose key columns
-    are given, and a filter for each state:
-
-    deleted (authSync flag 0), authorisation cancelled (flag 3 for every app), disabled
-    (`enable:"false"` wherever authorised), else enabled; `admin` while an authorisation says
-    so."""
-    of_member = (Authorisation.tenant_id == tenant_id) & (Authorisation.user_name == user_name)
-    active = Authorisation.state == ACTIVE
-    authorised = exists().where(of_member, active)
-    enabled = exists().where(of_member, active, Authorisation.enabled)
-    admin = exists().where(of_member, active, Authorisation.role == "admin")
-    live = member_state == ACTIVE
+def _state() -> tuple[ColumnElement[str], dict[str, ColumnElement[bool]]]:
+    """A member's state as the console shows it, and a filter for each state, over a query
+    holding the member's row: deleted (authSync flag 0), authorisation cancelled (flag 3 for
+    every app), disabled (`enable:"false"` wherever authorised), else enabled. Each is a member
+    condition of the eligibility rule."""
+    of_member = (Authorisation.tenant_id == Member.tenant_id) & (
+        Authorisation.user_name == Member.user_name
+    )
+    live = eligibility.MEMBER_ACTIVE.sql
+    authorised = exists().where(of_member, eligibility.AUTHORISED.sql)
+    enabled = exists().where(of_member, eligibility.AUTHORISED.sql, eligibility.ENABLED.sql)
     state = case(
         (~live, "deleted"), (~authorised, "cancelled"), (~enabled, "disabled"), else_="enabled"
     )
@@ -67,10 +64,10 @@ def _flags(
         "disabled": live & authorised & ~enabled,
         "enabled": live & enabled,
     }
-    return case((admin, "admin"), else_="user"), state, filters
+    return state, filters
 
 
-_STATE_FILTERS = _flags(Member.tenant_id, Member.user_name, Member.state)[2]
+_STATE, _STATE_FILTERS = _state()
 
 
 @dataclass(frozen=True)
@@ -135,27 +132,27 @@ def _prefix(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
 
 
 def _listing(*where: ColumnElement[bool], limit: int) -> Select[Any]:
-    """Members matching `where`, in `userName` order, with their role and state. The page is
-    chosen first and the role and state computed for its rows only: computed over the whole
-    query, PostgreSQL plans them as one scan of every authorisation (it costs them for every
-    member and ignores the limit), so a page of a large tenant would cost its size."""
+    """Members matching `where`, in `userName` order, with their role (`admin` for an admin of
+    the tenant, `eligibility.admin_of`) and state. The page is chosen first and the role and
+    state computed for its rows only: computed over the whole query, PostgreSQL plans them as
+    one scan of every authorisation (it costs them for every member and ignores the limit), so
+    a page of a large tenant would cost its size."""
     page = (
-        select(
-            Member.tenant_id,
-            Member.user_name,
-            Member.name,
-            Member.org_code,
-            Member.state,
-            Member.last_login_at,
-        )
+        select(Member.tenant_id, Member.user_name)
         .where(*where)
         .order_by(Member.user_name)
         .limit(limit)
         .subquery("page")
     )
-    role, state, _ = _flags(page.c.tenant_id, page.c.user_name, page.c.state)
-    columns = (page.c.user_name, page.c.name, page.c.org_code, role, state, page.c.last_login_at)
-    return select(*columns).order_by(page.c.user_name)
+    key = (page.c.tenant_id, page.c.user_name)
+    role = case((eligibility.admin_of(*key), eligibility.ADMIN_ROLE), else_="user")
+    columns = (Member.user_name, Member.name, Member.org_code, role, _STATE, Member.last_login_at)
+    return (
+        select(*columns)
+        .select_from(page)
+        .join(Member, (Member.tenant_id == key[0]) & (Member.user_name == key[1]))
+        .order_by(Member.user_name)
+    )
 
 
 async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> MemberPage:
@@ -233,8 +230,8 @@ async def member(db: AsyncSession, tenant_id: str, user_name: str) -> MemberDeta
         )
     ).one()
     app_state = case(
-        (Authorisation.state != ACTIVE, Authorisation.state),
-        (~Authorisation.enabled, "disabled"),
+        (~eligibility.AUTHORISED.sql, Authorisation.state),
+        (~eligibility.ENABLED.sql, "disabled"),
         else_="authorised",
     )
     apps = (

@@ -14,8 +14,8 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from identity.admin import rights
 from identity.db import utcnow
+from identity.directory import eligibility
 from identity.models import OidcClient
 from identity.provider import clients, grants, hints
 from identity.provider.service import SCOPES, Provider, parameters
@@ -255,7 +255,7 @@ async def _silent_refusal(
     for and may not use the app (the refusal a login would show), else `login_required`."""
     if browser is not None and names_member(provider, request, browser):
         async with provider.db.single_read() as conn:
-            usable = await rights.usable_apps(conn, browser.tenant_id, browser.user_name)
+            usable = await eligibility.usable_apps(conn, browser.tenant_id, browser.user_name)
         if request.client.app_id not in usable:
             return error_redirect(provider, request, "access_denied", REFUSED)
     return error_redirect(provider, request, "login_required", "the member is not signed in")

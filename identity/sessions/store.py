@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_sessions
 from identity.crypto import Cipher, Context
-from identity.directory import bindings
+from identity.directory.eligibility import MAY_USE_APP
 from identity.models import (
-    ACTIVE,
     AppCredential,
     Authorisation,
     Member,
@@ -196,18 +195,6 @@ async def add_app(
     await connection.execute(_ADD_APP, {"sid": sid, "app_id": app_id, "created_at": now, **held})
 
 
-MAY_USE_APP = (
-    Tenant.state == ACTIVE,
-    bindings.open_for_sign_in(),
-    AppCredential.state == ACTIVE,
-    bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id),
-    Member.state == ACTIVE,
-    Authorisation.state == ACTIVE,
-    Authorisation.enabled.is_(True),
-    bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
-)
-"""What a member needs, row by row, to use an app now (what a login checks): over a query
-joining the tenant, the app's credential, the member and their authorisation for the app."""
 _SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (
     Member.user_name == MemberSession.user_name
 )

@@ -1,11 +1,13 @@
-"""What a login must pass (contract §5.2 steps 4 and 7), as two statements built once; and
-the look-ups of a tenant the pages need around it (its auth centre's logout, names).
+"""What a login must pass (contract §5.2 steps 4 and 7): the eligibility rule
+(`identity.directory.eligibility`), as two statements built once; and the look-ups of a tenant
+the pages need around it (its auth centre's logout, the signed-in member's profile).
 
-The first reads, before the auth centre is called, whether the tenant may sign in and with which
-client. The second runs in the transaction that creates the session and checks everything
-again, holding the tenant's lock shared and the rows it read FOR SHARE (the same locks every
-de-provisioning path needs exclusively), so a sync that ends access either waits for the login
-to commit and then ends its session, or commits first and the login is refused.
+Each statement selects the rule's conditions as flags; the first that fails names the refusal.
+The first reads, before the auth centre is called, whether the tenant and the app may sign in
+and with which client. The second runs in the transaction that creates the session and checks
+everything again, holding the tenant's lock shared and the rows it read FOR SHARE (the same
+locks every de-provisioning path needs exclusively), so a sync that ends access either waits
+for the login to commit and then ends its session, or commits first and the login is refused.
 
 Both are built once, with bind parameters, and run on a Core connection (no ORM session): a
 login then costs two queries (plus the lock and the insert), without rebuilding or re-keying
@@ -14,13 +16,15 @@ the statements each time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sqlalchemy import bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
-from identity.directory import bindings
+from identity.directory import bindings, eligibility
+from identity.directory.eligibility import Condition
 from identity.directory.tenants import secret_context
 from identity.models import ACTIVE, AppCredential, Authorisation, Department, Member, Tenant
 from identity.sso.refusals import Refusal
@@ -28,13 +32,10 @@ from identity.sso.upstream import LOGOUT_PATH, Client, normalise_domain
 
 _CLIENT = (
     select(
-        Tenant.state,
         Tenant.domain_name,
-        bindings.open_for_sign_in(),
-        AppCredential.state,
         AppCredential.client_id,
         AppCredential.client_secret_enc,
-        bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id),
+        *eligibility.flags(eligibility.TENANT_AND_APP),
     )
     .outerjoin(
         AppCredential,
@@ -45,17 +46,8 @@ _CLIENT = (
 )
 
 _ADMISSION = (
-    select(
-        Tenant.state,
-        bindings.open_for_sign_in(),
-        AppCredential.state,
-        Member.state,
-        Member.huawei_user_id,
-        Authorisation.state,
-        Authorisation.enabled,
-        bindings.instance_live(AppCredential.tenant_id, AppCredential.instance_id)
-        & bindings.instance_live(Authorisation.tenant_id, Authorisation.instance_id),
-    )
+    select(*eligibility.flags(eligibility.RULE))
+    .select_from(Tenant)
     .join(AppCredential, AppCredential.tenant_id == Tenant.tenant_id)
     .join(Member, Member.tenant_id == Tenant.tenant_id)
     .join(
@@ -72,27 +64,30 @@ _ADMISSION = (
     .with_for_update(read=True, of=[Tenant, AppCredential, Member, Authorisation])
 )
 
+_CREDENTIAL = eligibility.TENANT_AND_APP.index(eligibility.APP_ACTIVE)
+
+
+def _refuse(condition: Condition | None, where: str) -> None:
+    if condition is not None:
+        detail = f"{where}: {condition.detail}" if condition.detail else where
+        raise Refusal(condition.refusal, detail)
+
 
 async def tenant_client(
     connection: AsyncConnection, cipher: Cipher, tenant_id: str, app_id: str
 ) -> Client:
-    """The tenant must exist, not be deleted, be open for sign-in (a live instance, or the
-    seller's test tenant) and hold a credential for this app whose own instance is live; its
-    client, secret decrypted."""
+    """The tenant and the app must pass their part of the rule (`eligibility.TENANT_AND_APP`),
+    the app's credential holding its secret; the app's client, secret decrypted."""
     params = {"tenant_id": tenant_id, "app_id": app_id}
     row = (await connection.execute(_CLIENT, params)).one_or_none()
     where = f"tenant {tenant_id!r} app {app_id!r}"
     if row is None:
         raise Refusal("tenant_unknown", where)
-    tenant_state, domain, open_, credential_state, client_id, secret_enc, app_live = row
-    if tenant_state != ACTIVE:
-        raise Refusal("tenant_deleted", where)
-    if not open_:
-        raise Refusal("instance_inactive", where)
-    if credential_state != ACTIVE or not secret_enc:
-        raise Refusal("app_not_configured", where)
-    if not app_live:
-        raise Refusal("instance_inactive", f"{where}: the app's instance is not live")
+    domain, client_id, secret_enc, *held = row
+    if not secret_enc:  # a login needs the credential's secret: without it, not configured
+        held[_CREDENTIAL] = False
+    _refuse(eligibility.refusal(eligibility.TENANT_AND_APP, held), where)
+    assert secret_enc  # held[_CREDENTIAL]
     secret = cipher.decrypt(secret_enc, secret_context(tenant_id, app_id))
     return Client(normalise_domain(domain), client_id, secret)
 
@@ -100,24 +95,17 @@ async def tenant_client(
 async def admit(
     connection: AsyncConnection, cipher: Cipher, tenant_id: str, app_id: str, user_name: str
 ) -> None:
-    """The member must be authorised for this app, enabled, and not deleted, and everything
-    `tenant_client` required must still hold."""
+    """The member must pass the whole rule (`eligibility.RULE`), under the locks that keep it
+    true until the session is committed; a member with no authorisation for the app is
+    `member_unknown`, once the tenant and the app are found sound (`tenant_client`)."""
     await bindings.lock_tenant(connection, tenant_id, shared=True)
     params = {"tenant_id": tenant_id, "app_id": app_id, "user_name": user_name}
     row = (await connection.execute(_ADMISSION, params)).one_or_none()
     detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
-    if row is None or not (row[0] == ACTIVE and row[1] and row[2] == ACTIVE):
+    if row is None:
         await tenant_client(connection, cipher, tenant_id, app_id)  # names the tenant's problem
         raise Refusal("member_unknown", detail)
-    _, _, _, member_state, _, auth_state, enabled, app_live = row
-    if member_state != ACTIVE:
-        raise Refusal("member_deleted", detail)
-    if auth_state != ACTIVE:
-        raise Refusal("authorisation_cancelled", detail)
-    if not enabled:
-        raise Refusal("member_disabled", detail)
-    if not app_live:
-        raise Refusal("instance_inactive", f"{detail}: the app's instance is not live")
+    _refuse(eligibility.refusal(eligibility.RULE, row), detail)
 
 
 async def find_tenant(conn: AsyncConnection, ref: str) -> str:
@@ -173,14 +161,29 @@ async def upstream_logout(conn: AsyncConnection, tenant_id: str, back_url: str) 
     return f"{normalise_domain(domain)}{LOGOUT_PATH}?{urlencode({'redirect_url': back_url})}"
 
 
-async def names(conn: AsyncConnection, tenant_id: str, org_code: str) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Profile:
+    """What the signed-in page shows beyond the session: names, and whether the member is an
+    admin of their tenant (`eligibility.admin_of`, the console's own test)."""
+
+    tenant_name: str
+    department: str | None
+    admin: bool
+
+    @property
+    def role(self) -> str:
+        return eligibility.ADMIN_ROLE if self.admin else "user"
+
+
+async def profile(conn: AsyncConnection, tenant_id: str, user_name: str, org_code: str) -> Profile:
     """The enterprise's name and the department's (None when no department has the code)."""
     department = (Department.tenant_id == Tenant.tenant_id) & (Department.org_code == org_code)
+    admin = eligibility.admin_of(tenant_id, user_name)
     row = (
         await conn.execute(
-            select(Tenant.name, Tenant.tenant_code, Department.name)
+            select(Tenant.name, Tenant.tenant_code, Department.name, admin)
             .outerjoin(Department, department)
             .where(Tenant.tenant_id == tenant_id)
         )
     ).one()
-    return row[0] or row[1], row[2]
+    return Profile(row[0] or row[1], row[2], bool(row[3]))

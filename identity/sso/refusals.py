@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from identity.access import Reason
 from identity.errors import IdentityError
 
 
@@ -164,48 +165,48 @@ _ENDED_APP = (
     "本应用已不再向您所在的企业开放。",
     "This app is no longer available to your enterprise.",
 )
-ENDINGS: dict[str, tuple[str, str]] = {
-    "member_disabled": (
+ENDINGS: dict[Reason, tuple[str, str]] = {
+    Reason.MEMBER_DISABLED: (
         "您的账号已被企业停用。",
         "Your account has been disabled by your enterprise.",
     ),
-    "authorisation_cancelled": (
+    Reason.AUTHORISATION_CANCELLED: (
         "您对本应用的授权已被取消。",
         "Your authorisation for this app has been cancelled.",
     ),
-    "member_deleted": (
+    Reason.MEMBER_DELETED: (
         "您的账号已被企业删除。",
         "Your account has been deleted by your enterprise.",
     ),
-    "tenant_deleted": (
+    Reason.TENANT_DELETED: (
         "您所在的企业已不再使用本服务。",
         "Your enterprise no longer uses this service.",
     ),
-    "instance_frozen": (
+    Reason.INSTANCE_FROZEN: (
         "本应用的订购已被冻结（例如已到期）。",
         "The subscription to this app has been frozen (for example, it expired).",
     ),
-    "instance_released": (
+    Reason.INSTANCE_RELEASED: (
         "本应用的订购已退订。",
         "The subscription to this app has been released.",
     ),
-    "app_credential_deleted": _ENDED_APP,
-    "instance_unbound": _ENDED_APP,
-    "admin_ended": (
+    Reason.APP_CREDENTIAL_DELETED: _ENDED_APP,
+    Reason.INSTANCE_UNBOUND: _ENDED_APP,
+    Reason.ADMIN_ENDED: (
         "企业管理员结束了您的会话。",
         "Your enterprise administrator ended your session.",
     ),
-    "password_reset": (
+    Reason.PASSWORD_RESET: (
         "企业管理员重置了您的密码，新的初始密码已发送给您。",
         "Your administrator reset your password; the new initial password was sent to you.",
     ),
-    "password_changed": (
+    Reason.PASSWORD_CHANGED: (
         "您的密码已在别处修改，请使用新密码重新登录。",
         "Your password was changed elsewhere; sign in again with the new one.",
     ),
 }
-"""Why a session was ended for its member (`identity.access.Reason`), as they are told once on
-their next visit. Only the member's own account, enterprise or subscription is named."""
+"""Why a session was ended for its member, for every `Reason`, as they are told once on their
+next visit. Only the member's own account, enterprise or subscription is named."""
 
 UPSTREAM_REASONS = {
     "invalid_grant": "code_invalid",

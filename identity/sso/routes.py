@@ -18,6 +18,7 @@ import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from identity.access import Reason
 from identity.pages import render
 from identity.sessions import Ending, Sessions, SignedIn
 from identity.sessions.browser import Cookies, origin
@@ -237,7 +238,7 @@ async def _signed_out(request: Request, raw_id: str | None, status: int = 200) -
 
 
 def _ended(request: Request, ending: Ending) -> HTMLResponse:
-    zh, en = ENDINGS.get(ending.reason, ENDINGS["instance_unbound"])
+    zh, en = ENDINGS[Reason(ending.reason)]
     member_level = ending.reason in SIGN_IN_AS_SOMEONE_ELSE
     return render(
         request,
@@ -258,16 +259,14 @@ async def me(request: Request) -> HTMLResponse:
     signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id, 401)
-    tenant_name, department = await _sso(request).names(signed_in)
+    profile = await _sso(request).profile(signed_in)
     return render(
         request,
         "me.html",
         member=signed_in,
-        tenant_name=tenant_name,
-        department=department,
+        profile=profile,
         expires=expires_at(signed_in, sessions.policy),
         csrf=sessions.csrf_token(raw_id),
-        is_admin=signed_in.role == "admin",
     )
 
 

@@ -296,10 +296,11 @@ class Sso:
             logout = await admission.upstream_logout(conn, tenant_id, self.base_url + login)
         return logout or login
 
-    async def names(self, signed_in: store.SignedIn) -> tuple[str, str | None]:
-        """The member's enterprise and department by name, for the pages."""
+    async def profile(self, signed_in: store.SignedIn) -> admission.Profile:
+        """The member's enterprise and department by name, and whether they are its admin."""
         async with self.db.single_read() as conn:
-            return await admission.names(conn, signed_in.tenant_id, signed_in.org_code)
+            member = (signed_in.tenant_id, signed_in.user_name, signed_in.org_code)
+            return await admission.profile(conn, *member)
 
 
 _LOGOUT = (
