@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +20,6 @@ from identity import health, pages
 from identity.admin import console as admin_console
 from identity.admin import local_login, resets
 from identity.admin import routes as admin_routes
-from identity.admin.errors import AdminError, BadRequest
 from identity.admin.throttle import Throttle
 from identity.crypto import Cipher, Mac
 from identity.db import Database
@@ -36,12 +32,14 @@ from identity.notify import build_notifier
 from identity.observability import Metrics, configure_logging
 from identity.provider import authorize as provider_authorize
 from identity.provider import logout as provider_logout
-from identity.provider.routes import router as provider_router
-from identity.provider.service import Provider
+from identity.provider import routes as provider_routes
+from identity.provider.authorize import AuthorizePage
+from identity.provider.service import OAuthError, Provider
 from identity.settings import Settings
 from identity.sso import routes as sso_routes
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
+from identity.web import failed, problem
 
 log = structlog.get_logger("identity")
 
@@ -169,51 +167,52 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(marketplace_router)
     app.include_router(sso_routes.router)
+    app.include_router(sso_routes.api)
     app.include_router(sso_routes.site)
-    app.include_router(provider_router)
+    app.include_router(provider_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(admin_console.router)
     app.include_router(local_login.router)
     app.mount("/static", pages.static_files(), name="static")
 
+    _answer_errors(app)
+    return app
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """One handler per error type a single surface raises (the admin wing's errors, shared by
+    three surfaces, are answered by each surface's route class); the rest is JSON
+    `{"error", "message"}`, and a 404 a page for browsers."""
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return sso_routes.not_found(request)
-        return await http_exception_handler(request, exc)
-
-    @app.exception_handler(AdminError)
-    async def _admin_refused(request: Request, exc: AdminError) -> Response:
-        if request.url.path.startswith("/admin"):
-            return admin_console.refused(request, exc)
-        if request.url.path.startswith("/login"):
-            return local_login.refused(request, exc)
-        return admin_routes.problem(exc)
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        return problem(code, str(exc.detail), exc.status_code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        """A malformed parameter of the admin API: one message naming it, FastAPI's 422 for the
-        rest (the provider and marketplace answer in their own formats before this)."""
-        if not request.url.path.startswith("/api/admin"):
-            return await request_validation_exception_handler(request, exc)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        message = f"{where}: {first.get('msg', 'invalid')}"
-        return admin_routes.problem(BadRequest(message))
+        return problem("bad_request", f"{where}: {first.get('msg', 'invalid')}", 422)
 
-    @app.exception_handler(Refusal)
-    async def _refused(request: Request, exc: Refusal) -> HTMLResponse:
-        return sso_routes.refused(request, exc)
+    app.add_exception_handler(Refusal, _handler(sso_routes.refused))
+    app.add_exception_handler(OAuthError, _handler(provider_routes.oauth_error))
+    app.add_exception_handler(AuthorizePage, _handler(provider_routes.error_page))
 
     @app.exception_handler(Exception)
     async def _failed(request: Request, exc: Exception) -> Response:
-        """A database outage or a bug: a page for people, JSON for programs; never details."""
-        log.error("request_failed", path=request.url.path, error=type(exc).__name__)
-        if request.url.path.startswith("/sso/") and request.url.path != "/sso/session":
-            return sso_routes.refused(request, Refusal("internal_error", type(exc).__name__))
-        return JSONResponse({"error": "internal_error", "detail": "internal error"}, 500)
+        """A database outage or a bug: JSON, never details (a page of `/sso` answers its own)."""
+        failed(request, exc)
+        return problem("internal_error", "internal error", 500)
 
-    return app
+
+def _handler(answer: Callable[[Request, Any], Response]) -> Callable[..., Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        return answer(request, exc)
+
+    return handle
 
 
 async def _warn_of_refused_domains(db: Database, settings: Settings) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Header, Request
 
+from identity import web
 from identity.admin import resets, rights
 from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated, delivering
 from identity.admin.inputs import tenant_references
@@ -63,7 +64,7 @@ async def current_admin(request: Request) -> Admin:
     signed_in = await sso.current(raw_id)
     if signed_in is None or raw_id is None:
         raise Unauthenticated()
-    database: Database = request.app.state.db
+    database = web.database(request)
     async with database.read() as db:
         allowed = await rights.is_admin(db, signed_in.tenant_id, signed_in.user_name)
     if not allowed:
@@ -101,9 +102,9 @@ async def request_reset(request: Request, admin: Admin, target: str) -> resets.R
     could not be sent is `Undeliverable`."""
     with delivering():
         return await resets.request_reset(
-            request.app.state.db,
-            request.app.state.notifier,
-            request.app.state.reset_mac,
+            web.database(request),
+            web.notifier(request),
+            web.reset_mac(request),
             tenant_id=admin.tenant_id,
             admin_user_name=admin.user_name,
             target_user_name=target,
@@ -115,9 +116,9 @@ async def confirm_reset(request: Request, admin: Admin, reset_id: str, code: str
     """Step 2 (`resets.confirm_reset`), with the code as typed (spaces around it ignored)."""
     with delivering():
         await resets.confirm_reset(
-            request.app.state.db,
-            request.app.state.notifier,
-            request.app.state.reset_mac,
+            web.database(request),
+            web.notifier(request),
+            web.reset_mac(request),
             tenant_id=admin.tenant_id,
             admin_user_name=admin.user_name,
             reset_id=reset_id,

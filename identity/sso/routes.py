@@ -1,7 +1,9 @@
 """`/sso/*`: login (Flow A and B), the session for front ends, the signed-in page, logout.
 
 Thin: each route reads the cookies and parameters, calls one `Sso` operation, and turns the
-result into a redirect, a page or JSON. Every refusal becomes the same bilingual page.
+result into a redirect, a page or JSON. Every refusal becomes the same bilingual page, and so
+does any unexpected failure of a page (`SsoPage`); `/sso/session`, JSON for programs, is on a
+router of its own (`api`), whose unexpected failures are the app's JSON 500.
 
 Every input is checked before use: a control character (NUL above all, which PostgreSQL cannot
 store or compare) in any parameter, path segment or cookie of ours is a `bad_request`, the same
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from identity import web
 from identity.pages import render
 from identity.sso import switching
 from identity.sso.redirects import LOGIN_TTL_SECONDS, Cookies, origin
@@ -26,11 +29,11 @@ from identity.sso.refusals import ENDINGS, SIGN_IN_AS_SOMEONE_ELSE, Refusal
 from identity.sso.service import Completed, Sso
 from identity.sso.sessions import Ending, SignedIn, expires_at
 from identity.sso.switching import Asked
-from identity.web import holds_control
+from identity.web import FormRefused, Surface, holds_control, read_form
 
 NO_STORE = {"Cache-Control": "no-store"}
-URLENCODED = "application/x-www-form-urlencoded"
 MAX_LOGOUT_FORM_BYTES = 8 * 1024  # a CSRF token and a redirect_url
+MAX_FORM_FIELDS = 16
 
 log = structlog.get_logger("identity.sso")
 
@@ -56,7 +59,20 @@ def _clean_input(request: Request) -> None:
     _refuse_control_characters(*query, *map(str, request.path_params.values()), *cookies)
 
 
-router = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)])
+class SsoPage(Surface):
+    """A page of `/sso`: a refusal, or any unexpected failure (logged), is the refusal page."""
+
+    answers = (Exception,)
+
+    def answer(self, request: Request, error: Exception) -> Response:
+        if not isinstance(error, Refusal):
+            web.failed(request, error)
+            error = Refusal("internal_error", type(error).__name__)
+        return refused(request, error)
+
+
+router = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)], route_class=SsoPage)
+api = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)])
 site = APIRouter(include_in_schema=False)
 
 
@@ -70,7 +86,7 @@ def not_found(request: Request) -> Response:
     """An unknown path: a page for browsers, JSON for programs."""
     if "text/html" in request.headers.get("accept", ""):
         return render(request, "not_found.html", 404)
-    return JSONResponse({"error": "not_found", "detail": "Not Found"}, 404)
+    return web.problem("not_found", "Not Found", 404)
 
 
 def _client_address(request: Request) -> str | None:
@@ -90,7 +106,7 @@ def refused(request: Request, refusal: Refusal) -> HTMLResponse:
     account was refused (not the enterprise), it offers to sign in as someone else; when an
     app's authorization request started the login, to return to the app."""
     log.warning("sso.refused", reason=refusal.code, detail=refusal.log_detail)
-    request.app.state.metrics.sso_logins.labels(refusal.code).inc()
+    web.metrics(request).sso_logins.labels(refusal.code).inc()
     switch = ""
     if refusal.code in SIGN_IN_AS_SOMEONE_ELSE:
         switch = _switch_url(refusal.tenant_id, refusal.app_id, refusal.next)
@@ -190,7 +206,7 @@ async def continue_as(request: Request) -> Response:
     someone else (`switching`): the session's CSRF token and the pending login, from an
     allowed `Origin` when the browser sends one."""
     _check_origin(request)
-    form = await _small_form(request, _sso(request).switch_form_bytes)
+    form = await _form(request, _sso(request).switch_form_bytes)
     raw_id = request.cookies.get(_cookies(request).session)
     completed = await switching.confirm(
         _sso(request), raw_id, form.get("csrf", ""), form.get("pending", "")
@@ -212,7 +228,7 @@ def _describe(sso: Sso, signed_in: SignedIn, raw_id: str) -> dict[str, str]:
     }
 
 
-@router.get("/session")
+@api.get("/session")
 async def session(request: Request, app: str | None = None) -> JSONResponse:
     """The signed-in member as JSON, or 401: for the apps' front ends and for monitoring.
     With `app`, as that app sees the session (401 when the session does not hold it). When the
@@ -220,11 +236,9 @@ async def session(request: Request, app: str | None = None) -> JSONResponse:
     raw_id = request.cookies.get(_cookies(request).session)
     signed_in = await _sso(request).current(raw_id, app)
     if signed_in is None or raw_id is None:
-        body = {"error": "unauthenticated", "detail": "no valid session"}
         ending = await _sso(request).ending(raw_id) if app is None else None
-        if ending is not None:
-            body["reason"] = ending.reason
-        response = JSONResponse(body, 401, headers=NO_STORE)
+        why = {"reason": ending.reason} if ending is not None else {}
+        response = web.problem("unauthenticated", "no valid session", 401, NO_STORE, **why)
         if raw_id and app is None:
             _delete_cookie(request, response, _cookies(request).session, "/")
         return response
@@ -302,30 +316,15 @@ async def switch(
     return RedirectResponse(await _sso(request).switch_account(tenant.strip(), app, next), 303)
 
 
-async def _small_form(request: Request, max_bytes: int) -> dict[str, str]:
-    """A form of ours: URL-encoded and small, or no body at all (a front end sending the
-    `X-CSRF-Token` header to logout). Anything else is refused before its body is read: a
-    multipart parser would spool file parts of any size to disk."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not media:
-        return {}
-    if media != URLENCODED:
-        raise Refusal("form_not_accepted", f"form sent as {media[:64]!r}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise Refusal("bad_request", f"form of {declared} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise Refusal("bad_request", "form too large")
+async def _form(request: Request, max_bytes: int) -> dict[str, str]:
+    """A form of ours (`read_form`), or no body at all (a front end sending the `X-CSRF-Token`
+    header to logout); a refused form is the refusal page."""
     try:
-        fields = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=16)
-    except ValueError as exc:  # not UTF-8, or too many fields
-        raise Refusal("bad_request", f"form unreadable: {type(exc).__name__}") from exc
-    form = dict(fields)
-    _refuse_control_characters(*form, *form.values())
-    return form
+        return await read_form(
+            request, max_bytes=max_bytes, max_fields=MAX_FORM_FIELDS, bodiless=True
+        )
+    except FormRefused as exc:
+        raise Refusal(exc.code, exc.message) from None
 
 
 def _check_origin(request: Request) -> None:
@@ -342,7 +341,7 @@ async def logout(request: Request, x_csrf_token: str | None = Header(None)) -> R
     sso = _sso(request)
     raw_id = request.cookies.get(_cookies(request).session)
     _check_origin(request)
-    form = await _small_form(request, MAX_LOGOUT_FORM_BYTES)
+    form = await _form(request, MAX_LOGOUT_FORM_BYTES)
     back = form.get("redirect_url") or request.query_params.get("redirect_url")
     target = await sso.logout(raw_id, form.get("csrf") or x_csrf_token or "", back)
     response = RedirectResponse(target, status_code=303)
