@@ -24,6 +24,7 @@ from identity.admin.throttle import Throttle
 from identity.crypto import Cipher, Mac
 from identity.db import Database
 from identity.directory import tenants
+from identity.errors import IdentityError
 from identity.headers import SecurityHeaders, security_headers
 from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
@@ -39,7 +40,7 @@ from identity.settings import Settings
 from identity.sso import routes as sso_routes
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
-from identity.web import failed, problem
+from identity.web import by_surface, failed, problem
 
 log = structlog.get_logger("identity")
 
@@ -180,9 +181,10 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def _answer_errors(app: FastAPI) -> None:
-    """One handler per error type a single surface raises (the admin wing's errors, shared by
-    three surfaces, are answered by each surface's route class); the rest is JSON
-    `{"error", "message"}`, and a 404 a page for browsers."""
+    """One handler per error type, never a choice by path: an error only one surface raises is
+    answered by that surface's renderer; the admin wing's (shared by the API, the console and
+    `/login`) and unexpected failures by the request's surface (`web.Surface`), else as JSON
+    `{"error", "message"}`; a 404 is a page for browsers."""
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -191,24 +193,31 @@ def _answer_errors(app: FastAPI) -> None:
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
         return problem(code, str(exc.detail), exc.status_code, exc.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        return problem("bad_request", f"{where}: {first.get('msg', 'invalid')}", 422)
-
-    app.add_exception_handler(Refusal, _handler(sso_routes.refused))
-    app.add_exception_handler(OAuthError, _handler(provider_routes.oauth_error))
-    app.add_exception_handler(AuthorizePage, _handler(provider_routes.error_page))
-
-    @app.exception_handler(Exception)
-    async def _failed(request: Request, exc: Exception) -> Response:
-        """A database outage or a bug: JSON, never details (a page of `/sso` answers its own)."""
-        failed(request, exc)
-        return problem("internal_error", "internal error", 500)
+    app.add_exception_handler(Refusal, _sync(sso_routes.refused))
+    app.add_exception_handler(OAuthError, _sync(provider_routes.oauth_error))
+    app.add_exception_handler(AuthorizePage, _sync(provider_routes.error_page))
+    app.add_exception_handler(IdentityError, by_surface(_identity_error))
+    app.add_exception_handler(RequestValidationError, by_surface(_invalid))
+    app.add_exception_handler(Exception, by_surface(_failed))
 
 
-def _handler(answer: Callable[[Request, Any], Response]) -> Callable[..., Awaitable[Response]]:
+def _identity_error(_request: Request, exc: IdentityError) -> Response:
+    return problem(exc.code, exc.message, getattr(exc, "status", 400))
+
+
+def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+    return problem("bad_request", f"{where}: {first.get('msg', 'invalid')}", 422)
+
+
+def _failed(request: Request, exc: Exception) -> Response:
+    """A database outage or a bug: JSON, never details (a page of `/sso` answers its own)."""
+    failed(request, exc)
+    return problem("internal_error", "internal error", 500)
+
+
+def _sync(answer: Callable[[Request, Any], Response]) -> Callable[..., Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
         return answer(request, exc)
 

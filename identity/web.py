@@ -42,7 +42,7 @@ check for the API, the console and `/login`) by the surface's route class (`Surf
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
 from urllib.parse import parse_qsl
 
@@ -236,10 +236,16 @@ def failed(request: Request, exc: Exception) -> None:
     log.error("request_failed", path=request.url.path, error=type(exc).__name__)
 
 
+SURFACE = "identity.surface"
+"""Where a `Surface` route marks the request's scope with itself."""
+
+
 class Surface(APIRoute):
-    """A route of one surface: the errors in `answers` that its dependencies or its code raise
-    are answered by `answer`, whoever raised them. A surface sets both in a subclass and gives
-    it to its router (`APIRouter(route_class=…)`)."""
+    """A route of one surface. It marks the request with its surface, and the app's handler of
+    an error the surface `answers` (and does not let `pass`) gives it to `answer`, whoever
+    raised it: a dependency shared with other surfaces included. The app's handlers run after
+    the route's dependencies have ended (a `Write` transaction rolled back). A surface sets
+    these in a subclass and gives it to its router (`APIRouter(route_class=…)`)."""
 
     answers: ClassVar[tuple[type[Exception], ...]] = ()
     passes: ClassVar[tuple[type[Exception], ...]] = (HTTPException, RequestValidationError)
@@ -250,14 +256,29 @@ class Surface(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
-        answers, passes, answer = self.answers, self.passes, self.answer
 
         async def route(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except passes:
-                raise
-            except answers as error:
-                return answer(request, error)
+            request.scope[SURFACE] = self
+            return await handle(request)
 
         return route
+
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def by_surface(otherwise: Callable[[Request, Any], Response]) -> Handler:
+    """An app-level handler: the request's surface answers the error when it answers its type,
+    else `otherwise` does."""
+
+    async def handle(request: Request, error: Exception) -> Response:
+        surface = request.scope.get(SURFACE)
+        if (
+            isinstance(surface, Surface)
+            and isinstance(error, surface.answers)
+            and not isinstance(error, surface.passes)
+        ):
+            return surface.answer(request, error)
+        return otherwise(request, error)
+
+    return handle
