@@ -11,13 +11,15 @@ is one unit takes `Write`: the transaction commits when the route returns and ro
 it raises, both before the answer is sent. A route that only reads takes `Read`. Declare either
 after the dependencies that sign the caller in (FastAPI solves them in order): on SQLite a
 transaction opened while another is open in the same request would wait for itself. The
-exceptions take the `Database` (`Db`) and open their own short transactions, because none may
-stay open across a call out or a slow hash (on SQLite it would hold the one write lock for a
-network round trip): the login and its session renewal (`sso`: the auth centre's token and
-userinfo calls), the provider's endpoints (token signing, back-channel delivery), password
-checks and changes (Argon2 hashing), password resets (a message sent in the middle) and the
-marketplace route (the call's own transaction, then the audit of a failed call in a second).
-Each says in its docstring what it writes before and after the call.
+exceptions take the `Database` (`Db`) and open their own short transactions, mostly because
+none may stay open across a call out or a slow hash (on SQLite it would hold the one write
+lock for a network round trip): the login and its session renewal (`sso`: the auth centre's
+token and userinfo calls), password checks and changes (Argon2 hashing) and password resets
+(a message sent between two writes). Two more must commit although they answer with an error:
+the provider's endpoints (a reused code or refresh token stays revoked; their hot paths use
+Core connections in autocommit) and the marketplace route (a failed signed call is audited,
+and its nonce spent, in a transaction of its own). Each says in its docstring what it writes
+and when.
 
 **Forms.** `read_form` reads every posted form: URL-encoded only (a multipart parser would
 spool file parts of any size to disk), at most `max_bytes` (the declared length is checked

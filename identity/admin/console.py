@@ -38,9 +38,8 @@ STATE_WORDS = {
 }
 
 
-def refused(request: Request, error: Exception) -> Response:
+def refused(request: Request, error: AdminError) -> Response:
     """An admin page refused: not signed in → sign in and come back; else a page."""
-    assert isinstance(error, AdminError)
     if error.status == 401:
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/sso/login?" + urlencode({"next": back}), 303)
@@ -51,6 +50,7 @@ class ConsoleRoute(Surface):
     answers = (AdminError,)
 
     def answer(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, AdminError)
         return refused(request, error)
 
 

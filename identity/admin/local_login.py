@@ -98,10 +98,9 @@ def _page(request: Request, name: str, status: int, **context: Any) -> HTMLRespo
     return response
 
 
-def refused(request: Request, error: Exception) -> HTMLResponse:
+def refused(request: Request, error: AdminError) -> HTMLResponse:
     """A refused form (a stale CSRF value, a failed pick, a limit): the sign-in form again,
     saying so; a limit says when to try again (`Retry-After`)."""
-    assert isinstance(error, AdminError)
     response = _page(
         request, "local_login.html", error.status, error=error, account="", app="", next=""
     )
@@ -115,6 +114,7 @@ class LoginRoute(Surface):
     answers = (AdminError,)
 
     def answer(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, AdminError)
         return refused(request, error)
 
 
