@@ -20,6 +20,7 @@ from identity.db import Database
 from identity.marketplace.audit import claim_nonce
 from identity.settings import Settings
 from identity.web import FormNotAccepted, FormRefused, Surface, Write, read_form
+from tests.stack import refusal_reason
 
 URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -236,7 +237,9 @@ async def test_identitys_json_errors_are_error_and_message(
     async with app_client(settings.model_copy(update={"database_url": down})) as failing:
         failing.cookies.set("__Host-identity_session", "some-session")
         failed = _shape(await failing.get("/sso/session"), 500, "internal_error")
+        page = await failing.get("/sso/me")  # a page of /sso: its own refusal page
     assert failed["message"] == "internal error"
+    assert page.status_code == 500 and refusal_reason(page) == "internal_error"
 
 
 async def test_the_dependencies_read_what_the_app_holds(settings: Settings) -> None:
