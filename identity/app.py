@@ -40,7 +40,7 @@ from identity.settings import Settings
 from identity.sso import routes as sso_routes
 from identity.sso.refusals import Refusal
 from identity.sso.service import Sso
-from identity.web import by_surface, failed, problem
+from identity.web import by_surface, failed, invalid, problem
 
 log = structlog.get_logger("identity")
 
@@ -206,9 +206,7 @@ def _identity_error(_request: Request, exc: IdentityError) -> Response:
 
 
 def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-    return problem("bad_request", f"{where}: {first.get('msg', 'invalid')}", 422)
+    return problem("bad_request", invalid(exc), 422)
 
 
 def _failed(request: Request, exc: Exception) -> Response:

@@ -233,6 +233,13 @@ def problem(
     return JSONResponse({"error": code, "message": message, **more}, status, headers=headers)
 
 
+def invalid(exc: RequestValidationError) -> str:
+    """A malformed parameter FastAPI found, as one message naming it (`limit: …`)."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
 def failed(request: Request, exc: Exception) -> None:
     """An unexpected failure (a database outage, a bug), logged once: its type, never its text."""
     log.error("request_failed", path=request.url.path, error=type(exc).__name__)

@@ -18,7 +18,7 @@ from identity.admin import auth, schemas, service
 from identity.admin.auth import Admin, current_admin, writing_admin
 from identity.admin.errors import AdminError, BadRequest, RateLimited
 from identity.admin.inputs import clean_input
-from identity.web import Read, Surface, Write, problem
+from identity.web import Read, Surface, Write, invalid, problem
 
 NO_STORE = {"Cache-Control": "no-store"}
 ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 429)}
@@ -27,9 +27,7 @@ ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 
 def _answer(_request: Request, error: Exception) -> JSONResponse:
     """An admin error, or a malformed parameter (one message naming it), as JSON."""
     if isinstance(error, RequestValidationError):
-        first = error.errors()[0] if error.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        error = BadRequest(f"{where}: {first.get('msg', 'invalid')}")
+        error = BadRequest(invalid(error))
     assert isinstance(error, AdminError)
     if isinstance(error, RateLimited):
         headers = NO_STORE | {"Retry-After": str(error.retry_after)}
