@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,11 +20,11 @@ from identity import health, pages
 from identity.admin import console as admin_console
 from identity.admin import local_login, resets
 from identity.admin import routes as admin_routes
-from identity.admin.errors import AdminError, BadRequest
 from identity.admin.throttle import Throttle
 from identity.crypto import Cipher, Mac
 from identity.db import Database
 from identity.directory import tenants
+from identity.errors import IdentityError
 from identity.headers import SecurityHeaders, security_headers
 from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
@@ -36,8 +33,9 @@ from identity.notify import build_notifier
 from identity.observability import Metrics, configure_logging
 from identity.provider import authorize as provider_authorize
 from identity.provider import logout as provider_logout
-from identity.provider.routes import router as provider_router
-from identity.provider.service import Provider
+from identity.provider import routes as provider_routes
+from identity.provider.authorize import AuthorizePage
+from identity.provider.service import OAuthError, Provider
 from identity.sessions import Sessions
 from identity.sessions.service import policy_for
 from identity.settings import Settings
@@ -47,6 +45,7 @@ from identity.sso.refusals import Refusal
 from identity.sso.renewal import Renewal
 from identity.sso.service import Sso
 from identity.sso.upstream import AuthCentre, Bounds
+from identity.web import by_surface, failed, invalid, problem
 
 log = structlog.get_logger("identity")
 
@@ -141,95 +140,109 @@ def create_app(settings: Settings) -> FastAPI:
         raise RuntimeError("IDENTITY_SECRET_KEY is not set")
     configure_logging(settings.log_level)
     db = Database(settings.database_url)
-    key_file = settings.marketplace_private_key_file
+    auth_centre = AuthCentre(Bounds.from_settings(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await _warn_of_refused_domains(db, settings)
         yield
         app.state.marketplace.verifier.close()
-        await app.state.sso.auth_centre.close()
+        await auth_centre.close()
         await db.dispose()
 
     app = IdentityApp(title="identity", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.response_headers = tuple(security_headers(settings.base_url))
-    app.state.settings = settings
-    app.state.time_zone = ZoneInfo(settings.time_zone)
-    app.state.db = db
-    app.state.metrics = Metrics()
-    cipher = Cipher(settings.secret_key.get_secret_value())
-    app.state.marketplace = Marketplace(
+    _put_together(app, settings, db, auth_centre)
+    for router in (
+        health.router,
+        marketplace_router,
+        sso_routes.router,
+        sso_routes.api,
+        sso_routes.site,
+        provider_routes.router,
+        admin_routes.router,
+        admin_console.router,
+        local_login.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", pages.static_files(), name="static")
+    _answer_errors(app)
+    return app
+
+
+def _put_together(app: FastAPI, settings: Settings, db: Database, auth_centre: AuthCentre) -> None:
+    """The app's parts, each built once with what it needs, on `app.state` (read back only
+    through `identity.web`)."""
+    assert settings.secret_key is not None
+    master = settings.secret_key.get_secret_value()
+    cipher = Cipher(master)
+    key_file = settings.marketplace_private_key_file
+    state = app.state
+    state.settings, state.db, state.metrics = settings, db, Metrics()
+    state.time_zone = ZoneInfo(settings.time_zone)
+    state.marketplace = Marketplace(
         settings=settings,
         cipher=cipher,
         private_key=load_private_key(key_file) if key_file else None,
     )
-    auth_centre = AuthCentre(Bounds.from_settings(settings))
-    policy = policy_for(settings)
-    renewal = Renewal(db, cipher, auth_centre, app.state.metrics, policy)
-    sessions = Sessions(settings, db, cipher, admit=admission.admit, renew=renewal.renew)
-    app.state.sessions = sessions
-    app.state.notifier = build_notifier(settings)
-    app.state.reset_mac = resets.code_mac(settings.secret_key.get_secret_value())
-    app.state.local_login_mac = Mac(settings.secret_key.get_secret_value(), "local-login")
-    app.state.password_throttle = Throttle.from_settings(settings)
-    app.state.provider = Provider(settings, db, cipher, sessions)
-    app.state.sso = Sso(
+    renewal = Renewal(db, cipher, auth_centre, state.metrics, policy_for(settings))
+    state.sessions = Sessions(settings, db, cipher, admit=admission.admit, renew=renewal.renew)
+    state.notifier = build_notifier(settings)
+    state.reset_mac = resets.code_mac(master)
+    state.local_login_mac = Mac(master, "local-login")
+    state.password_throttle = Throttle.from_settings(settings)
+    state.provider = Provider(settings, db, cipher, state.sessions)
+    state.sso = Sso(
         settings,
         cipher,
-        app.state.metrics,
-        sessions,
+        state.metrics,
+        state.sessions,
         auth_centre,
-        landing=partial(provider_logout.landing, app.state.provider),
+        landing=partial(provider_logout.landing, state.provider),
         way_back=provider_authorize.way_back,
     )
-    app.include_router(health.router)
-    app.include_router(marketplace_router)
-    app.include_router(sso_routes.router)
-    app.include_router(sso_routes.site)
-    app.include_router(provider_router)
-    app.include_router(admin_routes.router)
-    app.include_router(admin_console.router)
-    app.include_router(local_login.router)
-    app.mount("/static", pages.static_files(), name="static")
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """One handler per error type, never a choice by path: an error only one surface raises is
+    answered by that surface's renderer; the admin wing's (shared by the API, the console and
+    `/login`) and unexpected failures by the request's surface (`web.Surface`), else as JSON
+    `{"error", "message"}`; a 404 is a page for browsers."""
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return sso_routes.not_found(request)
-        return await http_exception_handler(request, exc)
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        return problem(code, str(exc.detail), exc.status_code, exc.headers)
 
-    @app.exception_handler(AdminError)
-    async def _admin_refused(request: Request, exc: AdminError) -> Response:
-        if request.url.path.startswith("/admin"):
-            return admin_console.refused(request, exc)
-        if request.url.path.startswith("/login"):
-            return local_login.refused(request, exc)
-        return admin_routes.problem(exc)
+    app.add_exception_handler(Refusal, _sync(sso_routes.refused))
+    app.add_exception_handler(OAuthError, _sync(provider_routes.oauth_error))
+    app.add_exception_handler(AuthorizePage, _sync(provider_routes.error_page))
+    app.add_exception_handler(IdentityError, by_surface(_identity_error))
+    app.add_exception_handler(RequestValidationError, by_surface(_invalid))
+    app.add_exception_handler(Exception, by_surface(_failed))
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        """A malformed parameter of the admin API: one message naming it, FastAPI's 422 for the
-        rest (the provider and marketplace answer in their own formats before this)."""
-        if not request.url.path.startswith("/api/admin"):
-            return await request_validation_exception_handler(request, exc)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        message = f"{where}: {first.get('msg', 'invalid')}"
-        return admin_routes.problem(BadRequest(message))
 
-    @app.exception_handler(Refusal)
-    async def _refused(request: Request, exc: Refusal) -> HTMLResponse:
-        return sso_routes.refused(request, exc)
+def _identity_error(_request: Request, exc: IdentityError) -> Response:
+    return problem(exc.code, exc.message, getattr(exc, "status", 400))
 
-    @app.exception_handler(Exception)
-    async def _failed(request: Request, exc: Exception) -> Response:
-        """A database outage or a bug: a page for people, JSON for programs; never details."""
-        log.error("request_failed", path=request.url.path, error=type(exc).__name__)
-        if request.url.path.startswith("/sso/") and request.url.path != "/sso/session":
-            return sso_routes.refused(request, Refusal("internal_error", type(exc).__name__))
-        return JSONResponse({"error": "internal_error", "detail": "internal error"}, 500)
 
-    return app
+def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+    return problem("bad_request", invalid(exc), 422)
+
+
+def _failed(request: Request, exc: Exception) -> Response:
+    """A database outage or a bug: JSON, never details (a page of `/sso` answers its own)."""
+    failed(request, exc)
+    return problem("internal_error", "internal error", 500)
+
+
+def _sync(answer: Callable[[Request, Any], Response]) -> Callable[..., Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        return answer(request, exc)
+
+    return handle
 
 
 async def _warn_of_refused_domains(db: Database, settings: Settings) -> None:

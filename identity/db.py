@@ -1,9 +1,10 @@
 """Engine, sessions and the one place that owns a transaction.
 
 Services take an `AsyncSession` and never commit; whoever calls `Database.transaction()` (a
-route, the CLI, a job) owns the commit. SQLite runs every writing transaction as `BEGIN
-IMMEDIATE` so that two writers queue on the busy timeout instead of failing on a stale snapshot;
-`Database.read()` begins a plain deferred transaction that never waits for a writer.
+route, through `identity.web.Write`; the CLI; a job) owns the commit. SQLite runs every writing
+transaction as `BEGIN IMMEDIATE` so that two writers queue on the busy timeout instead of
+failing on a stale snapshot; `Database.read()` begins a plain deferred transaction that never
+waits for a writer.
 """
 
 from __future__ import annotations

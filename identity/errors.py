@@ -1,9 +1,11 @@
 """The error hierarchy. Each error carries a stable code; each surface renders it once.
 
-KooGallery callbacks render `{resultCode, resultMsg}` (contract §1.2). The other surfaces keep
-errors of their own beside these (the provider's `OAuthError`, the admin console's `AdminError`,
-the login's `Refusal`), each rendered by its surface; bringing them under this hierarchy is
-still to do.
+Every error of ours is an `IdentityError`: the marketplace's below (rendered as KooGallery's
+`{resultCode, resultMsg}`, contract §1.2), the login's `Refusal` (the bilingual page), the
+provider's `OAuthError` (RFC 6749 `{"error", "error_description"}`) and `AuthorizePage` (its
+error page), the admin wing's `AdminError` (`{"error", "message"}` or a page, by surface), and
+`identity.web.FormRefused` (a form that cannot be read, which each surface turns into its
+own). How each is dispatched to its renderer is said in `identity.web`.
 """
 
 from __future__ import annotations

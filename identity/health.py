@@ -8,6 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
+
+from identity.web import AppMetrics, AppSettings, Db, problem
 
 router = APIRouter()
 
@@ -19,10 +22,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(db: Db) -> JSONResponse:
     """The database answers and is migrated; 503 names the failure's type, never its text."""
     try:
-        async with request.app.state.db.read() as session:
+        async with db.read() as session:
             await session.execute(text("SELECT version_num FROM alembic_version"))
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, 503)
@@ -30,21 +33,18 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, settings: AppSettings, counters: AppMetrics) -> Response:
     """Only for a request bearing `IDENTITY_METRICS_TOKEN`; without a token configured, not
-    exposed here at all (404): the counters tell tenants' login failures and call volumes.
-    `identity serve` answers `/metrics` without a token on `IDENTITY_METRICS_PORT`."""
-    token = request.app.state.settings.metrics_token
+    exposed here at all (404, as if there were no such route): the counters tell tenants' login
+    failures and call volumes. `identity serve` answers `/metrics` without a token on
+    `IDENTITY_METRICS_PORT`."""
+    token = settings.metrics_token
     if token is None or not token.get_secret_value():
-        return JSONResponse({"detail": "Not Found"}, 404)  # as if there were no such route
+        raise HTTPException(404)
     if not _bears(request.headers.get("authorization", ""), token.get_secret_value()):
-        return JSONResponse(
-            {"error": "unauthenticated", "detail": "metrics need the bearer token"},
-            401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    registry = request.app.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        headers = {"WWW-Authenticate": "Bearer"}
+        return problem("unauthenticated", "metrics need the bearer token", 401, headers)
+    return Response(generate_latest(counters.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _bears(authorization: str, token: str) -> bool:

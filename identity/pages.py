@@ -21,6 +21,8 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from identity.web import time_zone
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 TEMPLATE_DIRS = [
@@ -55,7 +57,7 @@ def local_time(context: Context, moment: datetime | None) -> Markup:
     minutes precision, with the UTC offset, never broken across lines."""
     if moment is None:
         return Markup("—")
-    zone = context["request"].app.state.time_zone
+    zone = time_zone(context["request"])
     local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
     offset = local.strftime("%z")
     return Markup(

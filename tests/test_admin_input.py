@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx2 as httpx
 import pytest
@@ -126,6 +129,26 @@ async def test_a_control_character_in_a_console_form_is_the_console_error_page(
     ]
     for path, form in posts:
         refused_page(await alice.http.post(identity + path, data=form), 400, "bad_request")
+    assert (await bob.session()).status_code == 200  # nothing ended
+
+
+async def test_a_console_form_that_cannot_be_read_as_one_is_the_console_error_page(
+    acme: Stack, alice: Browser, browsers: Callable[[], Browser]
+) -> None:
+    """A field sent twice (even with one value), a multipart form, more than 16 KiB or more
+    than 8 fields: refused before anything is done."""
+    bob = await signed_in(acme, browsers(), "bob@acme", "bob-pw")
+    csrf = (await alice.session()).json()["csrfToken"]
+    url = acme.identity + "/admin/members/bob/end-sessions"
+    urlencoded = {"Content-Type": "application/x-www-form-urlencoded"}
+    unreadable: list[dict[str, Any]] = [
+        {"content": urlencode([("csrf", csrf), ("csrf", csrf)]), "headers": urlencoded},
+        {"data": {"csrf": csrf}, "files": {"f": ("a.txt", b"x")}},
+        {"data": {"csrf": csrf, "pad": "x" * 17_000}},
+        {"data": {"csrf": csrf} | {f"f{i}": "" for i in range(8)}},
+    ]
+    for sent in unreadable:
+        refused_page(await alice.http.post(url, **sent), 400, "bad_request")
     assert (await bob.session()).status_code == 200  # nothing ended
 
 

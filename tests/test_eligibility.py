@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import httpx2 as httpx
 import pytest
-from identity.sso.redirects import Cookies
 from sqlalchemy import Update, update
 
 from identity.access import Reason
@@ -29,10 +28,12 @@ from identity.models import (
     SessionEnding,
     Tenant,
 )
-from identity.sso import admission, sessions
+from identity.sessions import store as sessions
+from identity.sessions.browser import Cookies
+from identity.sso import admission
 from identity.sso.refusals import ENDINGS, Refusal
-from tests.admin_rows import APP, STAMP, TENANT, Person, add_people, add_tenant
-from tests.marketplace_client import SECRET_KEY
+from tests.helpers.admin_rows import APP, STAMP, TENANT, Person, add_people, add_tenant
+from tests.helpers.marketplace_client import SECRET_KEY
 
 APP2 = "APP-2"
 GONE = "I-GONE"  # an instance the tenant was never bound to

@@ -10,6 +10,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx2 as httpx
 import pytest
@@ -251,6 +252,28 @@ async def test_a_control_character_in_a_field_is_400(
         field: value,
     }
     answer = await browser.post(path, data=fields)
+    assert answer.status_code == 400, answer.text
+    assert 'id="error"' in answer.text and "__Host-identity_session" not in browser.cookies
+
+
+@pytest.mark.parametrize("sent", ["repeated", "multipart", "large", "many"])
+async def test_a_form_that_cannot_be_read_as_one_is_400(
+    from_address: FromAddress, sent: str
+) -> None:
+    """A field sent twice (which would count?), a multipart form, more than 16 KiB or more
+    than 12 fields: the sign-in page again, nothing checked, no session."""
+    browser = from_address()
+    fields = {**await form(browser), "account": BOB, "password": PASSWORD}
+    request: dict[str, Any] = {
+        "repeated": {
+            "content": urlencode([*fields.items(), ("account", BOB)]),
+            "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        },
+        "multipart": {"data": fields, "files": {"f": ("a.txt", b"x")}},
+        "large": {"data": fields | {"next": "/" + "x" * 17_000}},
+        "many": {"data": fields | {f"f{i}": "" for i in range(12)}},
+    }[sent]
+    answer = await browser.post("/login", **request)
     assert answer.status_code == 400, answer.text
     assert 'id="error"' in answer.text and "__Host-identity_session" not in browser.cookies
 

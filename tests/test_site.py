@@ -23,6 +23,6 @@ async def test_an_unknown_address_is_a_page_for_browsers_and_json_for_programs(
     assert 'href="/"' in page.text
     api = await client.get("/no/such/page", headers={"Accept": "application/json"})
     assert api.status_code == 404
-    assert api.json() == {"error": "not_found", "detail": "Not Found"}
+    assert api.json() == {"error": "not_found", "message": "Not Found"}
     wrong_method = await client.delete("/sso/session")
     assert wrong_method.status_code == 405

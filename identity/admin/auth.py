@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from fastapi import Header, Request
 
+from identity import web
 from identity.admin import resets
 from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthenticated, delivering
 from identity.admin.inputs import tenant_references
 from identity.db import Database, utcnow
 from identity.directory import eligibility
-from identity.sessions import Sessions
 from identity.sso import admission
 from identity.sso.refusals import Refusal
 
@@ -59,12 +59,12 @@ class Admin:
 
 
 async def current_admin(request: Request) -> Admin:
-    sessions: Sessions = request.app.state.sessions
+    sessions = web.sessions(request)
     raw_id = request.cookies.get(sessions.cookies.session)
     signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         raise Unauthenticated()
-    database: Database = request.app.state.db
+    database = web.database(request)
     async with database.read() as db:
         allowed = await eligibility.is_admin(db, signed_in.tenant_id, signed_in.user_name)
     if not allowed:
@@ -86,7 +86,7 @@ async def current_admin(request: Request) -> Admin:
 
 def check_csrf(request: Request, admin: Admin, token: str | None) -> None:
     """Unsafe requests carry the session's CSRF token (`csrfToken` of `/sso/session`)."""
-    sessions: Sessions = request.app.state.sessions
+    sessions = web.sessions(request)
     if not token or not sessions.csrf_ok(admin.raw_session_id, token):
         raise CsrfFailed()
 
@@ -102,9 +102,9 @@ async def request_reset(request: Request, admin: Admin, target: str) -> resets.R
     could not be sent is `Undeliverable`."""
     with delivering():
         return await resets.request_reset(
-            request.app.state.db,
-            request.app.state.notifier,
-            request.app.state.reset_mac,
+            web.database(request),
+            web.notifier(request),
+            web.reset_mac(request),
             tenant_id=admin.tenant_id,
             admin_user_name=admin.user_name,
             target_user_name=target,
@@ -116,9 +116,9 @@ async def confirm_reset(request: Request, admin: Admin, reset_id: str, code: str
     """Step 2 (`resets.confirm_reset`), with the code as typed (spaces around it ignored)."""
     with delivering():
         await resets.confirm_reset(
-            request.app.state.db,
-            request.app.state.notifier,
-            request.app.state.reset_mac,
+            web.database(request),
+            web.notifier(request),
+            web.reset_mac(request),
             tenant_id=admin.tenant_id,
             admin_user_name=admin.user_name,
             reset_id=reset_id,

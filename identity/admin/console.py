@@ -1,8 +1,9 @@
 """`/admin`: the console's pages (server-rendered, the shared layout, no script). Thin like the
-API: each page reads with the same service functions. Every form that changes something (end
-sessions, and both steps of a password reset) posts the session's CSRF token. A visitor who is
-not signed in is sent to sign in and brought back; a member who is not an admin (or no longer
-one: checked on every request) gets a page saying so."""
+API: each page reads with the same service functions. Each form (end sessions, the two steps of
+a password reset) posts the session's CSRF token. A visitor who is not signed in is sent to sign
+in and brought back; a member who is not an admin (or no longer one: checked on every request)
+gets a page saying so: every admin error of a console route is answered here (`ConsoleRoute`),
+whoever raised it."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.admin import auth, service
 from identity.admin.auth import Admin, check_csrf, current_admin
 from identity.admin.errors import AdminError, BadRequest, CodeInvalid, RateLimited
-from identity.admin.inputs import clean_input, number, refuse_control_characters
+from identity.admin.inputs import clean_input, number
 from identity.admin.reset_limits import LONGEST
-from identity.db import Database, utcnow
+from identity.db import utcnow
 from identity.pages import render
+from identity.web import FormRefused, Read, Surface, Write, read_form
 
-router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(clean_input)])
+MAX_FORM_FIELDS = 8
 LONGEST_WAIT = int(LONGEST.total_seconds())
 """No limit makes an admin wait longer than its longest window (`wait` of the member page)."""
 MOST_SESSIONS_ENDED = 10**9
@@ -35,10 +38,6 @@ STATE_WORDS = {
 }
 
 
-def _db(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
-
-
 def refused(request: Request, error: AdminError) -> Response:
     """An admin page refused: not signed in → sign in and come back; else a page."""
     if error.status == 401:
@@ -47,14 +46,29 @@ def refused(request: Request, error: AdminError) -> Response:
     return render(request, "admin_refused.html", error.status, error=error)
 
 
+class ConsoleRoute(Surface):
+    answers = (AdminError,)
+
+    def answer(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, AdminError)
+        return refused(request, error)
+
+
+router = APIRouter(
+    prefix="/admin",
+    include_in_schema=False,
+    dependencies=[Depends(clean_input)],
+    route_class=ConsoleRoute,
+)
+
+
 def _page(request: Request, admin: Admin, name: str, **context: Any) -> HTMLResponse:
     return render(request, name, admin=admin, states=STATE_WORDS, **context)
 
 
-async def _department_options(request: Request, admin: Admin) -> list[tuple[str, str, int]]:
+async def _department_options(db: AsyncSession, admin: Admin) -> list[tuple[str, str, int]]:
     """(orgCode, name, depth) in tree order, for the department filter."""
-    async with _db(request).read() as db:
-        roots = await service.departments(db, admin.tenant_id)
+    roots = await service.departments(db, admin.tenant_id)
     options: list[tuple[str, str, int]] = []
 
     def walk(nodes: list[service.DepartmentNode], depth: int) -> None:
@@ -70,15 +84,15 @@ async def _department_options(request: Request, admin: Admin) -> list[tuple[str,
 async def members(
     request: Request,
     admin: Console,
+    db: Read,
     q: str = "",
     org_code: str = "",
     state: str = "",
     cursor: str = "",
 ) -> HTMLResponse:
     query = service.MemberQuery(q=q.strip(), org_code=org_code, state=state, cursor=cursor)
-    async with _db(request).read() as db:
-        page = await service.members(db, admin.tenant_id, query)
-    departments = await _department_options(request, admin)
+    page = await service.members(db, admin.tenant_id, query)
+    departments = await _department_options(db, admin)
     next_url = ""
     if page.next_cursor:
         kept = {"q": q, "org_code": org_code, "state": state, "cursor": page.next_cursor}
@@ -101,6 +115,7 @@ async def member(
     request: Request,
     admin: Console,
     user_name: str,
+    db: Read,
     ended: str = "",
     wait: str = "",
     reset: str = "",
@@ -110,8 +125,7 @@ async def member(
     sessions_ended = number("ended", ended, 0, MOST_SESSIONS_ENDED) if ended else -1
     seconds = number("wait", wait, 0, LONGEST_WAIT) if wait else 0
     target = await admin.own_member(user_name)
-    async with _db(request).read() as db:
-        detail = await service.member(db, admin.tenant_id, target)
+    detail = await service.member(db, admin.tenant_id, target)
     next_reset = utcnow() + timedelta(seconds=seconds) if seconds > 0 else None
     context = {"detail": detail, "ended": sessions_ended, "next_reset": next_reset, "reset": reset}
     return _page(request, admin, "admin_member.html", **context)
@@ -121,11 +135,22 @@ def _member_page(user_name: str, **query: object) -> str:
     return f"/admin/members/{quote(user_name, safe='')}?{urlencode(query)}"
 
 
+async def _fields(request: Request) -> dict[str, str]:
+    """The posted form (`read_form`); a refused one is the console's 400 page."""
+    try:
+        return await read_form(request, max_fields=MAX_FORM_FIELDS)
+    except FormRefused as exc:
+        raise BadRequest(exc.message) from None
+
+
+Form = Annotated[dict[str, str], Depends(_fields)]
+
+
 @router.post("/members/{user_name}/password-resets")
-async def start_reset(request: Request, admin: Console, user_name: str) -> Response:
+async def start_reset(request: Request, admin: Console, user_name: str, fields: Form) -> Response:
     """Step 1: a code to the admin's own phone, then the page asking for it; when a limit
     refuses, back to the member's page, which says when the next reset is allowed."""
-    check_csrf(request, admin, (await _fields(request)).get("csrf"))
+    check_csrf(request, admin, fields.get("csrf"))
     target = await admin.own_member(user_name)
     try:
         started = await auth.request_reset(request, admin, target)
@@ -135,9 +160,8 @@ async def start_reset(request: Request, admin: Console, user_name: str) -> Respo
 
 
 @router.post("/password-resets/{reset_id}/confirm")
-async def confirm_reset(request: Request, admin: Console, reset_id: str) -> Response:
+async def confirm_reset(request: Request, admin: Console, reset_id: str, fields: Form) -> Response:
     """Step 2: the code; the member gets an initial password and loses every session."""
-    fields = await _fields(request)
     check_csrf(request, admin, fields.get("csrf"))
     target = fields.get("target", "")
     try:
@@ -149,36 +173,25 @@ async def confirm_reset(request: Request, admin: Console, reset_id: str) -> Resp
     return RedirectResponse(_member_page(await admin.own_member(target), reset="done"), 303)
 
 
-async def _fields(request: Request) -> dict[str, str]:
-    """The posted form. A small one only: no file parts (they would be spooled to disk)."""
-    try:
-        form = await request.form(max_files=0, max_fields=8)
-    except Exception as exc:  # not a form, a file part, too many fields
-        raise BadRequest("send the page's form") from exc
-    fields = {name: value for name, value in form.items() if isinstance(value, str)}
-    refuse_control_characters(*fields, *fields.values())
-    return fields
-
-
 @router.post("/members/{user_name}/end-sessions")
-async def end_sessions_form(request: Request, admin: Console, user_name: str) -> RedirectResponse:
-    check_csrf(request, admin, (await _fields(request)).get("csrf"))
+async def end_sessions_form(
+    request: Request, admin: Console, user_name: str, fields: Form, db: Write
+) -> RedirectResponse:
+    """The form is read before the transaction begins: a slow sender holds no lock."""
+    check_csrf(request, admin, fields.get("csrf"))
     target = await admin.own_member(user_name)
-    async with _db(request).transaction() as db:
-        ended = await service.end_member_sessions(db, admin.tenant_id, target)
+    ended = await service.end_member_sessions(db, admin.tenant_id, target)
     return RedirectResponse(_member_page(target, ended=ended), 303)
 
 
 @router.get("/departments")
-async def departments(request: Request, admin: Console) -> HTMLResponse:
-    async with _db(request).read() as db:
-        roots = await service.departments(db, admin.tenant_id)
+async def departments(request: Request, admin: Console, db: Read) -> HTMLResponse:
+    roots = await service.departments(db, admin.tenant_id)
     return _page(request, admin, "admin_departments.html", roots=roots)
 
 
 @router.get("/syncs")
-async def syncs(request: Request, admin: Console, cursor: str = "") -> HTMLResponse:
-    async with _db(request).read() as db:
-        rows, next_cursor = await service.syncs(db, admin.tenant_id, service.DEFAULT_LIMIT, cursor)
+async def syncs(request: Request, admin: Console, db: Read, cursor: str = "") -> HTMLResponse:
+    rows, next_cursor = await service.syncs(db, admin.tenant_id, service.DEFAULT_LIMIT, cursor)
     next_url = "/admin/syncs?" + urlencode({"cursor": next_cursor}) if next_cursor else ""
     return _page(request, admin, "admin_syncs.html", rows=rows, next_url=next_url)

@@ -11,7 +11,9 @@ the password is not sent twice.
 
 Each try that would check a password is first counted against the client's address
 (identity.admin.throttle, by way of identity.admin.passwords); every field but the passwords
-is refused with 400 when it holds a control character (a NUL cannot reach the database).
+is refused with 400 when it holds a control character (a NUL cannot reach the database; here
+the C1 controls too). Every admin error of these routes is answered with the sign-in form again
+(`LoginRoute`), whoever raised it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from identity import web
 from identity.admin import passwords
 from identity.admin.errors import (
     AdminError,
@@ -36,12 +39,12 @@ from identity.admin.errors import (
     SignInFailed,
 )
 from identity.admin.passwords import Attempt, PasswordPolicyError, SignIn
-from identity.admin.throttle import Throttle
 from identity.db import utcnow
 from identity.pages import render
-from identity.sessions import Sessions, hash_id
+from identity.sessions import hash_id
 from identity.sso.limits import address_key
 from identity.sso.refusals import Refusal
+from identity.web import Db, FormRefused, Surface, local_login_mac, password_throttle, read_form
 
 router = APIRouter(prefix="/login", include_in_schema=False)
 log = structlog.get_logger("identity.admin")
@@ -55,29 +58,20 @@ PASSWORD_FIELDS = frozenset({"password", "current", "new", "again"})
 EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
-def _sessions(request: Request) -> Sessions:
-    return request.app.state.sessions  # type: ignore[no-any-return]
-
-
-def _throttle(request: Request) -> Throttle:
-    return request.app.state.password_throttle  # type: ignore[no-any-return]
-
-
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
 def _form_cookie(request: Request) -> str:
-    return _sessions(request).cookies.form
+    return web.sessions(request).cookies.form
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The posted form with its CSRF value checked. Small and plain: no file parts."""
+    """The posted form (`read_form`) with its CSRF value checked."""
     try:
-        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
-    except Exception as exc:  # a file part, too many fields, not a form
-        raise CsrfFailed() from exc
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        fields = await read_form(request, max_fields=MAX_FIELDS, free=PASSWORD_FIELDS)
+    except FormRefused as exc:
+        raise BadRequest(exc.message) from None
     cookie = request.cookies.get(_form_cookie(request), "")
     sent = fields.get("csrf", "")
     if not cookie or not secrets.compare_digest(cookie.encode(), sent.encode()):
@@ -92,7 +86,7 @@ def _page(request: Request, name: str, status: int, **context: Any) -> HTMLRespo
     """A form page; it (re)sets the form's CSRF cookie, whose value the form carries."""
     token = request.cookies.get(_form_cookie(request)) or secrets.token_urlsafe(24)
     response = render(request, name, status, csrf=token, **context)
-    cookies = _sessions(request).cookies
+    cookies = web.sessions(request).cookies
     cookies.set(response, cookies.form, token, path=cookies.form_path, samesite="strict")
     return response
 
@@ -109,6 +103,17 @@ def refused(request: Request, error: AdminError) -> HTMLResponse:
     return response
 
 
+class LoginRoute(Surface):
+    answers = (AdminError,)
+
+    def answer(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, AdminError)
+        return refused(request, error)
+
+
+router = APIRouter(prefix="/login", include_in_schema=False, route_class=LoginRoute)
+
+
 @router.get("")
 async def login_form(request: Request, app: str = "", next: str = "") -> HTMLResponse:
     return _page(request, "local_login.html", 200, app=app, next=next, account="")
@@ -122,12 +127,12 @@ def _attempt(request: Request, account: str, password: str) -> Attempt:
 
 
 @router.post("")
-async def login(request: Request) -> Response:
+async def login(request: Request, db: Db) -> Response:
     fields = await _form(request)
     account = fields.get("account", "")
     attempt = _attempt(request, account, fields.get("password", ""))
     try:
-        sign_in = await passwords.authenticate(request.app.state.db, _throttle(request), attempt)
+        sign_in = await passwords.authenticate(db, password_throttle(request), attempt)
     except SignInFailed as exc:
         context = {"account": account, **_carry(fields)}
         return _page(request, "local_login.html", 401, error=exc, **context)
@@ -138,7 +143,7 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/change")
-async def change(request: Request) -> Response:
+async def change(request: Request, db: Db) -> Response:
     """The first thing after signing in with an initial password: a new password. The
     member's other sessions end; this browser's stays (`keep`)."""
     fields = await _form(request)
@@ -148,11 +153,11 @@ async def change(request: Request) -> Response:
     error: AdminError | None = None
     if not problems:
         attempt = _attempt(request, account, fields.get("current", ""))
-        raw_session = request.cookies.get(_sessions(request).cookies.session)
+        raw_session = request.cookies.get(web.sessions(request).cookies.session)
         keep = hash_id(raw_session) if raw_session else None
         try:
             sign_in = await passwords.change_password(
-                request.app.state.db, _throttle(request), attempt, new, keep
+                db, password_throttle(request), attempt, new, keep
             )
         except PasswordPolicyError as exc:
             problems = exc.problems
@@ -180,9 +185,7 @@ async def _signed_in(request: Request, sign_in: SignIn, fields: dict[str, str]) 
     if app not in sign_in.app_ids:
         if len(sign_in.app_ids) > 1:
             expires = int(time.time()) + PICK_SECONDS
-            proof = request.app.state.local_login_mac.sign(
-                _pick_message(sign_in, fields["csrf"], expires)
-            )
+            proof = local_login_mac(request).sign(_pick_message(sign_in, fields["csrf"], expires))
             return _page(
                 request,
                 "local_app.html",
@@ -211,7 +214,7 @@ async def pick_app(request: Request) -> Response:
         fields.get("tenant", ""), fields.get("user", ""), False, (fields.get("app", ""),), set_at
     )
     message = _pick_message(sign_in, fields["csrf"], expires)
-    if expires < time.time() or not request.app.state.local_login_mac.verify(
+    if expires < time.time() or not local_login_mac(request).verify(
         message, fields.get("proof", "")
     ):
         raise SignInFailed()
@@ -219,7 +222,7 @@ async def pick_app(request: Request) -> Response:
 
 
 async def _open(request: Request, sign_in: SignIn, app_id: str, next_: str) -> Response:
-    sessions = _sessions(request)
+    sessions = web.sessions(request)
     target = sessions.checked_redirect(next_ or None, sessions.post_login_url)
     if target is None:
         raise Refusal("redirect_not_allowed", "the sign-in's next address")

@@ -1,45 +1,57 @@
 """`/api/admin`: the console's operations as JSON, authenticated by the session cookie, unsafe
 methods by the `X-CSRF-Token` header too. Thin: each route calls one service function in one
-unit of work. Errors are `{"error": code, "message": …}` (400, 401, 403, 404, 429); a
-control character anywhere in the query or the path is a 400 before anything else."""
+unit of work. Errors are `{"error": code, "message": …}` (400, 401, 403, 404, 429), whatever
+raised them (`ApiRoute`); a control character anywhere in the query or the path is a 400 before
+anything else."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from identity.admin import auth, schemas, service
 from identity.admin.auth import Admin, current_admin, writing_admin
-from identity.admin.errors import AdminError, RateLimited
+from identity.admin.errors import AdminError, BadRequest, RateLimited
 from identity.admin.inputs import clean_input
-from identity.db import Database
+from identity.web import Read, Surface, Write, invalid, problem
 
 NO_STORE = {"Cache-Control": "no-store"}
 ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 429)}
+
+
+def _answer(_request: Request, error: Exception) -> JSONResponse:
+    """An admin error, or a malformed parameter (one message naming it), as JSON."""
+    if isinstance(error, RequestValidationError):
+        error = BadRequest(invalid(error))
+    assert isinstance(error, AdminError)
+    if isinstance(error, RateLimited):
+        headers = NO_STORE | {"Retry-After": str(error.retry_after)}
+        return problem(error.code, error.message, 429, headers, retryAfter=error.retry_after)
+    return problem(error.code, error.message, error.status, NO_STORE)
+
+
+class ApiRoute(Surface):
+    answers = (AdminError, RequestValidationError)
+    passes = (HTTPException,)
+
+    def answer(self, request: Request, error: Exception) -> Response:
+        return _answer(request, error)
+
+
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
     responses=ERRORS,  # type: ignore[arg-type]
     dependencies=[Depends(clean_input)],
+    route_class=ApiRoute,
 )
 Reader = Annotated[Admin, Depends(current_admin)]
 Writer = Annotated[Admin, Depends(writing_admin)]
-
-
-def _db(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
-
-
-def problem(error: AdminError) -> JSONResponse:
-    headers = dict(NO_STORE)
-    body: dict[str, object] = {"error": error.code, "message": error.message}
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
-        body["retryAfter"] = error.retry_after
-    return JSONResponse(body, error.status, headers=headers)
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:
@@ -48,8 +60,8 @@ def _json(model: BaseModel, status: int = 200) -> JSONResponse:
 
 @router.get("/members", response_model=schemas.MemberList)
 async def members(
-    request: Request,
     admin: Reader,
+    db: Read,
     q: str = "",
     org_code: str = "",
     state: str = "",
@@ -60,48 +72,43 @@ async def members(
     `cursor`); `q` is a prefix of the account or the name; `state` is enabled, disabled,
     cancelled or deleted."""
     query = service.MemberQuery(q=q, org_code=org_code, state=state, limit=limit, cursor=cursor)
-    async with _db(request).read() as db:
-        page = await service.members(db, admin.tenant_id, query)
+    page = await service.members(db, admin.tenant_id, query)
     items = [schemas.MemberItem.of(row) for row in page.items]
     return _json(schemas.MemberList(items=items, next_cursor=page.next_cursor))
 
 
 @router.get("/members/{user_name}", response_model=schemas.MemberOut)
-async def member(request: Request, admin: Reader, user_name: str) -> JSONResponse:
+async def member(admin: Reader, user_name: str, db: Read) -> JSONResponse:
     """One member: role, state, each app's authorisation, active sessions."""
     target = await admin.own_member(user_name)
-    async with _db(request).read() as db:
-        detail = await service.member(db, admin.tenant_id, target)
+    detail = await service.member(db, admin.tenant_id, target)
     return _json(schemas.MemberOut.of_detail(detail))
 
 
 @router.post("/members/{user_name}/end-sessions", response_model=schemas.SessionsEnded)
-async def end_sessions_api(request: Request, admin: Writer, user_name: str) -> JSONResponse:
+async def end_sessions_api(admin: Writer, user_name: str, db: Write) -> JSONResponse:
     """End every session of the member: their tokens stop working and the apps that received
     them hear it by back-channel logout."""
     target = await admin.own_member(user_name)
-    async with _db(request).transaction() as db:
-        ended = await service.end_member_sessions(db, admin.tenant_id, target)
+    ended = await service.end_member_sessions(db, admin.tenant_id, target)
     return _json(schemas.SessionsEnded(sessions_ended=ended))
 
 
 @router.get("/departments", response_model=schemas.DepartmentTree)
-async def departments(request: Request, admin: Reader) -> JSONResponse:
-    async with _db(request).read() as db:
-        roots = await service.departments(db, admin.tenant_id)
+async def departments(admin: Reader, db: Read) -> JSONResponse:
+    roots = await service.departments(db, admin.tenant_id)
     return _json(schemas.DepartmentTree(items=[schemas.DepartmentOut.of(r) for r in roots]))
 
 
 @router.get("/syncs", response_model=schemas.SyncList)
 async def syncs(
-    request: Request,
     admin: Reader,
+    db: Read,
     limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = service.DEFAULT_LIMIT,
     cursor: str = "",
 ) -> JSONResponse:
     """The marketplace calls that touched the tenant, newest first (never their payloads)."""
-    async with _db(request).read() as db:
-        rows, next_cursor = await service.syncs(db, admin.tenant_id, limit, cursor)
+    rows, next_cursor = await service.syncs(db, admin.tenant_id, limit, cursor)
     items = [
         schemas.SyncOut(
             interface=r.interface,

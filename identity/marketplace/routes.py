@@ -21,13 +21,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from identity.db import Database
+from identity import web
 from identity.errors import InvalidParameter, MarketplaceError, ResultCode, SignatureError
 from identity.marketplace import service
 from identity.marketplace.audit import CallRecord, claim_nonce, record_call
 from identity.marketplace.schemas import parse
 from identity.marketplace.signing import MAX_DEPTH, MAX_TOP_LEVEL_MEMBERS, Kind, check_request
-from identity.observability import Metrics
 
 log = structlog.get_logger("identity.marketplace")
 router = APIRouter()
@@ -80,7 +79,7 @@ async def _authenticate(
 ) -> dict[str, Any]:
     """Signature first, before anything else looks at the body (§2.4); the checks that need no
     body before it is even read."""
-    mp: service.Marketplace = request.app.state.marketplace
+    mp = web.marketplace(request)
     signature, timestamp, nonce = signed
     check_request(
         signature=signature,
@@ -146,7 +145,7 @@ def _content(reply: service.Reply) -> dict[str, Any]:
 async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed) -> JSONResponse:
     started = time.perf_counter()
     record = CallRecord(interface=_label(kind, name))
-    db: Database = request.app.state.db
+    db = web.database(request)
     try:
         data = await _authenticate(request, kind, signed, record)
         if kind is Kind.BASIC:
@@ -157,7 +156,7 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
         record.test = bool(getattr(call, "test", False))
         async with db.transaction() as session:
             await _claim_nonce(request, session, record, required=True)
-            reply = await service.apply(session, request.app.state.marketplace, handler, call)
+            reply = await service.apply(session, web.marketplace(request), handler, call)
             record.extra = {k: str(v) for k, v in reply.extra.items()}
             await _audit(request, session, record, ResultCode.SUCCESS, SUCCESS_MSG, started)
         return JSONResponse(_content(reply))
@@ -186,7 +185,7 @@ async def _claim_nonce(
     """Consume the nonce of a call whose signature was good; a second use is a replay (000001)."""
     if record.nonce is None:
         return
-    ttl = request.app.state.marketplace.settings.nonce_ttl_seconds
+    ttl = web.marketplace(request).settings.nonce_ttl_seconds
     if not await claim_nonce(session, record.nonce, ttl) and required:
         # A replay of a captured call: logged and counted like a forgery, never written, or
         # replaying one call through its window would write a row each time.
@@ -199,7 +198,7 @@ def _report(
 ) -> float:
     """Metrics and one log line per call; never the payload. Returns the latency in ms."""
     latency_ms = (time.perf_counter() - started) * 1000
-    metrics: Metrics = request.app.state.metrics
+    metrics = web.metrics(request)
     metrics.marketplace_calls.labels(record.interface, code.value).inc()
     metrics.marketplace_latency.labels(record.interface).observe(latency_ms / 1000)
     log.info(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.db import utcnow
 from identity.directory import eligibility
+from identity.errors import IdentityError
 from identity.models import OidcClient
 from identity.provider import clients, grants, hints
 from identity.provider.service import SCOPES, Provider, parameters
@@ -33,9 +34,11 @@ SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also ta
 MAX_AGE_LIMIT = 2**31 - 1
 
 
-class AuthorizePage(Exception):
-    """An authorize request that must not redirect (unknown client, redirect URI not
-    registered): shown as a page to the person (RFC 6749 §4.1.2.1)."""
+class AuthorizePage(IdentityError):
+    """An authorize or end-session request that must not redirect (unknown client, redirect URI
+    not registered): shown as a page to the person (RFC 6749 §4.1.2.1)."""
+
+    code = "invalid_request"
 
     def __init__(self, description: str) -> None:
         super().__init__(description)

@@ -1,13 +1,18 @@
 """The OpenID Provider's endpoints, all published by discovery (docs/provider.md). Thin: each
-reads the request, calls one `Provider` operation and renders JSON, a redirect or a page."""
+reads the request, calls one `Provider` operation and renders JSON, a redirect or a page.
+
+Its errors are answered by their type, one handler each (`create_app` registers them): an
+`OAuthError` as RFC 6749 §5.2 JSON, an `AuthorizePage` as the error page for the person."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from identity import web
 from identity.pages import render
 from identity.provider import authorize as authorization
 from identity.provider import logout
@@ -18,26 +23,25 @@ from identity.provider.service import (
     Provider,
     parameters,
 )
-from identity.web import holds_control
+from identity.web import FormRefused, holds_control, read_form
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_FIELDS = 32
 JWKS_MAX_AGE = KEYS_REFRESH_SECONDS
 """As long as a replica may take to publish a rotated key, so a cached JWKS is at most that
 much staler; a revoked key leaves every replica's answer at once."""
+Oidc = Annotated[Provider, Depends(web.provider)]
 
 
-def _provider(request: Request) -> Provider:
-    return request.app.state.provider  # type: ignore[no-any-return]
-
-
-def _page(request: Request, description: str) -> HTMLResponse:
+def error_page(request: Request, page: AuthorizePage) -> HTMLResponse:
     """A refused request that must not go back to the app: a page for the person."""
-    return render(request, "authorize_error.html", 400, description=description)
+    return render(request, "authorize_error.html", 400, description=page.description)
 
 
-def _error(exc: OAuthError) -> JSONResponse:
+def oauth_error(_request: Request, exc: OAuthError) -> JSONResponse:
+    """RFC 6749 §5.2 (and RFC 6750 §3 for a bearer token): `error`, `error_description`."""
     headers = dict(NO_STORE)
     if exc.status == 401:
         scheme = "Bearer" if exc.error == "invalid_token" else "Basic"
@@ -47,59 +51,44 @@ def _error(exc: OAuthError) -> JSONResponse:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """A small URL-encoded form (RFC 6749 §3.2), nothing else."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        raise OAuthError("invalid_request", "send an application/x-www-form-urlencoded body")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise OAuthError("invalid_request", "the form is too large")
+    """A small URL-encoded form (RFC 6749 §3.2), each parameter once, nothing else."""
     try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=32)
-    except ValueError:
-        raise OAuthError("invalid_request", "the form cannot be read") from None
-    return _checked(pairs)
+        return await read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=MAX_FORM_FIELDS)
+    except FormRefused as exc:
+        raise OAuthError("invalid_request", exc.message) from None
 
 
 def _checked(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    """The parameters, none holding a control character, none repeated (RFC 6749 §3.2)."""
+    """A query's parameters, none holding a control character, none repeated (RFC 6749 §3.1)."""
     for name, value in pairs:
         if holds_control(name, value):
-            raise OAuthError(
-                "invalid_request", f"parameter {name[:32]!r} holds a control character"
-            )
+            raise AuthorizePage(f"parameter {name[:32]!r} holds a control character")
     form, repeated = parameters(pairs)
     if repeated:
-        raise OAuthError("invalid_request", f"parameter {repeated[0]} is repeated")
+        raise AuthorizePage(f"parameter {repeated[0]} is repeated")
     return form
 
 
 @router.get("/.well-known/openid-configuration")
-async def discovery(request: Request) -> JSONResponse:
-    return JSONResponse(_provider(request).discovery())
+async def discovery(provider: Oidc) -> JSONResponse:
+    return JSONResponse(provider.discovery())
 
 
 @router.get("/oauth2/jwks")
-async def jwks(request: Request) -> JSONResponse:
+async def jwks(provider: Oidc) -> JSONResponse:
     """The keys in force: a key revoked is gone from this answer within a second, on every
     replica; caches may keep an answer `JWKS_MAX_AGE` seconds."""
-    published = await _provider(request).keys_in_force(checked_within=1)
+    published = await provider.keys_in_force(checked_within=1)
     cache = f"public, max-age={JWKS_MAX_AGE}"
     return JSONResponse(published.jwks, headers={"Cache-Control": cache})
 
 
 @router.get("/oauth2/authorize", response_model=None)
-async def authorize(request: Request) -> Response:
+async def authorize(request: Request, provider: Oidc) -> Response:
     """Signed in for the client's app: back to the app with a code. Not yet: through the
     marketplace login for the tenant and the app, then here again (no second click)."""
-    provider = _provider(request)
     pairs = request.query_params.multi_items()
-    try:
-        parsed, problem = await authorization.parse(provider, pairs)
-    except AuthorizePage as page:
-        return _page(request, page.description)
+    parsed, problem = await authorization.parse(provider, pairs)
     if problem:
         return RedirectResponse(authorization.error_redirect(provider, parsed, *problem), 302)
     raw_id = request.cookies.get(provider.sessions.cookies.session)
@@ -107,68 +96,48 @@ async def authorize(request: Request) -> Response:
 
 
 @router.get(authorization.DENIED_PATH, response_model=None)
-async def denied(request: Request) -> Response:
+async def denied(request: Request, provider: Oidc) -> Response:
     """ "Return to the app" on a refusal page: the authorization request the refused login was
     for, answered with `access_denied` (RFC 6749 §4.1.2.1), checked like any other."""
-    provider = _provider(request)
-    try:
-        parsed, problem = await authorization.parse(provider, request.query_params.multi_items())
-    except AuthorizePage as page:
-        return _page(request, page.description)
+    parsed, problem = await authorization.parse(provider, request.query_params.multi_items())
     error = problem or ("access_denied", authorization.REFUSED)
     return RedirectResponse(authorization.error_redirect(provider, parsed, *error), 303)
 
 
 @router.post("/oauth2/token")
-async def token(request: Request) -> JSONResponse:
-    try:
-        form = await _form(request)
-        issued = await _provider(request).token(form, request.headers.get("authorization"))
-    except OAuthError as exc:
-        return _error(exc)
+async def token(request: Request, provider: Oidc) -> JSONResponse:
+    form = await _form(request)
+    issued = await provider.token(form, request.headers.get("authorization"))
     return JSONResponse(issued, headers=NO_STORE)
 
 
 @router.api_route("/oauth2/userinfo", methods=["GET", "POST"])
-async def userinfo(request: Request) -> JSONResponse:
-    try:
-        claims = await _provider(request).userinfo(request.headers.get("authorization"))
-    except OAuthError as exc:
-        return _error(exc)
+async def userinfo(request: Request, provider: Oidc) -> JSONResponse:
+    claims = await provider.userinfo(request.headers.get("authorization"))
     return JSONResponse(claims, headers=NO_STORE)
 
 
 @router.post("/oauth2/introspect")
-async def introspect(request: Request) -> JSONResponse:
-    try:
-        form = await _form(request)
-        answer = await _provider(request).introspect(form, request.headers.get("authorization"))
-    except OAuthError as exc:
-        return _error(exc)
+async def introspect(request: Request, provider: Oidc) -> JSONResponse:
+    form = await _form(request)
+    answer = await provider.introspect(form, request.headers.get("authorization"))
     return JSONResponse(answer, headers=NO_STORE)
 
 
 @router.post("/oauth2/revoke")
-async def revoke(request: Request) -> Response:
-    try:
-        form = await _form(request)
-        await _provider(request).revoke(form, request.headers.get("authorization"))
-    except OAuthError as exc:
-        return _error(exc)
+async def revoke(request: Request, provider: Oidc) -> Response:
+    form = await _form(request)
+    await provider.revoke(form, request.headers.get("authorization"))
     return Response(status_code=200, headers=NO_STORE)
 
 
 @router.api_route("/oauth2/logout", methods=["GET", "POST"], response_model=None)
-async def rp_logout(request: Request) -> Response:
+async def rp_logout(request: Request, provider: Oidc) -> Response:
     """RP-Initiated Logout 1.0: end the member's session here and at the auth centre, then
     back to the app's registered post-logout URI. GET, or a POSTed form (§2), checked alike."""
-    provider = _provider(request)
     raw_id = request.cookies.get(provider.sessions.cookies.session)
-    try:
-        params = await _end_session_parameters(request)
-        ended = await logout.rp_initiated_logout(provider, params, raw_id)
-    except AuthorizePage as page:
-        return _page(request, page.description)
+    params = await _end_session_parameters(request)
+    ended = await logout.rp_initiated_logout(provider, params, raw_id)
     if request.method == "POST" and raw_id is None and params.get("id_token_hint"):
         # A form posted from the app's site brings no SameSite=Lax cookie: the same request as
         # a top-level GET brings it, so the browser's own session can be told apart.
@@ -181,9 +150,9 @@ async def rp_logout(request: Request) -> Response:
 
 async def _end_session_parameters(request: Request) -> dict[str, str]:
     """The query of a GET, the form of a POST; a refusal is a page for the person."""
-    try:
-        if request.method == "POST":
-            return await _form(request)
+    if request.method != "POST":
         return _checked(request.query_params.multi_items())
-    except OAuthError as exc:
-        raise AuthorizePage(exc.description) from None
+    try:
+        return await read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=MAX_FORM_FIELDS)
+    except FormRefused as exc:
+        raise AuthorizePage(exc.message) from None

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from identity.access import end_grants
 from identity.crypto import Cipher
 from identity.db import Database, utcnow
+from identity.errors import IdentityError
 from identity.models import SigningKey
 from identity.provider import clients, grants, keys, tokens
 from identity.provider.grants import GrantError, Live
@@ -52,12 +53,14 @@ def parameters(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[s
     return values, repeated
 
 
-class OAuthError(Exception):
-    """An error answered as `{"error": …, "error_description": …}` (RFC 6749 §5.2)."""
+class OAuthError(IdentityError):
+    """An error of the token, userinfo, introspection and revocation endpoints, answered as
+    RFC 6749 §5.2 says: `{"error": …, "error_description": …}` (`code` is the `error`)."""
 
     def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error, self.description, self.status = error, description, status
+        super().__init__(description)
+        self.code = self.error = error
+        self.description, self.status = description, status
 
 
 class Provider:

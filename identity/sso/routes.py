@@ -1,7 +1,9 @@
 """`/sso/*`: login (Flow A and B), the session for front ends, the signed-in page, logout.
 
 Thin: each route reads the cookies and parameters, calls one `Sso` operation, and turns the
-result into a redirect, a page or JSON. Every refusal becomes the same bilingual page.
+result into a redirect, a page or JSON. Every refusal becomes the same bilingual page, and so
+does any unexpected failure of a page (`SsoPage`); `/sso/session`, JSON for programs, is on a
+router of its own (`api`), whose unexpected failures are the app's JSON 500.
 
 Every input is checked before use: a control character (NUL above all, which PostgreSQL cannot
 store or compare) in any parameter, path segment or cookie of ours is a `bad_request`, the same
@@ -12,12 +14,13 @@ uvicorn takes from `X-Forwarded-For` only when the connecting peer is in `FORWAR
 from __future__ import annotations
 
 import math
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from identity import web
 from identity.access import Reason
 from identity.pages import render
 from identity.sessions import Ending, Sessions, SignedIn
@@ -26,27 +29,19 @@ from identity.sessions.store import expires_at
 from identity.sso import switching
 from identity.sso.login_state import LOGIN_TTL_SECONDS
 from identity.sso.refusals import ENDINGS, SIGN_IN_AS_SOMEONE_ELSE, Refusal
-from identity.sso.service import Completed, Sso
+from identity.sso.service import Completed
 from identity.sso.switching import Asked
-from identity.web import holds_control
+from identity.web import FormRefused, Surface, holds_control, read_form
 
 NO_STORE = {"Cache-Control": "no-store"}
-URLENCODED = "application/x-www-form-urlencoded"
 MAX_LOGOUT_FORM_BYTES = 8 * 1024  # a CSRF token and a redirect_url
+MAX_FORM_FIELDS = 16
 
 log = structlog.get_logger("identity.sso")
 
 
-def _sso(request: Request) -> Sso:
-    return request.app.state.sso  # type: ignore[no-any-return]
-
-
-def _sessions(request: Request) -> Sessions:
-    return request.app.state.sessions  # type: ignore[no-any-return]
-
-
 def _cookies(request: Request) -> Cookies:
-    return _sessions(request).cookies
+    return web.sessions(request).cookies
 
 
 def _refuse_control_characters(*values: str | None) -> None:
@@ -62,7 +57,20 @@ def _clean_input(request: Request) -> None:
     _refuse_control_characters(*query, *map(str, request.path_params.values()), *cookies)
 
 
-router = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)])
+class SsoPage(Surface):
+    """A page of `/sso`: a refusal, or any unexpected failure (logged), is the refusal page."""
+
+    answers = (Exception,)
+
+    def answer(self, request: Request, error: Exception) -> Response:
+        if not isinstance(error, Refusal):
+            web.failed(request, error)
+            error = Refusal("internal_error", type(error).__name__)
+        return refused(request, error)
+
+
+router = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)], route_class=SsoPage)
+api = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)])
 site = APIRouter(include_in_schema=False)
 
 
@@ -76,7 +84,7 @@ def not_found(request: Request) -> Response:
     """An unknown path: a page for browsers, JSON for programs."""
     if "text/html" in request.headers.get("accept", ""):
         return render(request, "not_found.html", 404)
-    return JSONResponse({"error": "not_found", "detail": "Not Found"}, 404)
+    return web.problem("not_found", "Not Found", 404)
 
 
 def _client_address(request: Request) -> str | None:
@@ -96,11 +104,11 @@ def refused(request: Request, refusal: Refusal) -> HTMLResponse:
     account was refused (not the enterprise), it offers to sign in as someone else; when an
     app's authorization request started the login, to return to the app."""
     log.warning("sso.refused", reason=refusal.code, detail=refusal.log_detail)
-    request.app.state.metrics.sso_logins.labels(refusal.code).inc()
+    web.metrics(request).sso_logins.labels(refusal.code).inc()
     switch = ""
     if refusal.code in SIGN_IN_AS_SOMEONE_ELSE:
         switch = _switch_url(refusal.tenant_id, refusal.app_id, refusal.next)
-    way_back = _sso(request).way_back
+    way_back = web.sso(request).way_back
     back = way_back(refusal.next) if way_back and refusal.next else None
     response = render(
         request,
@@ -126,8 +134,8 @@ async def login(
     """Flow B (§5.3). Without `tenant`, ask the member for their enterprise code first."""
     if not tenant:
         return render(request, "enterprise.html", app=app or "", next=next or "")
-    _sso(request).throttle(_client_address(request))
-    started = await _sso(request).begin(tenant.strip(), app, next)
+    web.sso(request).throttle(_client_address(request))
+    started = await web.sso(request).begin(tenant.strip(), app, next)
     response = RedirectResponse(started.authorize_url, status_code=302)
     cookies = _cookies(request)
     cookies.set(
@@ -150,12 +158,12 @@ async def callback(
     error: str | None = None,
 ) -> Response:
     """The registered callback (§5.2 step 3, §5.3): code (+tenant, +state in Flow B)."""
-    _sso(request).throttle(_client_address(request))
+    web.sso(request).throttle(_client_address(request))
     if error:
         raise Refusal("upstream_denied", f"authorize error {error[:64]!r}")
     names = _cookies(request)
     raw_id = request.cookies.get(names.session)
-    completed = await _sso(request).complete(
+    completed = await web.sso(request).complete(
         app_id,
         code=code,
         tenant=tenant,
@@ -164,7 +172,7 @@ async def callback(
         old_raw_session_id=raw_id,
     )
     if isinstance(completed, Asked):
-        csrf = _sessions(request).csrf_token(raw_id or "")
+        csrf = web.sessions(request).csrf_token(raw_id or "")
         return render(request, "switch.html", asked=completed, csrf=csrf)
     return _signed_in(request, completed)
 
@@ -184,10 +192,10 @@ async def continue_as(request: Request) -> Response:
     someone else (`switching`): the session's CSRF token and the pending login, from an
     allowed `Origin` when the browser sends one."""
     _check_origin(request)
-    form = await _small_form(request, _sso(request).switch_form_bytes)
+    form = await _form(request, web.sso(request).switch_form_bytes)
     raw_id = request.cookies.get(_cookies(request).session)
     completed = await switching.confirm(
-        _sso(request), raw_id, form.get("csrf", ""), form.get("pending", "")
+        web.sso(request), raw_id, form.get("csrf", ""), form.get("pending", "")
     )
     return _signed_in(request, completed)
 
@@ -206,28 +214,26 @@ def _describe(sessions: Sessions, signed_in: SignedIn, raw_id: str) -> dict[str,
     }
 
 
-@router.get("/session")
+@api.get("/session")
 async def session(request: Request, app: str | None = None) -> JSONResponse:
     """The signed-in member as JSON, or 401: for the apps' front ends and for monitoring.
     With `app`, as that app sees the session (401 when the session does not hold it). When the
     marketplace ended the session, the first 401 after says why (`reason`)."""
     raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await _sessions(request).current(raw_id, app)
+    signed_in = await web.sessions(request).current(raw_id, app)
     if signed_in is None or raw_id is None:
-        body = {"error": "unauthenticated", "detail": "no valid session"}
-        ending = await _sessions(request).ending(raw_id) if app is None else None
-        if ending is not None:
-            body["reason"] = ending.reason
-        response = JSONResponse(body, 401, headers=NO_STORE)
+        ending = await web.sessions(request).ending(raw_id) if app is None else None
+        why = {"reason": ending.reason} if ending is not None else {}
+        response = web.problem("unauthenticated", "no valid session", 401, NO_STORE, **why)
         if raw_id and app is None:
             _cookies(request).clear_session(response)
         return response
-    return JSONResponse(_describe(_sessions(request), signed_in, raw_id), headers=NO_STORE)
+    return JSONResponse(_describe(web.sessions(request), signed_in, raw_id), headers=NO_STORE)
 
 
 async def _signed_out(request: Request, raw_id: str | None, status: int = 200) -> HTMLResponse:
     """No session: why it ended, once, when the marketplace ended it; else "not signed in"."""
-    ending = await _sessions(request).ending(raw_id)
+    ending = await web.sessions(request).ending(raw_id)
     if ending is None:
         response = render(request, "signed_out.html", status)
     else:
@@ -255,11 +261,11 @@ def _ended(request: Request, ending: Ending) -> HTMLResponse:
 async def me(request: Request) -> HTMLResponse:
     """The signed-in page: who you are, and a sign-out button."""
     raw_id = request.cookies.get(_cookies(request).session)
-    sessions = _sessions(request)
+    sessions = web.sessions(request)
     signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id, 401)
-    profile = await _sso(request).profile(signed_in)
+    profile = await web.sso(request).profile(signed_in)
     return render(
         request,
         "me.html",
@@ -274,10 +280,10 @@ async def me(request: Request) -> HTMLResponse:
 async def logout_page(request: Request, redirect_url: str | None = None) -> HTMLResponse:
     """Logout needs a POST (CSRF); a GET only asks for confirmation, with a way back."""
     raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await _sessions(request).current(raw_id)
+    signed_in = await web.sessions(request).current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id)
-    csrf = _sessions(request).csrf_token(raw_id)
+    csrf = web.sessions(request).csrf_token(raw_id)
     return render(request, "logout.html", csrf=csrf, redirect_url=redirect_url or "")
 
 
@@ -290,40 +296,25 @@ async def switch(
     not), so it needs no CSRF token: the auth centre's logout is a plain link anyway."""
     if not tenant:
         return RedirectResponse("/sso/login", 303)
-    _sso(request).throttle(_client_address(request))
-    return RedirectResponse(await _sso(request).switch_account(tenant.strip(), app, next), 303)
+    web.sso(request).throttle(_client_address(request))
+    return RedirectResponse(await web.sso(request).switch_account(tenant.strip(), app, next), 303)
 
 
-async def _small_form(request: Request, max_bytes: int) -> dict[str, str]:
-    """A form of ours: URL-encoded and small, or no body at all (a front end sending the
-    `X-CSRF-Token` header to logout). Anything else is refused before its body is read: a
-    multipart parser would spool file parts of any size to disk."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not media:
-        return {}
-    if media != URLENCODED:
-        raise Refusal("form_not_accepted", f"form sent as {media[:64]!r}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise Refusal("bad_request", f"form of {declared} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise Refusal("bad_request", "form too large")
+async def _form(request: Request, max_bytes: int) -> dict[str, str]:
+    """A form of ours (`read_form`), or no body at all (a front end sending the `X-CSRF-Token`
+    header to logout); a refused form is the refusal page."""
     try:
-        fields = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=16)
-    except ValueError as exc:  # not UTF-8, or too many fields
-        raise Refusal("bad_request", f"form unreadable: {type(exc).__name__}") from exc
-    form = dict(fields)
-    _refuse_control_characters(*form, *form.values())
-    return form
+        return await read_form(
+            request, max_bytes=max_bytes, max_fields=MAX_FORM_FIELDS, bodiless=True
+        )
+    except FormRefused as exc:
+        raise Refusal(exc.code, exc.message) from None
 
 
 def _check_origin(request: Request) -> None:
     """A browser's POST from a page of a foreign origin is refused (CSRF)."""
     sent_origin = request.headers.get("origin")
-    if sent_origin and origin(sent_origin) not in _sessions(request).allowed_origins:
+    if sent_origin and origin(sent_origin) not in web.sessions(request).allowed_origins:
         raise Refusal("csrf_failed", f"origin {origin(sent_origin)!r}")
 
 
@@ -331,10 +322,10 @@ def _check_origin(request: Request) -> None:
 async def logout(request: Request, x_csrf_token: str | None = Header(None)) -> RedirectResponse:
     """End the session, then the auth centre's (§5.2 step 9). Needs the CSRF token (form field
     or `X-CSRF-Token`) and, when the browser sends one, an allowed `Origin`."""
-    sso = _sso(request)
+    sso = web.sso(request)
     raw_id = request.cookies.get(_cookies(request).session)
     _check_origin(request)
-    form = await _small_form(request, MAX_LOGOUT_FORM_BYTES)
+    form = await _form(request, MAX_LOGOUT_FORM_BYTES)
     back = form.get("redirect_url") or request.query_params.get("redirect_url")
     target = await sso.logout(raw_id, form.get("csrf") or x_csrf_token or "", back)
     response = RedirectResponse(target, status_code=303)
