@@ -20,7 +20,7 @@ from identity.db import Database
 from identity.marketplace.audit import claim_nonce
 from identity.settings import Settings
 from identity.web import FormNotAccepted, FormRefused, Surface, Write, read_form
-from tests.stack import refusal_reason
+from tests.helpers.stack import refusal_reason
 
 URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
 
