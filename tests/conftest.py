@@ -35,7 +35,7 @@ from identity.simulator.scenario import Scenario
 from tests.helpers.admin_api import signed_in
 from tests.helpers.clock import Clock
 from tests.helpers.demo_process import running_demo
-from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, SignedCalls
 from tests.helpers.oidc_app import POST_LOGOUT, App, register
 from tests.helpers.servers import METRICS_TOKEN, scratch_postgres
 from tests.helpers.simulator_world import world
@@ -117,8 +117,8 @@ async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncC
 
 
 @pytest.fixture
-def marketplace(client: httpx.AsyncClient) -> Sender:
-    return Sender(client)
+def marketplace(client: httpx.AsyncClient) -> SignedCalls:
+    return SignedCalls(client)
 
 
 @pytest.fixture(scope="module")

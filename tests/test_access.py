@@ -29,7 +29,7 @@ from tests.helpers.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 
 APP2 = "APP-2"
 OTHER = "T-OTHER"
@@ -81,7 +81,9 @@ async def revocations(db: Database) -> set[Revocation]:
     }
 
 
-async def bind_tenant(marketplace: Sender, tenant_id: str, order_id: str, **overrides: Any) -> str:
+async def bind_tenant(
+    marketplace: SignedCalls, tenant_id: str, order_id: str, **overrides: Any
+) -> str:
     instance = await new_instance(marketplace, order_id)
     body = tenant_body(
         tenantId=tenant_id, tenantCode=tenant_id.lower(), instanceId=instance, **overrides
@@ -91,7 +93,7 @@ async def bind_tenant(marketplace: Sender, tenant_id: str, order_id: str, **over
 
 
 async def build_world(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> dict[str, str]:
     """Two bound tenants, members in two apps, and one live session per (member, app)."""
     instances = {
@@ -108,7 +110,7 @@ async def build_world(
     return instances
 
 
-async def basic_ok(marketplace: Sender, body: dict[str, str]) -> None:
+async def basic_ok(marketplace: SignedCalls, body: dict[str, str]) -> None:
     answer = await marketplace.basic(body)
     assert answer["resultCode"] == SUCCESS, answer
 
@@ -121,18 +123,18 @@ def release(instance_id: str) -> dict[str, str]:
     return {"activity": "releaseInstance", "instanceId": instance_id}
 
 
-Action = Callable[[Sender, dict[str, str]], Awaitable[None]]
+Action = Callable[[SignedCalls, dict[str, str]], Awaitable[None]]
 
 
 def kit_action(name: str, build: Callable[[], dict[str, object]]) -> Action:
-    async def act(marketplace: Sender, instances: dict[str, str]) -> None:
+    async def act(marketplace: SignedCalls, instances: dict[str, str]) -> None:
         await kit_ok(marketplace, name, {**build(), "instanceId": instances[TENANT]})
 
     return act
 
 
 def basic_action(build: Callable[[str], dict[str, str]]) -> Action:
-    async def act(marketplace: Sender, instances: dict[str, str]) -> None:
+    async def act(marketplace: SignedCalls, instances: dict[str, str]) -> None:
         await basic_ok(marketplace, build(instances[TENANT]))
 
     return act
@@ -193,7 +195,7 @@ CASES = [
 
 @pytest.mark.parametrize(("action", "ended", "revocation"), CASES)
 async def test_every_deprovisioning_path_ends_sessions(
-    marketplace: Sender,
+    marketplace: SignedCalls,
     db: Database,
     private_key: rsa.RSAPrivateKey,
     action: Action,
@@ -207,7 +209,7 @@ async def test_every_deprovisioning_path_ends_sessions(
 
 
 async def test_a_stale_delete_ends_nothing(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     await build_world(marketplace, db, private_key)
     stale = auth_body([user("alice")], flag=0, currentSyncTime="20000101000000000")
@@ -217,7 +219,7 @@ async def test_a_stale_delete_ends_nothing(
 
 
 async def test_enabling_or_unfreezing_ends_nothing(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     instances = await build_world(marketplace, db, private_key)
     await alice(2, enable="true")(marketplace, instances)
@@ -227,7 +229,7 @@ async def test_enabling_or_unfreezing_ends_nothing(
     assert await revocations(db) == set()
 
 
-async def move_app2_to(marketplace: Sender, instance_id: str) -> None:
+async def move_app2_to(marketplace: SignedCalls, instance_id: str) -> None:
     """A second product: APP2's authorisation now comes with another instance (§0.4)."""
     body = auth_body([user("alice")], appId=APP2, instanceId=instance_id, currentSyncTime=stamp(9))
     await kit_ok(marketplace, "authSync", body)
@@ -237,7 +239,7 @@ async def move_app2_to(marketplace: Sender, instance_id: str) -> None:
     ("build", "reason"), [(freeze, "instance_frozen"), (release, "instance_released")]
 )
 async def test_ending_one_of_two_instances_ends_only_its_apps(
-    marketplace: Sender,
+    marketplace: SignedCalls,
     db: Database,
     private_key: rsa.RSAPrivateKey,
     build: Callable[[str], dict[str, str]],
@@ -255,7 +257,7 @@ async def test_ending_one_of_two_instances_ends_only_its_apps(
 
 
 async def test_repeated_freezes_write_one_revocation(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     instances = await build_world(marketplace, db, private_key)
     for _ in range(3):
@@ -280,14 +282,14 @@ async def bindings(db: Database) -> dict[str, str]:
     return {b.instance_id: b.state for b in found}
 
 
-async def unbind(marketplace: Sender, instance_id: str, n: int) -> None:
+async def unbind(marketplace: SignedCalls, instance_id: str, n: int) -> None:
     await kit_ok(
         marketplace, "tenantSync", tenant_body(instanceId=instance_id, flag=0, timeStamp=stamp(n))
     )
 
 
 async def test_a_stale_add_revives_neither_the_tenant_nor_its_binding(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     first = (await build_world(marketplace, db, private_key))[TENANT]
     await unbind(marketplace, first, 5)
@@ -310,7 +312,7 @@ async def test_a_stale_add_revives_neither_the_tenant_nor_its_binding(
 
 
 async def test_unbinding_one_of_two_instances_keeps_the_tenant(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     first = (await build_world(marketplace, db, private_key))[TENANT]
     second = await bind_tenant(marketplace, TENANT, "O-3", timeStamp=stamp(2))
@@ -328,7 +330,7 @@ async def test_unbinding_one_of_two_instances_keeps_the_tenant(
 
 
 async def test_a_delete_without_an_instance_drops_every_binding(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     first = (await build_world(marketplace, db, private_key))[TENANT]
     second = await bind_tenant(marketplace, TENANT, "O-3", timeStamp=stamp(2))
@@ -340,7 +342,7 @@ async def test_a_delete_without_an_instance_drops_every_binding(
 
 
 async def test_unbinding_the_live_instance_ends_access_when_the_other_is_released(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     """Still bound, but only to a released instance: nothing holds the tenant any more."""
     first = (await build_world(marketplace, db, private_key))[TENANT]
@@ -354,7 +356,7 @@ async def test_unbinding_the_live_instance_ends_access_when_the_other_is_release
 
 @pytest.mark.parametrize("late_bind_first", [True, False])
 async def test_the_tenant_state_does_not_depend_on_arrival_order(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, late_bind_first: bool
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey, late_bind_first: bool
 ) -> None:
     """Unbind I1 at t10 and bind I2 at t8, in either order: the tenant is held by I2."""
     first = (await build_world(marketplace, db, private_key))[TENANT]
@@ -370,7 +372,7 @@ async def test_the_tenant_state_does_not_depend_on_arrival_order(
 
 
 async def test_a_modify_renames_without_binding(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     """Flag 2 changes only the name and domain (§3.1): it neither binds nor revives."""
     first = (await build_world(marketplace, db, private_key))[TENANT]

@@ -37,7 +37,7 @@ from tests.helpers.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 
 INTERNAL = {"resultCode": "000005", "resultMsg": "other inner error"}
 INTERFACES = ["tenantSync", "applicationSync", "authSync", "singleOrgSync", "allOrgSync"]
@@ -79,7 +79,9 @@ BAD = [
 ]
 
 
-async def send_invalid(marketplace: Sender, db: Database, name: str, body: Body | bytes) -> str:
+async def send_invalid(
+    marketplace: SignedCalls, db: Database, name: str, body: Body | bytes
+) -> str:
     """Send `body` (bytes signed as they are); assert 000002 and nothing written; the message."""
     if isinstance(body, bytes):
         answer = await kit_raw(marketplace, name, body)
@@ -92,7 +94,7 @@ async def send_invalid(marketplace: Sender, db: Database, name: str, body: Body 
 
 @pytest.mark.parametrize(("name", "body", "names"), BAD)
 async def test_bad_input_is_000002_naming_the_field(
-    marketplace: Sender, db: Database, name: str, body: Body | bytes, names: str
+    marketplace: SignedCalls, db: Database, name: str, body: Body | bytes, names: str
 ) -> None:
     assert names in await send_invalid(marketplace, db, name, body)
 
@@ -121,7 +123,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("name", "body"), HOSTILE)
 async def test_hostile_input_is_000002_not_an_internal_error(
-    marketplace: Sender, db: Database, name: str, body: Body | bytes
+    marketplace: SignedCalls, db: Database, name: str, body: Body | bytes
 ) -> None:
     await send_invalid(marketplace, db, name, body)
 
@@ -160,7 +162,7 @@ def valid_bodies(private_key: rsa.RSAPrivateKey, **overrides: Any) -> dict[str, 
 
 @pytest.mark.parametrize("name", INTERFACES)
 async def test_debug_data_is_answered_but_not_written(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, name: str
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey, name: str
 ) -> None:
     body = valid_bodies(private_key, testFlag=1)[name]
     assert await marketplace.kit(name, body) == {"resultCode": SUCCESS, "resultMsg": "success."}
@@ -172,7 +174,7 @@ async def test_debug_data_is_answered_but_not_written(
 
 @pytest.mark.parametrize("name", INTERFACES)
 async def test_debug_data_is_validated_fully(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, name: str
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey, name: str
 ) -> None:
     body = without(valid_bodies(private_key, testFlag=1)[name], "tenantId")
     answer = await marketplace.kit(name, body)
@@ -182,7 +184,7 @@ async def test_debug_data_is_validated_fully(
 
 
 async def test_a_debug_secret_that_does_not_decrypt_is_refused(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     answer = await marketplace.kit("applicationSync", app_body("garbage", testFlag=1))
     assert answer["resultCode"] == "000101", answer
@@ -242,7 +244,7 @@ async def failing_authorisation_inserts(db: Database) -> AsyncIterator[None]:
 
 
 async def test_a_database_error_is_000005_and_rolls_everything_back(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     async with failing_authorisation_inserts(db):
         answer = await marketplace.kit("authSync", auth_body([user("alice"), user("bob")]))

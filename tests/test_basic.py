@@ -12,26 +12,30 @@ from identity.db import Database
 from identity.models import AccessRevocation, Instance
 from identity.settings import Settings
 from tests.helpers.kit_bodies import kit_ok, one, rows, sender_for, tenant_body
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 
 OK, INVALID, NOT_FOUND = "000000", "000002", "000003"
 LOGIN_URL = "https://identity.example.com/sso/login"
 UNKNOWN = "no-such-instance"
 
 
-async def activity(marketplace: Sender, name: str, **fields: Any) -> dict[str, Any]:
+async def activity(marketplace: SignedCalls, name: str, **fields: Any) -> dict[str, Any]:
     return await marketplace.basic({"activity": name, **fields})
 
 
 async def new_instance(
-    marketplace: Sender, order: str = "O1", line: str = "O1-1", business: str = "b1", **extra: Any
+    marketplace: SignedCalls,
+    order: str = "O1",
+    line: str = "O1-1",
+    business: str = "b1",
+    **extra: Any,
 ) -> dict[str, Any]:
     return await activity(
         marketplace, "newInstance", orderId=order, orderLineId=line, businessId=business, **extra
     )
 
 
-async def created(marketplace: Sender, **kw: Any) -> str:
+async def created(marketplace: SignedCalls, **kw: Any) -> str:
     reply = await new_instance(marketplace, **kw)
     assert reply["resultCode"] == OK, reply
     return str(reply["instanceId"])
@@ -45,7 +49,7 @@ async def instance(db: Database, instance_id: str) -> Instance:
     return await one(db, Instance, Instance.instance_id == instance_id)  # type: ignore[no-any-return]
 
 
-async def query(marketplace: Sender, *ids: str) -> dict[str, Any]:
+async def query(marketplace: SignedCalls, *ids: str) -> dict[str, Any]:
     return await activity(marketplace, "queryInstance", instanceId=",".join(ids))
 
 
@@ -54,7 +58,7 @@ def info_for(*ids: str, url: str = LOGIN_URL) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def iid(marketplace: Sender) -> str:
+async def iid(marketplace: SignedCalls) -> str:
     """An instance created by a real newInstance."""
     return await created(marketplace)
 
@@ -62,7 +66,9 @@ async def iid(marketplace: Sender) -> str:
 # --- newInstance ----------------------------------------------------------------------------
 
 
-async def test_new_instance_is_idempotent_per_order_line(marketplace: Sender, db: Database) -> None:
+async def test_new_instance_is_idempotent_per_order_line(
+    marketplace: SignedCalls, db: Database
+) -> None:
     first = await new_instance(marketplace, business="b1")
     retry = await new_instance(marketplace, business="b2")  # a retry carries a new businessId
     assert first["resultCode"] == retry["resultCode"] == OK
@@ -76,7 +82,7 @@ async def test_new_instance_is_idempotent_per_order_line(marketplace: Sender, db
 
 
 async def test_new_instance_per_order_line_gets_its_own_id(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     ids = {
         await created(marketplace, line="O1-1"),
@@ -89,7 +95,7 @@ async def test_new_instance_per_order_line_gets_its_own_id(
 
 @pytest.mark.parametrize(("flag", "rows"), [("1", 0), ("0", 1), ("", 1)])
 async def test_new_instance_test_flag(
-    marketplace: Sender, db: Database, flag: str, rows: int
+    marketplace: SignedCalls, db: Database, flag: str, rows: int
 ) -> None:
     """The instanceId is the first request's businessId (§4.2); a debug order creates nothing."""
     reply = await new_instance(marketplace, business="debug-business-id", testFlag=flag)
@@ -99,7 +105,7 @@ async def test_new_instance_test_flag(
 
 
 async def test_a_debug_order_for_a_known_line_answers_its_instance(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     real = await created(marketplace, line="L1")
     reply = await new_instance(marketplace, line="L1", business="another", testFlag="1")
@@ -110,7 +116,7 @@ async def test_a_debug_order_for_a_known_line_answers_its_instance(
 # --- queryInstance --------------------------------------------------------------------------
 
 
-async def test_query_known_instances(marketplace: Sender) -> None:
+async def test_query_known_instances(marketplace: SignedCalls) -> None:
     a = await created(marketplace, line="L1")
     b = await created(marketplace, line="L2")
     reply = await query(marketplace, b, a)
@@ -125,21 +131,25 @@ async def test_query_front_end_url_is_configurable(settings: Settings, db: Datab
         assert (await query(sender, iid))["info"] == info_for(iid, url=url)
 
 
-async def test_query_mixed_returns_only_known(marketplace: Sender, iid: str) -> None:
+async def test_query_mixed_returns_only_known(marketplace: SignedCalls, iid: str) -> None:
     reply = await query(marketplace, UNKNOWN, iid, "another-unknown")
     assert reply["resultCode"] == OK, reply
     assert reply["info"] == info_for(iid)
 
 
 @pytest.mark.parametrize(("count", "code"), [(101, INVALID), (100, NOT_FOUND), (1, NOT_FOUND)])
-async def test_query_limits_and_unknown_ids(marketplace: Sender, count: int, code: str) -> None:
+async def test_query_limits_and_unknown_ids(
+    marketplace: SignedCalls, count: int, code: str
+) -> None:
     """At most 100 ids (§4.3); ids none of which exist are 000003."""
     reply = await query(marketplace, *(f"unknown-{n}" for n in range(count)))
     assert reply["resultCode"] == code, reply
     assert "info" not in reply
 
 
-async def test_query_more_than_100_ids_fails_even_when_known(marketplace: Sender, iid: str) -> None:
+async def test_query_more_than_100_ids_fails_even_when_known(
+    marketplace: SignedCalls, iid: str
+) -> None:
     reply = await query(marketplace, iid, *(f"unknown-{n}" for n in range(100)))
     assert reply["resultCode"] == INVALID, reply
 
@@ -147,7 +157,7 @@ async def test_query_more_than_100_ids_fails_even_when_known(marketplace: Sender
 # --- refreshInstance ------------------------------------------------------------------------
 
 
-async def refresh(marketplace: Sender, instance_id: str, **fields: Any) -> dict[str, Any]:
+async def refresh(marketplace: SignedCalls, instance_id: str, **fields: Any) -> dict[str, Any]:
     body = {
         "instanceId": instance_id,
         "scene": "RENEWAL",
@@ -162,7 +172,7 @@ async def refresh(marketplace: Sender, instance_id: str, **fields: Any) -> dict[
 @pytest.mark.parametrize(
     "scene", ["TRIAL_TO_FORMAL", "RENEWAL", "UNSUBSCRIBE_RENEWAL_PERIOD", "RENEWAL_CHANGE"]
 )
-async def test_refresh_scenes(marketplace: Sender, db: Database, iid: str, scene: str) -> None:
+async def test_refresh_scenes(marketplace: SignedCalls, db: Database, iid: str, scene: str) -> None:
     reply = await refresh(marketplace, iid, scene=scene, productId="P2")
     assert reply == {"resultCode": OK, "resultMsg": "success."}
     row = await instance(db, iid)
@@ -179,13 +189,13 @@ async def test_refresh_scenes(marketplace: Sender, db: Database, iid: str, scene
     ],
 )
 async def test_refresh_stores_14_and_17_digit_expiry(
-    marketplace: Sender, db: Database, iid: str, expire: str, stored: datetime
+    marketplace: SignedCalls, db: Database, iid: str, expire: str, stored: datetime
 ) -> None:
     assert (await refresh(marketplace, iid, expireTime=expire))["resultCode"] == OK
     assert (await instance(db, iid)).expire_time == stored
 
 
-async def test_refresh_moves_expiry_back(marketplace: Sender, db: Database, iid: str) -> None:
+async def test_refresh_moves_expiry_back(marketplace: SignedCalls, db: Database, iid: str) -> None:
     await refresh(marketplace, iid, expireTime="20310101000000")
     await refresh(marketplace, iid, scene="UNSUBSCRIBE_RENEWAL_PERIOD", expireTime="20300101000000")
     assert (await instance(db, iid)).expire_time == datetime(2030, 1, 1)
@@ -206,7 +216,7 @@ async def test_refresh_moves_expiry_back(marketplace: Sender, db: Database, iid:
     ],
 )
 async def test_refresh_invalid_changes_nothing(
-    marketplace: Sender, db: Database, iid: str, fields: dict[str, Any]
+    marketplace: SignedCalls, db: Database, iid: str, fields: dict[str, Any]
 ) -> None:
     reply = await refresh(marketplace, iid, **fields)
     assert reply["resultCode"] == INVALID, reply
@@ -218,18 +228,18 @@ async def test_refresh_invalid_changes_nothing(
 
 
 async def set_status(
-    marketplace: Sender, instance_id: str, status: str, **extra: Any
+    marketplace: SignedCalls, instance_id: str, status: str, **extra: Any
 ) -> dict[str, Any]:
     return await activity(
         marketplace, "updateInstanceStatus", instanceId=instance_id, status=status, **extra
     )
 
 
-async def release(marketplace: Sender, instance_id: str, **extra: Any) -> dict[str, Any]:
+async def release(marketplace: SignedCalls, instance_id: str, **extra: Any) -> dict[str, Any]:
     return await activity(marketplace, "releaseInstance", instanceId=instance_id, **extra)
 
 
-async def upgrade(marketplace: Sender, instance_id: str, **extra: Any) -> dict[str, Any]:
+async def upgrade(marketplace: SignedCalls, instance_id: str, **extra: Any) -> dict[str, Any]:
     return await activity(
         marketplace,
         "upgradeInstance",
@@ -244,7 +254,7 @@ async def status_of(db: Database, instance_id: str) -> str:
     return (await instance(db, instance_id)).status
 
 
-async def test_freeze_and_unfreeze(marketplace: Sender, db: Database, iid: str) -> None:
+async def test_freeze_and_unfreeze(marketplace: SignedCalls, db: Database, iid: str) -> None:
     for status, stored in [("FREEZE", "frozen"), ("FREEZE", "frozen"), ("UNFREEZE", "active")]:
         assert (await set_status(marketplace, iid, status))["resultCode"] == OK
         assert await status_of(db, iid) == stored
@@ -252,13 +262,13 @@ async def test_freeze_and_unfreeze(marketplace: Sender, db: Database, iid: str) 
 
 @pytest.mark.parametrize("status", ["PAUSE", "freeze", ""])
 async def test_bad_status_is_invalid(
-    marketplace: Sender, db: Database, iid: str, status: str
+    marketplace: SignedCalls, db: Database, iid: str, status: str
 ) -> None:
     assert (await set_status(marketplace, iid, status))["resultCode"] == INVALID
     assert await status_of(db, iid) == "active"
 
 
-async def test_release_is_idempotent(marketplace: Sender, db: Database, iid: str) -> None:
+async def test_release_is_idempotent(marketplace: SignedCalls, db: Database, iid: str) -> None:
     for _ in range(2):
         assert await release(marketplace, iid) == {"resultCode": OK, "resultMsg": "success."}
         assert await status_of(db, iid) == "released"
@@ -266,20 +276,20 @@ async def test_release_is_idempotent(marketplace: Sender, db: Database, iid: str
 
 @pytest.mark.parametrize("status", ["UNFREEZE", "FREEZE"])
 async def test_released_instance_stays_released(
-    marketplace: Sender, db: Database, iid: str, status: str
+    marketplace: SignedCalls, db: Database, iid: str, status: str
 ) -> None:
     await release(marketplace, iid)
     assert (await set_status(marketplace, iid, status))["resultCode"] == OK
     assert await status_of(db, iid) == "released"
 
 
-async def test_upgrade_records_the_order(marketplace: Sender, db: Database, iid: str) -> None:
+async def test_upgrade_records_the_order(marketplace: SignedCalls, db: Database, iid: str) -> None:
     assert (await upgrade(marketplace, iid))["resultCode"] == OK
     row = await instance(db, iid)
     assert (row.last_order_id, row.last_order_line_id, row.status) == ("O3", "O3-1", "active")
 
 
-async def freeze(marketplace: Sender, instance_id: str, **extra: Any) -> dict[str, Any]:
+async def freeze(marketplace: SignedCalls, instance_id: str, **extra: Any) -> dict[str, Any]:
     return await set_status(marketplace, instance_id, "FREEZE", **extra)
 
 
@@ -288,7 +298,7 @@ LIFECYCLE = [refresh, freeze, release, upgrade]
 
 @pytest.mark.parametrize("action", LIFECYCLE)
 async def test_unknown_instance_is_not_found(
-    marketplace: Sender, db: Database, iid: str, action: Any
+    marketplace: SignedCalls, db: Database, iid: str, action: Any
 ) -> None:
     reply = await action(marketplace, UNKNOWN)
     assert reply["resultCode"] == NOT_FOUND, reply
@@ -297,7 +307,7 @@ async def test_unknown_instance_is_not_found(
 
 @pytest.mark.parametrize("action", LIFECYCLE)
 async def test_debug_calls_change_nothing(
-    marketplace: Sender, db: Database, iid: str, action: Any
+    marketplace: SignedCalls, db: Database, iid: str, action: Any
 ) -> None:
     """testFlag "1": the real call runs and is rolled back, access ending included; an
     instance no debug newInstance ever stored is answered as if it existed (dial tests)."""
@@ -314,14 +324,14 @@ async def test_debug_calls_change_nothing(
 
 
 @pytest.mark.parametrize("name", ["deleteInstance", "NEWINSTANCE", "expireInstance"])
-async def test_unknown_activity_is_invalid(marketplace: Sender, name: str) -> None:
+async def test_unknown_activity_is_invalid(marketplace: SignedCalls, name: str) -> None:
     reply = await activity(marketplace, name, instanceId="i1")
     assert reply["resultCode"] == INVALID, reply
     assert name in reply["resultMsg"]
 
 
 @pytest.mark.parametrize("body", [{"instanceId": "i1"}, {"activity": None}, {"activity": 5}])
-async def test_missing_activity_is_invalid(marketplace: Sender, body: dict[str, Any]) -> None:
+async def test_missing_activity_is_invalid(marketplace: SignedCalls, body: dict[str, Any]) -> None:
     reply = await marketplace.basic(body)
     assert reply["resultCode"] == INVALID, reply
     assert "activity" in reply["resultMsg"]
@@ -344,7 +354,7 @@ async def test_missing_activity_is_invalid(marketplace: Sender, body: dict[str, 
     ],
 )
 async def test_wrong_type_or_missing_field_is_invalid(
-    marketplace: Sender, db: Database, name: str, fields: dict[str, Any], field: str
+    marketplace: SignedCalls, db: Database, name: str, fields: dict[str, Any], field: str
 ) -> None:
     reply = await activity(marketplace, name, **fields)
     assert reply["resultCode"] == INVALID, reply
@@ -352,7 +362,7 @@ async def test_wrong_type_or_missing_field_is_invalid(
     assert await instances(db) == []
 
 
-async def test_a_debug_query_answers_made_up_ids(marketplace: Sender) -> None:
+async def test_a_debug_query_answers_made_up_ids(marketplace: SignedCalls) -> None:
     """The seller's debug flow: a debug newInstance, then a debug query of the id it got."""
     debug = await created(marketplace, business="debug-1", testFlag="1")
     reply = await activity(marketplace, "queryInstance", instanceId=debug, testFlag="1")

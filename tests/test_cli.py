@@ -28,7 +28,7 @@ from tests.helpers.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 
 PLAIN_SECRET = "cli-plain-secret-5f1d2c"
 ACME = {
@@ -40,7 +40,7 @@ ACME = {
 }
 
 
-async def populate(marketplace: Sender, private_key: rsa.RSAPrivateKey) -> tuple[str, str]:
+async def populate(marketplace: SignedCalls, private_key: rsa.RSAPrivateKey) -> tuple[str, str]:
     """A tenant with everything `show` reports; returns (instanceId, clientSecret ciphertext)."""
     instance = await new_instance(marketplace, "O-1")
     renewal = {
@@ -110,7 +110,7 @@ def expected_show(instance: str) -> dict[str, object]:
 
 
 async def test_show_prints_the_whole_tenant_and_no_secret(
-    marketplace: Sender,
+    marketplace: SignedCalls,
     db: Database,
     private_key: rsa.RSAPrivateKey,
     database_url: str,
@@ -127,7 +127,7 @@ async def test_show_prints_the_whole_tenant_and_no_secret(
 
 
 async def test_list_prints_every_tenant(
-    marketplace: Sender, db: Database, database_url: str, tmp_path: Path
+    marketplace: SignedCalls, db: Database, database_url: str, tmp_path: Path
 ) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body())
     gone = tenant_body(tenantId="T-OTHER", tenantCode="other", name="Other", flag=0)
@@ -148,7 +148,7 @@ async def test_show_of_an_unknown_tenant_exits_1(
 
 
 async def test_show_finds_a_tenant_by_its_code_in_any_case(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, database_url: str,
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey, database_url: str,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     instance, _ = await populate(marketplace, private_key)

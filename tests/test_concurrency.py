@@ -23,7 +23,14 @@ from identity.db import Database
 from identity.marketplace.signing import Kind, sign_body
 from identity.models import Authorisation, Department, Instance, MarketplaceCall, Member, Nonce
 from tests.helpers.kit_bodies import all_org_body, kit_ok, org, stamp
-from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, Sender, encode, now_ms
+from tests.helpers.marketplace_client import (
+    BASIC_KEY,
+    KIT_KEY,
+    SECRET_KEY,
+    SignedCalls,
+    encode,
+    now_ms,
+)
 from tests.helpers.servers import ServiceProcesses, service_env
 
 PROCESSES = 2
@@ -49,14 +56,14 @@ def services(database_url: str, is_postgres: bool) -> Iterator[ServiceProcesses]
 
 
 @pytest.fixture
-async def senders(services: ServiceProcesses, db: Database) -> AsyncIterator[list[Sender]]:
+async def senders(services: ServiceProcesses, db: Database) -> AsyncIterator[list[SignedCalls]]:
     """One signing sender per process; `db` empties every table first."""
     clients = [
         httpx.AsyncClient(base_url=url, timeout=30.0, limits=httpx.Limits(max_connections=50))
         for url in services.urls
     ]
     try:
-        yield [Sender(client) for client in clients]
+        yield [SignedCalls(client) for client in clients]
     finally:
         for client in clients:
             await client.aclose()
@@ -97,7 +104,7 @@ def _users(count: int) -> list[dict[str, Any]]:
     ]
 
 
-async def test_identical_auth_syncs_at_once(senders: list[Sender], db: Database) -> None:
+async def test_identical_auth_syncs_at_once(senders: list[SignedCalls], db: Database) -> None:
     body = {
         "instanceId": "I-1",
         "tenantId": "T-1",
@@ -138,7 +145,7 @@ async def test_identical_auth_syncs_at_once(senders: list[Sender], db: Database)
 
 
 async def test_concurrent_new_instance_for_one_order_line(
-    senders: list[Sender], db: Database
+    senders: list[SignedCalls], db: Database
 ) -> None:
     replies = await asyncio.gather(
         *(
@@ -166,7 +173,7 @@ async def test_concurrent_new_instance_for_one_order_line(
 
 
 async def test_one_nonce_sent_to_both_processes_at_once(
-    senders: list[Sender], db: Database
+    senders: list[SignedCalls], db: Database
 ) -> None:
     async def one_round(n: int) -> list[str]:
         nonce = uuid.uuid4().hex.upper() * 2
@@ -199,7 +206,7 @@ async def test_one_nonce_sent_to_both_processes_at_once(
 
 
 async def test_full_org_syncs_of_different_halves_at_once(
-    senders: list[Sender], db: Database
+    senders: list[SignedCalls], db: Database
 ) -> None:
     """Each call re-activates one half of the tree and marks the other half deleted, in its own
     order: two transactions locking the same rows in opposite orders must not deadlock."""

@@ -10,7 +10,7 @@ import httpx2 as httpx
 import pytest
 
 from identity.marketplace import service
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 from tests.helpers.servers import METRICS_AUTH
 
 
@@ -20,7 +20,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 
 
 async def test_metrics_count_calls_by_interface_and_result(
-    client: httpx.AsyncClient, marketplace: Sender
+    client: httpx.AsyncClient, marketplace: SignedCalls
 ) -> None:
     await marketplace.basic({"activity": "queryInstance", "instanceId": "nope"})
     await marketplace.kit("authSync", {"bad": True}, signature="0" * 64)
@@ -52,7 +52,7 @@ async def test_unsigned_junk_adds_no_label_values(client: httpx.AsyncClient) -> 
 
 
 async def test_an_unknown_activity_is_labelled_unknown(
-    client: httpx.AsyncClient, marketplace: Sender
+    client: httpx.AsyncClient, marketplace: SignedCalls
 ) -> None:
     for i in range(20):
         assert (await marketplace.basic({"activity": f"zzz{i}"}))["resultCode"] == "000002"

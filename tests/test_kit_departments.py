@@ -22,7 +22,7 @@ from tests.helpers.kit_bodies import (
     rows,
     stamp,
 )
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 
 Tree = dict[str, tuple[str, str, str]]
 
@@ -32,18 +32,18 @@ async def tree(db: Database) -> Tree:
     return {d.org_code: (d.name, d.parent_code, d.state) for d in await rows(db, Department)}
 
 
-async def single(marketplace: Sender, org_code: str, **overrides: Any) -> None:
+async def single(marketplace: SignedCalls, org_code: str, **overrides: Any) -> None:
     await kit_ok(marketplace, "singleOrgSync", org_body(org_code, **overrides))
 
 
-async def full(marketplace: Sender, org_list: Any, **overrides: Any) -> None:
+async def full(marketplace: SignedCalls, org_list: Any, **overrides: Any) -> None:
     await kit_ok(marketplace, "allOrgSync", all_org_body(org_list, **overrides))
 
 
 # --- singleOrgSync -------------------------------------------------------------------------
 
 
-async def test_add_rename_move_delete(marketplace: Sender, db: Database) -> None:
+async def test_add_rename_move_delete(marketplace: SignedCalls, db: Database) -> None:
     await single(marketplace, "D1", orgName="Dev")
     await single(marketplace, "D2", orgName="Ops")
     await single(marketplace, "D3", orgName="QA", parentCode="D1")
@@ -57,7 +57,7 @@ async def test_add_rename_move_delete(marketplace: Sender, db: Database) -> None
     assert (await tree(db))["D1"] == ("Dev", "", "active")
 
 
-async def test_repeated_add_and_delete_succeed(marketplace: Sender, db: Database) -> None:
+async def test_repeated_add_and_delete_succeed(marketplace: SignedCalls, db: Database) -> None:
     for _ in range(2):
         await single(marketplace, "D1")
     assert await count(db, Department) == 1
@@ -68,7 +68,7 @@ async def test_repeated_add_and_delete_succeed(marketplace: Sender, db: Database
 
 
 async def test_an_older_change_after_a_newer_one_is_ignored(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     await single(marketplace, "D1", orgName="New", timeStamp=stamp(5))
     await single(marketplace, "D1", orgName="Old", flag=2, timeStamp=stamp(4))
@@ -76,7 +76,9 @@ async def test_an_older_change_after_a_newer_one_is_ignored(
     assert (await tree(db))["D1"] == ("New", "", "active")
 
 
-async def test_a_missing_parent_code_means_top_level(marketplace: Sender, db: Database) -> None:
+async def test_a_missing_parent_code_means_top_level(
+    marketplace: SignedCalls, db: Database
+) -> None:
     body = org_body("D1")
     del body["parentCode"]
     await kit_ok(marketplace, "singleOrgSync", body)
@@ -112,7 +114,7 @@ def renamed(key: str) -> list[dict[str, str]]:
     ],
 )
 async def test_every_documented_shape_is_accepted(
-    marketplace: Sender, db: Database, fields: dict[str, Any]
+    marketplace: SignedCalls, db: Database, fields: dict[str, Any]
 ) -> None:
     body = all_org_body([], flag=1, **fields)  # the doc example's stray flag is ignored
     if "orgInfo" in fields:
@@ -121,7 +123,7 @@ async def test_every_documented_shape_is_accepted(
     assert await tree(db) == EXPECTED
 
 
-async def test_a_full_sync_replaces_the_tree(marketplace: Sender, db: Database) -> None:
+async def test_a_full_sync_replaces_the_tree(marketplace: SignedCalls, db: Database) -> None:
     await full(marketplace, [org("D1"), org("D2"), org("D3", "D2")])
     await full(marketplace, [org("D1", name="Renamed"), org("D4", "D1")], timeStamp=stamp(2))
     assert await tree(db) == {
@@ -134,20 +136,24 @@ async def test_a_full_sync_replaces_the_tree(marketplace: Sender, db: Database) 
     assert await count(db, Department) == 4  # repeating it creates nothing new
 
 
-async def test_a_full_sync_revives_a_deleted_department(marketplace: Sender, db: Database) -> None:
+async def test_a_full_sync_revives_a_deleted_department(
+    marketplace: SignedCalls, db: Database
+) -> None:
     await single(marketplace, "D1", flag=0)
     await full(marketplace, [org("D1")], timeStamp=stamp(2))
     assert (await tree(db))["D1"][2] == "active"
 
 
-async def test_a_full_sync_touches_only_its_own_tenant(marketplace: Sender, db: Database) -> None:
+async def test_a_full_sync_touches_only_its_own_tenant(
+    marketplace: SignedCalls, db: Database
+) -> None:
     await single(marketplace, "X1", tenantId="OTHER")
     await full(marketplace, [org("D1")], timeStamp=stamp(2))
     assert await count(db, Department, Department.state == "active") == 2
 
 
 async def test_the_doc_example_with_a_duplicated_key_is_accepted(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     """§3.4's example repeats `instanceId`; the last value wins, as in Jackson (the first one
     here is over-long, so a parser keeping it would answer 000002)."""
@@ -177,7 +183,7 @@ def relaxed(departments: list[dict[str, str]]) -> str:
 
 
 async def test_a_large_relaxed_org_list_keeps_names_intact(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     departments = [org(f"D{i:04d}", "D0000" if i else "") for i in range(2_999)]
     departments.append(org("TRICKY", "D0001", TRICKY))
@@ -202,7 +208,9 @@ def single_quoted(departments: list[dict[str, str]]) -> str:
     )
 
 
-async def test_other_relaxed_forms_are_parsed_when_small(marketplace: Sender, db: Database) -> None:
+async def test_other_relaxed_forms_are_parsed_when_small(
+    marketplace: SignedCalls, db: Database
+) -> None:
     org_list = single_quoted(CHILD_FIRST)
     assert len(org_list) <= JSON5_MAX_CHARS
     await full(marketplace, org_list)
@@ -210,7 +218,7 @@ async def test_other_relaxed_forms_are_parsed_when_small(marketplace: Sender, db
 
 
 async def test_other_relaxed_forms_are_refused_when_large(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     """The pure-Python JSON5 parser would hold the event loop for seconds on a large list."""
     org_list = single_quoted([org(f"D{i:04d}") for i in range(3_000)])

@@ -22,7 +22,7 @@ from tests.helpers.kit_bodies import (
     user,
     users,
 )
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 
 V1_USERS = [
     {
@@ -49,7 +49,7 @@ V1_USERS = [
 ]
 
 
-async def sync(marketplace: Sender, user_list: Any, **overrides: Any) -> None:
+async def sync(marketplace: SignedCalls, user_list: Any, **overrides: Any) -> None:
     await kit_ok(marketplace, "authSync", auth_body(user_list, **overrides))
 
 
@@ -67,7 +67,9 @@ async def states(db: Database, user_name: str) -> tuple[str, str, bool]:
     return (await member(db, user_name)).state, a.state, a.enabled
 
 
-async def test_v2_flat_users_are_stored_with_every_field(marketplace: Sender, db: Database) -> None:
+async def test_v2_flat_users_are_stored_with_every_field(
+    marketplace: SignedCalls, db: Database
+) -> None:
     full = user(
         "alice",
         name="Alice",
@@ -104,7 +106,7 @@ async def test_v2_flat_users_are_stored_with_every_field(marketplace: Sender, db
 
 @pytest.mark.parametrize("as_string", [False, True], ids=["list", "json-string"])
 async def test_v1_extension_shape_is_flattened(
-    marketplace: Sender, db: Database, as_string: bool
+    marketplace: SignedCalls, db: Database, as_string: bool
 ) -> None:
     user_list: Any = json.dumps(V1_USERS, ensure_ascii=False) if as_string else V1_USERS
     await sync(marketplace, user_list)
@@ -114,14 +116,18 @@ async def test_v1_extension_shape_is_flattened(
     assert (await grant(db, "zhangsan01")).role == "admin"
 
 
-async def test_enable_strings_toggle_the_authorisation(marketplace: Sender, db: Database) -> None:
+async def test_enable_strings_toggle_the_authorisation(
+    marketplace: SignedCalls, db: Database
+) -> None:
     await sync(marketplace, [user("alice", enable="false")])
     assert await states(db, "alice") == ("active", "active", False)
     await sync(marketplace, [user("alice", enable="true")], flag=2, currentSyncTime=stamp(2))
     assert await states(db, "alice") == ("active", "active", True)
 
 
-async def test_modify_updates_name_role_and_department(marketplace: Sender, db: Database) -> None:
+async def test_modify_updates_name_role_and_department(
+    marketplace: SignedCalls, db: Database
+) -> None:
     await sync(marketplace, [user("alice")])
     changed = user("alice", name="Alice B", role="admin", orgCode="D9")
     await sync(marketplace, [changed], flag=2, currentSyncTime=stamp(2))
@@ -129,7 +135,7 @@ async def test_modify_updates_name_role_and_department(marketplace: Sender, db: 
     assert (m.name, m.org_code, a.role) == ("Alice B", "D9", "admin")
 
 
-async def test_delete_tombstones_the_member(marketplace: Sender, db: Database) -> None:
+async def test_delete_tombstones_the_member(marketplace: SignedCalls, db: Database) -> None:
     await sync(marketplace, [user("alice"), user("bob")])
     for n in (2, 3):  # a repeated delete also answers success
         await sync(marketplace, [user("alice")], flag=0, currentSyncTime=stamp(n))
@@ -137,20 +143,22 @@ async def test_delete_tombstones_the_member(marketplace: Sender, db: Database) -
     assert await states(db, "bob") == ("active", "active", True)
 
 
-async def test_delete_of_an_unknown_member_succeeds(marketplace: Sender, db: Database) -> None:
+async def test_delete_of_an_unknown_member_succeeds(marketplace: SignedCalls, db: Database) -> None:
     await sync(marketplace, [user("ghost")], flag=0)
     assert (await member(db, "ghost")).state == "deleted"
 
 
 async def test_cancel_keeps_the_member_but_ends_the_authorisation(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     await sync(marketplace, [user("alice")])
     await sync(marketplace, [user("alice")], flag=3, currentSyncTime=stamp(2))
     assert await states(db, "alice") == ("active", "cancelled", True)
 
 
-async def test_repeated_add_keeps_one_row_per_member(marketplace: Sender, db: Database) -> None:
+async def test_repeated_add_keeps_one_row_per_member(
+    marketplace: SignedCalls, db: Database
+) -> None:
     for _ in range(3):
         await sync(marketplace, [user("alice"), user("bob")])
     assert await count(db, Member) == 2
@@ -158,7 +166,7 @@ async def test_repeated_add_keeps_one_row_per_member(marketplace: Sender, db: Da
 
 
 async def test_the_same_member_twice_in_one_call_is_one_row(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     await sync(marketplace, [user("alice", name="First"), user("alice", name="Last")])
     assert (await member(db, "alice")).name == "Last"
@@ -166,7 +174,7 @@ async def test_the_same_member_twice_in_one_call_is_one_row(
 
 @pytest.mark.parametrize("time_field", ["currentSyncTime", "timeStamp"])
 async def test_an_older_sync_after_a_newer_one_is_ignored(
-    marketplace: Sender, db: Database, time_field: str
+    marketplace: SignedCalls, db: Database, time_field: str
 ) -> None:
     def at(n: int, **fields: Any) -> dict[str, Any]:
         body = auth_body([user("alice", **fields)], **{time_field: stamp(n)})
@@ -183,14 +191,16 @@ async def test_an_older_sync_after_a_newer_one_is_ignored(
     assert (await grant(db, "alice")).role == "user"
 
 
-async def test_current_sync_time_wins_over_time_stamp(marketplace: Sender, db: Database) -> None:
+async def test_current_sync_time_wins_over_time_stamp(
+    marketplace: SignedCalls, db: Database
+) -> None:
     await sync(marketplace, [user("alice", name="A")], currentSyncTime=stamp(5), timeStamp=stamp(1))
     late = {"currentSyncTime": stamp(4), "timeStamp": stamp(9)}
     await sync(marketplace, [user("alice", name="B")], **late)
     assert (await member(db, "alice")).name == "A"
 
 
-async def test_five_hundred_users_in_one_call(marketplace: Sender, db: Database) -> None:
+async def test_five_hundred_users_in_one_call(marketplace: SignedCalls, db: Database) -> None:
     await sync(marketplace, users(500))
     assert await count(db, Member) == 500
     assert await count(db, Authorisation, Authorisation.state == "active") == 500
@@ -204,7 +214,7 @@ async def test_five_hundred_users_in_one_call(marketplace: Sender, db: Database)
     ],
 )
 async def test_a_call_is_all_or_nothing(
-    marketplace: Sender, db: Database, user_list: list[dict[str, Any]]
+    marketplace: SignedCalls, db: Database, user_list: list[dict[str, Any]]
 ) -> None:
     answer = await marketplace.kit("authSync", auth_body(user_list))
     assert answer["resultCode"] == INVALID, answer
@@ -214,7 +224,7 @@ async def test_a_call_is_all_or_nothing(
 
 
 async def test_seller_test_tenant_with_empty_instance_is_persisted(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     await sync(marketplace, [user("seller-tester")], instanceId="")
     a = await grant(db, "seller-tester")

@@ -38,7 +38,7 @@ from tests.helpers.kit_bodies import (
     tenant_body,
     user,
 )
-from tests.helpers.marketplace_client import SECRET_KEY, Sender
+from tests.helpers.marketplace_client import SECRET_KEY, SignedCalls
 
 SECRET_INVALID = "000101"
 
@@ -54,7 +54,7 @@ async def links(db: Database) -> set[tuple[str, str]]:
 # --- tenantSync ----------------------------------------------------------------------------
 
 
-async def test_add_stores_the_tenant(marketplace: Sender, db: Database) -> None:
+async def test_add_stores_the_tenant(marketplace: SignedCalls, db: Database) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body())
     t = await stored_tenant(db)
     assert (t.tenant_code, t.name, t.domain_name, t.state) == (
@@ -65,7 +65,7 @@ async def test_add_stores_the_tenant(marketplace: Sender, db: Database) -> None:
     )
 
 
-async def test_modify_changes_name_and_domain(marketplace: Sender, db: Database) -> None:
+async def test_modify_changes_name_and_domain(marketplace: SignedCalls, db: Database) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body())
     changed = tenant_body(
         flag=2, name="Acme Ltd", domainName="https://id.acme.example.com", timeStamp=stamp(2)
@@ -80,7 +80,7 @@ async def test_modify_changes_name_and_domain(marketplace: Sender, db: Database)
     )
 
 
-async def test_delete_marks_the_tenant_deleted(marketplace: Sender, db: Database) -> None:
+async def test_delete_marks_the_tenant_deleted(marketplace: SignedCalls, db: Database) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body())
     await kit_ok(marketplace, "tenantSync", tenant_body(flag=0, timeStamp=stamp(2)))
     assert (await stored_tenant(db)).state == "deleted"
@@ -89,7 +89,7 @@ async def test_delete_marks_the_tenant_deleted(marketplace: Sender, db: Database
 
 
 async def test_repeated_add_creates_one_tenant_and_one_link(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     for _ in range(3):
         await kit_ok(marketplace, "tenantSync", tenant_body())
@@ -99,7 +99,7 @@ async def test_repeated_add_creates_one_tenant_and_one_link(
 
 @pytest.mark.parametrize("late_flag", [2, 0])
 async def test_an_older_sync_after_a_newer_one_is_ignored(
-    marketplace: Sender, db: Database, late_flag: int
+    marketplace: SignedCalls, db: Database, late_flag: int
 ) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body(name="Newest", timeStamp=stamp(5)))
     stale = tenant_body(flag=late_flag, name="Stale", timeStamp=stamp(3))
@@ -108,7 +108,7 @@ async def test_an_older_sync_after_a_newer_one_is_ignored(
     assert (t.name, t.state) == ("Newest", "active")
 
 
-async def test_every_bound_instance_is_linked(marketplace: Sender, db: Database) -> None:
+async def test_every_bound_instance_is_linked(marketplace: SignedCalls, db: Database) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body(instanceId="I-1", orderId="O-1"))
     second = tenant_body(instanceId="I-2", orderId="O-2", timeStamp=stamp(2))
     await kit_ok(marketplace, "tenantSync", second)
@@ -117,7 +117,7 @@ async def test_every_bound_instance_is_linked(marketplace: Sender, db: Database)
 
 
 async def test_a_late_binding_of_another_instance_is_still_linked(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     """The ordering key is (instanceId, tenantId): an older call for another instance is no
     stale copy of the newer one, so its binding counts; only its tenant attributes are stale."""
@@ -130,7 +130,7 @@ async def test_a_late_binding_of_another_instance_is_still_linked(
 
 
 async def test_seller_test_tenant_is_stored_without_a_link(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body(instanceId="", orderId=""))
     assert (await stored_tenant(db)).state == "active"
@@ -144,7 +144,7 @@ def _gmt8(days: float) -> str:
 
 @pytest.mark.parametrize("field", ["timeStamp", "currentSyncTime"])
 async def test_a_sync_time_from_the_future_is_refused(
-    marketplace: Sender, db: Database, field: str
+    marketplace: SignedCalls, db: Database, field: str
 ) -> None:
     """A far-future time would make every later real sync of the row stale until then."""
     await kit_ok(marketplace, "tenantSync", tenant_body())
@@ -207,7 +207,7 @@ def sqlite_file_bytes(database_url: str) -> bytes:
 
 @pytest.mark.parametrize("variant", [0, 1, 2])
 async def test_every_oaep_variant_decrypts(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey, variant: int
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey, variant: int
 ) -> None:
     await kit_ok(
         marketplace, "applicationSync", app_body(encrypted(private_key, "s3cret", variant))
@@ -218,7 +218,7 @@ async def test_every_oaep_variant_decrypts(
 
 
 async def test_the_plaintext_secret_is_never_stored_returned_or_logged(
-    marketplace: Sender,
+    marketplace: SignedCalls,
     db: Database,
     private_key: rsa.RSAPrivateKey,
     database_url: str,
@@ -244,7 +244,7 @@ async def test_the_plaintext_secret_is_never_stored_returned_or_logged(
 
 
 async def test_modify_replaces_client_id_and_secret(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     await kit_ok(marketplace, "applicationSync", app_body(encrypted(private_key, "first")))
     changed = app_body(
@@ -273,7 +273,7 @@ def _other_key_ciphertext() -> str:
     ],
 )
 async def test_a_secret_that_does_not_decrypt_is_refused(
-    marketplace: Sender, db: Database, ciphertext: str
+    marketplace: SignedCalls, db: Database, ciphertext: str
 ) -> None:
     answer = await marketplace.kit("applicationSync", app_body(ciphertext))
     assert answer["resultCode"] == SECRET_INVALID, answer
@@ -281,7 +281,7 @@ async def test_a_secret_that_does_not_decrypt_is_refused(
 
 
 async def test_a_bad_secret_leaves_the_stored_credential_alone(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     await kit_ok(marketplace, "applicationSync", app_body(encrypted(private_key, "good")))
     bad = app_body("garbage", flag=2, clientId="client-2", timeStamp=stamp(2))
@@ -291,7 +291,7 @@ async def test_a_bad_secret_leaves_the_stored_credential_alone(
 
 
 async def test_delete_drops_the_secret(
-    marketplace: Sender, db: Database, private_key: rsa.RSAPrivateKey
+    marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey
 ) -> None:
     await kit_ok(marketplace, "applicationSync", app_body(encrypted(private_key, "s3cret")))
     for n in (2, 3):  # a repeated delete also succeeds
@@ -311,7 +311,7 @@ def url_safe(ciphertext: str) -> str:
 
 @pytest.mark.parametrize("reencode", [mime_wrapped, url_safe])
 async def test_other_base64_spellings_of_the_secret_decrypt(
-    marketplace: Sender,
+    marketplace: SignedCalls,
     db: Database,
     private_key: rsa.RSAPrivateKey,
     reencode: Callable[[str], str],
@@ -375,7 +375,7 @@ async def test_a_domain_name_that_is_not_an_https_origin_is_refused(
     ],
 )
 async def test_an_https_origin_is_stored_as_an_origin(
-    marketplace: Sender, db: Database, domain: str, stored: str
+    marketplace: SignedCalls, db: Database, domain: str, stored: str
 ) -> None:
     await kit_ok(marketplace, "tenantSync", tenant_body(domainName=domain))
     assert (await stored_tenant(db)).domain_name == stored

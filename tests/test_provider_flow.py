@@ -18,7 +18,7 @@ from identity.models import MemberSession, OidcCode, SigningKey
 from identity.provider import clients
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
-from identity.simulator.sender import Sender
+from identity.simulator.sender import KooGallery
 from tests.helpers.oidc_app import (
     INITIATE,
     POST_LOGOUT,
@@ -237,7 +237,7 @@ async def test_a_platform_initiated_login_lands_on_the_apps_initiate_login_uri(
         assert "code" in back
 
 
-Event = Callable[[Sender, TenantSpec, str], Awaitable[object]]
+Event = Callable[[KooGallery, TenantSpec, str], Awaitable[object]]
 
 
 @pytest.mark.parametrize(

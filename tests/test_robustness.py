@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from identity.app import create_app
 from identity.settings import Settings
-from tests.helpers.marketplace_client import Sender
+from tests.helpers.marketplace_client import SignedCalls
 
 KIT_NAMES = ["tenantSync", "applicationSync", "authSync", "singleOrgSync", "allOrgSync"]
 EXPECTED = {"000000", "000001", "000002", "000003", "000101"}
@@ -77,7 +77,7 @@ def test_signed_garbage_never_breaks_the_answer(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     app = create_app(settings)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
-    sender = Sender(client)
+    sender = SignedCalls(client)
 
     @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
@@ -95,7 +95,7 @@ def test_signed_garbage_never_breaks_the_answer(settings: Settings) -> None:
             body = {"activity": activity, **body}
         payload = raw if raw is not None else json.dumps(body).encode()
         call = sender.kit(name, payload) if kind == "kit" else sender.basic(payload)
-        answer = loop.run_until_complete(call)  # Sender asserts HTTP 200
+        answer = loop.run_until_complete(call)  # SignedCalls asserts HTTP 200
         assert answer["resultCode"] in EXPECTED, answer
         assert isinstance(answer["resultMsg"], str) and answer["resultMsg"]
 

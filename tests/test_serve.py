@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, Sender
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SignedCalls
 from tests.helpers.servers import free_port, wait_ready
 
 IDENTITY = str(Path(sys.executable).with_name("identity"))
@@ -47,7 +47,7 @@ def serving(workdir: Path) -> Iterator[str]:
 async def test_serve_migrates_keeps_its_key_and_answers_signed_calls(tmp_path: Path) -> None:
     with serving(tmp_path) as url:
         async with httpx.AsyncClient(base_url=url) as client:
-            answer = await Sender(client).basic(
+            answer = await SignedCalls(client).basic(
                 {"activity": "newInstance", "orderId": "O", "orderLineId": "O-1", "businessId": "b"}
             )
         assert answer["resultCode"] == "000000"
@@ -58,7 +58,7 @@ async def test_serve_migrates_keeps_its_key_and_answers_signed_calls(tmp_path: P
 
     with serving(tmp_path) as url:  # a restart keeps the key and the data
         async with httpx.AsyncClient(base_url=url) as client:
-            again = await Sender(client).basic(
+            again = await SignedCalls(client).basic(
                 {"activity": "queryInstance", "instanceId": answer["instanceId"]}
             )
         assert again["resultCode"] == "000000"

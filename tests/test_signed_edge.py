@@ -18,7 +18,7 @@ from identity.marketplace.signing import Kind, sign, sign_body
 from identity.models import Department, Instance, MarketplaceCall, Nonce
 from identity.settings import Settings
 from tests.helpers.kit_bodies import all_org_body, count, kit_ok, one, org, stamp, tenant_body
-from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, Sender, now_ms
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SignedCalls, now_ms
 from tests.helpers.servers import METRICS_AUTH
 
 OK, FAILED, INVALID = "000000", "000001", "000002"
@@ -35,7 +35,7 @@ def _nonce_ending_in_zero() -> str:
 
 
 async def test_nonce_and_timestamp_boundary_cannot_be_shifted(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     """Moving the nonce's trailing 0 into the timestamp keeps the signed string, and so the
     signature; it must not make a captured FREEZE new again after an UNFREEZE."""
@@ -66,7 +66,7 @@ async def test_nonce_and_timestamp_boundary_cannot_be_shifted(
     ],
 )
 async def test_only_the_marketplace_timestamp_form_is_accepted(
-    marketplace: Sender, db: Database, timestamp: Any
+    marketplace: SignedCalls, db: Database, timestamp: Any
 ) -> None:
     # Basic calls carry it in the query string, where any character can be sent.
     reply = await marketplace.basic(NEW, timestamp=timestamp(now_ms()))
@@ -79,7 +79,7 @@ async def test_only_the_marketplace_timestamp_form_is_accepted(
     ["short", "a" * 65, "abc-def-ghi-jkl-mno", "0123456789abcdef\u00e9", "0123456789 abcdef"],
 )
 async def test_only_nonces_of_the_documented_shape_are_accepted(
-    marketplace: Sender, db: Database, nonce: str
+    marketplace: SignedCalls, db: Database, nonce: str
 ) -> None:
     reply = await marketplace.basic(NEW, nonce=nonce)
     assert reply["resultCode"] == INVALID, reply
@@ -90,12 +90,14 @@ async def test_only_nonces_of_the_documented_shape_are_accepted(
 @pytest.mark.parametrize(
     "nonce", ["RLLUammMSInlrNWb", "Of4lsV7H1qrzVDI52O5CFk2ofPcZRaA6", uuid.uuid4().hex.upper() * 2]
 )
-async def test_the_documented_nonce_examples_are_accepted(marketplace: Sender, nonce: str) -> None:
+async def test_the_documented_nonce_examples_are_accepted(
+    marketplace: SignedCalls, nonce: str
+) -> None:
     assert (await marketplace.kit("tenantSync", tenant_body(), nonce=nonce))["resultCode"] == OK
 
 
 async def test_refusals_before_the_signature_write_nothing(
-    client: httpx.AsyncClient, marketplace: Sender, db: Database
+    client: httpx.AsyncClient, marketplace: SignedCalls, db: Database
 ) -> None:
     """Unsigned, forged or malformed calls are logged and counted, never written."""
     forged = {"signature": "ab" * 32}
@@ -115,7 +117,9 @@ async def test_refusals_before_the_signature_write_nothing(
     assert await count(db, MarketplaceCall) == 1
 
 
-async def test_a_body_over_the_limit_is_refused_unread(marketplace: Sender, db: Database) -> None:
+async def test_a_body_over_the_limit_is_refused_unread(
+    marketplace: SignedCalls, db: Database
+) -> None:
     huge = tenant_body(name="x" * (1024 * 1024))
     reply = await marketplace.kit("tenantSync", huge)
     assert reply["resultCode"] == INVALID, reply
@@ -123,7 +127,7 @@ async def test_a_body_over_the_limit_is_refused_unread(marketplace: Sender, db: 
     assert await count(db, MarketplaceCall) == 0
 
 
-async def test_many_top_level_members_are_refused(marketplace: Sender, db: Database) -> None:
+async def test_many_top_level_members_are_refused(marketplace: SignedCalls, db: Database) -> None:
     padded = {**tenant_body(), **{f"k{i}": i for i in range(100)}}
     forged = await marketplace.kit("tenantSync", padded, signature="ab" * 32)
     assert forged["resultCode"] == FAILED, forged
@@ -132,7 +136,7 @@ async def test_many_top_level_members_are_refused(marketplace: Sender, db: Datab
     assert await count(db, MarketplaceCall) == 1  # the signed one only
 
 
-async def test_deep_nesting_is_refused(marketplace: Sender) -> None:
+async def test_deep_nesting_is_refused(marketplace: SignedCalls) -> None:
     deep: Any = 1
     for _ in range(20):
         deep = [deep]
@@ -141,7 +145,7 @@ async def test_deep_nesting_is_refused(marketplace: Sender) -> None:
 
 
 async def test_large_bodies_are_checked_in_the_verifier_process(
-    marketplace: Sender, db: Database
+    marketplace: SignedCalls, db: Database
 ) -> None:
     """Above the inline size the signature is checked in another process: a forged large body
     is refused, a signed one (padded in the raw body and, separately, canonically) is applied."""
@@ -164,7 +168,9 @@ async def test_large_bodies_are_checked_in_the_verifier_process(
     assert await count(db, Department, Department.state == "active") == 1000
 
 
-async def test_an_added_top_level_null_changes_no_field(marketplace: Sender, db: Database) -> None:
+async def test_an_added_top_level_null_changes_no_field(
+    marketplace: SignedCalls, db: Database
+) -> None:
     """`{"orgInfo": "[…]"}` (the V1 name) signed canonically still verifies with
     `"orgInfoList": null` added; the list must still be read from `orgInfo`."""
     await kit_ok(marketplace, "tenantSync", tenant_body())
@@ -195,7 +201,7 @@ async def test_a_flood_of_forged_large_bodies_does_not_refuse_the_marketplaces_c
 
     forged_body = json.dumps({f"k{i}": "x" * 8 for i in range(60_000)}).encode()[:1_000_000]
     async with client_at("198.51.100.7") as attacker, client_at("192.0.2.1") as kooGallery:
-        marketplace = Sender(kooGallery)
+        marketplace = SignedCalls(kooGallery)
         await kit_ok(marketplace, "tenantSync", tenant_body())
 
         async def forged() -> str:

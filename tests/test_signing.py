@@ -29,7 +29,7 @@ from identity.marketplace.signing import (
 from identity.models import Instance, MarketplaceCall, Tenant
 from identity.settings import Settings
 from tests.helpers.kit_bodies import app_body, count, sender_for, tenant_body
-from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, Sender, encode, now_ms
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SignedCalls, encode, now_ms
 
 # --- §8.2 vectors ---------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ async def send(
     timestamp: str | None,
     nonce: str | None,
 ) -> dict[str, Any]:
-    """Post without the Sender's defaults, so that any of the three values can be left out."""
+    """Post without the SignedCalls's defaults, so that any of the three values can be left out."""
     values = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
     present = {k: v for k, v in values.items() if v is not None}
     if kind is Kind.BASIC:
@@ -178,7 +178,7 @@ async def send(
 
 
 async def post(
-    marketplace: Sender, name: str, body: dict[str, Any] | bytes, **kw: Any
+    marketplace: SignedCalls, name: str, body: dict[str, Any] | bytes, **kw: Any
 ) -> dict[str, Any]:
     """A signed call: `name` is "basic" or a kit interface."""
     if name == "basic":
@@ -187,7 +187,7 @@ async def post(
 
 
 async def call(
-    marketplace: Sender, kind: Kind, body: dict[str, Any] | bytes, **kw: Any
+    marketplace: SignedCalls, kind: Kind, body: dict[str, Any] | bytes, **kw: Any
 ) -> dict[str, Any]:
     return await post(marketplace, "basic" if kind is Kind.BASIC else "tenantSync", body, **kw)
 
@@ -202,7 +202,7 @@ async def audit_rows(db: Database) -> list[MarketplaceCall]:
         return list(await s.scalars(select(MarketplaceCall).order_by(MarketplaceCall.id)))
 
 
-async def test_valid_calls_are_accepted_and_write(marketplace: Sender, db: Database) -> None:
+async def test_valid_calls_are_accepted_and_write(marketplace: SignedCalls, db: Database) -> None:
     """The baseline the refusals below are measured against."""
     assert (await call(marketplace, Kind.BASIC, NEW_INSTANCE))["resultCode"] == OK
     assert (await call(marketplace, Kind.KIT, TENANT_SYNC))["resultCode"] == OK
@@ -212,7 +212,7 @@ async def test_valid_calls_are_accepted_and_write(marketplace: Sender, db: Datab
 
 @pytest.mark.parametrize("kind", [Kind.BASIC, Kind.KIT])
 async def test_the_other_kinds_key_is_refused(
-    marketplace: Sender, db: Database, kind: Kind
+    marketplace: SignedCalls, db: Database, kind: Kind
 ) -> None:
     other = KEYS[Kind.KIT if kind is Kind.BASIC else Kind.BASIC]
     reply = await call(marketplace, kind, BODIES[kind], key=other)
@@ -221,7 +221,9 @@ async def test_the_other_kinds_key_is_refused(
 
 
 @pytest.mark.parametrize("kind", [Kind.BASIC, Kind.KIT])
-async def test_wrong_signature_is_refused(marketplace: Sender, db: Database, kind: Kind) -> None:
+async def test_wrong_signature_is_refused(
+    marketplace: SignedCalls, db: Database, kind: Kind
+) -> None:
     reply = await call(marketplace, kind, BODIES[kind], signature="ab" * 32)
     assert reply["resultCode"] == FAILED, reply
     assert await written(db) == 0
@@ -276,7 +278,7 @@ async def test_bad_timestamp_is_invalid(
 
 @pytest.mark.parametrize("offset_ms", [-55_000, 55_000])
 async def test_timestamp_inside_the_window_is_accepted(
-    marketplace: Sender, db: Database, offset_ms: int
+    marketplace: SignedCalls, db: Database, offset_ms: int
 ) -> None:
     reply = await marketplace.basic(NEW_INSTANCE, timestamp=_ms_from_now(offset_ms))
     assert reply["resultCode"] == OK, reply
@@ -284,7 +286,9 @@ async def test_timestamp_inside_the_window_is_accepted(
 
 
 @pytest.mark.parametrize("kind", [Kind.BASIC, Kind.KIT])
-async def test_replayed_nonce_is_refused(marketplace: Sender, db: Database, kind: Kind) -> None:
+async def test_replayed_nonce_is_refused(
+    marketplace: SignedCalls, db: Database, kind: Kind
+) -> None:
     nonce = uuid.uuid4().hex
     first = await call(marketplace, kind, BODIES[kind], nonce=nonce)
     assert first["resultCode"] == OK, first
@@ -298,7 +302,7 @@ async def test_replayed_nonce_is_refused(marketplace: Sender, db: Database, kind
 
 @pytest.mark.parametrize("kind", [Kind.BASIC, Kind.KIT])
 async def test_signature_over_the_raw_body_is_accepted(
-    marketplace: Sender, db: Database, kind: Kind
+    marketplace: SignedCalls, db: Database, kind: Kind
 ) -> None:
     # Keys out of order and spaces: the raw bytes differ from the canonical form.
     pretty = json.dumps(dict(reversed(BODIES[kind].items())), indent=1).encode()
@@ -333,7 +337,7 @@ APPLICATION_SYNC = app_body("this is not an RSA-OAEP ciphertext", instanceId="")
 
 @pytest.mark.parametrize(("signature", "code"), [(None, "000101"), ("ab" * 32, FAILED)])
 async def test_signature_is_checked_before_the_client_secret(
-    marketplace: Sender, signature: str | None, code: str
+    marketplace: SignedCalls, signature: str | None, code: str
 ) -> None:
     """A good signature reaches the decryption (000101); a bad one never gets that far."""
     reply = await marketplace.kit("applicationSync", APPLICATION_SYNC, signature=signature)
@@ -355,7 +359,7 @@ RELEASE_UNKNOWN = {"activity": "releaseInstance", "instanceId": "nope"}
     ],
 )
 async def test_every_signed_call_writes_one_audit_row(
-    marketplace: Sender,
+    marketplace: SignedCalls,
     db: Database,
     name: str,
     body: dict[str, Any],
@@ -374,7 +378,9 @@ async def test_every_signed_call_writes_one_audit_row(
     assert row.latency_ms > 0
 
 
-async def test_audit_rows_accumulate_one_per_signed_call(marketplace: Sender, db: Database) -> None:
+async def test_audit_rows_accumulate_one_per_signed_call(
+    marketplace: SignedCalls, db: Database
+) -> None:
     await post(marketplace, "basic", NEW_INSTANCE)
     await post(marketplace, "basic", NEW_INSTANCE)
     await post(marketplace, "tenantSync", TENANT_SYNC, signature="00" * 32)

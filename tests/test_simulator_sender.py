@@ -31,7 +31,7 @@ from identity.models import (
 )
 from identity.simulator import sender as events
 from identity.simulator.scenario import Scenario, ScenarioError
-from identity.simulator.sender import DeliveryError, Keys, Refused, Sender, SyncClock
+from identity.simulator.sender import DeliveryError, Keys, KooGallery, Refused, SyncClock
 from tests.helpers.kit_bodies import count, one, rows
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
 from tests.helpers.simulator_world import ACME, BETA, SIM, world, world_data
@@ -50,9 +50,11 @@ def lines() -> list[str]:
 @pytest.fixture
 def make_sender(
     client: httpx.AsyncClient, keys: Keys, lines: list[str]
-) -> Callable[[Scenario], Sender]:
-    def make(scenario: Scenario) -> Sender:
-        return Sender(client, keys, app_id=scenario.app_id, auth_centre=SIM, report=lines.append)
+) -> Callable[[Scenario], KooGallery]:
+    def make(scenario: Scenario) -> KooGallery:
+        return KooGallery(
+            client, keys, app_id=scenario.app_id, auth_centre=SIM, report=lines.append
+        )
 
     return make
 
@@ -62,7 +64,7 @@ async def _state(db: Database, model: Any, *where: Any) -> str:
 
 
 async def test_provision_two_tenants(
-    make_sender: Callable[[Scenario], Sender], db: Database, lines: list[str]
+    make_sender: Callable[[Scenario], KooGallery], db: Database, lines: list[str]
 ) -> None:
     scenario = world()
     sender = make_sender(scenario)
@@ -127,7 +129,9 @@ async def _assert_directory(db: Database) -> None:
     assert [(a.user_name, a.enabled) for a in beta] == [("alice", True)]
 
 
-async def _provisioned(make_sender: Callable[[Scenario], Sender]) -> tuple[Sender, Scenario]:
+async def _provisioned(
+    make_sender: Callable[[Scenario], KooGallery],
+) -> tuple[KooGallery, Scenario]:
     scenario = world()
     sender = make_sender(scenario)
     await events.provision(sender, scenario.tenant("acme"))
@@ -138,7 +142,7 @@ def _grant(user: str) -> Any:
     return (Authorisation.tenant_id == ACME["tenantId"], Authorisation.user_name == user)
 
 
-async def test_member_events(make_sender: Callable[[Scenario], Sender], db: Database) -> None:
+async def test_member_events(make_sender: Callable[[Scenario], KooGallery], db: Database) -> None:
     sender, scenario = await _provisioned(make_sender)
     acme = scenario.tenant("t-acme-0001")
     await events.disable_member(sender, acme, "bob")
@@ -155,7 +159,7 @@ async def test_member_events(make_sender: Callable[[Scenario], Sender], db: Data
     assert await _state(db, Authorisation, *_grant("carol")) == DELETED
 
 
-async def test_move_department(make_sender: Callable[[Scenario], Sender], db: Database) -> None:
+async def test_move_department(make_sender: Callable[[Scenario], KooGallery], db: Database) -> None:
     sender, scenario = await _provisioned(make_sender)
     acme = scenario.tenant("acme")
     await events.move_department(sender, acme, "acme-web", "acme-sales")
@@ -169,7 +173,7 @@ async def test_move_department(make_sender: Callable[[Scenario], Sender], db: Da
         await events.move_department(sender, acme, "acme-rd", "nowhere")
 
 
-async def test_instance_events(make_sender: Callable[[Scenario], Sender], db: Database) -> None:
+async def test_instance_events(make_sender: Callable[[Scenario], KooGallery], db: Database) -> None:
     sender, scenario = await _provisioned(make_sender)
     acme = scenario.tenant("acme")
     instance = Instance.instance_id == "acme-0001"
@@ -184,7 +188,7 @@ async def test_instance_events(make_sender: Callable[[Scenario], Sender], db: Da
 
 
 async def test_a_new_sender_learns_the_instance_id_by_replaying_new_instance(
-    make_sender: Callable[[Scenario], Sender], db: Database, lines: list[str]
+    make_sender: Callable[[Scenario], KooGallery], db: Database, lines: list[str]
 ) -> None:
     """A fresh process (a CLI command) knows no instanceId: newInstance answers the same one.
     That look-up is not what the operator asked for, so only the event is reported."""
@@ -197,7 +201,7 @@ async def test_a_new_sender_learns_the_instance_id_by_replaying_new_instance(
 
 
 async def test_rebinding_is_idempotent(
-    make_sender: Callable[[Scenario], Sender], db: Database
+    make_sender: Callable[[Scenario], KooGallery], db: Database
 ) -> None:
     sender, scenario = await _provisioned(make_sender)
     await events.bind(sender, scenario.tenant("acme"))
@@ -207,7 +211,7 @@ async def test_rebinding_is_idempotent(
 
 
 async def test_auth_sync_sends_at_most_500_users_per_call(
-    make_sender: Callable[[Scenario], Sender], db: Database, lines: list[str]
+    make_sender: Callable[[Scenario], KooGallery], db: Database, lines: list[str]
 ) -> None:
     data = world_data()
     member = {"name": "M", "orgCode": "acme", "password": "pw"}
@@ -223,7 +227,7 @@ async def test_a_refusal_raises_and_names_the_call(
 ) -> None:
     scenario = world()
     wrong = Keys(BASIC_KEY, "not-the-kit-key", keys.public_key)
-    sender = Sender(client, wrong, app_id=scenario.app_id, auth_centre=SIM)
+    sender = KooGallery(client, wrong, app_id=scenario.app_id, auth_centre=SIM)
     with pytest.raises(Refused, match="identity refused tenantSync: 000001") as refused:
         await events.provision(sender, scenario.tenant("acme"))
     assert refused.value.result_code == "000001"
@@ -232,10 +236,10 @@ async def test_a_refusal_raises_and_names_the_call(
 
 async def test_missing_keys_are_named(client: httpx.AsyncClient, db: Database) -> None:
     scenario = world()
-    sender = Sender(client, Keys(BASIC_KEY, KIT_KEY), app_id=scenario.app_id, auth_centre=SIM)
+    sender = KooGallery(client, Keys(BASIC_KEY, KIT_KEY), app_id=scenario.app_id, auth_centre=SIM)
     with pytest.raises(DeliveryError, match="IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE"):
         await events.bind(sender, scenario.tenant("acme"))
-    no_basic = Sender(client, Keys(None, KIT_KEY), app_id=scenario.app_id, auth_centre=SIM)
+    no_basic = KooGallery(client, Keys(None, KIT_KEY), app_id=scenario.app_id, auth_centre=SIM)
     with pytest.raises(DeliveryError, match="IDENTITY_MARKETPLACE_BASIC_KEY"):
         await events.freeze(no_basic, scenario.tenant("acme"))
 
@@ -243,7 +247,7 @@ async def test_missing_keys_are_named(client: httpx.AsyncClient, db: Database) -
 async def test_an_unreachable_identity_is_a_delivery_error(keys: Keys) -> None:
     scenario = world()
     async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as client:
-        sender = Sender(client, keys, app_id=scenario.app_id, auth_centre=SIM)
+        sender = KooGallery(client, keys, app_id=scenario.app_id, auth_centre=SIM)
         with pytest.raises(DeliveryError, match="unreachable at http://127.0.0.1:9/koogallery"):
             await events.freeze(sender, scenario.tenant("acme"))
 

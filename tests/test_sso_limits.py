@@ -19,7 +19,7 @@ from identity.app import create_app
 from identity.db import Database
 from identity.settings import Settings
 from identity.simulator import sender as events
-from identity.simulator.sender import Keys, Sender
+from identity.simulator.sender import Keys, KooGallery
 from identity.sso.limits import Buckets
 from tests.helpers.auth_centres import auth_centre, silent_auth_centre
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
@@ -72,7 +72,7 @@ async def provision(
     client: httpx.AsyncClient, private_key_file: Path, tenant: str, domain: str
 ) -> None:
     keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
-    sender = Sender(client, keys, app_id=APP_ID, auth_centre=domain)
+    sender = KooGallery(client, keys, app_id=APP_ID, auth_centre=domain)
     await events.provision(sender, world().tenant(tenant))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from identity.db import Database
 from identity.models import Member, MemberSession
 from identity.simulator import sender as events
-from identity.simulator.sender import Keys, Sender
+from identity.simulator.sender import Keys, KooGallery
 from tests.helpers.auth_centres import auth_centre
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
 from tests.helpers.simulator_world import APP_ID, redirect_query, world
@@ -61,9 +61,9 @@ async def test_an_exact_tenant_id_wins_over_another_tenants_code(
     members starting at `/sso/login?tenant=t-acme-0001` must still reach acme's auth centre."""
     keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
     acme, beta = world().tenant("acme"), world().tenant("beta")
-    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
+    await events.provision(KooGallery(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
     impostor = beta.model_copy(update={"tenant_code": acme.tenant_id})
-    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=BETA_IDP), impostor)
+    await events.provision(KooGallery(client, keys, app_id=APP_ID, auth_centre=BETA_IDP), impostor)
 
     async def sent_to(tenant: str) -> tuple[str, str]:
         started = await client.get("/sso/login", params={"tenant": tenant})
@@ -83,9 +83,9 @@ async def test_a_code_two_live_tenants_share_names_neither(
     take over acme's login by code, newest or not; the tenant id still works."""
     keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
     acme, beta = world().tenant("acme"), world().tenant("beta")
-    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
+    await events.provision(KooGallery(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
     twin = beta.model_copy(update={"tenant_code": acme.tenant_code})
-    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=BETA_IDP), twin)
+    await events.provision(KooGallery(client, keys, app_id=APP_ID, auth_centre=BETA_IDP), twin)
     refused = await client.get("/sso/login", params={"tenant": acme.tenant_code})
     assert_refused(refused, "tenant_unknown")
     started = await client.get("/sso/login", params={"tenant": acme.tenant_id})
@@ -101,7 +101,7 @@ async def test_under_https_both_cookies_carry_the_host_prefix(
     token = {"access_token": "at", "expires_in": 7200, "refresh_token": "rt"}
     info = {"userName": "alice", "tenant": "t-acme-0001", "id": "h-1"}
     with auth_centre((200, json.dumps(token)), (200, json.dumps(info))) as server:
-        sender = Sender(client, keys, app_id=APP_ID, auth_centre=server.url)
+        sender = KooGallery(client, keys, app_id=APP_ID, auth_centre=server.url)
         await events.provision(sender, world().tenant("acme"))
         started = await client.get("/sso/login", params={"tenant": "acme"})
         assert started.status_code == 302, started.text
@@ -131,7 +131,7 @@ async def test_the_enterprise_code_is_matched_in_any_case(
 ) -> None:
     keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
     acme = world().tenant("acme")
-    await events.provision(Sender(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
+    await events.provision(KooGallery(client, keys, app_id=APP_ID, auth_centre=ACME_IDP), acme)
     started = await client.get("/sso/login", params={"tenant": acme.tenant_code.upper()})
     assert started.status_code == 302, started.text
     assert redirect_query(started)[0].startswith(ACME_IDP)

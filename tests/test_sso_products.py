@@ -16,13 +16,13 @@ from identity.db import Database, utcnow
 from identity.models import AccessRevocation, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import Order, Scenario, TenantSpec
-from identity.simulator.sender import Sender
+from identity.simulator.sender import KooGallery
 from tests.helpers.simulator_world import login_form, world_data
 from tests.helpers.stack import Browser, Stack, assert_refused
 
 APP2 = "second-app"
 SESSION = "identity_session"
-Event = Callable[[Sender, TenantSpec], Awaitable[object]]
+Event = Callable[[KooGallery, TenantSpec], Awaitable[object]]
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,9 @@ def stack_scenario() -> Scenario:
 
 
 @pytest.fixture
-async def two_products(acme: Stack) -> tuple[Stack, Sender, TenantSpec]:
+async def two_products(acme: Stack) -> tuple[Stack, KooGallery, TenantSpec]:
     """acme holds demo-app (provisioned by `acme`) and APP2 bought as a second order."""
-    second = Sender(acme.client, acme.keys, app_id=APP2, auth_centre=acme.sim)
+    second = KooGallery(acme.client, acme.keys, app_id=APP2, auth_centre=acme.sim)
     spec = acme.tenant("acme")
     order = Order(order_id="CS-ACME-0002", order_line_id="CS-ACME-0002-1", business_id="acme-2")
     tenant2 = spec.model_copy(update={"order": order})
@@ -65,7 +65,7 @@ async def _signed_in(stack: Stack, account: str, app: str) -> Browser:
     ],
 )
 async def test_ending_one_product_ends_only_its_app(
-    two_products: tuple[Stack, Sender, TenantSpec], db: Database, event: Event, reason: str
+    two_products: tuple[Stack, KooGallery, TenantSpec], db: Database, event: Event, reason: str
 ) -> None:
     stack, second, tenant2 = two_products
     on_app2 = await _signed_in(stack, "bob@acme", APP2)
@@ -90,7 +90,7 @@ async def test_ending_one_product_ends_only_its_app(
 
 
 async def test_unfreezing_restores_the_app(
-    two_products: tuple[Stack, Sender, TenantSpec],
+    two_products: tuple[Stack, KooGallery, TenantSpec],
 ) -> None:
     stack, second, tenant2 = two_products
     await events.freeze(second, tenant2)
@@ -100,7 +100,7 @@ async def test_unfreezing_restores_the_app(
 
 
 async def test_one_browser_holds_both_apps_and_loses_only_the_ended_one(
-    two_products: tuple[Stack, Sender, TenantSpec], db: Database
+    two_products: tuple[Stack, KooGallery, TenantSpec], db: Database
 ) -> None:
     """A member who opens the second app stays signed in to the first: one session, two apps.
     Ending the second product ends that app's part of the session only."""
@@ -148,7 +148,7 @@ async def test_signing_in_as_another_member_ends_the_previous_session(acme: Stac
 
 
 async def test_a_local_sign_in_lets_a_member_of_two_apps_pick_one(
-    two_products: tuple[Stack, Sender, TenantSpec], db: Database
+    two_products: tuple[Stack, KooGallery, TenantSpec], db: Database
 ) -> None:
     """/login with a local password: after the forced change, a member who may use both apps
     picks one, and the session is for that app."""

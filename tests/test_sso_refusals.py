@@ -17,7 +17,7 @@ from identity.db import Database
 from identity.models import Member, MemberSession
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
-from identity.simulator.sender import Sender
+from identity.simulator.sender import KooGallery
 from tests.helpers.simulator_world import world
 from tests.helpers.stack import Browser, Stack, assert_refused, running_stack
 
@@ -334,10 +334,10 @@ async def test_a_member_never_authorised_is_refused(
     assert not await member_exists(db, "dave")
 
 
-Event = Callable[[Sender, TenantSpec], Awaitable[object]]
+Event = Callable[[KooGallery, TenantSpec], Awaitable[object]]
 
 
-def _member_event(operation: Callable[[Sender, TenantSpec, str], Awaitable[object]]) -> Event:
+def _member_event(operation: Callable[[KooGallery, TenantSpec, str], Awaitable[object]]) -> Event:
     return lambda sender, tenant: operation(sender, tenant, "bob")
 
 

@@ -19,7 +19,7 @@ from identity.models import AccessRevocation, MemberSession, SessionApp
 from identity.sessions import hash_id
 from identity.simulator import sender as events
 from identity.simulator.scenario import TenantSpec
-from identity.simulator.sender import Sender
+from identity.simulator.sender import KooGallery
 from tests.helpers.marketplace_client import SECRET_KEY
 from tests.helpers.simulator_world import APP_ID, world
 from tests.helpers.stack import Browser, Browsers, Stack, running_stack
@@ -258,10 +258,10 @@ async def test_tokens_are_renewed_and_a_refused_renewal_ends_the_session(
 
 # --- de-provisioning while signed in ------------------------------------------------------
 
-Event = Callable[[Sender, TenantSpec], Awaitable[object]]
+Event = Callable[[KooGallery, TenantSpec], Awaitable[object]]
 
 
-def _on_bob(operation: Callable[[Sender, TenantSpec, str], Awaitable[object]]) -> Event:
+def _on_bob(operation: Callable[[KooGallery, TenantSpec, str], Awaitable[object]]) -> Event:
     return lambda sender, tenant: operation(sender, tenant, "bob")
 
 

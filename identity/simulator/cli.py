@@ -25,7 +25,7 @@ from identity.marketplace.signing import Kind
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH, create_auth_centre
 from identity.simulator.scenario import Scenario, ScenarioError, TenantSpec, load_scenario
-from identity.simulator.sender import DeliveryError, Keys, Sender, Unreachable
+from identity.simulator.sender import DeliveryError, Keys, KooGallery, Unreachable
 from identity.simulator.target import (
     DEFAULT_IDENTITY,
     AuthCentreOpt,
@@ -50,7 +50,7 @@ app = typer.Typer(
 TenantArg = Annotated[str, typer.Argument(help="tenantId or tenantCode")]
 UserArg = Annotated[str, typer.Argument(help="The member's userName (account)")]
 
-Action = Callable[[Sender, Scenario], Awaitable[object]]
+Action = Callable[[KooGallery, Scenario], Awaitable[object]]
 
 
 def _deliver(target: Target, action: Action) -> None:
@@ -58,7 +58,7 @@ def _deliver(target: Target, action: Action) -> None:
 
     async def run(scenario: Scenario, keys: Keys) -> None:
         async with httpx.AsyncClient(base_url=target.identity, timeout=20.0) as client:
-            sender = Sender(
+            sender = KooGallery(
                 client,
                 keys,
                 app_id=scenario.app_id,
@@ -77,8 +77,8 @@ def _deliver(target: Target, action: Action) -> None:
         raise typer.Exit(1) from None
 
 
-TenantOperation = Callable[[Sender, TenantSpec], Awaitable[object]]
-MemberOperation = Callable[[Sender, TenantSpec, str], Awaitable[object]]
+TenantOperation = Callable[[KooGallery, TenantSpec], Awaitable[object]]
+MemberOperation = Callable[[KooGallery, TenantSpec, str], Awaitable[object]]
 
 
 def _tenant_command(name: str, operation: TenantOperation, help_text: str) -> None:
@@ -202,7 +202,7 @@ async def provision_when_ready(world: Scenario, target: Target, keys: Keys) -> N
     auth centre keeps serving (it is still useful for logging in to what identity holds)."""
     async with httpx.AsyncClient(base_url=target.identity, timeout=20.0) as client:
         await wait_until_healthy(client)
-        sender = Sender(
+        sender = KooGallery(
             client, keys, app_id=world.app_id, auth_centre=target.auth_centre, report=typer.echo
         )
         for tenant in world.tenants:
@@ -247,7 +247,7 @@ def provision_command(
     For one tenant or every tenant; authSync carries the members marked authorised.
     """
 
-    async def provision_all(s: Sender, world: Scenario) -> None:
+    async def provision_all(s: KooGallery, world: Scenario) -> None:
         for spec in [world.tenant(tenant)] if tenant else world.tenants:
             await events.provision(s, spec)
 

@@ -39,7 +39,7 @@ from identity.provider import clients
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
 from identity.simulator.scenario import Scenario, load_scenario
-from identity.simulator.sender import Keys, Sender
+from identity.simulator.sender import Keys, KooGallery
 
 Echo = Callable[[str], None]
 
@@ -112,7 +112,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 async def _provision(scenario: Scenario, identity: str, sim: str, keys: dict[str, str]) -> None:
     seller = Keys.from_private_key_pem(keys["basic"], keys["kit"], Path(keys["pem"]).read_bytes())
     async with httpx.AsyncClient(base_url=identity, timeout=30) as client:
-        sender = Sender(client, seller, app_id=scenario.app_id, auth_centre=sim)
+        sender = KooGallery(client, seller, app_id=scenario.app_id, auth_centre=sim)
         for tenant in scenario.tenants:
             await events.provision(sender, tenant)
 

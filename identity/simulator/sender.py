@@ -2,7 +2,7 @@
 
 Bodies are built from the scenario with the contract's field names, types and flags (kit numbers
 are JSON numbers, basic values are strings, `enable` is a string; §3, §4) and delivered signed
-by `wire.Sender` (§2): identity checks strictly and answers `000002` naming a bad field, so a
+by `wire.KooGallery` (§2): identity checks strictly and answers `000002` naming a bad field, so a
 mistake here shows at once. Each operation returns the parsed answer (or the answers, for the
 composite ones) and raises `Refused` when a `resultCode` is not `000000`.
 
@@ -31,8 +31,8 @@ from identity.simulator.wire import (
     Answer,
     DeliveryError,
     Keys,
+    KooGallery,
     Refused,
-    Sender,
     SyncClock,
     Unreachable,
 )
@@ -42,7 +42,7 @@ __all__ = [
     "DeliveryError",
     "Keys",
     "Refused",
-    "Sender",
+    "KooGallery",
     "SyncClock",
     "Unreachable",
     "add_member",
@@ -64,7 +64,7 @@ __all__ = [
 
 
 def _kit_body(
-    sender: Sender, tenant: TenantSpec, instance_id: str, **fields: Any
+    sender: KooGallery, tenant: TenantSpec, instance_id: str, **fields: Any
 ) -> dict[str, Any]:
     return {
         "instanceId": instance_id,
@@ -107,12 +107,12 @@ def org_object(department: DepartmentSpec) -> dict[str, str]:
 # --- operations (contract §0.4: which callbacks fire when) ----------------------------------
 
 
-async def new_instance(sender: Sender, tenant: TenantSpec) -> str:
+async def new_instance(sender: KooGallery, tenant: TenantSpec) -> str:
     """The purchase (§4.2): newInstance with the scenario's businessId; returns instanceId."""
     return await sender.instance_id(tenant, tenant.order.business_id or uuid.uuid4().hex)
 
 
-async def provision(sender: Sender, tenant: TenantSpec) -> list[Answer]:
+async def provision(sender: KooGallery, tenant: TenantSpec) -> list[Answer]:
     """Purchase, bind and authorise: newInstance, tenantSync 1, applicationSync 1, allOrgSync,
     then authSync 1 for the authorised members (§0.4)."""
     await new_instance(sender, tenant)
@@ -124,7 +124,7 @@ async def provision(sender: Sender, tenant: TenantSpec) -> list[Answer]:
     return answers
 
 
-async def bind(sender: Sender, tenant: TenantSpec) -> list[Answer]:
+async def bind(sender: KooGallery, tenant: TenantSpec) -> list[Answer]:
     """The buyer binds the app to the enterprise: tenantSync 1, applicationSync 1, allOrgSync
     (§0.4, §3.1, §3.2, §3.5). The tenant's auth centre is this simulator (`domainName`)."""
     return [
@@ -134,44 +134,44 @@ async def bind(sender: Sender, tenant: TenantSpec) -> list[Answer]:
     ]
 
 
-async def unbind(sender: Sender, tenant: TenantSpec) -> Answer:
+async def unbind(sender: KooGallery, tenant: TenantSpec) -> Answer:
     """tenantSync flag 0 (§3.1): the enterprise no longer uses the purchase."""
     return await _tenant_sync(sender, tenant, flag=0)
 
 
-async def add_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+async def add_member(sender: KooGallery, tenant: TenantSpec, user_name: str) -> Answer:
     """The admin authorises a member for the app: authSync flag 1 (§3.3, §6)."""
     return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=1)
 
 
-async def disable_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+async def disable_member(sender: KooGallery, tenant: TenantSpec, user_name: str) -> Answer:
     """authSync flag 2 with `enable:"false"` (§3.3, §6)."""
     return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=2, enable=False)
 
 
-async def enable_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+async def enable_member(sender: KooGallery, tenant: TenantSpec, user_name: str) -> Answer:
     """authSync flag 2 with `enable:"true"` (§3.3, §6)."""
     return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=2, enable=True)
 
 
-async def delete_member(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+async def delete_member(sender: KooGallery, tenant: TenantSpec, user_name: str) -> Answer:
     """authSync flag 0 (§3.3); only a disabled member can be deleted (§6)."""
     return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=0, enable=False)
 
 
-async def cancel_authorisation(sender: Sender, tenant: TenantSpec, user_name: str) -> Answer:
+async def cancel_authorisation(sender: KooGallery, tenant: TenantSpec, user_name: str) -> Answer:
     """authSync flag 3 (§3.3): the member stays, the app is no longer authorised to them."""
     return await _auth_sync(sender, tenant, [tenant.member(user_name)], flag=3)
 
 
-async def set_role(sender: Sender, tenant: TenantSpec, user_name: str, role: str) -> Answer:
+async def set_role(sender: KooGallery, tenant: TenantSpec, user_name: str, role: str) -> Answer:
     """authSync flag 2 with another `role` (`admin` or `user`) (§3.3)."""
     member = tenant.member(user_name).model_copy(update={"role": role})
     return await _auth_sync(sender, tenant, [member], flag=2)
 
 
 async def move_department(
-    sender: Sender, tenant: TenantSpec, org_code: str, parent_code: str
+    sender: KooGallery, tenant: TenantSpec, org_code: str, parent_code: str
 ) -> Answer:
     """singleOrgSync flag 2 with a new parentCode ("" = top level) (§3.4). The move must keep
     the tree a tree, as the console would."""
@@ -204,24 +204,24 @@ def _subtree(tenant: TenantSpec, org_code: str) -> set[str]:
     return found
 
 
-async def freeze(sender: Sender, tenant: TenantSpec) -> Answer:
+async def freeze(sender: KooGallery, tenant: TenantSpec) -> Answer:
     """updateInstanceStatus FREEZE (§4.5): expiry, arrears or a violation."""
     return await _instance_status(sender, tenant, "FREEZE")
 
 
-async def unfreeze(sender: Sender, tenant: TenantSpec) -> Answer:
+async def unfreeze(sender: KooGallery, tenant: TenantSpec) -> Answer:
     """updateInstanceStatus UNFREEZE (§4.5): renewed, or the violation cleared."""
     return await _instance_status(sender, tenant, "UNFREEZE")
 
 
-async def release(sender: Sender, tenant: TenantSpec) -> Answer:
+async def release(sender: KooGallery, tenant: TenantSpec) -> Answer:
     """releaseInstance (§4.6): expiry without renewal."""
     instance_id = await sender.instance_id(tenant)
     body = {"activity": "releaseInstance", "instanceId": instance_id, "testFlag": "0"}
     return await sender.basic(body)
 
 
-async def _instance_status(sender: Sender, tenant: TenantSpec, status: str) -> Answer:
+async def _instance_status(sender: KooGallery, tenant: TenantSpec, status: str) -> Answer:
     instance_id = await sender.instance_id(tenant)
     body = {
         "activity": "updateInstanceStatus",
@@ -232,7 +232,7 @@ async def _instance_status(sender: Sender, tenant: TenantSpec, status: str) -> A
     return await sender.basic(body)
 
 
-async def _tenant_sync(sender: Sender, tenant: TenantSpec, *, flag: int) -> Answer:
+async def _tenant_sync(sender: KooGallery, tenant: TenantSpec, *, flag: int) -> Answer:
     instance_id = await sender.instance_id(tenant)
     body = _kit_body(
         sender,
@@ -247,7 +247,7 @@ async def _tenant_sync(sender: Sender, tenant: TenantSpec, *, flag: int) -> Answ
     return await sender.kit("tenantSync", body)
 
 
-async def _application_sync(sender: Sender, tenant: TenantSpec) -> Answer:
+async def _application_sync(sender: KooGallery, tenant: TenantSpec) -> Answer:
     """The (tenant, app) client; the secret RSA-OAEP encrypted with the seller public key."""
     if sender.keys.public_key is None:
         raise DeliveryError(
@@ -267,14 +267,14 @@ async def _application_sync(sender: Sender, tenant: TenantSpec) -> Answer:
     return await sender.kit("applicationSync", body)
 
 
-async def _all_org_sync(sender: Sender, tenant: TenantSpec) -> Answer:
+async def _all_org_sync(sender: KooGallery, tenant: TenantSpec) -> Answer:
     instance_id = await sender.instance_id(tenant)
     orgs = [org_object(d) for d in tenant.departments]
     return await sender.kit("allOrgSync", _kit_body(sender, tenant, instance_id, orgInfoList=orgs))
 
 
 async def _auth_sync(
-    sender: Sender,
+    sender: KooGallery,
     tenant: TenantSpec,
     members: Sequence[MemberSpec],
     *,

@@ -93,7 +93,7 @@ class SyncClock:
 SYNC_CLOCK = SyncClock()
 
 
-class Sender:
+class KooGallery:
     """Signs and posts calls through `client`, whose base URL is identity's production address
     (the kit sub-paths are appended, §3.0). `report` gets one line per delivered call."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from identity.simulator import sender as events
-from identity.simulator.sender import Keys, Sender
+from identity.simulator.sender import Keys, KooGallery
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
 from tests.helpers.simulator_world import APP_ID, world
 
@@ -183,5 +183,5 @@ def silent_auth_centre() -> Iterator[Silent]:
 async def provision(identity: httpx.AsyncClient, private_key_file: Path, domain: str) -> None:
     """acme provisioned through signed calls to `identity`, `domain` its auth centre."""
     keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
-    sender = Sender(identity, keys, app_id=APP_ID, auth_centre=domain)
+    sender = KooGallery(identity, keys, app_id=APP_ID, auth_centre=domain)
     await events.provision(sender, world().tenant("acme"))

@@ -29,7 +29,7 @@ from identity.models import (
     TenantInstance,
 )
 from identity.settings import Settings
-from tests.helpers.marketplace_client import KIT_KEY, Sender
+from tests.helpers.marketplace_client import KIT_KEY, SignedCalls
 
 TENANT = "T-ACME"
 APP = "APP-1"
@@ -117,26 +117,26 @@ def new_instance_body(order_id: str = ORDER) -> Body:
 # --- sending -------------------------------------------------------------------------------
 
 
-async def kit_ok(marketplace: Sender, name: str, body: Body) -> None:
+async def kit_ok(marketplace: SignedCalls, name: str, body: Body) -> None:
     answer = await marketplace.kit(name, body)
     assert answer["resultCode"] == SUCCESS, answer
 
 
-async def kit_raw(marketplace: Sender, name: str, raw: bytes) -> dict[str, Any]:
+async def kit_raw(marketplace: SignedCalls, name: str, raw: bytes) -> dict[str, Any]:
     """Send bytes that need not be a JSON object, signed over the raw body (accepted fallback)."""
     nonce, timestamp = uuid.uuid4().hex, str(int(time.time() * 1000))
     signature = sign(Kind.KIT, KIT_KEY, nonce, timestamp, raw)
     return await marketplace.kit(name, raw, nonce=nonce, timestamp=timestamp, signature=signature)
 
 
-async def new_instance(marketplace: Sender, order_id: str = ORDER) -> str:
+async def new_instance(marketplace: SignedCalls, order_id: str = ORDER) -> str:
     answer = await marketplace.basic(new_instance_body(order_id))
     assert answer["resultCode"] == SUCCESS, answer
     return str(answer["instanceId"])
 
 
 @asynccontextmanager
-async def sender_for(settings: Settings) -> AsyncIterator[tuple[Sender, httpx.AsyncClient]]:
+async def sender_for(settings: Settings) -> AsyncIterator[tuple[SignedCalls, httpx.AsyncClient]]:
     """A marketplace sender for an app built from other settings than the `client` fixture's."""
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
@@ -144,7 +144,7 @@ async def sender_for(settings: Settings) -> AsyncIterator[tuple[Sender, httpx.As
         async with httpx.AsyncClient(
             transport=transport, base_url="https://identity.example.com"
         ) as client:
-            yield Sender(client), client
+            yield SignedCalls(client), client
     finally:
         await app.state.db.dispose()
 

@@ -26,7 +26,7 @@ def encode(body: dict[str, Any] | bytes) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class Sender:
+class SignedCalls:
     def __init__(
         self, client: httpx.AsyncClient, basic_key: str = BASIC_KEY, kit_key: str = KIT_KEY
     ):

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from identity.simulator import sender as events
 from identity.simulator.scenario import Scenario, TenantSpec, dump_scenario
-from identity.simulator.sender import Keys, Sender
+from identity.simulator.sender import Keys, KooGallery
 from identity.sso.refusals import CATALOGUE
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
 from tests.helpers.servers import METRICS_AUTH, ServiceProcesses, free_port, service_env
@@ -39,14 +39,14 @@ class Stack:
     client: httpx.AsyncClient
     keys: Keys
     processes: list[ServiceProcesses] = field(default_factory=list)
-    sender: Sender = field(init=False)
+    sender: KooGallery = field(init=False)
 
     def __post_init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         """A fresh sender (it remembers instance ids), for a test that starts from empty tables."""
-        self.sender = Sender(
+        self.sender = KooGallery(
             self.client, self.keys, app_id=self.scenario.app_id, auth_centre=self.sim
         )
 
