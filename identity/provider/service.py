@@ -123,6 +123,8 @@ class Provider:
         return published
 
     def discovery(self) -> dict[str, Any]:
+        """The discovery document (OpenID Connect Discovery 1.0 §3): one literal, longer than
+        a function should be, kept whole so that it reads as it is published."""
         base = self.issuer
         return {
             "issuer": base,

@@ -210,6 +210,8 @@ def _banner(
 
 
 def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: Echo) -> None:
+    """Start the four processes, provision the demo's enterprise, and keep them running until
+    one stops or Ctrl-C."""
     for taken in (p for p in (port, sim_port, app_port) if _in_use(host, p)):
         echo(
             f"identity demo: port {taken} on {host} is already in use; choose others with "
@@ -249,11 +251,16 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop_all(children)
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each child still running, then up to 10 s each before SIGKILL."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()

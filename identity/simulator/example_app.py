@@ -42,7 +42,11 @@ def _page(body: str) -> HTMLResponse:
 
 
 def create_example_app(identity: str, client_id: str, client_secret: str, base: str) -> FastAPI:
-    """`identity` is identity's base URL (the issuer); `base` is this app's own."""
+    """`identity` is identity's base URL (the issuer); `base` is this app's own.
+
+    Longer than a function should be: the app's few routes are closures over its client and
+    its state, kept in one function so that the whole example reads top to bottom, as an ISV
+    would copy it."""
     app = FastAPI(title="identity demo: example ISV app", docs_url=None, redoc_url=None)
     state = State()
     validator = TokenValidator(identity, client_id)
