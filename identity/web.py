@@ -4,7 +4,8 @@ reader, the one JSON error shape, and how each surface answers its own errors.
 **What a route takes.** `create_app` puts the app's parts on `app.state`; the functions here
 are the only code that reads them back, each typed (`database`, `settings`, `provider`, …). A
 route takes them as FastAPI dependencies (`Db`, `Read`, `Write`, `AppSettings`, or
-`Annotated[Provider, Depends(provider)]`); code that already holds the request calls them.
+`AppSessions`, `Annotated[Provider, Depends(provider)]`); code that already holds the request
+calls them.
 
 **Who owns transactions.** Services take a session and never commit. A route whose whole work
 is one unit takes `Write`: the transaction commits when the route returns and rolls back when
@@ -158,6 +159,7 @@ Read = Annotated[AsyncSession, Depends(reading, scope="function")]
 Write = Annotated[AsyncSession, Depends(writing, scope="function")]
 AppSettings = Annotated[Settings, Depends(settings)]
 AppMetrics = Annotated[Metrics, Depends(metrics)]
+AppSessions = Annotated["Sessions", Depends(sessions)]
 
 
 # --- forms ----------------------------------------------------------------------------------

@@ -215,20 +215,22 @@ def _describe(sessions: Sessions, signed_in: SignedIn, raw_id: str) -> dict[str,
 
 
 @api.get("/session")
-async def session(request: Request, app: str | None = None) -> JSONResponse:
+async def session(
+    request: Request, sessions: web.AppSessions, app: str | None = None
+) -> JSONResponse:
     """The signed-in member as JSON, or 401: for the apps' front ends and for monitoring.
     With `app`, as that app sees the session (401 when the session does not hold it). When the
     marketplace ended the session, the first 401 after says why (`reason`)."""
-    raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await web.sessions(request).current(raw_id, app)
+    raw_id = request.cookies.get(sessions.cookies.session)
+    signed_in = await sessions.current(raw_id, app)
     if signed_in is None or raw_id is None:
-        ending = await web.sessions(request).ending(raw_id) if app is None else None
+        ending = await sessions.ending(raw_id) if app is None else None
         why = {"reason": ending.reason} if ending is not None else {}
         response = web.problem("unauthenticated", "no valid session", 401, NO_STORE, **why)
         if raw_id and app is None:
             _cookies(request).clear_session(response)
         return response
-    return JSONResponse(_describe(web.sessions(request), signed_in, raw_id), headers=NO_STORE)
+    return JSONResponse(_describe(sessions, signed_in, raw_id), headers=NO_STORE)
 
 
 async def _signed_out(request: Request, raw_id: str | None, status: int = 200) -> HTMLResponse:
@@ -258,10 +260,9 @@ def _ended(request: Request, ending: Ending) -> HTMLResponse:
 
 
 @router.get("/me")
-async def me(request: Request) -> HTMLResponse:
+async def me(request: Request, sessions: web.AppSessions) -> HTMLResponse:
     """The signed-in page: who you are, and a sign-out button."""
-    raw_id = request.cookies.get(_cookies(request).session)
-    sessions = web.sessions(request)
+    raw_id = request.cookies.get(sessions.cookies.session)
     signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id, 401)
@@ -277,13 +278,15 @@ async def me(request: Request) -> HTMLResponse:
 
 
 @router.get("/logout")
-async def logout_page(request: Request, redirect_url: str | None = None) -> HTMLResponse:
+async def logout_page(
+    request: Request, sessions: web.AppSessions, redirect_url: str | None = None
+) -> HTMLResponse:
     """Logout needs a POST (CSRF); a GET only asks for confirmation, with a way back."""
-    raw_id = request.cookies.get(_cookies(request).session)
-    signed_in = await web.sessions(request).current(raw_id)
+    raw_id = request.cookies.get(sessions.cookies.session)
+    signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id)
-    csrf = web.sessions(request).csrf_token(raw_id)
+    csrf = sessions.csrf_token(raw_id)
     return render(request, "logout.html", csrf=csrf, redirect_url=redirect_url or "")
 
 
