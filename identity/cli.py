@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import typer
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
@@ -101,6 +101,7 @@ def serve(
     settings = _listening_at(load_settings(with_key=True), host, port)
     if settings.is_embedded_default:
         migrations.upgrade(settings.database_url, settings.secret_key)
+    _refuse_another_schema(settings, "serve")
     try:
         service = create_app(settings)
         sockets = serving.listen(settings, host, port)
@@ -142,13 +143,31 @@ def _started(settings: Settings, host: str, port: int) -> list[str]:
 
 
 async def _revision(settings: Settings) -> str | None:
+    """The schema revision the database is at; None when it was never migrated."""
     db = Database(settings.database_url)
     try:
-        async with db.read() as session:
-            found = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        async with db.engine.connect() as conn:
+            if not await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
+                return None
+            found = await conn.scalar(text("SELECT version_num FROM alembic_version"))
             return None if found is None else str(found)
     finally:
         await db.dispose()
+
+
+def _refuse_another_schema(settings: Settings, command: str) -> None:
+    """Exit 2, in one line, when the database's schema is not this release's: older (started
+    before `identity migrate` finished) or newer (an image rolled back after a later release
+    migrated it). A database that cannot be reached yet is not refused here: the service
+    starts and `/readyz` answers 503 until it answers."""
+    try:
+        revision = asyncio.run(_revision(settings))
+    except Exception:  # reported by the start-up lines (serve) or the first pass (worker)
+        return
+    problem = migrations.schema_problem(revision)
+    if problem is not None:
+        typer.echo(f"identity: cannot {command}: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -161,6 +180,7 @@ def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit"
     settings = load_settings()  # without a master key it purges, and sends no logouts
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
+    _refuse_another_schema(settings, "run the worker")
     configure_logging(settings.log_level)
     try:
         asyncio.run(jobs.run(settings, once=once))
