@@ -207,7 +207,7 @@ def listen(settings: Settings, host: str, port: int) -> list[socket.socket]:
 
 def run(app: FastAPI, settings: Settings, sockets: list[socket.socket]) -> None:
     """Serve `app` (built by `create_app(settings)`) on `listen(...)`'s sockets until SIGINT or
-    SIGTERM."""
+    SIGTERM; then requests under way finish, for `IDENTITY_SHUTDOWN_GRACE_SECONDS` at most."""
     asgi: ASGIApp = app
     if settings.metrics_port is not None:
         asgi = with_metrics_port(app, app.state.metrics.registry, settings.metrics_port)
@@ -217,5 +217,6 @@ def run(app: FastAPI, settings: Settings, sockets: list[socket.socket]) -> None:
         ws="none",
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     uvicorn.Server(config).run(sockets=sockets)

@@ -2,19 +2,25 @@
 
 It sends the back-channel logouts that are due (identity.provider.backchannel), every few
 seconds. Each purge ends sessions past their idle or absolute timeout (their apps are told),
-and deletes nonces older than the nonce TTL (contract §2.4), marketplace audit rows older than
-`IDENTITY_RETENTION_DAYS`, access-revocation rows once delivered or older than that, finished
-back-channel deliveries older than that, authorization codes an hour after they expired, and
+and deletes nonces older than the nonce TTL (contract §2.4), marketplace audit rows and
+access-revocation audit rows older than `IDENTITY_RETENTION_DAYS`, finished back-channel
+deliveries older than that, authorization codes an hour after they expired, and
 local sign-in tries from an address a day after its last one (or, for an address the member
 signed in from, after `IDENTITY_RETENTION_DAYS`).
 Deletes run in small batches, each its own short transaction, so the worker never holds
 SQLite's write lock for long. A delete of rows another replica already deleted simply deletes
 nothing, so any number of workers may run at once.
+
+SIGTERM or SIGINT stops it cleanly: the logout being sent is finished and recorded, nothing more
+is claimed, the purge stops between batches, and the process exits 0, well inside a
+container's grace period (one send is bounded by `backchannel.SEND_DEADLINE_SECONDS`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,14 +85,20 @@ def _expired(settings: Settings, now: datetime) -> dict[str, tuple[Any, ColumnEl
     }
 
 
-async def purge(db: Database, settings: Settings, now: datetime | None = None) -> dict[str, int]:
-    """One pass; returns how many rows each table lost."""
+async def purge(
+    db: Database,
+    settings: Settings,
+    now: datetime | None = None,
+    stopping: asyncio.Event | None = None,
+) -> dict[str, int]:
+    """One pass; returns how many rows each table lost. With `stopping` set, it ends after the
+    batch it is deleting (the next pass goes on from there)."""
     now = now or utcnow()
     counts = {"sessions": await _end_expired_sessions(db, settings, now)}
     for name, (key, condition) in _expired(settings, now).items():
         table = key.class_
         counts[name] = 0
-        while True:
+        while not (stopping and stopping.is_set()):
             batch = select(key).where(condition).limit(BATCH)
             async with db.transaction() as session:
                 result = await session.execute(delete(table).where(key.in_(batch)))
@@ -116,18 +128,20 @@ async def _end_expired_sessions(db: Database, settings: Settings, now: datetime)
 
 async def run(settings: Settings, *, once: bool = False) -> None:
     """Purge every `worker_interval_seconds`; send back-channel logouts every
-    `backchannel_poll_seconds`, so a retry is never much later than it is due."""
+    `backchannel_poll_seconds`, so a retry is never much later than it is due. Until SIGTERM
+    or SIGINT (see the module's docstring)."""
     db = Database(settings.database_url)
+    stopping = _stop_on_signals()
     last_purge = 0.0
     try:
         async with httpx.AsyncClient(timeout=10, follow_redirects=False) as http:
-            while True:
+            while not stopping.is_set():
                 try:
-                    sent = await backchannel.deliver_due(db, settings, http)
+                    sent = await backchannel.deliver_due(db, settings, http, stopping=stopping)
                     if any(sent.values()):
                         log.info("worker.backchannel", **sent)
                     if once or time.monotonic() - last_purge >= settings.worker_interval_seconds:
-                        log.info("worker.purged", **await purge(db, settings))
+                        log.info("worker.purged", **await purge(db, settings, stopping=stopping))
                         last_purge = time.monotonic()
                 except Exception as exc:  # a database outage must not kill the loop
                     log.error("worker.failed", error=type(exc).__name__)
@@ -135,6 +149,17 @@ async def run(settings: Settings, *, once: bool = False) -> None:
                         raise
                 if once:
                     return
-                await asyncio.sleep(settings.backchannel_poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), settings.backchannel_poll_seconds)
+        log.info("worker.stopped")
     finally:
         await db.dispose()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM and SIGINT set, instead of ending the process where it stands."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping

@@ -105,8 +105,11 @@ async def deliver_due(
     http: httpx.AsyncClient,
     now: datetime | None = None,
     lease: timedelta = LEASE,
+    stopping: asyncio.Event | None = None,
 ) -> dict[str, int]:
-    """One pass: send what is due; returns how many were delivered, retried and given up."""
+    """One pass: send what is due; returns how many were delivered, retried and given up.
+    With `stopping` set, it claims nothing more: the send under way is finished and recorded
+    first, so no delivery is left leased by a worker that has gone."""
     now = now or utcnow()
     counts = {"delivered": 0, "retried": 0, "given_up": 0}
     if settings.secret_key is None:  # nothing can be signed: leave the logouts queued
@@ -116,6 +119,8 @@ async def deliver_due(
     published: keys.Published | None = None
     issuer = settings.base_url.rstrip("/")
     for _ in range(BATCH):
+        if stopping is not None and stopping.is_set():
+            break
         due = await _claim_one(db, now, lease)
         if due is None:
             break
