@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     """Time to send a request's line and headers, from its first byte (or from connecting)."""
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
     """Time to send a request's body, from the end of its headers."""
-    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    shutdown_grace_seconds: int = Field(default=20, ge=1)
     """On SIGTERM, `identity serve` stops accepting connections and lets requests under way
     finish for at most this long (keep it under the orchestrator's grace period)."""
     metrics_token: SecretStr | None = None
