@@ -6,6 +6,8 @@ rules say, from an image pinned by tag."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +260,27 @@ def test_compose_reads_its_secrets_from_files_it_mounts() -> None:
         for key, value in environment.items():
             if str(value).startswith("/run/secrets/"):
                 assert value.removeprefix("/run/secrets/") in service["secrets"], (name, key)
+
+
+def docker_compose() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    done = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(not docker_compose(), reason="no docker compose")
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    """Compose's own reading (no daemon needed), beside placeholder secret files."""
+    folder = tmp_path / "deploy"
+    (folder / "secrets").mkdir(parents=True)
+    shutil.copy(DEPLOY / "compose.yaml", folder)
+    for name in compose()["secrets"]:
+        (folder / "secrets" / name).write_text("placeholder\n")
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(folder / "compose.yaml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
