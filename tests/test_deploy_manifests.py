@@ -5,6 +5,7 @@ rules say, from an image pinned by tag."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -284,3 +285,29 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("form", ["kubernetes", "compose"])
+def test_the_settings_they_set_are_accepted(
+    form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, private_key_file: Path
+) -> None:
+    """The ConfigMap's and compose's settings, with placeholder files at the secret paths,
+    pass the settings class: every value parses, SMTP is complete, the keys differ."""
+    if form == "kubernetes":
+        env, mount = dict(one(render(BASE, "yaml"), "ConfigMap")["data"]), SECRETS_MOUNT
+    else:
+        env, mount = dict(compose()["services"]["identity"]["environment"]), "/run/secrets/"
+    for name in [n for n in os.environ if n.startswith("IDENTITY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    for key, value in [(k, str(v)) for k, v in env.items() if k.startswith("IDENTITY_")]:
+        if value.startswith(mount):
+            file = tmp_path / value.removeprefix(mount)
+            pem = file.name.endswith(".pem")
+            file.write_text(private_key_file.read_text() if pem else f"{file.name}-placeholder\n")
+            value = str(file)
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.base_url.startswith("https://") and settings.session_cookie_secure
+    assert settings.smtp_host and settings.smtp_password is not None
+    assert settings.secret_key is not None and not settings.is_embedded_default
