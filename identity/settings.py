@@ -9,15 +9,68 @@ import re
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "identity-secret.key"  # noqa: S105 - a file name
 MIN_KEY_LENGTH = 16
+SECRET_SETTINGS = (
+    "database_url",
+    "secret_key",
+    "marketplace_basic_key",
+    "marketplace_basic_key_previous",
+    "marketplace_kit_key",
+    "marketplace_kit_key_previous",
+    "metrics_token",
+    "smtp_password",
+)
+"""Settings that may instead be read from a file named by `IDENTITY_<NAME>_FILE` (Docker and
+Kubernetes secrets); the database URL is among them because it holds the password."""
+
+
+class SecretFileError(ValueError):
+    """An `IDENTITY_<NAME>_FILE` that cannot be used: set beside its variable, or unreadable."""
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """`IDENTITY_<NAME>_FILE`, from the environment or `.env`: the named file's content, its
+    trailing newlines stripped, is the value of `IDENTITY_<NAME>`. Setting both is an error,
+    so which one holds the value is never a question of precedence."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: dict[str, str | None]):
+        super().__init__(settings_cls)
+        self.variables = variables
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every secret at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in SECRET_SETTINGS:
+            variable = f"IDENTITY_{name.upper()}"
+            path = self.variables.get(f"{variable}_FILE".lower())
+            if not path:
+                continue
+            if self.variables.get(variable.lower()) is not None:
+                raise SecretFileError(f"set {variable} or {variable}_FILE, not both")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise SecretFileError(f"{variable}_FILE: cannot read {path}: {reason}") from None
+        return values
 
 
 class Settings(BaseSettings):
@@ -143,6 +196,24 @@ class Settings(BaseSettings):
     sms_sender: str | None = None
     """The operator's SMS plug-in, as `package.module:factory`: `factory(settings)` returns an
     object with `async def send(message) -> None` (identity.notify)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, with `IDENTITY_<NAME>_FILE` (SecretFiles) read from both the
+        environment and `.env` (the environment wins where both name a file)."""
+        variables: dict[str, str | None] = {}
+        for source in (dotenv_settings, env_settings):
+            if isinstance(source, EnvSettingsSource | DotEnvSettingsSource):
+                variables |= source.env_vars
+        files = SecretFiles(settings_cls, variables)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("log_level")
     @classmethod
@@ -271,6 +342,9 @@ def load_settings(*, with_key: bool = False) -> Settings:
     embedded default only). Plain stderr and SystemExit, so the server never loads typer."""
     try:
         settings = Settings()
+    except SecretFileError as exc:
+        _refuse(str(exc))
+        raise SystemExit(2) from None
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             where = ".".join(str(part) for part in error["loc"])

@@ -156,3 +156,26 @@ async def _wait_for(
         return await read() == expected
 
     await until(provisioned, "the simulator provisions", within=30)
+
+
+@pytest.mark.parametrize(
+    ("options", "base"),
+    [
+        ([], "http://0.0.0.0:8002"),
+        (["--public-url", "https://app.localhost:8443/"], "https://app.localhost:8443"),
+    ],
+)
+def test_the_example_app_is_told_its_address_behind_a_proxy(
+    monkeypatch: pytest.MonkeyPatch, options: list[str], base: str
+) -> None:
+    import uvicorn
+
+    from identity.simulator import example_app
+
+    made: list[tuple[str, ...]] = []
+    monkeypatch.setattr(example_app, "create_example_app", lambda *args: made.append(args))
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    argv = ["example-app", "--client-id", "c", "--client-secret", "s", "--host", "0.0.0.0"]
+    done = runner.invoke(app, [*argv, *options])
+    assert done.exit_code == 0, done.output
+    assert made == [("http://127.0.0.1:8000", "c", "s", base)]

@@ -303,13 +303,17 @@ def example_app(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8002,
     identity: Annotated[str, typer.Option(help="identity's base URL")] = DEFAULT_IDENTITY,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="Its address in browsers, behind a proxy (default: http://HOST:PORT)"),
+    ] = None,
 ) -> None:
     """A small ISV app signing members in through identity (what `identity demo` runs)."""
     import uvicorn
 
     from identity.simulator.example_app import create_example_app
 
-    base = f"http://{host}:{port}"
+    base = (public_url or f"http://{host}:{port}").rstrip("/")
     uvicorn.run(
         create_example_app(identity.rstrip("/"), client_id, client_secret, base),
         host=host,
