@@ -219,6 +219,14 @@ def test_the_network_policy_admits_only_the_ingress_and_the_scraper(
     assert egress == {53, 5432, 443, 587, 465}
 
 
+def test_requests_under_way_finish_before_the_pod_is_killed(base: list[Manifest]) -> None:
+    """`identity serve` stops within IDENTITY_SHUTDOWN_GRACE_SECONDS of SIGTERM; the pod's own
+    grace period, after which the kubelet kills it, must be longer."""
+    grace = int(one(base, "ConfigMap")["data"]["IDENTITY_SHUTDOWN_GRACE_SECONDS"])
+    pod = one(base, "Deployment", "identity")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > grace
+
+
 def test_the_service_rolls_without_losing_capacity(base: list[Manifest]) -> None:
     deployment = one(base, "Deployment", "identity")["spec"]
     assert "replicas" not in deployment  # the autoscaler's
