@@ -74,6 +74,7 @@ def _options(
 ) -> None:
     """The options every command shares (typer's place for them)."""
 
+
 T = TypeVar("T")
 
 
