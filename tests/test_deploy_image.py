@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "deploy" / "Dockerfile").read_text()
 IGNORE = DockerIgnore((ROOT / ".dockerignore").read_text())
 LOCK = ROOT / "requirements.lock"
+BUILD = ROOT / "requirements-build.lock"
 SERVE = ["identity", "serve", "--host", "0.0.0.0", "--port", "8000"]  # noqa: S104
 UID = 10001
 
@@ -172,16 +174,20 @@ def _healthy(argv: list[str | Path]) -> bool:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory, builder: Stage) -> Path:
     """A venv holding the project's wheel and the lock's wheels alone, as in the final stage:
-    the wheel built from what the builder copies, the lock's wheels fetched with hashes checked
-    (pip's cache holds them after `make install-test`), then installed from no index."""
+    the wheel built from what the builder copies by the locked build backend, the lock's wheels
+    fetched with hashes checked (pip's cache holds them after `make install-test`), then
+    installed from no index."""
     work = tmp_path_factory.mktemp("image")
-    source, wheels, venv = work / "src", work / "wheels", work / "venv"
+    source, wheels, build, venv = (work / name for name in ("src", "wheels", "build", "venv"))
     for copy in builder.all("COPY"):
         for name in shell_words(copy)[:-1]:
             _copy_context(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     _run(*pip, "download", "--require-hashes", "--only-binary=:all:", "-r", LOCK, "-d", wheels)
-    _run(*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, source)
+    _run(sys.executable, "-m", "venv", "--without-pip", build)
+    _run(*pip, "--python", build / "bin" / "python", "install", "--require-hashes", "-r", BUILD)
+    built = ["wheel", "--no-deps", "--no-build-isolation", "-w", wheels, source]
+    _run(*pip, "--python", build / "bin" / "python", *built)
     _run(sys.executable, "-m", "venv", "--without-pip", venv)
     into = [*pip, "--python", venv / "bin" / "python", "install", "--no-index", "--no-cache-dir"]
     _run(*into, "--find-links", wheels, "--require-hashes", "-r", LOCK)
@@ -225,12 +231,20 @@ def test_the_wheel_on_the_locked_versions_alone_migrates_serves_and_is_healthy(
     health = exec_form(stages(DOCKERFILE)[-1].last("HEALTHCHECK").partition(" CMD ")[2])
     health: list[str | Path] = [python, health[1], health[2].replace(":8000/", f":{port}/")]
     argv = [identity, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(argv, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL)  # noqa: S603
-    try:
-        until_sync(lambda: _healthy(health), "the healthcheck", within=30, every=0.2)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(argv, cwd=tmp_path, env=_env(), stdout=log, stderr=log)  # noqa: S603
+
+        def healthy() -> bool:
+            if server.poll() is not None:
+                log.seek(0)
+                raise AssertionError(f"identity serve exited: {log.read().decode()[-2000:]}")
+            return _healthy(health)
+
+        try:
+            until_sync(healthy, "the healthcheck", within=30, every=0.2)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
     assert not _healthy(health)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["identity-secret.key", "identity.db"]
     assert _files(installed) == before
