@@ -3,22 +3,48 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test demo install install-test browser lint bench relying-party
+.PHONY: serve test demo install install-test lock browser lint bench relying-party
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Installed again only when pyproject.toml changed (a stamp file per extra).
+# Every install takes exactly the locked versions, hashes checked, with plain pip:
+# requirements.lock is the service's dependency tree (what the image installs),
+# requirements-test.lock adds the test tools (tests, lint, benchmarks), requirements-build.lock
+# pins the build backend. `make lock` refreshes them from pyproject.toml's ranges. Installed
+# again only when a lock or pyproject.toml changed (a stamp file per extra).
+LOCK := requirements.lock
+TEST_LOCK := requirements-test.lock
+BUILD_LOCK := requirements-build.lock
+PIP_LOCKED := $(BIN)/pip install -q --require-hashes
+PIP_PROJECT := $(BIN)/pip install -q --no-deps --no-build-isolation -e .
+
 install: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed: $(LOCK) $(BUILD_LOCK) pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) -r $(BUILD_LOCK) -r $(LOCK)
+	$(PIP_PROJECT)
 	touch $@
 
 install-test: $(VENV)/.installed-test
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+$(VENV)/.installed-test: $(TEST_LOCK) $(LOCK) $(BUILD_LOCK) pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) -r $(BUILD_LOCK) -r $(TEST_LOCK)
+	$(PIP_PROJECT)
 	touch $@ $(VENV)/.installed
+
+# The lock files, for Python 3.11 on linux x86_64, resolved on PyPI by uv (installed in the
+# venv for this alone). Versions already locked stay while pyproject.toml still allows them;
+# `make lock UPGRADE=1` takes the newest that it allows. The service's lock is the test lock's
+# subset, so both install the same versions.
+UV_VERSION := 0.13.9
+LOCK_FLAGS = --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--quiet --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+lock: | $(BIN)/python
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) -o $(TEST_LOCK)
+	$(BIN)/uv pip compile pyproject.toml -c $(TEST_LOCK) $(LOCK_FLAGS) -o $(LOCK)
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(BIN)/uv pip compile - $(LOCK_FLAGS) -o $(BUILD_LOCK)
 
 serve: install
 	$(BIN)/identity serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}

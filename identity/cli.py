@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -57,6 +58,22 @@ app.add_typer(
 )
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+
+
+def _print_version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"identity {metadata.version('identity')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version"
+    ),
+) -> None:
+    """The options every command shares (typer's place for them)."""
+
 
 T = TypeVar("T")
 
