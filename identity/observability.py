@@ -33,10 +33,20 @@ _SHARED: list[structlog.typing.Processor] = [
 ]
 
 
+class _JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The standard library's records as JSON lines on whatever `sys.stdout` is when each is
+    written (tests swap it), as structlog's own lines are."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def configure_logging(level: str) -> None:
-    """structlog and the standard library's loggers, both as JSON lines on stdout."""
+    """structlog and the standard library's loggers, both as JSON lines on stdout. Handlers
+    someone else put on the root logger (a test runner's) stay."""
     threshold = logging.getLevelName(level.upper())
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _JsonLines()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *_SHARED],
@@ -48,7 +58,7 @@ def configure_logging(level: str) -> None:
         )
     )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _JsonLines)] + [handler]
     root.setLevel(threshold)
     # The HTTP client logs every request at INFO; our own lines say what matters about the
     # auth centres and the apps.
@@ -57,7 +67,6 @@ def configure_logging(level: str) -> None:
     structlog.configure(
         processors=[*_SHARED, structlog.processors.JSONRenderer(ensure_ascii=False)],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
 
