@@ -19,10 +19,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2 as httpx
 import pytest
+import structlog
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
+from structlog.testing import capture_logs
 
+from identity.app import create_app
 from identity.crypto import Cipher
 from identity.db import Database, utcnow
 from identity.models import Base, LogoutDelivery, SessionApp
@@ -347,3 +350,27 @@ def test_the_worker_serves_its_failure_counter_on_the_metrics_port(
             worker.terminate()
             worker.wait(10)
     log_lines(out.read_text())
+
+
+async def test_a_failing_request_is_a_500_with_its_id_on_the_one_line_it_logs(
+    settings: Settings, db: Database
+) -> None:
+    app = create_app(settings)
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/_boom/{thing}", boom)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            answer = await client.get("/_boom/1", headers={"X-Request-ID": "req-500"})
+        scraped = (await client.get("/metrics", headers=METRICS_AUTH)).text
+    await app.state.db.dispose()
+    assert answer.status_code == 500 and answer.headers["x-request-id"] == "req-500"
+    assert answer.headers["x-frame-options"] == "DENY"  # the security headers still wrap it
+    [failed_line] = [line for line in logs if line["event"] == "request_failed"]
+    assert failed_line["request_id"] == "req-500"
+    assert structlog.contextvars.get_contextvars() == {}  # nothing left bound after it
+    samples = metrics_text(scraped)["identity_http_requests_total"]
+    assert ({"route": "/_boom/{thing}", "method": "GET", "status": "500"}, 1.0) in samples
