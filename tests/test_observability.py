@@ -353,7 +353,7 @@ def test_the_worker_serves_its_failure_counter_on_the_metrics_port(
 
 
 async def test_a_failing_request_is_a_500_with_its_id_on_the_one_line_it_logs(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app = create_app(settings)
 
@@ -369,7 +369,9 @@ async def test_a_failing_request_is_a_500_with_its_id_on_the_one_line_it_logs(
     await app.state.db.dispose()
     assert answer.status_code == 500 and answer.headers["x-request-id"] == "req-500"
     assert answer.headers["x-frame-options"] == "DENY"  # the security headers still wrap it
-    [failed_line] = [line for line in logs if line["event"] == "request_failed"]
+    # Captured here, or printed once another test configured (and cached) the JSON logger.
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [failed_line] = [line for line in logs + printed if line["event"] == "request_failed"]
     assert failed_line["request_id"] == "req-500"
     assert structlog.contextvars.get_contextvars() == {}  # nothing left bound after it
     samples = metrics_text(scraped)["identity_http_requests_total"]
