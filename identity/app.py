@@ -30,7 +30,7 @@ from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.notify import build_notifier
-from identity.observability import Metrics, configure_logging
+from identity.observability import Metrics, RequestObserver, configure_logging
 from identity.provider import authorize as provider_authorize
 from identity.provider import logout as provider_logout
 from identity.provider import routes as provider_routes
@@ -92,14 +92,16 @@ class _AnsweredFailures:
 
 
 class IdentityApp(FastAPI):
-    """FastAPI whose security headers wrap the whole stack, the 500 handler included (Starlette
-    runs the `Exception` handler outside any middleware added with `add_middleware`)."""
+    """FastAPI whose security headers and request observer (request id, HTTP metrics) wrap the
+    whole stack, the 500 handler included (Starlette runs the `Exception` handler outside any
+    middleware added with `add_middleware`)."""
 
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = _AnsweredFailures(super().build_middleware_stack())
-        return SecurityHeaders(stack, self.response_headers)
+        observed = RequestObserver(stack, self.state.metrics)
+        return SecurityHeaders(observed, self.response_headers)
 
     def openapi(self) -> dict[str, Any]:
         """FastAPI's schema (cached by FastAPI) cut down to `PUBLISHED_PATHS`."""
@@ -140,7 +142,9 @@ def create_app(settings: Settings) -> FastAPI:
         raise RuntimeError("IDENTITY_SECRET_KEY is not set")
     configure_logging(settings.log_level)
     db = Database(settings.database_url)
-    auth_centre = AuthCentre(Bounds.from_settings(settings))
+    metrics = Metrics()
+    metrics.watch_pool(db.engine)
+    auth_centre = AuthCentre(Bounds.from_settings(settings), metrics.upstream_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -152,6 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = IdentityApp(title="identity", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.response_headers = tuple(security_headers(settings.base_url))
+    app.state.metrics = metrics
     _put_together(app, settings, db, auth_centre)
     for router in (
         health.router,
@@ -178,7 +183,7 @@ def _put_together(app: FastAPI, settings: Settings, db: Database, auth_centre: A
     cipher = Cipher(master)
     key_file = settings.marketplace_private_key_file
     state = app.state
-    state.settings, state.db, state.metrics = settings, db, Metrics()
+    state.settings, state.db = settings, db
     state.time_zone = ZoneInfo(settings.time_zone)
     state.marketplace = Marketplace(
         settings=settings,

@@ -188,19 +188,35 @@ def _refuse_another_schema(settings: Settings, command: str) -> None:
 
 
 @app.command()
-def worker(once: bool = typer.Option(False, "--once", help="One pass, then exit")) -> None:
+def worker(
+    once: bool = typer.Option(False, "--once", help="One pass, then exit"),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", help="Interface for /metrics on IDENTITY_METRICS_PORT, when set"
+    ),
+) -> None:
     """Send back-channel logouts, purge expired sessions, old nonces and old audit rows; safe
-    to run as several replicas."""
+    to run as several replicas. With IDENTITY_METRICS_PORT, serves its own `/metrics` there
+    (`identity_backchannel_delivery_failures_total`)."""
+    from prometheus_client import start_http_server
+
     from identity import worker as jobs
-    from identity.observability import configure_logging
+    from identity.observability import WorkerMetrics, configure_logging
 
     settings = load_settings()  # without a master key it purges, and sends no logouts
     if settings.is_embedded_default:
         settings = settings.with_embedded_secret()
     _refuse_another_schema(settings, "run the worker")
     configure_logging(settings.log_level)
+    metrics = WorkerMetrics()
+    if settings.metrics_port is not None and not once:
+        try:
+            start_http_server(settings.metrics_port, metrics_host, metrics.registry)
+        except OSError as exc:
+            port = settings.metrics_port
+            typer.echo(f"identity: cannot serve metrics on port {port}: {exc}", err=True)
+            raise typer.Exit(1) from None
     try:
-        asyncio.run(jobs.run(settings, once=once))
+        asyncio.run(jobs.run(settings, once=once, metrics=metrics))
     except (OperationalError, OSError) as exc:
         _unreachable(settings, exc)
 

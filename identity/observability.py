@@ -1,61 +1,251 @@
-"""Logging and metrics. Nothing here ever receives a payload, a secret or a token."""
+"""Logging and metrics. Nothing here ever receives a payload, a secret or a token.
+
+**Logs.** Every line is one JSON object on stdout: structlog's own lines and, through the same
+renderer, those of the libraries that log with `logging` (uvicorn, the HTTP client). Each
+request's lines carry its `request_id` (`RequestObserver`), and the `tenant_id`, `app_id`,
+`client_id` or marketplace `interface` once the code handling it knows them (`bind`).
+
+**Metrics.** One registry per app (`Metrics`) and one for the worker (`WorkerMetrics`); the
+names are fixed, since dashboards and alerts use them (README lists them).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_SHARED: list[structlog.typing.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+class _JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The standard library's records as JSON lines on whatever `sys.stdout` is when each is
+    written (tests swap it), as structlog's own lines are."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(format="%(message)s", level=level.upper())
-    # httpx logs every request at INFO; our own lines say what matters about the auth centre.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    """structlog and the standard library's loggers, both as JSON lines on stdout. Handlers
+    someone else put on the root logger (a test runner's) stay."""
+    threshold = logging.getLevelName(level.upper())
+    handler = _JsonLines()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *_SHARED],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(ensure_ascii=False),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _JsonLines)] + [handler]
+    root.setLevel(threshold)
+    # The HTTP client logs every request at INFO; our own lines say what matters about the
+    # auth centres and the apps.
+    for name in ("httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, threshold))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(ensure_ascii=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[*_SHARED, structlog.processors.JSONRenderer(ensure_ascii=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         cache_logger_on_first_use=True,
     )
+
+
+def bind(**known: str | None) -> None:
+    """Put what the request turned out to be about on its log lines from here on."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in known.items() if v})
 
 
 class Metrics:
     """One registry per app, so several apps (tests, benchmarks) can live in one process."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "identity_http_requests",
+            "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.http_seconds = Histogram(
+            "identity_http_request_seconds",
+            "Time to answer an HTTP request, by route template and method",
+            ["route", "method"],
+            registry=registry,
+        )
+        self.upstream_seconds = Histogram(
+            "identity_upstream_call_seconds",
+            "Time of calls to tenants' auth centres (token, refresh, userinfo), failures included",
+            ["call"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=registry,
+        )
+        self.database = DatabaseGauges()
+        registry.register(self.database)
         self.marketplace_calls = Counter(
             "identity_marketplace_calls",
             "KooGallery callbacks answered, by interface and result code",
             ["interface", "result_code"],
-            registry=self.registry,
+            registry=registry,
         )
         self.marketplace_latency = Histogram(
             "identity_marketplace_call_seconds",
             "Time to answer a KooGallery callback",
             ["interface"],
-            registry=self.registry,
+            registry=registry,
         )
         self.sso_logins = Counter(
             "identity_sso_logins",
             "Member logins, by outcome (success or the refusal reason)",
             ["outcome"],
-            registry=self.registry,
+            registry=registry,
         )
         self.sso_upstream_errors = Counter(
             "identity_sso_upstream_errors",
             "Failed calls to tenants' auth centres, by call and kind of failure",
             ["call", "kind"],
-            registry=self.registry,
+            registry=registry,
         )
         self.sso_renewals = Counter(
             "identity_sso_token_renewals",
             "Upstream token renewals, by outcome",
             ["outcome"],
+            registry=registry,
+        )
+
+    def watch_pool(self, engine: AsyncEngine) -> None:
+        """`identity_db_pool_in_use`: the engine's connections checked out, read at scrape."""
+        pool = engine.sync_engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        gauge = Gauge(
+            "identity_db_pool_in_use",
+            "Database connections of this process in use",
             registry=self.registry,
         )
+        gauge.set_function(lambda: float(checked_out()) if checked_out else 0.0)
+
+
+class DatabaseGauges(Collector):
+    """Gauges counted in the database, shared by every replica: `identity_sessions_active`
+    and `identity_backchannel_outbox_pending`. The scrape counts them (`health.metrics`) just
+    before the registry is read; a scrape that could not count them leaves them out."""
+
+    HELP = {
+        "identity_sessions_active": "Member sessions neither expired nor idle past the timeout",
+        "identity_backchannel_outbox_pending": "Back-channel logouts queued, not yet delivered "
+        "or given up",
+    }
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def collect(self) -> Iterable[Metric]:
+        for name, value in self.values.items():
+            yield GaugeMetricFamily(name, self.HELP[name], value=value)
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+
+class WorkerMetrics:
+    """The worker's registry, served on its own metrics port (`identity worker`)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.backchannel_failures = Counter(
+            "identity_backchannel_delivery_failures",
+            "Back-channel logout attempts that failed, by what happens next (retried, given_up)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("retried", "given_up"):  # at zero from the start, for rate()
+            self.backchannel_failures.labels(outcome)
+
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+UNMATCHED = "unmatched"
+"""The `route` label of a request no route matched: raw paths never become labels."""
+
+
+def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The caller's `X-Request-ID` when it is a sane token, else a new one."""
+    for name, value in headers:
+        if name.lower() == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
+    return uuid.uuid4().hex
+
+
+def route_of(scope: Scope) -> str:
+    """The template of the route that answered (`/api/admin/members/{user_name}`)."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
+
+
+class RequestObserver:
+    """Pure ASGI, outside everything but the security headers: each HTTP request gets its
+    `request_id` (bound to its log lines, answered as `X-Request-ID`), and is counted and timed
+    by route template. A request whose handler raised without answering counts as a 500."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope.get("headers", ()))
+        header = (b"x-request-id", rid.encode())
+        status = 500
+        started = time.perf_counter()
+
+        async def answering(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        with _request_context(rid):
+            try:
+                await self.app(scope, receive, answering)
+            finally:
+                route, method = route_of(scope), scope["method"]
+                self.metrics.http_requests.labels(route, method, str(status)).inc()
+                elapsed = time.perf_counter() - started
+                self.metrics.http_seconds.labels(route, method).observe(elapsed)
+
+
+@contextmanager
+def _request_context(rid: str) -> Iterator[None]:
+    """The request's log context, alone: whatever a caller in the same task had bound (a test
+    calling the app in-process) is set aside for the request and put back after it."""
+    saved = structlog.contextvars.get_contextvars()
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**saved)

@@ -18,17 +18,19 @@ from __future__ import annotations
 import http
 import socket
 from asyncio import TimerHandle
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import uvicorn
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, make_asgi_app
-from starlette.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from identity import health
 from identity.settings import Settings
 
 
@@ -159,16 +161,18 @@ def protocol_with(limits: Limits) -> type[BoundedHttpToolsProtocol]:
     return type("IdentityHttpProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
 
 
-def with_metrics_port(app: ASGIApp, registry: CollectorRegistry, port: int) -> ASGIApp:
+def with_metrics_port(app: ASGIApp, scrape: Callable[[], Awaitable[bytes]], port: int) -> ASGIApp:
     """Requests that arrived on the metrics port (the socket's own port, which no client header
-    can change) see `/metrics` and nothing else; all others go to the app."""
-    metrics = make_asgi_app(registry)
+    can change) see `/metrics` (what `scrape` gives) and nothing else; all others go to the
+    app."""
     not_found = PlainTextResponse("not found", 404)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         server = scope.get("server") or (None, None)
         if scope["type"] == "http" and server[1] == port:
-            target = metrics if scope["path"] == "/metrics" else not_found
+            target: Response = not_found
+            if scope["path"] == "/metrics":
+                target = Response(await scrape(), media_type=CONTENT_TYPE_LATEST)
             await target(scope, receive, send)
             return
         await app(scope, receive, send)
@@ -210,12 +214,15 @@ def run(app: FastAPI, settings: Settings, sockets: list[socket.socket]) -> None:
     SIGTERM; then requests under way finish, for `IDENTITY_SHUTDOWN_GRACE_SECONDS` at most."""
     asgi: ASGIApp = app
     if settings.metrics_port is not None:
-        asgi = with_metrics_port(app, app.state.metrics.registry, settings.metrics_port)
+        state = app.state
+        scrape = partial(health.exposition, state.db, state.settings, state.metrics)
+        asgi = with_metrics_port(app, scrape, settings.metrics_port)
     config = uvicorn.Config(
         asgi,
         http=protocol_with(Limits.from_settings(settings)),
         ws="none",
         log_level="warning",
+        log_config=None,  # uvicorn's own lines go through the app's JSON logging
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

@@ -43,6 +43,7 @@ from identity.models import (
     PasswordReset,
     SessionEnding,
 )
+from identity.observability import WorkerMetrics
 from identity.provider import backchannel
 from identity.settings import Settings
 
@@ -126,10 +127,14 @@ async def _end_expired_sessions(db: Database, settings: Settings, now: datetime)
             return ended
 
 
-async def run(settings: Settings, *, once: bool = False) -> None:
+async def run(
+    settings: Settings, *, once: bool = False, metrics: WorkerMetrics | None = None
+) -> None:
     """Purge every `worker_interval_seconds`; send back-channel logouts every
-    `backchannel_poll_seconds`, so a retry is never much later than it is due. Until SIGTERM
-    or SIGINT (see the module's docstring)."""
+    `backchannel_poll_seconds`, so a retry is never much later than it is due. Failed
+    deliveries are counted on `metrics`. Until SIGTERM or SIGINT (see the module's
+    docstring)."""
+    failures = metrics.backchannel_failures if metrics else None
     db = Database(settings.database_url)
     stopping = _stop_on_signals()
     last_purge = 0.0
@@ -137,7 +142,9 @@ async def run(settings: Settings, *, once: bool = False) -> None:
         async with httpx.AsyncClient(timeout=10, follow_redirects=False) as http:
             while not stopping.is_set():
                 try:
-                    sent = await backchannel.deliver_due(db, settings, http, stopping=stopping)
+                    sent = await backchannel.deliver_due(
+                        db, settings, http, stopping=stopping, failures=failures
+                    )
                     if any(sent.values()):
                         log.info("worker.backchannel", **sent)
                     if once or time.monotonic() - last_purge >= settings.worker_interval_seconds:

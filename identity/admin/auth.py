@@ -22,6 +22,7 @@ from identity.admin.errors import CsrfFailed, NotAdmin, OtherTenant, Unauthentic
 from identity.admin.inputs import tenant_references
 from identity.db import Database, utcnow
 from identity.directory import eligibility
+from identity.observability import bind
 from identity.sso import admission
 from identity.sso.refusals import Refusal
 
@@ -64,6 +65,7 @@ async def current_admin(request: Request) -> Admin:
     signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         raise Unauthenticated()
+    bind(tenant_id=signed_in.tenant_id)
     database = web.database(request)
     async with database.read() as db:
         allowed = await eligibility.is_admin(db, signed_in.tenant_id, signed_in.user_name)

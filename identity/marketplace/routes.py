@@ -27,6 +27,7 @@ from identity.marketplace import service
 from identity.marketplace.audit import CallRecord, claim_nonce, record_call
 from identity.marketplace.schemas import parse
 from identity.marketplace.signing import MAX_DEPTH, MAX_TOP_LEVEL_MEMBERS, Kind, check_request
+from identity.observability import bind
 
 log = structlog.get_logger("identity.marketplace")
 router = APIRouter()
@@ -145,13 +146,16 @@ def _content(reply: service.Reply) -> dict[str, Any]:
 async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed) -> JSONResponse:
     started = time.perf_counter()
     record = CallRecord(interface=_label(kind, name))
+    bind(interface=record.interface)
     db = web.database(request)
     try:
         data = await _authenticate(request, kind, signed, record)
         if kind is Kind.BASIC:
             record.interface = _label(kind, data.get("activity"))
+            bind(interface=record.interface)
         call, handler = _route(kind, name, data)
         record.tenant_id = getattr(call, "tenant_id", None)
+        bind(tenant_id=record.tenant_id)
         record.instance_id = getattr(call, "instance_id", None)
         record.test = bool(getattr(call, "test", False))
         async with db.transaction() as session:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import httpx2 as httpx
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import and_, or_, select, update
 
 from identity.crypto import Cipher
@@ -106,10 +107,12 @@ async def deliver_due(
     now: datetime | None = None,
     lease: timedelta = LEASE,
     stopping: asyncio.Event | None = None,
+    failures: Counter | None = None,
 ) -> dict[str, int]:
     """One pass: send what is due; returns how many were delivered, retried and given up.
     With `stopping` set, it claims nothing more: the send under way is finished and recorded
-    first, so no delivery is left leased by a worker that has gone."""
+    first, so no delivery is left leased by a worker that has gone. Each failed attempt is
+    counted on `failures` by its outcome (`retried`, `given_up`)."""
     now = now or utcnow()
     counts = {"delivered": 0, "retried": 0, "given_up": 0}
     if settings.secret_key is None:  # nothing can be signed: leave the logouts queued
@@ -136,8 +139,16 @@ async def deliver_due(
             retry = _retry_at(settings, due, now)
             values |= {"last_error": error[:255]}
             values |= {"next_attempt_at": retry} if retry else {"given_up_at": utcnow()}
-            counts["retried" if retry else "given_up"] += 1
-            log.warning("backchannel.failed", client_id=due.client_id, error=error[:200])
+            outcome = "retried" if retry else "given_up"
+            counts[outcome] += 1
+            if failures is not None:
+                failures.labels(outcome).inc()
+            log.warning(
+                "backchannel.failed",
+                tenant_id=due.tenant_id,
+                client_id=due.client_id,
+                error=error[:200],
+            )
         async with db.transaction() as session:
             await session.execute(
                 update(LogoutDelivery)

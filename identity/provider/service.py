@@ -24,6 +24,7 @@ from identity.crypto import Cipher
 from identity.db import Database, utcnow
 from identity.errors import IdentityError
 from identity.models import SigningKey
+from identity.observability import bind
 from identity.provider import clients, grants, keys, tokens
 from identity.provider.grants import GrantError, Live
 from identity.provider.keys import Published
@@ -195,6 +196,7 @@ class Provider:
         )
         if client is None:
             raise OAuthError("invalid_client", "unknown client", 401)
+        bind(client_id=client.client_id)
         if client.public:
             if secret:
                 raise OAuthError("invalid_client", "a public client has no secret", 401)
@@ -228,6 +230,7 @@ class Provider:
             else:
                 failure = None
                 live = await grants.live(conn, grant_id, self.sessions.policy, now)
+                _bind(live)
                 refresh = await grants.issue_refresh(conn, grant_id, now) if live else None
                 if live is not None:
                     # An app refreshing its tokens is the member at work: the session is in
@@ -296,6 +299,7 @@ class Provider:
             live = await grants.live(conn, grant_id, self.sessions.policy, utcnow(), kid)
         if live is None or live.client_id != claims.get("client_id"):
             return None
+        _bind(live)
         return claims, live
 
     async def userinfo(self, authorization: str | None) -> dict[str, Any]:
@@ -347,6 +351,12 @@ class Provider:
                 grant_id = refresh[0] if refresh and refresh[1] == client.client_id else None
             if grant_id is not None:
                 await end_grants(conn, [grant_id])
+
+
+def _bind(live: Live | None) -> None:
+    """The member's tenant and app on the request's log lines, once a grant is found live."""
+    if live is not None:
+        bind(tenant_id=live.signed_in.tenant_id, app_id=live.signed_in.app_id)
 
 
 def _basic_credentials(authorization: str, form: dict[str, str]) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from identity.crypto import Cipher, Mac
 from identity.db import Database
 from identity.models import MemberSession, Tenant
-from identity.observability import Metrics
+from identity.observability import Metrics, bind
 from identity.sessions import Sessions, Tokens, store
 from identity.sessions.browser import origin
 from identity.settings import Settings
@@ -121,6 +121,7 @@ class Sso:
             async with self.db.single_read() as conn:
                 tenant_id = await admission.find_tenant(conn, tenant_ref)
                 app_id = app_id or await admission.only_app(conn, tenant_id)
+                bind(tenant_id=tenant_id, app_id=app_id)
                 client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
         except Refusal as refusal:
             refusal.next = target  # where the login was going: the page's way back (`way_back`)
@@ -158,6 +159,7 @@ class Sso:
         retried. A refusal before that leaves the login cookie alone, or anyone could lift
         Flow B's protection by having a victim's browser open a stateless callback once."""
         tenant_id, target = self._callback_tenant(app_id, tenant, state, login_cookie)
+        bind(tenant_id=tenant_id, app_id=app_id)
         try:
             tokens, info = await self._verified(app_id, tenant_id, code)
             if state is None:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2 as httpx
+from prometheus_client import Histogram
 
 from identity.sessions.store import Tokens
 from identity.settings import Settings
@@ -88,8 +90,10 @@ class Bounds:
 
 
 class AuthCentre:
-    def __init__(self, bounds: Bounds) -> None:
+    def __init__(self, bounds: Bounds, seconds: Histogram | None = None) -> None:
+        """`seconds`: times every call by its kind (`token`, `refresh`, `userinfo`)."""
         self.bounds = bounds
+        self.seconds = seconds
         self.budget = Budget(bounds.per_origin)
         self.breakers = Breakers(bounds.breaker_failures, bounds.breaker_cooldown)
         # The shared pool always holds several auth centres' budgets: one cannot fill it.
@@ -105,25 +109,26 @@ class AuthCentre:
 
     async def exchange_code(self, client: Client, code: str, redirect_uri: str) -> Tokens:
         return await self._token(
+            "token",
             client,
             {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
         )
 
     async def refresh(self, client: Client, refresh_token: str) -> Tokens:
         return await self._token(
-            client, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            "refresh", client, {"grant_type": "refresh_token", "refresh_token": refresh_token}
         )
 
     async def userinfo(self, domain: str, access_token: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-        body = await self._call("GET", domain + USERINFO_PATH, headers=headers)
+        body = await self._call("userinfo", "GET", domain + USERINFO_PATH, headers=headers)
         if not isinstance(body.get("userName"), str) or not body["userName"]:
             raise UpstreamError("bad_response", "userinfo has no userName")
         return body
 
-    async def _token(self, client: Client, form: dict[str, str]) -> Tokens:
+    async def _token(self, call: str, client: Client, form: dict[str, str]) -> Tokens:
         form |= {"client_id": client.client_id, "client_secret": client.client_secret}
-        body = await self._call("POST", client.domain + TOKEN_PATH, data=form)
+        body = await self._call(call, "POST", client.domain + TOKEN_PATH, data=form)
         token, expires_in = body.get("access_token"), body.get("expires_in", 7200)
         if not isinstance(token, str) or not token:
             raise UpstreamError("bad_response", "token response lacks access_token")
@@ -132,14 +137,16 @@ class AuthCentre:
         refresh = body.get("refresh_token")
         return Tokens(token, refresh if isinstance(refresh, str) and refresh else None, expires_in)
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        """One call through the auth centre's breaker; its outcome is reported back to it."""
+    async def _call(self, call: str, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """One call through the auth centre's breaker; its outcome is reported back to it, and
+        its time (a call the breaker refused never started) to `seconds`."""
         key = origin_of(url)
         try:
             trial = self.breakers.admit(key)
         except CircuitOpen as exc:
             raise UpstreamError("unavailable", "circuit open", exc.retry_after) from None
         answered: bool | None = None  # stays None if cancelled: the trial slot is given back
+        started = time.perf_counter()
         try:
             status, raw = await self._fetch(key, method, url, **kwargs)
             answered = status < 500
@@ -148,6 +155,8 @@ class AuthCentre:
             raise
         finally:
             self.breakers.record(key, answered, trial=trial)
+            if self.seconds is not None:
+                self.seconds.labels(call).observe(time.perf_counter() - started)
         return _parse(status, raw)
 
     async def _fetch(self, key: str, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
