@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from identity.crypto import Cipher
-from identity.db import Database
+from identity.db import Database, utcnow
 from identity.models import AccessRevocation, MemberSession, SessionApp
 from identity.sessions import hash_id
 from identity.simulator import sender as events
@@ -140,6 +140,18 @@ async def test_a_session_in_use_does_not_renew_far_from_token_expiry(
 # --- expiry ---------------------------------------------------------------------------------
 
 
+async def _login_moment(db: Database, raw_id: str) -> float:
+    """When the service opened the session, on this process's monotonic clock: the timeline
+    counts from there, not from when the landing page came back (a loaded machine can take a
+    good part of a second between the two)."""
+    async with db.read() as session:
+        opened = await session.scalar(
+            select(MemberSession.authenticated_at).where(MemberSession.id_hash == hash_id(raw_id))
+        )
+    assert opened is not None
+    return time.monotonic() - (utcnow() - opened).total_seconds()
+
+
 async def _at(start: float, offset: float) -> None:
     await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
 
@@ -157,7 +169,7 @@ async def test_idle_and_absolute_timeouts_end_the_session(
     async def timeline(account: str, password: str, uses: list[float], ends: float) -> None:
         browser = browsers(short_stack)
         raw_id = await signed_in(short_stack, browser, account, password)
-        start = time.monotonic()
+        start = await _login_moment(db, raw_id)
         for offset in uses:
             await _at(start, offset)
             assert (await browser.session()).status_code == 200, (account, offset)
