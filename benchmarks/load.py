@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,14 @@ def scenario(logins: int) -> Scenario:
     members = [{**ACME["members"][0]}]  # alice, the admin
     for prefix, count in (("m", logins), ("s", 500)):
         members += [
-            {"userName": f"{prefix}{i:04d}", "name": f"Load {prefix}{i:04d}",
-             "orgCode": "acme-rd", "password": f"{prefix}{i:04d}-pw"}
+            {
+                "userName": f"{prefix}{i:04d}",
+                "name": f"Load {prefix}{i:04d}",
+                "orgCode": "acme-rd",
+                "password": f"{prefix}{i:04d}-pw",
+            }
             for i in range(1, count + 1)
-        ]  # fmt: skip
+        ]
     tenant = {**ACME, "members": members}
     return Scenario.model_validate({"appId": APP_ID, "tenants": [tenant]})
 
@@ -105,33 +110,58 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@contextmanager
-def processes(url: str, key_file: Path, world: Scenario) -> Iterator[tuple[dict[str, Any], ...]]:
-    """Migrate, then start the replicas, workers, proxy and simulator; yields (env, ports, pids)."""
-    ports = {name: free_port() for name in ("proxy", "sim", "receiver")}
-    public = f"http://127.0.0.1:{ports['proxy']}"
-    env = service_env(url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY,
-                      base_url=public)  # fmt: skip
-    env |= {
+@dataclass
+class Running:
+    """The started processes as the traffic needs them."""
+
+    env: dict[str, str]
+    public: str  # the proxy: the replicas' public URL
+    sim: str
+    receiver_port: int
+    pids: list[int]  # the identity processes: replicas and workers
+
+
+def environment(url: str, public: str, key_file: Path) -> dict[str, str]:
+    env = service_env(
+        url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY, base_url=public
+    )
+    return env | {
         "IDENTITY_SESSION_COOKIE_SECURE": "false",
         "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": str(key_file),
         "IDENTITY_BACKCHANNEL_POLL_SECONDS": "1",
     }
+
+
+@contextmanager
+def processes(url: str, key_file: Path, world_file: Path) -> Iterator[Running]:
+    """Migrate, then start the replicas, the workers, the proxy and the simulator."""
+    proxy_port, sim_port = free_port(), free_port()
+    public = f"http://127.0.0.1:{proxy_port}"
+    env = environment(url, public, key_file)
     cli(env, "migrate")
-    with tempfile.TemporaryDirectory() as tmp:
-        world_file = Path(tmp) / "scenario.json"
-        world_file.write_text(dump_scenario(world))
-        sim_argv = [*IDENTITY, "simulate", "serve", "--scenario", str(world_file),
-                    "--identity", public, "--no-provision", "--port"]  # fmt: skip
-        replicas = ServiceProcesses(2, env, argv=lambda port: [*IDENTITY, "serve", "--port", str(port)])
-        with replicas, workers(env, 2) as jobs:
-            proxy_argv = [sys.executable, "-m", "benchmarks.proxy", str(ports["proxy"])]
-            proxy = ServiceProcesses(1, env, ports=[ports["proxy"]],
-                                     argv=lambda p: proxy_argv + [str(x) for x in replicas.ports])
-            sim = ServiceProcesses(1, env, ports=[ports["sim"]], argv=lambda p: sim_argv + [str(p)])
-            with proxy, sim:
-                pids = [p.pid for p in replicas.processes] + [p.pid for p in jobs]
-                yield env, {**ports, "public": public, "sim_url": sim.urls[0]}, {"pids": pids}
+    replicas = ServiceProcesses(2, env, argv=lambda port: [*IDENTITY, "serve", "--port", str(port)])
+    with replicas, workers(env, 2) as jobs:
+        proxy = ServiceProcesses(
+            1,
+            env,
+            ports=[proxy_port],
+            argv=lambda port: (
+                [sys.executable, "-m", "benchmarks.proxy", str(port)]
+                + [str(p) for p in replicas.ports]
+            ),
+        )
+        sim = ServiceProcesses(
+            1,
+            env,
+            ports=[sim_port],
+            argv=lambda port: (
+                [*IDENTITY, "simulate", "serve", "--scenario", str(world_file)]
+                + ["--identity", public, "--no-provision", "--port", str(port)]
+            ),
+        )
+        with proxy, sim:
+            pids = [p.pid for p in replicas.processes] + [p.pid for p in jobs]
+            yield Running(env, public, sim.urls[0], free_port(), pids)
 
 
 async def receiver(validator: TokenValidator, port: int, sids: set[str]) -> uvicorn.Server:
@@ -159,41 +189,56 @@ async def run(url: str, seconds: float, logins: int) -> dict[str, Any]:
     world = scenario(logins)
     with tempfile.TemporaryDirectory(prefix="identity-load-") as tmp:
         key_file = seller_key_file(Path(tmp))
-        with processes(url, key_file, world) as (env, ports, pids):
-            return await drive(url, env, ports, pids["pids"], world, key_file, seconds)
+        world_file = Path(tmp) / "scenario.json"
+        world_file.write_text(dump_scenario(world))
+        with processes(url, key_file, world_file) as running:
+            return await drive(url, running, world, key_file, seconds)
 
 
-async def drive(url: str, env: dict[str, str], ports: dict[str, Any], pids: list[int],
-                world: Scenario, key_file: Path, seconds: float) -> dict[str, Any]:  # fmt: skip
+async def register(running: Running, http: httpx.AsyncClient) -> App:
+    """The app: a confidential client added with `identity clients add`, its back-channel
+    logout URI the receiver."""
+    back = f"http://127.0.0.1:{running.receiver_port}/backchannel-logout"
+    added = cli(
+        running.env,
+        *("clients", "add", "--app", APP_ID, "--name", "Load app", "--json"),
+        *("--redirect-uri", REDIRECT, "--backchannel-logout-uri", back),
+    )
+    shown = json.loads(added)
+    config = (await http.get("/.well-known/openid-configuration")).json()
+    return App(shown["client_id"], shown["client_secret"], config, http)
+
+
+async def drive(
+    url: str, running: Running, world: Scenario, key_file: Path, seconds: float
+) -> dict[str, Any]:
     """Provision, register the client, sign the admin in, run the workload, drain, measure."""
     keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, key_file.read_bytes())
     limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=ports["public"], timeout=30, limits=limits) as http:
-        stack = Stack(ports["public"], ports["sim_url"], world, http, keys)
+    async with httpx.AsyncClient(base_url=running.public, timeout=30, limits=limits) as http:
+        stack = Stack(running.public, running.sim, world, http, keys)
         await provision(stack.sender, stack.tenant(TENANT))
-        back_uri = f"http://127.0.0.1:{ports['receiver']}/backchannel-logout"
-        shown = json.loads(cli(env, "clients", "add", "--app", APP_ID, "--name", "Load app",
-                               "--redirect-uri", REDIRECT, "--backchannel-logout-uri", back_uri,
-                               "--json"))  # fmt: skip
-        config = (await http.get("/.well-known/openid-configuration")).json()
-        app = App(shown["client_id"], shown["client_secret"], config, http)
-        validator = TokenValidator(ports["public"], app.client_id, http=http)
+        app = await register(running, http)
+        validator = TokenValidator(running.public, app.client_id, http=http)
         received: set[str] = set()
-        server = await receiver(validator, ports["receiver"], received)
+        server = await receiver(validator, running.receiver_port, received)
         admin = await signed_in(stack, stack.browser(), "alice@acme", "alice-pw")
         members = [m for m in world.tenant(TENANT).members if m.user_name != "alice"]
         work = Workload(
-            stack, app, validator, admin,
+            stack,
+            app,
+            validator,
+            admin,
             logins=[m.user_name for m in members if m.user_name.startswith("m")],
             sync_pool=[m for m in members if m.user_name.startswith("s")],
             deadline=time.monotonic() + seconds,
-        )  # fmt: skip
+        )
         started = time.monotonic()
         traffic = asyncio.create_task(work.run())
         await asyncio.sleep(min(60.0, seconds / 10))
-        rss_start = rss_mb(pids)
+        rss_start = rss_mb(running.pids)
         await traffic
-        took, rss_end = time.monotonic() - started, rss_mb(pids)
+        took, rss_end = time.monotonic() - started, rss_mb(running.pids)
         left = await drain(url, work.ended_sids, received)
         server.should_exit = True
         await admin.close()
@@ -210,8 +255,9 @@ async def drain(url: str, ended: set[str], received: set[str]) -> int:
     return left
 
 
-def report(work: Workload, took: float, rss_start: float, rss_end: float, left: int,
-           missing: set[str]) -> dict[str, Any]:  # fmt: skip
+def report(
+    work: Workload, took: float, rss_start: float, rss_end: float, left: int, missing: set[str]
+) -> dict[str, Any]:
     kinds = {kind: figures(stat) for kind, stat in sorted(work.stats.items())}
     return {
         "seconds": round(took, 1),
@@ -229,8 +275,12 @@ def report(work: Workload, took: float, rss_start: float, rss_end: float, left: 
 def figures(stat: Stat) -> dict[str, Any]:
     ms = sorted(x * 1000 for x in stat.latencies) or [0.0]
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    return {"count": len(stat.latencies), "p50_ms": round(statistics.median(ms), 1),
-            "p99_ms": round(p99, 1), "errors": stat.errors}  # fmt: skip
+    return {
+        "count": len(stat.latencies),
+        "p50_ms": round(statistics.median(ms), 1),
+        "p99_ms": round(p99, 1),
+        "errors": stat.errors,
+    }
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:
@@ -241,8 +291,10 @@ def verdicts(result: dict[str, Any]) -> list[str]:
     if result["rss_end_mb"] > RSS_LIMIT * result["rss_start_mb"]:
         missed.append(f"RSS grew {result['rss_start_mb']} -> {result['rss_end_mb']} MiB (> 1.25x)")
     if result["outbox_pending_end"] or result["logouts_missing"]:
-        missed.append(f"{result['outbox_pending_end']} logouts undelivered, "
-                      f"{result['logouts_missing']} not received")  # fmt: skip
+        missed.append(
+            f"{result['outbox_pending_end']} logouts undelivered, "
+            f"{result['logouts_missing']} not received"
+        )
     return missed
 
 
@@ -250,13 +302,16 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'kind':<14}{'count':>8}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for kind, k in result["kinds"].items():
         rate = k["count"] / result["seconds"]
-        print(f"{kind:<14}{k['count']:>8}{rate:>9.1f}{k['p50_ms']:>9}{k['p99_ms']:>9}"
-              f"{k['errors']:>8}")  # fmt: skip
-    print(f"RSS of the 2 replicas + 2 workers: {result['rss_start_mb']} MiB after warm-up, "
-          f"{result['rss_end_mb']} MiB at the end; back-channel logouts expected "
-          f"{result['logouts_expected']}, not received {result['logouts_missing']}, "
-          f"outbox pending {result['outbox_pending_end']}")  # fmt: skip
-    for line in result.pop("failures"):
+        print(
+            f"{kind:<14}{k['count']:>8}{rate:>9.1f}{k['p50_ms']:>9}{k['p99_ms']:>9}{k['errors']:>8}"
+        )
+    print(
+        f"RSS of the 2 replicas + 2 workers: {result['rss_start_mb']} MiB after warm-up, "
+        f"{result['rss_end_mb']} MiB at the end; back-channel logouts expected "
+        f"{result['logouts_expected']}, not received {result['logouts_missing']}, "
+        f"outbox pending {result['outbox_pending_end']}"
+    )
+    for line in result["failures"]:
         print("  failure:", line)
 
 
@@ -267,6 +322,7 @@ def main() -> int:
     with scratch_postgres(server, "identity_load") as url:
         result = asyncio.run(run(url, seconds, logins))
     print_table(result)
+    del result["failures"]  # printed above; the JSON keeps the figures
     missed = verdicts(result)
     print("targets: " + ("all met" if not missed else "MISSED: " + "; ".join(missed)))
     print(json.dumps(result))
