@@ -117,7 +117,7 @@ class Workload:
             (self.refresh, 1, 0.1),
             (self.validate, 1, 0.05),
             (self.admin_members, 1, 0.2),
-            (self.logout, 1, 1.0),
+            (self.logout, 1, 0.2),
             (self.deprovision, 1, 2.0),
             (self.authsync, 1, 2.0),
         ]
