@@ -15,7 +15,8 @@ of benchmarks/load_workload.py runs at once, all through the proxy.
 After the run the workers get up to 90 s to deliver what the run left in the outbox; every
 session the run ended (logout or de-provisioning) must have reached the receiver as a
 back-channel logout naming its sid. Memory is the summed VmRSS of the four identity processes,
-sampled after a warm-up (a tenth of the run, at most 60 s) and at the end.
+sampled after a warm-up (a tenth of the run, at most 60 s) and at the end. Each replica's
+`/metrics` tells how many requests it answered, to show the proxy split the traffic.
 
 Prints a table per kind, then the figures as one JSON object (the last line of stdout). Exits 1
 when a target is missed (any error, RSS at the end above 1.25x the start, a logout not
@@ -41,6 +42,7 @@ from typing import Any
 import httpx2 as httpx
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from benchmarks.authsync import DEFAULT_POSTGRES, seller_key_file
@@ -52,7 +54,13 @@ from identity.simulator.sender import Keys, provision
 from tests.helpers.admin_api import signed_in
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
 from tests.helpers.oidc_app import REDIRECT, App
-from tests.helpers.servers import ServiceProcesses, free_port, scratch_postgres, service_env
+from tests.helpers.servers import (
+    METRICS_AUTH,
+    ServiceProcesses,
+    free_port,
+    scratch_postgres,
+    service_env,
+)
 from tests.helpers.simulator_world import ACME, APP_ID
 from tests.helpers.stack import Stack
 
@@ -118,6 +126,7 @@ class Running:
     public: str  # the proxy: the replicas' public URL
     sim: str
     receiver_port: int
+    replicas: list[str]  # each replica's own URL, behind the proxy
     pids: list[int]  # the identity processes: replicas and workers
 
 
@@ -161,7 +170,7 @@ def processes(url: str, key_file: Path, world_file: Path) -> Iterator[Running]:
         )
         with proxy, sim:
             pids = [p.pid for p in replicas.processes] + [p.pid for p in jobs]
-            yield Running(env, public, sim.urls[0], free_port(), pids)
+            yield Running(env, public, sim.urls[0], free_port(), replicas.urls, pids)
 
 
 async def receiver(validator: TokenValidator, port: int, sids: set[str]) -> uvicorn.Server:
@@ -240,9 +249,27 @@ async def drive(
         await traffic
         took, rss_end = time.monotonic() - started, rss_mb(running.pids)
         left = await drain(url, work.ended_sids, received)
+        split = await requests_answered(running.replicas)
         server.should_exit = True
         await admin.close()
-    return report(work, took, rss_start, rss_end, left, work.ended_sids - received)
+    result = report(work, took, rss_start, rss_end, left, work.ended_sids - received)
+    return result | {"requests_per_replica": split}
+
+
+async def requests_answered(replicas: list[str]) -> list[int]:
+    """Each replica's count of answered HTTP requests, from its `/metrics`: the proxy's split."""
+    counts = []
+    async with httpx.AsyncClient(timeout=10, headers=METRICS_AUTH) as client:
+        for url in replicas:
+            text = (await client.get(url + "/metrics")).text
+            samples = [
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "identity_http_requests_total"
+            ]
+            counts.append(int(sum(samples)))
+    return counts
 
 
 async def drain(url: str, ended: set[str], received: set[str]) -> int:
@@ -309,7 +336,8 @@ def print_table(result: dict[str, Any]) -> None:
         f"RSS of the 2 replicas + 2 workers: {result['rss_start_mb']} MiB after warm-up, "
         f"{result['rss_end_mb']} MiB at the end; back-channel logouts expected "
         f"{result['logouts_expected']}, not received {result['logouts_missing']}, "
-        f"outbox pending {result['outbox_pending_end']}"
+        f"outbox pending {result['outbox_pending_end']}; requests answered per replica "
+        f"{result['requests_per_replica']}"
     )
     for line in result["failures"]:
         print("  failure:", line)
