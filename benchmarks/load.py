@@ -137,7 +137,6 @@ def environment(url: str, public: str, key_file: Path) -> dict[str, str]:
     return env | {
         "IDENTITY_SESSION_COOKIE_SECURE": "false",
         "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": str(key_file),
-        "IDENTITY_BACKCHANNEL_POLL_SECONDS": "1",
     }
 
 
