@@ -39,9 +39,11 @@ KEYS = ["current-key", "previous-key"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=16,
-)  # fmt: skip
+)
 JSONISH = [
     b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e999}', b'{"a": "\\ud800"}', b'{"a": "\\udfff"}',
     b'{"a": 1, "a": 2}', b"[" * 5000, b'{"a":' * 5000, b"\xef\xbb\xbf{}", b'{"a": "\xff"}',
