@@ -1,8 +1,9 @@
-"""The parsers hostile input meets first, fuzzed one by one with Hypothesis (bounded, derandomized):
-the marketplace's body parser and signature canonicaliser, its models' parsing (the string forms
-of `orgInfoList` and `userList` above all), the form reader, and the admin API's cursor decoder.
-Whatever they are given, they answer or raise their documented error, nothing else; over HTTP
-the same bodies are never a 500.
+"""The parsers hostile input meets first, fuzzed one by one with Hypothesis (bounded, derandomized)
+and with atheris (coverage-guided, tests/helpers/fuzz_targets.py, a fixed number of runs from a
+fixed seed): the marketplace's body parser and signature canonicaliser, its models' parsing (the
+string forms of `orgInfoList` and `userList` above all), the form reader, and the admin API's
+cursor decoder. Whatever they are given, they answer or raise their documented error, nothing
+else; over HTTP the same bodies are never a 500.
 
 The HTTP surfaces themselves are fuzzed with crafted parameters in tests/test_crafted_input.py
 and tests/test_robustness.py, and against the OpenAPI document in tests/test_schemathesis.py;
