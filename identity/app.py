@@ -221,7 +221,7 @@ def _answer_errors(app: FastAPI) -> None:
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
         return problem(code, str(exc.detail), exc.status_code, exc.headers)
 
-    app.add_exception_handler(Refusal, _sync(sso_routes.refused))
+    app.add_exception_handler(Refusal, by_surface(sso_routes.refused))
     app.add_exception_handler(OAuthError, _sync(provider_routes.oauth_error))
     app.add_exception_handler(AuthorizePage, _sync(provider_routes.error_page))
     app.add_exception_handler(IdentityError, by_surface(_identity_error))

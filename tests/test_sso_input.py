@@ -67,3 +67,15 @@ async def test_nothing_about_the_refused_input_reaches_the_log(
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
     assert "\\u0000" not in out + err and NUL not in out + err
+
+
+@pytest.mark.parametrize("params", [{"app": f"a{NUL}b"}, {f"x{NUL}": "1"}])
+async def test_a_nul_sent_to_the_session_api_is_a_json_bad_request(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    """`/sso/session` is for programs: its refusal is JSON `{"error", "message"}`, as its
+    OpenAPI description says, never the login's HTML page."""
+    answer = await client.get("/sso/session", params=params)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == "application/json", answer.headers
+    assert answer.json()["error"] == "bad_request" and answer.json()["message"], answer.text

@@ -1,12 +1,12 @@
 """`/api/admin`: the console's operations as JSON, authenticated by the session cookie, unsafe
 methods by the `X-CSRF-Token` header too. Thin: each route calls one service function in one
-unit of work. Errors are `{"error": code, "message": …}` (400, 401, 403, 404, 429), whatever
-raised them (`ApiRoute`); a control character anywhere in the query or the path is a 400 before
-anything else."""
+unit of work. Errors are `{"error": code, "message": …}` (400, 401, 403, 404, 429; a password
+reset 409, 410 and 503 too), whatever raised them (`ApiRoute`); a control character anywhere in
+the query or the path is a 400 before anything else."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +21,13 @@ from identity.admin.inputs import clean_input
 from identity.web import Read, Surface, Write, invalid, problem
 
 NO_STORE = {"Cache-Control": "no-store"}
-ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 403, 404, 429)}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": schemas.Problem} for status in statuses}
+
+
+ERRORS = _errors(400, 401, 403, 404, 429)
 
 
 def _answer(_request: Request, error: Exception) -> JSONResponse:
@@ -46,7 +52,7 @@ class ApiRoute(Surface):
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=ERRORS,
     dependencies=[Depends(clean_input)],
     route_class=ApiRoute,
 )
@@ -123,7 +129,10 @@ async def syncs(
 
 
 @router.post(
-    "/members/{user_name}/password-resets", status_code=202, response_model=schemas.ResetStarted
+    "/members/{user_name}/password-resets",
+    status_code=202,
+    response_model=schemas.ResetStarted,
+    responses=_errors(409, 503),  # no contact to send the code to; the sender failed
 )
 async def start_reset(request: Request, admin: Writer, user_name: str) -> JSONResponse:
     """Step 1 of a password reset: a 6-digit code (valid 5 minutes, single use, 5 tries) goes
@@ -135,7 +144,11 @@ async def start_reset(request: Request, admin: Writer, user_name: str) -> JSONRe
     return _json(body, 202)
 
 
-@router.post("/password-resets/{reset_id}/confirm", status_code=204)
+@router.post(
+    "/password-resets/{reset_id}/confirm",
+    status_code=204,
+    responses=_errors(409, 410),  # used or being confirmed; expired or out of tries
+)
 async def confirm_reset(
     request: Request, admin: Writer, reset_id: str, body: schemas.ResetCode
 ) -> Response:

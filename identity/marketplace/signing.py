@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,10 +50,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float; one past the float range (`1e999`) would be Infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:16]} is out of range")
+    return value
+
+
 def parse_json(body: bytes) -> Any:
     """Parse like Jackson's LinkedHashMap: member order kept, a duplicate key keeps its first
-    position and its last value (as a plain dict does), and no NaN/Infinity."""
-    return json.loads(body, parse_constant=_reject_constant)
+    position and its last value (as a plain dict does), and no NaN/Infinity, written or reached
+    by overflow."""
+    return json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
 
 
 def canonical_payload(obj: dict[str, Any]) -> str:

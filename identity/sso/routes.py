@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
 
 from identity import web
 from identity.access import Reason
@@ -70,7 +71,31 @@ class SsoPage(Surface):
 
 
 router = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)], route_class=SsoPage)
-api = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)])
+
+
+class SessionApi(Surface):
+    """`/sso/session`, for programs: a refusal (a control character in the input) is JSON."""
+
+    answers = (Refusal,)
+
+    def answer(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, Refusal)
+        return web.problem(error.code, error.message, error.text.status, NO_STORE)
+
+
+api = APIRouter(prefix="/sso", dependencies=[Depends(_clean_input)], route_class=SessionApi)
+
+
+class SessionProblem(BaseModel):
+    """`/sso/session`'s refusal: a control character in a parameter (400), no session (401; the
+    first 401 after the marketplace ended it says why, `reason`)."""
+
+    error: str
+    message: str
+    reason: str | None = None
+
+
+SESSION_ERRORS = {status: {"model": SessionProblem} for status in (400, 401)}
 site = APIRouter(include_in_schema=False)
 
 
@@ -214,7 +239,7 @@ def _describe(sessions: Sessions, signed_in: SignedIn, raw_id: str) -> dict[str,
     }
 
 
-@api.get("/session")
+@api.get("/session", responses=SESSION_ERRORS)  # type: ignore[arg-type]
 async def session(
     request: Request, sessions: web.AppSessions, app: str | None = None
 ) -> JSONResponse:
