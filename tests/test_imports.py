@@ -291,3 +291,24 @@ def test_the_provider_and_the_console_use_sessions_not_the_sign_in() -> None:
         and found.target == "identity.sso.service"
     ]
     assert not bad, broken("identity/provider and identity/admin never import Sso", bad)
+
+
+def test_no_test_module_is_a_library() -> None:
+    """Tests read as one suite: what several modules share lives in conftest.py or
+    tests/helpers, never in another test module, and the benchmarks import no test module."""
+    bad = []
+    for folder in ("tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else []
+                )
+                for name in names:
+                    if name.split(".")[-1].startswith("test_") and name.startswith("tests."):
+                        bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: imports {name}")
+    assert not bad, "a test module imported as a library:\n" + "\n".join(bad)

@@ -14,41 +14,31 @@ from urllib.parse import urlencode
 
 import httpx2 as httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from identity.admin import passwords
 from identity.admin.errors import CurrentPasswordInvalid
 from identity.app import create_app
 from identity.db import Database
-from identity.models import LocalPassword, LocalPasswordTry
+from identity.models import LocalPasswordTry
 from identity.settings import Settings
 from tests.helpers.admin_rows import (
     CODE,
     NOW,
     OWNER,
+    PASSWORD,
     STRANGER,
     TENANT,
     Person,
     add_people,
     add_tenant,
+    give_password,
 )
 from tests.helpers.simulator_world import login_form
 from tests.helpers.stack import Stack
 
-PASSWORD = "Owner-Pass-2024"  # noqa: S105 - the tests' password
 BOB = f"bob@{CODE}"
 FromAddress = Callable[..., httpx.AsyncClient]
-
-
-async def give_password(db: Database, user_name: str, *, must_change: bool = False) -> None:
-    hashed = await passwords.hash_password(PASSWORD)
-    async with db.transaction() as s:
-        await passwords.store_initial(s, TENANT, user_name, hashed, NOW)
-        await s.execute(
-            update(LocalPassword)
-            .where(LocalPassword.user_name == user_name)
-            .values(must_change=must_change)
-        )
 
 
 @pytest.fixture

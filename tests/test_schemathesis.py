@@ -33,10 +33,18 @@ from identity.db import Database
 from identity.provider import clients
 from identity.provider import routes as provider_routes
 from identity.settings import Settings
-from tests.helpers.admin_rows import APP, CODE, Person, add_people, add_tenant, file_notifier
+from tests.helpers.admin_rows import (
+    APP,
+    CODE,
+    PASSWORD,
+    Person,
+    add_people,
+    add_tenant,
+    file_notifier,
+    give_password,
+)
 from tests.helpers.provider_openapi import PATHS as PROVIDER_PATHS
 from tests.helpers.simulator_world import login_form
-from tests.test_local_login import PASSWORD, give_password
 
 EXAMPLES = 30
 BASE = "https://identity.example.com"

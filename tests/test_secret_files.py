@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from identity.settings import SECRET_SETTINGS, SecretFileError, Settings
-from tests.test_startup import KEY, identity, one_line_naming
+from tests.helpers.cli import KEY, identity, one_line_naming
 
 VALUES = {
     "database_url": "postgresql://identity:pw@db:5432/identity",

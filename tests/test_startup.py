@@ -13,31 +13,10 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from tests.helpers.cli import KEY, identity, one_line_naming
 from tests.helpers.servers import ROOT, free_port
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
-KEY = "0123456789abcdef0123"
-
-
-def identity(
-    tmp_path: Path, *args: str, timeout: float = 60, **env: str
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "identity.cli", *args],
-        env={**clean, "PYTHONPATH": str(ROOT), **env},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def one_line_naming(done: subprocess.CompletedProcess[str], setting: str) -> None:
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and setting in lines[0], done.stderr
-    assert "Traceback" not in done.stderr + done.stdout
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from identity.admin import passwords
 from identity.admin.passwords import Attempt, SignIn, authenticate
 from identity.admin.throttle import Throttle
 from identity.db import Database
@@ -21,6 +22,7 @@ from identity.models import (
     AppCredential,
     Authorisation,
     Instance,
+    LocalPassword,
     Member,
     MemberSession,
     SessionApp,
@@ -172,3 +174,17 @@ async def sign_in(
 ) -> SignIn:
     """`user_name@tenant` signs in locally with `password`, at `now`, from `address`."""
     return await authenticate(db, THROTTLE, Attempt(tenant, user_name, password, address, now))
+
+
+PASSWORD = "Owner-Pass-2024"  # noqa: S105 - the tests' password
+
+
+async def give_password(db: Database, user_name: str, *, must_change: bool = False) -> None:
+    hashed = await passwords.hash_password(PASSWORD)
+    async with db.transaction() as s:
+        await passwords.store_initial(s, TENANT, user_name, hashed, NOW)
+        await s.execute(
+            update(LocalPassword)
+            .where(LocalPassword.user_name == user_name)
+            .values(must_change=must_change)
+        )

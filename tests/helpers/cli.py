@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers.marketplace_client import SECRET_KEY
+from tests.helpers.servers import ROOT
 
 IDENTITY = Path(sys.executable).with_name("identity")
 
@@ -20,3 +21,27 @@ def run_cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedPro
     return subprocess.run(  # noqa: S603 - our own entry point
         [str(IDENTITY), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
     )
+
+
+KEY = "0123456789abcdef0123"
+
+
+def identity(
+    tmp_path: Path, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "identity.cli", *args],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_line_naming(done: subprocess.CompletedProcess[str], setting: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and setting in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
