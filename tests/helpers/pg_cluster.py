@@ -46,14 +46,18 @@ class Cluster:
         argv = [str(self.bin / program), *args]
         if self.user:
             argv = ["runuser", "-u", self.user, "--", *argv]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=self.data.parent)  # noqa: S603
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, cwd=self.data.parent
+        )  # noqa: S603
         if done.returncode != 0:
             raise RuntimeError(f"{program} failed: {done.stdout}{done.stderr}")
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories="
         log = str(self.data.parent / "server.log")
-        self._run("pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data), "-l", log, "-o", options)
+        self._run(
+            "pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data), "-l", log, "-o", options
+        )
 
     def stop(self) -> None:
         """`pg_ctl stop -m fast`: open connections are ended, as in a failover or restart."""
@@ -75,7 +79,9 @@ def scratch_cluster() -> Iterator[Cluster]:
             entry = pwd.getpwnam(user)
             os.chown(folder, entry.pw_uid, entry.pw_gid)
         cluster = Cluster(bin_dir, folder / "data", free_port(), user)
-        cluster._run("initdb", "-D", str(cluster.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        cluster._run(
+            "initdb", "-D", str(cluster.data), "-U", "postgres", "-A", "trust", "--no-sync"
+        )
         cluster.start()
         try:
             yield cluster

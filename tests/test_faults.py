@@ -1,0 +1,243 @@
+"""Parts failing under identity, as real processes meet them: PostgreSQL stopped and started
+during traffic, `identity serve` killed in the middle of a 500-user authSync, a tenant's auth
+centre timing out, failing or answering garbage, and `identity worker` killed while it is
+delivering back-channel logouts. Each ends with nothing half-written and with the work done
+once the part is back."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from sqlalchemy import insert, select, update
+
+from identity.app import create_app
+from identity.db import Database, utcnow
+from identity.marketplace.signing import Kind, sign_body
+from identity.models import Authorisation, LogoutDelivery, Member, MemberSession
+from identity.settings import Settings
+from tests.helpers.auth_centres import CALLBACK, INFO, OK, TENANT, Script, auth_centre, provision
+from tests.helpers.kit_bodies import (
+    SUCCESS,
+    auth_body,
+    count,
+    new_instance,
+    stamp,
+    tenant_body,
+    users,
+)
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, SignedCalls, encode
+from tests.helpers.pg_cluster import Cluster, binaries, scratch_cluster
+from tests.helpers.receivers import SlowReceiver, slow_receiver
+from tests.helpers.servers import METRICS_AUTH, free_port, service_env, wait_ready
+from tests.helpers.stack import assert_refused, refusal_reason
+from tests.helpers.waiting import until
+
+INTERNAL = "000005"
+
+
+# --- identity serve as a process ------------------------------------------------------------
+
+
+@contextmanager
+def serving(database_url: str, **more: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`identity serve` on a free port: its URL and process, killed afterwards."""
+    port = free_port()
+    env = service_env(database_url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY)
+    argv = [sys.executable, "-m", "identity.cli", "serve", "--port", str(port)]
+    with subprocess.Popen(
+        argv, env=env | more, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as process:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, process)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def migrate(database_url: str) -> None:
+    env = service_env(database_url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY)
+    done = subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-m", "identity.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def provisioned(marketplace: SignedCalls) -> str:
+    """An instance and its tenant (T-ACME); the instance id."""
+    instance = await new_instance(marketplace)
+    answer = await marketplace.kit("tenantSync", tenant_body(instanceId=instance))
+    assert answer["resultCode"] == SUCCESS, answer
+    return instance
+
+
+# --- PostgreSQL stopped and started during traffic ------------------------------------------
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    if binaries() is None:
+        pytest.skip("the PostgreSQL server programs (initdb, pg_ctl) are not installed")
+    with scratch_cluster() as started:
+        migrate(started.url)
+        yield started
+
+
+async def traffic(http: httpx.AsyncClient, stop: asyncio.Event) -> list[str]:
+    """Probes and marketplace calls, one after another until `stop`: what each answered."""
+    marketplace = SignedCalls(http)
+    seen: list[str] = []
+    while not stop.is_set():
+        ready = await http.get("/readyz")
+        seen.append(f"readyz {ready.status_code}")
+        answer = await marketplace.basic({"activity": "queryInstance", "instanceId": "none"})
+        seen.append(f"basic {answer['resultCode']}")
+        await asyncio.sleep(0.02)
+    return seen
+
+
+async def test_a_database_outage_is_000005_and_503_then_the_same_calls_succeed(
+    cluster: Cluster,
+) -> None:
+    """While PostgreSQL is stopped (`pg_ctl stop -m fast`: its connections are cut), the
+    marketplace hears `000005` (retry) and pages 503; a sync sent meanwhile writes nothing;
+    once it is started again the same process answers every call, and the retried sync is
+    applied once."""
+    with serving(cluster.url) as (url, process):
+        pid = process.pid
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            marketplace = SignedCalls(http)
+            instance = await provisioned(marketplace)
+            login = await http.get("/sso/login", params={"tenant": TENANT})
+            stop = asyncio.Event()
+            background = asyncio.create_task(traffic(http, stop))
+            await asyncio.sleep(0.3)
+            cluster.stop()
+            sync = auth_body(users(100), instanceId=instance, currentSyncTime=stamp(2))
+            assert (await marketplace.kit("authSync", sync))["resultCode"] == INTERNAL
+            await asyncio.sleep(0.3)
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+            page = await http.get("/sso/login", params={"tenant": TENANT})
+            assert_refused(page, "database_unavailable")
+            assert page.headers["retry-after"] == "5"
+            api = await http.get("/sso/session", headers={"cookie": "__Host-identity_session=made-up"})
+            assert api.status_code == 503 and api.json()["error"] == "database_unavailable"
+            cluster.start()
+            await until(
+                lambda: _ready(http), "identity answers again without a restart", within=15
+            )
+            await asyncio.sleep(0.3)
+            stop.set()
+            seen = await background
+            assert set(seen) <= {"readyz 200", "readyz 503", "basic 000003", "basic 000005"}
+            assert {"readyz 503", "basic 000005", "basic 000003"} <= set(seen), seen
+            db = Database(cluster.url)
+            assert await count(db, Member) == 0  # the sync sent while it was down left nothing
+            for _ in range(2):  # the marketplace's retry (new nonce), and a second one
+                assert (await marketplace.kit("authSync", sync))["resultCode"] == SUCCESS
+            again = await http.get("/sso/login", params={"tenant": TENANT})
+            assert (again.status_code, refusal_reason(again)) == (
+                login.status_code,
+                refusal_reason(login),
+            )
+        assert process.poll() is None and process.pid == pid
+    assert await count(db, Member) == 100 and await count(db, Authorisation) == 100
+    await db.dispose()
+
+
+async def _ready(http: httpx.AsyncClient) -> bool:
+    return (await http.get("/readyz")).status_code == 200
+
+
+# --- identity serve killed in the middle of a 500-user authSync -----------------------------
+
+
+def signed_request(name: str, body: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The head and body of a kit call as the marketplace sends it, a new nonce each time."""
+    raw = encode(body)
+    nonce, timestamp = uuid.uuid4().hex, str(int(time.time() * 1000))
+    signature = sign_body(Kind.KIT, KIT_KEY, nonce, timestamp, raw)
+    head = (
+        f"POST /koogallery/produceAPI/v2/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
+        f"x-sign: {signature}\r\nx-timestamp: {timestamp}\r\nx-nonce: {nonce}\r\n\r\n"
+    )
+    return head.encode(), raw
+
+
+async def written(db: Database) -> tuple[int, int]:
+    return await count(db, Member), await count(db, Authorisation)
+
+
+@pytest.mark.parametrize("when", ["mid_body", "after_body"])
+async def test_a_process_killed_during_a_500_user_sync_writes_all_or_nothing(
+    database_url: str, db: Database, when: str
+) -> None:
+    """SIGKILL, either while the body is still arriving or once all of it was sent and the
+    sync is being applied (killed as soon as the first rows would show if anything committed
+    row by row): the directory holds none or all of the 500; a new process then takes the
+    marketplace's retry (the same body, signed again) and applies it."""
+    sync_body: dict[str, Any] = {}
+    with serving(database_url) as (url, process):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            marketplace = SignedCalls(http)
+            instance = await provisioned(marketplace)
+            sync_body = auth_body(users(500), instanceId=instance, currentSyncTime=stamp(3))
+            head, raw = signed_request("authSync", sync_body)
+            port = int(url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                if when == "mid_body":
+                    conn.sendall(head + raw[: len(raw) // 2])
+                    await asyncio.sleep(0.3)
+                else:
+                    conn.sendall(head + raw)
+                    await _first_row_or_answer(db, conn)
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+    members, grants = await written(db)
+    assert (members, grants) in ((0, 0), (500, 500)), (members, grants)
+    with serving(database_url) as (url, _):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            answer = await SignedCalls(http).kit("authSync", sync_body)
+    assert answer["resultCode"] == SUCCESS, answer
+    assert await written(db) == (500, 500)
+
+
+async def _first_row_or_answer(db: Database, conn: socket.socket) -> None:
+    """Until a member can be seen in the database (only if the sync commits piecemeal) or the
+    sync is about to be answered: a short, bounded look while it is being applied."""
+    conn.setblocking(False)
+    deadline = time.monotonic() + 0.05
+    while time.monotonic() < deadline:
+        if await count(db, Member) > 0:
+            return
+        try:
+            if conn.recv(1, socket.MSG_PEEK):
+                return
+        except BlockingIOError:
+            pass
+        await asyncio.sleep(0.005)
