@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,7 +27,8 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.engine import make_url
 
 from identity.app import create_app
 from identity.db import Database, utcnow
@@ -193,33 +196,59 @@ async def written(db: Database) -> tuple[int, int]:
     return await count(db, Member), await count(db, Authorisation)
 
 
-@pytest.mark.parametrize("when", ["mid_body", "after_body"])
+SLOW_ROW = "u0250"
+SLOW_WRITE = {
+    "sqlite": [
+        # About 2 s of work before the 251st authorisation is written: SQLite cannot sleep.
+        "CREATE TRIGGER slow_write BEFORE INSERT ON authorisations "
+        f"WHEN NEW.user_name = '{SLOW_ROW}' BEGIN SELECT count(*) FROM (WITH RECURSIVE "
+        "c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) SELECT x FROM c); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.user_name = '{SLOW_ROW}' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER slow_write BEFORE INSERT ON authorisations "
+        "FOR EACH ROW EXECUTE FUNCTION slow_write()",
+    ],
+}
+FAST_WRITE = {
+    "sqlite": ["DROP TRIGGER slow_write"],
+    "postgresql": ["DROP TRIGGER slow_write ON authorisations", "DROP FUNCTION slow_write()"],
+}
+
+
+@asynccontextmanager
+async def slow_write(db: Database) -> AsyncIterator[None]:
+    """A trigger that holds the sync for about 2 s once the members and 250 of the 500
+    authorisations are written, inside its transaction: a kill then lands mid-write."""
+    dialect = db.engine.dialect.name
+    async with db.transaction() as session:
+        for statement in SLOW_WRITE[dialect]:
+            await session.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with db.transaction() as session:
+            for statement in FAST_WRITE[dialect]:
+                await session.execute(text(statement))
+
+
 async def test_a_process_killed_during_a_500_user_sync_writes_all_or_nothing(
-    database_url: str, db: Database, when: str
+    database_url: str, db: Database
 ) -> None:
-    """SIGKILL, either while the body is still arriving or once all of it was sent and the
-    sync is being applied (killed as soon as the first rows would show if anything committed
-    row by row): the directory holds none or all of the 500; a new process then takes the
-    marketplace's retry (the same body, signed again) and applies it."""
-    sync_body: dict[str, Any] = {}
-    with serving(database_url) as (url, process):
+    """SIGKILL while the body is still arriving, then (a new process) while the sync's
+    transaction is writing (the members and half the authorisations written, held there by a
+    trigger): each time the directory holds none of the 500; a third process then takes the
+    marketplace's retry (the same body, signed again) and applies all of it."""
+    with serving(database_url) as (url, _):
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            marketplace = SignedCalls(http)
-            instance = await provisioned(marketplace)
-            sync_body = auth_body(users(500), instanceId=instance, currentSyncTime=stamp(3))
-            head, raw = signed_request("authSync", sync_body)
-            port = int(url.rsplit(":", 1)[1])
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-                if when == "mid_body":
-                    conn.sendall(head + raw[: len(raw) // 2])
-                    await asyncio.sleep(0.3)
-                else:
-                    conn.sendall(head + raw)
-                    await _first_row_or_answer(db, conn)
-                process.send_signal(signal.SIGKILL)
-                process.wait(10)
-    members, grants = await written(db)
-    assert (members, grants) in ((0, 0), (500, 500)), (members, grants)
+            instance = await provisioned(SignedCalls(http))
+    sync_body = auth_body(users(500), instanceId=instance, currentSyncTime=stamp(3))
+    async with slow_write(db):
+        for when in ("mid-body", "mid-write"):
+            with serving(database_url) as (url, process):
+                await _kill_during(url, process, sync_body, db, when)
+            assert await written(db) == (0, 0), when
     with serving(database_url) as (url, _):
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             answer = await SignedCalls(http).kit("authSync", sync_body)
@@ -227,17 +256,54 @@ async def test_a_process_killed_during_a_500_user_sync_writes_all_or_nothing(
     assert await written(db) == (500, 500)
 
 
-async def _first_row_or_answer(db: Database, conn: socket.socket) -> None:
-    """Until a member can be seen in the database (only if the sync commits piecemeal) or the
-    sync is about to be answered: a short, bounded look while it is being applied."""
+async def _kill_during(
+    url: str, process: subprocess.Popen[str], body: dict[str, Any], db: Database, when: str
+) -> None:
+    head, raw = signed_request("authSync", body)
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as conn:
+        if when == "mid-body":
+            conn.sendall(head + raw[: len(raw) // 2])
+            await asyncio.sleep(0.3)
+        else:
+            conn.sendall(head + raw)
+            await _writing_for(db, conn, 0.5)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+
+async def _writing_for(db: Database, conn: socket.socket, seconds: float) -> None:
+    """Until the sync has been writing for `seconds` (and still is), or fail."""
     conn.setblocking(False)
-    deadline = time.monotonic() + 0.05
+    started = None
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if await count(db, Member) > 0:
-            return
-        try:
-            if conn.recv(1, socket.MSG_PEEK):
+        with contextlib.suppress(BlockingIOError):
+            assert not conn.recv(1, socket.MSG_PEEK), "answered before it could be killed"
+        assert await written(db) == (0, 0), "rows visible before the sync was answered"
+        if await _writing(db):
+            started = started or time.monotonic()
+            if time.monotonic() - started >= seconds:
                 return
-        except BlockingIOError:
-            pass
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
+    raise AssertionError("the sync was not written within 20 s")
+
+
+async def _writing(db: Database) -> bool:
+    """Whether another connection is inside a writing transaction."""
+    if db.engine.dialect.name == "postgresql":
+        others = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+        )
+        async with db.single_read() as conn:
+            return bool(await conn.scalar(others))
+    path = make_url(db.engine.url).database
+    probe = sqlite3.connect(str(path), timeout=0)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:  # database is locked: a writer holds it
+        return True
+    finally:
+        probe.close()
