@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
@@ -35,7 +36,16 @@ from identity.db import Database, utcnow
 from identity.marketplace.signing import Kind, sign_body
 from identity.models import Authorisation, LogoutDelivery, Member, MemberSession
 from identity.settings import Settings
-from tests.helpers.auth_centres import CALLBACK, INFO, OK, TENANT, Script, auth_centre, provision
+from tests.helpers.auth_centres import (
+    CALLBACK,
+    INFO,
+    OK,
+    TENANT,
+    Script,
+    answer,
+    auth_centre,
+    provision,
+)
 from tests.helpers.kit_bodies import (
     SUCCESS,
     auth_body,
@@ -92,8 +102,8 @@ def migrate(database_url: str) -> None:
 async def provisioned(marketplace: SignedCalls) -> str:
     """An instance and its tenant (T-ACME); the instance id."""
     instance = await new_instance(marketplace)
-    answer = await marketplace.kit("tenantSync", tenant_body(instanceId=instance))
-    assert answer["resultCode"] == SUCCESS, answer
+    reply = await marketplace.kit("tenantSync", tenant_body(instanceId=instance))
+    assert reply["resultCode"] == SUCCESS, reply
     return instance
 
 
@@ -116,8 +126,8 @@ async def traffic(http: httpx.AsyncClient, stop: asyncio.Event) -> list[str]:
     while not stop.is_set():
         ready = await http.get("/readyz")
         seen.append(f"readyz {ready.status_code}")
-        answer = await marketplace.basic({"activity": "queryInstance", "instanceId": "none"})
-        seen.append(f"basic {answer['resultCode']}")
+        reply = await marketplace.basic({"activity": "queryInstance", "instanceId": "none"})
+        seen.append(f"basic {reply['resultCode']}")
         await asyncio.sleep(0.02)
     return seen
 
@@ -251,8 +261,8 @@ async def test_a_process_killed_during_a_500_user_sync_writes_all_or_nothing(
             assert await written(db) == (0, 0), when
     with serving(database_url) as (url, _):
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            answer = await SignedCalls(http).kit("authSync", sync_body)
-    assert answer["resultCode"] == SUCCESS, answer
+            retried = await SignedCalls(http).kit("authSync", sync_body)
+    assert retried["resultCode"] == SUCCESS, retried
     assert await written(db) == (500, 500)
 
 
@@ -307,3 +317,90 @@ async def _writing(db: Database) -> bool:
         return True
     finally:
         probe.close()
+
+
+# --- the auth centre timing out, failing, answering garbage ---------------------------------
+
+
+def scripted(mode: dict[str, str]) -> Any:
+    """An auth centre whose token endpoint does what `mode["now"]` says: `timeout` (answers
+    after 2 s, past identity's deadline), `5xx`, `garbage` (a 200 that is not JSON) or `ok`."""
+
+    def respond(handler: BaseHTTPRequestHandler, script: Script) -> None:
+        if handler.command == "GET":
+            answer(handler, *INFO)
+        elif mode["now"] == "timeout":
+            time.sleep(2)
+            answer(handler, *OK)
+        elif mode["now"] == "5xx":
+            answer(handler, 503, "busy")
+        elif mode["now"] == "garbage":
+            answer(handler, 200, '\x00{"access_token": ]]')
+        else:
+            answer(handler, *OK)
+
+    return respond
+
+
+async def upstream_metrics(identity: httpx.AsyncClient) -> dict[str, float]:
+    text_ = (await identity.get("/metrics", headers=METRICS_AUTH)).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text_):
+        for sample in family.samples:
+            if sample.name == "identity_sso_upstream_errors_total":
+                found[sample.labels["kind"]] = sample.value
+            if sample.name == "identity_upstream_call_seconds_count":
+                found[f"seconds:{sample.labels['call']}"] = sample.value
+    return found
+
+
+async def test_an_auth_centre_timing_out_failing_or_answering_garbage(
+    settings: Settings, db: Database, private_key_file: Path
+) -> None:
+    """Each failure is the bilingual refusal page with its reason and no session; garbage is
+    an answer (it never opens the breaker), a timeout and a 5xx are not: after two of them the
+    breaker opens and the next login fails fast without calling the auth centre; every call
+    is timed and every failure counted."""
+    mode = {"now": "garbage"}
+    changes = {
+        "upstream_timeout_seconds": 0.5,
+        "upstream_breaker_failures": 2,
+        "upstream_breaker_cooldown_seconds": 30.0,
+    }
+    with auth_centre(respond=scripted(mode)) as server:
+        async with asgi_identity(settings, **changes) as identity:
+            await provision(identity, private_key_file, server.url)
+            expected = [
+                ("garbage", "upstream_error"),
+                ("garbage", "upstream_error"),  # answers: the breaker stays closed
+                ("timeout", "upstream_timeout"),
+                ("5xx", "upstream_error"),  # the second transient failure opens it
+                ("ok", "upstream_unavailable"),  # refused at once: not called
+            ]
+            for now, reason in expected:
+                mode["now"] = now
+                started = time.monotonic()
+                page = await identity.get(CALLBACK, params={"code": "a-code", "tenant": TENANT})
+                took = time.monotonic() - started
+                assert_refused(page, reason)
+                assert "identity_session" not in page.headers.get("set-cookie", "")
+                assert took < (1.0 if now == "timeout" else 0.5), (now, took)
+            assert page.headers["retry-after"] == "30"
+            assert server.script.requests == 4
+            counted = await upstream_metrics(identity)
+    assert counted == {
+        "bad_response": 2, "timeout": 1, "server_error": 1, "unavailable": 1, "seconds:token": 4,
+    }  # fmt: skip
+    assert await count(db, MemberSession) == 0
+
+
+@asynccontextmanager
+async def asgi_identity(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update=changes))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+            yield client
+    finally:
+        await app.state.sso.auth_centre.close()
+        await app.state.db.dispose()
