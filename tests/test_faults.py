@@ -404,3 +404,87 @@ async def asgi_identity(settings: Settings, **changes: Any) -> AsyncIterator[htt
     finally:
         await app.state.sso.auth_centre.close()
         await app.state.db.dispose()
+
+
+# --- identity worker killed while delivering back-channel logouts ---------------------------
+
+LOGOUTS = 5
+
+
+@contextmanager
+def worker(database_url: str) -> Iterator[subprocess.Popen[str]]:
+    """`identity worker`, looking for due logouts every 0.1 s; killed afterwards."""
+    env = service_env(database_url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY)
+    env["IDENTITY_BACKCHANNEL_POLL_SECONDS"] = "0.1"
+    argv = [sys.executable, "-m", "identity.cli", "worker"]
+    with subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, text=True) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def sid_of(logout_token: str) -> str:
+    payload = logout_token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"])
+
+
+async def deliveries(db: Database) -> dict[str, Any]:
+    async with db.read() as session:
+        found = await session.execute(
+            select(LogoutDelivery.sid, LogoutDelivery.delivered_at, LogoutDelivery.claimed_until)
+        )
+    return {sid: (delivered, claimed) for sid, delivered, claimed in found}
+
+
+async def test_a_worker_killed_while_delivering_logouts(
+    database_url: str, db: Database
+) -> None:
+    """The worker is SIGKILLed while the app holds the first logout's POST: that row stays
+    leased (60 s, docs/provider.md), so a new worker delivers the four others at once and not
+    that one; once the lease has run out (moved back here rather than waited for) it is sent
+    again. Each logout is delivered; the one whose first attempt reached the app arrives twice,
+    as the lease rules allow, and no other does."""
+    now = utcnow()
+    with slow_receiver() as app:
+        async with db.transaction() as session:
+            await session.execute(
+                insert(LogoutDelivery),
+                [
+                    {"client_id": "c1", "uri": app.url, "sid": f"sid-{n}", "tenant_id": "t1",
+                     "user_name": f"u{n}", "created_at": now, "attempts": 0,
+                     "next_attempt_at": now - timedelta(seconds=1)}
+                    for n in range(LOGOUTS)
+                ],
+            )  # fmt: skip
+        with worker(database_url) as first:
+            assert await asyncio.to_thread(app.arrived.wait, 30), "nothing was sent"
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        app.release.set()
+        killed = await deliveries(db)
+        assert killed["sid-0"][0] is None and killed["sid-0"][1] > utcnow()  # still leased
+        with worker(database_url):
+            await until(
+                lambda: _delivered(db, LOGOUTS - 1), "the others delivered after the restart"
+            )
+            await asyncio.sleep(0.5)  # a few more polls: the leased one is left alone
+            assert sorted(map(sid_of, app.tokens)) == [f"sid-{n}" for n in range(LOGOUTS)]
+            async with db.transaction() as session:  # the lease runs out
+                await session.execute(
+                    update(LogoutDelivery)
+                    .where(LogoutDelivery.sid == "sid-0")
+                    .values(claimed_until=utcnow() - timedelta(seconds=1))
+                )
+            await until(lambda: _delivered(db, LOGOUTS), "the killed one delivered")
+            await asyncio.sleep(0.5)
+    received = sorted(map(sid_of, app.tokens))
+    assert received == ["sid-0", *(f"sid-{n}" for n in range(LOGOUTS))]
+    assert all(claimed is None for _, claimed in (await deliveries(db)).values())
+
+
+async def _delivered(db: Database, expected: int) -> bool:
+    found = await deliveries(db)
+    return sum(delivered is not None for delivered, _ in found.values()) == expected
