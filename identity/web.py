@@ -35,7 +35,8 @@ is read: none has a meaning in a parameter, and PostgreSQL refuses a NUL in text
 letting one through turns bad input into a 500.
 
 **Errors.** A database that cannot be reached (`database_outage`) is a 503 with `Retry-After`
-on every surface (`database_unavailable`), any other unexpected failure a 500. JSON errors of ours have one shape, `{"error": code, "message": text}` (`problem`);
+on every surface (`database_unavailable`), any other unexpected failure a 500. JSON errors of
+ours have one shape, `{"error": code, "message": text}` (`problem`);
 the OAuth endpoints answer RFC 6749's `{"error", "error_description"}` and the marketplace
 KooGallery's `{resultCode, resultMsg}`, as those standards say. Each surface answers its errors
 in one place: the errors only it raises by their type (`create_app` registers one handler per

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -57,7 +56,7 @@ from tests.helpers.kit_bodies import (
 )
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY, SignedCalls, encode
 from tests.helpers.pg_cluster import Cluster, binaries, scratch_cluster
-from tests.helpers.receivers import SlowReceiver, slow_receiver
+from tests.helpers.receivers import slow_receiver
 from tests.helpers.servers import METRICS_AUTH, free_port, service_env, wait_ready
 from tests.helpers.stack import assert_refused, refusal_reason
 from tests.helpers.waiting import until
@@ -157,12 +156,12 @@ async def test_a_database_outage_is_000005_and_503_then_the_same_calls_succeed(
             page = await http.get("/sso/login", params={"tenant": TENANT})
             assert_refused(page, "database_unavailable")
             assert page.headers["retry-after"] == "5"
-            api = await http.get("/sso/session", headers={"cookie": "__Host-identity_session=made-up"})
+            api = await http.get(
+                "/sso/session", headers={"cookie": "__Host-identity_session=made-up"}
+            )
             assert api.status_code == 503 and api.json()["error"] == "database_unavailable"
             cluster.start()
-            await until(
-                lambda: _ready(http), "identity answers again without a restart", within=15
-            )
+            await until(lambda: _ready(http), "identity answers again without a restart", within=15)
             await asyncio.sleep(0.3)
             stop.set()
             seen = await background
@@ -439,9 +438,7 @@ async def deliveries(db: Database) -> dict[str, Any]:
     return {sid: (delivered, claimed) for sid, delivered, claimed in found}
 
 
-async def test_a_worker_killed_while_delivering_logouts(
-    database_url: str, db: Database
-) -> None:
+async def test_a_worker_killed_while_delivering_logouts(database_url: str, db: Database) -> None:
     """The worker is SIGKILLed while the app holds the first logout's POST: that row stays
     leased (60 s, docs/provider.md), so a new worker delivers the four others at once and not
     that one; once the lease has run out (moved back here rather than waited for) it is sent
