@@ -45,7 +45,14 @@ from identity.sso.refusals import Refusal
 from identity.sso.renewal import Renewal
 from identity.sso.service import Sso
 from identity.sso.upstream import AuthCentre, Bounds
-from identity.web import by_surface, failed, invalid, problem
+from identity.web import (
+    DATABASE_RETRY_SECONDS,
+    by_surface,
+    database_outage,
+    failed,
+    invalid,
+    problem,
+)
 
 log = structlog.get_logger("identity")
 
@@ -238,8 +245,12 @@ def _invalid(_request: Request, exc: RequestValidationError) -> Response:
 
 
 def _failed(request: Request, exc: Exception) -> Response:
-    """A database outage or a bug: JSON, never details (a page of `/sso` answers its own)."""
+    """A database outage (503, to retry) or a bug (500): JSON, never details (a page of `/sso`
+    answers its own)."""
     failed(request, exc)
+    if database_outage(exc):
+        retry = {"Retry-After": str(DATABASE_RETRY_SECONDS)}
+        return problem("database_unavailable", "the database is unavailable; retry", 503, retry)
     return problem("internal_error", "internal error", 500)
 
 

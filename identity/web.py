@@ -34,7 +34,9 @@ console's page).
 is read: none has a meaning in a parameter, and PostgreSQL refuses a NUL in text outright, so
 letting one through turns bad input into a 500.
 
-**Errors.** JSON errors of ours have one shape, `{"error": code, "message": text}` (`problem`);
+**Errors.** A database that cannot be reached (`database_outage`) is a 503 with `Retry-After`
+on every surface (`database_unavailable`), any other unexpected failure a 500. JSON errors of
+ours have one shape, `{"error": code, "message": text}` (`problem`);
 the OAuth endpoints answer RFC 6749's `{"error", "error_description"}` and the marketplace
 KooGallery's `{resultCode, resultMsg}`, as those standards say. Each surface answers its errors
 in one place: the errors only it raises by their type (`create_app` registers one handler per
@@ -54,6 +56,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy import exc as db_errors
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
@@ -256,6 +259,20 @@ def invalid(exc: RequestValidationError) -> str:
 def failed(request: Request, exc: Exception) -> None:
     """An unexpected failure (a database outage, a bug), logged once: its type, never its text."""
     log.error("request_failed", path=request.url.path, error=type(exc).__name__)
+
+
+DATABASE_RETRY_SECONDS = 5
+"""The `Retry-After` of an answer refused because the database cannot be reached."""
+
+
+def database_outage(exc: Exception) -> bool:
+    """Whether `exc` says the database cannot be reached or used just now (down, restarting,
+    a dropped connection, no pooled connection free in time), rather than a bug: the request
+    may succeed if sent again, so it is answered 503, not 500."""
+    if isinstance(exc, db_errors.DBAPIError) and exc.connection_invalidated:
+        return True
+    outages = (db_errors.OperationalError, db_errors.InterfaceError, db_errors.TimeoutError)
+    return isinstance(exc, (*outages, ConnectionError))
 
 
 SURFACE = "identity.surface"

@@ -9,11 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from uuid import uuid4
 
@@ -23,6 +21,7 @@ from sqlalchemy import insert, select
 from identity.db import Database, utcnow
 from identity.models import LogoutDelivery
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
+from tests.helpers.receivers import SlowReceiver, slow_receiver
 from tests.helpers.servers import ROOT, free_port, wait_ready
 
 KEY = "0123456789abcdef0123"
@@ -78,38 +77,10 @@ def test_serve_lets_a_request_under_way_finish(database_url: str, tmp_path: Path
                 server.kill()
 
 
-class SlowReceiver:
-    """An app's back-channel logout endpoint that answers only when told to."""
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server name
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                outer.arrived.set()
-                outer.release.wait(20)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/backchannel"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[SlowReceiver]:
-    slow = SlowReceiver()
-    yield slow
-    slow.release.set()
-    slow.server.shutdown()
-    slow.server.server_close()
+    with slow_receiver() as slow:
+        yield slow
 
 
 async def test_the_worker_finishes_the_logout_it_is_sending(

@@ -74,7 +74,7 @@ def test_serve_starts_without_its_database_and_says_where_it_listens(tmp_path: P
             failed = httpx.get(
                 f"http://127.0.0.1:{port}/sso/session", cookies={"identity_session": "x"}
             )
-            assert failed.status_code == 500
+            assert failed.status_code == 503  # the database is down: retry later
         finally:
             server.terminate()
             output = server.communicate(timeout=20)[0]

@@ -236,10 +236,12 @@ async def test_identitys_json_errors_are_error_and_message(
     down = "postgresql+psycopg://postgres@127.0.0.1:1/x"
     async with app_client(settings.model_copy(update={"database_url": down})) as failing:
         failing.cookies.set("__Host-identity_session", "some-session")
-        failed = _shape(await failing.get("/sso/session"), 500, "internal_error")
+        down_json = await failing.get("/sso/session")
         page = await failing.get("/sso/me")  # a page of /sso: its own refusal page
-    assert failed["message"] == "internal error"
-    assert page.status_code == 500 and refusal_reason(page) == "internal_error"
+    failed = _shape(down_json, 503, "database_unavailable")  # an outage: retry, not a bug
+    assert failed["message"] == "the database is unavailable; retry"
+    assert down_json.headers["retry-after"] == page.headers["retry-after"] == "5"
+    assert page.status_code == 503 and refusal_reason(page) == "database_unavailable"
 
 
 async def test_the_dependencies_read_what_the_app_holds(settings: Settings) -> None:

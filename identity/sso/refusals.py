@@ -120,6 +120,12 @@ CATALOGUE: dict[str, tuple[int, str, str, tuple[str, str]]] = {
     ),
     "member_disabled": (403, "您的账号已被停用。", "Your account has been disabled.", _ASK_ADMIN),
     "member_deleted": (403, "您的账号已被删除。", "Your account has been deleted.", _ASK_ADMIN),
+    "database_unavailable": (
+        503,
+        "服务暂时无法访问数据库，未完成操作。",
+        "The service cannot reach its database just now; nothing was changed.",
+        ("请稍候片刻再试。", "Wait a moment and try again."),
+    ),
     "internal_error": (
         500,
         "服务暂时出错，未完成操作。",

@@ -59,14 +59,19 @@ def _clean_input(request: Request) -> None:
 
 
 class SsoPage(Surface):
-    """A page of `/sso`: a refusal, or any unexpected failure (logged), is the refusal page."""
+    """A page of `/sso`: a refusal, or any unexpected failure (logged), is the refusal page
+    (`database_unavailable`, 503, when the database cannot be reached)."""
 
     answers = (Exception,)
 
     def answer(self, request: Request, error: Exception) -> Response:
         if not isinstance(error, Refusal):
             web.failed(request, error)
-            error = Refusal("internal_error", type(error).__name__)
+            if web.database_outage(error):
+                retry = web.DATABASE_RETRY_SECONDS
+                error = Refusal("database_unavailable", type(error).__name__, retry_after=retry)
+            else:
+                error = Refusal("internal_error", type(error).__name__)
         return refused(request, error)
 
 
