@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     DateTime,
+    Integer,
     String,
     case,
     cast,
@@ -128,8 +129,9 @@ def counter(lo: int, hi: int) -> Any:
     return first.union_all(select(first.c.i + 1).where(first.c.i < hi - 1))
 
 
-def pick(i: ColumnElement[int], choices: str, step: int, width: int = 1) -> ColumnElement[str]:
-    return func.substr(literal(choices), 1 + (i * step) % len(choices), width, type_=String)
+def pick(i: ColumnElement[int], choices: str, step: int, width: Any = 1) -> ColumnElement[str]:
+    start, length = cast(1 + (i * step) % len(choices), Integer), cast(width, Integer)
+    return func.substr(literal(choices), start, length, type_=String)
 
 
 def digits(i: ColumnElement[int], offset: int) -> ColumnElement[str]:
