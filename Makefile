@@ -85,3 +85,4 @@ bench: install-test
 	$(BIN)/python -m benchmarks.validate
 	$(BIN)/python -m benchmarks.introspect
 	$(BIN)/python -m benchmarks.admin_members
+	$(BIN)/python -m benchmarks.scale --members 200000 --tenants 1000
