@@ -11,9 +11,10 @@ then filled straight in the database up to `--members` members across `--tenants
 credential (the client secret encrypted with `identity.crypto.Cipher`, as tenantSync stores
 it), five departments, and one authorisation per member (about 1% disabled, 0.5% cancelled and
 0.5% deleted members). Members and authorisations are written by INSERT ... SELECT over a
-counter, in slices, so nothing of them passes through this process; PostgreSQL is then
-VACUUM ANALYZEd, as autovacuum would after such an insert. Without `--database` it runs on a
-temporary SQLite file, then on scratch PostgreSQL databases (`identity_bench_*`, dropped after).
+counter, in slices, so nothing of them passes through this process; then PostgreSQL is VACUUM
+ANALYZEd, as autovacuum would after such an insert, and SQLite's log checkpointed into its file.
+Without `--database` it runs on a temporary SQLite file, then on scratch PostgreSQL databases
+(`identity_bench_*`, dropped after).
 
 Each round times, on both sides one after the other (each going first in turn), through HTTP:
 an authSync of 500 new users into `bench` (signed), a member's login through the simulator's

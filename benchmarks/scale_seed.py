@@ -198,7 +198,7 @@ async def insert_members(
 
 async def seed(db: Database, code: str, members: int, tenants: int, large: int) -> None:
     """`large` members into the provisioned tenant `code` (the admin and the member it has count
-    among them), the rest across `tenants - 1` filler tenants, then statistics on PostgreSQL."""
+    among them), the rest across `tenants - 1` filler tenants."""
     async with db.transaction() as session:
         bench_id, instance_id = (
             await session.execute(
@@ -225,7 +225,12 @@ async def seed(db: Database, code: str, members: int, tenants: int, large: int) 
         lambda i: f"{code}-d" + func.substr(digits(1 + i % 19, 100), 2, type_=String),
         lambda i: literal(instance_id),
     )  # fmt: skip
+    # what a live database would have done by now: PostgreSQL's autovacuum after a large
+    # insert, SQLite's checkpoint of its write-ahead log back into the database file
     if db.engine.dialect.name == "postgresql":
         async with db.engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
             await autocommit.execute(text("VACUUM ANALYZE"))
+    else:
+        async with db.single_read() as connection:  # outside any transaction
+            await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
