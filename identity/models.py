@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -110,6 +111,11 @@ class Member(Timestamps, Base):
     """A person of the tenant's directory, unique by (tenantId, userName) (contract §3.3)."""
 
     __tablename__ = "members"
+    __table_args__ = (
+        Index("ix_members_name_c", "tenant_id", "name", "user_name"),
+        # a name search (`q`) reads the index alone; on PostgreSQL `name` is in the "C"
+        # collation there (the migrations build it), where a prefix is one range
+    )
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
@@ -132,6 +138,16 @@ class Authorisation(Timestamps, Base):
     """A member's right to use one app: role, enable flag, authorised/cancelled/deleted."""
 
     __tablename__ = "authorisations"
+    __table_args__ = (
+        Index(
+            "ix_authorisations_not_enabled",
+            "tenant_id",
+            "user_name",
+            "state",
+            sqlite_where=text("enabled = 0"),
+            postgresql_where=text("enabled = false"),
+        ),  # the few not enabled: where the `disabled` filter of the member list starts
+    )
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_name: Mapped[str] = mapped_column(String(64), primary_key=True)

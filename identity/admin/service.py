@@ -16,7 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Subquery,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    select,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
@@ -131,19 +142,16 @@ def _prefix(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
     return and_(column >= prefix, column < prefix + "\U0010ffff")
 
 
-def _listing(*where: ColumnElement[bool], limit: int) -> Select[Any]:
-    """Members matching `where`, in `userName` order, with their role (`admin` for an admin of
-    the tenant, `eligibility.admin_of`) and state. The page is chosen first and the role and
-    state computed for its rows only: computed over the whole query, PostgreSQL plans them as
-    one scan of every authorisation (it costs them for every member and ignores the limit), so
-    a page of a large tenant would cost its size."""
-    page = (
-        select(Member.tenant_id, Member.user_name)
-        .where(*where)
-        .order_by(Member.user_name)
-        .limit(limit)
-        .subquery("page")
-    )
+def _listing(*where: ColumnElement[bool], limit: int, among: Subquery | None = None) -> Select[Any]:
+    """Members matching `where` (and named in `among`, when given), in `userName` order, with
+    their role (`admin` for an admin of the tenant, `eligibility.admin_of`) and state. The page
+    is chosen first and the role and state computed for its rows only: computed over the whole
+    query, PostgreSQL plans them as one scan of every authorisation (it costs them for every
+    member and ignores the limit), so a page of a large tenant would cost its size."""
+    chosen = select(Member.tenant_id, Member.user_name)
+    if among is not None:  # few candidates, in userName order: read until the page is full
+        chosen = chosen.join(among, Member.user_name == among.c.user_name)
+    page = chosen.where(*where).order_by(Member.user_name).limit(limit).subquery("page")
     key = (page.c.tenant_id, page.c.user_name)
     role = case((eligibility.admin_of(*key), eligibility.ADMIN_ROLE), else_="user")
     columns = (Member.user_name, Member.name, Member.org_code, role, _STATE, Member.last_login_at)
@@ -153,6 +161,27 @@ def _listing(*where: ColumnElement[bool], limit: int) -> Select[Any]:
         .join(Member, (Member.tenant_id == key[0]) & (Member.user_name == key[1]))
         .order_by(Member.user_name)
     )
+
+
+def _not_enabled(
+    tenant_id: str, after: str, dialect: str, where: list[ColumnElement[bool]]
+) -> Subquery | None:
+    """Where the `disabled` filter starts: the tenant's members after `after` with an active
+    authorisation that is not enabled. Every disabled member is one of them, and they are few
+    (`ix_authorisations_not_enabled` holds them alone, in `userName` order), so the filter
+    reads them instead of the whole tenant. PostgreSQL walks them in order as a joined
+    subquery (returned) and stops when the page is full; SQLite would first collect them
+    either way, so it takes them as an `IN` list (added to `where`)."""
+    candidates = select(Authorisation.user_name).where(
+        Authorisation.tenant_id == tenant_id,
+        Authorisation.enabled == false(),
+        Authorisation.state == ACTIVE,
+        Authorisation.user_name > after,
+    )
+    if dialect == "postgresql":
+        return candidates.distinct().subquery("not_enabled")
+    where.append(Member.user_name.in_(candidates))
+    return None
 
 
 async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> MemberPage:
@@ -166,6 +195,9 @@ async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> Membe
         where.append(Member.org_code == query.org_code)
     if query.state:
         where.append(_STATE_FILTERS[query.state])
+    among = None
+    if query.state == "disabled":
+        among = _not_enabled(tenant_id, query.after, db.get_bind().dialect.name, where)
     if query.q:
         dialect = db.get_bind().dialect.name
         by_account = select(Member.user_name).where(
@@ -175,7 +207,7 @@ async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> Membe
             Member.tenant_id == tenant_id, _prefix(Member.name, query.q, dialect)
         )
         where.append(Member.user_name.in_(union(by_account, by_name)))
-    statement = _listing(*where, limit=query.limit + 1)
+    statement = _listing(*where, limit=query.limit + 1, among=among)
     rows = [MemberRow(*row) for row in (await db.execute(statement)).all()]
     more = len(rows) > query.limit
     rows = rows[: query.limit]
