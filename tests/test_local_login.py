@@ -26,7 +26,7 @@ from tests.helpers.admin_rows import (
     CODE,
     NOW,
     OWNER,
-    PASSWORD,
+    OWNER_PASSWORD,
     STRANGER,
     TENANT,
     Person,
@@ -43,7 +43,7 @@ FromAddress = Callable[..., httpx.AsyncClient]
 
 @pytest.fixture
 async def local_accounts(db: Database) -> Database:
-    """acme with bob and off (disabled) holding PASSWORD, and nopass without one."""
+    """acme with bob and off (disabled) holding OWNER_PASSWORD, and nopass without one."""
     await add_tenant(db)
     await add_people(db, Person("bob"), Person("nopass"), Person("off", enabled=False))
     await give_password(db, "bob")
@@ -107,10 +107,10 @@ async def test_a_strangers_failures_lock_out_the_stranger_not_the_owner(
     stranger = from_address(STRANGER)
     for n in range(6):
         assert (await sign_in(stranger, f"Guess-{n}-x")).status_code == 401
-    owner = await sign_in(from_address(OWNER), PASSWORD)
+    owner = await sign_in(from_address(OWNER), OWNER_PASSWORD)
     assert owner.status_code == 303 and owner.headers["location"] == "/sso/me", owner.text
     # The stranger's address is locked out of bob's account, even with the right password.
-    assert (await sign_in(stranger, PASSWORD)).status_code == 401
+    assert (await sign_in(stranger, OWNER_PASSWORD)).status_code == 401
 
 
 # --- per-address throttle and bounded hashing ---------------------------------------------------
@@ -133,7 +133,9 @@ async def test_tries_past_the_address_burst_are_429_before_any_hash(
         assert 1 <= int(refused.headers["retry-after"]) <= 7  # a try every 60/9 s
         assert "Too many sign-in attempts" in error_code(refused)
     assert len(verifications) == 3  # refused before any hash
-    assert (await sign_in(from_address(OWNER), PASSWORD)).status_code == 303  # another address
+    assert (
+        await sign_in(from_address(OWNER), OWNER_PASSWORD)
+    ).status_code == 303  # another address
 
 
 @pytest.mark.parametrize("limits", [{"password_tries_per_minute_per_address": 10}])
@@ -145,9 +147,9 @@ async def test_a_member_who_mistypes_is_not_held_up_by_the_address_limit(
     bob = from_address()
     for typo in ("Owner-Pass-2042", "owner-pass-2024"):
         assert (await sign_in(bob, typo)).status_code == 401
-    assert (await sign_in(bob, PASSWORD)).status_code == 303
+    assert (await sign_in(bob, OWNER_PASSWORD)).status_code == 303
     for new, again in (("weak", "weak"), ("Own-Choice-7", "Own-Choice-8"), ("Own-Choice-7",) * 2):
-        fields = {**await form(bob), "account": BOB, "current": PASSWORD}
+        fields = {**await form(bob), "account": BOB, "current": OWNER_PASSWORD}
         changed = await bob.post("/login/change", data={**fields, "new": new, "again": again})
     assert changed.status_code == 303, changed.text
     assert (await sign_in(bob, "Own-Choice-7")).status_code == 303
@@ -235,8 +237,8 @@ async def test_a_control_character_in_a_field_is_400(
     fields = {
         **await form(browser),
         "account": BOB,
-        "password": PASSWORD,
-        "current": PASSWORD,
+        "password": OWNER_PASSWORD,
+        "current": OWNER_PASSWORD,
         "new": "Own-Choice-7",
         "again": "Own-Choice-7",
         field: value,
@@ -253,7 +255,7 @@ async def test_a_form_that_cannot_be_read_as_one_is_400(
     """A field sent twice (which would count?), a multipart form, more than 16 KiB or more
     than 12 fields: the sign-in page again, nothing checked, no session."""
     browser = from_address()
-    fields = {**await form(browser), "account": BOB, "password": PASSWORD}
+    fields = {**await form(browser), "account": BOB, "password": OWNER_PASSWORD}
     request: dict[str, Any] = {
         "repeated": {
             "content": urlencode([*fields.items(), ("account", BOB)]),
@@ -288,7 +290,7 @@ async def test_every_refused_change_says_the_same_and_verifies_one_hash(
 ) -> None:
     browser = from_address()
 
-    async def refused_change(account: str, current: str = PASSWORD) -> str:
+    async def refused_change(account: str, current: str = OWNER_PASSWORD) -> str:
         verifications.clear()
         fields = {**await form(browser), "account": account, "current": current}
         answer = await browser.post(

@@ -36,7 +36,7 @@ from identity.settings import Settings
 from tests.helpers.admin_rows import (
     APP,
     CODE,
-    PASSWORD,
+    OWNER_PASSWORD,
     Person,
     add_people,
     add_tenant,
@@ -116,7 +116,7 @@ def signed(settings: Settings, client_credentials: str, tmp_path: Path) -> Itera
         http.base_url = BASE
         page = http.get("/login")
         fields = {**login_form(page.text).inputs, "account": f"{ADMIN}@{CODE}"}
-        signed_in = http.post("/login", data=fields | {"password": PASSWORD})
+        signed_in = http.post("/login", data=fields | {"password": OWNER_PASSWORD})
         assert signed_in.status_code < 400, signed_in.text
         session = http.get("/sso/session")
         assert session.status_code == 200, session.text

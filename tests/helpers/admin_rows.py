@@ -176,11 +176,11 @@ async def sign_in(
     return await authenticate(db, THROTTLE, Attempt(tenant, user_name, password, address, now))
 
 
-PASSWORD = "Owner-Pass-2024"  # noqa: S105 - the tests' password
+OWNER_PASSWORD = "Owner-Pass-2024"  # noqa: S105 - the local sign-in tests' password
 
 
 async def give_password(db: Database, user_name: str, *, must_change: bool = False) -> None:
-    hashed = await passwords.hash_password(PASSWORD)
+    hashed = await passwords.hash_password(OWNER_PASSWORD)
     async with db.transaction() as s:
         await passwords.store_initial(s, TENANT, user_name, hashed, NOW)
         await s.execute(
