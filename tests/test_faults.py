@@ -14,8 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -26,7 +25,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select, update
 
-from identity.app import create_app
 from identity.db import Database, utcnow
 from identity.models import Authorisation, LogoutDelivery, Member, MemberSession
 from identity.settings import Settings
@@ -38,6 +36,7 @@ from tests.helpers.auth_centres import (
     Script,
     answer,
     auth_centre,
+    identity_with,
     provision,
 )
 from tests.helpers.faults import migrate, serving, signed_request, slow_write, worker, writing
@@ -263,7 +262,7 @@ async def test_an_auth_centre_timing_out_failing_or_answering_garbage(
         "upstream_breaker_cooldown_seconds": 30.0,
     }
     with auth_centre(respond=scripted(mode)) as server:
-        async with asgi_identity(settings, **changes) as identity:
+        async with identity_with(settings, **changes) as identity:
             await provision(identity, private_key_file, server.url)
             expected = [
                 ("garbage", "upstream_error"),
@@ -287,18 +286,6 @@ async def test_an_auth_centre_timing_out_failing_or_answering_garbage(
         "bad_response": 2, "timeout": 1, "server_error": 1, "unavailable": 1, "seconds:token": 4,
     }  # fmt: skip
     assert await count(db, MemberSession) == 0
-
-
-@asynccontextmanager
-async def asgi_identity(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update=changes))
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
-            yield client
-    finally:
-        await app.state.sso.auth_centre.close()
-        await app.state.db.dispose()
 
 
 # --- identity worker killed while delivering back-channel logouts ---------------------------

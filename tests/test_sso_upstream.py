@@ -12,16 +12,13 @@ import json
 import resource
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from identity.app import create_app
 from identity.db import Database, utcnow
 from identity.models import MemberSession, SessionApp
 from identity.settings import Settings
@@ -35,23 +32,11 @@ from tests.helpers.auth_centres import (
     canned_auth_centre,
     drip,
     huge,
+    identity_with,
     provision,
     silent_auth_centre,
 )
 from tests.helpers.servers import METRICS_AUTH, free_port
-
-
-@asynccontextmanager
-async def identity_with(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """identity in-process over ASGI, with these settings changed."""
-    app = create_app(settings.model_copy(update=changes))
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
-            yield client
-    finally:
-        await app.state.sso.auth_centre.close()
-        await app.state.db.dispose()
 
 
 @pytest.fixture

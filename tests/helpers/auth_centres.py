@@ -13,14 +13,17 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
+from identity.app import create_app
+from identity.settings import Settings
 from identity.simulator import sender as events
 from identity.simulator.sender import Keys, KooGallery
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
@@ -185,3 +188,16 @@ async def provision(identity: httpx.AsyncClient, private_key_file: Path, domain:
     keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
     sender = KooGallery(identity, keys, app_id=APP_ID, auth_centre=domain)
     await events.provision(sender, world().tenant("acme"))
+
+
+@asynccontextmanager
+async def identity_with(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """identity in-process over ASGI, with these settings changed."""
+    app = create_app(settings.model_copy(update=changes))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+            yield client
+    finally:
+        await app.state.sso.auth_centre.close()
+        await app.state.db.dispose()
