@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test demo install install-test lock browser lint bench relying-party
+.PHONY: serve test demo install install-test lock browser lint bench relying-party peer
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -72,12 +72,27 @@ relying-party:
 $(RP)/node_modules/.package-lock.json: $(RP)/package-lock.json $(RP)/package.json
 	cd $(RP) && npm ci --no-audit --no-fund
 
+# The peer benchmarks/peer.py measures identity against: npm's oidc-provider, as pinned by
+# benchmarks/node_peer/package-lock.json (installed again when the lock file changes), and
+# Debian's wrk, the load generator (installed when missing).
+PEER := benchmarks/node_peer
+peer:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q wrk; }
+	@if command -v node >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(PEER)/node_modules/.package-lock.json; \
+	else echo "node not found: benchmarks.peer cannot run"; fi
+
+$(PEER)/node_modules/.package-lock.json: $(PEER)/package-lock.json $(PEER)/package.json
+	cd $(PEER) && npm ci --no-audit --no-fund
+
 test: install-test browser relying-party
 	$(BIN)/ruff check identity tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-bench: install-test
+bench: install-test peer
 	$(BIN)/python -m benchmarks.authsync
 	$(BIN)/python -m benchmarks.login
 	$(BIN)/python -m benchmarks.flood
@@ -86,6 +101,7 @@ bench: install-test
 	$(BIN)/python -m benchmarks.introspect
 	$(BIN)/python -m benchmarks.admin_members
 	$(BIN)/python -m benchmarks.scale --members 200000 --tenants 1000
+	$(BIN)/python -m benchmarks.peer
 
 # Two replicas and two workers on PostgreSQL behind a proxy under mixed traffic for
 # LOAD_SECONDS (600 unless set); exits 1 when a target is missed (README, Benchmarks).
