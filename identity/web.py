@@ -4,7 +4,7 @@ reader, the one JSON error shape, and how each surface answers its own errors.
 **What a route takes.** `create_app` puts the app's parts on `app.state`; the functions here
 are the only code that reads them back, each typed (`database`, `settings`, `provider`, …). A
 route takes them as FastAPI dependencies (`Db`, `Read`, `Write`, `AppSettings`, or
-`AppSessions`, `Annotated[Provider, Depends(provider)]`); code that already holds the request
+`AppSessions`, `Annotated[Provider, depends(provider)]`); code that already holds the request
 calls them.
 
 **Who owns transactions.** Services take a session and never commit. A route whose whole work
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl
 
 import structlog
@@ -157,12 +157,26 @@ async def writing(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Db = Annotated[Database, Depends(database)]
+T = TypeVar("T")
+
+
+def depends(read: Callable[[Request], T]) -> Any:
+    """`read` as a FastAPI dependency. FastAPI runs a plain function in a worker thread, a hop
+    there and back on every request for what is one attribute lookup; a coroutine function it
+    calls in place. Every dependency of the app is one (tests/test_routes_inline.py)."""
+
+    async def held(request: Request) -> T:
+        return read(request)
+
+    return Depends(held)
+
+
+Db = Annotated[Database, depends(database)]
 Read = Annotated[AsyncSession, Depends(reading, scope="function")]
 Write = Annotated[AsyncSession, Depends(writing, scope="function")]
-AppSettings = Annotated[Settings, Depends(settings)]
-AppMetrics = Annotated[Metrics, Depends(metrics)]
-AppSessions = Annotated["Sessions", Depends(sessions)]
+AppSettings = Annotated[Settings, depends(settings)]
+AppMetrics = Annotated[Metrics, depends(metrics)]
+AppSessions = Annotated["Sessions", depends(sessions)]
 
 
 # --- forms ----------------------------------------------------------------------------------

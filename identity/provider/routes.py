@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from identity import web
@@ -32,7 +32,7 @@ MAX_FORM_FIELDS = 32
 JWKS_MAX_AGE = KEYS_REFRESH_SECONDS
 """As long as a replica may take to publish a rotated key, so a cached JWKS is at most that
 much staler; a revoked key leaves every replica's answer at once."""
-Oidc = Annotated[Provider, Depends(web.provider)]
+Oidc = Annotated[Provider, web.depends(web.provider)]
 
 
 def error_page(request: Request, page: AuthorizePage) -> HTMLResponse:

@@ -50,7 +50,7 @@ def _refuse_control_characters(*values: str | None) -> None:
         raise Refusal("bad_request", "control character in a parameter")
 
 
-def _clean_input(request: Request) -> None:
+async def _clean_input(request: Request) -> None:
     """Refuse control characters in the query (names and values), the path and our cookies."""
     query = [part for item in request.query_params.multi_items() for part in item]
     names = _cookies(request)
