@@ -165,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.response_headers = tuple(security_headers(settings.base_url))
     app.state.metrics = metrics
     _put_together(app, settings, db, auth_centre)
+    app.router.routes.extend(provider_routes.api)  # first: see identity.provider.routes
     for router in (
         health.router,
         marketplace_router,

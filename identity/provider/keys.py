@@ -154,6 +154,8 @@ class Published:
     jwks: dict[str, Any]
     verifying: KeySet
     read_at: datetime
+    jwks_json: bytes = b""
+    """`jwks` serialised once, as the JWKS endpoint sends it."""
 
     @property
     def kids(self) -> list[str]:
@@ -186,4 +188,5 @@ def load(rows: list[SigningKey], cipher: Cipher, now: datetime, lifetime: timede
         jwks={"keys": public},
         verifying=KeySet.import_key_set({"keys": public}),
         read_at=now,
+        jwks_json=json.dumps({"keys": public}, separators=(",", ":")).encode(),
     )

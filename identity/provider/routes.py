@@ -6,11 +6,13 @@ Its errors are answered by their type, one handler each (`create_app` registers 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
 
 from identity import web
 from identity.pages import render
@@ -58,6 +60,72 @@ async def _form(request: Request) -> dict[str, str]:
         raise OAuthError("invalid_request", exc.message) from None
 
 
+# --- the apps' endpoints -------------------------------------------------------------------
+# Called by the apps' servers, often, and answered with JSON (or a static document): plain
+# Starlette routes, ahead of every router (`create_app` puts them first). FastAPI's route
+# machinery (dependency solving, the nested routers' matching) cost more than the work of a
+# JWKS or an introspection; what the whole app has stays: the security headers, the request
+# observer, the error handlers (an `OAuthError` raised here is answered by `oauth_error`).
+
+
+async def discovery(request: Request) -> Response:
+    return document(request, web.provider(request).discovery_json, "public, max-age=3600")
+
+
+async def jwks(request: Request) -> Response:
+    """The keys in force: a key revoked is gone from this answer within a second, on every
+    replica; caches may keep an answer `JWKS_MAX_AGE` seconds."""
+    published = await web.provider(request).keys_in_force(checked_within=1)
+    return document(request, published.jwks_json, f"public, max-age={JWKS_MAX_AGE}")
+
+
+def document(request: Request, body: bytes, cache_control: str) -> Response:
+    """A JSON document that changes rarely, sent as serialised once, with an ETag: a client
+    that sends it back in `If-None-Match` gets 304 and no body (RFC 9110 §13.1.2)."""
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"Cache-Control": cache_control, "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def token(request: Request) -> Response:
+    form = await _form(request)
+    issued = await web.provider(request).token(form, request.headers.get("authorization"))
+    return JSONResponse(issued, headers=NO_STORE)
+
+
+async def userinfo(request: Request) -> Response:
+    claims = await web.provider(request).userinfo(request.headers.get("authorization"))
+    return JSONResponse(claims, headers=NO_STORE)
+
+
+async def introspect(request: Request) -> Response:
+    form = await _form(request)
+    provider = web.provider(request)
+    answer = await provider.introspect(form, request.headers.get("authorization"))
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+async def revoke(request: Request) -> Response:
+    form = await _form(request)
+    await web.provider(request).revoke(form, request.headers.get("authorization"))
+    return Response(status_code=200, headers=NO_STORE)
+
+
+api = [
+    Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
+    Route("/oauth2/jwks", jwks, methods=["GET"]),
+    Route("/oauth2/token", token, methods=["POST"]),
+    Route("/oauth2/userinfo", userinfo, methods=["GET", "POST"]),
+    Route("/oauth2/introspect", introspect, methods=["POST"]),
+    Route("/oauth2/revoke", revoke, methods=["POST"]),
+]
+
+
+# --- the browser's endpoints ----------------------------------------------------------------
+
+
 def _checked(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """A query's parameters, none holding a control character, none repeated (RFC 6749 §3.1)."""
     for name, value in pairs:
@@ -67,20 +135,6 @@ def _checked(pairs: list[tuple[str, str]]) -> dict[str, str]:
     if repeated:
         raise AuthorizePage(f"parameter {repeated[0]} is repeated")
     return form
-
-
-@router.get("/.well-known/openid-configuration")
-async def discovery(provider: Oidc) -> JSONResponse:
-    return JSONResponse(provider.discovery())
-
-
-@router.get("/oauth2/jwks")
-async def jwks(provider: Oidc) -> JSONResponse:
-    """The keys in force: a key revoked is gone from this answer within a second, on every
-    replica; caches may keep an answer `JWKS_MAX_AGE` seconds."""
-    published = await provider.keys_in_force(checked_within=1)
-    cache = f"public, max-age={JWKS_MAX_AGE}"
-    return JSONResponse(published.jwks, headers={"Cache-Control": cache})
 
 
 @router.get("/oauth2/authorize", response_model=None)
@@ -102,33 +156,6 @@ async def denied(request: Request, provider: Oidc) -> Response:
     parsed, problem = await authorization.parse(provider, request.query_params.multi_items())
     error = problem or ("access_denied", authorization.REFUSED)
     return RedirectResponse(authorization.error_redirect(provider, parsed, *error), 303)
-
-
-@router.post("/oauth2/token")
-async def token(request: Request, provider: Oidc) -> JSONResponse:
-    form = await _form(request)
-    issued = await provider.token(form, request.headers.get("authorization"))
-    return JSONResponse(issued, headers=NO_STORE)
-
-
-@router.api_route("/oauth2/userinfo", methods=["GET", "POST"])
-async def userinfo(request: Request, provider: Oidc) -> JSONResponse:
-    claims = await provider.userinfo(request.headers.get("authorization"))
-    return JSONResponse(claims, headers=NO_STORE)
-
-
-@router.post("/oauth2/introspect")
-async def introspect(request: Request, provider: Oidc) -> JSONResponse:
-    form = await _form(request)
-    answer = await provider.introspect(form, request.headers.get("authorization"))
-    return JSONResponse(answer, headers=NO_STORE)
-
-
-@router.post("/oauth2/revoke")
-async def revoke(request: Request, provider: Oidc) -> Response:
-    form = await _form(request)
-    await provider.revoke(form, request.headers.get("authorization"))
-    return Response(status_code=200, headers=NO_STORE)
 
 
 @router.api_route("/oauth2/logout", methods=["GET", "POST"], response_model=None)

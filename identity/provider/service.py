@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import time
 from collections.abc import Iterable
 from datetime import UTC, timedelta
@@ -81,6 +82,7 @@ class Provider:
         self._published: Published | None = None
         self._reading = asyncio.Lock()
         self._in_force_at = float("-inf")
+        self.discovery_json = json.dumps(self.discovery(), separators=(",", ":")).encode()
 
     # --- keys ---------------------------------------------------------------------------
 
