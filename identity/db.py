@@ -4,7 +4,9 @@ Services take an `AsyncSession` and never commit; whoever calls `Database.transa
 route, through `identity.web.Write`; the CLI; a job) owns the commit. SQLite runs every writing
 transaction as `BEGIN IMMEDIATE` so that two writers queue on the busy timeout instead of
 failing on a stale snapshot; `Database.read()` begins a plain deferred transaction that never
-waits for a writer.
+waits for a writer. On SQLite the reads (`read()`, `single_read()`) go through an engine of
+their own whose connections refuse to write and run on the event loop's thread
+(`identity.sqlite_inline`); the writes keep aiosqlite's thread.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from identity import sqlite_inline
 
 
 def utcnow() -> datetime:
@@ -66,11 +70,18 @@ READ_ONLY = "identity_read_only"
 SINGLE_READ = "identity_single_read"
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, inline_reads: bool = False) -> AsyncEngine:
+    """The engine for `url`. On SQLite, `inline_reads` makes one whose connections only read
+    (`PRAGMA query_only`) and run on the event loop's thread (`identity.sqlite_inline`)."""
     url = async_url(url)
     if url.startswith("sqlite"):
         create_private_sqlite_file(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        if inline_reads:
+            path = make_url(url).database or ""
+            creator = sqlite_inline.connect(path, timeout=30)
+            engine = create_async_engine(url, async_creator=creator, hide_parameters=True)
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,6 +91,8 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if inline_reads:
+                cursor.execute("PRAGMA query_only=ON")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -95,6 +108,12 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(
         url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
     )
+
+
+def _shared_file(url: str) -> bool:
+    """A SQLite database that several connections open as one: a file, not `:memory:`."""
+    database = make_url(async_url(url)).database
+    return bool(database) and database != ":memory:" and "mode=memory" not in str(database)
 
 
 def insert_for(session: AsyncSession) -> Any:
@@ -118,6 +137,14 @@ async def lock(session: AsyncSession | AsyncConnection, key: str, *, shared: boo
 class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
+        # Reads on SQLite run on the event loop's thread (identity.sqlite_inline), through
+        # an engine of their own; elsewhere they share the one engine.
+        self.reader = (
+            make_engine(url, inline_reads=True)
+            if self.engine.dialect.name == "sqlite" and _shared_file(url)
+            else self.engine
+        )
+        self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite admits one writer at a time. Writers of this process queue here, handed over
         # at once, instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms.
@@ -143,7 +170,7 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only unit of work. On SQLite it does not take the write lock, so probes and
         operators are not queued behind a long sync (WAL readers never wait for writers)."""
-        async with self.sessionmaker() as session:
+        async with self.read_sessionmaker() as session:
             await session.connection(execution_options={READ_ONLY: True})
             try:
                 yield session
@@ -158,7 +185,7 @@ class Database:
         options: dict[str, Any] = {SINGLE_READ: True}
         if self.engine.dialect.name != "sqlite":
             options["isolation_level"] = "AUTOCOMMIT"
-        async with self.engine.connect() as connection:
+        async with self.reader.connect() as connection:
             yield await connection.execution_options(**options)
 
     @asynccontextmanager
@@ -169,3 +196,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()

@@ -1,0 +1,116 @@
+"""Reads on SQLite run on the event loop's thread, through connections that cannot write
+(identity.sqlite_inline); writes keep aiosqlite's thread. What a reader would notice: a read
+sees every commit made before it, a read that tries to write changes nothing, and the writes
+still never stop the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import exc, insert, select, text
+
+from identity.db import Database
+from identity.models import Tenant
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+@pytest.fixture
+def sqlite_only(is_postgres: bool) -> None:
+    if is_postgres:
+        pytest.skip("PostgreSQL reads share the one engine")
+
+
+def tenant(code: str) -> dict[str, str]:
+    return {
+        "tenant_id": f"T-{code}",
+        "tenant_code": code,
+        "name": code,
+        "domain_name": f"{code}.example.com",
+        "last_sync_time": "20261206000000000",
+    }
+
+
+async def thread_of(connection: object) -> int:
+    """The thread a statement on `connection` runs on, asked of SQLite itself."""
+    raw = await connection.get_raw_connection()  # type: ignore[attr-defined]
+    raw.driver_connection._conn.create_function("thread_id", 0, threading.get_ident)
+    return int(await connection.scalar(text("SELECT thread_id()")))  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("sqlite_only")
+async def test_a_read_runs_on_the_event_loops_thread_and_a_write_does_not(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        async with db.single_read() as conn:
+            assert await thread_of(conn) == threading.get_ident()
+        async with db.write() as conn:
+            assert await thread_of(conn) != threading.get_ident()
+    finally:
+        await db.dispose()
+
+
+async def test_a_read_sees_what_was_committed_before_it(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        for n in range(3):
+            async with db.transaction() as session:
+                await session.execute(insert(Tenant).values(tenant(f"t{n}")))
+            async with db.single_read() as conn:
+                assert await conn.scalar(select(Tenant.name).filter_by(tenant_id=f"T-t{n}"))
+            async with db.read() as session:
+                assert await session.get(Tenant, f"T-t{n}") is not None
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.usefixtures("sqlite_only")
+async def test_a_read_that_tries_to_write_is_refused_and_changes_nothing(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    write = insert(Tenant).values(tenant("x"))
+    try:
+        async with db.single_read() as conn:
+            with pytest.raises(exc.OperationalError, match="readonly"):
+                await conn.execute(write)
+        async with db.read() as session:
+            with pytest.raises(exc.OperationalError, match="readonly"):
+                await session.execute(write)
+        async with db.single_read() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM tenants")) == 0
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.usefixtures("sqlite_only")
+async def test_a_writer_waiting_for_another_process_does_not_stop_reads(
+    database_url: str,
+) -> None:
+    """Another connection holds the write lock (as another process would): a writer here waits
+    on the busy timeout in aiosqlite's thread while reads go on."""
+    db, other = Database(database_url), Database(database_url)
+    try:
+        async with other.write() as held:
+            await held.execute(insert(Tenant).values(tenant("h")))
+            waiting = asyncio.create_task(_write_one(db))
+            for _ in range(5):
+                async with db.single_read() as conn:
+                    assert await conn.scalar(text("SELECT count(*) FROM tenants")) == 0
+                await asyncio.sleep(0.05)
+            assert not waiting.done()
+        await asyncio.wait_for(waiting, 10)
+        async with db.single_read() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM tenants")) == 2
+    finally:
+        await db.dispose()
+        await other.dispose()
+
+
+async def _write_one(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(insert(Tenant).values(tenant("w")))
