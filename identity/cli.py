@@ -110,9 +110,15 @@ def _print_json(value: Any) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on"),
+    workers: int = typer.Option(
+        0,
+        min=0,
+        help="Server processes on the port; 0 (the default): one per core this process may use",
+    ),
 ) -> None:
     """Serve HTTP. The embedded SQLite default is migrated first; elsewhere run `migrate`."""
     from identity import serving
+    from identity import workers as supervisor
     from identity.app import create_app
 
     settings = _listening_at(load_settings(with_key=True), host, port)
@@ -125,9 +131,17 @@ def serve(
     except (OSError, ValueError, RuntimeError) as exc:
         typer.echo(f"identity: cannot serve: {exc}", err=True)
         raise typer.Exit(1) from None
+    count = workers or supervisor.default_count()
     for line in _started(settings, host, port):
         typer.echo(line)
-    serving.run(service, settings, sockets)
+    if count == 1:
+        serving.run(service, settings, sockets)
+        return
+    typer.echo(f"  workers      {count} processes")
+    # each worker builds its own app: no database pool or client is shared across a fork
+    raise typer.Exit(
+        supervisor.supervise(count, lambda: serving.run(create_app(settings), settings, sockets))
+    )
 
 
 def _listening_at(settings: Settings, host: str, port: int) -> Settings:
