@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -144,6 +144,10 @@ async def revoke(
     return True
 
 
+VERIFIED_KEPT = 10_000
+"""Tokens remembered as verified per key set: a few MiB."""
+
+
 @dataclass(frozen=True)
 class Published:
     """What one replica uses until it reads the keys again."""
@@ -156,6 +160,8 @@ class Published:
     read_at: datetime
     jwks_json: bytes = b""
     """`jwks` serialised once, as the JWKS endpoint sends it."""
+    verified_tokens: dict[str, jwt.Token] = field(default_factory=dict, compare=False)
+    """Tokens whose signature these keys verified (`verified`), at most `VERIFIED_KEPT`."""
 
     @property
     def kids(self) -> list[str]:
@@ -166,11 +172,24 @@ class Published:
 def verified(published: Published, token: str) -> jwt.Token | None:
     """`token` with its signature checked against the published keys, the algorithms pinned
     (never `none` or HMAC); None when it does not verify. Its claims are the caller's to check.
-    (joserfc raises TypeError, not a JOSE error, for a header such as `"crit": null`.)"""
+    (joserfc raises TypeError, not a JOSE error, for a header such as `"crit": null`.)
+
+    An app presents the same access token again and again (introspection, userinfo): a token
+    these keys have verified once is not verified again while they are the keys in use. Only a
+    signature is remembered: expiry, the key's revocation and the grant are checked every time
+    by the caller, and the memory goes with the key set when the keys are read again. What
+    fails to verify is never kept, so made-up tokens cannot fill it."""
+    known = published.verified_tokens.get(token)
+    if known is not None:
+        return known
     try:
-        return jwt.decode(token, published.verifying, algorithms=list(ALGORITHMS))
+        decoded = jwt.decode(token, published.verifying, algorithms=list(ALGORITHMS))
     except (JoseError, ValueError, TypeError):
         return None
+    if len(published.verified_tokens) >= VERIFIED_KEPT:
+        published.verified_tokens.pop(next(iter(published.verified_tokens)))  # the oldest
+    published.verified_tokens[token] = decoded
+    return decoded
 
 
 def load(rows: list[SigningKey], cipher: Cipher, now: datetime, lifetime: timedelta) -> Published:
