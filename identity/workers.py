@@ -16,11 +16,13 @@ scale the replicas, docs/deploy.md) and its per-address limits on the login form
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
@@ -29,9 +31,17 @@ log = structlog.get_logger("identity.workers")
 RESTART_PAUSE_MAX = 30.0
 
 
-def default_count() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def default_count(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may run on, and no more than its cgroup's CPU quota allows: in a
+    container the affinity shows every core of the host, the quota what the container gets."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            return max(1, min(cores or 1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    return cores or 1
 
 
 def supervise(count: int, serve: Callable[[], None]) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from identity.workers import default_count
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
 from tests.helpers.servers import ROOT, free_port, wait_ready
 
@@ -85,3 +86,17 @@ def test_workers_share_the_port_one_that_dies_is_replaced_and_sigterm_stops_all(
         finally:
             if server.poll() is None:
                 server.kill()
+
+
+def test_the_default_count_is_the_cores_within_the_cgroup_quota(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    quota = tmp_path / "cpu.max"
+    assert default_count(tmp_path / "absent") == cores
+    quota.write_text("max 100000\n")
+    assert default_count(quota) == cores
+    quota.write_text("50000 100000\n")  # half a core: still one worker
+    assert default_count(quota) == 1
+    quota.write_text(f"{100000 * (cores + 8)} 100000\n")  # more than the cores: the cores
+    assert default_count(quota) == cores
+    quota.write_text("garbage\n")
+    assert default_count(quota) == cores
