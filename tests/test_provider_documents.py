@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from tests.helpers.cli import run_cli
+from tests.helpers.servers import METRICS_TOKEN
 
 
 async def test_discovery_answers_304_to_its_own_etag(client: httpx.AsyncClient) -> None:
@@ -40,3 +41,14 @@ async def test_the_jwks_etag_changes_with_the_keys(
     after = await client.get("/oauth2/jwks", headers={"If-None-Match": etag})
     assert after.status_code == 200 and after.headers["etag"] != etag
     assert revoked not in {k["kid"] for k in json.loads(after.content)["keys"]}
+
+
+async def test_the_apps_endpoints_keep_their_route_label_in_the_metrics(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.get("/oauth2/jwks")
+    await client.post("/oauth2/introspect", data={"token": "x"})
+    answered = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    lines = answered.text.splitlines()
+    assert any('route="/oauth2/jwks"' in line and 'status="200"' in line for line in lines)
+    assert any('route="/oauth2/introspect"' in line and 'status="401"' in line for line in lines)
