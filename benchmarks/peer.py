@@ -41,8 +41,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from identity.migrate import upgrade
 from tests.helpers.oidc_app import REDIRECT, App, authorize, pkce, register
 from tests.helpers.servers import free_port, scratch_postgres
 from tests.helpers.simulator_world import world
-from tests.helpers.stack import Browser, running_stack
+from tests.helpers.stack import Browser, Stack, running_stack
 from tests.helpers.waiting import until_sync
 
 NODE_PEER = Path(__file__).resolve().parent / "node_peer"
@@ -276,27 +276,36 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def bench(url: str, key_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+@asynccontextmanager
+async def signed_in_app(url: str, key_file: Path) -> AsyncIterator[tuple[Stack, App, Browser]]:
+    """identity and the simulator on `url`, the tenant provisioned, an app registered; the
+    member's browser signs in when the app asks for tokens."""
     env = {"IDENTITY_LOG_LEVEL": "WARNING"}
     async with running_stack(url, key_file, world(), identity_env=env) as stack:
         await stack.provision("acme")
         db = Database(url)
         browser = stack.browser()
-        # the member's browser at the peer: its cookies, redirects followed by hand
-        peer_browser = httpx.AsyncClient(timeout=30, follow_redirects=False)
-        async with httpx.AsyncClient(timeout=30) as http, peer_browser:
-            app = await register(stack, db, http)
-            identity = identity_side(
-                stack.processes[0].processes[0].pid, stack.identity, app, browser
-            )
-            with running_peer("peer-app", "peer-secret-0123456789abcdef") as (issuer, process):
-                discovery = issuer + "/.well-known/openid-configuration"
-                config = (await http.get(discovery)).json()
-                peer = peer_side(process.pid, issuer, config, "peer-app",
-                                 "peer-secret-0123456789abcdef", peer_browser)  # fmt: skip
-                runs = await rounds([identity, peer], args, http)
-        await browser.close()
-        await db.dispose()
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                yield stack, await register(stack, db, http), browser
+        finally:
+            await browser.close()
+            await db.dispose()
+
+
+async def bench(url: str, key_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+    # peer_browser: the member's browser at the peer (its cookies, redirects followed by hand)
+    async with (
+        signed_in_app(url, key_file) as (stack, app, browser),
+        httpx.AsyncClient(timeout=30, follow_redirects=False) as peer_browser,
+    ):
+        identity = identity_side(stack.processes[0].processes[0].pid, stack.identity, app, browser)
+        with running_peer("peer-app", "peer-secret-0123456789abcdef") as (issuer, process):
+            discovery = issuer + "/.well-known/openid-configuration"
+            config = (await app.http.get(discovery)).json()
+            peer = peer_side(process.pid, issuer, config, "peer-app",
+                             "peer-secret-0123456789abcdef", peer_browser)  # fmt: skip
+            runs = await rounds([identity, peer], args, app.http)
     result: dict[str, Any] = {}
     for label, operation, _ in operations(args):
         mine, theirs = summary(runs[label]["identity"]), summary(runs[label]["peer"])

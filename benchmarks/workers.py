@@ -23,71 +23,45 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
-
 from benchmarks import wrk
 from benchmarks.authsync import seller_key_file, sqlite_database
-from benchmarks.peer import identity_side, load
-from identity.db import Database
+from benchmarks.peer import identity_side, load, signed_in_app
 from identity.migrate import upgrade
-from tests.helpers.oidc_app import register
-from tests.helpers.servers import ServiceProcesses, scratch_postgres
-from tests.helpers.simulator_world import world
-from tests.helpers.stack import running_stack
+from tests.helpers.servers import ServiceProcesses, children, scratch_postgres
 
 OPERATIONS = ("introspection", "userinfo", "jwks")
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of `pid` and its children (the workers)."""
-    total = wrk.cpu_seconds(pid)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-            total += wrk.cpu_seconds(int(entry.name))
-    return total
+    return wrk.cpu_seconds(pid) + sum(wrk.cpu_seconds(child) for child in children(pid))
 
 
 async def bench(url: str, key_file: Path, args: argparse.Namespace) -> dict[str, Any]:
-    env = {"IDENTITY_LOG_LEVEL": "WARNING"}
-    async with running_stack(url, key_file, world(), identity_env=env) as stack:
-        await stack.provision("acme")
-        db = Database(url)
-        browser = stack.browser()
-        async with httpx.AsyncClient(timeout=30) as http:
-            app = await register(stack, db, http)
-            side = identity_side(0, stack.identity, app, browser)
-            prepared = {op: await load(side, op, args.concurrency, 1) for op in OPERATIONS}
-            runs: dict[str, dict[int, list[dict[str, Any]]]] = {
-                op: {1: [], 2: []} for op in OPERATIONS
-            }
-            for round_ in range(args.rounds):
-                for count in (1, 2) if round_ % 2 == 0 else (2, 1):
-                    serving = ServiceProcesses(
-                        1,
-                        stack.processes[0].env,
-                        argv=lambda port, n=count: [
-                            *(sys.executable, "-m", "identity.cli", "serve"),
-                            *("--port", str(port), "--workers", str(n)),
-                        ],
-                    )
-                    with serving:
-                        base, pid = serving.urls[0], serving.processes[0].pid
-                        for op, (endpoint, load_env) in prepared.items():
-                            target = base + endpoint.removeprefix(stack.identity)
-                            before = tree_cpu_seconds(pid)
-                            figures = await asyncio.to_thread(
-                                wrk.run, target, load_env, args.concurrency, args.seconds, 1
-                            )
-                            figures["cpu_s"] = tree_cpu_seconds(pid) - before
-                            runs[op][count].append(figures)
-        await browser.close()
-        await db.dispose()
+    async with signed_in_app(url, key_file) as (stack, app, browser):
+        side = identity_side(0, stack.identity, app, browser)
+        prepared = {op: await load(side, op, args.concurrency, 1) for op in OPERATIONS}
+        runs: dict[str, dict[int, list[dict[str, Any]]]] = {op: {1: [], 2: []} for op in OPERATIONS}
+        for round_ in range(args.rounds):
+            for count in (1, 2) if round_ % 2 == 0 else (2, 1):
+                serving = ServiceProcesses(
+                    1,
+                    stack.processes[0].env,
+                    argv=lambda port, n=count: [
+                        *(sys.executable, "-m", "identity.cli", "serve"),
+                        *("--port", str(port), "--workers", str(n)),
+                    ],
+                )
+                with serving:
+                    base, pid = serving.urls[0], serving.processes[0].pid
+                    for op, (endpoint, load_env) in prepared.items():
+                        target = base + endpoint.removeprefix(stack.identity)
+                        before = tree_cpu_seconds(pid)
+                        figures = await asyncio.to_thread(
+                            wrk.run, target, load_env, args.concurrency, args.seconds, 1
+                        )
+                        figures["cpu_s"] = tree_cpu_seconds(pid) - before
+                        runs[op][count].append(figures)
     result = {}
     for op, by_count in runs.items():
         row = {}

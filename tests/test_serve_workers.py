@@ -14,20 +14,7 @@ import httpx2 as httpx
 
 from identity.workers import default_count
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
-from tests.helpers.servers import ROOT, free_port, wait_ready
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
+from tests.helpers.servers import ROOT, children, free_port, wait_ready
 
 
 def until(check: object, seconds: float = 20) -> None:

@@ -50,6 +50,20 @@ def scratch_postgres(server: str, prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (an `identity serve --workers N`'s workers)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
