@@ -89,7 +89,11 @@ async def test_only_nonces_of_the_documented_shape_are_accepted(
 
 @pytest.mark.parametrize(
     "nonce",
-    ["RLLUammMSInlrNWb", "Of4lsV7H1qrzVDI52O5CFk2ofPcZRaA6", "9047C93149A64CA6B2E3EE2FE92C11D6" * 2],
+    [
+        "RLLUammMSInlrNWb",
+        "Of4lsV7H1qrzVDI52O5CFk2ofPcZRaA6",
+        "9047C93149A64CA6B2E3EE2FE92C11D6" * 2,
+    ],
 )
 async def test_the_documented_nonce_examples_are_accepted(
     marketplace: SignedCalls, nonce: str
