@@ -6,7 +6,9 @@ transaction as `BEGIN IMMEDIATE` so that two writers queue on the busy timeout i
 failing on a stale snapshot; `Database.read()` begins a plain deferred transaction that never
 waits for a writer. On SQLite the reads (`read()`, `single_read()`) go through an engine of
 their own whose connections refuse to write and run on the event loop's thread
-(`identity.sqlite_inline`); the writes keep aiosqlite's thread.
+(`identity.sqlite_inline`); the writes keep aiosqlite's thread. The provider's hot statements
+(`read_one`) skip SQLAlchemy's asyncio layer there: a synchronous engine on `sqlite3`, on the
+same thread.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Row, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -29,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
 
 from identity import sqlite_inline
 
@@ -83,31 +86,50 @@ def make_engine(url: str, *, inline_reads: bool = False) -> AsyncEngine:
         else:
             engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            if inline_reads:
-                cursor.execute("PRAGMA query_only=ON")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            options = conn.get_execution_options()
-            if options.get(SINGLE_READ, False):
-                return  # one statement needs no transaction of its own
-            conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
-
+        _configure_sqlite(engine.sync_engine, read_only=inline_reads)
         return engine
     # hide_parameters: a failing statement's message (which may reach a log) never carries
     # the values it was sent, some of which are tokens or personal data.
     return create_async_engine(
         url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
     )
+
+
+def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
+    """Every SQLite connection: WAL, the busy timeout, foreign keys, `synchronous=NORMAL`, and
+    `query_only` for the readers' engines; each transaction begins as `_sqlite_begin` says."""
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        options = conn.get_execution_options()
+        if options.get(SINGLE_READ, False):
+            return  # one statement needs no transaction of its own
+        conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
+
+
+def _statement_reader(url: str) -> Engine:
+    """SQLAlchemy's synchronous engine on `sqlite3`, for `Database.read_one`: connections that
+    only read, used on the event loop's thread, one statement each without a transaction."""
+    path = make_url(async_url(url)).database or ""
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": 30, "check_same_thread": False},
+        hide_parameters=True,
+    )
+    _configure_sqlite(engine, read_only=True)
+    return engine.execution_options(**{SINGLE_READ: True})
 
 
 def _shared_file(url: str) -> bool:
@@ -144,6 +166,9 @@ class Database:
             if self.engine.dialect.name == "sqlite" and _shared_file(url)
             else self.engine
         )
+        # One statement of a hot path (`read_one`) on SQLite: SQLAlchemy's asyncio layer costs
+        # several times the statement itself there, and a read runs on this thread anyway.
+        self._statements = _statement_reader(url) if self.reader is not self.engine else None
         self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite admits one writer at a time. Writers of this process queue here, handed over
@@ -188,6 +213,18 @@ class Database:
         async with self.reader.connect() as connection:
             yield await connection.execution_options(**options)
 
+    async def read_one(
+        self, statement: Executable, parameters: dict[str, Any] | None = None
+    ) -> Row[Any] | None:
+        """The one row (or none) of a single-statement read on a hot path: as `single_read`,
+        each statement sees the latest commits. On SQLite it runs through a synchronous engine
+        on this thread (`_statement_reader`); elsewhere through `single_read`."""
+        if self._statements is not None:
+            with self._statements.connect() as connection:
+                return connection.execute(statement, parameters).one_or_none()
+        async with self.single_read() as conn:
+            return (await conn.execute(statement, parameters)).one_or_none()
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """`transaction()` on a Core connection, for hot paths that need no ORM session."""
@@ -198,3 +235,5 @@ class Database:
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
+        if self._statements is not None:
+            self._statements.dispose()

@@ -64,6 +64,9 @@ async def test_a_read_sees_what_was_committed_before_it(database_url: str) -> No
                 assert await conn.scalar(select(Tenant.name).filter_by(tenant_id=f"T-t{n}"))
             async with db.read() as session:
                 assert await session.get(Tenant, f"T-t{n}") is not None
+            row = await db.read_one(select(Tenant.name).filter_by(tenant_id=f"T-t{n}"))
+            assert row is not None and row.name == f"t{n}"
+        assert await db.read_one(select(Tenant.name).filter_by(tenant_id="T-none")) is None
     finally:
         await db.dispose()
 
@@ -81,6 +84,8 @@ async def test_a_read_that_tries_to_write_is_refused_and_changes_nothing(
         async with db.read() as session:
             with pytest.raises(exc.OperationalError, match="readonly"):
                 await session.execute(write)
+        with pytest.raises(exc.OperationalError, match="readonly"):
+            await db.read_one(insert(Tenant).values(tenant("y")).returning(Tenant.tenant_id))
         async with db.single_read() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM tenants")) == 0
     finally:

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.access import end_client
+from identity.db import Database
 from identity.models import OidcClient
 
 
@@ -155,9 +156,9 @@ _CREDENTIALS = select(OidcClient.client_id, OidcClient.public, OidcClient.secret
 )
 
 
-async def credentials(conn: AsyncConnection, client_id: str) -> Credentials | None:
-    row = (await conn.execute(_CREDENTIALS, {"client_id": client_id})).one_or_none()
-    return None if row is None else Credentials(*row)
+async def credentials(db: Database, client_id: str) -> Credentials | None:
+    row = await db.read_one(_CREDENTIALS, {"client_id": client_id})
+    return None if row is None else Credentials(row.client_id, row.public, row.secret_hash)
 
 
 def secret_matches(client: Credentials, secret: str) -> bool:

@@ -19,12 +19,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import Row, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_grants
+from identity.db import Database
 from identity.models import (
     MemberSession,
     OidcClient,
@@ -83,16 +85,22 @@ _LIVE_SIGNED = _LIVE.where(
 """For an access token: the key that signed it must not have been revoked either."""
 
 
-async def live(
-    conn: AsyncConnection, grant_id: str, policy: Policy, now: datetime, kid: str | None = None
+async def live(conn: AsyncConnection, grant_id: str, policy: Policy, now: datetime) -> Live | None:
+    """The grant, if it and everything it depends on is still in force."""
+    row = (await conn.execute(_LIVE, {"grant_id": grant_id})).one_or_none()
+    return _in_force(row, policy, now)
+
+
+async def live_signed(
+    db: Database, grant_id: str, kid: str, policy: Policy, now: datetime
 ) -> Live | None:
-    """The grant, if it and everything it depends on is still in force; with `kid`, also the
-    key that signed the token in hand."""
-    if kid is None:
-        row = (await conn.execute(_LIVE, {"grant_id": grant_id})).one_or_none()
-    else:
-        params = {"grant_id": grant_id, "kid": kid}
-        row = (await conn.execute(_LIVE_SIGNED, params)).one_or_none()
+    """`live` for an access token, whose signing key `kid` must not have been revoked either:
+    one statement, run as a hot path's read (`Database.read_one`)."""
+    row = await db.read_one(_LIVE_SIGNED, {"grant_id": grant_id, "kid": kid})
+    return _in_force(row, policy, now)
+
+
+def _in_force(row: Row[Any] | None, policy: Policy, now: datetime) -> Live | None:
     if row is None:
         return None
     values = row._asdict()

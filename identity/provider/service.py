@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_grants
 from identity.crypto import Cipher
@@ -185,14 +184,14 @@ class Provider:
     # --- token --------------------------------------------------------------------------
 
     async def authenticate(
-        self, conn: AsyncConnection, form: dict[str, str], authorization: str | None
+        self, form: dict[str, str], authorization: str | None
     ) -> clients.Credentials:
         """client_secret_basic, client_secret_post, or none for a public client."""
         client_id, secret = form.get("client_id"), form.get("client_secret")
         if authorization and authorization[:6].lower() == "basic ":
             client_id, secret = _basic_credentials(authorization, form)
         client = (
-            await clients.credentials(conn, client_id)
+            await clients.credentials(self.db, client_id)
             if client_id and len(client_id) <= 64
             else None
         )
@@ -208,9 +207,9 @@ class Provider:
 
     async def token(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
         grant_type = form.get("grant_type")
+        client = await self.authenticate(form, authorization)
         now = utcnow()
         async with self.db.write() as conn:
-            client = await self.authenticate(conn, form, authorization)
             try:
                 if grant_type == "authorization_code":
                     grant_id = await grants.redeem_code(
@@ -280,11 +279,9 @@ class Provider:
 
     # --- using tokens -------------------------------------------------------------------
 
-    async def access_claims(
-        self, token: str, conn: AsyncConnection | None = None
-    ) -> tuple[dict[str, Any], Live] | None:
+    async def access_claims(self, token: str) -> tuple[dict[str, Any], Live] | None:
         """A JWT access token of ours, signed by a key still in force, unexpired, whose grant is
-        live; else None. One query, on `conn` when given."""
+        live; else None. One query."""
         decoded = keys.verified(await self.keys(), token)
         if decoded is None:
             return None
@@ -294,11 +291,7 @@ class Provider:
         if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
             return None
         grant_id, kid = str(claims.get("gid")), str(decoded.header.get("kid"))
-        if conn is None:
-            async with self.db.single_read() as own:
-                live = await grants.live(own, grant_id, self.sessions.policy, utcnow(), kid)
-        else:
-            live = await grants.live(conn, grant_id, self.sessions.policy, utcnow(), kid)
+        live = await grants.live_signed(self.db, grant_id, kid, self.sessions.policy, utcnow())
         if live is None or live.client_id != claims.get("client_id"):
             return None
         _bind(live)
@@ -315,17 +308,17 @@ class Provider:
     async def introspect(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
         """RFC 7662. A token of another client answers inactive, as an unknown one does."""
         token = form.get("token", "")
+        client = await self.authenticate(form, authorization)
+        if client.public:
+            raise OAuthError("invalid_client", "introspection needs a confidential client", 401)
+        found = await self.access_claims(token) if token else None
+        if found is not None and found[1].client_id == client.client_id:
+            claims, _ = found
+            keep = ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "sid", "jti")
+            shown = {k: claims[k] for k in keep if k in claims}
+            return {"active": True, "token_type": "access_token", **shown,
+                    "username": claims.get("preferred_username")}  # fmt: skip
         async with self.db.single_read() as conn:
-            client = await self.authenticate(conn, form, authorization)
-            if client.public:
-                raise OAuthError("invalid_client", "introspection needs a confidential client", 401)
-            found = await self.access_claims(token, conn) if token else None
-            if found is not None and found[1].client_id == client.client_id:
-                claims, _ = found
-                keep = ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "sid", "jti")
-                shown = {k: claims[k] for k in keep if k in claims}
-                return {"active": True, "token_type": "access_token", **shown,
-                        "username": claims.get("preferred_username")}  # fmt: skip
             refresh = await grants.grant_of_refresh(conn, token) if token else None
             live = (
                 await grants.live(conn, refresh[0], self.sessions.policy, utcnow())
@@ -343,8 +336,7 @@ class Provider:
         """RFC 7009: a refresh or access token revokes its grant, everything issued from it.
         An unknown token, or another client's, changes nothing and is answered the same."""
         token = form.get("token", "")
-        async with self.db.single_read() as conn:
-            client = await self.authenticate(conn, form, authorization)
+        client = await self.authenticate(form, authorization)
         found = await self.access_claims(token)
         grant_id = found[1].grant_id if found and found[1].client_id == client.client_id else None
         async with self.db.write() as conn:
