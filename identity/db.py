@@ -7,8 +7,7 @@ failing on a stale snapshot; `Database.read()` begins a plain deferred transacti
 waits for a writer. On SQLite the reads (`read()`, `single_read()`) go through an engine of
 their own whose connections refuse to write and run on the event loop's thread
 (`identity.sqlite_inline`); the writes keep aiosqlite's thread. The provider's hot statements
-(`read_one`) skip SQLAlchemy's asyncio layer there: a synchronous engine on `sqlite3`, on the
-same thread.
+(`read_one`) skip SQLAlchemy's execution layer there (`sqlite_inline.Statements`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, create_engine, event, text
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
@@ -31,7 +30,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.sql import Executable
 
 from identity import sqlite_inline
 
@@ -119,19 +117,6 @@ def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
         conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
-def _statement_reader(url: str) -> Engine:
-    """SQLAlchemy's synchronous engine on `sqlite3`, for `Database.read_one`: connections that
-    only read, used on the event loop's thread, one statement each without a transaction."""
-    path = make_url(async_url(url)).database or ""
-    engine = create_engine(
-        f"sqlite:///{path}",
-        connect_args={"timeout": 30, "check_same_thread": False},
-        hide_parameters=True,
-    )
-    _configure_sqlite(engine, read_only=True)
-    return engine.execution_options(**{SINGLE_READ: True})
-
-
 def _shared_file(url: str) -> bool:
     """A SQLite database that several connections open as one: a file, not `:memory:`."""
     database = make_url(async_url(url)).database
@@ -166,9 +151,13 @@ class Database:
             if self.engine.dialect.name == "sqlite" and _shared_file(url)
             else self.engine
         )
-        # One statement of a hot path (`read_one`) on SQLite: SQLAlchemy's asyncio layer costs
-        # several times the statement itself there, and a read runs on this thread anyway.
-        self._statements = _statement_reader(url) if self.reader is not self.engine else None
+        # A hot path's single statement (`read_one`) on SQLite: SQLAlchemy's execution layer
+        # costs several times the statement itself there (identity.sqlite_inline.Statements).
+        self._statements = (
+            sqlite_inline.Statements(make_url(async_url(url)).database or "", self.reader.dialect)
+            if self.reader is not self.engine
+            else None
+        )
         self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite admits one writer at a time. Writers of this process queue here, handed over
@@ -214,14 +203,14 @@ class Database:
             yield await connection.execution_options(**options)
 
     async def read_one(
-        self, statement: Executable, parameters: dict[str, Any] | None = None
-    ) -> Row[Any] | None:
-        """The one row (or none) of a single-statement read on a hot path: as `single_read`,
-        each statement sees the latest commits. On SQLite it runs through a synchronous engine
-        on this thread (`_statement_reader`); elsewhere through `single_read`."""
+        self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any] | None = None
+    ) -> Any:
+        """The one row (or None) of a single-statement read on a hot path, with the attributes
+        of SQLAlchemy's `Row`: as `single_read`, each statement sees the latest commits. On
+        SQLite it runs on this thread without SQLAlchemy's execution layer
+        (`sqlite_inline.Statements`); elsewhere through `single_read`."""
         if self._statements is not None:
-            with self._statements.connect() as connection:
-                return connection.execute(statement, parameters).one_or_none()
+            return self._statements.one(statement, parameters or {})
         async with self.single_read() as conn:
             return (await conn.execute(statement, parameters)).one_or_none()
 
@@ -236,4 +225,4 @@ class Database:
         if self.reader is not self.engine:
             await self.reader.dispose()
         if self._statements is not None:
-            self._statements.dispose()
+            self._statements.close()

@@ -13,10 +13,15 @@ writer, and that wait must not stop the event loop.
 from __future__ import annotations
 
 import sqlite3
+from collections import namedtuple
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any
 
 import aiosqlite
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import MultipleResultsFound
 
 
 class _RunNow:
@@ -73,3 +78,78 @@ def connect(path: str, timeout: float) -> Callable[[], Any]:
         )
 
     return creator
+
+
+AnySelect = Select[*tuple[Any, ...]]
+_row_type: Callable[[list[str]], Any] = partial(namedtuple, "Row", rename=True)
+"""A row class with the statement's column names as attributes (a column without a name, or
+a repeated one, is `_<position>`), and `_asdict()`."""
+
+
+class Statements:
+    """The hot paths' single-statement reads (`Database.read_one`) on one `sqlite3` connection
+    that only reads, on the caller's thread, without SQLAlchemy's execution layer: each Core
+    statement is compiled once; the values it binds and the columns it returns go through
+    their types' own converters, so a row holds what SQLAlchemy would have returned. Through
+    SQLAlchemy (its async engine, or even its synchronous one) the statement machinery cost
+    several times what SQLite spends on the statement.
+
+    One connection serves every caller: a statement runs to its last row before `one`
+    returns (so no read transaction stays open, and the next statement sees the latest
+    commits), and nothing here awaits."""
+
+    def __init__(self, path: str, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.connection = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False, uri=True
+        )
+        self.connection.execute("PRAGMA query_only=ON")
+        self._compiled: dict[AnySelect, _Compiled] = {}
+
+    def one(self, statement: AnySelect, parameters: dict[str, Any]) -> Any:
+        """The statement's one row (attributes and `_asdict()` as SQLAlchemy's `Row`), or None;
+        more than one row is an error, as `Result.one_or_none` says."""
+        compiled = self._compiled.get(statement) or self._compile(statement)
+        rows = self.connection.execute(compiled.sql, compiled.values(parameters)).fetchall()
+        if len(rows) > 1:
+            raise MultipleResultsFound("more than one row where one or none was expected")
+        return compiled.row(rows[0]) if rows else None
+
+    def _compile(self, statement: AnySelect) -> _Compiled:
+        compiled = _Compiled(statement, self.dialect)
+        self._compiled[statement] = compiled
+        return compiled
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _Compiled:
+    """A SELECT compiled for SQLite once: its SQL, its parameters in order with their
+    converters, and a converter per column of its rows."""
+
+    def __init__(self, statement: AnySelect, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self._compiled = compiled
+        self.sql = str(compiled)
+        self.names = list(compiled.positiontup or ())
+        self.into_sqlite = [
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.names
+        ]
+        columns = list(statement.selected_columns)
+        self.from_sqlite = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        self.shape = _row_type([str(column.key) for column in columns])
+
+    def values(self, parameters: dict[str, Any]) -> tuple[Any, ...]:
+        named = self._compiled.construct_params(parameters)
+        return tuple(
+            convert(named[name]) if convert else named[name]
+            for name, convert in zip(self.names, self.into_sqlite, strict=True)
+        )
+
+    def row(self, raw: tuple[Any, ...]) -> Any:
+        pairs = zip(raw, self.from_sqlite, strict=True)
+        return self.shape._make([convert(v) if convert else v for v, convert in pairs])

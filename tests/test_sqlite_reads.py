@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import datetime
 
 import pytest
-from sqlalchemy import exc, insert, select, text
+from sqlalchemy import bindparam, exc, insert, select, text
 
 from identity.db import Database
 from identity.models import Tenant
@@ -71,6 +72,27 @@ async def test_a_read_sees_what_was_committed_before_it(database_url: str) -> No
         await db.dispose()
 
 
+async def test_a_hot_paths_read_returns_what_sqlalchemy_returns(database_url: str) -> None:
+    """`read_one` (on SQLite without SQLAlchemy's execution layer) converts every value as
+    SQLAlchemy does: times, flags, text; and refuses a statement that finds two rows."""
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            await session.execute(insert(Tenant).values([tenant("a"), tenant("b")]))
+        both = select(Tenant.tenant_id, Tenant.created_at, Tenant.name, Tenant.tenant_id == "T-a")
+        one = both.where(Tenant.tenant_code == bindparam("code"))
+        row = await db.read_one(one, {"code": "a"})
+        async with db.single_read() as conn:
+            expected = (await conn.execute(one, {"code": "a"})).one()
+        assert row is not None and tuple(row) == tuple(expected)
+        assert isinstance(row.created_at, datetime) and row._asdict()["tenant_id"] == "T-a"
+        assert await db.read_one(one, {"code": "none"}) is None
+        with pytest.raises(exc.MultipleResultsFound):
+            await db.read_one(both, {})
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.usefixtures("sqlite_only")
 async def test_a_read_that_tries_to_write_is_refused_and_changes_nothing(
     database_url: str,
@@ -84,8 +106,6 @@ async def test_a_read_that_tries_to_write_is_refused_and_changes_nothing(
         async with db.read() as session:
             with pytest.raises(exc.OperationalError, match="readonly"):
                 await session.execute(write)
-        with pytest.raises(exc.OperationalError, match="readonly"):
-            await db.read_one(insert(Tenant).values(tenant("y")).returning(Tenant.tenant_id))
         async with db.single_read() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM tenants")) == 0
     finally:
