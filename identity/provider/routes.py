@@ -6,6 +6,7 @@ Its errors are answered by their type, one handler each (`create_app` registers 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Annotated
 from urllib.parse import urlencode
@@ -83,11 +84,18 @@ async def jwks(request: Request) -> Response:
 def document(request: Request, body: bytes, cache_control: str) -> Response:
     """A JSON document that changes rarely, sent as serialised once, with an ETag: a client
     that sends it back in `If-None-Match` gets 304 and no body (RFC 9110 §13.1.2)."""
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    etag = _etag(body)
     headers = {"Cache-Control": cache_control, "ETag": etag}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+@functools.lru_cache(maxsize=8)
+def _etag(body: bytes) -> str:
+    """Hashed once per document: the key set's and the discovery's bodies are the same
+    objects from one request to the next (and a `bytes` keeps its own hash)."""
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
 async def token(request: Request) -> Response:
