@@ -94,17 +94,24 @@ class Statements:
     SQLAlchemy (its async engine, or even its synchronous one) the statement machinery cost
     several times what SQLite spends on the statement.
 
-    One connection serves every caller: a statement runs to its last row before `one`
-    returns (so no read transaction stays open, and the next statement sees the latest
-    commits), and nothing here awaits."""
+    One connection serves every caller of the process's event loop: a statement runs to its
+    last row before `one` returns (so no read transaction stays open, and the next statement
+    sees the latest commits), and nothing here awaits. It opens at the first statement, so a
+    `Database` made before `identity serve` forks its workers holds no connection yet."""
 
     def __init__(self, path: str, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self.connection = sqlite3.connect(
-            path, timeout=30, isolation_level=None, check_same_thread=False, uri=True
-        )
-        self.connection.execute("PRAGMA query_only=ON")
+        self.path, self.dialect = path, dialect
+        self._connection: sqlite3.Connection | None = None  # opened at the first statement
         self._compiled: dict[AnySelect, _Compiled] = {}
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False, uri=True
+            )
+            self._connection.execute("PRAGMA query_only=ON")
+        return self._connection
 
     def one(self, statement: AnySelect, parameters: dict[str, Any]) -> Any:
         """The statement's one row (attributes and `_asdict()` as SQLAlchemy's `Row`), or None;
@@ -121,7 +128,9 @@ class Statements:
         return compiled
 
     def close(self) -> None:
-        self.connection.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 class _Compiled:
