@@ -208,7 +208,8 @@ class Database:
         """The one row (or None) of a single-statement read on a hot path, with the attributes
         of SQLAlchemy's `Row`: as `single_read`, each statement sees the latest commits. On
         SQLite it runs on this thread without SQLAlchemy's execution layer
-        (`sqlite_inline.Statements`); elsewhere through `single_read`."""
+        (`sqlite_inline.Statements`; a module-level statement, compiled once, without an IN
+        list); elsewhere through `single_read`."""
         if self._statements is not None:
             return self._statements.one(statement, parameters or {})
         async with self.single_read() as conn:

@@ -81,6 +81,8 @@ def connect(path: str, timeout: float) -> Callable[[], Any]:
 
 
 AnySelect = Select[*tuple[Any, ...]]
+COMPILED_KEPT = 64
+"""Statements kept compiled: the hot paths' are module-level constants, a handful."""
 _row_type: Callable[[list[str]], Any] = partial(namedtuple, "Row", rename=True)
 """A row class with the statement's column names as attributes (a column without a name, or
 a repeated one, is `_<position>`), and `_asdict()`."""
@@ -124,6 +126,8 @@ class Statements:
 
     def _compile(self, statement: AnySelect) -> _Compiled:
         compiled = _Compiled(statement, self.dialect)
+        if len(self._compiled) >= COMPILED_KEPT:
+            self._compiled.clear()  # statements built per call would otherwise pile up here
         self._compiled[statement] = compiled
         return compiled
 
@@ -139,6 +143,8 @@ class _Compiled:
 
     def __init__(self, statement: AnySelect, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
+        if compiled.post_compile_params:
+            raise TypeError("a hot path's statement takes no IN list (expanding parameter)")
         self._compiled = compiled
         self.sql = str(compiled)
         self.names = list(compiled.positiontup or ())
