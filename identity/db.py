@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -84,37 +84,31 @@ def make_engine(url: str, *, inline_reads: bool = False) -> AsyncEngine:
         else:
             engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
-        _configure_sqlite(engine.sync_engine, read_only=inline_reads)
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            if inline_reads:
+                cursor.execute("PRAGMA query_only=ON")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            options = conn.get_execution_options()
+            if options.get(SINGLE_READ, False):
+                return  # one statement needs no transaction of its own
+            conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
+
         return engine
     # hide_parameters: a failing statement's message (which may reach a log) never carries
     # the values it was sent, some of which are tokens or personal data.
     return create_async_engine(
         url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
     )
-
-
-def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
-    """Every SQLite connection: WAL, the busy timeout, foreign keys, `synchronous=NORMAL`, and
-    `query_only` for the readers' engines; each transaction begins as `_sqlite_begin` says."""
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        if read_only:
-            cursor.execute("PRAGMA query_only=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn: Any) -> None:
-        options = conn.get_execution_options()
-        if options.get(SINGLE_READ, False):
-            return  # one statement needs no transaction of its own
-        conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 def _shared_file(url: str) -> bool:

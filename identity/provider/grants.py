@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import Row, bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_grants
@@ -100,7 +100,8 @@ async def live_signed(
     return _in_force(row, policy, now)
 
 
-def _in_force(row: Row[Any] | None, policy: Policy, now: datetime) -> Live | None:
+def _in_force(row: Any, policy: Policy, now: datetime) -> Live | None:
+    """`row` is SQLAlchemy's `Row` or `Database.read_one`'s, which has its attributes."""
     if row is None:
         return None
     values = row._asdict()
