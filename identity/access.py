@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import bindparam, delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.db import utcnow
@@ -224,6 +224,10 @@ async def _queue_logouts(db: Executor, sids: Sequence[str], app_id: str | None) 
             for client_id, uri, sid, tenant_id, user_name in rows
         ],
     )
+
+
+END_GRANT = delete(OidcGrant).where(OidcGrant.grant_id == bindparam("grant_id"))
+"""`end_grants` of one grant as one prebuilt statement, for a write of `Database.run_write`."""
 
 
 async def end_grants(db: Executor, grant_ids: Sequence[str]) -> None:

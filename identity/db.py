@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -135,6 +135,32 @@ async def lock(session: AsyncSession | AsyncConnection, key: str, *, shared: boo
         await session.execute(text(f"SELECT {function}(hashtext(:key))"), {"key": key})
 
 
+class Tx(Protocol):
+    """A write transaction's statements, for `Database.run_write`'s work."""
+
+    def one(self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any]) -> Any:
+        """The one row (or None) the statement finds."""
+
+    def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:
+        """An INSERT, UPDATE or DELETE; the rows it touched."""
+
+
+class _CoreTx:
+    """`Tx` on a synchronous SQLAlchemy connection (`AsyncConnection.run_sync`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def one(self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any]) -> Any:
+        return self.connection.execute(statement, parameters).one_or_none()
+
+    def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:
+        return self.connection.execute(statement, parameters).rowcount
+
+
+T = TypeVar("T")
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
@@ -147,10 +173,11 @@ class Database:
         )
         # A hot path's single statement (`read_one`) on SQLite: SQLAlchemy's execution layer
         # costs several times the statement itself there (identity.sqlite_inline.Statements).
-        self._statements = (
-            sqlite_inline.Statements(make_url(async_url(url)).database or "", self.reader.dialect)
-            if self.reader is not self.engine
-            else None
+        path = make_url(async_url(url)).database or ""
+        inline = self.reader is not self.engine
+        self._statements = sqlite_inline.Statements(path, self.reader.dialect) if inline else None
+        self._writes = (
+            sqlite_inline.Statements(path, self.engine.dialect, writer=True) if inline else None
         )
         self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -209,6 +236,17 @@ class Database:
         async with self.single_read() as conn:
             return (await conn.execute(statement, parameters)).one_or_none()
 
+    async def run_write(self, work: Callable[[Tx], T]) -> T:
+        """`work`, a hot path's write transaction of plain statements, run synchronously: it
+        commits when `work` returns and rolls back if it raises. On SQLite the statements go to
+        `sqlite3` directly, in a worker thread (`sqlite_inline.Statements`: module-level
+        statements, compiled once); elsewhere through a Core connection."""
+        if self._writes is not None:
+            async with self._writer_turn():
+                return await asyncio.to_thread(self._writes.transaction, work)
+        async with self.write() as connection:
+            return await connection.run_sync(lambda sync: work(_CoreTx(sync)))
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """`transaction()` on a Core connection, for hot paths that need no ORM session."""
@@ -219,5 +257,6 @@ class Database:
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
-        if self._statements is not None:
-            self._statements.close()
+        for statements in (self._statements, self._writes):
+            if statements is not None:
+                statements.close()

@@ -16,10 +16,10 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Generator
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import Select
+from sqlalchemy import Delete, Insert, Select, Update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import MultipleResultsFound
 
@@ -81,30 +81,33 @@ def connect(path: str, timeout: float) -> Callable[[], Any]:
 
 
 AnySelect = Select[*tuple[Any, ...]]
+AnyChange = Insert | Update | Delete
 COMPILED_KEPT = 64
 """Statements kept compiled: the hot paths' are module-level constants, a handful."""
 _row_type: Callable[[list[str]], Any] = partial(namedtuple, "Row", rename=True)
 """A row class with the statement's column names as attributes (a column without a name, or
 a repeated one, is `_<position>`), and `_asdict()`."""
+T = TypeVar("T")
 
 
 class Statements:
-    """The hot paths' single-statement reads (`Database.read_one`) on one `sqlite3` connection
-    that only reads, on the caller's thread, without SQLAlchemy's execution layer: each Core
-    statement is compiled once; the values it binds and the columns it returns go through
-    their types' own converters, so a row holds what SQLAlchemy would have returned. Through
-    SQLAlchemy (its async engine, or even its synchronous one) the statement machinery cost
-    several times what SQLite spends on the statement.
+    """The hot paths' statements on one `sqlite3` connection, without SQLAlchemy's execution
+    layer: each Core statement is compiled once; the values it binds and the columns it returns
+    go through their types' own converters, so a row holds what SQLAlchemy would have
+    returned. Through SQLAlchemy (its async engine, or even its synchronous one) the statement
+    machinery cost several times what SQLite spends on the statement.
 
-    One connection serves every caller of the process's event loop: a statement runs to its
-    last row before `one` returns (so no read transaction stays open, and the next statement
-    sees the latest commits), and nothing here awaits. It opens at the first statement, so a
-    `Database` made before `identity serve` forks its workers holds no connection yet."""
+    A reader (`Database.read_one`) is used on the event loop's thread, by every caller: a
+    statement runs to its last row before `one` returns (so no read transaction stays open,
+    and the next statement sees the latest commits), and nothing here awaits. A `writer`
+    (`Database.run_write`) runs one transaction at a time, in a worker thread, since
+    `BEGIN IMMEDIATE` may wait for another process's writer. The connection opens at the first
+    statement, so a `Database` made before `identity serve` forks its workers holds none yet."""
 
-    def __init__(self, path: str, dialect: Dialect) -> None:
-        self.path, self.dialect = path, dialect
+    def __init__(self, path: str, dialect: Dialect, *, writer: bool = False) -> None:
+        self.path, self.dialect, self.writer = path, dialect, writer
         self._connection: sqlite3.Connection | None = None  # opened at the first statement
-        self._compiled: dict[AnySelect, _Compiled] = {}
+        self._compiled: dict[AnySelect | AnyChange, _Compiled] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -112,7 +115,11 @@ class Statements:
             self._connection = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False, uri=True
             )
-            self._connection.execute("PRAGMA query_only=ON")
+            if self.writer:  # as `identity.db.make_engine`'s connections
+                self._connection.execute("PRAGMA foreign_keys=ON")
+                self._connection.execute("PRAGMA synchronous=NORMAL")
+            else:
+                self._connection.execute("PRAGMA query_only=ON")
         return self._connection
 
     def one(self, statement: AnySelect, parameters: dict[str, Any]) -> Any:
@@ -124,7 +131,26 @@ class Statements:
             raise MultipleResultsFound("more than one row where one or none was expected")
         return compiled.row(rows[0]) if rows else None
 
-    def _compile(self, statement: AnySelect) -> _Compiled:
+    def run(self, statement: AnyChange, parameters: dict[str, Any]) -> int:
+        """An INSERT, UPDATE or DELETE in the transaction under way; the rows it touched."""
+        compiled = self._compiled.get(statement) or self._compile(statement)
+        return self.connection.execute(compiled.sql, compiled.values(parameters)).rowcount
+
+    def transaction(self, work: Callable[[Statements], T]) -> T:
+        """`work` in one write transaction: committed when it returns, rolled back if it
+        raises."""
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(self)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return result
+
+    def _compile(self, statement: AnySelect | AnyChange) -> _Compiled:
         compiled = _Compiled(statement, self.dialect)
         if len(self._compiled) >= COMPILED_KEPT:
             self._compiled.clear()  # statements built per call would otherwise pile up here
@@ -138,13 +164,17 @@ class Statements:
 
 
 class _Compiled:
-    """A SELECT compiled for SQLite once: its SQL, its parameters in order with their
+    """A statement compiled for SQLite once: its SQL, its parameters in order with their
     converters, and a converter per column of its rows."""
 
-    def __init__(self, statement: AnySelect, dialect: Dialect) -> None:
+    def __init__(self, statement: AnySelect | AnyChange, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         if compiled.post_compile_params:
             raise TypeError("a hot path's statement takes no IN list (expanding parameter)")
+        computed = [*(compiled.insert_prefetch or ()), *(compiled.update_prefetch or ())]
+        if computed:  # SQLAlchemy would work these out in Python at each execution
+            names = ", ".join(column.name for column in computed)
+            raise TypeError(f"a hot path's statement gives every value itself: {names}")
         self._compiled = compiled
         self.sql = str(compiled)
         self.names = list(compiled.positiontup or ())
@@ -152,7 +182,7 @@ class _Compiled:
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in self.names
         ]
-        columns = list(statement.selected_columns)
+        columns = list(statement.selected_columns) if isinstance(statement, Select) else []
         self.from_sqlite = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]

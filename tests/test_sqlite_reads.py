@@ -10,9 +10,9 @@ import threading
 from datetime import datetime
 
 import pytest
-from sqlalchemy import bindparam, exc, insert, select, text
+from sqlalchemy import bindparam, exc, insert, select, text, update
 
-from identity.db import Database
+from identity.db import Database, Tx
 from identity.models import Tenant
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -92,6 +92,53 @@ async def test_a_hot_paths_read_returns_what_sqlalchemy_returns(database_url: st
         if not database_url.startswith("postgresql"):  # SQLite compiles it once, IN lists apart
             with pytest.raises(TypeError, match="IN list"):
                 await db.read_one(both.where(Tenant.tenant_id.in_(["T-a", "T-z"])))
+    finally:
+        await db.dispose()
+
+
+ADD = insert(Tenant).values(
+    tenant_id=bindparam("id"),
+    tenant_code=bindparam("code"),
+    name=bindparam("code_name"),
+    domain_name="example.com",
+    state="active",
+    last_sync_time="20261206000000000",
+    created_at=bindparam("at"),
+    updated_at=bindparam("at"),
+)
+RENAME = (
+    update(Tenant)
+    .where(Tenant.tenant_code == bindparam("code"))
+    .values(name="renamed", updated_at=bindparam("at"))
+)
+NAME = select(Tenant.name, Tenant.created_at).where(Tenant.tenant_code == bindparam("code"))
+
+
+async def test_a_hot_paths_write_commits_whole_or_not_at_all(database_url: str) -> None:
+    """`run_write` (on SQLite straight to `sqlite3`, in a thread): what the work wrote is
+    there after it returns, with its values converted as SQLAlchemy would; nothing of it is
+    there after it raises."""
+    db = Database(database_url)
+    at = datetime(2026, 12, 6, 8, 30, 0, 123456)
+
+    def add(tx: Tx, code: str) -> int:
+        tx.run(ADD, {"id": f"T-{code}", "code": code, "code_name": code, "at": at})
+        return tx.run(RENAME, {"code": code, "at": at})
+
+    def add_then_fail(tx: Tx) -> None:
+        add(tx, "b")
+        raise ValueError("the work failed")
+
+    try:
+        assert await db.run_write(lambda tx: add(tx, "a")) == 1
+        assert tuple(await db.read_one(NAME, {"code": "a"})) == ("renamed", at)
+        with pytest.raises(ValueError, match="the work failed"):
+            await db.run_write(add_then_fail)
+        assert await db.read_one(NAME, {"code": "b"}) is None
+        assert await db.run_write(lambda tx: add(tx, "b")) == 1  # the failure left no lock
+        if not database_url.startswith("postgresql"):  # SQLite compiles it once, defaults apart
+            with pytest.raises(TypeError, match="every value itself: updated_at"):
+                await db.run_write(lambda tx: tx.run(update(Tenant).values(name="x"), {}))
     finally:
         await db.dispose()
 

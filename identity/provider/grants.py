@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,8 +26,8 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from identity.access import end_grants
-from identity.db import Database
+from identity.access import END_GRANT
+from identity.db import Database, Tx
 from identity.models import (
     MemberSession,
     OidcClient,
@@ -158,8 +159,40 @@ class GrantError(Exception):
     """An `invalid_grant` answer (RFC 6749 §5.2); the message is for the log."""
 
 
-async def redeem_code(
-    conn: AsyncConnection,
+_CODE = (
+    select(
+        OidcCode.grant_id,
+        OidcGrant.client_id,
+        OidcCode.expires_at,
+        OidcCode.redirect_uri,
+        OidcCode.code_challenge,
+    )
+    .join(OidcGrant, OidcGrant.grant_id == OidcCode.grant_id)
+    .where(OidcCode.code_hash == bindparam("code"))
+)
+# bind names differ from column names, which UPDATE and INSERT reserve for their values
+_SPEND_CODE = (
+    update(OidcCode)
+    .where(OidcCode.code_hash == bindparam("code"), OidcCode.used_at.is_(None))
+    .values(used_at=bindparam("spent_at"))
+)
+_OF_REFRESH = (
+    select(RefreshToken.grant_id, OidcGrant.client_id, RefreshToken.used_at)
+    .join(OidcGrant, OidcGrant.grant_id == RefreshToken.grant_id)
+    .where(RefreshToken.token_hash == bindparam("token"))
+)
+_SPEND_REFRESH = (
+    update(RefreshToken)
+    .where(RefreshToken.token_hash == bindparam("token"), RefreshToken.used_at.is_(None))
+    .values(used_at=bindparam("spent_at"))
+)
+_ISSUE_REFRESH = insert(RefreshToken).values(
+    token_hash=bindparam("token"), grant_id=bindparam("grant"), created_at=bindparam("at")
+)
+
+
+def redeem_code(
+    tx: Tx,
     *,
     code: str,
     client_id: str,
@@ -169,31 +202,14 @@ async def redeem_code(
 ) -> str:
     """Use a code once; returns its grant id. A code presented again revokes its grant."""
     code_hash = _hash(code)
-    row = (
-        await conn.execute(
-            select(
-                OidcCode.grant_id,
-                OidcGrant.client_id,
-                OidcCode.expires_at,
-                OidcCode.redirect_uri,
-                OidcCode.code_challenge,
-            )
-            .join(OidcGrant, OidcGrant.grant_id == OidcCode.grant_id)
-            .where(OidcCode.code_hash == code_hash)
-        )
-    ).one_or_none()
+    row = tx.one(_CODE, {"code": code_hash})
     if row is None:
         raise GrantError("unknown code")
     grant_id, owner, expires_at, stored_redirect, challenge = row
     if owner != client_id:  # before it is spent: another client cannot use up someone's code
         raise GrantError("code issued to another client")
-    claimed = await conn.execute(
-        update(OidcCode)
-        .where(OidcCode.code_hash == code_hash, OidcCode.used_at.is_(None))
-        .values(used_at=now)
-    )
-    if not claimed.rowcount:
-        await end_grants(conn, [grant_id])
+    if not tx.run(_SPEND_CODE, {"code": code_hash, "spent_at": now}):
+        tx.run(END_GRANT, {"grant_id": grant_id})
         raise GrantError("code used twice: its grant has ended")
     if expires_at <= now:
         raise GrantError("code expired")
@@ -207,39 +223,42 @@ async def redeem_code(
     return str(grant_id)
 
 
-async def issue_refresh(conn: AsyncConnection, grant_id: str, now: datetime) -> str:
-    token = secrets.token_urlsafe(32)
-    await conn.execute(
-        insert(RefreshToken).values(token_hash=_hash(token), grant_id=grant_id, created_at=now)
-    )
-    return token
-
-
 async def grant_of_refresh(conn: AsyncConnection, token: str) -> tuple[str, str, bool] | None:
     """(grant id, client id, already rotated) of a refresh token, or None."""
-    row = (
-        await conn.execute(
-            select(RefreshToken.grant_id, OidcGrant.client_id, RefreshToken.used_at)
-            .join(OidcGrant, OidcGrant.grant_id == RefreshToken.grant_id)
-            .where(RefreshToken.token_hash == _hash(token))
-        )
-    ).one_or_none()
+    row = (await conn.execute(_OF_REFRESH, {"token": _hash(token)})).one_or_none()
     return None if row is None else (row[0], row[1], row[2] is not None)
 
 
-async def rotate_refresh(conn: AsyncConnection, token: str, client_id: str, now: datetime) -> str:
+def rotate_refresh(tx: Tx, *, token: str, client_id: str, now: datetime) -> str:
     """Spend a refresh token; returns its grant id. A rotated one presented again (a thief or
     the client racing itself) ends the whole grant."""
-    found = await grant_of_refresh(conn, token)
-    if found is None or found[1] != client_id:
+    token_hash = _hash(token)
+    row = tx.one(_OF_REFRESH, {"token": token_hash})
+    if row is None or row.client_id != client_id:
         raise GrantError("unknown refresh token")
-    grant_id = found[0]
-    spent = await conn.execute(
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == _hash(token), RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-    )
-    if not spent.rowcount:
-        await end_grants(conn, [grant_id])
+    if not tx.run(_SPEND_REFRESH, {"token": token_hash, "spent_at": now}):
+        tx.run(END_GRANT, {"grant_id": row.grant_id})
         raise GrantError("refresh token used twice: its grant has ended")
-    return grant_id
+    return str(row.grant_id)
+
+
+def exchange(
+    tx: Tx, *, spend: Callable[[Tx], str], policy: Policy, now: datetime
+) -> tuple[Live, str] | GrantError | None:
+    """The token endpoint's transaction (`Database.run_write`): `spend` uses up a code or a
+    refresh token and names its grant; if the grant is still in force, a new refresh token is
+    issued from it and its session counts as in use (an app refreshing its tokens is the member
+    at work, even when the browser never comes back to identity itself). A refused code or
+    token is returned, not raised, so that what its refusal wrote (a reused one ends its
+    grant) is committed; None when the grant is no longer in force."""
+    try:
+        grant_id = spend(tx)
+    except GrantError as refused:
+        return refused
+    live = _in_force(tx.one(_LIVE, {"grant_id": grant_id}), policy, now)
+    if live is None:
+        return None
+    refresh = secrets.token_urlsafe(32)
+    tx.run(_ISSUE_REFRESH, {"token": _hash(refresh), "grant": grant_id, "at": now})
+    tx.run(sessions.TOUCH, {"session": live.signed_in.id_hash, "seen_at": now})
+    return live, refresh

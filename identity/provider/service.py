@@ -12,8 +12,9 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,7 +22,7 @@ from sqlalchemy import bindparam, func, select
 
 from identity.access import end_grants
 from identity.crypto import Cipher
-from identity.db import Database, utcnow
+from identity.db import Database, Tx, utcnow
 from identity.errors import IdentityError
 from identity.models import SigningKey
 from identity.observability import bind
@@ -30,7 +31,6 @@ from identity.provider.grants import GrantError, Live
 from identity.provider.keys import Published
 from identity.provider.tokens import Issue, Member, Subjects
 from identity.sessions import Sessions, SignedIn
-from identity.sessions import store as sessions
 from identity.settings import Settings
 from identity.web import holds_control
 
@@ -209,38 +209,31 @@ class Provider:
         grant_type = form.get("grant_type")
         client = await self.authenticate(form, authorization)
         now = utcnow()
-        async with self.db.write() as conn:
-            try:
-                if grant_type == "authorization_code":
-                    grant_id = await grants.redeem_code(
-                        conn,
-                        code=form.get("code", ""),
-                        client_id=client.client_id,
-                        redirect_uri=form.get("redirect_uri"),
-                        verifier=form.get("code_verifier"),
-                        now=now,
-                    )
-                elif grant_type == "refresh_token":
-                    grant_id = await grants.rotate_refresh(
-                        conn, form.get("refresh_token", ""), client.client_id, now
-                    )
-                else:
-                    raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r}")
-            except GrantError as exc:
-                failure: GrantError | None = exc
-            else:
-                failure = None
-                live = await grants.live(conn, grant_id, self.sessions.policy, now)
-                _bind(live)
-                refresh = await grants.issue_refresh(conn, grant_id, now) if live else None
-                if live is not None:
-                    # An app refreshing its tokens is the member at work: the session is in
-                    # use even when the browser never comes back to identity itself.
-                    await sessions.touch(conn, live.signed_in.id_hash, now)
-        if failure is not None:  # committed: a reused code or token stays revoked
-            raise OAuthError("invalid_grant", str(failure))
-        if live is None or refresh is None:
+        spend: Callable[[Tx], str]
+        if grant_type == "authorization_code":
+            spend = partial(
+                grants.redeem_code,
+                code=form.get("code", ""),
+                client_id=client.client_id,
+                redirect_uri=form.get("redirect_uri"),
+                verifier=form.get("code_verifier"),
+                now=now,
+            )
+        elif grant_type == "refresh_token":
+            token = form.get("refresh_token", "")
+            spend = partial(grants.rotate_refresh, token=token, client_id=client.client_id, now=now)
+        else:
+            raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r}")
+        policy = self.sessions.policy
+        outcome = await self.db.run_write(
+            partial(grants.exchange, spend=spend, policy=policy, now=now)
+        )
+        if isinstance(outcome, GrantError):  # committed: a reused code or token stays revoked
+            raise OAuthError("invalid_grant", str(outcome))
+        if outcome is None:
             raise OAuthError("invalid_grant", "the member's session or access has ended")
+        live, refresh = outcome
+        _bind(live)
         return await self._tokens(live, refresh, include_nonce=grant_type != "refresh_token")
 
     def member(self, signed_in: SignedIn) -> Member:

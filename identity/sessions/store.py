@@ -264,7 +264,7 @@ def expires_at(signed_in: SignedIn, policy: Policy) -> datetime:
     return min(signed_in.expires_at, signed_in.last_seen_at + policy.idle)
 
 
-_TOUCH = (  # bind names differ from column names, which UPDATE reserves for its SET clause
+TOUCH = (  # bind names differ from column names, which UPDATE reserves for its SET clause
     update(MemberSession)
     .where(MemberSession.id_hash == bindparam("session"))
     .values(last_seen_at=bindparam("seen_at"))
@@ -289,7 +289,7 @@ async def end_session_app(connection: AsyncConnection, sid: str, app_id: str) ->
 
 
 async def touch(connection: AsyncConnection, id_hash: str, now: datetime) -> None:
-    await connection.execute(_TOUCH, {"session": id_hash, "seen_at": now})
+    await connection.execute(TOUCH, {"session": id_hash, "seen_at": now})
 
 
 _CLAIM = (  # bind names differ from column names, which UPDATE reserves for its SET clause
