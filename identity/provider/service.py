@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, false, func, or_, select
 
 from identity.access import end_grants
 from identity.crypto import Cipher
@@ -117,9 +118,8 @@ class Provider:
         started = time.monotonic()
         if started - self._in_force_at < checked_within:
             return published
-        async with self.db.single_read() as conn:
-            in_force = await conn.scalar(_IN_FORCE, {"kids": published.kids})
-        if in_force != len(published.kids):
+        row = await self.db.read_one(_in_force(tuple(published.kids)))
+        if row is None or row.count != len(published.kids):
             published = await self.keys(reread=True)
         self._in_force_at = started
         return published
@@ -363,7 +363,9 @@ def _basic_credentials(authorization: str, form: dict[str, str]) -> tuple[str, s
     return client_id, secret
 
 
-_IN_FORCE = select(func.count()).where(
-    SigningKey.kid.in_(bindparam("kids", expanding=True)), SigningKey.revoked_at.is_(None)
-)
-"""How many of the given keys are still in force: neither revoked nor deleted."""
+@functools.lru_cache(maxsize=4)
+def _in_force(kids: tuple[str, ...]) -> Select[int]:
+    """How many of these keys are still in force: neither revoked nor deleted. One statement
+    per key set, its kids each a parameter of their own (no IN list: `Database.read_one`)."""
+    named = or_(false(), *(SigningKey.kid == kid for kid in kids))
+    return select(func.count().label("count")).where(named, SigningKey.revoked_at.is_(None))
