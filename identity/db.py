@@ -7,7 +7,8 @@ failing on a stale snapshot; `Database.read()` begins a plain deferred transacti
 waits for a writer. On SQLite the reads (`read()`, `single_read()`) go through an engine of
 their own whose connections refuse to write and run on the event loop's thread
 (`identity.sqlite_inline`); the writes keep aiosqlite's thread. The provider's hot statements
-(`read_one`) skip SQLAlchemy's execution layer there (`sqlite_inline.Statements`).
+(`read_one`, and the token endpoint's transaction, `run_write`) skip SQLAlchemy's execution
+layer there (`sqlite_inline.Statements`).
 """
 
 from __future__ import annotations
