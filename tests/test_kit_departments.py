@@ -243,10 +243,11 @@ ADVERSARIAL = [
 @pytest.mark.parametrize("org_list", ADVERSARIAL)
 def test_hostile_org_lists_are_parsed_or_refused_quickly(org_list: str) -> None:
     """Parsing runs on the event loop: its cost must stay linear (each of these took seconds
-    with a backtracking bare-key regex or an unbounded JSON5 fallback)."""
-    started = time.perf_counter()
+    with a backtracking bare-key regex or an unbounded JSON5 fallback). The CPU time of this
+    thread, not the wall clock: the suite's other workers share the cores."""
+    started = time.thread_time()
     try:
         parse(AllOrgSync, all_org_body(org_list))
     except InvalidParameter as exc:
         assert "orgInfoList" in str(exc)
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
