@@ -172,8 +172,8 @@ class Database:
             if self.engine.dialect.name == "sqlite" and _shared_file(url)
             else self.engine
         )
-        # A hot path's single statement (`read_one`) on SQLite: SQLAlchemy's execution layer
-        # costs several times the statement itself there (identity.sqlite_inline.Statements).
+        # The hot paths' statements on SQLite (`read_one`, `run_write`): SQLAlchemy's execution
+        # layer costs several times the statement itself there (sqlite_inline.Statements).
         path = make_url(async_url(url)).database or ""
         inline = self.reader is not self.engine
         self._statements = sqlite_inline.Statements(path, self.reader.dialect) if inline else None
