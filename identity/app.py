@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from identity.provider import authorize as provider_authorize
 from identity.provider import logout as provider_logout
 from identity.provider import routes as provider_routes
 from identity.provider.authorize import AuthorizePage
+from identity.provider.documents import Documents
 from identity.provider.service import OAuthError, Provider
 from identity.sessions import Sessions
 from identity.sessions.service import policy_for
@@ -74,6 +76,12 @@ and the metrics are not an API for clients. A new client-facing route is publish
 here; anything else stays out of the schema by default."""
 
 
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""identity's own telemetry is its Prometheus metrics and its JSON log lines. FastAPI's bridge
+to OpenTelemetry stays off: left on, it looks up OpenTelemetry's global providers on every
+request, which cost more than answering a JWKS."""
+
+
 class _AnsweredFailures:
     """Starlette answers an unhandled exception with the `Exception` handler's response, then
     raises it again for the server to log: uvicorn prints a traceback of hundreds of lines on
@@ -101,13 +109,15 @@ class _AnsweredFailures:
 class IdentityApp(FastAPI):
     """FastAPI whose security headers and request observer (request id, HTTP metrics) wrap the
     whole stack, the 500 handler included (Starlette runs the `Exception` handler outside any
-    middleware added with `add_middleware`)."""
+    middleware added with `add_middleware`); just inside them, discovery and the JWKS are
+    answered when at hand (`identity.provider.documents`)."""
 
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = _AnsweredFailures(super().build_middleware_stack())
-        observed = RequestObserver(stack, self.state.metrics)
+        documents = Documents(stack, self.state.provider)
+        observed = RequestObserver(documents, self.state.metrics)
         return SecurityHeaders(observed, self.response_headers)
 
     def openapi(self) -> dict[str, Any]:
@@ -161,7 +171,13 @@ def create_app(settings: Settings) -> FastAPI:
         await auth_centre.close()
         await db.dispose()
 
-    app = IdentityApp(title="identity", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = IdentityApp(
+        title="identity",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_OPENTELEMETRY,
+    )
     app.response_headers = tuple(security_headers(settings.base_url))
     app.state.metrics = metrics
     _put_together(app, settings, db, auth_centre)

@@ -12,10 +12,10 @@ names are fixed, since dashboards and alerts use them (README lists them).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -192,8 +192,8 @@ def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name.lower() == b"x-request-id":
             text = value.decode("latin-1")
-            return text if REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
-    return uuid.uuid4().hex
+            return text if REQUEST_ID.fullmatch(text) else os.urandom(16).hex()
+    return os.urandom(16).hex()
 
 
 def route_of(scope: Scope) -> str:
@@ -210,6 +210,7 @@ class RequestObserver:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -231,10 +232,21 @@ class RequestObserver:
             try:
                 await self.app(scope, receive, answering)
             finally:
-                route, method = route_of(scope), scope["method"]
-                self.metrics.http_requests.labels(route, method, str(status)).inc()
-                elapsed = time.perf_counter() - started
-                self.metrics.http_seconds.labels(route, method).observe(elapsed)
+                count, timing = self._series(route_of(scope), scope["method"], status)
+                count.inc()
+                timing.observe(time.perf_counter() - started)
+
+    def _series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter's and the timing histogram's series for these labels, looked up
+        in the registry once (the labels are route templates and parsed methods: few)."""
+        key = (route, method, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                self.metrics.http_requests.labels(route, method, str(status)),
+                self.metrics.http_seconds.labels(route, method),
+            )
+        return found
 
 
 @contextmanager

@@ -224,6 +224,7 @@ def run(app: FastAPI, settings: Settings, sockets: list[socket.socket]) -> None:
         log_level="warning",
         log_config=None,  # uvicorn's own lines go through the app's JSON logging
         access_log=False,
+        server_header=False,  # no "server: uvicorn": nothing to tell a scanner
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     uvicorn.Server(config).run(sockets=sockets)

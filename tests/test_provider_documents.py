@@ -52,3 +52,34 @@ async def test_the_apps_endpoints_keep_their_route_label_in_the_metrics(
     lines = answered.text.splitlines()
     assert any('route="/oauth2/jwks"' in line and 'status="200"' in line for line in lines)
     assert any('route="/oauth2/introspect"' in line and 'status="401"' in line for line in lines)
+
+
+async def test_a_document_at_hand_is_answered_as_the_route_answers_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """The first JWKS request reads the keys through the route; the next, within a second,
+    is answered from the keys at hand: the same bytes and the same headers, the security
+    headers and the caller's request id included."""
+    for path in ("/oauth2/jwks", "/.well-known/openid-configuration"):
+        first, second = [
+            await client.get(path, headers={"X-Request-ID": f"doc-{n}"}) for n in (1, 2)
+        ]
+        assert second.content == first.content
+        assert (first.headers["x-request-id"], second.headers["x-request-id"]) == (
+            "doc-1",
+            "doc-2",
+        )
+        kept = {"date", "x-request-id"}
+        assert {k: v for k, v in first.headers.items() if k not in kept} == {
+            k: v for k, v in second.headers.items() if k not in kept
+        }
+        assert second.headers["x-frame-options"] == "DENY"
+
+        head = await client.head(path)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-length"] == str(len(first.content))
+        assert (await client.get(path, headers={"If-None-Match": "*"})).status_code == 304
+
+        refused = await client.post(path)
+        assert refused.status_code == 405 and refused.json()["error"] == "method_not_allowed"
+        assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD"}

@@ -50,7 +50,9 @@ async def test_serve_migrates_keeps_its_key_and_answers_signed_calls(tmp_path: P
             answer = await SignedCalls(client).basic(
                 {"activity": "newInstance", "orderId": "O", "orderLineId": "O-1", "businessId": "b"}
             )
+            jwks = await client.get("/oauth2/jwks")
         assert answer["resultCode"] == "000000"
+        assert jwks.status_code == 200 and "server" not in jwks.headers  # nothing to tell a scanner
     key_file = tmp_path / "identity-secret.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = key_file.read_text()

@@ -6,8 +6,6 @@ Its errors are answered by their type, one handler each (`create_app` registers 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -21,8 +19,14 @@ from identity.pages import render
 from identity.provider import authorize as authorization
 from identity.provider import logout
 from identity.provider.authorize import AuthorizePage
+from identity.provider.documents import (
+    DISCOVERY_CACHE,
+    JWKS_CACHE,
+    JWKS_CHECKED_WITHIN,
+    etag_of,
+    not_modified,
+)
 from identity.provider.service import (
-    KEYS_REFRESH_SECONDS,
     OAuthError,
     Provider,
     parameters,
@@ -33,9 +37,6 @@ router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FORM_BYTES = 16 * 1024
 MAX_FORM_FIELDS = 32
-JWKS_MAX_AGE = KEYS_REFRESH_SECONDS
-"""As long as a replica may take to publish a rotated key, so a cached JWKS is at most that
-much staler; a revoked key leaves every replica's answer at once."""
 Oidc = Annotated[Provider, web.depends(web.provider)]
 
 
@@ -71,31 +72,26 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def discovery(request: Request) -> Response:
-    return document(request, web.provider(request).discovery_json, "public, max-age=3600")
+    return document(request, web.provider(request).discovery_json, DISCOVERY_CACHE)
 
 
 async def jwks(request: Request) -> Response:
     """The keys in force: a key revoked is gone from this answer within a second, on every
-    replica; caches may keep an answer `JWKS_MAX_AGE` seconds."""
-    published = await web.provider(request).keys_in_force(checked_within=1)
-    return document(request, published.jwks_json, f"public, max-age={JWKS_MAX_AGE}")
+    replica."""
+    provider = web.provider(request)
+    published = await provider.keys_in_force(checked_within=JWKS_CHECKED_WITHIN)
+    return document(request, published.jwks_json, JWKS_CACHE)
 
 
 def document(request: Request, body: bytes, cache_control: str) -> Response:
     """A JSON document that changes rarely, sent as serialised once, with an ETag: a client
-    that sends it back in `If-None-Match` gets 304 and no body (RFC 9110 §13.1.2)."""
-    etag = _etag(body)
+    that sends it back in `If-None-Match` gets 304 and no body (RFC 9110 §13.1.2). What
+    `Documents` answers without coming here, answered the same way."""
+    etag = etag_of(body)
     headers = {"Cache-Control": cache_control, "ETag": etag}
-    if etag in request.headers.get("if-none-match", ""):
+    if not_modified(etag, request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
-
-
-@functools.lru_cache(maxsize=8)
-def _etag(body: bytes) -> str:
-    """Hashed once per document: the key set's and the discovery's bodies are the same
-    objects from one request to the next (and a `bytes` keeps its own hash)."""
-    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
 async def token(request: Request) -> Response:

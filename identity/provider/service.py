@@ -81,7 +81,7 @@ class Provider:
         self.subjects = Subjects(settings.secret_key.get_secret_value())
         self._published: Published | None = None
         self._reading = asyncio.Lock()
-        self._in_force_at = float("-inf")
+        self._in_force_at = self._read = float("-inf")  # time.monotonic() of the last check, read
         self.discovery_json = json.dumps(self.discovery(), separators=(",", ":")).encode()
 
     # --- keys ---------------------------------------------------------------------------
@@ -105,6 +105,7 @@ class Provider:
                 await keys.ensure(session, self.cipher, now, lifetime)
                 rows = await keys.rows(session)
             self._published = keys.load(rows, self.cipher, now, lifetime)
+            self._read = time.monotonic()
             return self._published
 
     async def keys_in_force(self, *, checked_within: float = 0.0) -> Published:
@@ -114,15 +115,25 @@ class Provider:
         which anyone may ask for as often as they like, passes `checked_within=1`: a check
         less than a second old stands, so a flood of JWKS requests costs no query each.
         (Access tokens are checked key by key with their grant, `grants.live`.)"""
+        at_hand = self.keys_at_hand(checked_within)
+        if at_hand is not None:
+            return at_hand
         published = await self.keys()
         started = time.monotonic()
-        if started - self._in_force_at < checked_within:
-            return published
         row = await self.db.read_one(_in_force(tuple(published.kids)))
         if row is None or row.count != len(published.kids):
             published = await self.keys(reread=True)
         self._in_force_at = started
         return published
+
+    def keys_at_hand(self, checked_within: float) -> Published | None:
+        """The keys when `keys_in_force(checked_within=…)` has them without a query or a
+        read: read less than `KEYS_REFRESH_SECONDS` ago, checked less than `checked_within`
+        seconds ago. Else None."""
+        now = time.monotonic()
+        if now - self._in_force_at >= checked_within or now - self._read >= KEYS_REFRESH_SECONDS:
+            return None
+        return self._published
 
     def discovery(self) -> dict[str, Any]:
         """The discovery document (OpenID Connect Discovery 1.0 §3): one literal, longer than
