@@ -109,16 +109,16 @@ class _AnsweredFailures:
 class IdentityApp(FastAPI):
     """FastAPI whose security headers and request observer (request id, HTTP metrics) wrap the
     whole stack, the 500 handler included (Starlette runs the `Exception` handler outside any
-    middleware added with `add_middleware`); just inside them, discovery and the JWKS are
+    middleware added with `add_middleware`). Outside them all, discovery and the JWKS are
     answered when at hand (`identity.provider.documents`)."""
 
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = _AnsweredFailures(super().build_middleware_stack())
-        documents = Documents(stack, self.state.provider)
-        observed = RequestObserver(documents, self.state.metrics)
-        return SecurityHeaders(observed, self.response_headers)
+        observed = RequestObserver(stack, self.state.metrics)
+        secured = SecurityHeaders(observed, self.response_headers)
+        return Documents(secured, self.state.provider, self.state.metrics, self.response_headers)
 
     def openapi(self) -> dict[str, Any]:
         """FastAPI's schema (cached by FastAPI) cut down to `PUBLISHED_PATHS`."""

@@ -71,18 +71,22 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._completed(message.get("headers", ()))
+                message["headers"] = completed(message.get("headers", ()), self.headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _completed(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        result = list(headers)
-        present = {name.lower(): index for index, (name, _) in enumerate(result)}
-        for name, value in self.headers:
-            if name not in present:
-                result.append((name, value))
-            elif name == CSP:
-                own_name, own = result[present[name]]
-                result[present[name]] = (own_name, merge_policies(own, value))
-        return result
+
+def completed(
+    headers: Iterable[tuple[bytes, bytes]], ours: Sequence[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """A response's headers with each of `ours` it does not set, and its policy merged."""
+    result = list(headers)
+    present = {name.lower(): index for index, (name, _) in enumerate(result)}
+    for name, value in ours:
+        if name not in present:
+            result.append((name, value))
+        elif name == CSP:
+            own_name, own = result[present[name]]
+            result[present[name]] = (own_name, merge_policies(own, value))
+    return result

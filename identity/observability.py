@@ -93,6 +93,7 @@ class Metrics:
             ["route", "method"],
             registry=registry,
         )
+        self._http_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.upstream_seconds = Histogram(
             "identity_upstream_call_seconds",
             "Time of calls to tenants' auth centres (token, refresh, userinfo), failures included",
@@ -132,6 +133,20 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+
+    def answered(self, route: str, method: str, status: int, started: float) -> None:
+        """Count an HTTP request answered and time it from `started` (`time.perf_counter()`).
+        Each label set's series is looked up in the registry once (the labels are route
+        templates and the parser's methods: few)."""
+        key = (route, method, status)
+        series = self._http_series.get(key)
+        if series is None:
+            series = self._http_series[key] = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_seconds.labels(route, method),
+            )
+        series[0].inc()
+        series[1].observe(time.perf_counter() - started)
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         """`identity_db_pool_in_use`: the engine's connections checked out, read at scrape."""
@@ -210,7 +225,6 @@ class RequestObserver:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -232,21 +246,7 @@ class RequestObserver:
             try:
                 await self.app(scope, receive, answering)
             finally:
-                count, timing = self._series(route_of(scope), scope["method"], status)
-                count.inc()
-                timing.observe(time.perf_counter() - started)
-
-    def _series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
-        """The request counter's and the timing histogram's series for these labels, looked up
-        in the registry once (the labels are route templates and parsed methods: few)."""
-        key = (route, method, status)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = (
-                self.metrics.http_requests.labels(route, method, str(status)),
-                self.metrics.http_seconds.labels(route, method),
-            )
-        return found
+                self.metrics.answered(route_of(scope), scope["method"], status, started)
 
 
 @contextmanager

@@ -83,3 +83,10 @@ async def test_a_document_at_hand_is_answered_as_the_route_answers_it(
         refused = await client.post(path)
         assert refused.status_code == 405 and refused.json()["error"] == "method_not_allowed"
         assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+    answered = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    counted = [line for line in answered.text.splitlines() if "identity_http_requests" in line]
+    for route in ("/oauth2/jwks", "/.well-known/openid-configuration"):
+        for method, status in (("HEAD", "200"), ("GET", "304"), ("POST", "405")):
+            labels = f'method="{method}",route="{route}",status="{status}"'
+            assert any(labels in line for line in counted), labels
