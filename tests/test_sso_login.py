@@ -28,6 +28,11 @@ async def _sessions(db: Database) -> int:
 async def test_flow_b_signs_the_member_in_and_describes_them(
     acme: Stack, browser: Browser, db: Database
 ) -> None:
+    alice = select(Member.huawei_user_id, Member.last_login_at, Member.updated_at).where(
+        Member.user_name == "alice"
+    )
+    async with db.read() as session:
+        before = (await session.execute(alice)).one()
     landed = await browser.flow_b("acme", "alice@acme", "alice-pw", next="/sso/me?tab=1")
     assert landed.status_code == 200, landed.text
     assert str(landed.url) == acme.identity + "/sso/me?tab=1"
@@ -41,10 +46,11 @@ async def test_flow_b_signs_the_member_in_and_describes_them(
     assert described["appId"] == acme.scenario.app_id
     assert await _sessions(db) == 1
     async with db.read() as session:
-        huawei_id = await session.scalar(
-            select(Member.huawei_user_id).where(Member.user_name == "alice")
-        )
-    assert huawei_id  # recorded the first time the member is seen (§5.2 step 7)
+        after = (await session.execute(alice)).one()
+    assert (before.huawei_user_id, before.last_login_at) == (None, None)
+    assert after.huawei_user_id  # recorded the first time the member is seen (§5.2 step 7)
+    assert after.last_login_at is not None
+    assert after.updated_at == before.updated_at  # a sign-in is no change of the directory entry
 
 
 async def test_flow_a_signs_the_member_in_without_state(acme: Stack, browser: Browser) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from identity.access import end_sessions
 from identity.models import OidcClient, Tenant
@@ -83,20 +83,20 @@ def _post_logout_target(provider: Provider, client: OidcClient, params: dict[str
     return f"{uri}{'&' if urlsplit(uri).query else '?'}{urlencode({'state': state})}"
 
 
+_LANDING = (
+    select(OidcClient.initiate_login_uri, OidcClient.redirect_uris, Tenant.tenant_code)
+    .join(Tenant, Tenant.tenant_id == bindparam("tenant_id"))
+    .where(OidcClient.app_id == bindparam("app_id"), OidcClient.initiate_login_uri.is_not(None))
+    .order_by(OidcClient.created_at)
+    .limit(1)
+)
+
+
 async def landing(provider: Provider, app_id: str, tenant_id: str, user_name: str) -> str | None:
     """After a platform-initiated login to `app_id`: the app's `initiate_login_uri`, with `iss`,
     `login_hint` and `target_link_uri`, so the app starts its own authorization request and
     finds the member signed in. None when no client of that app registered one."""
-    async with provider.db.single_read() as conn:
-        found = (
-            await conn.execute(
-                select(OidcClient.initiate_login_uri, OidcClient.redirect_uris, Tenant.tenant_code)
-                .join(Tenant, Tenant.tenant_id == tenant_id)
-                .where(OidcClient.app_id == app_id, OidcClient.initiate_login_uri.is_not(None))
-                .order_by(OidcClient.created_at)
-                .limit(1)
-            )
-        ).one_or_none()
+    found = await provider.db.read_one(_LANDING, {"tenant_id": tenant_id, "app_id": app_id})
     if found is None:
         return None
     initiate, redirect_uris, tenant_code = found

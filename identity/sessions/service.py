@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
@@ -45,6 +44,17 @@ def policy_for(settings: Settings) -> Policy:
             seconds=max(settings.token_renew_retry_seconds, settings.upstream_timeout_seconds + 1)
         ),
     )
+
+
+_RECORD_LOGIN = (
+    update(Member)
+    .where(Member.tenant_id == bindparam("tenant"), Member.user_name == bindparam("member"))
+    .values(last_login_at=bindparam("now"), updated_at=Member.updated_at)
+)
+"""A sign-in is not a change of the member's directory entry: `updated_at` stays."""
+_RECORD_LOGIN_AND_ID = _RECORD_LOGIN.values(
+    huawei_user_id=func.coalesce(Member.huawei_user_id, bindparam("user_id"))
+)
 
 
 class Sessions:
@@ -141,15 +151,11 @@ class Sessions:
         A transaction of its own, after the login's: updating the row inside it would need an
         exclusive lock on a row that concurrent logins of the same member hold shared, and they
         would deadlock. Both are informational; if this fails, the next login records them."""
-        values: dict[str, Any] = {"last_login_at": utcnow()}
+        params = {"tenant": tenant_id, "member": user_name, "now": utcnow()}
         if user_id:
-            values["huawei_user_id"] = func.coalesce(Member.huawei_user_id, user_id[:128])
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(Member)
-                .where(Member.tenant_id == tenant_id, Member.user_name == user_name)
-                .values(values)
-            )
+            params["user_id"] = user_id[:128]
+        statement = _RECORD_LOGIN_AND_ID if user_id else _RECORD_LOGIN
+        await self.db.run_write(lambda tx: tx.run(statement, params))
 
     async def current(
         self, raw_session_id: str | None, app_id: str | None = None
@@ -159,8 +165,7 @@ class Sessions:
         if not raw_session_id:
             return None
         id_hash, now = store.hash_id(raw_session_id), utcnow()
-        async with self.db.single_read() as conn:
-            signed_in = await store.load(conn, id_hash, app_id)
+        signed_in = await store.read(self.db, id_hash, app_id)
         if signed_in is None or store.expires_at(signed_in, self.policy) <= now:
             if signed_in is not None:
                 async with self.db.write() as conn:
@@ -183,8 +188,7 @@ class Sessions:
         without touching or renewing it."""
         if not raw_session_id:
             return None
-        async with self.db.single_read() as conn:
-            signed_in = await store.load(conn, store.hash_id(raw_session_id))
+        signed_in = await store.read(self.db, store.hash_id(raw_session_id))
         if signed_in is None or store.expires_at(signed_in, self.policy) <= utcnow():
             return None
         return signed_in

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_sessions
 from identity.crypto import Cipher, Context
+from identity.db import Database
 from identity.directory.eligibility import MAY_USE_APP
 from identity.models import (
     AppCredential,
@@ -33,6 +34,7 @@ from identity.models import (
     SessionEnding,
     Tenant,
 )
+from identity.sqlite_inline import AnySelect
 
 
 @dataclass(frozen=True)
@@ -245,18 +247,27 @@ async def load(
     connection: AsyncConnection, id_hash: str, app_id: str | None = None
 ) -> SignedIn | None:
     """The session as `app_id` sees it (the app most recently signed in to when None), only
-    while the member may still use that app.
+    while the member may still use that app, in the caller's transaction.
 
     De-provisioning deletes sessions and their apps (`identity.access`); checking here as well
     everything a login requires (tenant, the app's instance, credential, member,
     authorisation) means a session never outlives any of them, whatever path changed it.
     """
-    if app_id is None:
-        row = (await connection.execute(_LOAD_LATEST, {"id_hash": id_hash})).one_or_none()
-    else:
-        params = {"id_hash": id_hash, "app_id": app_id}
-        row = (await connection.execute(_LOAD_APP, params)).one_or_none()
+    row = (await connection.execute(*_loading(id_hash, app_id))).one_or_none()
     return None if row is None else SignedIn(**row._asdict())
+
+
+async def read(db: Database, id_hash: str, app_id: str | None = None) -> SignedIn | None:
+    """`load` as a single read of its own (`Database.read_one`): a page's or a login's look at
+    the browser's session."""
+    row = await db.read_one(*_loading(id_hash, app_id))
+    return None if row is None else SignedIn(**row._asdict())
+
+
+def _loading(id_hash: str, app_id: str | None) -> tuple[AnySelect, dict[str, str]]:
+    if app_id is None:
+        return _LOAD_LATEST, {"id_hash": id_hash}
+    return _LOAD_APP, {"id_hash": id_hash, "app_id": app_id}
 
 
 def expires_at(signed_in: SignedIn, policy: Policy) -> datetime:

@@ -17,12 +17,14 @@ the statements each time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
+from identity.db import Database
 from identity.directory import bindings, eligibility
 from identity.directory.eligibility import Condition
 from identity.directory.tenants import secret_context
@@ -80,6 +82,16 @@ async def tenant_client(
     the app's credential holding its secret; the app's client, secret decrypted."""
     params = {"tenant_id": tenant_id, "app_id": app_id}
     row = (await connection.execute(_CLIENT, params)).one_or_none()
+    return _client(row, cipher, tenant_id, app_id)
+
+
+async def read_client(db: Database, cipher: Cipher, tenant_id: str, app_id: str) -> Client:
+    """`tenant_client` as a single read of its own (`Database.read_one`)."""
+    row = await db.read_one(_CLIENT, {"tenant_id": tenant_id, "app_id": app_id})
+    return _client(row, cipher, tenant_id, app_id)
+
+
+def _client(row: Any, cipher: Cipher, tenant_id: str, app_id: str) -> Client:
     where = f"tenant {tenant_id!r} app {app_id!r}"
     if row is None:
         raise Refusal("tenant_unknown", where)

@@ -182,8 +182,7 @@ class Sso:
         """The code exchanged and userinfo read (§5.2 steps 4-6), for this tenant only."""
         if not code:
             raise Refusal("bad_request", "callback without code")
-        async with self.db.single_read() as conn:
-            client = await admission.tenant_client(conn, self.cipher, tenant_id, app_id)
+        client = await admission.read_client(self.db, self.cipher, tenant_id, app_id)
         _take(self.per_tenant, tenant_id, "tenant")
         tokens, info = await self._exchange(client, code, app_id)
         if info.get("tenant") != tenant_id:
