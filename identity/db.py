@@ -21,9 +21,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -124,6 +124,14 @@ def insert_for(session: AsyncSession) -> Any:
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
+T = TypeVar("T")
+
+_LOCKS = {
+    shared: select(getattr(func, name)(func.hashtext(bindparam("key"))))
+    for shared, name in ((False, "pg_advisory_xact_lock"), (True, "pg_advisory_xact_lock_shared"))
+}
+
+
 async def lock(session: AsyncSession | AsyncConnection, key: str, *, shared: bool = False) -> None:
     """Serialise the transactions that write one aggregate (a tenant's department tree) until
     commit, so statements touching overlapping rows in different orders cannot deadlock.
@@ -132,12 +140,19 @@ async def lock(session: AsyncSession | AsyncConnection, key: str, *, shared: boo
     every writer."""
     bind = session.get_bind() if isinstance(session, AsyncSession) else session
     if bind.dialect.name == "postgresql":
-        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        await session.execute(text(f"SELECT {function}(hashtext(:key))"), {"key": key})
+        await session.execute(_LOCKS[shared], {"key": key})
+
+
+def lock_in(tx: Tx, key: str, *, shared: bool = False) -> None:
+    """`lock` in a `Tx`'s transaction."""
+    if tx.dialect.name == "postgresql":
+        tx.one(_LOCKS[shared], {"key": key})
 
 
 class Tx(Protocol):
-    """A write transaction's statements, for `Database.run_write`'s work."""
+    """A write transaction's statements, for `Database.run_write`'s work (and `in_tx`'s)."""
+
+    dialect: Dialect
 
     def one(self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any]) -> Any:
         """The one row (or None) the statement finds."""
@@ -151,6 +166,7 @@ class _CoreTx:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.dialect = connection.dialect
 
     def one(self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any]) -> Any:
         return self.connection.execute(statement, parameters).one_or_none()
@@ -159,7 +175,10 @@ class _CoreTx:
         return self.connection.execute(statement, parameters).rowcount
 
 
-T = TypeVar("T")
+async def in_tx(connection: AsyncConnection, work: Callable[[Tx], T]) -> T:
+    """`work` written for `Database.run_write`, run in `connection`'s transaction instead, with
+    the caller's other (async) statements."""
+    return await connection.run_sync(lambda sync: work(_CoreTx(sync)))
 
 
 class Database:
@@ -246,7 +265,7 @@ class Database:
             async with self._writer_turn():
                 return await asyncio.to_thread(self._writes.transaction, work)
         async with self.write() as connection:
-            return await connection.run_sync(lambda sync: work(_CoreTx(sync)))
+            return await in_tx(connection, work)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

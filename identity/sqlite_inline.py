@@ -168,6 +168,8 @@ class _Compiled:
     converters, and a converter per column of its rows."""
 
     def __init__(self, statement: AnySelect | AnyChange, dialect: Dialect) -> None:
+        if isinstance(statement, Insert) and not statement._values:
+            raise TypeError("a hot path's INSERT names its columns: insert(T).values(c=bindparam)")
         compiled = statement.compile(dialect=dialect)
         if compiled.post_compile_params:
             raise TypeError("a hot path's statement takes no IN list (expanding parameter)")

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, exists, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped
 
-from identity.db import lock
+from identity.db import Tx, lock, lock_in
 from identity.models import ACTIVE, AppCredential, Authorisation, Instance, Tenant, TenantInstance
 
 BINDING_KEY = ["tenant_id", "instance_id"]
@@ -37,7 +37,16 @@ async def lock_tenant(
 ) -> None:
     """Exclusive for what changes whether the tenant is held; shared for logins, which only
     need it to stay held until they commit."""
-    await lock(session, f"tenant/{tenant_id}", shared=shared)
+    await lock(session, _tenant_lock(tenant_id), shared=shared)
+
+
+def lock_tenant_in(tx: Tx, tenant_id: str, *, shared: bool = False) -> None:
+    """`lock_tenant` in a `Tx`'s transaction."""
+    lock_in(tx, _tenant_lock(tenant_id), shared=shared)
+
+
+def _tenant_lock(tenant_id: str) -> str:
+    return f"tenant/{tenant_id}"
 
 
 async def hold(session: AsyncSession, tenant_id: str) -> Hold:

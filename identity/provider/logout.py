@@ -51,7 +51,7 @@ async def rp_initiated_logout(
         raise AuthorizePage("client_id differs from the id_token_hint's audience")
     async with provider.db.single_read() as conn:
         client = await clients.get(conn, client_id)
-        browser = await sessions.owner(conn, sessions.hash_id(raw_session_id or ""))
+    browser = await sessions.read_owner(provider.db, sessions.hash_id(raw_session_id or ""))
     if client is None:
         raise AuthorizePage("the id_token_hint names an unknown client")
     back = _post_logout_target(provider, client, params)

@@ -17,14 +17,14 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
-from identity.db import Database, utcnow
+from identity.db import Database, Tx, in_tx, utcnow
 from identity.models import Member
 from identity.sessions import store
 from identity.sessions.browser import Cookies, allowed, origin
 from identity.sessions.store import Ending, Policy, SignedIn, Tokens
 from identity.settings import Settings
 
-Admit = Callable[[AsyncConnection, Cipher, str, str, str], Awaitable[None]]
+Admit = Callable[[Tx, Cipher, str, str, str], None]
 """Raises unless the member (tenant, app, user name) may use the app now, under the locks a
 de-provisioning path takes exclusively (`identity.sso.admission.admit`)."""
 Check = Callable[[AsyncConnection], Awaitable[None]]
@@ -115,34 +115,63 @@ class Sessions:
         upstream `tokens` (none for a local password); returns the raw id for the cookie.
         `check` is the caller's own condition, in the same transaction. `user_id`, the IdP's
         id of the member, is recorded the first time it is seen."""
-        async with self.db.write() as conn:
-            await self._admit(conn, self.cipher, tenant_id, app_id, user_name)
-            if check is not None:
-                await check(conn)
-            raw_id, sid = await self._session_for(conn, old_raw_session_id, tenant_id, user_name)
-            await store.add_app(
-                conn, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=utcnow()
-            )
+        old_hash = store.hash_id(old_raw_session_id) if old_raw_session_id else None
+        held = await store.read_owner(self.db, old_hash) if old_hash else None
+        someone_else = held is not None and (held.tenant_id, held.user_name) != (
+            tenant_id,
+            user_name,
+        )
+        member = (tenant_id, app_id, user_name)
+
+        def admitted(tx: Tx) -> None:
+            self._admit(tx, self.cipher, *member)
+
+        def opened(tx: Tx) -> str:
+            return self._opened(tx, old_hash, *member, tokens)
+
+        def admitted_and_opened(tx: Tx) -> str:
+            admitted(tx)
+            return opened(tx)
+
+        if check is None and not someone_else:  # the usual login: plain statements, one hop
+            raw_id = await self.db.run_write(admitted_and_opened)
+        else:  # the same statements, around the caller's check and the other session's end
+            async with self.db.write() as conn:
+                await in_tx(conn, admitted)
+                if check is not None:
+                    await check(conn)
+                if someone_else:
+                    assert old_hash is not None
+                    await store.end_session(conn, old_hash)
+                raw_id = await in_tx(conn, opened)
         await self._record_login(tenant_id, user_name, user_id)
         return raw_id
 
-    async def _session_for(
-        self, conn: AsyncConnection, old_raw_id: str | None, tenant_id: str, user_name: str
-    ) -> tuple[str, str]:
-        """The browser's session for this member, as (new cookie id, sid): the one it has when
-        it belongs to the same member of the same tenant (a second app joins it, the first
-        stays signed in), under a new cookie id; else a new one, and the browser's previous
-        session, someone else's, ends."""
-        if old_raw_id:
-            old_hash = store.hash_id(old_raw_id)
-            held = await store.owner(conn, old_hash)
-            if held is not None and (held.tenant_id, held.user_name) == (tenant_id, user_name):
-                return await store.rotate(conn, old_hash, utcnow()), held.sid
-            if held is not None:
-                await store.end_session(conn, old_hash)
-        return await store.create(
-            conn, self.policy, tenant_id=tenant_id, user_name=user_name, now=utcnow()
-        )
+    def _opened(
+        self,
+        tx: Tx,
+        old_hash: str | None,
+        tenant_id: str,
+        app_id: str,
+        user_name: str,
+        tokens: Tokens | None,
+    ) -> str:
+        """The member's session holding `app_id`, as the new raw cookie id: the browser's
+        session when it is this member's (a second app joins it, the first stays signed in),
+        under a new cookie id; else a new one. (A session of someone else has ended before.)"""
+        now = utcnow()
+        held = store.owner(tx, old_hash) if old_hash else None
+        if held is None:
+            raw_id, sid = store.create(
+                tx, self.policy, tenant_id=tenant_id, user_name=user_name, now=now
+            )
+        elif (held.tenant_id, held.user_name) == (tenant_id, user_name):
+            assert old_hash is not None
+            raw_id, sid = store.rotate(tx, old_hash, now), held.sid
+        else:
+            raise RuntimeError("the browser's session of another member has not ended")
+        store.add_app(tx, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=now)
+        return raw_id
 
     async def _record_login(self, tenant_id: str, user_name: str, user_id: str | None) -> None:
         """When the member last signed in (the admin console shows it), and the IdP's user id

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_sessions
 from identity.crypto import Cipher, Context
-from identity.db import Database
+from identity.db import Database, Tx
 from identity.directory.eligibility import MAY_USE_APP
 from identity.models import (
     AppCredential,
@@ -121,7 +121,21 @@ class Owner:
     sid: str
 
 
-_INSERT = insert(MemberSession)
+_INSERT = insert(MemberSession).values(
+    {
+        column: bindparam(column)
+        for column in (
+            "id_hash",
+            "sid",
+            "tenant_id",
+            "user_name",
+            "created_at",
+            "authenticated_at",
+            "last_seen_at",
+            "expires_at",
+        )
+    }
+)
 _OWNER = select(MemberSession.tenant_id, MemberSession.user_name, MemberSession.sid).where(
     MemberSession.id_hash == bindparam("id_hash")
 )
@@ -133,16 +147,28 @@ _ROTATE = (  # bind names differ from column names, which UPDATE reserves for it
 _DROP_APP = delete(SessionApp).where(
     SessionApp.sid == bindparam("sid"), SessionApp.app_id == bindparam("app_id")
 )
-_ADD_APP = insert(SessionApp)
+_ADD_APP = insert(SessionApp).values(
+    {
+        column: bindparam(column)
+        for column in (
+            "sid",
+            "app_id",
+            "created_at",
+            "access_token_enc",
+            "refresh_token_enc",
+            "token_expires_at",
+        )
+    }
+)
 
 
-async def create(
-    connection: AsyncConnection, policy: Policy, *, tenant_id: str, user_name: str, now: datetime
+def create(
+    tx: Tx, policy: Policy, *, tenant_id: str, user_name: str, now: datetime
 ) -> tuple[str, str]:
     """Insert a new session, holding no app yet; returns the raw id for the cookie (never
     stored) and the session's `sid`."""
     raw_id, sid = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-    await connection.execute(
+    tx.run(
         _INSERT,
         {
             "id_hash": hash_id(raw_id),
@@ -158,22 +184,29 @@ async def create(
     return raw_id, sid
 
 
-async def owner(connection: AsyncConnection, id_hash: str) -> Owner | None:
-    """Whose session this is, whatever state its apps are in."""
-    row = (await connection.execute(_OWNER, {"id_hash": id_hash})).one_or_none()
+def owner(tx: Tx, id_hash: str) -> Owner | None:
+    """Whose session this is, whatever state its apps are in. A session's member never
+    changes: only whether it still exists."""
+    row = tx.one(_OWNER, {"id_hash": id_hash})
     return None if row is None else Owner(row[0], row[1], row[2])
 
 
-async def rotate(connection: AsyncConnection, id_hash: str, now: datetime) -> str:
+async def read_owner(db: Database, id_hash: str) -> Owner | None:
+    """`owner` as a single read of its own (`Database.read_one`)."""
+    row = await db.read_one(_OWNER, {"id_hash": id_hash})
+    return None if row is None else Owner(row[0], row[1], row[2])
+
+
+def rotate(tx: Tx, id_hash: str, now: datetime) -> str:
     """A new login of the session's member: a new cookie id (a cookie planted before the login
     is worth nothing after it) and a new authentication time; returns the raw id."""
     raw_id = secrets.token_urlsafe(32)
-    await connection.execute(_ROTATE, {"old": id_hash, "new": hash_id(raw_id), "now": now})
+    tx.run(_ROTATE, {"old": id_hash, "new": hash_id(raw_id), "now": now})
     return raw_id
 
 
-async def add_app(
-    connection: AsyncConnection,
+def add_app(
+    tx: Tx,
     cipher: Cipher,
     *,
     sid: str,
@@ -183,7 +216,7 @@ async def add_app(
 ) -> None:
     """Hold `app_id` in the session, with fresh upstream tokens (replacing older ones); none
     for a local-password sign-in, which has no auth centre session to renew."""
-    await connection.execute(_DROP_APP, {"sid": sid, "app_id": app_id})
+    tx.run(_DROP_APP, {"sid": sid, "app_id": app_id})
     held: dict[str, object] = {
         "access_token_enc": None,
         "refresh_token_enc": None,
@@ -194,7 +227,7 @@ async def add_app(
             "token_expires_at": now + timedelta(seconds=tokens.expires_in),
             **encrypt_tokens(cipher, sid, app_id, tokens),
         }
-    await connection.execute(_ADD_APP, {"sid": sid, "app_id": app_id, "created_at": now, **held})
+    tx.run(_ADD_APP, {"sid": sid, "app_id": app_id, "created_at": now, **held})
 
 
 _SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (

@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher
-from identity.db import Database
+from identity.db import Database, Tx
 from identity.directory import bindings, eligibility
 from identity.directory.eligibility import Condition
 from identity.directory.tenants import secret_context
@@ -104,18 +104,17 @@ def _client(row: Any, cipher: Cipher, tenant_id: str, app_id: str) -> Client:
     return Client(normalise_domain(domain), client_id, secret)
 
 
-async def admit(
-    connection: AsyncConnection, cipher: Cipher, tenant_id: str, app_id: str, user_name: str
-) -> None:
+def admit(tx: Tx, cipher: Cipher, tenant_id: str, app_id: str, user_name: str) -> None:
     """The member must pass the whole rule (`eligibility.RULE`), under the locks that keep it
     true until the session is committed; a member with no authorisation for the app is
     `member_unknown`, once the tenant and the app are found sound (`tenant_client`)."""
-    await bindings.lock_tenant(connection, tenant_id, shared=True)
+    bindings.lock_tenant_in(tx, tenant_id, shared=True)
     params = {"tenant_id": tenant_id, "app_id": app_id, "user_name": user_name}
-    row = (await connection.execute(_ADMISSION, params)).one_or_none()
+    row = tx.one(_ADMISSION, params)
     detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
     if row is None:
-        await tenant_client(connection, cipher, tenant_id, app_id)  # names the tenant's problem
+        client_row = tx.one(_CLIENT, {"tenant_id": tenant_id, "app_id": app_id})
+        _client(client_row, cipher, tenant_id, app_id)  # names the tenant's problem
         raise Refusal("member_unknown", detail)
     _refuse(eligibility.refusal(eligibility.RULE, row), detail)
 
@@ -146,9 +145,13 @@ async def find_tenant(conn: AsyncConnection, ref: str) -> str:
     return str(first)
 
 
-async def tenant_code(conn: AsyncConnection, tenant_id: str) -> str:
-    code = await conn.scalar(select(Tenant.tenant_code).where(Tenant.tenant_id == tenant_id))
-    return str(code)
+def admitted_as(tx: Tx, cipher: Cipher, tenant_id: str, app_id: str, user_name: str) -> str:
+    """`admit`, then the member's sign-in name, `userName@tenantCode`."""
+    admit(tx, cipher, tenant_id, app_id, user_name)
+    return f"{user_name}@{tx.one(_TENANT_CODE, {'tenant_id': tenant_id}).tenant_code}"
+
+
+_TENANT_CODE = select(Tenant.tenant_code).where(Tenant.tenant_id == bindparam("tenant_id"))
 
 
 async def only_app(conn: AsyncConnection, tenant_id: str) -> str:

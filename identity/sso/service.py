@@ -205,7 +205,8 @@ class Sso:
         user_name = info["userName"]
 
         async def asked_session_ends(conn: AsyncConnection) -> None:
-            if asked_in and not await switching.end_asked_session(conn, asked_in):
+            assert asked_in is not None
+            if not await switching.end_asked_session(conn, asked_in):
                 raise Refusal("switch_unconfirmed", "the session asked has ended")
 
         seen_id = info.get("id") or info.get("userId")
@@ -215,7 +216,7 @@ class Sso:
             user_name,
             tokens=tokens,
             old_raw_session_id=old_raw_session_id,
-            check=asked_session_ends,
+            check=asked_session_ends if asked_in else None,
             user_id=seen_id if isinstance(seen_id, str) else None,
         )
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)

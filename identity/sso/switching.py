@@ -145,15 +145,12 @@ async def ask_first(sso: Sso, raw_id: str | None, pending: PendingLogin) -> Aske
         return None
     if (current.tenant_id, current.user_name) == (pending.tenant_id, pending.user_name):
         return None
-    async with sso.db.write() as conn:
-        await admission.admit(
-            conn, sso.cipher, pending.tenant_id, pending.app_id, pending.user_name
-        )
-        code = await admission.tenant_code(conn, pending.tenant_id)
+    member = (pending.tenant_id, pending.app_id, pending.user_name)
+    continue_as = await sso.db.run_write(lambda tx: admission.admitted_as(tx, sso.cipher, *member))
     log.info("sso.switch_asked", tenant_id=pending.tenant_id, user_name=pending.user_name)
     return Asked(
         signed_in_as=f"{current.user_name}@{current.tenant_code}",
-        continue_as=f"{pending.user_name}@{code}",
+        continue_as=continue_as,
         pending=sso.pending_seal.seal(current.id_hash, pending),
     )
 
