@@ -141,3 +141,21 @@ async def test_the_enterprise_code_is_matched_in_any_case(
     started = await client.get("/sso/login", params={"tenant": acme.tenant_code.upper()})
     assert started.status_code == 302, started.text
     assert redirect_query(started)[0].startswith(ACME_IDP)
+
+
+async def test_a_login_in_a_browser_signed_in_as_another_member_ends_that_session(
+    acme: Stack, browser: Browser, db: Database
+) -> None:
+    await browser.flow_b("acme", "alice@acme", "alice-pw")
+    assert (await browser.session()).json()["userName"] == "alice"
+    async with db.read() as session:
+        (alices,) = (await session.execute(select(MemberSession.sid))).one()
+
+    # "sign in as someone else": the auth centre forgets alice, then Flow B again
+    page = await browser.get("/sso/switch", params={"tenant": "acme"})
+    landed = await browser.submit_login(page, "bob@acme", "bob-pw")
+    assert landed.status_code == 200, landed.text
+    assert (await browser.session()).json()["userName"] == "bob"
+    async with db.read() as session:
+        left = (await session.execute(select(MemberSession.sid, MemberSession.user_name))).all()
+    assert [user for _, user in left] == ["bob"] and alices not in {sid for sid, _ in left}

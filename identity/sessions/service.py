@@ -10,6 +10,7 @@ connection (`Database.single_read`), the hot path of every signed-in request.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -55,6 +56,11 @@ _RECORD_LOGIN = (
 _RECORD_LOGIN_AND_ID = _RECORD_LOGIN.values(
     huawei_user_id=func.coalesce(Member.huawei_user_id, bindparam("user_id"))
 )
+
+
+class _AnotherMembers(Exception):
+    """The browser's session is another member's: the login's transaction rolls back and runs
+    again, ending that session first."""
 
 
 class Sessions:
@@ -114,13 +120,15 @@ class Sessions:
         """Admit the member and open (or join) their session, holding `app_id` with the
         upstream `tokens` (none for a local password); returns the raw id for the cookie.
         `check` is the caller's own condition, in the same transaction. `user_id`, the IdP's
-        id of the member, is recorded the first time it is seen."""
+        id of the member, is recorded the first time it is seen.
+
+        The browser's session (`old_raw_session_id`) is joined when it is this member's, under
+        a new cookie id (a second app joins it, the first stays signed in); a session of
+        another member ends in the same transaction. The usual login is plain statements in
+        one `run_write`; only a `check` or another member's session, whose ending is async
+        (`identity.access.end_sessions`), takes a transaction of async statements around the
+        same plain ones."""
         old_hash = store.hash_id(old_raw_session_id) if old_raw_session_id else None
-        held = await store.read_owner(self.db, old_hash) if old_hash else None
-        someone_else = held is not None and (held.tenant_id, held.user_name) != (
-            tenant_id,
-            user_name,
-        )
         member = (tenant_id, app_id, user_name)
 
         def admitted(tx: Tx) -> None:
@@ -133,14 +141,17 @@ class Sessions:
             admitted(tx)
             return opened(tx)
 
-        if check is None and not someone_else:  # the usual login: plain statements, one hop
-            raw_id = await self.db.run_write(admitted_and_opened)
-        else:  # the same statements, around the caller's check and the other session's end
+        raw_id = None
+        if check is None:
+            with contextlib.suppress(_AnotherMembers):
+                raw_id = await self.db.run_write(admitted_and_opened)
+        if raw_id is None:
             async with self.db.write() as conn:
                 await in_tx(conn, admitted)
                 if check is not None:
                     await check(conn)
-                if someone_else:
+                held = await in_tx(conn, lambda tx: store.owner(tx, old_hash)) if old_hash else None
+                if held is not None and (held.tenant_id, held.user_name) != (tenant_id, user_name):
                     assert old_hash is not None
                     await store.end_session(conn, old_hash)
                 raw_id = await in_tx(conn, opened)
@@ -157,8 +168,8 @@ class Sessions:
         tokens: Tokens | None,
     ) -> str:
         """The member's session holding `app_id`, as the new raw cookie id: the browser's
-        session when it is this member's (a second app joins it, the first stays signed in),
-        under a new cookie id; else a new one. (A session of someone else has ended before.)"""
+        session under a new cookie id when it is this member's, else a new one. Raises
+        `_AnotherMembers` when the browser's session is another member's: it must end first."""
         now = utcnow()
         held = store.owner(tx, old_hash) if old_hash else None
         if held is None:
@@ -169,7 +180,7 @@ class Sessions:
             assert old_hash is not None
             raw_id, sid = store.rotate(tx, old_hash, now), held.sid
         else:
-            raise RuntimeError("the browser's session of another member has not ended")
+            raise _AnotherMembers
         store.add_app(tx, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=now)
         return raw_id
 
