@@ -16,7 +16,7 @@ from sqlalchemy import Update, update
 from identity.access import Reason
 from identity.admin import service
 from identity.crypto import Cipher
-from identity.db import Database, utcnow
+from identity.db import Database, Tx, utcnow
 from identity.directory import eligibility
 from identity.models import (
     ACTIVE,
@@ -111,8 +111,7 @@ async def _readers(db: Database, id_hash: str) -> dict[str, object]:
 
 async def _admit(db: Database) -> str | None:
     try:
-        async with db.write() as conn:
-            await admission.admit(conn, Cipher(SECRET_KEY), TENANT, APP, "alice")
+        await db.run_write(lambda tx: admission.admit(tx, Cipher(SECRET_KEY), TENANT, APP, "alice"))
     except Refusal as refusal:
         return refusal.code
     return None
@@ -120,13 +119,15 @@ async def _admit(db: Database) -> str | None:
 
 async def _session(db: Database, user_name: str, app_id: str) -> tuple[str, str]:
     """A session of the member holding `app_id`: (raw cookie id, id hash)."""
-    async with db.write() as conn:
-        raw_id, sid = await sessions.create(
-            conn, POLICY, tenant_id=TENANT, user_name=user_name, now=utcnow()
+
+    def opened(tx: Tx) -> str:
+        raw_id, sid = sessions.create(
+            tx, POLICY, tenant_id=TENANT, user_name=user_name, now=utcnow()
         )
-        await sessions.add_app(
-            conn, Cipher(SECRET_KEY), sid=sid, app_id=app_id, tokens=None, now=utcnow()
-        )
+        sessions.add_app(tx, Cipher(SECRET_KEY), sid=sid, app_id=app_id, tokens=None, now=utcnow())
+        return raw_id
+
+    raw_id = await db.run_write(opened)
     return raw_id, sessions.hash_id(raw_id)
 
 
