@@ -147,7 +147,9 @@ def processes(url: str, key_file: Path, world_file: Path) -> Iterator[Running]:
     public = f"http://127.0.0.1:{proxy_port}"
     env = environment(url, public, key_file)
     cli(env, "migrate")
-    replicas = ServiceProcesses(2, env, argv=lambda port: [*IDENTITY, "serve", "--port", str(port)])
+    replicas = ServiceProcesses(
+        2, env, argv=lambda port: [*IDENTITY, "serve", "--port", str(port), "--workers", "1"]
+    )
     with replicas, workers(env, 2) as jobs:
         proxy = ServiceProcesses(
             1,

@@ -24,10 +24,11 @@ from tests.helpers.servers import free_port, service_env, wait_ready
 
 @contextmanager
 def serving(database_url: str, **more: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`identity serve` on a free port: its URL and process, killed afterwards."""
+    """`identity serve` on a free port, one process (`--workers 1`: the process a test kills
+    is the one answering), its URL and process, killed afterwards."""
     port = free_port()
     env = service_env(database_url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY)
-    argv = [sys.executable, "-m", "identity.cli", "serve", "--port", str(port)]
+    argv = [sys.executable, "-m", "identity.cli", "serve", "--port", str(port), "--workers", "1"]
     with subprocess.Popen(
         argv, env=env | more, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     ) as process:
