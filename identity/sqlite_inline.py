@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import Delete, Insert, Select, Update
+from sqlalchemy import Delete, Insert, Select, Update, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import MultipleResultsFound
 
@@ -163,13 +163,20 @@ class Statements:
             self._connection = None
 
 
+def insert_naming(table: Any, *columns: str) -> Insert:
+    """An INSERT into `table` of `columns`, each bound to the parameter of its name: what a
+    statement compiled once needs (without its columns named, it would ask for every column
+    at every execution)."""
+    return insert(table).values({column: bindparam(column) for column in columns})
+
+
 class _Compiled:
     """A statement compiled for SQLite once: its SQL, its parameters in order with their
     converters, and a converter per column of its rows."""
 
     def __init__(self, statement: AnySelect | AnyChange, dialect: Dialect) -> None:
         if isinstance(statement, Insert) and not statement._values:
-            raise TypeError("a hot path's INSERT names its columns: insert(T).values(c=bindparam)")
+            raise TypeError("a hot path's INSERT names its columns (insert_naming)")
         compiled = statement.compile(dialect=dialect)
         if compiled.post_compile_params:
             raise TypeError("a hot path's statement takes no IN list (expanding parameter)")

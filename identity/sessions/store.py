@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import end_sessions
@@ -34,7 +34,7 @@ from identity.models import (
     SessionEnding,
     Tenant,
 )
-from identity.sqlite_inline import AnySelect
+from identity.sqlite_inline import AnySelect, insert_naming
 
 
 @dataclass(frozen=True)
@@ -121,20 +121,16 @@ class Owner:
     sid: str
 
 
-_INSERT = insert(MemberSession).values(
-    {
-        column: bindparam(column)
-        for column in (
-            "id_hash",
-            "sid",
-            "tenant_id",
-            "user_name",
-            "created_at",
-            "authenticated_at",
-            "last_seen_at",
-            "expires_at",
-        )
-    }
+_INSERT = insert_naming(
+    MemberSession,
+    "id_hash",
+    "sid",
+    "tenant_id",
+    "user_name",
+    "created_at",
+    "authenticated_at",
+    "last_seen_at",
+    "expires_at",
 )
 _OWNER = select(MemberSession.tenant_id, MemberSession.user_name, MemberSession.sid).where(
     MemberSession.id_hash == bindparam("id_hash")
@@ -147,18 +143,14 @@ _ROTATE = (  # bind names differ from column names, which UPDATE reserves for it
 _DROP_APP = delete(SessionApp).where(
     SessionApp.sid == bindparam("sid"), SessionApp.app_id == bindparam("app_id")
 )
-_ADD_APP = insert(SessionApp).values(
-    {
-        column: bindparam(column)
-        for column in (
-            "sid",
-            "app_id",
-            "created_at",
-            "access_token_enc",
-            "refresh_token_enc",
-            "token_expires_at",
-        )
-    }
+_ADD_APP = insert_naming(
+    SessionApp,
+    "sid",
+    "app_id",
+    "created_at",
+    "access_token_enc",
+    "refresh_token_enc",
+    "token_expires_at",
 )
 
 

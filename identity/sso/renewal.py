@@ -51,10 +51,9 @@ class Renewal:
             if not await store.claim_renewal(conn, signed_in, now, self.policy):
                 return signed_in
         try:
-            async with self.db.single_read() as conn:
-                client = await admission.tenant_client(
-                    conn, self.cipher, signed_in.tenant_id, signed_in.app_id
-                )
+            client = await admission.read_client(
+                self.db, self.cipher, signed_in.tenant_id, signed_in.app_id
+            )
             refresh_token = store.decrypt_refresh_token(self.cipher, signed_in)
             if refresh_token is None:
                 raise UpstreamError("invalid_grant", "no refresh token was issued")
