@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from identity import sqlite_inline
+from identity import pg_direct, sqlite_inline
 
 
 def utcnow() -> datetime:
@@ -199,6 +199,10 @@ class Database:
         self._writes = (
             sqlite_inline.Statements(path, self.engine.dialect, writer=True) if inline else None
         )
+        # On PostgreSQL the same statements go to psycopg directly (pg_direct.Statements).
+        postgres = self.engine.dialect.name == "postgresql"
+        # (`postgresql+psycopg` names psycopg's synchronous driver as well as its async one)
+        self._postgres = pg_direct.Statements(async_url(url)) if postgres else None
         self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite admits one writer at a time. Writers of this process queue here, handed over
@@ -250,9 +254,12 @@ class Database:
         of SQLAlchemy's `Row`: as `single_read`, each statement sees the latest commits. On
         SQLite it runs on this thread without SQLAlchemy's execution layer
         (`sqlite_inline.Statements`; a module-level statement, compiled once, without an IN
-        list); elsewhere through `single_read`."""
+        list); on PostgreSQL likewise, on psycopg in a worker thread (`pg_direct.Statements`);
+        elsewhere (an in-memory SQLite database) through `single_read`."""
         if self._statements is not None:
             return self._statements.one(statement, parameters or {})
+        if self._postgres is not None:
+            return await asyncio.to_thread(self._postgres.one, statement, parameters or {})
         async with self.single_read() as conn:
             return (await conn.execute(statement, parameters)).one_or_none()
 
@@ -260,10 +267,13 @@ class Database:
         """`work`, a hot path's write transaction of plain statements, run synchronously: it
         commits when `work` returns and rolls back if it raises. On SQLite the statements go to
         `sqlite3` directly, in a worker thread (`sqlite_inline.Statements`: module-level
-        statements, compiled once); elsewhere through a Core connection."""
+        statements, compiled once); on PostgreSQL to psycopg likewise (`pg_direct.Statements`);
+        elsewhere through a Core connection."""
         if self._writes is not None:
             async with self._writer_turn():
                 return await asyncio.to_thread(self._writes.transaction, work)
+        if self._postgres is not None:
+            return await asyncio.to_thread(self._postgres.transaction, work)
         async with self.write() as connection:
             return await in_tx(connection, work)
 
@@ -277,6 +287,6 @@ class Database:
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
-        for statements in (self._statements, self._writes):
+        for statements in (self._statements, self._writes, self._postgres):
             if statements is not None:
                 statements.close()

@@ -107,7 +107,7 @@ class Statements:
     def __init__(self, path: str, dialect: Dialect, *, writer: bool = False) -> None:
         self.path, self.dialect, self.writer = path, dialect, writer
         self._connection: sqlite3.Connection | None = None  # opened at the first statement
-        self._compiled: dict[AnySelect | AnyChange, _Compiled] = {}
+        self._compiled: dict[AnySelect | AnyChange, Compiled] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -150,8 +150,8 @@ class Statements:
             raise
         return result
 
-    def _compile(self, statement: AnySelect | AnyChange) -> _Compiled:
-        compiled = _Compiled(statement, self.dialect)
+    def _compile(self, statement: AnySelect | AnyChange) -> Compiled:
+        compiled = Compiled(statement, self.dialect)
         if len(self._compiled) >= COMPILED_KEPT:
             self._compiled.clear()  # statements built per call would otherwise pile up here
         self._compiled[statement] = compiled
@@ -170,7 +170,7 @@ def insert_naming(table: Any, *columns: str) -> Insert:
     return insert(table).values({column: bindparam(column) for column in columns})
 
 
-class _Compiled:
+class Compiled:
     """A statement compiled for SQLite once: its SQL, its parameters in order with their
     converters, and a converter per column of its rows."""
 
@@ -186,24 +186,33 @@ class _Compiled:
             raise TypeError(f"a hot path's statement gives every value itself: {names}")
         self._compiled = compiled
         self.sql = str(compiled)
-        self.names = list(compiled.positiontup or ())
-        self.into_sqlite = [
-            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in self.names
+        self.positional = bool(compiled.positional)
+        if self.positional:  # SQLite's `?`: each parameter's name in order
+            binds = [(compiled.binds[name], name) for name in compiled.positiontup or ()]
+        else:  # psycopg's `%(name)s`
+            binds = list(compiled.bind_names.items())
+        self.names = [name for _, name in binds]
+        self.into_driver = [
+            bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, _ in binds
         ]
         columns = list(statement.selected_columns) if isinstance(statement, Select) else []
-        self.from_sqlite = [
+        self.from_driver = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
         self.shape = _row_type([str(column.key) for column in columns])
 
-    def values(self, parameters: dict[str, Any]) -> tuple[Any, ...]:
+    def values(self, parameters: dict[str, Any]) -> Any:
+        """The statement's parameters as the driver takes them: a tuple in order (SQLite's
+        `?`), or a dict by name (psycopg's `%(name)s`)."""
         named = self._compiled.construct_params(parameters)
-        return tuple(
+        converted = [
             convert(named[name]) if convert else named[name]
-            for name, convert in zip(self.names, self.into_sqlite, strict=True)
+            for name, convert in zip(self.names, self.into_driver, strict=True)
+        ]
+        return (
+            tuple(converted) if self.positional else dict(zip(self.names, converted, strict=True))
         )
 
     def row(self, raw: tuple[Any, ...]) -> Any:
-        pairs = zip(raw, self.from_sqlite, strict=True)
+        pairs = zip(raw, self.from_driver, strict=True)
         return self.shape._make([convert(v) if convert else v for v, convert in pairs])
