@@ -29,6 +29,9 @@ from sqlalchemy.pool import PoolProxiedConnection
 from identity.sqlite_inline import COMPILED_KEPT, AnyChange, AnySelect, Compiled
 
 T = TypeVar("T")
+POOL = 10
+"""PostgreSQL connections this process may hold for these statements, besides the async
+engine's 20."""
 
 
 class Statements:
@@ -36,11 +39,13 @@ class Statements:
     each called in a worker thread."""
 
     def __init__(self, url: str) -> None:
-        # autocommit: a read is one statement; a write transaction says BEGIN itself.
+        # autocommit: a read is one statement; a write transaction says BEGIN itself. At most
+        # POOL connections: the worker threads that use them are few (asyncio's default
+        # executor: the cores plus four, at most 32).
         self.engine = create_engine(
             url,
-            pool_size=10,
-            max_overflow=10,
+            pool_size=POOL // 2,
+            max_overflow=POOL - POOL // 2,
             pool_pre_ping=True,
             hide_parameters=True,
             connect_args={"autocommit": True},
