@@ -73,8 +73,9 @@ async def test_a_read_sees_what_was_committed_before_it(database_url: str) -> No
 
 
 async def test_a_hot_paths_read_returns_what_sqlalchemy_returns(database_url: str) -> None:
-    """`read_one` (on SQLite without SQLAlchemy's execution layer) converts every value as
-    SQLAlchemy does: times, flags, text; and refuses a statement that finds two rows."""
+    """`read_one` (without SQLAlchemy's execution layer, on SQLite and PostgreSQL alike)
+    converts every value as SQLAlchemy does: times, flags, text; and refuses a statement that
+    finds two rows."""
     db = Database(database_url)
     try:
         async with db.transaction() as session:
@@ -89,9 +90,8 @@ async def test_a_hot_paths_read_returns_what_sqlalchemy_returns(database_url: st
         assert await db.read_one(one, {"code": "none"}) is None
         with pytest.raises(exc.MultipleResultsFound):
             await db.read_one(both, {})
-        if not database_url.startswith("postgresql"):  # SQLite compiles it once, IN lists apart
-            with pytest.raises(TypeError, match="IN list"):
-                await db.read_one(both.where(Tenant.tenant_id.in_(["T-a", "T-z"])))
+        with pytest.raises(TypeError, match="IN list"):  # compiled once, IN lists apart
+            await db.read_one(both.where(Tenant.tenant_id.in_(["T-a", "T-z"])))
     finally:
         await db.dispose()
 
@@ -115,7 +115,7 @@ NAME = select(Tenant.name, Tenant.created_at).where(Tenant.tenant_code == bindpa
 
 
 async def test_a_hot_paths_write_commits_whole_or_not_at_all(database_url: str) -> None:
-    """`run_write` (on SQLite straight to `sqlite3`, in a thread): what the work wrote is
+    """`run_write` (straight to `sqlite3` or psycopg, in a thread): what the work wrote is
     there after it returns, with its values converted as SQLAlchemy would; nothing of it is
     there after it raises."""
     db = Database(database_url)
@@ -136,12 +136,12 @@ async def test_a_hot_paths_write_commits_whole_or_not_at_all(database_url: str) 
             await db.run_write(add_then_fail)
         assert await db.read_one(NAME, {"code": "b"}) is None
         assert await db.run_write(lambda tx: add(tx, "b")) == 1  # the failure left no lock
-        if not database_url.startswith("postgresql"):  # SQLite compiles it once, defaults apart
-            with pytest.raises(TypeError, match="every value itself: updated_at"):
-                await db.run_write(lambda tx: tx.run(update(Tenant).values(name="x"), {}))
-            # compiled once, an INSERT without its columns would ask for every column's value
-            with pytest.raises(TypeError, match="INSERT names its columns"):
-                await db.run_write(lambda tx: tx.run(insert(Tenant), {"tenant_id": "T-c"}))
+        # compiled once: values SQLAlchemy would compute in Python are refused
+        with pytest.raises(TypeError, match="every value itself: updated_at"):
+            await db.run_write(lambda tx: tx.run(update(Tenant).values(name="x"), {}))
+        # compiled once, an INSERT without its columns would ask for every column's value
+        with pytest.raises(TypeError, match="INSERT names its columns"):
+            await db.run_write(lambda tx: tx.run(insert(Tenant), {"tenant_id": "T-c"}))
     finally:
         await db.dispose()
 
