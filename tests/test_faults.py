@@ -39,7 +39,15 @@ from tests.helpers.auth_centres import (
     identity_with,
     provision,
 )
-from tests.helpers.faults import migrate, serving, signed_request, slow_write, worker, writing
+from tests.helpers.faults import (
+    kill,
+    migrate,
+    serving,
+    signed_request,
+    slow_write,
+    worker,
+    writing,
+)
 from tests.helpers.kit_bodies import (
     SUCCESS,
     auth_body,
@@ -192,8 +200,7 @@ async def _kill_during(
         else:
             conn.sendall(head + raw)
             await _writing_for(db, conn, 0.5)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        kill(process)
 
 
 async def _writing_for(db: Database, conn: socket.socket, seconds: float) -> None:

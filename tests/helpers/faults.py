@@ -4,6 +4,9 @@ in the middle of its transaction, with a way to see that a transaction is writin
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,21 +28,33 @@ from tests.helpers.servers import free_port, service_env, wait_ready
 @contextmanager
 def serving(database_url: str, **more: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`identity serve` on a free port, one process (`--workers 1`: the process a test kills
-    is the one answering), its URL and process, killed afterwards."""
+    is the one answering) in a process group of its own (`kill`), its URL and process; the
+    group is killed afterwards."""
     port = free_port()
     env = service_env(database_url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY)
     argv = [sys.executable, "-m", "identity.cli", "serve", "--port", str(port), "--workers", "1"]
     with subprocess.Popen(
-        argv, env=env | more, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        argv,
+        env=env | more,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     ) as process:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, process)
             yield url, process
         finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
+            kill(process)
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    """SIGKILL to the server and what it started (the signature checker's worker processes,
+    which a killed parent would leave behind), as a crash of the host would."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def migrate(database_url: str) -> None:
