@@ -150,11 +150,12 @@ class Sessions:
                 await in_tx(conn, admitted)
                 if check is not None:
                     await check(conn)
-                held = await in_tx(conn, lambda tx: store.owner(tx, old_hash)) if old_hash else None
-                if held is not None and (held.tenant_id, held.user_name) != (tenant_id, user_name):
+                try:
+                    raw_id = await in_tx(conn, opened)
+                except _AnotherMembers:  # found before anything was written
                     assert old_hash is not None
                     await store.end_session(conn, old_hash)
-                raw_id = await in_tx(conn, opened)
+                    raw_id = await in_tx(conn, opened)
         await self._record_login(tenant_id, user_name, user_id)
         return raw_id
 

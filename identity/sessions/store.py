@@ -17,6 +17,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -179,14 +180,16 @@ def create(
 def owner(tx: Tx, id_hash: str) -> Owner | None:
     """Whose session this is, whatever state its apps are in. A session's member never
     changes: only whether it still exists."""
-    row = tx.one(_OWNER, {"id_hash": id_hash})
-    return None if row is None else Owner(row[0], row[1], row[2])
+    return _owner(tx.one(_OWNER, {"id_hash": id_hash}))
 
 
 async def read_owner(db: Database, id_hash: str) -> Owner | None:
     """`owner` as a single read of its own (`Database.read_one`)."""
-    row = await db.read_one(_OWNER, {"id_hash": id_hash})
-    return None if row is None else Owner(row[0], row[1], row[2])
+    return _owner(await db.read_one(_OWNER, {"id_hash": id_hash}))
+
+
+def _owner(row: Any) -> Owner | None:
+    return None if row is None else Owner(*row)
 
 
 def rotate(tx: Tx, id_hash: str, now: datetime) -> str:
