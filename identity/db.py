@@ -146,7 +146,7 @@ async def lock(session: AsyncSession | AsyncConnection, key: str, *, shared: boo
 def lock_in(tx: Tx, key: str, *, shared: bool = False) -> None:
     """`lock` in a `Tx`'s transaction."""
     if tx.dialect.name == "postgresql":
-        tx.one(_LOCKS[shared], {"key": key})
+        tx.send(_LOCKS[shared], {"key": key})
 
 
 class Tx(Protocol):
@@ -159,6 +159,11 @@ class Tx(Protocol):
 
     def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:
         """An INSERT, UPDATE or DELETE; the rows it touched."""
+
+    def send(self, statement: sqlite_inline.AnyStatement, parameters: dict[str, Any]) -> None:
+        """A statement whose result the work does not need (a lock, a write). On PostgreSQL it
+        travels with the next statement that waits for its answer, or with the COMMIT, so a
+        transaction costs fewer round trips; if it fails, the transaction fails all the same."""
 
 
 class _CoreTx:
@@ -173,6 +178,9 @@ class _CoreTx:
 
     def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:
         return self.connection.execute(statement, parameters).rowcount
+
+    def send(self, statement: sqlite_inline.AnyStatement, parameters: dict[str, Any]) -> None:
+        self.connection.execute(statement, parameters)
 
 
 async def in_tx(connection: AsyncConnection, work: Callable[[Tx], T]) -> T:

@@ -1,32 +1,42 @@
 """PostgreSQL's counterpart of `identity.sqlite_inline.Statements`: the hot paths' statements
-sent on psycopg connections directly.
+sent on psycopg connections directly, a write transaction's in psycopg's pipeline mode.
 
 Through SQLAlchemy's async engine a one-row read cost about 0.8 ms of CPU (the pool's
 checkout in a task, the greenlet, psycopg's async adapter, the result machinery), several times
 the work of the statement (docs/architecture.md, Performance). Here each Core statement is
 compiled once for PostgreSQL (`sqlite_inline.Compiled`: the types' own converters, rows as
 SQLAlchemy's), and sent on a synchronous psycopg connection from a synchronous SQLAlchemy pool
-(the same connection setup, the ping at checkout, a disconnected connection dropped), in a
-worker thread: PostgreSQL answers over the network, so the event loop never waits for it.
+(the same connection setup, a disconnected connection dropped), in a worker thread: PostgreSQL
+answers over the network, so the event loop never waits for it.
+
+Round trips, more than statements, are what a busy machine makes slow: each waits for the
+server's process and then for this one's thread to be scheduled again, on two busy cores about
+a millisecond, more than the statement itself. So a write transaction runs in pipeline mode:
+BEGIN and every statement sent with `send` (a lock, a write whose outcome the work does not
+need) travel with the next statement whose answer the work waits for, or with the COMMIT; a
+login's transaction is two round trips instead of seven. And a connection taken from the pool
+is not pinged (a round trip) but looked at (`_still_open`): a server that restarted, or ended
+the connection, leaves a message or the end of the stream on its socket.
 
 A driver error comes out as SQLAlchemy's (`DBAPIError.instance`, parameters hidden), so the
 callers' and the app's handling (`web.database_outage`: a 503 while the database is down)
 sees what it sees from the async engine.
 """
-
 from __future__ import annotations
 
+import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import create_engine
+from psycopg.pq import TransactionStatus
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, MultipleResultsFound, StatementError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from identity.sqlite_inline import COMPILED_KEPT, AnyChange, AnySelect, Compiled
+from identity.sqlite_inline import COMPILED_KEPT, AnyChange, AnySelect, AnyStatement, Compiled
 
 T = TypeVar("T")
 POOL = 10
@@ -46,12 +56,12 @@ class Statements:
             url,
             pool_size=POOL // 2,
             max_overflow=POOL - POOL // 2,
-            pool_pre_ping=True,
             hide_parameters=True,
             connect_args={"autocommit": True},
         )
+        event.listen(self.engine, "checkout", _still_open)
         self.dialect: Dialect = self.engine.dialect
-        self._compiled: dict[AnySelect | AnyChange, Compiled] = {}
+        self._compiled: dict[AnyStatement, Compiled] = {}
 
     def one(self, statement: AnySelect, parameters: dict[str, Any]) -> Any:
         with self._connection() as connection:
@@ -61,10 +71,10 @@ class Statements:
         """`work` in one transaction: committed when it returns, rolled back if it raises."""
         with self._connection() as connection:
             tx = _Tx(self, connection)
-            with tx.driver.transaction():
+            with tx.driver.pipeline() as tx.pipeline, tx.driver.transaction():
                 return work(tx)
 
-    def compiled(self, statement: AnySelect | AnyChange) -> Compiled:
+    def compiled(self, statement: AnyStatement) -> Compiled:
         found = self._compiled.get(statement)
         if found is None:
             if len(self._compiled) >= COMPILED_KEPT:
@@ -108,14 +118,35 @@ class _Tx:
         assert isinstance(driver, psycopg.Connection)
         self.driver = driver
         self.dialect = statements.dialect
+        self.pipeline: psycopg.Pipeline | None = None  # in a transaction
 
     def one(self, statement: AnySelect, parameters: dict[str, Any]) -> Any:
         compiled = self.statements.compiled(statement)
-        rows = self.driver.execute(compiled.sql, compiled.values(parameters)).fetchall()
+        rows = self._execute(compiled, parameters).fetchall()
         if len(rows) > 1:
             raise MultipleResultsFound("more than one row where one or none was expected")
         return compiled.row(rows[0]) if rows else None
 
     def run(self, statement: AnyChange, parameters: dict[str, Any]) -> int:
-        compiled = self.statements.compiled(statement)
-        return self.driver.execute(compiled.sql, compiled.values(parameters)).rowcount
+        cursor = self._execute(self.statements.compiled(statement), parameters)
+        if self.pipeline is not None:
+            self.pipeline.sync()  # the answer, and so the count, of what was sent
+        return cursor.rowcount
+
+    def send(self, statement: AnyStatement, parameters: dict[str, Any]) -> None:
+        self._execute(self.statements.compiled(statement), parameters)
+
+    def _execute(self, compiled: Compiled, parameters: dict[str, Any]) -> psycopg.Cursor[Any]:
+        return self.driver.execute(compiled.sql, compiled.values(parameters))
+
+
+def _still_open(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection must be idle and open: any byte waiting on its socket (a server's
+    termination notice, or the end of the stream) means the server is done with it, and the
+    pool opens another. Costs one `poll` instead of a round trip."""
+    connection: psycopg.Connection[Any] = dbapi_connection
+    if connection.closed or connection.info.transaction_status != TransactionStatus.IDLE:
+        raise DisconnectionError("connection not idle")
+    readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server ended the connection")

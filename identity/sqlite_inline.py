@@ -82,6 +82,7 @@ def connect(path: str, timeout: float) -> Callable[[], Any]:
 
 AnySelect = Select[*tuple[Any, ...]]
 AnyChange = Insert | Update | Delete
+AnyStatement = AnySelect | AnyChange
 COMPILED_KEPT = 64
 """Statements kept compiled: the hot paths' are module-level constants, a handful."""
 _row_type: Callable[[list[str]], Any] = partial(namedtuple, "Row", rename=True)
@@ -107,7 +108,7 @@ class Statements:
     def __init__(self, path: str, dialect: Dialect, *, writer: bool = False) -> None:
         self.path, self.dialect, self.writer = path, dialect, writer
         self._connection: sqlite3.Connection | None = None  # opened at the first statement
-        self._compiled: dict[AnySelect | AnyChange, Compiled] = {}
+        self._compiled: dict[AnyStatement, Compiled] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -136,6 +137,11 @@ class Statements:
         compiled = self._compiled.get(statement) or self._compile(statement)
         return self.connection.execute(compiled.sql, compiled.values(parameters)).rowcount
 
+    def send(self, statement: AnyStatement, parameters: dict[str, Any]) -> None:
+        """A statement in the transaction under way whose result is not needed."""
+        compiled = self._compiled.get(statement) or self._compile(statement)
+        self.connection.execute(compiled.sql, compiled.values(parameters)).fetchall()
+
     def transaction(self, work: Callable[[Statements], T]) -> T:
         """`work` in one write transaction: committed when it returns, rolled back if it
         raises."""
@@ -150,7 +156,7 @@ class Statements:
             raise
         return result
 
-    def _compile(self, statement: AnySelect | AnyChange) -> Compiled:
+    def _compile(self, statement: AnyStatement) -> Compiled:
         compiled = Compiled(statement, self.dialect)
         if len(self._compiled) >= COMPILED_KEPT:
             self._compiled.clear()  # statements built per call would otherwise pile up here
@@ -174,7 +180,7 @@ class Compiled:
     """A statement compiled for SQLite once: its SQL, its parameters in order with their
     converters, and a converter per column of its rows."""
 
-    def __init__(self, statement: AnySelect | AnyChange, dialect: Dialect) -> None:
+    def __init__(self, statement: AnyStatement, dialect: Dialect) -> None:
         if isinstance(statement, Insert) and not statement._values:
             raise TypeError("a hot path's INSERT names its columns (insert_naming)")
         compiled = statement.compile(dialect=dialect)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from identity.db import Database
 from identity.models import Member, MemberSession
@@ -15,7 +17,7 @@ from identity.simulator.sender import Keys, KooGallery
 from tests.helpers.auth_centres import auth_centre
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
 from tests.helpers.simulator_world import APP_ID, redirect_query, world
-from tests.helpers.stack import Browser, Stack, assert_refused
+from tests.helpers.stack import Browser, Browsers, Stack, assert_refused
 
 ACME_IDP, BETA_IDP = "https://idp.acme.example.com", "https://idp.beta.example.com"
 
@@ -51,6 +53,28 @@ async def test_flow_b_signs_the_member_in_and_describes_them(
     assert after.huawei_user_id  # recorded the first time the member is seen (§5.2 step 7)
     assert after.last_login_at is not None
     assert after.updated_at == before.updated_at  # a sign-in is no change of the directory entry
+
+
+async def test_the_last_sign_in_is_recorded_at_most_once_a_minute(
+    acme: Stack, browsers: Browsers, db: Database
+) -> None:
+    alice = select(Member.last_login_at).where(Member.user_name == "alice")
+
+    async def sign_in() -> Any:
+        landed = await browsers().flow_b("acme", "alice@acme", "alice-pw")
+        assert landed.status_code == 200, landed.text
+        async with db.read() as session:
+            return await session.scalar(alice)
+
+    recorded = await sign_in()
+    assert recorded is not None
+    assert await sign_in() == recorded  # signed in again in another browser, nothing written
+    long_ago = recorded - timedelta(minutes=2)
+    async with db.write() as conn:
+        await conn.execute(
+            update(Member).where(Member.user_name == "alice").values(last_login_at=long_ago)
+        )
+    assert await sign_in() > long_ago + timedelta(minutes=1)
 
 
 async def test_flow_a_signs_the_member_in_without_state(acme: Stack, browser: Browser) -> None:

@@ -259,6 +259,6 @@ def exchange(
     if live is None:
         return None
     refresh = secrets.token_urlsafe(32)
-    tx.run(_ISSUE_REFRESH, {"token": _hash(refresh), "grant": grant_id, "at": now})
-    tx.run(sessions.TOUCH, {"session": live.signed_in.id_hash, "seen_at": now})
+    tx.send(_ISSUE_REFRESH, {"token": _hash(refresh), "grant": grant_id, "at": now})
+    tx.send(sessions.TOUCH, {"session": live.signed_in.id_hash, "seen_at": now})
     return live, refresh

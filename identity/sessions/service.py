@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
@@ -47,14 +47,27 @@ def policy_for(settings: Settings) -> Policy:
     )
 
 
+RECORD_LOGIN_EVERY = timedelta(minutes=1)
+"""A member's last sign-in is recorded at most this often (the console shows it to the minute):
+a member opening several apps in a row, or signing in from several browsers at once, writes
+their row once, instead of once per login, each waiting for the others' locks on it."""
+
+_MEMBER = (Member.tenant_id == bindparam("tenant"), Member.user_name == bindparam("member"))
+_STALE = or_(Member.last_login_at.is_(None), Member.last_login_at < bindparam("stale_before"))
 _RECORD_LOGIN = (
     update(Member)
-    .where(Member.tenant_id == bindparam("tenant"), Member.user_name == bindparam("member"))
+    .where(*_MEMBER, _STALE)
     .values(last_login_at=bindparam("now"), updated_at=Member.updated_at)
 )
 """A sign-in is not a change of the member's directory entry: `updated_at` stays."""
-_RECORD_LOGIN_AND_ID = _RECORD_LOGIN.values(
-    huawei_user_id=func.coalesce(Member.huawei_user_id, bindparam("user_id"))
+_RECORD_LOGIN_AND_ID = (
+    update(Member)
+    .where(*_MEMBER, or_(_STALE, Member.huawei_user_id.is_(None)))
+    .values(
+        last_login_at=bindparam("now"),
+        updated_at=Member.updated_at,
+        huawei_user_id=func.coalesce(Member.huawei_user_id, bindparam("user_id")),
+    )
 )
 
 
@@ -191,12 +204,20 @@ class Sessions:
 
         A transaction of its own, after the login's: updating the row inside it would need an
         exclusive lock on a row that concurrent logins of the same member hold shared, and they
-        would deadlock. Both are informational; if this fails, the next login records them."""
-        params = {"tenant": tenant_id, "member": user_name, "now": utcnow()}
+        would deadlock. Both are informational; if this fails, the next login records them.
+        Within `RECORD_LOGIN_EVERY` of the last record (and the id known) nothing is written:
+        the statement matches no row, so it takes no lock either."""
+        now = utcnow()
+        params = {
+            "tenant": tenant_id,
+            "member": user_name,
+            "now": now,
+            "stale_before": now - RECORD_LOGIN_EVERY,
+        }
         if user_id:
             params["user_id"] = user_id[:128]
         statement = _RECORD_LOGIN_AND_ID if user_id else _RECORD_LOGIN
-        await self.db.run_write(lambda tx: tx.run(statement, params))
+        await self.db.run_write(lambda tx: tx.send(statement, params))
 
     async def current(
         self, raw_session_id: str | None, app_id: str | None = None

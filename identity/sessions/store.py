@@ -161,7 +161,7 @@ def create(
     """Insert a new session, holding no app yet; returns the raw id for the cookie (never
     stored) and the session's `sid`."""
     raw_id, sid = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-    tx.run(
+    tx.send(
         _INSERT,
         {
             "id_hash": hash_id(raw_id),
@@ -196,7 +196,7 @@ def rotate(tx: Tx, id_hash: str, now: datetime) -> str:
     """A new login of the session's member: a new cookie id (a cookie planted before the login
     is worth nothing after it) and a new authentication time; returns the raw id."""
     raw_id = secrets.token_urlsafe(32)
-    tx.run(_ROTATE, {"old": id_hash, "new": hash_id(raw_id), "now": now})
+    tx.send(_ROTATE, {"old": id_hash, "new": hash_id(raw_id), "now": now})
     return raw_id
 
 
@@ -211,7 +211,7 @@ def add_app(
 ) -> None:
     """Hold `app_id` in the session, with fresh upstream tokens (replacing older ones); none
     for a local-password sign-in, which has no auth centre session to renew."""
-    tx.run(_DROP_APP, {"sid": sid, "app_id": app_id})
+    tx.send(_DROP_APP, {"sid": sid, "app_id": app_id})
     held: dict[str, object] = {
         "access_token_enc": None,
         "refresh_token_enc": None,
@@ -222,7 +222,7 @@ def add_app(
             "token_expires_at": now + timedelta(seconds=tokens.expires_in),
             **encrypt_tokens(cipher, sid, app_id, tokens),
         }
-    tx.run(_ADD_APP, {"sid": sid, "app_id": app_id, "created_at": now, **held})
+    tx.send(_ADD_APP, {"sid": sid, "app_id": app_id, "created_at": now, **held})
 
 
 _SAME_MEMBER = (Member.tenant_id == MemberSession.tenant_id) & (
