@@ -27,7 +27,6 @@ from identity.db import Database
 from identity.directory import tenants
 from identity.errors import IdentityError
 from identity.headers import SecurityHeaders, security_headers
-from identity.marketplace.client_secret import load_private_key
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.notify import build_notifier
@@ -38,6 +37,7 @@ from identity.provider import routes as provider_routes
 from identity.provider.authorize import AuthorizePage
 from identity.provider.documents import Documents
 from identity.provider.service import OAuthError, Provider
+from identity.seller_key import load_seller_key
 from identity.sessions import Sessions
 from identity.sessions.service import policy_for
 from identity.settings import Settings
@@ -212,7 +212,7 @@ def _put_together(app: FastAPI, settings: Settings, db: Database, auth_centre: A
     state.marketplace = Marketplace(
         settings=settings,
         cipher=cipher,
-        private_key=load_private_key(key_file) if key_file else None,
+        private_key=load_seller_key(key_file) if key_file else None,
     )
     renewal = Renewal(db, cipher, auth_centre, state.metrics, policy_for(settings))
     state.sessions = Sessions(settings, db, cipher, admit=admission.admit, renew=renewal.renew)

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import typer
-from pydantic import SecretStr
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
-from identity import demo_dir
+from identity import cli_db, demo_dir
 from identity import migrate as migrations
-from identity.db import Database, async_url
 from identity.directory import report
 from identity.provider.cli import clients_app, keys_app
-from identity.settings import DEFAULT_DATABASE_URL, Settings, load_settings
+from identity.settings import Settings, load_settings
 
 
 class _Simulate(TyperGroup):
@@ -47,7 +41,9 @@ class _Simulate(TyperGroup):
 
 
 app = typer.Typer(
-    help="identity: KooGallery joint-operation identity service", no_args_is_help=True
+    help="identity: KooGallery joint-operation identity service",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
@@ -75,37 +71,6 @@ def _options(
     """The options every command shares (typer's place for them)."""
 
 
-T = TypeVar("T")
-
-
-def _read(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(_query(settings, query))
-    except (OperationalError, OSError) as exc:
-        _unreachable(settings, exc)
-
-
-async def _query(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
-    db = Database(settings.database_url)
-    try:
-        async with db.read() as session:
-            return await query(session)
-    finally:
-        await db.dispose()
-
-
-def _unreachable(settings: Settings, exc: Exception) -> NoReturn:
-    """A database that cannot be reached: one line naming it (no password), exit 2."""
-    where = make_url(async_url(settings.database_url)).render_as_string(hide_password=True)
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-    typer.echo(f"identity: cannot reach the database {where}: {reason}", err=True)
-    raise typer.Exit(2) from None
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
@@ -123,7 +88,7 @@ def serve(
 
     settings = _listening_at(load_settings(with_key=True), host, port)
     if settings.is_embedded_default:
-        migrations.upgrade(settings.database_url, settings.secret_key)
+        _migrate(settings)
     _refuse_another_schema(settings, "serve")
     try:
         service = create_app(settings)
@@ -139,9 +104,14 @@ def serve(
         return
     typer.echo(f"  workers      {count} processes")
     # each worker builds its own app: no database pool or client is shared across a fork
-    raise typer.Exit(
-        supervisor.supervise(count, lambda: serving.run(create_app(settings), settings, sockets))
-    )
+    try:
+        code = supervisor.supervise(
+            count, lambda: serving.run(create_app(settings), settings, sockets)
+        )
+    finally:
+        for listening in sockets:
+            listening.close()
+    raise typer.Exit(code)
 
 
 def _listening_at(settings: Settings, host: str, port: int) -> Settings:
@@ -156,7 +126,7 @@ def _listening_at(settings: Settings, host: str, port: int) -> Settings:
 def _started(settings: Settings, host: str, port: int) -> list[str]:
     """What an operator wants to see once: where, which public URL, which database (no
     password) at which schema revision, or that the database cannot be reached yet."""
-    where = make_url(async_url(settings.database_url)).render_as_string(hide_password=True)
+    where = cli_db.shown(settings)
     lines = [
         f"identity listening on http://{host}:{port}",
         f"  public URL   {settings.base_url}",
@@ -165,25 +135,12 @@ def _started(settings: Settings, host: str, port: int) -> list[str]:
     if "base_url" in settings.model_fields_set and listening.port not in (port, None):
         lines.append(f"  note: IDENTITY_BASE_URL names port {listening.port}; a proxy must forward")
     try:
-        revision = asyncio.run(_revision(settings))
+        revision = asyncio.run(cli_db.revision(settings))
         lines.append(f"  database     {where} (schema {revision or 'not migrated'})")
     except Exception as exc:  # the service starts anyway; /readyz answers 503 until it is up
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:160]
         lines.append(f"  warning: database {where} cannot be reached yet: {reason}")
     return lines
-
-
-async def _revision(settings: Settings) -> str | None:
-    """The schema revision the database is at; None when it was never migrated."""
-    db = Database(settings.database_url)
-    try:
-        async with db.engine.connect() as conn:
-            if not await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
-                return None
-            found = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-            return None if found is None else str(found)
-    finally:
-        await db.dispose()
 
 
 def _refuse_another_schema(settings: Settings, command: str) -> None:
@@ -192,7 +149,7 @@ def _refuse_another_schema(settings: Settings, command: str) -> None:
     migrated it). A database that cannot be reached yet is not refused here: the service
     starts and `/readyz` answers 503 until it answers."""
     try:
-        revision = asyncio.run(_revision(settings))
+        revision = asyncio.run(cli_db.revision(settings))
     except Exception:  # reported by the start-up lines (serve) or the first pass (worker)
         return
     problem = migrations.schema_problem(revision)
@@ -232,7 +189,7 @@ def worker(
     try:
         asyncio.run(jobs.run(settings, once=once, metrics=metrics))
     except (OperationalError, OSError) as exc:
-        _unreachable(settings, exc)
+        cli_db.unreachable(settings, exc)
 
 
 @app.command()
@@ -257,52 +214,26 @@ def demo(
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the newest revision."""
-    settings = load_settings(with_key=True)
-    try:
-        migrations.upgrade(settings.database_url, settings.secret_key)
-    except (OperationalError, OSError) as exc:
-        _unreachable(settings, exc)
+    _migrate(load_settings(with_key=True))
     typer.echo("database is at the newest revision")
 
 
-DEMO_DIR_HELP = (
-    "Folder of an `identity demo`: read its database, over IDENTITY_DATABASE_URL (default: "
-    f"./{demo_dir.DEFAULT} when it holds one and IDENTITY_DATABASE_URL is not set)"
-)
-
-
-def _tenants_settings(folder: Path | None) -> Settings:
-    """identity's settings, or the demo's database in their place (demo_dir.py says which
-    demo); a --demo-dir without a demo is one line and exit 2."""
-    settings = load_settings()
-    configured = folder is None and "database_url" in settings.model_fields_set
+def _migrate(settings: Settings) -> None:
     try:
-        demo = demo_dir.find(folder, (demo_dir.DATABASE, demo_dir.KEYS), configured)
-    except demo_dir.DemoDirError as exc:
-        typer.echo(f"identity: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if demo is None:
-        return settings
-    embedded = Path(make_url(DEFAULT_DATABASE_URL).database or "")
-    if folder is None and embedded.is_file():  # `identity serve`'s database is here too
-        typer.echo(
-            f"identity: reading the demo's database in ./{demo_dir.DEFAULT} "
-            f"(for ./{embedded.name}, set IDENTITY_DATABASE_URL)",
-            err=True,
-        )
-    secret = SecretStr(demo.keys["secret"])
-    return settings.model_copy(update={"database_url": demo.database_url, "secret_key": secret})
+        migrations.upgrade(settings.database_url, settings.secret_key)
+    except (OperationalError, OSError) as exc:
+        cli_db.unreachable(settings, exc)
 
 
 @tenants_app.command("list")
 def tenants_list(
     as_json: bool = typer.Option(False, "--json", help="JSON output"),
-    folder: Path | None = typer.Option(None, "--demo-dir", help=DEMO_DIR_HELP, show_default=False),
+    folder: cli_db.DemoDir = None,
 ) -> None:
     """List every tenant the marketplace has synced."""
-    rows = _read(_tenants_settings(folder), report.list_tenants)
+    rows = cli_db.read(folder, lambda session, _: report.list_tenants(session))
     if as_json:
-        _print_json(rows)
+        cli_db.print_json(rows)
         return
     if not rows:
         typer.echo("no tenants yet: the marketplace has not synced any (tenantSync)")
@@ -314,15 +245,15 @@ def tenants_list(
 def tenants_show(
     tenant_id: str,
     as_json: bool = typer.Option(False, "--json", help="JSON output"),
-    folder: Path | None = typer.Option(None, "--demo-dir", help=DEMO_DIR_HELP, show_default=False),
+    folder: cli_db.DemoDir = None,
 ) -> None:
     """One tenant, by id or code: instances, app credentials (never secrets), departments,
     members."""
-    shown = _read(_tenants_settings(folder), lambda s: report.show_tenant(s, tenant_id))
+    shown = cli_db.read(folder, lambda session, _: report.show_tenant(session, tenant_id))
     if shown is None:
         typer.echo(f"no tenant {tenant_id}", err=True)
         raise typer.Exit(1)
-    _print_json(shown)
+    cli_db.print_json(shown)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Logging and metrics. Nothing here ever receives a payload, a secret or a token.
 
 **Logs.** Every line is one JSON object on stdout: structlog's own lines and, through the same
-renderer, those of the libraries that log with `logging` (uvicorn, the HTTP client). Each
-request's lines carry its `request_id` (`RequestObserver`), and the `tenant_id`, `app_id`,
-`client_id` or marketplace `interface` once the code handling it knows them (`bind`).
+renderer, those of the libraries that log with `logging` (uvicorn, the HTTP client) and Python's
+warnings (logged as `py.warnings`). Each request's lines carry its `request_id`
+(`RequestObserver`), and the `tenant_id`, `app_id`, `client_id` or marketplace `interface` once
+the code handling it knows them (`bind`).
 
 **Metrics.** One registry per app (`Metrics`) and one for the worker (`WorkerMetrics`); the
 names are fixed, since dashboards and alerts use them (README lists them).
@@ -43,8 +44,8 @@ class _JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str) -> None:
-    """structlog and the standard library's loggers, both as JSON lines on stdout. Handlers
-    someone else put on the root logger (a test runner's) stay."""
+    """structlog, the standard library's loggers and warnings, all as JSON lines on stdout.
+    Handlers someone else put on the root logger (a test runner's) stay."""
     threshold = logging.getLevelName(level.upper())
     handler = _JsonLines()
     handler.setFormatter(
@@ -64,8 +65,15 @@ def configure_logging(level: str) -> None:
     # auth centres and the apps.
     for name in ("httpx2", "httpcore2"):
         logging.getLogger(name).setLevel(max(logging.WARNING, threshold))
+    # Python prints a warning (a library's deprecation, say) as plain lines on stderr: a log
+    # collector parsing JSON would mangle or drop them. Logged, it is one line like the others.
+    logging.captureWarnings(True)
     structlog.configure(
-        processors=[*_SHARED, structlog.processors.JSONRenderer(ensure_ascii=False)],
+        processors=[
+            *_SHARED,
+            structlog.processors.format_exc_info,  # `log.exception`: the traceback, as a string
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         cache_logger_on_first_use=True,
     )

@@ -22,6 +22,7 @@ A driver error comes out as SQLAlchemy's (`DBAPIError.instance`, parameters hidd
 callers' and the app's handling (`web.database_outage`: a 503 while the database is down)
 sees what it sees from the async engine.
 """
+
 from __future__ import annotations
 
 import select

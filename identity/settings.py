@@ -22,6 +22,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from identity.seller_key import load_seller_key
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "identity-secret.key"  # noqa: S105 - a file name
@@ -243,16 +245,15 @@ class Settings(BaseSettings):
 
     @field_validator("marketplace_private_key_file")
     @classmethod
-    def _readable_pem(cls, value: Path | None) -> Path | None:
-        """Checked at start, so a wrong path is one line, not the first applicationSync's
-        000101; the key itself is loaded again by the app (cached)."""
+    def _usable_seller_key(cls, value: Path | None) -> Path | None:
+        """Checked at start (an unencrypted PEM RSA key of at least 3072 bits), so a wrong path
+        or key is one line, not the first applicationSync's 000101; the app loads the key again
+        through the same cache, without checking it twice."""
         if value is None:
             return None
         if not value.is_file():
             raise ValueError(f"{value} is not a readable file")
-        text = value.read_bytes()
-        if b"-----BEGIN" not in text or b"PRIVATE KEY-----" not in text:
-            raise ValueError(f"{value} does not hold a PEM private key")
+        load_seller_key(value)
         return value
 
     @model_validator(mode="after")
@@ -316,11 +317,13 @@ class Settings(BaseSettings):
     def effective_frontend_url(self) -> str:
         return self.frontend_url or self.base_url.rstrip("/") + "/sso/login"
 
-    def with_embedded_secret(self, directory: Path = Path(".")) -> Settings:
-        """Return settings with a master key, generating and keeping one for the embedded default.
+    def with_embedded_secret(self, directory: Path = Path("."), *, create: bool = True) -> Settings:
+        """Return settings with a master key, generating and keeping one for the embedded default
+        (unless not `create`: a command that only reads must find it).
 
         Only the embedded SQLite default may invent its key: anywhere else a missing key is an
-        operator error, because data encrypted under a lost key is gone.
+        operator error, because data encrypted under a lost key is gone. Every failure is a
+        RuntimeError of one line naming the file and the setting that does without it.
         """
         if self.secret_key is not None:
             return self
@@ -330,10 +333,21 @@ class Settings(BaseSettings):
                 "(only the embedded SQLite default generates its own key)"
             )
         path = directory / SECRET_KEY_FILE
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(32))
-        return self.model_copy(update={"secret_key": SecretStr(path.read_text().strip())})
+        try:
+            if not path.exists():
+                if not create:
+                    raise RuntimeError(
+                        f"the master key {path.resolve()} is missing, so the embedded "
+                        "database's secrets cannot be read; set IDENTITY_SECRET_KEY to its key"
+                    )
+                path.touch(mode=0o600)
+                path.write_text(secrets.token_urlsafe(32))
+            return self.model_copy(update={"secret_key": SecretStr(path.read_text().strip())})
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot keep the master key in {path.resolve()} ({exc.strerror or exc}): "
+                "set IDENTITY_SECRET_KEY, and IDENTITY_DATABASE_URL to a writable place"
+            ) from None
 
 
 def load_settings(*, with_key: bool = False) -> Settings:
@@ -361,7 +375,7 @@ def load_settings(*, with_key: bool = False) -> Settings:
     try:
         return settings.with_embedded_secret()
     except RuntimeError as exc:
-        _refuse(str(exc))
+        print(f"identity: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
 

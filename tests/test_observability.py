@@ -35,10 +35,11 @@ from identity.settings import Settings
 from identity.simulator import sender as events
 from tests.helpers.admin_api import api, signed_in
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
-from tests.helpers.oidc_app import POST_LOGOUT, REDIRECT, App, authorize
-from tests.helpers.servers import METRICS_AUTH, METRICS_TOKEN, ROOT, free_port
-from tests.helpers.simulator_world import ACME, APP_ID, login_form
-from tests.helpers.stack import Browser, Browsers, Stack
+from tests.helpers.oidc_app import POST_LOGOUT, REDIRECT, App, authorize, register, tokens_for
+from tests.helpers.receivers import slow_receiver
+from tests.helpers.servers import METRICS_AUTH, METRICS_TOKEN, ROOT, free_port, service_env
+from tests.helpers.simulator_world import ACME, APP_ID, login_form, world
+from tests.helpers.stack import Browser, Browsers, Stack, running_stack
 from tests.helpers.waiting import until_sync
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -260,6 +261,96 @@ async def test_one_login_s_lines_carry_its_request_id_tenant_and_app(
     assert {"token", "userinfo"} <= calls
     [(_, active)] = samples["identity_sessions_active"]
     assert active >= 1
+
+
+def identity_serve(port: int) -> list[str]:
+    """The command itself, banner and forked workers included (the other tests run its server
+    through tests/helpers/servers.py, which prints no banner)."""
+    return [sys.executable, "-m", "identity.cli", "serve", "--port", str(port), "--workers", "2"]
+
+
+def after_the_banner(output: str) -> str:
+    """What `identity serve` printed once its start-up lines were out: `identity listening on
+    …` and the indented lines under it (identity/cli.py), the only lines that are not JSON."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("identity listening on ")]
+    assert len(starts) == 1, output
+    rest = lines[starts[0] + 1 :]
+    while rest and rest[0].startswith("  "):
+        rest.pop(0)
+    return "\n".join(rest)
+
+
+SHOW_WARNINGS = {"PYTHONWARNINGS": "default"}
+"""Every warning shown once per place, deprecations included: a library's warning during the
+flow is printed, and must be a JSON line too."""
+
+
+async def test_after_its_banner_identity_prints_only_json_lines_through_a_login_and_logout(
+    database_url: str, private_key_file: Path, db: Database
+) -> None:
+    """`identity serve` (two workers) and `identity worker` as an operator runs them: signed
+    syncs, a member's login through the simulator into an app, the app's tokens, the member's
+    logout, the back-channel logout the worker sends the app, and the server's shutdown.
+    Everything either process wrote, on stdout or stderr, is a JSON object."""
+    with slow_receiver() as app_logout:
+        app_logout.release.set()  # the app answers at once
+        async with running_stack(
+            database_url, private_key_file, world(), identity_env=SHOW_WARNINGS,
+            identity_argv=identity_serve,
+        ) as stack:  # fmt: skip
+            await stack.provision("acme")
+            async with httpx.AsyncClient(timeout=30) as http:
+                app = await register(stack, db, http, backchannel_logout_uri=app_logout.url)
+                browser = stack.browser()
+                try:
+                    await tokens_for(app, browser)
+                    csrf = (await browser.session()).json()["csrfToken"]
+                    out = await browser.http.post(
+                        stack.identity + "/sso/logout", headers={"X-CSRF-Token": csrf}
+                    )
+                finally:
+                    await browser.close()
+            assert out.status_code == 303, out.text
+            env = service_env(
+                database_url, secret_key=SECRET_KEY, basic_key=BASIC_KEY, kit_key=KIT_KEY,
+                base_url=stack.identity, log_level="INFO",
+            ) | SHOW_WARNINGS  # fmt: skip
+            worker = subprocess.run(
+                [sys.executable, "-m", "identity.cli", "worker", "--once"], env=env, cwd=ROOT,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
+            )  # fmt: skip
+            assert worker.returncode == 0, worker.stdout
+            assert len(app_logout.tokens) == 1
+            for server in stack.processes[0].processes:  # its shutdown's lines too
+                server.terminate()
+                server.wait(timeout=30)
+            printed = after_the_banner(stack.identity_output())
+
+    served = log_lines(printed)
+    assert {"sso.login", "sso.logout"} <= {line["event"] for line in served}, printed
+    sent = log_lines(worker.stdout)
+    assert [line["delivered"] for line in sent if line["event"] == "worker.backchannel"] == [1]
+
+
+def test_a_warning_is_a_json_line() -> None:
+    """Python prints a warning (a library's deprecation, say) as plain lines on stderr; with
+    the service's logging it is a JSON line like any other."""
+    code = (
+        "import warnings\n"
+        "from identity.observability import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "warnings.warn('a library would rather be called otherwise', DeprecationWarning)\n"
+    )
+    env = {**os.environ, **SHOW_WARNINGS, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    [line] = log_lines(done.stdout)
+    assert line["logger"] == "py.warnings" and line["level"] == "warning"
+    assert "DeprecationWarning: a library would rather be called otherwise" in line["event"]
 
 
 async def test_routes_are_labelled_by_template_and_unmatched_paths_by_one_label(

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from identity.settings import Settings
 from tests.helpers.cli import KEY, identity, one_line_naming
 from tests.helpers.servers import ROOT, free_port
 
@@ -41,6 +45,54 @@ def test_a_misconfiguration_is_one_line_and_exit_2(
     tmp_path: Path, env: dict[str, str], setting: str
 ) -> None:
     one_line_naming(identity(tmp_path, "serve", "--port", str(free_port()), **env), setting)
+
+
+def pem_file(folder: Path, key: PrivateKeyTypes, password: bytes | None = None) -> Path:
+    """`key` as the PEM file `IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE` names."""
+    path = folder / "seller.pem"
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("rsa-2048", "holds a 2048-bit RSA key; at least 3072 bits are needed"),
+        ("ec", "does not hold an RSA private key"),
+        ("encrypted", "holds an encrypted private key; it must be unencrypted"),
+    ],
+)
+def test_a_seller_key_that_cannot_be_used_is_one_line_and_exit_2(
+    tmp_path: Path, private_key: rsa.RSAPrivateKey, kind: str, problem: str
+) -> None:
+    """The marketplace takes no public key under 3072 bits, and identity decrypts with RSA
+    only: with any other key no app credential can work, so the start stops there."""
+    key: PrivateKeyTypes = private_key  # 3072 bits, encrypted below
+    if kind == "rsa-2048":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif kind == "ec":
+        key = ec.generate_private_key(ec.SECP256R1())
+    path = pem_file(tmp_path, key, b"pass phrase" if kind == "encrypted" else None)
+    port = str(free_port())
+    done = identity(
+        tmp_path, "serve", "--port", port, IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE=str(path)
+    )
+    setting = "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE"
+    one_line_naming(done, setting)
+    assert done.stderr.strip() == f"identity: invalid settings: {setting}: {path} {problem}"
+
+
+def test_a_3072_bit_seller_key_is_accepted(private_key_file: Path) -> None:
+    """conftest's seller key, the size README asks for."""
+    settings = Settings(_env_file=None, marketplace_private_key_file=private_key_file)
+    assert settings.marketplace_private_key_file == private_key_file
 
 
 def test_a_port_out_of_range_is_refused(tmp_path: Path) -> None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
-from pathlib import Path
-from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from identity.errors import SecretUndecryptable
@@ -22,19 +19,6 @@ OAEP_VARIANTS: list[tuple[str, hashes.HashAlgorithm, hashes.HashAlgorithm]] = [
     ("sha256/mgf1-sha256", hashes.SHA256(), hashes.SHA256()),
     ("sha1/mgf1-sha1", hashes.SHA1(), hashes.SHA1()),  # noqa: S303
 ]
-
-
-def load_private_key(path: Path) -> rsa.RSAPrivateKey:
-    key = _load_pem(path.read_bytes())
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{path} does not hold an RSA private key")
-    return key
-
-
-@functools.lru_cache(maxsize=4)
-def _load_pem(pem: bytes) -> Any:
-    """Checking a 3072-bit key costs ~0.4 s; an app built again with the same key skips it."""
-    return serialization.load_pem_private_key(pem, password=None)
 
 
 def decrypt_client_secret(key: rsa.RSAPrivateKey | None, ciphertext: str) -> tuple[str, str]:

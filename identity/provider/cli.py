@@ -1,47 +1,28 @@
 """`identity clients …` and `identity keys …`: the operator's side of the OpenID Provider.
 
-Each command is one transaction against the configured database; secrets are printed once
-(`clients add`, `clients rotate-secret`) and never again.
+Each command is one transaction against the configured database, or a demo's (`--demo-dir`,
+`identity.cli_db`); the listings only read, and never create a database, a key or a signing
+key. Secrets are printed once (`clients add`, `clients rotate-secret`) and never again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from identity import cli_db
 from identity.crypto import Cipher
-from identity.db import Database, utcnow
+from identity.db import utcnow
 from identity.provider import clients, keys
-from identity.settings import Settings, load_settings
+from identity.settings import Settings
 
 T = TypeVar("T")
 
 clients_app = typer.Typer(help="The ISV's apps, as OpenID Connect clients", no_args_is_help=True)
 keys_app = typer.Typer(help="The provider's token signing keys", no_args_is_help=True)
-
-
-def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
-    settings = load_settings(with_key=True)
-
-    async def run() -> T:
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                return await work(session, settings)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
-
-
-def _print(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
 def _cipher(settings: Settings) -> Cipher:
@@ -54,6 +35,7 @@ def _lifetime(settings: Settings) -> timedelta:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output")]
+DemoDir = cli_db.DemoDir
 
 
 @clients_app.command("add")
@@ -68,6 +50,7 @@ def clients_add(
     initiate_login_uri: Annotated[str | None, typer.Option()] = None,
     public: Annotated[bool, typer.Option("--public", help="No secret; PKCE required")] = False,
     as_json: JsonOpt = False,
+    folder: DemoDir = None,
 ) -> None:
     """Register an app; prints its client id and, once, its secret."""
     registration = clients.Registration(
@@ -80,23 +63,23 @@ def clients_add(
         public=public,
     )
     try:
-        client_id, secret = _run(lambda s, _: clients.add(s, registration))
+        client_id, secret = cli_db.write(folder, lambda s, _: clients.add(s, registration))
     except clients.ClientError as exc:
         typer.echo(f"identity: {exc}", err=True)
         raise typer.Exit(2) from None
     shown = {"client_id": client_id, **({} if secret is None else {"client_secret": secret})}
     if as_json:
-        _print(shown)
+        cli_db.print_json(shown)
     else:
         typer.echo("\n".join(f"{k}: {v}" for k, v in shown.items()))
 
 
 @clients_app.command("list")
-def clients_list(as_json: JsonOpt = False) -> None:
+def clients_list(as_json: JsonOpt = False, folder: DemoDir = None) -> None:
     """Every registered client (never a secret)."""
-    found = _run(lambda s, _: clients.all_clients(s))
+    found = cli_db.read(folder, lambda s, _: clients.all_clients(s))
     if as_json:
-        _print([clients.describe(c) for c in found])
+        cli_db.print_json([clients.describe(c) for c in found])
         return
     for c in found:
         typer.echo(
@@ -105,50 +88,50 @@ def clients_list(as_json: JsonOpt = False) -> None:
 
 
 @clients_app.command("show")
-def clients_show(client_id: str, as_json: JsonOpt = False) -> None:
+def clients_show(client_id: str, as_json: JsonOpt = False, folder: DemoDir = None) -> None:
     """One client (never its secret)."""
-    found = _run(lambda s, _: clients.get(s, client_id))
+    found = cli_db.read(folder, lambda s, _: clients.get(s, client_id))
     if found is None:
         typer.echo(f"identity: no client {client_id}", err=True)
         raise typer.Exit(1)
-    _print(clients.describe(found))
+    cli_db.print_json(clients.describe(found))
 
 
 @clients_app.command("remove")
-def clients_remove(client_id: str) -> None:
+def clients_remove(client_id: str, folder: DemoDir = None) -> None:
     """Remove a client: every token it was given stops being active at once."""
-    if not _run(lambda s, _: clients.remove(s, client_id)):
+    if not cli_db.write(folder, lambda s, _: clients.remove(s, client_id)):
         typer.echo(f"identity: no client {client_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"removed {client_id}")
 
 
 @clients_app.command("rotate-secret")
-def clients_rotate_secret(client_id: str, as_json: JsonOpt = False) -> None:
+def clients_rotate_secret(client_id: str, as_json: JsonOpt = False, folder: DemoDir = None) -> None:
     """A new secret, printed once; the old one stops working."""
-    secret = _run(lambda s, _: clients.rotate_secret(s, client_id))
+    secret = cli_db.write(folder, lambda s, _: clients.rotate_secret(s, client_id))
     if secret is None:
         typer.echo(f"identity: no confidential client {client_id}", err=True)
         raise typer.Exit(1)
     shown = {"client_id": client_id, "client_secret": secret}
-    _print(shown) if as_json else typer.echo(f"client_secret: {secret}")
+    cli_db.print_json(shown) if as_json else typer.echo(f"client_secret: {secret}")
 
 
 @keys_app.command("list")
-def keys_list(as_json: JsonOpt = False) -> None:
-    """Every signing key and its state: next, active or retired."""
+def keys_list(as_json: JsonOpt = False, folder: DemoDir = None) -> None:
+    """Every signing key and its state: next, active or retired. The service makes the first
+    when it starts; listing never does."""
 
     async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
-        now = utcnow()
-        await keys.ensure(session, _cipher(settings), now, _lifetime(settings))
-        return [
-            k.describe() for k in keys.states(await keys.rows(session), now, _lifetime(settings))
-        ]
+        lifetime = _lifetime(settings)
+        return [k.describe() for k in keys.states(await keys.rows(session), utcnow(), lifetime)]
 
-    found = _run(work)
+    found = cli_db.read(folder, work)
     if as_json:
-        _print(found)
+        cli_db.print_json(found)
         return
+    if not found:
+        typer.echo("no signing keys yet: identity makes the first when it serves (or keys rotate)")
     for k in found:
         typer.echo(f"{k['kid']}\t{k['alg']}\t{k['state']}\tfrom {k['activatesAt']}")
 
@@ -160,6 +143,7 @@ def keys_rotate(
         int, typer.Option(min=0, help="Seconds it is published before it signs")
     ] = 3600,
     as_json: JsonOpt = False,
+    folder: DemoDir = None,
 ) -> None:
     """A new key: in the JWKS at once, signing after --activate-after seconds."""
     if alg not in keys.ALGORITHMS:
@@ -174,19 +158,19 @@ def keys_rotate(
             session, _cipher(settings), alg=alg, activates_at=activates, now=now
         )
 
-    kid = _run(work)
-    _print({"kid": kid, "alg": alg}) if as_json else typer.echo(kid)
+    kid = cli_db.write(folder, work)
+    cli_db.print_json({"kid": kid, "alg": alg}) if as_json else typer.echo(kid)
 
 
 @keys_app.command("revoke")
-def keys_revoke(kid: str) -> None:
+def keys_revoke(kid: str, folder: DemoDir = None) -> None:
     """Take a compromised key out of the JWKS and out of use at once; tokens it signed stop
     being active. A new key takes over if it was the active one."""
 
     async def work(session: AsyncSession, settings: Settings) -> bool:
         return await keys.revoke(session, _cipher(settings), kid, utcnow(), _lifetime(settings))
 
-    if not _run(work):
+    if not cli_db.write(folder, work):
         typer.echo(f"identity: no key {kid}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {kid}")

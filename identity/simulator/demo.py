@@ -31,6 +31,7 @@ import httpx2 as httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
+from sqlalchemy.exc import OperationalError
 
 from identity import demo_dir
 from identity.db import Database
@@ -213,20 +214,31 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
     """Start the four processes, provision the demo's enterprise, and keep them running until
     one stops or Ctrl-C."""
     for taken in (p for p in (port, sim_port, app_port) if _in_use(host, p)):
-        echo(
+        print(
             f"identity demo: port {taken} on {host} is already in use; choose others with "
-            "--port/--sim-port/--app-port (make demo: PORT, SIM_PORT, APP_PORT)"
+            "--port/--sim-port/--app-port (make demo: PORT, SIM_PORT, APP_PORT)",
+            file=sys.stderr,
         )
         raise SystemExit(2)
     signal.signal(signal.SIGTERM, _stop)  # `kill -TERM` stops the children too, as Ctrl-C does
     scenario = load_scenario()
     identity, sim = f"http://{host}:{port}", f"http://{host}:{sim_port}"
-    keys = _keys(folder)
-    env = _env(folder, identity, keys)
-    upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
     example = f"http://{host}:{app_port}"
-    demo_dir.write_addresses(folder, identity, sim, example)
-    client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))
+    try:  # everything the demo keeps in its folder
+        keys = _keys(folder)
+        env = _env(folder, identity, keys)
+        upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
+        demo_dir.write_addresses(folder, identity, sim, example)
+        client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))
+    except (OSError, OperationalError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = cause.strerror if isinstance(cause, OSError) else str(cause).splitlines()[0]
+        print(
+            f"identity demo: cannot keep its state in {folder.resolve()} ({reason}): "
+            "choose a writable folder with --dir",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     cli = [sys.executable, "-m", "identity.cli"]
     sim_args = ["--port", str(sim_port), "--identity", identity, "--no-provision"]
     app_args = ["--port", str(app_port), "--identity", identity, "--client-id", client_id]

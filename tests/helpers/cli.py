@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.helpers.marketplace_client import SECRET_KEY
@@ -27,11 +28,13 @@ KEY = "0123456789abcdef0123"
 
 
 def identity(
-    tmp_path: Path, *args: str, timeout: float = 60, **env: str
+    tmp_path: Path, *args: str, timeout: float = 60, wrapper: Sequence[str] = (), **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """`identity ARGS` run in `tmp_path` with no IDENTITY_* setting but `env`, through the
+    `wrapper` command when given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "identity.cli", *args],
+    return subprocess.run(  # noqa: S603 - our own entry point
+        [*wrapper, sys.executable, "-m", "identity.cli", *args],
         env={**clean, "PYTHONPATH": str(ROOT), **env},
         cwd=tmp_path,
         capture_output=True,

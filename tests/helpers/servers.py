@@ -251,6 +251,7 @@ def main() -> None:
             app,
             ws="none",
             log_level="warning",
+            log_config=None,  # uvicorn's lines as JSON, through the app's logging, as in serving
             access_log=False,
             ssl_certfile=os.environ["TEST_TLS_CERTFILE"],
             ssl_keyfile=os.environ["TEST_TLS_KEYFILE"],

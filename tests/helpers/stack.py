@@ -12,7 +12,7 @@ import html
 import re
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,9 +98,11 @@ async def running_stack(
     identity_env: dict[str, str] | None = None,
     sim_args: list[str] | None = None,
     identity_processes: int = 1,
+    identity_argv: Callable[[int], list[str]] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start identity (in `identity_processes` processes, the first on the base URL's port) and
-    the simulator; provisioning is left to the test (`Stack.provision`)."""
+    the simulator; provisioning is left to the test (`Stack.provision`). `identity_argv(port)`
+    starts identity another way than tests/helpers/servers.py (`identity serve` itself)."""
     identity_port, sim_port = free_port(), free_port()
     identity, sim = f"http://127.0.0.1:{identity_port}", f"http://127.0.0.1:{sim_port}"
     env = service_env(
@@ -128,7 +130,9 @@ async def running_stack(
             ]
 
         keys = Keys.from_private_key_pem(BASIC_KEY, KIT_KEY, private_key_file.read_bytes())
-        service = ServiceProcesses(identity_processes, env, ports=[identity_port])
+        service = ServiceProcesses(
+            identity_processes, env, ports=[identity_port], argv=identity_argv
+        )
         simulator = ServiceProcesses(1, env, ports=[sim_port], argv=sim_argv)
         with service, simulator:
             async with httpx.AsyncClient(base_url=identity, timeout=30) as client:
