@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
@@ -82,6 +83,31 @@ def test_an_event_command_needs_only_demo_dir(
     assert members(terminal, running, elsewhere)["bob"] is False
 
 
+def test_the_provider_commands_read_and_write_the_demos_database(
+    terminal: Terminal, running: RunningDemo, elsewhere: Path
+) -> None:
+    """`clients` and `keys` find the demo as `tenants` does: with --demo-dir from anywhere, and
+    with no option in the folder the demo was started in."""
+    folder = str(running.folder)
+    listed = terminal(elsewhere, "clients", "list", "--json", "--demo-dir", folder)
+    assert listed.exit_code == 0, listed.output
+    assert [c["name"] for c in json.loads(listed.stdout)] == ["Example ISV app"]
+    here = terminal(running.folder.parent, "clients", "list", "--json")
+    assert json.loads(here.stdout) == json.loads(listed.stdout)
+    assert httpx.get(f"{running.identity}/oauth2/jwks").status_code == 200  # the first key, made
+    keys = terminal(elsewhere, "keys", "list", "--json", "--demo-dir", folder)
+    assert keys.exit_code == 0 and "active" in [k["state"] for k in json.loads(keys.stdout)]
+    added = terminal(
+        elsewhere, "clients", "add", "--app", "demo-app", "--name", "Another app",
+        "--redirect-uri", "https://another.example/cb", "--json", "--demo-dir", folder,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    client_id = json.loads(added.stdout)["client_id"]
+    removed = terminal(elsewhere, "clients", "remove", client_id, "--demo-dir", folder)
+    assert removed.exit_code == 0, removed.output
+    assert list(elsewhere.iterdir()) == []  # nothing written where the commands ran
+
+
 def test_in_the_demos_folder_no_option_is_needed(terminal: Terminal, running: RunningDemo) -> None:
     """The banner's commands, run where the demo was started: ./identity-demo is found."""
     cwd = running.folder.parent
@@ -123,6 +149,11 @@ def test_reading_the_demo_beside_an_embedded_database_says_so(
         (["simulate", "freeze", "acme", "--identity", "http://127.0.0.1:9"], "keys.json"),
         (["tenants", "list"], "identity.db"),
         (["tenants", "show", "acme"], "identity.db"),
+        (["clients", "list"], "identity.db"),
+        (["clients", "show", "some-client"], "identity.db"),
+        (["clients", "remove", "some-client"], "identity.db"),
+        (["keys", "list"], "identity.db"),
+        (["keys", "rotate"], "identity.db"),
     ],
 )
 def test_a_demo_dir_without_a_demo_is_one_line_and_exit_2(

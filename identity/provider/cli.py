@@ -120,7 +120,7 @@ def clients_rotate_secret(client_id: str, as_json: JsonOpt = False, folder: Demo
 @keys_app.command("list")
 def keys_list(as_json: JsonOpt = False, folder: DemoDir = None) -> None:
     """Every signing key and its state: next, active or retired. The service makes the first
-    when it starts; listing never does."""
+    when it first needs one (its JWKS, a token); listing never does."""
 
     async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
         lifetime = _lifetime(settings)
@@ -131,7 +131,7 @@ def keys_list(as_json: JsonOpt = False, folder: DemoDir = None) -> None:
         cli_db.print_json(found)
         return
     if not found:
-        typer.echo("no signing keys yet: identity makes the first when it serves (or keys rotate)")
+        typer.echo("no signing keys yet: the service makes one when it needs it (or: keys rotate)")
     for k in found:
         typer.echo(f"{k['kid']}\t{k['alg']}\t{k['state']}\tfrom {k['activatesAt']}")
 

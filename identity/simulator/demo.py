@@ -202,7 +202,10 @@ def _banner(
     admins = [m for m in tenant.members if m.role == "admin" and m.enable and m.authorised]
     if admins:
         account = f"{admins[0].user_name}@{tenant.tenant_code}"
-        echo(f"  Admin console: {identity}/admin  (sign in as {account}, the demo's admin)")
+        echo(
+            f"  Admin console: {identity}/admin  (enterprise code {tenant.tenant_code}, "
+            f"then sign in as {account}, the demo's admin)"
+        )
         echo(f"  Password-reset codes and initial passwords: {folder.resolve() / MESSAGES}")
         echo(f"  Sign in with a local password (after a reset): {identity}/login")
     echo(f"  Example ISV app (signs in through identity): {example}/")
