@@ -17,7 +17,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from identity import health, pages
+from identity import branding, health, pages
 from identity.admin import console as admin_console
 from identity.admin import local_login, resets
 from identity.admin import routes as admin_routes
@@ -180,6 +180,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.response_headers = tuple(security_headers(settings.base_url))
     app.state.metrics = metrics
+    app.state.brand = branding.brand_of(
+        settings.brand_name, settings.brand_accent, settings.brand_logo_file
+    )
     _put_together(app, settings, db, auth_centre)
     app.router.routes.extend(provider_routes.api)  # first: see identity.provider.routes
     for router in (
@@ -192,6 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_routes.router,
         admin_console.router,
         local_login.router,
+        pages.brand_router,
     ):
         app.include_router(router)
     app.mount("/static", pages.static_files(), name="static")

@@ -1,5 +1,6 @@
 """The look every page shares: one layout (`templates/base.html`), one stylesheet
-(`static/identity.css`, served at `/static/`), and what pages show people instead of codes.
+(`static/identity.css`, served at `/static/`), the ISV's brand on it (`identity.branding`, its
+logo and accent served at `/brand/`), and what pages show people instead of codes.
 
 Each feature keeps its own templates in its folder and renders them with `render`, which finds
 them and the layout on one search path, so a page of any feature extends `base.html`. Pages are
@@ -13,14 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from identity.branding import IMMUTABLE, LOGO_POLICY, Brand, logo_type
 from identity.web import time_zone
 
 HERE = Path(__file__).parent
@@ -78,6 +80,25 @@ templates.env.filters["role_words"] = role_words
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The page, with the ISV's brand (`branding.Brand`, the default one in an app without)."""
+    context.setdefault("brand", getattr(request.app.state, "brand", DEFAULT_BRAND))
     response = templates.TemplateResponse(request, name, context, status_code=status)
     response.headers.update(PAGE_HEADERS)
     return response
+
+
+DEFAULT_BRAND = Brand()
+brand_router = APIRouter(include_in_schema=False)
+
+
+@brand_router.get("/brand/{name}")
+async def brand_file(request: Request, name: str) -> Response:
+    """The logo or the accent's stylesheet, at the address the pages name (any other: 404)."""
+    brand: Brand = getattr(request.app.state, "brand", DEFAULT_BRAND)
+    logo_url, theme_url = brand.logo_url, brand.theme_url
+    if brand.logo is not None and logo_url and name == logo_url.removeprefix("/brand/"):
+        headers = {"Cache-Control": IMMUTABLE, "Content-Security-Policy": LOGO_POLICY}
+        return Response(brand.logo, media_type=logo_type(brand.logo), headers=headers)
+    if brand.theme is not None and theme_url and name == theme_url.removeprefix("/brand/"):
+        return Response(brand.theme, media_type="text/css", headers={"Cache-Control": IMMUTABLE})
+    return Response(status_code=404)

@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from identity import branding
 from identity.seller_key import load_seller_key
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
@@ -180,6 +181,13 @@ class Settings(BaseSettings):
     """How long a password try waits for a hashing slot before it is answered 503."""
     time_zone: str = "Asia/Shanghai"
     """The IANA time zone pages show times in (China Standard Time by default)."""
+    brand_name: str = branding.DEFAULT_NAME
+    """The name every page and the console show (the ISV's, at most 40 characters)."""
+    brand_logo_file: Path | None = None
+    """The logo shown beside the name: a PNG or an SVG without scripts, at most 256 KiB; by
+    default a badge with the name's first letter."""
+    brand_accent: str = branding.DEFAULT_ACCENT
+    """The accent colour of links and buttons, `#rrggbb`, dark enough for white text."""
 
     notify_file: Path | None = None
     """Development: every notification (reset codes, initial passwords, SMS and e-mail alike)
@@ -232,6 +240,21 @@ class Settings(BaseSettings):
         except (ValueError, ZoneInfoNotFoundError):
             raise ValueError("must be an IANA time zone name, such as Asia/Shanghai") from None
         return value
+
+    @field_validator("brand_name")
+    @classmethod
+    def _brand_name(cls, value: str) -> str:
+        return branding.check_name(value)
+
+    @field_validator("brand_accent")
+    @classmethod
+    def _brand_accent(cls, value: str) -> str:
+        return branding.check_accent(value)
+
+    @field_validator("brand_logo_file")
+    @classmethod
+    def _brand_logo(cls, value: Path | None) -> Path | None:
+        return None if value is None else branding.check_logo(value)
 
     @field_validator("sms_sender")
     @classmethod
