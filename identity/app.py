@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -32,13 +33,14 @@ from identity.marketplace.service import Marketplace
 from identity.notify import build_notifier
 from identity.observability import Metrics, RequestObserver, configure_logging
 from identity.provider import authorize as provider_authorize
+from identity.provider import clients as provider_clients
 from identity.provider import logout as provider_logout
 from identity.provider import routes as provider_routes
 from identity.provider.authorize import AuthorizePage
 from identity.provider.documents import Documents
 from identity.provider.service import OAuthError, Provider
 from identity.seller_key import load_seller_key
-from identity.sessions import Sessions
+from identity.sessions import Sessions, devices
 from identity.sessions.service import policy_for
 from identity.settings import Settings
 from identity.sso import admission
@@ -165,8 +167,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        rules = asyncio.create_task(asyncio.to_thread(devices.load_rules))  # off the loop
         await _warn_of_refused_domains(db, settings)
         yield
+        await rules
         app.state.marketplace.verifier.close()
         await auth_centre.close()
         await db.dispose()
@@ -233,6 +237,7 @@ def _put_together(app: FastAPI, settings: Settings, db: Database, auth_centre: A
         auth_centre,
         landing=partial(provider_logout.landing, state.provider),
         way_back=provider_authorize.way_back,
+        sign_in_links=partial(provider_clients.sign_in_links, db, state.provider.issuer),
     )
 
 

@@ -180,6 +180,16 @@ class MemberSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     """The absolute timeout; the idle timeout runs from `last_seen_at`."""
+    sign_in_method: Mapped[str | None] = mapped_column(String(16))
+    """How the latest sign-in into this session was made: `marketplace` or `password` (the
+    three columns below are of that sign-in too; all four are None for sessions opened before
+    revision 0012). `identity.sessions.devices` says what is kept and why."""
+    browser: Mapped[str | None] = mapped_column(String(64))
+    """The browser in words ("Chrome 131"), parsed from the user agent, which is not kept."""
+    platform: Mapped[str | None] = mapped_column(String(64))
+    """The operating system in words ("Windows 10", "iOS 17.4")."""
+    address: Mapped[str | None] = mapped_column(String(64))
+    """The client address the sign-in came from (the one the rate limits count)."""
 
 
 class SessionApp(Base):

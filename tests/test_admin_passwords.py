@@ -1,11 +1,12 @@
 """Local passwords: the policy, Argon2id, sign-in as `account@tenantCode` with one generic
 refusal and one hash verified whatever the cause, the lockout (5 failures from one address lock
 that address out for 15 minutes; the account's ceiling; a clock the tests control), and the
-member's own change."""
+change of an initial password right after signing in with it."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,9 +14,8 @@ import pytest
 from sqlalchemy import select, update
 
 from identity.admin import lockout, passwords
-from identity.admin.errors import CurrentPasswordInvalid, SignInFailed
+from identity.admin.errors import SignInExpired, SignInFailed
 from identity.admin.passwords import (
-    Attempt,
     PasswordPolicyError,
     SignIn,
     change_password,
@@ -24,7 +24,7 @@ from identity.admin.passwords import (
     still_current,
 )
 from identity.db import Database
-from identity.models import CANCELLED, DELETED, LocalPassword, LocalPasswordTry
+from identity.models import CANCELLED, DELETED, Authorisation, LocalPassword, LocalPasswordTry
 from tests.helpers.admin_rows import (
     APP,
     NOW,
@@ -80,16 +80,10 @@ def test_initial_passwords_are_random_and_pass_the_policy() -> None:
 
 
 async def change(
-    db: Database,
-    current: str,
-    new: str,
-    *,
-    user_name: str = "bob",
-    now: datetime = NOW,
-    address: str = OWNER,
+    db: Database, signed_in: SignIn, new: str, *, now: datetime = NOW, address: str = OWNER
 ) -> SignIn:
-    attempt = Attempt("acme", user_name, current, address, now)
-    return await change_password(db, THROTTLE, attempt, new)
+    """The change the member makes right after `signed_in` (the sign-in the form proves)."""
+    return await change_password(db, THROTTLE, signed_in, new, address=address, now=now)
 
 
 async def refused(db: Database, *args: Any, **kwargs: Any) -> None:
@@ -273,7 +267,7 @@ async def test_concurrent_tries_from_one_address_count_five_at_most(accounts: Da
 async def test_the_member_changes_the_initial_password(accounts: Database) -> None:
     before = await sign_in(accounts)
     later = NOW + timedelta(minutes=1)
-    after = await change(accounts, PASSWORD, "Own-Choice-7", now=later)
+    after = await change(accounts, before, "Own-Choice-7", now=later)
     assert not after.must_change and after.app_ids == (APP,)
     async with accounts.transaction() as s:
         assert not await still_current(s, before)
@@ -283,11 +277,13 @@ async def test_the_member_changes_the_initial_password(accounts: Database) -> No
     assert not again.must_change
 
 
-async def test_a_change_needs_the_current_password_and_a_new_one_within_the_policy(
+async def test_a_change_needs_a_new_password_within_the_policy_and_not_the_initial_one(
     accounts: Database, verifications: list[str]
 ) -> None:
+    signed_in = await sign_in(accounts)
+    verifications.clear()
     with pytest.raises(PasswordPolicyError) as refused_:
-        await change(accounts, PASSWORD, "bob-bob")
+        await change(accounts, signed_in, "bob-bob")
     assert [p.code for p in refused_.value.problems] == [
         "too_short",
         "too_few_classes",
@@ -295,18 +291,44 @@ async def test_a_change_needs_the_current_password_and_a_new_one_within_the_poli
     ]
     assert verifications == []  # refused before anything was counted
     with pytest.raises(PasswordPolicyError) as refused_:
-        await change(accounts, PASSWORD, PASSWORD)
+        await change(accounts, signed_in, PASSWORD)
     assert [p.code for p in refused_.value.problems] == ["same_as_current"]
-    with pytest.raises(CurrentPasswordInvalid):
-        await change(accounts, "Wrong-Pass-1", "Own-Choice-7")
-    with pytest.raises(CurrentPasswordInvalid):
-        await change(accounts, PASSWORD, "Own-Choice-7", user_name="nopass")
+    assert len(verifications) == 1  # the initial password's hash, against the new one
     assert (await sign_in(accounts)).must_change
 
 
-async def test_wrong_current_passwords_count_towards_the_lockout(accounts: Database) -> None:
-    for _ in range(5):
-        with pytest.raises(CurrentPasswordInvalid):
-            await change(accounts, "Wrong-1a", "Own-Choice-7", address=STRANGER)
-    await refused(accounts, address=STRANGER, now=NOW + timedelta(minutes=1))
-    assert (await sign_in(accounts, address=OWNER)).user_name == "bob"
+async def test_a_change_applies_only_to_the_password_signed_in_with_while_it_must_change(
+    accounts: Database,
+) -> None:
+    """A sign-in's proof is worth one change of that password: not after the change, not
+    after a reset replaced it, and not for a password that need not change."""
+    signed_in = await sign_in(accounts)
+    await change(accounts, signed_in, "Own-Choice-7", now=NOW + timedelta(minutes=1))
+    with pytest.raises(SignInExpired):
+        await change(accounts, signed_in, "Another-Choice-8", now=NOW + timedelta(minutes=2))
+    own = await sign_in(accounts, "bob", "Own-Choice-7", now=NOW + timedelta(minutes=2))
+    assert not own.must_change
+    with pytest.raises(SignInExpired):  # claiming it must change, for the member's own one
+        await change(accounts, replace(own, must_change=True), "Another-Choice-8")
+
+
+async def test_a_reset_after_the_sign_in_voids_its_change(accounts: Database) -> None:
+    signed_in = await sign_in(accounts)
+    hashed = await passwords.hash_password(PASSWORD)
+    async with accounts.transaction() as s:
+        await passwords.store_initial(s, TENANT, "bob", hashed, NOW + timedelta(minutes=1))
+    with pytest.raises(SignInExpired):
+        await change(accounts, signed_in, "Own-Choice-7")
+
+
+async def test_a_member_who_lost_access_meanwhile_cannot_change(accounts: Database) -> None:
+    signed_in = await sign_in(accounts)
+    async with accounts.transaction() as s:
+        await s.execute(update(Authorisation).values(state=CANCELLED))
+    with pytest.raises(SignInFailed):
+        await change(accounts, signed_in, "Own-Choice-7")
+    async with accounts.read() as s:
+        still = await s.scalar(
+            select(LocalPassword.must_change).where(LocalPassword.user_name == "bob")
+        )
+    assert still is True

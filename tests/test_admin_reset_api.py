@@ -112,10 +112,11 @@ async def local_sign_in(browser: Browser, account: str, password: str) -> httpx.
     return await browser.http.post(browser.stack.identity + "/login", data=fields)
 
 
-async def change(browser: Browser, page: httpx.Response, current: str, new: str) -> httpx.Response:
+async def change(browser: Browser, page: httpx.Response, new: str) -> httpx.Response:
+    """The change form of `page` (which carries the sign-in), posted with `new` twice."""
     form = login_form(page.text)
     assert form.action == "/login/change"
-    fields = {**form.inputs, "current": current, "new": new, "again": new}
+    fields = {**form.inputs, "new": new, "again": new}
     return await browser.http.post(browser.stack.identity + form.action, data=fields)
 
 
@@ -181,12 +182,12 @@ async def test_the_member_signs_in_at_login_and_must_change_the_password_first(
     assert page.status_code == 200 and 'id="change-password"' in page.text, page.text
     assert bob.cookie(SESSION) is None and (await bob.session()).status_code == 401
 
-    weak = await change(bob, page, initial, "weakpassword")
+    weak = await change(bob, page, "weakpassword")
     assert weak.status_code == 400 and 'id="problems"' in weak.text, weak.text
     assert "At least 3 of: lower-case letters" in html.unescape(weak.text)
     assert bob.cookie(SESSION) is None
 
-    done = await change(bob, weak, initial, NEW_PASSWORD)
+    done = await change(bob, weak, NEW_PASSWORD)
     assert done.status_code == 303 and done.headers["location"] == "/sso/me", done.text
     assert bob.cookie(SESSION)
     session = await bob.session()
@@ -220,7 +221,7 @@ async def test_the_members_change_ends_their_other_sessions_and_tokens_but_not_t
             )
 
         page = await local_sign_in(here, "bob@acme", initial)
-        done = await change(here, page, initial, NEW_PASSWORD)
+        done = await change(here, page, NEW_PASSWORD)
         assert done.status_code == 303, done.text
 
         assert (await here.session()).json()["userName"] == "bob"

@@ -26,6 +26,7 @@ from identity.admin.errors import (
     ResetExpired,
     ResetNotFound,
     ResetUsed,
+    TooManyResets,
 )
 from identity.admin.passwords import check_policy
 from identity.admin.resets import ResetRequested, code_mac, confirm_reset, request_reset
@@ -332,11 +333,22 @@ async def test_a_password_that_could_not_be_sent_changes_nothing_and_the_code_st
 
 
 async def refused_for(
-    db: Database, notifier: Notifier, target: str, admin: str, at: datetime
+    db: Database,
+    notifier: Notifier,
+    target: str,
+    admin: str,
+    at: datetime,
+    limit: str | None = None,
 ) -> int:
-    with pytest.raises(RateLimited) as refused:
+    """Seconds until the reset is allowed; `limit`, when given, is the one it must name
+    (`3min-member`: the rule, and whose count is full)."""
+    with pytest.raises(TooManyResets) as refused:
         await request(db, notifier, target=target, admin=admin, now=at)
     assert refused.value.code == "rate_limited"
+    assert refused.value.limited.seconds == refused.value.retry_after
+    if limit is not None:
+        assert refused.value.limited.name == limit
+        assert refused.value.limited.en in refused.value.message
     return refused.value.retry_after
 
 
@@ -346,14 +358,10 @@ async def test_one_reset_per_three_minutes_per_member_and_per_admin(
     notifier = file_notifier(box)
     await request(two_tenants, notifier, target="member0", admin="admin0")
     # The same member, another admin; the same admin, another member: both wait.
-    assert (
-        await refused_for(two_tenants, notifier, "member0", "admin1", NOW + timedelta(seconds=60))
-        == 120
-    )
-    assert (
-        await refused_for(two_tenants, notifier, "member1", "admin0", NOW + timedelta(seconds=179))
-        == 1
-    )
+    at = NOW + timedelta(seconds=60)
+    assert await refused_for(two_tenants, notifier, "member0", "admin1", at, "3min-member") == 120
+    at = NOW + timedelta(seconds=179)
+    assert await refused_for(two_tenants, notifier, "member1", "admin0", at, "3min-admin") == 1
     at = NOW + timedelta(seconds=179, milliseconds=500)
     assert await refused_for(two_tenants, notifier, "member1", "admin0", at) == 1  # rounded up
     await request(
@@ -361,7 +369,7 @@ async def test_one_reset_per_three_minutes_per_member_and_per_admin(
     )  # neither key is used yet
     # Both keys held: the longer wait is the answer (admin1 reset member1 at NOW).
     at = NOW + timedelta(seconds=150)
-    assert await refused_for(two_tenants, notifier, "member0", "admin1", at) == 30
+    assert await refused_for(two_tenants, notifier, "member0", "admin1", at, "3min-both") == 30
     await request(
         two_tenants, notifier, target="member0", admin="admin1", now=NOW + timedelta(minutes=3)
     )
@@ -400,9 +408,9 @@ async def test_fifteen_resets_per_hour(two_tenants: Database, box: Path, key: st
     last = await every_three_minutes(two_tenants, notifier, NOW, 15, **fixed)
     assert last == NOW + timedelta(minutes=42)
     # The 16th fits the 3-minute rule at 45 min but not the hour: until the first leaves it.
-    assert (
-        await refused_for(two_tenants, notifier, target, admin, NOW + timedelta(minutes=45)) == 900
-    )
+    whose = "member" if key == "target" else "admin"
+    at = NOW + timedelta(minutes=45)
+    assert await refused_for(two_tenants, notifier, target, admin, at, f"hour-{whose}") == 900
     at = NOW + timedelta(minutes=59, seconds=59)
     assert await refused_for(two_tenants, notifier, target, admin, at) == 1
     await request(two_tenants, notifier, target=target, admin=admin, now=NOW + timedelta(hours=1))
@@ -419,7 +427,8 @@ async def test_sixty_resets_per_day(two_tenants: Database, box: Path, key: str) 
     assert len(outbox(box)) == 60
     # At 4 h the hour holds 14 (3:03 … 3:42), but the day holds 60: until the first leaves it.
     at = NOW + timedelta(hours=4)
-    assert await refused_for(two_tenants, notifier, target, admin, at) == 20 * 3600
+    whose = "member" if key == "target" else "admin"
+    assert await refused_for(two_tenants, notifier, target, admin, at, f"day-{whose}") == 20 * 3600
     at = NOW + timedelta(days=1, seconds=-1)
     assert await refused_for(two_tenants, notifier, target, admin, at) == 1
     await request(two_tenants, notifier, target=target, admin=admin, now=NOW + timedelta(days=1))
@@ -436,10 +445,10 @@ async def test_a_confirmed_or_abandoned_reset_counts_the_same(
         await refused_for(two_tenants, notifier, "bob", "alice", NOW + timedelta(minutes=1)) == 120
     )
     async with two_tenants.read() as s:
-        wait = await resets.next_reset_in(
+        limited = await resets.next_reset(
             s, tenant_id=TENANT, admin_user_name="alice", target_user_name="bob", now=NOW
         )
-    assert wait == 180
+    assert limited is not None and (limited.seconds, limited.name) == (180, "3min-both")
 
 
 # --- concurrency ---------------------------------------------------------------------------------

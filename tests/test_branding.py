@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from identity.app import create_app
 from identity.branding import DEFAULT_ACCENT
 from identity.db import Database
 from identity.settings import Settings
-from tests.helpers.chromium import CHROMIUM, FLAGS, VIEWPORTS, needs_chromium, shooter
+from tests.helpers.chromium import VIEWPORTS, chromium_page, needs_chromium, shooter
 from tests.helpers.cli import identity, one_line_naming
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
 from tests.helpers.servers import ServiceProcesses, service_env
@@ -138,20 +138,14 @@ def test_the_brand_as_a_member_sees_it(
     env |= {"IDENTITY_BRAND_NAME": NAME, "IDENTITY_BRAND_ACCENT": ACCENT}
     env |= {"IDENTITY_BRAND_LOGO_FILE": str(logo)}
     shot = shooter(tmp_path, viewport)
-    width, height = VIEWPORTS[viewport]
-    with ServiceProcesses(1, env) as service, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(service.urls[0] + "/sso/login")
-            expect(page.locator("a.brand")).to_have_text(NAME)
-            expect(page.locator("a.brand img.logo")).to_be_visible()
-            button = page.locator("button, .button").first
-            colour = button.evaluate("b => getComputedStyle(b).backgroundColor")
-            assert colour == "rgb(10, 125, 82)"  # the accent
-            shot(page, "branded")
-        finally:
-            browser.close()
+    with ServiceProcesses(1, env) as service, chromium_page(viewport) as page:
+        page.goto(service.urls[0] + "/sso/login")
+        expect(page.locator("a.brand")).to_have_text(NAME)
+        expect(page.locator("a.brand img.logo")).to_be_visible()
+        button = page.locator("button, .button").first
+        colour = button.evaluate("b => getComputedStyle(b).backgroundColor")
+        assert colour == "rgb(10, 125, 82)"  # the accent
+        shot(page, "branded")
 
 
 NEBULA_SVG = (

@@ -82,7 +82,9 @@ def test_a_refused_member_signs_in_as_someone_else_and_later_learns_why_they_wer
                     page.locator(token).evaluate("e => getComputedStyle(e).lineHeight")[:-2]
                 )
                 assert box is not None and box["height"] < 1.5 * line, token
-            shot(page, "signed-in")
+            # (the signed-in page's pictures, with an app to go on to, are
+            # tests/test_browser_way_around.py's)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
             # The logout confirmation has a way back.
             page.goto(demo["identity"] + "/sso/logout")

@@ -1,13 +1,15 @@
 """`/login` and `/login/change` through the real app over ASGI, each browser from a client
 address of its own: a stranger's failures lock out the stranger's address, not the owner; a
 client address past its limit is refused before any hash is computed; the hashing itself is
-bounded; crafted fields answer 400, never 500; and every refused change reads the same and
-costs one hash, as every refused sign-in does."""
+bounded; crafted fields answer 400, never 500; the change form carries a proof of the sign-in,
+not the password, and a proof that is expired, forged or spent is refused; and the session a
+sign-in opens keeps its method, browser and address, never the user agent itself."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -17,10 +19,12 @@ import pytest
 from sqlalchemy import func, select
 
 from identity.admin import passwords
-from identity.admin.errors import CurrentPasswordInvalid
+from identity.admin.errors import SignInExpired, SignInFailed
+from identity.admin.local_login import CHANGE_SECONDS
 from identity.app import create_app
+from identity.crypto import Mac
 from identity.db import Database
-from identity.models import LocalPasswordTry
+from identity.models import Base, LocalPassword, LocalPasswordTry, MemberSession
 from identity.settings import Settings
 from tests.helpers.admin_rows import (
     CODE,
@@ -34,19 +38,30 @@ from tests.helpers.admin_rows import (
     add_tenant,
     give_password,
 )
+from tests.helpers.marketplace_client import SECRET_KEY
 from tests.helpers.simulator_world import login_form
 from tests.helpers.stack import Stack
 
 BOB = f"bob@{CODE}"
+FRESH = f"fresh@{CODE}"
+"""A member whose password is an initial one: signing in leads to the change form."""
+CHROME_ON_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36 Marker/5d1c7e"
+)
 FromAddress = Callable[..., httpx.AsyncClient]
 
 
 @pytest.fixture
 async def local_accounts(db: Database) -> Database:
-    """acme with bob and off (disabled) holding OWNER_PASSWORD, and nopass without one."""
+    """acme with bob and off (disabled) holding OWNER_PASSWORD, fresh holding it as an initial
+    password (to be changed), and nopass without one."""
     await add_tenant(db)
-    await add_people(db, Person("bob"), Person("nopass"), Person("off", enabled=False))
+    await add_people(
+        db, Person("bob"), Person("fresh"), Person("nopass"), Person("off", enabled=False)
+    )
     await give_password(db, "bob")
+    await give_password(db, "fresh", must_change=True)
     await give_password(db, "off")
     return db
 
@@ -124,14 +139,10 @@ async def test_tries_past_the_address_burst_are_429_before_any_hash(
     for n in range(3):
         assert (await sign_in(stranger, f"Guess-{n}-x")).status_code == 401
     assert len(verifications) == 3
-    for path in ("/login", "/login/change"):
-        fields = {**await form(stranger), "account": BOB, "password": "x", "current": "x"}
-        refused = await stranger.post(
-            path, data={**fields, "new": "N3w-pass!", "again": "N3w-pass!"}
-        )
-        assert refused.status_code == 429, refused.text
-        assert 1 <= int(refused.headers["retry-after"]) <= 7  # a try every 60/9 s
-        assert "Too many sign-in attempts" in error_code(refused)
+    refused = await sign_in(stranger, "x")
+    assert refused.status_code == 429, refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 7  # a try every 60/9 s
+    assert "Too many sign-in attempts" in error_code(refused)
     assert len(verifications) == 3  # refused before any hash
     assert (
         await sign_in(from_address(OWNER), OWNER_PASSWORD)
@@ -144,15 +155,16 @@ async def test_a_member_who_mistypes_is_not_held_up_by_the_address_limit(
 ) -> None:
     """The default limit (3 at once): right passwords give their tries back, and a change the
     policy refuses computes no hash, so a person's stumbles fit."""
-    bob = from_address()
+    fresh = from_address()
     for typo in ("Owner-Pass-2042", "owner-pass-2024"):
-        assert (await sign_in(bob, typo)).status_code == 401
-    assert (await sign_in(bob, OWNER_PASSWORD)).status_code == 303
+        assert (await sign_in(fresh, typo, FRESH)).status_code == 401
+    changing = await sign_in(fresh, OWNER_PASSWORD, FRESH)
+    assert changing.status_code == 200 and 'id="change-password"' in changing.text
     for new, again in (("weak", "weak"), ("Own-Choice-7", "Own-Choice-8"), ("Own-Choice-7",) * 2):
-        fields = {**await form(bob), "account": BOB, "current": OWNER_PASSWORD}
-        changed = await bob.post("/login/change", data={**fields, "new": new, "again": again})
-    assert changed.status_code == 303, changed.text
-    assert (await sign_in(bob, "Own-Choice-7")).status_code == 303
+        fields = login_form(changing.text).inputs
+        changing = await fresh.post("/login/change", data={**fields, "new": new, "again": again})
+    assert changing.status_code == 303, changing.text
+    assert (await sign_in(fresh, "Own-Choice-7", FRESH)).status_code == 303
 
 
 async def test_behind_the_trusted_proxy_each_forwarded_address_has_its_own_limit(
@@ -282,30 +294,132 @@ async def test_a_pick_with_a_malformed_expiry_is_400(
     assert 'id="error"' in answer.text
 
 
-# --- one refusal for every failed change --------------------------------------------------------
+# --- the change form carries the sign-in, not the password ---------------------------------------
+
+NEW = {"new": "Own-Choice-7", "again": "Own-Choice-7"}
 
 
-async def test_every_refused_change_says_the_same_and_verifies_one_hash(
+async def change_form(browser: httpx.AsyncClient) -> dict[str, str]:
+    """fresh signs in with the initial password: the change form's fields (its proof)."""
+    page = await sign_in(browser, OWNER_PASSWORD, FRESH)
+    assert page.status_code == 200 and 'id="change-password"' in page.text, page.text
+    form_ = login_form(page.text)
+    assert form_.action == "/login/change"
+    return form_.inputs
+
+
+def still_initial(page: httpx.Response) -> None:
+    """Refused with the sign-in form again, saying the sign-in expired."""
+    assert page.status_code == 401, page.text
+    assert SignInExpired.en in error_code(page) and 'id="sign-in"' in page.text
+
+
+async def test_the_change_form_asks_only_for_the_new_password_twice(
     from_address: FromAddress, verifications: list[str]
 ) -> None:
     browser = from_address()
-
-    async def refused_change(account: str, current: str = OWNER_PASSWORD) -> str:
-        verifications.clear()
-        fields = {**await form(browser), "account": account, "current": current}
-        answer = await browser.post(
-            "/login/change", data={**fields, "new": "Own-Choice-7", "again": "Own-Choice-7"}
-        )
-        assert answer.status_code == 400, (account, answer.text)
-        assert len(verifications) == 1, account
-        return error_code(answer)
-
-    seen = {
-        await refused_change("bob@no-such-enterprise"),
-        await refused_change(f"nobody@{CODE}"),
-        await refused_change(f"nopass@{CODE}"),
-        await refused_change(f"off@{CODE}"),
-        await refused_change(BOB, "Wrong-Pass-1"),
-        await refused_change("bob"),
+    fields = await change_form(browser)
+    page = (await browser.get("/login")).text  # nothing of the sign-in is in the form itself
+    assert OWNER_PASSWORD not in page
+    assert set(fields) == {
+        *("csrf", "account", "tenant", "user", "set_at", "expires", "proof", "new", "again")
     }
-    assert len(seen) == 1 and CurrentPasswordInvalid.en in seen.pop()
+    assert fields["new"] == fields["again"] == "" and fields["account"] == FRESH
+    verifications.clear()
+    changed = await browser.post("/login/change", data={**fields, **NEW})
+    assert changed.status_code == 303 and changed.headers["location"] == "/sso/me"
+    assert len(verifications) == 1  # the new password against the initial one, nothing more
+    assert (await browser.get("/sso/session")).json()["userName"] == "fresh"
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"proof": "0" * 64},
+        {"proof": ""},
+        {"user": "bob"},  # someone else's account, with fresh's proof
+        {"tenant": "T-OTHER"},
+        {"set_at": "2026-12-01T09:00:01"},  # another password
+        {"expires": "99999999999"},  # a longer life than it was given
+        {"set_at": "not a time"},
+    ],
+    ids=["mac", "no-mac", "user", "tenant", "set_at", "expires", "bad-set_at"],
+)
+async def test_a_forged_proof_is_refused_and_changes_nothing(
+    from_address: FromAddress, verifications: list[str], forged: dict[str, str]
+) -> None:
+    browser = from_address()
+    fields = await change_form(browser)
+    verifications.clear()
+    still_initial(await browser.post("/login/change", data={**fields, **forged, **NEW}))
+    assert verifications == []  # no hash for a forged proof
+    assert (await sign_in(from_address(), OWNER_PASSWORD, FRESH)).status_code == 200  # as before
+    assert (await sign_in(from_address(), OWNER_PASSWORD)).status_code == 303  # bob's untouched
+
+
+async def test_an_expired_proof_is_refused(
+    from_address: FromAddress, local_accounts: Database
+) -> None:
+    """A proof signed by identity's own key, whose time ran out: refused all the same."""
+    browser = from_address()
+    fields = await change_form(browser)
+    assert int(fields["expires"]) - CHANGE_SECONDS <= time.time() + 1
+    expired = str(int(time.time()) - 1)
+    message = "|".join(
+        ["change", fields["tenant"], fields["user"], fields["set_at"], fields["csrf"], expired]
+    )
+    proof = Mac(SECRET_KEY, "local-login").sign(message)
+    still_initial(
+        await browser.post(
+            "/login/change", data={**fields, "expires": expired, "proof": proof, **NEW}
+        )
+    )
+    async with local_accounts.read() as s:
+        fresh = LocalPassword.user_name == "fresh"
+        assert await s.scalar(select(LocalPassword.must_change).where(fresh)) is True
+
+
+async def test_a_proof_works_once_in_its_own_browser_and_for_its_own_form(
+    from_address: FromAddress,
+) -> None:
+    browser = from_address()
+    fields = await change_form(browser)
+    # Another browser (another CSRF cookie) cannot post it.
+    other = from_address()
+    await form(other)
+    refused = await other.post("/login/change", data={**fields, **NEW})
+    assert refused.status_code == 403, refused.text
+    # A proof for the change cannot pick an app (a session without the change).
+    picked = await browser.post("/login/app", data={**fields, "app": "APP-1"})
+    assert picked.status_code == 401 and SignInFailed.en in error_code(picked)
+    assert (await browser.post("/login/change", data={**fields, **NEW})).status_code == 303
+    # Spent: the password it names is no longer the member's.
+    again = {"new": "Other-Choice-8", "again": "Other-Choice-8"}
+    still_initial(await browser.post("/login/change", data={**fields, **again}))
+
+
+# --- what the session keeps of the sign-in --------------------------------------------------------
+
+
+async def test_the_session_keeps_the_method_browser_and_address_never_the_user_agent(
+    from_address: FromAddress, local_accounts: Database
+) -> None:
+    browser = from_address()
+    browser.headers["User-Agent"] = CHROME_ON_WINDOWS
+    assert (await sign_in(browser, OWNER_PASSWORD)).status_code == 303
+    async with local_accounts.read() as s:
+        kept = (
+            await s.execute(
+                select(
+                    MemberSession.sign_in_method,
+                    MemberSession.browser,
+                    MemberSession.platform,
+                    MemberSession.address,
+                )
+            )
+        ).one()
+        assert tuple(kept) == ("password", "Chrome 131", "Windows 10", OWNER)
+        for table in Base.metadata.sorted_tables:  # the user agent is nowhere
+            rows = (await s.execute(select(table))).all()
+            assert "Marker/5d1c7e" not in repr(rows), table.name
+            assert "AppleWebKit" not in repr(rows), table.name

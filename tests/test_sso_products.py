@@ -163,9 +163,12 @@ async def test_a_local_sign_in_lets_a_member_of_two_apps_pick_one(
         form = await browser.get("/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
         assert csrf, form.text
-        fields = {"csrf": csrf.group(1), "account": "bob@acme", "current": initial}
+        fields = {"csrf": csrf.group(1), "account": "bob@acme", "password": initial}
+        changing = await browser.post("/login", data=fields)
+        assert changing.status_code == 200 and "/login/change" in changing.text, changing.text
+        proof = dict(re.findall(r'name="(\w+)" value="([^"]*)"', changing.text))
         picking = await browser.post(
-            "/login/change", data={**fields, "new": chosen, "again": chosen}
+            "/login/change", data={**proof, "new": chosen, "again": chosen}
         )
         assert picking.status_code == 200 and "/login/app" in picking.text, picking.text
         forms = re.findall(

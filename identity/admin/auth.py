@@ -70,7 +70,7 @@ async def current_admin(request: Request) -> Admin:
     async with database.read() as db:
         allowed = await eligibility.is_admin(db, signed_in.tenant_id, signed_in.user_name)
     if not allowed:
-        raise NotAdmin()
+        raise NotAdmin(signed_in)
     admin = Admin(
         signed_in.tenant_id,
         signed_in.tenant_code,

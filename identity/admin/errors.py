@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from identity.errors import IdentityError
 from identity.notify import NotifyFailed, NotifyUnavailable
+
+if TYPE_CHECKING:
+    from identity.admin.reset_limits import Limited
+    from identity.sessions import SignedIn
 
 
 class AdminError(IdentityError):
@@ -81,14 +86,14 @@ class SignInBusy(AdminError):
     retry_after = 1
 
 
-class CurrentPasswordInvalid(AdminError):
-    """Every refused password change, whatever the cause (unknown enterprise or member, no
-    password, a wrong current one, locked out): no account enumeration."""
+class SignInExpired(AdminError):
+    """The change form's proof of the sign-in with an initial password is out of date, forged,
+    or for a password that is no longer the member's to change: sign in again."""
 
-    code = "current_password_invalid"
-    status = 400
-    zh = "当前密码错误，或该账号暂时无法登录。"
-    en = "The current password is wrong, or the account cannot sign in now."
+    code = "sign_in_expired"
+    status = 401
+    zh = "登录已失效，请重新登录后再设置新密码。"
+    en = "Your sign-in has expired; sign in again to choose your password."
 
 
 class NotAdmin(AdminError):
@@ -96,6 +101,12 @@ class NotAdmin(AdminError):
     status = 403
     zh = "您不是本企业的管理员。"
     en = "You are not an administrator of this enterprise."
+
+    def __init__(self, member: SignedIn | None = None) -> None:
+        super().__init__()
+        self.member = member
+        """Who is signed in, when the console's check knew it: its page then names them and
+        offers to sign in as someone else (`console.refused`)."""
 
 
 class MemberNotFound(AdminError):
@@ -128,6 +139,17 @@ class RateLimited(AdminError):
         self.retry_after = retry_after
         """Whole seconds until the next try is allowed (a reset: for this member and this
         admin)."""
+
+
+class TooManyResets(RateLimited):
+    """A password reset past one of its limits: which one, whose count is full (the member's,
+    the admin's) and when the next is allowed (identity.admin.reset_limits)."""
+
+    def __init__(self, limited: Limited) -> None:
+        super().__init__(limited.seconds)
+        self.message = f"Too many resets: {limited.en}. Next one allowed in {limited.seconds} s."
+        self.args = (self.message,)
+        self.limited = limited
 
 
 class TooManyTries(RateLimited):

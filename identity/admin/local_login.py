@@ -4,10 +4,15 @@ session as a marketplace login, for the tenant's app or the one the member picks
 A member has a local password only once an admin reset it (identity.admin.resets); until they
 change it (`must_change`) the only thing it opens is the change form, and no session is made.
 The forms carry a CSRF token, double-submitted: a random value in an HttpOnly cookie and in the
-form. Every refused sign-in shows the same message (identity.admin.errors.SignInFailed). When
-the member has several apps, the app picked is posted with a token proving the password was
-checked a moment ago (a MAC of who, which password, the form's CSRF value and an expiry), so
-the password is not sent twice.
+form. Every refused sign-in shows the same message (identity.admin.errors.SignInFailed).
+
+A password is typed once. The forms that follow a sign-in carry a proof of it instead: a MAC of
+what it was for (`pick` or `change`, so one cannot stand for the other), who, which password
+(its `set_at`), the form's CSRF value (so only this browser can post it) and an expiry. The
+change form asks only for the new password, twice (`CHANGE_SECONDS` to choose it); when the
+member has several apps, the app picked is posted with its own proof (`PICK_SECONDS`). A proof
+that is forged, altered, expired or for a password replaced meanwhile is `SignInExpired`: the
+sign-in form again.
 
 Each try that would check a password is first counted against the client's address
 (identity.admin.throttle, by way of identity.admin.passwords); every field but the passwords
@@ -22,6 +27,7 @@ import re
 import secrets
 import time
 import unicodedata
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,13 +41,13 @@ from identity.admin.errors import (
     AdminError,
     BadRequest,
     CsrfFailed,
-    CurrentPasswordInvalid,
+    SignInExpired,
     SignInFailed,
 )
 from identity.admin.passwords import Attempt, PasswordPolicyError, SignIn
 from identity.db import utcnow
 from identity.pages import render
-from identity.sessions import hash_id
+from identity.sessions import Seen, hash_id
 from identity.sso.limits import address_key
 from identity.sso.refusals import Refusal
 from identity.web import Db, FormRefused, Surface, local_login_mac, password_throttle, read_form
@@ -49,11 +55,12 @@ from identity.web import Db, FormRefused, Surface, local_login_mac, password_thr
 router = APIRouter(prefix="/login", include_in_schema=False)
 log = structlog.get_logger("identity.admin")
 PICK_SECONDS = 300
+CHANGE_SECONDS = 600
 MISMATCH = passwords.Problem(
     "mismatch", "两次输入的新密码不一致。", "The two new passwords differ."
 )
 MAX_FIELDS = 12
-PASSWORD_FIELDS = frozenset({"password", "current", "new", "again"})
+PASSWORD_FIELDS = frozenset({"password", "new", "again"})
 """Fields that only ever reach the hash, never the database: any character is theirs."""
 EXPIRES = re.compile(r"[0-9]{1,12}")
 
@@ -137,46 +144,106 @@ async def login(request: Request, db: Db) -> Response:
         context = {"account": account, **_carry(fields)}
         return _page(request, "local_login.html", 401, error=exc, **context)
     if sign_in.must_change:
-        context = {"account": account, **_carry(fields)}
-        return _page(request, "local_change.html", 200, **context)
+        proof = _Proof.of(request, "change", sign_in, fields["csrf"], CHANGE_SECONDS)
+        return _change_page(request, 200, account, proof, fields)
     return await _signed_in(request, sign_in, fields)
 
 
 @router.post("/change")
 async def change(request: Request, db: Db) -> Response:
-    """The first thing after signing in with an initial password: a new password. The
-    member's other sessions end; this browser's stays (`keep`)."""
+    """The first thing after signing in with an initial password: a new password, typed twice;
+    the sign-in is proved by the form (`_Proof`), not by the password again. The member's other
+    sessions end; this browser's stays (`keep`)."""
     fields = await _form(request)
-    account = fields.get("account", "")
+    proof = _Proof.posted(request, "change", fields)
     new, again = fields.get("new", ""), fields.get("again", "")
     problems: list[passwords.Problem] = [MISMATCH] if new != again else []
-    error: AdminError | None = None
     if not problems:
-        attempt = _attempt(request, account, fields.get("current", ""))
         raw_session = request.cookies.get(web.sessions(request).cookies.session)
         keep = hash_id(raw_session) if raw_session else None
+        address = address_key(_client(request))
         try:
             sign_in = await passwords.change_password(
-                db, password_throttle(request), attempt, new, keep
+                db,
+                password_throttle(request),
+                proof.sign_in,
+                new,
+                address=address,
+                now=utcnow(),
+                keep=keep,
             )
         except PasswordPolicyError as exc:
             problems = exc.problems
-        except CurrentPasswordInvalid as exc:
-            error = exc
         else:
             return await _signed_in(request, sign_in, fields)
-    context = {"account": account, "problems": problems, "error": error, **_carry(fields)}
-    return _page(request, "local_change.html", 400, **context)
+    return _change_page(request, 400, fields.get("account", ""), proof, fields, problems)
+
+
+def _change_page(
+    request: Request,
+    status: int,
+    account: str,
+    proof: _Proof,
+    fields: dict[str, str],
+    problems: list[passwords.Problem] | None = None,
+) -> HTMLResponse:
+    context = {"account": account, "proof": proof, "problems": problems or [], **_carry(fields)}
+    return _page(request, "local_change.html", status, **context)
 
 
 def _carry(fields: dict[str, str]) -> dict[str, str]:
     return {"app": fields.get("app", ""), "next": fields.get("next", "")}
 
 
-def _pick_message(sign_in: SignIn, csrf: str, expires: int) -> str:
-    return "|".join(
-        [sign_in.tenant_id, sign_in.user_name, sign_in.set_at.isoformat(), csrf, str(expires)]
-    )
+@dataclass(frozen=True)
+class _Proof:
+    """That this browser signed in a moment ago with the password `sign_in.set_at` names:
+    what the forms after a sign-in carry instead of the password (hidden fields `tenant`,
+    `user`, `set_at`, `expires`, `proof`). `purpose` is `change` or `pick`, so a proof for one
+    form is worth nothing on the other; the form's CSRF value binds it to the browser."""
+
+    purpose: str
+    sign_in: SignIn
+    csrf: str
+    expires: int
+    mac: str = ""
+
+    def message(self) -> str:
+        sign_in = self.sign_in
+        parts = [self.purpose, sign_in.tenant_id, sign_in.user_name, sign_in.set_at.isoformat()]
+        return "|".join([*parts, self.csrf, str(self.expires)])
+
+    @property
+    def set_at(self) -> str:
+        return self.sign_in.set_at.isoformat()
+
+    @classmethod
+    def of(cls, request: Request, purpose: str, sign_in: SignIn, csrf: str, seconds: int) -> _Proof:
+        unsigned = cls(purpose, sign_in, csrf, int(time.time()) + seconds)
+        return replace(unsigned, mac=local_login_mac(request).sign(unsigned.message()))
+
+    @classmethod
+    def posted(cls, request: Request, purpose: str, fields: dict[str, str]) -> _Proof:
+        """The proof a form posted back; `SignInExpired` unless it is ours, for `purpose`,
+        for this browser's CSRF value (`_form` checked it against the cookie) and in time.
+        `must_change` is what the purpose implies; `app_ids` holds the app a pick names."""
+        if not EXPIRES.fullmatch(fields.get("expires", "")):
+            raise BadRequest("expires: not a time")
+        try:
+            set_at = datetime.fromisoformat(fields.get("set_at", ""))
+        except ValueError:
+            raise SignInExpired() from None
+        app = (fields.get("app", ""),) if purpose == "pick" else ()
+        who = (fields.get("tenant", ""), fields.get("user", ""))
+        sign_in = SignIn(*who, purpose == "change", app, set_at)
+        proof = cls(
+            purpose, sign_in, fields["csrf"], int(fields["expires"]), fields.get("proof", "")
+        )
+        if proof.expires < time.time():
+            raise SignInExpired()
+        if not local_login_mac(request).verify(proof.message(), proof.mac):
+            raise SignInExpired()
+        return proof
 
 
 async def _signed_in(request: Request, sign_in: SignIn, fields: dict[str, str]) -> Response:
@@ -184,18 +251,9 @@ async def _signed_in(request: Request, sign_in: SignIn, fields: dict[str, str]) 
     app = fields.get("app", "")
     if app not in sign_in.app_ids:
         if len(sign_in.app_ids) > 1:
-            expires = int(time.time()) + PICK_SECONDS
-            proof = local_login_mac(request).sign(_pick_message(sign_in, fields["csrf"], expires))
-            return _page(
-                request,
-                "local_app.html",
-                200,
-                sign_in=sign_in,
-                proof=proof,
-                expires=expires,
-                set_at=sign_in.set_at.isoformat(),
-                next=fields.get("next", ""),
-            )
+            proof = _Proof.of(request, "pick", sign_in, fields["csrf"], PICK_SECONDS)
+            context = {"sign_in": sign_in, "proof": proof, "next": fields.get("next", "")}
+            return _page(request, "local_app.html", 200, **context)
         app = sign_in.app_ids[0]
     return await _open(request, sign_in, app, fields.get("next", ""))
 
@@ -203,21 +261,10 @@ async def _signed_in(request: Request, sign_in: SignIn, fields: dict[str, str]) 
 @router.post("/app")
 async def pick_app(request: Request) -> Response:
     fields = await _form(request)
-    if not EXPIRES.fullmatch(fields.get("expires", "")):
-        raise BadRequest("expires: not a time")
-    expires = int(fields["expires"])
     try:
-        set_at = datetime.fromisoformat(fields.get("set_at", ""))
-    except ValueError:
+        sign_in = _Proof.posted(request, "pick", fields).sign_in
+    except SignInExpired:
         raise SignInFailed() from None
-    sign_in = SignIn(
-        fields.get("tenant", ""), fields.get("user", ""), False, (fields.get("app", ""),), set_at
-    )
-    message = _pick_message(sign_in, fields["csrf"], expires)
-    if expires < time.time() or not local_login_mac(request).verify(
-        message, fields.get("proof", "")
-    ):
-        raise SignInFailed()
     return await _open(request, sign_in, sign_in.app_ids[0], fields.get("next", ""))
 
 
@@ -239,6 +286,7 @@ async def _open(request: Request, sign_in: SignIn, app_id: str, next_: str) -> R
             tokens=None,
             old_raw_session_id=request.cookies.get(sessions.cookies.session),
             check=password_still_current,
+            seen=Seen(request.headers.get("user-agent"), _client(request)),
         )
     except Refusal as exc:
         raise SignInFailed() from exc

@@ -5,13 +5,17 @@ A member has no local password until an admin's reset confirms one (identity.adm
 Sign-in is `account@tenantCode` and the password; every refusal is the one `SignInFailed`
 (unknown enterprise or member, no password, wrong password, disabled, cancelled, deleted, tenant
 not held, locked out), and each verifies exactly one Argon2id hash (a dummy one when there is no
-account to check), so neither the message nor the time tells whether an account exists. A
-change refuses the same way, with `CurrentPasswordInvalid`.
+account to check), so neither the message nor the time tells whether an account exists.
+
+The change of an initial password follows a sign-in with it: the caller proves that sign-in
+(identity.admin.local_login carries it, signed and short-lived, in the change form), so the
+password is not asked again; the change applies only while the password signed in with is
+still the member's and still to be changed.
 
 Hashing takes about 0.1 s of CPU, so it runs in a worker thread, outside any transaction and
 inside one of the process's few hashing slots (identity.admin.throttle): `authenticate` and
-`change_password` take the `Database` and own two short transactions, one that counts the try
-before the hash is verified and one that records a success after.
+`change_password` take the `Database` and own their short transactions (`authenticate`: one
+that counts the try before the hash is verified and one that records a success after).
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ from functools import cache
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity import access
 from identity.admin import lockout
-from identity.admin.errors import AdminError, CurrentPasswordInvalid, SignInFailed
+from identity.admin.errors import AdminError, SignInExpired, SignInFailed
 from identity.admin.throttle import Throttle
 from identity.db import Database, insert_for
 from identity.directory import eligibility
@@ -233,38 +237,65 @@ async def authenticate(db: Database, throttle: Throttle, attempt: Attempt) -> Si
     return tried.sign_in
 
 
+def _to_change(sign_in: SignIn) -> tuple[ColumnElement[bool], ...]:
+    """The password `sign_in` was made with, while it is the member's and must be changed."""
+    return (
+        LocalPassword.tenant_id == sign_in.tenant_id,
+        LocalPassword.user_name == sign_in.user_name,
+        LocalPassword.set_at == sign_in.set_at,
+        LocalPassword.must_change.is_(True),
+    )
+
+
 async def change_password(
-    db: Database, throttle: Throttle, attempt: Attempt, new: str, keep: str | None = None
+    db: Database,
+    throttle: Throttle,
+    sign_in: SignIn,
+    new: str,
+    *,
+    address: str,
+    now: datetime,
+    keep: str | None = None,
 ) -> SignIn:
-    """The member's own change: the current password (`attempt.password`) is checked like a
-    sign-in, with one refusal for every cause (`CurrentPasswordInvalid`; a wrong one counts
-    towards the lockout), the new one against the policy (`PasswordPolicyError`, before
-    anything is counted, and after for `same_as_current`). Clears `must_change`, and in the
-    same transaction ends every other session of the member with their tokens (ASVS 5.0
-    V7.4.3), all but the one whose id hash is `keep`: the browser making the change. Returns
-    the sign-in with the new password, for the session."""
-    problems = check_policy(new, attempt.user_name)
+    """The change of an initial password by the member who just signed in with it: `sign_in`
+    is that sign-in as the caller proved it (who, and which password: `set_at`), so the
+    password is not asked again. The new one is checked against the policy
+    (`PasswordPolicyError`, before anything is counted) and must differ from the initial one
+    (one hash verified, counted against the client's `address` like a try, in a hashing slot).
+    `SignInExpired` once that password is no longer the member's or no longer to be changed
+    (a reset or a change came first, or this change was made already), `SignInFailed` when
+    the member may no longer use any app.
+
+    Clears `must_change`, and in the same transaction ends every other session of the member
+    with their tokens (ASVS 5.0 V7.4.3), all but the one whose id hash is `keep`: the browser
+    making the change. Returns the sign-in with the new password, for the session."""
+    problems = check_policy(new, sign_in.user_name)
     if problems:
         raise PasswordPolicyError(problems)
-    tried = await _check(db, throttle, attempt)
-    if tried is None:
-        raise CurrentPasswordInvalid()
-    if secrets.compare_digest(new.encode(), attempt.password.encode()):
+    await throttle.take(address)
+    async with throttle.hashing_slot():
+        async with db.read() as session:
+            stored = await session.scalar(
+                select(LocalPassword.password_hash).where(*_to_change(sign_in))
+            )
+        if stored is None:
+            raise SignInExpired()
+        same, _ = await _verify(new, stored)
+    if same:
         raise PasswordPolicyError([PROBLEMS["same_as_current"]])
+    throttle.give_back(address)
     new_hash = await hash_password(new)
-    sign_in, now = tried.sign_in, attempt.now
     async with db.transaction() as session:
+        apps = await eligibility.usable_apps(session, sign_in.tenant_id, sign_in.user_name)
+        if not apps:
+            raise SignInFailed()
         changed = await session.execute(
             update(LocalPassword)
-            .where(
-                LocalPassword.tenant_id == sign_in.tenant_id,
-                LocalPassword.user_name == sign_in.user_name,
-                LocalPassword.set_at == sign_in.set_at,
-            )
+            .where(*_to_change(sign_in))
             .values(password_hash=new_hash, must_change=False, set_at=now)
         )
         if changed.rowcount != 1:  # type: ignore[attr-defined]
-            raise CurrentPasswordInvalid()  # a reset replaced the password meanwhile
+            raise SignInExpired()  # changed or reset meanwhile
         await access.end_access(
             session,
             tenant_id=sign_in.tenant_id,
@@ -272,7 +303,7 @@ async def change_password(
             user_names=[sign_in.user_name],
             keep=keep,
         )
-    return SignIn(sign_in.tenant_id, sign_in.user_name, False, sign_in.app_ids, now)
+    return SignIn(sign_in.tenant_id, sign_in.user_name, False, tuple(apps), now)
 
 
 async def still_current(db: AsyncSession | AsyncConnection, sign_in: SignIn) -> bool:

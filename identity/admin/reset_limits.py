@@ -13,7 +13,9 @@ excludes every other writer, and the lock rows change nothing.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +23,66 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from identity.db import insert_for
 from identity.models import PasswordReset, ResetLimit
 
-RULES = ((timedelta(minutes=3), 1), (timedelta(hours=1), 15), (timedelta(days=1), 60))
-"""(window, most resets within it)."""
-LONGEST = max(window for window, _ in RULES)
-MOST = max(limit for _, limit in RULES)
+
+@dataclass(frozen=True)
+class Rule:
+    """At most `most` resets within `window`; `name` in a link, `zh` and `en` on a page."""
+
+    name: str
+    window: timedelta
+    most: int
+    zh: str
+    en: str
+
+
+RULES = (
+    Rule("3min", timedelta(minutes=3), 1, "每 3 分钟最多重置 1 次", "at most 1 reset in 3 minutes"),
+    Rule("hour", timedelta(hours=1), 15, "每小时最多重置 15 次", "at most 15 resets an hour"),
+    Rule("day", timedelta(days=1), 60, "每天最多重置 60 次", "at most 60 resets a day"),
+)
+LONGEST = max(rule.window for rule in RULES)
+MOST = max(rule.most for rule in RULES)
+Whose = Literal["member", "admin", "both"]
+"""Whose count is full: the target member's, the acting admin's, or both."""
+_WHOSE_ZH = {"member": "该成员的密码{}", "admin": "您{}", "both": "该成员的密码和您均为{}"}
+_WHOSE_EN = {
+    "member": "{} for this member",
+    "admin": "{} by you",
+    "both": "{} for this member and by you",
+}
+
+
+@dataclass(frozen=True)
+class Limited:
+    """Why a reset must wait: `seconds` until it is allowed, the rule that holds it longest
+    and whose count that rule found full. Named in a link as `Limited.name` (`3min-member`)."""
+
+    seconds: int
+    rule: Rule
+    whose: Whose
+
+    @property
+    def name(self) -> str:
+        return f"{self.rule.name}-{self.whose}"
+
+    @property
+    def zh(self) -> str:
+        return _WHOSE_ZH[self.whose].format(self.rule.zh)
+
+    @property
+    def en(self) -> str:
+        return _WHOSE_EN[self.whose].format(self.rule.en)
+
+
+def named(name: str, seconds: int = 0) -> Limited | None:
+    """The `Limited` a link names (`Limited.name`), or None when it names none."""
+    rule_name, _, whose = name.partition("-")
+    rule = next((rule for rule in RULES if rule.name == rule_name), None)
+    if rule is None or whose not in _WHOSE_ZH:
+        return None
+    return Limited(seconds, rule, whose)  # type: ignore[arg-type]  # checked just above
+
+
 FAILED = "failed"
 """The status of a reset whose code was never sent (identity.admin.resets)."""
 
@@ -71,20 +129,40 @@ async def _counted(
     return list(rows)
 
 
-def wait(sent: list[datetime], now: datetime) -> float:
+def wait(sent: list[datetime], now: datetime) -> tuple[float, Rule | None]:
     """Seconds until one more reset fits every rule, given when the counted ones went out
-    (newest first): for each rule that is full, until its `limit`-th newest leaves the window
-    (a reset sent at t counts while now < t + window)."""
-    longest = 0.0
-    for window, limit in RULES:
-        recent = [t for t in sent if t > now - window]
-        if len(recent) >= limit:
-            longest = max(longest, (recent[limit - 1] + window - now).total_seconds())
-    return longest
+    (newest first), and the rule that holds it longest (None: none is full): for each rule
+    that is full, until its `most`-th newest leaves the window (a reset sent at t counts while
+    now < t + window)."""
+    longest, holding = 0.0, None
+    for rule in RULES:
+        recent = [t for t in sent if t > now - rule.window]
+        if len(recent) >= rule.most:
+            seconds = (recent[rule.most - 1] + rule.window - now).total_seconds()
+            if seconds > longest:
+                longest, holding = seconds, rule
+    return longest, holding
+
+
+async def limited(
+    session: AsyncSession, tenant_id: str, held: list[Key], now: datetime
+) -> Limited | None:
+    """What keeps a reset for every key waiting, or None when it is allowed now. Exact only
+    with the keys held (`hold`); without, an estimate for showing on a page."""
+    found: list[tuple[int, Rule, str]] = []
+    for key in held:
+        seconds, rule = wait(await _counted(session, tenant_id, key, now), now)
+        if rule is not None:
+            found.append((math.ceil(seconds), rule, key[0]))
+    if not found:
+        return None
+    seconds, rule, _ = max(found, key=lambda item: item[0])
+    kinds = {kind for waited, held_by, kind in found if (waited, held_by) == (seconds, rule)}
+    whose: Whose = "both" if len(kinds) == 2 else "member" if "target" in kinds else "admin"
+    return Limited(seconds, rule, whose)
 
 
 async def retry_after(session: AsyncSession, tenant_id: str, held: list[Key], now: datetime) -> int:
-    """Whole seconds until a reset is allowed for every key (0: now). Exact only with the
-    keys held (`hold`); without, an estimate for showing on a page."""
-    waits = [wait(await _counted(session, tenant_id, key, now), now) for key in held]
-    return math.ceil(max(waits, default=0.0))
+    """Whole seconds until a reset is allowed for every key (0: now); see `limited`."""
+    found = await limited(session, tenant_id, held, now)
+    return found.seconds if found is not None else 0

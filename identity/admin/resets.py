@@ -39,12 +39,12 @@ from identity.admin.errors import (
     ContactMissing,
     MemberNotFound,
     NotAdmin,
-    RateLimited,
     ResetBusy,
     ResetDead,
     ResetExpired,
     ResetNotFound,
     ResetUsed,
+    TooManyResets,
 )
 from identity.crypto import Mac
 from identity.db import Database
@@ -158,9 +158,9 @@ async def _reserve(
     to_admin = _contact(notifier, await _member(session, tenant_id, admin_user_name), "admin")
     held = reset_limits.keys(admin_user_name, target_user_name)
     await reset_limits.hold(session, tenant_id, held)
-    retry_after = await reset_limits.retry_after(session, tenant_id, held, now)
-    if retry_after > 0:
-        raise RateLimited(retry_after)
+    limited = await reset_limits.limited(session, tenant_id, held, now)
+    if limited is not None:
+        raise TooManyResets(limited)
     reset_id, code = secrets.token_urlsafe(16), f"{secrets.randbelow(10**6):06d}"
     sent_to = mask(to_admin.channel, to_admin.to)
     session.add(
@@ -205,8 +205,8 @@ async def request_reset(
     Raises `NotAdmin` (the actor is not, or no longer, an admin of the tenant), `MemberNotFound`
     (no such member in this tenant, deleted included), `ContactMissing` (the admin or the member
     has neither mobile nor e-mail), `NotifyUnavailable` (no sender serves their channels),
-    `RateLimited` (with `retry_after`), `NotifyFailed` (the code could not be sent: the reset
-    does not count). Owns its transactions (see the module's docstring)."""
+    `TooManyResets` (with `retry_after` and the limit), `NotifyFailed` (the code could not be
+    sent: the reset does not count). Owns its transactions (see the module's docstring)."""
     async with db.transaction() as session:
         reserved = await _reserve(
             session, notifier, mac, tenant_id, admin_user_name, target_user_name, now
@@ -221,18 +221,19 @@ async def request_reset(
     return reserved.requested
 
 
-async def next_reset_in(
+async def next_reset(
     session: AsyncSession,
     *,
     tenant_id: str,
     admin_user_name: str,
     target_user_name: str,
     now: datetime,
-) -> int:
-    """For a page: whole seconds until this admin may reset this member again (0: now).
-    An estimate (the keys are not held); `request_reset` decides."""
+) -> reset_limits.Limited | None:
+    """For a page: the limit that keeps this admin from resetting this member now, and for
+    how long (None: a reset is allowed). An estimate (the keys are not held);
+    `request_reset` decides."""
     held = reset_limits.keys(admin_user_name, target_user_name)
-    return await reset_limits.retry_after(session, tenant_id, held, now)
+    return await reset_limits.limited(session, tenant_id, held, now)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from identity.admin import auth, schemas, service
 from identity.admin.auth import Admin, current_admin, writing_admin
 from identity.admin.errors import AdminError, BadRequest, RateLimited
 from identity.admin.inputs import clean_input
+from identity.sessions import hash_id
 from identity.web import Read, Surface, Write, invalid, problem
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -85,9 +86,11 @@ async def members(
 
 @router.get("/members/{user_name}", response_model=schemas.MemberOut)
 async def member(admin: Reader, user_name: str, db: Read) -> JSONResponse:
-    """One member: role, state, each app's authorisation, active sessions."""
+    """One member: role, state, each app's authorisation, active sessions (each with how,
+    from which browser and address its latest sign-in came, and the apps it holds)."""
     target = await admin.own_member(user_name)
-    detail = await service.member(db, admin.tenant_id, target)
+    current = hash_id(admin.raw_session_id)
+    detail = await service.member(db, admin.tenant_id, target, current)
     return _json(schemas.MemberOut.of_detail(detail))
 
 

@@ -57,9 +57,36 @@ class AppAccessOut(_Out):
 
 
 class SessionOut(_Out):
+    """One session: `appId` is the app signed in to last (of `apps`); `method`, `browser`,
+    `platform` and `address` are of its latest sign-in (`signedInAt`), null when not known;
+    `current` marks the session making this request."""
+
     app_id: str
+    apps: list[str]
     created_at: datetime
+    signed_in_at: datetime
     last_seen_at: datetime
+    method: str | None
+    """`marketplace` or `password` (a local password)."""
+    browser: str | None
+    platform: str | None
+    address: str | None
+    current: bool
+
+    @classmethod
+    def of(cls, row: service.SessionRow) -> SessionOut:
+        return cls(
+            app_id=row.app_id,
+            apps=row.apps,
+            created_at=row.created_at,
+            signed_in_at=row.signed_in_at,
+            last_seen_at=row.last_seen_at,
+            method=row.method,
+            browser=row.browser,
+            platform=row.platform,
+            address=row.address,
+            current=row.current,
+        )
 
 
 class MemberOut(MemberItem):
@@ -76,10 +103,7 @@ class MemberOut(MemberItem):
             department=detail.department,
             position=detail.position,
             apps=[AppAccessOut(app_id=a.app_id, role=a.role, state=a.state) for a in detail.apps],
-            sessions=[
-                SessionOut(app_id=s.app_id, created_at=s.created_at, last_seen_at=s.last_seen_at)
-                for s in detail.sessions
-            ],
+            sessions=[SessionOut.of(s) for s in detail.sessions],
         )
 
 

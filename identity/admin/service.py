@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -48,6 +49,11 @@ MemberState = Literal["enabled", "disabled", "cancelled", "deleted"]
 STATES: tuple[MemberState, ...] = ("enabled", "disabled", "cancelled", "deleted")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+COUNT_EXACT_UP_TO = 10_000
+"""The member list counts its matches exactly up to this many and says "more than" past it:
+a count reads at most this many index entries (plus one), however large the tenant."""
+Span = Callable[[Any], ColumnElement[bool]]
+"""A condition on a `userName` column: which part of the list (after a cursor, up to it)."""
 _CALL_ID = re.compile(r"[1-9][0-9]{0,17}")
 """A marketplace call's id in a cursor: ASCII digits, within a 64-bit column."""
 
@@ -164,19 +170,19 @@ def _listing(*where: ColumnElement[bool], limit: int, among: Subquery | None = N
 
 
 def _not_enabled(
-    tenant_id: str, after: str, dialect: str, where: list[ColumnElement[bool]]
+    tenant_id: str, span: Span | None, dialect: str, where: list[ColumnElement[bool]]
 ) -> Subquery | None:
-    """Where the `disabled` filter starts: the tenant's members after `after` with an active
-    authorisation that is not enabled. Every disabled member is one of them, and they are few
-    (`ix_authorisations_not_enabled` holds them alone, in `userName` order), so the filter
-    reads them instead of the whole tenant. PostgreSQL walks them in order as a joined
-    subquery (returned) and stops when the page is full; SQLite would first collect them
-    either way, so it takes them as an `IN` list (added to `where`)."""
+    """Where the `disabled` filter starts: the tenant's members in `span` (a condition on a
+    `userName` column) with an active authorisation that is not enabled. Every disabled member
+    is one of them, and they are few (`ix_authorisations_not_enabled` holds them alone, in
+    `userName` order), so the filter reads them instead of the whole tenant. PostgreSQL walks
+    them in order as a joined subquery (returned) and stops when the page is full; SQLite
+    would first collect them either way, so it takes them as an `IN` list (added to `where`)."""
     candidates = select(Authorisation.user_name).where(
         Authorisation.tenant_id == tenant_id,
         Authorisation.enabled == false(),
         Authorisation.state == ACTIVE,
-        Authorisation.user_name > after,
+        span(Authorisation.user_name) if span else Authorisation.user_name > "",
     )
     if dialect == "postgresql":
         return candidates.distinct().subquery("not_enabled")
@@ -184,22 +190,23 @@ def _not_enabled(
     return None
 
 
-async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> MemberPage:
-    """One page of the tenant's members in `userName` order. Keyset pagination: the cursor is
-    the last `userName` seen, so every page is an index range of the same cost, however deep.
-    `q` is a prefix of the `userName` or the name."""
+def _matching(
+    tenant_id: str, query: MemberQuery, dialect: str, span: Span | None = None
+) -> tuple[list[ColumnElement[bool]], Subquery | None]:
+    """The member list's conditions for `query` (search, department, state), over the members
+    whose `userName` is in `span` (all of them when None), and the few candidates to walk
+    instead of the tenant, when the state filter has some."""
     where = [Member.tenant_id == tenant_id]
-    if query.after:
-        where.append(Member.user_name > query.after)
+    if span:
+        where.append(span(Member.user_name))
     if query.org_code:
         where.append(Member.org_code == query.org_code)
     if query.state:
         where.append(_STATE_FILTERS[query.state])
     among = None
     if query.state == "disabled":
-        among = _not_enabled(tenant_id, query.after, db.get_bind().dialect.name, where)
+        among = _not_enabled(tenant_id, span, dialect, where)
     if query.q:
-        dialect = db.get_bind().dialect.name
         by_account = select(Member.user_name).where(
             Member.tenant_id == tenant_id, _prefix(Member.user_name, query.q, dialect)
         )
@@ -207,11 +214,106 @@ async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> Membe
             Member.tenant_id == tenant_id, _prefix(Member.name, query.q, dialect)
         )
         where.append(Member.user_name.in_(union(by_account, by_name)))
+    return where, among
+
+
+async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> MemberPage:
+    """One page of the tenant's members in `userName` order. Keyset pagination: the cursor is
+    the last `userName` seen, so every page is an index range of the same cost, however deep.
+    `q` is a prefix of the `userName` or the name."""
+    after = query.after
+    span: Span | None = (lambda column: column > after) if after else None
+    where, among = _matching(tenant_id, query, db.get_bind().dialect.name, span)
     statement = _listing(*where, limit=query.limit + 1, among=among)
     rows = [MemberRow(*row) for row in (await db.execute(statement)).all()]
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return MemberPage(rows, encode_cursor(rows[-1].user_name) if more and rows else None)
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many match: exactly `n`; or, when not `exact`, more than `n` (the threshold); or,
+    when `n` is None, not counted (a state filter over more members than the threshold)."""
+
+    n: int | None
+    exact: bool
+
+
+async def _bounded_count(
+    db: AsyncSession, tenant_id: str, query: MemberQuery, span: Span | None
+) -> Count:
+    """How many members `query` matches in `span`, reading at most `COUNT_EXACT_UP_TO` + 1 of
+    them: `SELECT count(*) FROM (SELECT … LIMIT threshold + 1)`. A state (other than disabled,
+    which starts from its few candidates) is a check per member, so it is checked on the first
+    threshold + 1 members the search and department select, not walked until enough match:
+    counting the few cancelled members of a large tenant would read all of it."""
+    dialect = db.get_bind().dialect.name
+    if query.state in ("", "disabled"):
+        where, among = _matching(tenant_id, query, dialect, span)
+        chosen = select(Member.user_name)
+        if among is not None:
+            chosen = chosen.join(among, Member.user_name == among.c.user_name)
+        bounded = chosen.where(*where).limit(COUNT_EXACT_UP_TO + 1).subquery("bounded")
+        n = await db.scalar(select(func.count()).select_from(bounded)) or 0
+        return Count(n, True) if n <= COUNT_EXACT_UP_TO else Count(COUNT_EXACT_UP_TO, False)
+    where, _ = _matching(tenant_id, replace(query, state=""), dialect, span)
+    candidates = (
+        select(Member.tenant_id, Member.user_name)
+        .where(*where)
+        .order_by(Member.user_name)
+        .limit(COUNT_EXACT_UP_TO + 1)
+        .subquery("candidates")
+    )
+    statement = (
+        select(func.count(), func.count().filter(_STATE_FILTERS[query.state]))
+        .select_from(candidates)
+        .join(
+            Member,
+            (Member.tenant_id == candidates.c.tenant_id)
+            & (Member.user_name == candidates.c.user_name),
+        )
+    )
+    seen, n = (await db.execute(statement)).one()
+    if seen <= COUNT_EXACT_UP_TO:
+        return Count(n, True)
+    return Count(COUNT_EXACT_UP_TO, False) if n > COUNT_EXACT_UP_TO else Count(None, False)
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """Where a page of the member list stands: how many matches come before it (`before`, on
+    earlier pages), how many it shows, and how many match in all (`total`)."""
+
+    before: Count
+    shown: int
+    total: Count
+
+    @property
+    def first(self) -> int | None:
+        """The page's first row's place (1-based), when known."""
+        return None if self.before.n is None or not self.before.exact else self.before.n + 1
+
+    @property
+    def last(self) -> int | None:
+        first = self.first
+        return None if first is None else first + self.shown - 1
+
+
+async def member_summary(
+    db: AsyncSession, tenant_id: str, query: MemberQuery, page: MemberPage
+) -> MemberSummary:
+    """The place of `page` in the list `query` asks for, and the list's length: two bounded
+    counts (`_bounded_count`), the matches up to the cursor and all of them; the first page
+    needs only the second. Neither reads more than the threshold's rows, however large the
+    tenant, so deep pages keep their keyset cost."""
+    total = await _bounded_count(db, tenant_id, query, None)
+    before = Count(0, True)
+    if query.after:
+        after = query.after
+        earlier: Span = lambda column: column <= after  # noqa: E731 - the earlier pages' rows
+        before = await _bounded_count(db, tenant_id, query, earlier)
+    return MemberSummary(before, len(page.items), total)
 
 
 # --- one member -------------------------------------------------------------------------------
@@ -227,9 +329,24 @@ class AppAccess:
 
 @dataclass(frozen=True)
 class SessionRow:
-    app_id: str
+    """One session of the member: what tells it apart from their others (how, from which
+    browser and address its latest sign-in came; None when not known: opened before identity
+    kept them), the apps it holds (the latest first), and whether it is the admin's own."""
+
+    apps: list[str]
     created_at: datetime
+    signed_in_at: datetime
     last_seen_at: datetime
+    method: str | None
+    browser: str | None
+    platform: str | None
+    address: str | None
+    current: bool
+
+    @property
+    def app_id(self) -> str:
+        """The app signed in to last."""
+        return self.apps[0]
 
 
 @dataclass(frozen=True)
@@ -243,9 +360,12 @@ class MemberDetail:
     sessions: list[SessionRow]
 
 
-async def member(db: AsyncSession, tenant_id: str, user_name: str) -> MemberDetail:
+async def member(
+    db: AsyncSession, tenant_id: str, user_name: str, current: str | None = None
+) -> MemberDetail:
     """The member of the admin's tenant, or `not_found` (a member of another tenant is not
-    found either: it is not there to see)."""
+    found either: it is not there to see). `current`: the id hash of the admin's own session,
+    marked among the member's when it is one of them."""
     mine = (Member.tenant_id == tenant_id, Member.user_name == user_name)
     found = (await db.execute(_listing(*mine, limit=1))).one_or_none()
     if found is None:
@@ -273,20 +393,60 @@ async def member(db: AsyncSession, tenant_id: str, user_name: str) -> MemberDeta
             .order_by(Authorisation.app_id)
         )
     ).all()
-    sessions = (
-        await db.execute(
-            select(SessionApp.app_id, SessionApp.created_at, MemberSession.last_seen_at)
-            .join(MemberSession, MemberSession.sid == SessionApp.sid)
-            .where(MemberSession.tenant_id == tenant_id, MemberSession.user_name == user_name)
-            .order_by(SessionApp.created_at.desc())
-        )
-    ).all()
     return MemberDetail(
         MemberRow(*found),
         *row,
         [AppAccess(*app) for app in apps],
-        [SessionRow(*session) for session in sessions],
+        await _sessions(db, tenant_id, user_name, current),
     )
+
+
+_SESSION_COLUMNS = (
+    MemberSession.created_at,
+    MemberSession.authenticated_at,
+    MemberSession.last_seen_at,
+    MemberSession.sign_in_method,
+    MemberSession.browser,
+    MemberSession.platform,
+    MemberSession.address,
+)
+
+
+async def _sessions(
+    db: AsyncSession, tenant_id: str, user_name: str, current: str | None
+) -> list[SessionRow]:
+    """The member's sessions, the latest sign-in first, each with the apps it holds."""
+    rows = (
+        await db.execute(
+            select(MemberSession.sid, MemberSession.id_hash, SessionApp.app_id, *_SESSION_COLUMNS)
+            .join(SessionApp, SessionApp.sid == MemberSession.sid)
+            .where(MemberSession.tenant_id == tenant_id, MemberSession.user_name == user_name)
+            .order_by(
+                MemberSession.authenticated_at.desc(),
+                MemberSession.sid,
+                SessionApp.created_at.desc(),
+                SessionApp.app_id,
+            )
+        )
+    ).all()
+    sessions: dict[str, SessionRow] = {}
+    for sid, id_hash, app_id, created, signed_in, seen, *device in rows:
+        if sid in sessions:
+            sessions[sid].apps.append(app_id)
+        else:
+            method, browser, platform, address = device
+            sessions[sid] = SessionRow(
+                [app_id],
+                created,
+                signed_in,
+                seen,
+                method,
+                browser,
+                platform,
+                address,
+                current=id_hash == current,
+            )
+    return list(sessions.values())
 
 
 async def end_member_sessions(session: AsyncSession, tenant_id: str, user_name: str) -> int:
@@ -346,6 +506,21 @@ class SyncRow:
     result_msg: str
     received_at: datetime
     test: bool
+    instance_id: str | None
+    latency_ms: float
+
+
+SYNC_COLUMNS = (
+    MarketplaceCall.id,
+    MarketplaceCall.interface,
+    MarketplaceCall.result_code,
+    MarketplaceCall.result_msg,
+    MarketplaceCall.received_at,
+    MarketplaceCall.test,
+    MarketplaceCall.instance_id,
+    MarketplaceCall.latency_ms,
+)
+"""A `SyncRow`'s columns, in its order."""
 
 
 async def syncs(
@@ -363,17 +538,7 @@ async def syncs(
         where.append(MarketplaceCall.id < int(before))
     rows = (
         await db.execute(
-            select(
-                MarketplaceCall.id,
-                MarketplaceCall.interface,
-                MarketplaceCall.result_code,
-                MarketplaceCall.result_msg,
-                MarketplaceCall.received_at,
-                MarketplaceCall.test,
-            )
-            .where(*where)
-            .order_by(MarketplaceCall.id.desc())
-            .limit(limit + 1)
+            select(*SYNC_COLUMNS).where(*where).order_by(MarketplaceCall.id.desc()).limit(limit + 1)
         )
     ).all()
     items = [SyncRow(*row) for row in rows[:limit]]

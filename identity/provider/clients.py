@@ -15,7 +15,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -165,3 +165,40 @@ def secret_matches(client: Credentials, secret: str) -> bool:
     if client.secret_hash is None:
         return False
     return hmac.compare_digest(client.secret_hash.encode(), hash_secret(secret).encode())
+
+
+def initiate_url(issuer: str, initiate: str, redirect_uris: list[str], login_hint: str) -> str:
+    """Where a member starts signing in to a client that registered `initiate` (its
+    `initiate_login_uri`, OIDC Core §4): with `iss`, `login_hint` (`userName@tenantCode`) and
+    `target_link_uri` (the origin of its first redirect URI), so the app starts its own
+    authorization request and finds the member signed in."""
+    target = urlsplit(redirect_uris[0])
+    query = {
+        "iss": issuer,
+        "login_hint": login_hint,
+        "target_link_uri": f"{target.scheme}://{target.netloc}/",
+    }
+    return f"{initiate}{'&' if urlsplit(initiate).query else '?'}{urlencode(query)}"
+
+
+_OF_APPS = select(
+    OidcClient.app_id, OidcClient.name, OidcClient.initiate_login_uri, OidcClient.redirect_uris
+).order_by(OidcClient.app_id, OidcClient.name, OidcClient.client_id)
+
+
+async def sign_in_links(
+    db: Database, issuer: str, tenant_code: str, user_name: str, app_ids: list[str]
+) -> list[tuple[str, str, str | None]]:
+    """Every client of `app_ids` (the apps the member may use, `eligibility.usable_apps`) as
+    (app id, name, where the member starts signing in to it), for the signed-in page; the
+    address is None when the client registered no `initiate_login_uri` (a client has no other
+    address a sign-in can start from)."""
+    if not app_ids:
+        return []
+    async with db.single_read() as conn:
+        rows = (await conn.execute(_OF_APPS.where(OidcClient.app_id.in_(app_ids)))).all()
+    hint = f"{user_name}@{tenant_code}"
+    return [
+        (app_id, name, initiate_url(issuer, initiate, uris, hint) if initiate else None)
+        for app_id, name, initiate, uris in rows
+    ]

@@ -100,10 +100,6 @@ async def landing(provider: Provider, app_id: str, tenant_id: str, user_name: st
     if found is None:
         return None
     initiate, redirect_uris, tenant_code = found
-    target = urlsplit(redirect_uris[0])
-    query = {
-        "iss": provider.issuer,
-        "login_hint": f"{user_name}@{tenant_code}",
-        "target_link_uri": f"{target.scheme}://{target.netloc}/",
-    }
-    return f"{initiate}{'&' if urlsplit(initiate).query else '?'}{urlencode(query)}"
+    return clients.initiate_url(
+        provider.issuer, initiate, redirect_uris, f"{user_name}@{tenant_code}"
+    )

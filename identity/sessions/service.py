@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from identity.crypto import Cipher, Mac
 from identity.db import Database, Tx, in_tx, utcnow
 from identity.models import Member
-from identity.sessions import store
+from identity.sessions import devices, store
 from identity.sessions.browser import Cookies, allowed, origin
+from identity.sessions.devices import Device, Seen
 from identity.sessions.store import Ending, Policy, SignedIn, Tokens
 from identity.settings import Settings
 
@@ -129,11 +130,14 @@ class Sessions:
         old_raw_session_id: str | None,
         check: Check | None = None,
         user_id: str | None = None,
+        seen: Seen | None = None,
     ) -> str:
         """Admit the member and open (or join) their session, holding `app_id` with the
         upstream `tokens` (none for a local password); returns the raw id for the cookie.
         `check` is the caller's own condition, in the same transaction. `user_id`, the IdP's
-        id of the member, is recorded the first time it is seen.
+        id of the member, is recorded the first time it is seen. `seen` is the sign-in's
+        request: the session keeps its method, browser, platform and address
+        (`devices.device`, parsed here, once per login, outside the transaction).
 
         The browser's session (`old_raw_session_id`) is joined when it is this member's, under
         a new cookie id (a second app joins it, the first stays signed in); a session of
@@ -143,12 +147,13 @@ class Sessions:
         same plain ones."""
         old_hash = store.hash_id(old_raw_session_id) if old_raw_session_id else None
         member = (tenant_id, app_id, user_name)
+        device = devices.device("password" if tokens is None else "marketplace", seen)
 
         def admitted(tx: Tx) -> None:
             self._admit(tx, self.cipher, *member)
 
         def opened(tx: Tx) -> str:
-            return self._opened(tx, old_hash, *member, tokens)
+            return self._opened(tx, old_hash, *member, tokens, device)
 
         def admitted_and_opened(tx: Tx) -> str:
             admitted(tx)
@@ -180,6 +185,7 @@ class Sessions:
         app_id: str,
         user_name: str,
         tokens: Tokens | None,
+        device: Device,
     ) -> str:
         """The member's session holding `app_id`, as the new raw cookie id: the browser's
         session under a new cookie id when it is this member's, else a new one. Raises
@@ -188,11 +194,11 @@ class Sessions:
         held = store.owner(tx, old_hash) if old_hash else None
         if held is None:
             raw_id, sid = store.create(
-                tx, self.policy, tenant_id=tenant_id, user_name=user_name, now=now
+                tx, self.policy, tenant_id=tenant_id, user_name=user_name, device=device, now=now
             )
         elif (held.tenant_id, held.user_name) == (tenant_id, user_name):
             assert old_hash is not None
-            raw_id, sid = store.rotate(tx, old_hash, now), held.sid
+            raw_id, sid = store.rotate(tx, old_hash, device, now), held.sid
         else:
             raise _AnotherMembers
         store.add_app(tx, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=now)

@@ -35,6 +35,7 @@ from identity.models import (
     SessionEnding,
     Tenant,
 )
+from identity.sessions.devices import Device
 from identity.sqlite_inline import AnySelect, insert_naming
 
 
@@ -132,6 +133,10 @@ _INSERT = insert_naming(
     "authenticated_at",
     "last_seen_at",
     "expires_at",
+    "sign_in_method",
+    "browser",
+    "platform",
+    "address",
 )
 _OWNER = select(MemberSession.tenant_id, MemberSession.user_name, MemberSession.sid).where(
     MemberSession.id_hash == bindparam("id_hash")
@@ -139,7 +144,14 @@ _OWNER = select(MemberSession.tenant_id, MemberSession.user_name, MemberSession.
 _ROTATE = (  # bind names differ from column names, which UPDATE reserves for its SET clause
     update(MemberSession)
     .where(MemberSession.id_hash == bindparam("old"))
-    .values(id_hash=bindparam("new"), authenticated_at=bindparam("now"))
+    .values(
+        id_hash=bindparam("new"),
+        authenticated_at=bindparam("now"),
+        sign_in_method=bindparam("seen_method"),
+        browser=bindparam("seen_browser"),
+        platform=bindparam("seen_platform"),
+        address=bindparam("seen_address"),
+    )
 )
 _DROP_APP = delete(SessionApp).where(
     SessionApp.sid == bindparam("sid"), SessionApp.app_id == bindparam("app_id")
@@ -156,10 +168,10 @@ _ADD_APP = insert_naming(
 
 
 def create(
-    tx: Tx, policy: Policy, *, tenant_id: str, user_name: str, now: datetime
+    tx: Tx, policy: Policy, *, tenant_id: str, user_name: str, device: Device, now: datetime
 ) -> tuple[str, str]:
-    """Insert a new session, holding no app yet; returns the raw id for the cookie (never
-    stored) and the session's `sid`."""
+    """Insert a new session, holding no app yet, with what it shows of the sign-in (`device`):
+    one statement; returns the raw id for the cookie (never stored) and the session's `sid`."""
     raw_id, sid = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     tx.send(
         _INSERT,
@@ -172,6 +184,10 @@ def create(
             "authenticated_at": now,
             "last_seen_at": now,
             "expires_at": now + policy.absolute,
+            "sign_in_method": device.method,
+            "browser": device.browser,
+            "platform": device.platform,
+            "address": device.address,
         },
     )
     return raw_id, sid
@@ -192,11 +208,18 @@ def _owner(row: Any) -> Owner | None:
     return None if row is None else Owner(*row)
 
 
-def rotate(tx: Tx, id_hash: str, now: datetime) -> str:
+def rotate(tx: Tx, id_hash: str, device: Device, now: datetime) -> str:
     """A new login of the session's member: a new cookie id (a cookie planted before the login
-    is worth nothing after it) and a new authentication time; returns the raw id."""
+    is worth nothing after it), a new authentication time, and this sign-in's method, browser
+    and address in place of the last one's; returns the raw id."""
     raw_id = secrets.token_urlsafe(32)
-    tx.send(_ROTATE, {"old": id_hash, "new": hash_id(raw_id), "now": now})
+    seen = {
+        "seen_method": device.method,
+        "seen_browser": device.browser,
+        "seen_platform": device.platform,
+        "seen_address": device.address,
+    }
+    tx.send(_ROTATE, {"old": id_hash, "new": hash_id(raw_id), "now": now, **seen})
     return raw_id
 
 

@@ -34,10 +34,23 @@ class State:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)  # cookie -> claims+tokens
 
 
+_STYLE = (
+    "body{font-family:sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}"
+    "table.claims{border-collapse:collapse;width:100%}"
+    ".claims th,.claims td{text-align:left;vertical-align:top;padding:.3rem .5rem;"
+    "border-bottom:1px solid #ddd}"
+    ".claims td{overflow-wrap:anywhere}"  # a long value (sub, sid) wraps, never the page
+    "@media (max-width:30rem){.claims tr{display:block;padding:.4rem 0;"
+    "border-bottom:1px solid #ddd}.claims th,.claims td{display:block;border:0;padding:0}"
+    ".claims th{font-size:.8rem;font-weight:normal;color:#555}}"  # a phone: name above value
+)
+
+
 def _page(body: str) -> HTMLResponse:
     return HTMLResponse(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Example app</title>"
-        f"<body style='font-family:sans-serif;max-width:40rem;margin:2rem auto'>{body}</body>"
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>Example app</title><style>{_STYLE}</style><body>{body}</body>"
     )
 
 
@@ -75,11 +88,13 @@ def create_example_app(identity: str, client_id: str, client_secret: str, base: 
         return _page(
             "<h1>Example app</h1><p id=signed-in>Signed in through identity as "
             f"<b>{html.escape(str(signed_in['claims'].get('name')))}</b>.</p>"
-            f"<table>{rows}</table><p><a id=logout href='/logout'>Sign out</a></p>"
+            f"<table class=claims>{rows}</table><p><a id=logout href='/logout'>Sign out</a></p>"
         )
 
     @app.get("/login")
-    async def login() -> RedirectResponse:
+    async def login(login_hint: str = "") -> RedirectResponse:
+        """Also the app's `initiate_login_uri` (OIDC Core §4), should it register one: the
+        member's `login_hint` goes on to identity."""
         verifier, nonce, key = (secrets.token_urlsafe(48) for _ in range(3))
         state.pending[key] = (verifier, nonce)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
@@ -92,6 +107,7 @@ def create_example_app(identity: str, client_id: str, client_secret: str, base: 
             "nonce": nonce,
             "code_challenge": challenge.rstrip(b"=").decode(),
             "code_challenge_method": "S256",
+            **({"login_hint": login_hint} if login_hint else {}),
         }
         return RedirectResponse(f"{(await config())['authorization_endpoint']}?{urlencode(query)}")
 

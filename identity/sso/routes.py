@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from identity import web
 from identity.access import Reason
 from identity.pages import render
-from identity.sessions import Ending, Sessions, SignedIn
+from identity.sessions import Ending, Seen, Sessions, SignedIn
 from identity.sessions.browser import Cookies, origin
 from identity.sessions.store import expires_at
 from identity.sso import switching
@@ -121,6 +121,11 @@ def _client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def _seen(request: Request) -> Seen:
+    """The browser and address a sign-in comes from, which its session shows the admins."""
+    return Seen(request.headers.get("user-agent"), _client_address(request))
+
+
 def _switch_url(tenant_id: str | None, app_id: str | None, next_: str | None = None) -> str:
     """`/sso/switch` for this enterprise (and app), or "" when the enterprise is not known."""
     if not tenant_id:
@@ -200,6 +205,7 @@ async def callback(
         state=state,
         login_cookie=request.cookies.get(names.login),
         old_raw_session_id=raw_id,
+        seen=_seen(request),
     )
     if isinstance(completed, Asked):
         csrf = web.sessions(request).csrf_token(raw_id or "")
@@ -225,7 +231,7 @@ async def continue_as(request: Request) -> Response:
     form = await _form(request, web.sso(request).switch_form_bytes)
     raw_id = request.cookies.get(_cookies(request).session)
     completed = await switching.confirm(
-        web.sso(request), raw_id, form.get("csrf", ""), form.get("pending", "")
+        web.sso(request), raw_id, form.get("csrf", ""), form.get("pending", ""), _seen(request)
     )
     return _signed_in(request, completed)
 
@@ -291,17 +297,20 @@ def _ended(request: Request, ending: Ending) -> HTMLResponse:
 
 @router.get("/me")
 async def me(request: Request, sessions: web.AppSessions) -> HTMLResponse:
-    """The signed-in page: who you are, and a sign-out button."""
+    """The signed-in page: who you are, the apps you may use (each with where its sign-in
+    starts, when known), and a sign-out button."""
     raw_id = request.cookies.get(sessions.cookies.session)
     signed_in = await sessions.current(raw_id)
     if signed_in is None or raw_id is None:
         return await _signed_out(request, raw_id, 401)
     profile = await web.sso(request).profile(signed_in)
+    apps = await web.sso(request).apps(signed_in)
     return render(
         request,
         "me.html",
         member=signed_in,
         profile=profile,
+        apps=apps,
         expires=expires_at(signed_in, sessions.policy),
         csrf=sessions.csrf_token(raw_id),
     )

@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.crypto import Cipher, Mac
 from identity.db import Database
+from identity.directory import eligibility
 from identity.models import MemberSession, Tenant
 from identity.observability import Metrics, bind
-from identity.sessions import Sessions, Tokens, store
+from identity.sessions import Seen, Sessions, Tokens, store
 from identity.sessions.browser import origin
 from identity.settings import Settings
 from identity.sso import admission, switching
@@ -67,6 +68,21 @@ Landing = Callable[[str, str, str], Awaitable[str | None]]
 WayBack = Callable[[str], str | None]
 """For a login refused on its way to `next`: where the refusal page's "return to the app" goes,
 or None: set by the OpenID Provider for the logins its authorization endpoint starts."""
+SignInLinks = Callable[[str, str, list[str]], Awaitable[list[tuple[str, str, str | None]]]]
+"""For a member (tenant code, user name) and the apps they may use: each registered client of
+those apps as (app id, name, where the member starts signing in to it, or None): set by the
+OpenID Provider (its clients' `initiate_login_uri`)."""
+
+
+@dataclass(frozen=True)
+class App:
+    """An app the member may use, as the signed-in page lists it: one of its registered
+    clients (`name`), or the app alone when none is registered (`name` None); `sign_in_url` is
+    where signing in to it starts, None when no such address is known."""
+
+    app_id: str
+    name: str | None
+    sign_in_url: str | None
 
 
 class Sso:
@@ -85,6 +101,7 @@ class Sso:
         *,
         landing: Landing | None = None,
         way_back: WayBack | None = None,
+        sign_in_links: SignInLinks | None = None,
     ) -> None:
         assert settings.secret_key is not None
         master = settings.secret_key.get_secret_value()
@@ -100,6 +117,7 @@ class Sso:
         # The confirmation form carries the upstream tokens, at most one auth-centre answer.
         self.switch_form_bytes = 2 * settings.upstream_max_response_bytes + 8192
         self.landing, self.way_back = landing, way_back
+        self.sign_in_links = sign_in_links
 
     def callback_url(self, app_id: str) -> str:
         return f"{self.base_url}/sso/callback/{app_id}"
@@ -149,10 +167,11 @@ class Sso:
         state: str | None,
         login_cookie: str | None,
         old_raw_session_id: str | None,
+        seen: Seen | None = None,
     ) -> Completed | Asked:
         """The callback (§5.2 steps 4-7). Flow A has no `state`; Flow B's must match the cookie.
         A Flow A login that would replace another member's session is `Asked` first
-        (`switching`).
+        (`switching`). `seen`: the callback's browser and address, which the session shows.
 
         Once the state matched, this callback ends the Flow B login whatever happens next
         (`ends_login`), except for a rate limit: that callback was not handled and may be
@@ -166,7 +185,9 @@ class Sso:
                 pending = pending_login(tenant_id, app_id, tokens, info, target)
                 if asked := await switching.ask_first(self, old_raw_session_id, pending):
                     return asked
-            raw_id = await self.open_verified(app_id, tenant_id, tokens, info, old_raw_session_id)
+            raw_id = await self.open_verified(
+                app_id, tenant_id, tokens, info, old_raw_session_id, seen=seen
+            )
         except Refusal as refusal:
             refusal.ends_login = state is not None and refusal.code != "rate_limited"
             refusal.tenant_id, refusal.app_id = tenant_id, app_id
@@ -198,10 +219,11 @@ class Sso:
         old_raw_session_id: str | None,
         *,
         asked_in: str | None = None,
+        seen: Seen | None = None,
     ) -> str:
         """§5.2 step 7: admit the member and open (or join) their session; the raw cookie id.
         `asked_in`: the hash of the session a Flow A confirmation was asked in, which must
-        still be there and ends now (`switching`)."""
+        still be there and ends now (`switching`); `seen`: the browser and address signing in."""
         user_name = info["userName"]
 
         async def asked_session_ends(conn: AsyncConnection) -> None:
@@ -218,6 +240,7 @@ class Sso:
             old_raw_session_id=old_raw_session_id,
             check=asked_session_ends if asked_in else None,
             user_id=seen_id if isinstance(seen_id, str) else None,
+            seen=seen,
         )
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)
         self.metrics.sso_logins.labels("success").inc()
@@ -303,6 +326,21 @@ class Sso:
         async with self.db.single_read() as conn:
             member = (signed_in.tenant_id, signed_in.user_name, signed_in.org_code)
             return await admission.profile(conn, *member)
+
+    async def apps(self, signed_in: store.SignedIn) -> list[App]:
+        """The apps the member may use now (`eligibility.usable_apps`, the one rule), each as
+        its registered clients with where signing in to them starts (`sign_in_links`), or
+        alone when no client of it is registered; in app id order."""
+        async with self.db.single_read() as conn:
+            usable = await eligibility.usable_apps(conn, signed_in.tenant_id, signed_in.user_name)
+        found: list[tuple[str, str, str | None]] = []
+        if self.sign_in_links is not None and usable:
+            found = await self.sign_in_links(signed_in.tenant_code, signed_in.user_name, usable)
+        apps: list[App] = []
+        for app_id in usable:
+            clients = [App(app_id, name, url) for of, name, url in found if of == app_id]
+            apps.extend(clients or [App(app_id, None, None)])
+        return apps
 
 
 _LOGOUT = (

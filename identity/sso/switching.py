@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from identity.access import end_sessions
 from identity.crypto import derive_key
 from identity.models import MemberSession
-from identity.sessions import Tokens, hash_id
+from identity.sessions import Seen, Tokens, hash_id
 from identity.sso import admission
 from identity.sso.refusals import Refusal
 
@@ -155,9 +155,12 @@ async def ask_first(sso: Sso, raw_id: str | None, pending: PendingLogin) -> Aske
     )
 
 
-async def confirm(sso: Sso, raw_id: str | None, csrf: str, sealed: str) -> Completed:
+async def confirm(
+    sso: Sso, raw_id: str | None, csrf: str, sealed: str, seen: Seen | None = None
+) -> Completed:
     """The member answered "continue as …": the pending login sealed to this browser's
-    session opens its own session, and the session asked in ends, in one transaction."""
+    session opens its own session, and the session asked in ends, in one transaction.
+    `seen`: the answering request's browser and address (the same browser's)."""
     pending = None
     if raw_id and sso.sessions.csrf_ok(raw_id, csrf):
         pending = sso.pending_seal.unseal(hash_id(raw_id), sealed)
@@ -166,7 +169,13 @@ async def confirm(sso: Sso, raw_id: str | None, csrf: str, sealed: str) -> Compl
     tokens, info = pending.tokens(time.time()), pending.userinfo()
     try:
         new_raw_id = await sso.open_verified(
-            pending.app_id, pending.tenant_id, tokens, info, None, asked_in=hash_id(raw_id)
+            pending.app_id,
+            pending.tenant_id,
+            tokens,
+            info,
+            None,
+            asked_in=hash_id(raw_id),
+            seen=seen,
         )
     except Refusal as refusal:
         refusal.tenant_id, refusal.app_id = pending.tenant_id, pending.app_id

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -45,3 +46,15 @@ def sign_in_at_auth_centre(page: Page, account: str, password: str) -> None:
     page.fill("input[name=username]", account)
     page.fill("input[name=password]", password)
     page.get_by_role("button", name=re.compile("Sign in")).click()
+
+
+@contextmanager
+def chromium_page(viewport: str) -> Iterator[Page]:
+    """A new page of headless Chromium at one of `VIEWPORTS`, the browser closed after."""
+    width, height = VIEWPORTS[viewport]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
