@@ -251,10 +251,13 @@ class Settings(BaseSettings):
     def _brand_accent(cls, value: str) -> str:
         return branding.check_accent(value)
 
-    @field_validator("brand_logo_file")
+    @field_validator("brand_logo_file", mode="before")
     @classmethod
-    def _brand_logo(cls, value: Path | None) -> Path | None:
-        return None if value is None else branding.check_logo(value)
+    def _brand_logo(cls, value: object) -> Path | None:
+        """Empty (as a ConfigMap may hold it) is unset: the letter badge."""
+        if value is None or value == "":
+            return None
+        return branding.check_logo(Path(str(value)))
 
     @field_validator("sms_sender")
     @classmethod

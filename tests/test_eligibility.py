@@ -30,6 +30,7 @@ from identity.models import (
 )
 from identity.sessions import store as sessions
 from identity.sessions.browser import Cookies
+from identity.sessions.devices import Device
 from identity.sso import admission
 from identity.sso.refusals import ENDINGS, Refusal
 from tests.helpers.admin_rows import APP, STAMP, TENANT, Person, add_people, add_tenant
@@ -37,6 +38,7 @@ from tests.helpers.marketplace_client import SECRET_KEY
 
 APP2 = "APP-2"
 GONE = "I-GONE"  # an instance the tenant was never bound to
+DEVICE = Device("marketplace", None, None, None)
 POLICY = sessions.Policy(
     idle=timedelta(hours=1),
     absolute=timedelta(hours=8),
@@ -122,7 +124,7 @@ async def _session(db: Database, user_name: str, app_id: str) -> tuple[str, str]
 
     def opened(tx: Tx) -> str:
         raw_id, sid = sessions.create(
-            tx, POLICY, tenant_id=TENANT, user_name=user_name, now=utcnow()
+            tx, POLICY, tenant_id=TENANT, user_name=user_name, device=DEVICE, now=utcnow()
         )
         sessions.add_app(tx, Cipher(SECRET_KEY), sid=sid, app_id=app_id, tokens=None, now=utcnow())
         return raw_id
