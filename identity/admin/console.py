@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity import web
-from identity.admin import auth, reset_limits, resets, service, sync_log
+from identity.admin import auth, member_detail, reset_limits, resets, service, sync_log
 from identity.admin.auth import Admin, check_csrf, current_admin
 from identity.admin.errors import (
     AdminError,
@@ -184,7 +184,7 @@ async def member(
     if limit and limited is None:
         raise BadRequest("limit: not one of the reset limits")
     target = await admin.own_member(user_name)
-    detail = await service.member(db, admin.tenant_id, target, hash_id(admin.raw_session_id))
+    detail = await member_detail.member(db, admin.tenant_id, target, hash_id(admin.raw_session_id))
     next_reset = utcnow() + timedelta(seconds=seconds) if seconds > 0 else None
     context = {"detail": detail, "ended": sessions_ended, "reset": reset}
     context |= {"next_reset": next_reset, "limited": limited}
@@ -198,7 +198,7 @@ async def confirm_end_sessions(
     """Ask before "End all sessions", naming the member and what ends (the admin's own
     session too, when it is one of them); its form posts the action, Cancel goes back."""
     target = await admin.own_member(user_name)
-    detail = await service.member(db, admin.tenant_id, target, hash_id(admin.raw_session_id))
+    detail = await member_detail.member(db, admin.tenant_id, target, hash_id(admin.raw_session_id))
     return _page(request, admin, "admin_confirm_end_sessions.html", detail=detail)
 
 
@@ -209,7 +209,7 @@ async def confirm_reset_start(
     """Ask before "Reset password", naming the member and what follows; when a limit refuses
     a reset now, it says which and until when instead of offering the button."""
     target = await admin.own_member(user_name)
-    detail = await service.member(db, admin.tenant_id, target)
+    detail = await member_detail.member(db, admin.tenant_id, target)
     if detail.member.state == "deleted":
         raise MemberNotFound()  # as the reset itself would answer
     now = utcnow()
@@ -277,7 +277,7 @@ async def end_sessions_form(
     """The form is read before the transaction begins: a slow sender holds no lock."""
     check_csrf(request, admin, fields.get("csrf"))
     target = await admin.own_member(user_name)
-    ended = await service.end_member_sessions(db, admin.tenant_id, target)
+    ended = await member_detail.end_member_sessions(db, admin.tenant_id, target)
     return RedirectResponse(_member_page(target, ended=ended), 303)
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from identity.admin import auth, schemas, service
+from identity.admin import auth, member_detail, schemas, service
 from identity.admin.auth import Admin, current_admin, writing_admin
 from identity.admin.errors import AdminError, BadRequest, RateLimited
 from identity.admin.inputs import clean_input
@@ -90,7 +90,7 @@ async def member(admin: Reader, user_name: str, db: Read) -> JSONResponse:
     from which browser and address its latest sign-in came, and the apps it holds)."""
     target = await admin.own_member(user_name)
     current = hash_id(admin.raw_session_id)
-    detail = await service.member(db, admin.tenant_id, target, current)
+    detail = await member_detail.member(db, admin.tenant_id, target, current)
     return _json(schemas.MemberOut.of_detail(detail))
 
 
@@ -99,7 +99,7 @@ async def end_sessions_api(admin: Writer, user_name: str, db: Write) -> JSONResp
     """End every session of the member: their tokens stop working and the apps that received
     them hear it by back-channel logout."""
     target = await admin.own_member(user_name)
-    ended = await service.end_member_sessions(db, admin.tenant_id, target)
+    ended = await member_detail.end_member_sessions(db, admin.tenant_id, target)
     return _json(schemas.SessionsEnded(sessions_ended=ended))
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
 
-from identity.admin import service
+from identity.admin import member_detail, service
 
 
 class _Out(BaseModel):
@@ -74,7 +74,7 @@ class SessionOut(_Out):
     current: bool
 
     @classmethod
-    def of(cls, row: service.SessionRow) -> SessionOut:
+    def of(cls, row: member_detail.SessionRow) -> SessionOut:
         return cls(
             app_id=row.app_id,
             apps=row.apps,
@@ -96,7 +96,7 @@ class MemberOut(MemberItem):
     sessions: list[SessionOut]
 
     @classmethod
-    def of_detail(cls, detail: service.MemberDetail) -> MemberOut:
+    def of_detail(cls, detail: member_detail.MemberDetail) -> MemberOut:
         item = MemberItem.of(detail.member).model_dump()
         return cls(
             **item,

@@ -1,6 +1,6 @@
-"""What a tenant admin reads and does: the member list (keyset pages), one
-member with their apps and sessions, the department tree, the marketplace calls that touched the
-tenant, and ending a member's sessions.
+"""What a tenant admin reads: the member list (keyset pages, a bounded count), the department
+tree and the marketplace calls that touched the tenant. One member, with their apps and
+sessions, and ending those sessions are in `identity.admin.member_detail`.
 
 Every statement names the admin's own tenant: the tenant comes from the admin's session, never
 from the request, so no id a request sends can reach another tenant. Functions take the caller's
@@ -31,8 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from identity.access import Reason, end_access
-from identity.admin.errors import BadRequest, MemberNotFound
+from identity.admin.errors import BadRequest
 from identity.admin.inputs import refuse_control_characters
 from identity.directory import eligibility
 from identity.models import (
@@ -41,8 +40,6 @@ from identity.models import (
     Department,
     MarketplaceCall,
     Member,
-    MemberSession,
-    SessionApp,
 )
 
 MemberState = Literal["enabled", "disabled", "cancelled", "deleted"]
@@ -148,7 +145,7 @@ def _prefix(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
     return and_(column >= prefix, column < prefix + "\U0010ffff")
 
 
-def _listing(*where: ColumnElement[bool], limit: int, among: Subquery | None = None) -> Select[Any]:
+def listing(*where: ColumnElement[bool], limit: int, among: Subquery | None = None) -> Select[Any]:
     """Members matching `where` (and named in `among`, when given), in `userName` order, with
     their role (`admin` for an admin of the tenant, `eligibility.admin_of`) and state. The page
     is chosen first and the role and state computed for its rows only: computed over the whole
@@ -224,7 +221,7 @@ async def members(db: AsyncSession, tenant_id: str, query: MemberQuery) -> Membe
     after = query.after
     span: Span | None = (lambda column: column > after) if after else None
     where, among = _matching(tenant_id, query, db.get_bind().dialect.name, span)
-    statement = _listing(*where, limit=query.limit + 1, among=among)
+    statement = listing(*where, limit=query.limit + 1, among=among)
     rows = [MemberRow(*row) for row in (await db.execute(statement)).all()]
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -314,152 +311,6 @@ async def member_summary(
         earlier: Span = lambda column: column <= after  # noqa: E731 - the earlier pages' rows
         before = await _bounded_count(db, tenant_id, query, earlier)
     return MemberSummary(before, len(page.items), total)
-
-
-# --- one member -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AppAccess:
-    app_id: str
-    role: str
-    state: str
-    """authorised (enabled), disabled, cancelled, deleted."""
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    """One session of the member: what tells it apart from their others (how, from which
-    browser and address its latest sign-in came; None when not known: opened before identity
-    kept them), the apps it holds (the latest first), and whether it is the admin's own."""
-
-    apps: list[str]
-    created_at: datetime
-    signed_in_at: datetime
-    last_seen_at: datetime
-    method: str | None
-    browser: str | None
-    platform: str | None
-    address: str | None
-    current: bool
-
-    @property
-    def app_id(self) -> str:
-        """The app signed in to last."""
-        return self.apps[0]
-
-
-@dataclass(frozen=True)
-class MemberDetail:
-    member: MemberRow
-    mobile: str | None
-    email: str | None
-    position: str | None
-    department: str | None
-    apps: list[AppAccess]
-    sessions: list[SessionRow]
-
-
-async def member(
-    db: AsyncSession, tenant_id: str, user_name: str, current: str | None = None
-) -> MemberDetail:
-    """The member of the admin's tenant, or `not_found` (a member of another tenant is not
-    found either: it is not there to see). `current`: the id hash of the admin's own session,
-    marked among the member's when it is one of them."""
-    mine = (Member.tenant_id == tenant_id, Member.user_name == user_name)
-    found = (await db.execute(_listing(*mine, limit=1))).one_or_none()
-    if found is None:
-        raise MemberNotFound()
-    row = (
-        await db.execute(
-            select(Member.mobile, Member.email, Member.position, Department.name)
-            .outerjoin(
-                Department,
-                (Department.tenant_id == Member.tenant_id)
-                & (Department.org_code == Member.org_code),
-            )
-            .where(Member.tenant_id == tenant_id, Member.user_name == user_name)
-        )
-    ).one()
-    app_state = case(
-        (~eligibility.AUTHORISED.sql, Authorisation.state),
-        (~eligibility.ENABLED.sql, "disabled"),
-        else_="authorised",
-    )
-    apps = (
-        await db.execute(
-            select(Authorisation.app_id, Authorisation.role, app_state)
-            .where(Authorisation.tenant_id == tenant_id, Authorisation.user_name == user_name)
-            .order_by(Authorisation.app_id)
-        )
-    ).all()
-    return MemberDetail(
-        MemberRow(*found),
-        *row,
-        [AppAccess(*app) for app in apps],
-        await _sessions(db, tenant_id, user_name, current),
-    )
-
-
-_SESSION_COLUMNS = (
-    MemberSession.created_at,
-    MemberSession.authenticated_at,
-    MemberSession.last_seen_at,
-    MemberSession.sign_in_method,
-    MemberSession.browser,
-    MemberSession.platform,
-    MemberSession.address,
-)
-
-
-async def _sessions(
-    db: AsyncSession, tenant_id: str, user_name: str, current: str | None
-) -> list[SessionRow]:
-    """The member's sessions, the latest sign-in first, each with the apps it holds."""
-    rows = (
-        await db.execute(
-            select(MemberSession.sid, MemberSession.id_hash, SessionApp.app_id, *_SESSION_COLUMNS)
-            .join(SessionApp, SessionApp.sid == MemberSession.sid)
-            .where(MemberSession.tenant_id == tenant_id, MemberSession.user_name == user_name)
-            .order_by(
-                MemberSession.authenticated_at.desc(),
-                MemberSession.sid,
-                SessionApp.created_at.desc(),
-                SessionApp.app_id,
-            )
-        )
-    ).all()
-    sessions: dict[str, SessionRow] = {}
-    for sid, id_hash, app_id, created, signed_in, seen, *device in rows:
-        if sid in sessions:
-            sessions[sid].apps.append(app_id)
-        else:
-            method, browser, platform, address = device
-            sessions[sid] = SessionRow(
-                [app_id],
-                created,
-                signed_in,
-                seen,
-                method,
-                browser,
-                platform,
-                address,
-                current=id_hash == current,
-            )
-    return list(sessions.values())
-
-
-async def end_member_sessions(session: AsyncSession, tenant_id: str, user_name: str) -> int:
-    """End every session of the member (tokens and back-channel logout follow): admin "end
-    sessions". Returns how many ended."""
-    known = await session.scalar(
-        select(exists().where(Member.tenant_id == tenant_id, Member.user_name == user_name))
-    )
-    if not known:
-        raise MemberNotFound()
-    return await end_access(
-        session, tenant_id=tenant_id, user_names=[user_name], reason=Reason.ADMIN_ENDED
-    )
 
 
 # --- departments and syncs --------------------------------------------------------------------
