@@ -23,6 +23,9 @@ So the counts of additions and endings stay true for as long as the calls are ke
 that adds and ends nothing is only named ("details synced"), never counted, since a later call
 to the same rows overwrites the time it left. The app is named by the OpenID client registered
 for it (`identity clients`): the marketplace never sends an app's name.
+
+It is longer than a module should be because it infers; once the sync handlers record their
+counts with the audit row, in the call's transaction, most of it goes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ not hold usable sessions. `sid` is a second, public random id, the one tokens ca
 upstream access and refresh tokens are encrypted with the session and the app as associated
 data. Functions here take the caller's connection and never commit (`identity.sessions.service`
 owns the transactions). They run on a Core connection with statements built once:
-every request of a signed-in member passes here.
+every request of a signed-in member passes here. One table's statements in one place, the
+read, the writes and the lease together, is why it stays one module past 400 lines.
 """
 
 from __future__ import annotations
