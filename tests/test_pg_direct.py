@@ -1,0 +1,56 @@
+"""The hot paths' statements on PostgreSQL (`identity.pg_direct`): connections that stay open
+and statements planned once on each, which is what keeps a token call's tail short there."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import bindparam, func, literal_column, select, text
+
+from identity import pg_direct
+from identity.db import Database, Tx
+from identity.models import OidcGrant
+
+_BACKEND = select(func.pg_backend_pid().label("pid"))
+_PREPARED = select(
+    select(func.count())
+    .select_from(text("pg_prepared_statements"))
+    .where(literal_column("generic_plans") > 0)
+    .scalar_subquery()
+    .label("generic")
+)
+_GRANT = select(OidcGrant.grant_id).where(OidcGrant.grant_id == bindparam("grant_id"))
+
+
+@pytest.fixture
+def postgres(is_postgres: bool) -> None:
+    if not is_postgres:
+        pytest.skip("PostgreSQL only: SQLite has no connections to keep or plans to cache")
+
+
+async def test_busy_reads_reuse_the_same_connections(postgres: None, db: Database) -> None:
+    """Many concurrent reads, more than there are worker threads, open no more connections than
+    the pool holds, and the same ones again the next time: none is closed when handed back."""
+    first = await asyncio.gather(*(db.read_one(_BACKEND) for _ in range(200)))
+    again = await asyncio.gather(*(db.read_one(_BACKEND) for _ in range(200)))
+    pids = {row.pid for row in first}
+    assert len(pids) <= pg_direct.POOL
+    assert {row.pid for row in again} <= pids
+
+
+async def test_a_statement_is_planned_once_per_connection(postgres: None, db: Database) -> None:
+    """A hot statement is prepared at its first use and runs on a generic plan from then on,
+    instead of being planned for each of its first ten executions on every connection."""
+    statements = db._postgres
+    assert statements is not None
+
+    def generic_plans() -> int:
+        def work(tx: Tx) -> int:
+            tx.one(_GRANT, {"grant_id": "no-such-grant"})
+            return int(tx.one(_PREPARED, {}).generic)
+
+        return statements.transaction(work)
+
+    # One connection: its statements' plans are counted by PostgreSQL per connection.
+    assert await asyncio.to_thread(generic_plans) >= 1
