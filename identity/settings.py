@@ -10,6 +10,7 @@ import secrets
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -26,6 +27,9 @@ from identity import branding
 from identity.seller_key import load_seller_key
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
+ORDER_API_URL = "https://mkt.myhuaweicloud.com"
+ORDER_API_FALLBACK_URL = "https://mkt.myhuaweicloud.cn"
+"""The marketplace's open API and the fallback domain the contract names for it (§4.2)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "identity-secret.key"  # noqa: S105 - a file name
 MIN_KEY_LENGTH = 16
@@ -38,6 +42,7 @@ SECRET_SETTINGS = (
     "marketplace_kit_key_previous",
     "metrics_token",
     "smtp_password",
+    "marketplace_sk",
 )
 """Settings that may instead be read from a file named by `IDENTITY_<NAME>_FILE` (Docker and
 Kubernetes secrets); the database URL is among them because it holds the password."""
@@ -96,6 +101,16 @@ class Settings(BaseSettings):
     marketplace_kit_key_previous: SecretStr | None = None
     marketplace_private_key_file: Path | None = None
     """Seller RSA private key (PEM) that decrypts applicationSync `clientSecret` (contract §2.7)."""
+
+    marketplace_ak: str | None = None
+    marketplace_sk: SecretStr | None = None
+    """A Huawei Cloud access key pair (AK/SK) of the seller's account: with it, newInstance
+    reads the order it names from the marketplace's query-order API (contract §4.2)."""
+    marketplace_api_url: str | None = None
+    """The marketplace's open API; unset, `https://mkt.myhuaweicloud.com`, then its fallback
+    domain `https://mkt.myhuaweicloud.cn` when the first gives no answer."""
+    marketplace_api_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    """Deadline of one order query, all of it (both domains, when the fallback is tried)."""
 
     frontend_url: str | None = None
     """queryInstance `appInfo.frontEndUrl`; defaults to `{base_url}/sso/login`."""
@@ -291,6 +306,38 @@ class Settings(BaseSettings):
                 "IDENTITY_SIGNATURE_WINDOW_SECONDS, or a replay could outlive its nonce"
             )
         return self
+
+    @model_validator(mode="after")
+    def _order_api_complete(self) -> Settings:
+        """An access key is a pair; the API is reached over HTTPS (plain HTTP on loopback only
+        with IDENTITY_ALLOW_LOOPBACK_HTTP, for the simulator)."""
+        if bool(self.marketplace_ak) != bool(
+            self.marketplace_sk and self.marketplace_sk.get_secret_value()
+        ):
+            raise ValueError(
+                "IDENTITY_MARKETPLACE_AK and IDENTITY_MARKETPLACE_SK are a pair: "
+                "set both or neither"
+            )
+        url = self.marketplace_api_url
+        if url is not None:
+            parts = urlsplit(url)
+            loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+            if not parts.hostname or parts.path not in ("", "/") or parts.query:
+                raise ValueError(
+                    "IDENTITY_MARKETPLACE_API_URL must be an origin, like https://mkt.myhuaweicloud.com"
+                )
+            if parts.scheme != "https" and not (
+                parts.scheme == "http" and loopback and self.allow_loopback_http
+            ):
+                raise ValueError("IDENTITY_MARKETPLACE_API_URL must use https")
+        return self
+
+    @property
+    def order_api_urls(self) -> list[str]:
+        """Where order queries go: the configured API, else the default and its fallback."""
+        if self.marketplace_api_url:
+            return [self.marketplace_api_url.rstrip("/")]
+        return [ORDER_API_URL, ORDER_API_FALLBACK_URL]
 
     @model_validator(mode="after")
     def _smtp_complete(self) -> Settings:

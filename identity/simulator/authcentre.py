@@ -38,8 +38,10 @@ from urllib.parse import unquote_plus, urlencode, urlsplit
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from identity.simulator import pages
+from identity.marketplace.orders import AccessKey
+from identity.simulator import order_api, pages
 from identity.simulator.oauth import Failures, Grant, Issuer, Lifetimes, OAuthError
+from identity.simulator.order_api import DEMO_KEY, OrderDesk
 from identity.simulator.scenario import MemberSpec, Scenario, TenantSpec, idp_user_id
 
 SSO_COOKIE = "sim_sso"
@@ -76,8 +78,10 @@ def create_auth_centre(
     access_token_seconds: int = 7200,
     refresh_token_seconds: int = 30 * 86400,
     clock: Callable[[], float] = time.time,
+    order_key: AccessKey = DEMO_KEY,
 ) -> FastAPI:
-    """The auth centre as an ASGI app; `callback_base` is identity's base URL."""
+    """The auth centre as an ASGI app; `callback_base` is identity's base URL. It also serves
+    the marketplace's query-order API (`order_api`), to callers signing with `order_key`."""
     lifetimes = Lifetimes(code_seconds, access_token_seconds, refresh_token_seconds)
     app = FastAPI(
         title="KooGallery simulator: auth centre", docs_url=None, redoc_url=None, openapi_url=None
@@ -91,7 +95,9 @@ def create_auth_centre(
             f"{callback_base.rstrip('/')}/sso/callback/{app}" for app in scenario.other_app_ids
         ),
     )
+    app.state.order_desk = OrderDesk(scenario, order_key)
     app.include_router(router)
+    app.include_router(order_api.router)
     return app
 
 
