@@ -1,6 +1,7 @@
 """The look every page shares: one layout (`templates/base.html`), one stylesheet
-(`static/identity.css`, served at `/static/`), the ISV's brand on it (`identity.branding`, its
-logo and accent served at `/brand/`), and what pages show people instead of codes.
+(`static/identity.css`, served at `/static/` with the console menu's script `static/menu.js`),
+the ISV's brand on it (`identity.branding`, its logo and accent served at `/brand/`), and what
+pages show people instead of codes.
 
 Each feature keeps its own templates in its folder and renders them with `render`, which finds
 them and the layout on one search path, so a page of any feature extends `base.html`. Pages are
@@ -42,11 +43,11 @@ PAGE_HEADERS = {
 ROLES = {"admin": ("管理员", "Administrator"), "user": ("成员", "Member")}
 
 
-def _stylesheet_url() -> str:
-    """The stylesheet's address, versioned by its content, so a browser never mixes a new page
-    with an old stylesheet from its cache."""
-    digest = hashlib.sha256((STATIC / "identity.css").read_bytes()).hexdigest()[:12]
-    return f"/static/identity.css?v={digest}"
+def _static_url(name: str) -> str:
+    """A static file's address, versioned by its content, so a browser never mixes a new page
+    with an old stylesheet or script from its cache."""
+    digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+    return f"/static/{name}?v={digest}"
 
 
 def static_files() -> StaticFiles:
@@ -74,7 +75,8 @@ def role_words(role: str | None) -> Markup:
 
 
 templates = Jinja2Templates(directory=TEMPLATE_DIRS)
-templates.env.globals["stylesheet"] = _stylesheet_url()
+templates.env.globals["stylesheet"] = _static_url("identity.css")
+templates.env.globals["menu_script"] = _static_url("menu.js")  # the console's account menu
 templates.env.filters["local_time"] = local_time
 templates.env.filters["role_words"] = role_words
 

@@ -1,5 +1,6 @@
 """A way out and a way on, in headless Chromium at desktop and phone widths, on the shared demo:
-the console's header opens a menu (keyboard too) leading to the admin's account and out; a
+the console's header opens a menu (keyboard too) leading to the admin's account and out, which
+Escape, a click or a focus elsewhere closes (with its script; without, its name still does); a
 member who is not an admin gets a page saying so, whose buttons lead where they say; the
 signed-in page lists the apps the member may use, and a listed sign-in address takes them into
 the example app, whose claims fit a phone's width.
@@ -16,9 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.helpers.chromium import (
+    CHROMIUM,
+    FLAGS,
     VIEWPORTS,
     chromium_page,
     needs_chromium,
@@ -93,6 +96,74 @@ def test_the_console_header_menu_leads_to_my_account_and_out(
         expect(page.locator("#signed-out")).to_contain_text("You have signed out")
         page.goto(demo["identity"] + "/admin")  # signed out: asked to sign in again
         expect(page.locator("input[name=tenant]")).to_be_visible()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_the_console_header_menu_closes_on_escape_and_outside(
+    demo: dict[str, str], viewport: str
+) -> None:
+    """static/menu.js, loaded from our origin at a content-versioned address (the policy runs
+    no inline script): Escape closes the menu and puts focus back on the admin's name; a click,
+    or a focus, elsewhere closes it too."""
+    tenant = demo["account"].split("@")[1]
+    with chromium_page(viewport) as page:
+        refused: list[str] = []  # the policy's refusals and the script's errors
+        page.on("console", lambda m: refused.append(m.text) if "Policy" in m.text else None)
+        page.on("pageerror", lambda error: refused.append(str(error)))
+        _sign_in(page, demo["identity"] + "/admin", tenant, demo["account"], demo["password"])
+        expect(page.locator("#members")).to_be_visible()
+        script = page.locator('script[src^="/static/menu.js?v="][defer]')
+        expect(script).to_have_count(1)
+        served = page.request.get(demo["identity"] + (script.get_attribute("src") or ""))
+        assert served.ok and served.headers["content-type"].startswith("text/javascript")
+        menu, name = page.locator("#admin-menu"), page.locator("#admin")
+
+        # Escape, from the name and from an entry inside: closed, focus on the name.
+        for inside in ("#admin", "#my-account"):
+            name.click()
+            expect(menu).to_have_attribute("open", "")
+            page.locator(inside).focus()
+            page.keyboard.press("Escape")
+            expect(menu).not_to_have_attribute("open", re.compile(".*"))
+            expect(page.locator("#my-account")).to_be_hidden()
+            assert _focused(page) == "admin"
+
+        # A click elsewhere on the page (its footer, clear of the panel on a phone): closed.
+        name.click()
+        expect(menu).to_have_attribute("open", "")
+        page.locator("footer").click()
+        expect(menu).not_to_have_attribute("open", re.compile(".*"))
+        expect(page.locator("#my-account")).to_be_hidden()
+
+        # A click inside the panel keeps it open; Tab past its last entry closes it.
+        name.click()
+        page.locator(".account-who").click()
+        expect(menu).to_have_attribute("open", "")
+        page.locator("#sign-out").focus()
+        page.keyboard.press("Tab")
+        expect(menu).not_to_have_attribute("open", re.compile(".*"))
+        assert not refused, refused  # nothing blocked by the policy, no script error
+
+
+def test_without_javascript_the_console_header_menu_opens_and_closes_by_its_name(
+    demo: dict[str, str],
+) -> None:
+    tenant = demo["account"].split("@")[1]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_context(java_script_enabled=False).new_page()
+            _sign_in(page, demo["identity"] + "/admin", tenant, demo["account"], demo["password"])
+            expect(page.locator("#members")).to_be_visible()
+            page.locator("#admin").click()
+            expect(page.locator("#my-account")).to_be_visible()
+            page.locator("#admin").click()
+            expect(page.locator("#my-account")).to_be_hidden()
+            page.locator("#admin").focus()
+            page.keyboard.press("Enter")
+            expect(page.locator("#my-account")).to_be_visible()
+        finally:
+            browser.close()
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
