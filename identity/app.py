@@ -49,6 +49,7 @@ from identity.sso.refusals import Refusal
 from identity.sso.renewal import Renewal
 from identity.sso.service import Sso
 from identity.sso.upstream import AuthCentre, Bounds
+from identity.tenant_hosts import TenantHosts
 from identity.web import (
     DATABASE_RETRY_SECONDS,
     by_surface,
@@ -112,12 +113,16 @@ class IdentityApp(FastAPI):
     """FastAPI whose security headers and request observer (request id, HTTP metrics) wrap the
     whole stack, the 500 handler included (Starlette runs the `Exception` handler outside any
     middleware added with `add_middleware`). Outside them all, discovery and the JWKS are
-    answered when at hand (`identity.provider.documents`)."""
+    answered when at hand (`identity.provider.documents`). Requests to a tenant host
+    (`identity.tenant_hosts`) are sent to the base URL inside the observer and the headers."""
 
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
-        stack = _AnsweredFailures(super().build_middleware_stack())
+        stack: ASGIApp = _AnsweredFailures(super().build_middleware_stack())
+        settings: Settings = self.state.settings
+        if settings.tenant_domain:
+            stack = TenantHosts(stack, settings.tenant_domain, settings.base_url)
         observed = RequestObserver(stack, self.state.metrics)
         secured = SecurityHeaders(observed, self.response_headers)
         return Documents(secured, self.state.provider, self.state.metrics, self.response_headers)

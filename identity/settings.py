@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from identity import branding
+from identity import branding, tenant_hosts
 from identity.seller_key import load_seller_key
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     domain `https://mkt.myhuaweicloud.cn` when the first gives no answer."""
     marketplace_api_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     """Deadline of one order query, all of it (both domains, when the fallback is tried)."""
+
+    tenant_domain: str | None = None
+    """`*.apps.example.com`: `https://{tenantCode}.apps.example.com/` signs that enterprise's
+    members in without asking for its code (`identity.tenant_hosts`)."""
 
     frontend_url: str | None = None
     """queryInstance `appInfo.frontEndUrl`; defaults to `{base_url}/sso/login`."""
@@ -239,6 +243,14 @@ class Settings(BaseSettings):
                 variables |= source.env_vars
         files = SecretFiles(settings_cls, variables)
         return init_settings, files, env_settings, dotenv_settings, file_secret_settings
+
+    @field_validator("tenant_domain")
+    @classmethod
+    def _tenant_domain(cls, value: str | None) -> str | None:
+        if value:
+            tenant_hosts.suffix_of(value)
+            return value.strip().lower()
+        return None
 
     @field_validator("log_level")
     @classmethod

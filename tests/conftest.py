@@ -221,7 +221,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         flow_a = re.search(r"Flow A\): (\S+)", started.banner)
         alice = re.search(r"Account (alice@\S+)\s+password (\S+)", started.banner)
         example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", started.banner)
-        assert flow_b and flow_a and alice and example, started.banner
+        own_host = re.search(r"enterprise's own host: (\S+)", started.banner)
+        assert flow_b and flow_a and alice and example and own_host, started.banner
         yield {
             "url": flow_b.group(1),
             "unified": flow_a.group(1),
@@ -230,6 +231,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "example": example.group(1),
             "folder": str(folder),
             "identity": started.identity,
+            "tenant_host": own_host.group(1),
         }
 
 

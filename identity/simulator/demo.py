@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 from cryptography.hazmat.primitives import serialization
@@ -81,6 +82,8 @@ def _env(folder: Path, identity: str, keys: dict[str, str]) -> dict[str, str]:
         "IDENTITY_BASE_URL": identity,
         "IDENTITY_SESSION_COOKIE_SECURE": "false",  # plain http on 127.0.0.1
         "IDENTITY_ALLOW_LOOPBACK_HTTP": "true",  # the simulator is the auth centre, on loopback
+        # http://{tenantCode}.localhost:PORT/: browsers resolve *.localhost to this machine
+        "IDENTITY_TENANT_DOMAIN": "*.localhost",
         # Reset codes and initial passwords, as the development sender writes them.
         "IDENTITY_NOTIFY_FILE": str(folder.resolve() / MESSAGES),
     }
@@ -179,12 +182,18 @@ def _drive(scenario: Scenario, folder: Path, echo: Echo) -> None:
     echo(f"  {run} tenants show {code}{flag}")
 
 
+def tenant_host(identity: str, tenant_code: str) -> str:
+    """The demo's tenant host of an enterprise: `http://{code}.localhost:PORT`."""
+    return f"http://{tenant_code.lower()}.localhost:{urlsplit(identity).port}"
+
+
 def _banner(
     scenario: Scenario, folder: Path, identity: str, sim: str, example: str, echo: Echo
 ) -> None:
     tenant = scenario.tenants[0]
     echo("identity demo is running.")
     echo(f"  Sign in (app-initiated, Flow B): {identity}/sso/login?tenant={tenant.tenant_code}")
+    echo(f"  Sign in at the enterprise's own host: {tenant_host(identity, tenant.tenant_code)}/")
     echo(
         f"  Sign in (unified login, Flow A): {sim}{UNIFIED_LOGIN_PATH}?ind=UNOP&appId="
         f"{scenario.app_id}"
