@@ -131,9 +131,12 @@ class Sessions:
         check: Check | None = None,
         user_id: str | None = None,
         seen: Seen | None = None,
+        method: devices.Method | None = None,
     ) -> str:
         """Admit the member and open (or join) their session, holding `app_id` with the
-        upstream `tokens` (none for a local password); returns the raw id for the cookie.
+        upstream `tokens` (none for a local password or a CAS ticket); returns the raw id for
+        the cookie. `method`: how the member signed in, by default as the tokens say (the
+        marketplace with them, a local password without).
         `check` is the caller's own condition, in the same transaction. `user_id`, the IdP's
         id of the member, is recorded the first time it is seen. `seen` is the sign-in's
         request: the session keeps its method, browser, platform and address
@@ -147,7 +150,8 @@ class Sessions:
         same plain ones."""
         old_hash = store.hash_id(old_raw_session_id) if old_raw_session_id else None
         member = (tenant_id, app_id, user_name)
-        device = devices.device("password" if tokens is None else "marketplace", seen)
+        method = method or ("password" if tokens is None else "marketplace")
+        device = devices.device(method, seen)
 
         def admitted(tx: Tx) -> None:
             self._admit(tx, self.cipher, *member)

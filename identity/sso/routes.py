@@ -27,7 +27,7 @@ from identity.pages import render
 from identity.sessions import Ending, Seen, Sessions, SignedIn
 from identity.sessions.browser import Cookies, origin
 from identity.sessions.store import expires_at
-from identity.sso import switching
+from identity.sso import cas, switching
 from identity.sso.login_state import LOGIN_TTL_SECONDS
 from identity.sso.refusals import ENDINGS, SIGN_IN_AS_SOMEONE_ELSE, Refusal
 from identity.sso.service import Completed
@@ -204,6 +204,28 @@ async def callback(
         tenant=tenant,
         state=state,
         login_cookie=request.cookies.get(names.login),
+        old_raw_session_id=raw_id,
+        seen=_seen(request),
+    )
+    if isinstance(completed, Asked):
+        csrf = web.sessions(request).csrf_token(raw_id or "")
+        return render(request, "switch.html", asked=completed, csrf=csrf)
+    return _signed_in(request, completed)
+
+
+@router.get("/cas/{app_id}", response_model=None)
+async def cas_callback(
+    request: Request, app_id: str, ticket: str | None = None, tenant: str | None = None
+) -> Response:
+    """The enterprise workbench's CAS sign-in: a service ticket for the tenant's member."""
+    web.sso(request).throttle(_client_address(request))
+    raw_id = request.cookies.get(_cookies(request).session)
+    completed = await cas.complete(
+        web.sso(request),
+        app_id,
+        ticket=ticket,
+        tenant=tenant,
+        raw_query=request.scope["query_string"].decode("latin-1"),
         old_raw_session_id=raw_id,
         seen=_seen(request),
     )

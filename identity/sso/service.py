@@ -132,6 +132,10 @@ class Sso:
         """Count a login or callback against its client address's rate limit."""
         _take(self.per_address, address_key(address), "client address")
 
+    def take_tenant_turn(self, tenant_id: str) -> None:
+        """Count a callback against its enterprise's rate limit."""
+        _take(self.per_tenant, tenant_id, "tenant")
+
     async def begin(self, tenant_ref: str, app_id: str | None, next_: str | None) -> Started:
         """Flow B (§5.3): the authorize URL at the tenant's auth centre, and the state cookie."""
         target = self.checked_redirect(next_, self.post_login_url)
@@ -204,7 +208,7 @@ class Sso:
         if not code:
             raise Refusal("bad_request", "callback without code")
         client = await admission.read_client(self.db, self.cipher, tenant_id, app_id)
-        _take(self.per_tenant, tenant_id, "tenant")
+        self.take_tenant_turn(tenant_id)
         tokens, info = await self._exchange(client, code, app_id)
         if info.get("tenant") != tenant_id:
             raise Refusal("tenant_mismatch", "userinfo tenant differs from the callback's")
@@ -214,7 +218,7 @@ class Sso:
         self,
         app_id: str,
         tenant_id: str,
-        tokens: Tokens,
+        tokens: Tokens | None,
         info: dict[str, Any],
         old_raw_session_id: str | None,
         *,
@@ -222,6 +226,7 @@ class Sso:
         seen: Seen | None = None,
     ) -> str:
         """§5.2 step 7: admit the member and open (or join) their session; the raw cookie id.
+        `tokens`: the upstream ones, none after a CAS ticket (`identity.sso.cas`).
         `asked_in`: the hash of the session a Flow A confirmation was asked in, which must
         still be there and ends now (`switching`); `seen`: the browser and address signing in."""
         user_name = info["userName"]
@@ -241,6 +246,7 @@ class Sso:
             check=asked_session_ends if asked_in else None,
             user_id=seen_id if isinstance(seen_id, str) else None,
             seen=seen,
+            method="marketplace",
         )
         log.info("sso.login", tenant_id=tenant_id, app_id=app_id, user_name=user_name)
         self.metrics.sso_logins.labels("success").inc()

@@ -61,13 +61,16 @@ class PendingLogin:
     user_id: str | None
     """The IdP's id of the member (userinfo `id`, else `userId`), recorded once signed in."""
     access_token: str
+    """Empty after a CAS ticket, which carries no upstream token."""
     refresh_token: str | None
     token_expires: int
     """When the access token expires, in Unix seconds."""
     next: str
     expires: int
 
-    def tokens(self, now: float) -> Tokens:
+    def tokens(self, now: float) -> Tokens | None:
+        if not self.access_token:
+            return None
         remaining = max(0, self.token_expires - int(now))
         return Tokens(self.access_token, self.refresh_token, remaining)
 
@@ -108,7 +111,7 @@ class PendingSeal:
 
 
 def pending_login(
-    tenant_id: str, app_id: str, tokens: Tokens, info: dict[str, object], next_: str
+    tenant_id: str, app_id: str, tokens: Tokens | None, info: dict[str, object], next_: str
 ) -> PendingLogin:
     now = int(time.time())
     seen_id = info.get("id") or info.get("userId")
@@ -117,9 +120,9 @@ def pending_login(
         app_id=app_id,
         user_name=str(info["userName"]),
         user_id=seen_id if isinstance(seen_id, str) and seen_id else None,
-        access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        token_expires=now + tokens.expires_in,
+        access_token=tokens.access_token if tokens else "",
+        refresh_token=tokens.refresh_token if tokens else None,
+        token_expires=now + (tokens.expires_in if tokens else 0),
         next=next_,
         expires=now + PENDING_TTL_SECONDS,
     )

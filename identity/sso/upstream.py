@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,6 +127,13 @@ class AuthCentre:
             raise UpstreamError("bad_response", "userinfo has no userName")
         return body
 
+    async def get(
+        self, call: str, url: str, parse: Parse, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """Another protocol's GET (`identity.sso.cas`) within the same bounds, breaker and
+        timing as the OAuth calls; `parse` reads its answer."""
+        return await self._call(call, "GET", url, parse, params=params)
+
     async def _token(self, call: str, client: Client, form: dict[str, str]) -> Tokens:
         form |= {"client_id": client.client_id, "client_secret": client.client_secret}
         body = await self._call(call, "POST", client.domain + TOKEN_PATH, data=form)
@@ -137,9 +145,12 @@ class AuthCentre:
         refresh = body.get("refresh_token")
         return Tokens(token, refresh if isinstance(refresh, str) and refresh else None, expires_in)
 
-    async def _call(self, call: str, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(
+        self, call: str, method: str, url: str, parse: Parse | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """One call through the auth centre's breaker; its outcome is reported back to it, and
-        its time (a call the breaker refused never started) to `seconds`."""
+        its time (a call the breaker refused never started) to `seconds`. `parse` reads the
+        answer (OAuth's JSON unless given)."""
         key = origin_of(url)
         try:
             trial = self.breakers.admit(key)
@@ -157,7 +168,7 @@ class AuthCentre:
             self.breakers.record(key, answered, trial=trial)
             if self.seconds is not None:
                 self.seconds.labels(call).observe(time.perf_counter() - started)
-        return _parse(status, raw)
+        return (parse or _parse)(status, raw)
 
     async def _fetch(self, key: str, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
         """Status and body, within one deadline for all of it (slot, connect, send, read)."""
@@ -188,6 +199,10 @@ class AuthCentre:
             if len(body) > limit:
                 raise UpstreamError("bad_response", f"answer larger than {limit} bytes")
         return bytes(body)
+
+
+Parse = Callable[[int, bytes], dict[str, Any]]
+"""An answer's status and body read into what the caller needs, or UpstreamError."""
 
 
 def origin_of(url: str) -> str:
