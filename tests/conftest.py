@@ -222,7 +222,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         alice = re.search(r"Account (alice@\S+)\s+password (\S+)", started.banner)
         example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", started.banner)
         own_host = re.search(r"enterprise's own host: (\S+)", started.banner)
+        workbench = re.search(r"enterprise workbench \(CAS\): (\S+)", started.banner)
         assert flow_b and flow_a and alice and example and own_host, started.banner
+        assert workbench, started.banner
         yield {
             "url": flow_b.group(1),
             "unified": flow_a.group(1),
@@ -232,6 +234,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "folder": str(folder),
             "identity": started.identity,
             "tenant_host": own_host.group(1),
+            "workbench": workbench.group(1),
         }
 
 

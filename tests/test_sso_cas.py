@@ -5,19 +5,29 @@ admitted as after any marketplace login, and refused as any other when they may 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from identity.settings import Settings
 from identity.sso import cas
 from identity.sso.upstream import UpstreamError
 from tests.helpers.auth_centres import Script, answer, auth_centre, identity_with, provision
-from tests.helpers.simulator_world import APP_ID, world
+from tests.helpers.chromium import (
+    VIEWPORTS,
+    chromium_page,
+    needs_chromium,
+    shooter,
+    sign_in_at_auth_centre,
+)
+from tests.helpers.simulator_world import APP_ID, login_form, world
+from tests.helpers.stack import Stack
 
 ACME = world().tenant("acme")
 TENANT = ACME.tenant_id
@@ -163,3 +173,63 @@ async def test_a_callback_without_ticket_or_tenant_is_a_bad_request(settings: Se
         without_ticket = await identity.get(CAS_CALLBACK, params={"tenant": TENANT})
         without_tenant = await identity.get(CAS_CALLBACK, params={"ticket": "ST-1"})
     assert without_ticket.status_code == without_tenant.status_code == 400
+
+
+def _workbench_link(stack: Stack, tenant_id: str) -> str:
+    """Where the enterprise workbench sends a member: the auth centre's CAS login, with
+    identity's CAS callback for the tenant as the service."""
+    service = f"{stack.identity}{CAS_CALLBACK}?tenant={tenant_id}"
+    return f"{stack.sim}/api/v1/cas/p3/login?service={quote(service, safe='')}"
+
+
+async def test_the_workbench_signs_a_member_in_with_a_ticket_once(acme: Stack) -> None:
+    """Through the simulator's CAS login over HTTP: signed in, by the marketplace; the same
+    ticket a second time is refused (the auth centre burnt it)."""
+    browser = acme.browser()
+    try:
+        page = await browser.get(_workbench_link(acme, TENANT))
+        landed = await browser.submit_login(page, "alice@acme", ALICE.password)
+        assert landed.status_code == 200, landed.text
+        assert (await browser.session()).json()["userName"] == "alice"
+        callback = next(r for r in browser.history if "ticket=ST-" in r.headers.get("location", ""))
+        other = acme.browser()
+        try:
+            again = await other.http.get(callback.headers["location"])
+        finally:
+            await other.close()
+        assert again.status_code == 400 and "code_invalid" in again.text
+    finally:
+        await browser.close()
+
+
+async def test_a_ticket_for_someone_else_asks_before_switching(acme: Stack) -> None:
+    browser = acme.browser()
+    try:
+        await browser.flow_a("bob@acme", "bob-pw")
+        await browser.http.get(acme.sim + "/api/v1/logout")  # forget bob at the auth centre
+        page = await browser.get(_workbench_link(acme, TENANT))
+        asked = await browser.submit_login(page, "alice@acme", ALICE.password)
+        form = login_form(asked.text)
+        assert asked.status_code == 200 and form.action == "/sso/continue", asked.text
+        landed = await browser.post(form.action, data=form.inputs)
+        assert landed.status_code == 200, landed.text
+        assert (await browser.session()).json()["userName"] == "alice"
+    finally:
+        await browser.close()
+
+
+@needs_chromium
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_a_member_signs_in_from_the_workbench_in_a_browser(
+    demo: dict[str, str], viewport: str, tmp_path: Path
+) -> None:
+    shot = shooter(tmp_path, viewport)
+    with chromium_page(viewport) as page:
+        page.goto(demo["workbench"])
+        shot(page, "cas-login")
+        sign_in_at_auth_centre(page, demo["account"], demo["password"])
+        expect(page).to_have_url(re.compile(re.escape(demo["identity"]) + r"/sso/me"))
+        expect(page.locator("body")).to_contain_text(demo["account"].split("@")[0])
+        shot(page, "cas-signed-in")
+        page.goto(demo["identity"] + "/sso/logout")
+        page.get_by_role("button", name=re.compile("Sign out")).click()

@@ -17,6 +17,7 @@ each tenant's `domainName` (§3.1). Paths:
 - `POST /api/v1/oauth2/token`, `GET /api/v1/oauth2/userinfo` (§5.2 steps 5, 6, 8): see `oauth`.
 - `GET /api/v1/logout?redirect_url=…` (§5.2 step 9): ends the SSO session; 302 to
   `redirect_url` (http or https only: no `javascript:` redirects) or to the login page.
+- `GET|POST /api/v1/cas/p3/login`, `GET /api/v1/cas/p3/serviceValidate`: CAS 3.0, see `cas`.
 - `/_sim/…`: simulator-only test hooks (stats, revoke a member's tokens, inject failures);
   OneAccess has nothing like them. `/healthz` says the process is up.
 
@@ -51,6 +52,7 @@ USERINFO_PATH = "/api/v1/oauth2/userinfo"
 LOGIN_PATH = "/api/v1/login"
 LOGOUT_PATH = "/api/v1/logout"
 UNIFIED_LOGIN_PATH = "/unified-login/portal-login"
+WRONG_PASSWORD = "账号或密码错误 / Wrong account or password"  # noqa: S105 - a message
 
 router = APIRouter()
 
@@ -98,6 +100,9 @@ def create_auth_centre(
     app.state.order_desk = OrderDesk(scenario, order_key)
     app.include_router(router)
     app.include_router(order_api.router)
+    from identity.simulator import cas  # it builds on this module: imported here, not above
+
+    cas.install(app, app.state.centre, callback_base)
     return app
 
 
@@ -180,7 +185,7 @@ def _login_form(target: LoginTarget, status: int = 200, **shown: str) -> HTMLRes
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _signed_in(centre: Centre, request: Request) -> tuple[TenantSpec, MemberSpec] | None:
+def signed_in(centre: Centre, request: Request) -> tuple[TenantSpec, MemberSpec] | None:
     held = centre.issuer.session(request.cookies.get(SSO_COOKIE))
     if held is None:
         return None
@@ -196,9 +201,9 @@ async def _start(
         login = target(centre, request.query_params)
     except PageError as exc:
         return _bad_request(exc)
-    signed_in = _signed_in(centre, request)
-    if signed_in is not None and login.admits(signed_in[0]):
-        return RedirectResponse(login.redirect(centre, *signed_in), status_code=302)
+    held = signed_in(centre, request)
+    if held is not None and login.admits(held[0]):
+        return RedirectResponse(login.redirect(centre, *held), status_code=302)
     return _login_form(login)
 
 
@@ -215,7 +220,7 @@ async def unified_login(request: Request) -> Response:
 # --- the login form --------------------------------------------------------------------------
 
 
-def _check_password(
+def check_password(
     scenario: Scenario, username: str, password: str
 ) -> tuple[TenantSpec, MemberSpec] | None:
     """`account@tenantCode` and the member's password (§0.1, §5.2 step 2)."""
@@ -237,19 +242,25 @@ async def login(request: Request) -> Response:
     except PageError as exc:
         return _bad_request(exc)
     username = form.get("username", "")
-    found = _check_password(centre.scenario, username, form.get("password", ""))
+    found = check_password(centre.scenario, username, form.get("password", ""))
     if found is None:
-        error = "账号或密码错误 / Wrong account or password"
-        return _login_form(target, 401, username=username, error=error)
+        return _login_form(target, 401, username=username, error=WRONG_PASSWORD)
     tenant, member = found
     if not target.admits(tenant):
         error = "该账号的企业未使用此应用 / This account's enterprise does not use this app"
         return _login_form(target, 401, username=username, error=error)
-    centre.issuer.end_session(request.cookies.get(SSO_COOKIE))
     response = RedirectResponse(target.redirect(centre, tenant, member), status_code=302)
+    start_sso(centre, request, response, tenant, member)
+    return response
+
+
+def start_sso(
+    centre: Centre, request: Request, response: Response, tenant: TenantSpec, member: MemberSpec
+) -> None:
+    """Replace the browser's SSO session, if any, by one for `member` (the `sim_sso` cookie)."""
+    centre.issuer.end_session(request.cookies.get(SSO_COOKIE))
     session_id = centre.issuer.start_session(tenant.tenant_id, member.user_name)
     response.set_cookie(SSO_COOKIE, session_id, httponly=True, samesite="lax", secure=False)
-    return response
 
 
 @router.get(LOGOUT_PATH)

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx2 as httpx
 from cryptography.hazmat.primitives import serialization
@@ -40,6 +40,7 @@ from identity.migrate import upgrade
 from identity.provider import clients
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
+from identity.simulator.cas import LOGIN_PATH as CAS_LOGIN_PATH
 from identity.simulator.scenario import Scenario, load_scenario
 from identity.simulator.sender import Keys, KooGallery
 
@@ -194,6 +195,9 @@ def _banner(
     echo("identity demo is running.")
     echo(f"  Sign in (app-initiated, Flow B): {identity}/sso/login?tenant={tenant.tenant_code}")
     echo(f"  Sign in at the enterprise's own host: {tenant_host(identity, tenant.tenant_code)}/")
+    service = f"{identity}/sso/cas/{scenario.app_id}?tenant={tenant.tenant_id}"
+    workbench = f"{sim}{CAS_LOGIN_PATH}?service={quote(service, safe='')}"
+    echo(f"  Sign in from the enterprise workbench (CAS): {workbench}")
     echo(
         f"  Sign in (unified login, Flow A): {sim}{UNIFIED_LOGIN_PATH}?ind=UNOP&appId="
         f"{scenario.app_id}"
