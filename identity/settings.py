@@ -40,6 +40,7 @@ SECRET_SETTINGS = (
     "marketplace_basic_key_previous",
     "marketplace_kit_key",
     "marketplace_kit_key_previous",
+    "marketplace_v1_key",
     "metrics_token",
     "smtp_password",
     "marketplace_sk",
@@ -99,6 +100,8 @@ class Settings(BaseSettings):
     marketplace_basic_key_previous: SecretStr | None = None
     marketplace_kit_key: SecretStr | None = None
     marketplace_kit_key_previous: SecretStr | None = None
+    marketplace_v1_key: SecretStr | None = None
+    """The seller's single V1 key: set, the V1 callbacks are answered too (`marketplace.v1`)."""
     marketplace_private_key_file: Path | None = None
     """Seller RSA private key (PEM) that decrypts applicationSync `clientSecret` (contract §2.7)."""
 
@@ -386,6 +389,7 @@ class Settings(BaseSettings):
             (prefix + "BASIC_KEY_PREVIOUS", "basic", self.marketplace_basic_key_previous),
             (prefix + "KIT_KEY", "kit", self.marketplace_kit_key),
             (prefix + "KIT_KEY_PREVIOUS", "kit", self.marketplace_kit_key_previous),
+            (prefix + "V1_KEY", "v1", self.marketplace_v1_key),
             ("IDENTITY_METRICS_TOKEN", "metrics", self.metrics_token),
         ]
         return [
