@@ -256,6 +256,12 @@ class MarketplaceCall(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     test: Mapped[bool] = mapped_column(Boolean, default=False)
     signature_variant: Mapped[str | None] = mapped_column(String(16))
+    changes: Mapped[dict[str, int | str | bool] | None] = mapped_column(JSON(none_as_null=True))
+    """What the call changed, as its handler counted it in the call's own transaction
+    (`identity.marketplace.service`): counts, flags and identifiers only (an app id, an org
+    code, `"added"`), never a name, a person's details or anything else of the payload. `{}`
+    when nothing changed (a debug call, a failed one); NULL on the rows written before the
+    column existed (migration 0013)."""
 
 
 class Nonce(Base):

@@ -247,6 +247,12 @@ class Settings(BaseSettings):
         files = SecretFiles(settings_cls, variables)
         return init_settings, files, env_settings, dotenv_settings, file_secret_settings
 
+    @field_validator("marketplace_ak", "marketplace_api_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """An empty value (a ConfigMap's placeholder) is no value."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("tenant_domain")
     @classmethod
     def _tenant_domain(cls, value: str | None) -> str | None:

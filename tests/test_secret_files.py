@@ -21,6 +21,8 @@ VALUES = {
     "marketplace_kit_key_previous": "kit-key-previous-01234",
     "metrics_token": "metrics-token-0123456",
     "smtp_password": "smtp password with spaces",
+    "marketplace_sk": "huawei-cloud-secret-access-key",
+    "marketplace_v1_key": "v1-seller-key-0123456",
 }
 
 
@@ -46,7 +48,9 @@ def test_every_secret_setting_is_read_from_its_file(
     for name, value in VALUES.items():
         path = secret_file(clean_env, name, value + "\n")  # as `echo` and editors write them
         monkeypatch.setenv(f"IDENTITY_{name.upper()}_FILE", str(path))
-    settings = Settings(smtp_host="smtp.example.com", smtp_from="id@example.com")
+    settings = Settings(
+        smtp_host="smtp.example.com", smtp_from="id@example.com", marketplace_ak="HPUAKEY"
+    )
     for name, value in VALUES.items():
         found = getattr(settings, name)
         assert (found if isinstance(found, str) else found.get_secret_value()) == value, name

@@ -359,6 +359,7 @@ class SyncRow:
     test: bool
     instance_id: str | None
     latency_ms: float
+    changes: dict[str, Any] | None  # as its handler recorded it; None before revision 0013
 
 
 SYNC_COLUMNS = (
@@ -370,6 +371,7 @@ SYNC_COLUMNS = (
     MarketplaceCall.test,
     MarketplaceCall.instance_id,
     MarketplaceCall.latency_ms,
+    MarketplaceCall.changes,
 )
 """A `SyncRow`'s columns, in its order."""
 

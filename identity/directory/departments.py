@@ -1,15 +1,18 @@
-"""Departments: singleOrgSync and allOrgSync (contract §3.4, §3.5)."""
+"""Departments: singleOrgSync and allOrgSync (contract §3.4, §3.5). Each says what it did
+(`DepartmentSynced`, `DepartmentsReplaced`), for the call's audit row."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypedDict
 
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db import lock, utcnow
-from identity.directory.sync import upsert_newer
+from identity.directory.sync import count_among, upsert_newer
 from identity.models import ACTIVE, DELETED, Department
 
 
@@ -19,6 +22,38 @@ class DepartmentRow(TypedDict):
     parent_code: str
 
 
+class DepartmentChange(StrEnum):
+    """What a singleOrgSync did to its department."""
+
+    ADDED = "added"
+    """New, or back after it was removed."""
+    CHANGED = "changed"
+    """Renamed or moved."""
+    REMOVED = "removed"
+    UNCHANGED = "unchanged"
+    """Already so: the same name and parent, or removed before."""
+    STALE = "stale"
+    """Older than what is stored: nothing changed (contract §7)."""
+
+
+@dataclass(frozen=True)
+class DepartmentSynced:
+    org_code: str
+    change: DepartmentChange
+
+
+@dataclass(frozen=True)
+class DepartmentsReplaced:
+    """What an allOrgSync did; each count at most the tenant's departments."""
+
+    listed: int
+    """Departments the call listed (each org code once)."""
+    added: int
+    """Listed ones that were not there (or were removed) and now are."""
+    removed: int
+    """Departments not listed, tombstoned by this call."""
+
+
 async def sync_department(
     session: AsyncSession,
     *,
@@ -26,9 +61,18 @@ async def sync_department(
     department: DepartmentRow,
     deleted: bool,
     sync_time: str,
-) -> None:
+) -> DepartmentSynced:
     """Create, rename, move or delete one department; a repeated delete succeeds."""
     await lock(session, f"departments/{tenant_id}")
+    stored = (
+        await session.execute(
+            select(
+                Department.name, Department.parent_code, Department.state, Department.last_sync_time
+            ).where(
+                Department.tenant_id == tenant_id, Department.org_code == department["org_code"]
+            )
+        )
+    ).first()
     await upsert_newer(
         session,
         Department,
@@ -41,7 +85,26 @@ async def sync_department(
                 "last_sync_time": sync_time,
             }
         ],
+        returning=False,
     )
+    return DepartmentSynced(department["org_code"], _change(stored, department, deleted, sync_time))
+
+
+def _change(
+    stored: Any, department: DepartmentRow, deleted: bool, sync_time: str
+) -> DepartmentChange:
+    """The change from the stored row (name, parent, state, sync time; None when absent)."""
+    if stored is None:
+        return DepartmentChange.UNCHANGED if deleted else DepartmentChange.ADDED
+    name, parent_code, state, last_sync_time = stored
+    if last_sync_time > sync_time:
+        return DepartmentChange.STALE
+    if state != ACTIVE:
+        return DepartmentChange.UNCHANGED if deleted else DepartmentChange.ADDED
+    if deleted:
+        return DepartmentChange.REMOVED
+    same = (name, parent_code) == (department["name"], department["parent_code"])
+    return DepartmentChange.UNCHANGED if same else DepartmentChange.CHANGED
 
 
 async def replace_departments(
@@ -50,14 +113,26 @@ async def replace_departments(
     tenant_id: str,
     departments: Sequence[DepartmentRow],
     sync_time: str,
-) -> None:
+) -> DepartmentsReplaced:
     """A full sync: upsert every listed department, tombstone the older ones not listed.
 
     Parents may come after children: no row references another, so order does not matter.
     A department changed by a newer singleOrgSync keeps that newer state. Two full syncs of
     one tenant take turns: each would otherwise lock its listed rows, then wait on the other's.
+    What was added is one count before the upsert, of the listed departments it leaves as they
+    were (active already, or newer than the call); what was removed is the tombstoning's row
+    count.
     """
     await lock(session, f"departments/{tenant_id}")
+    listed = sorted({d["org_code"] for d in departments})
+    staying = await count_among(
+        session,
+        Department,
+        "org_code",
+        listed,
+        Department.tenant_id == tenant_id,
+        or_(Department.state == ACTIVE, Department.last_sync_time > sync_time),
+    )
     await upsert_newer(
         session,
         Department,
@@ -66,9 +141,9 @@ async def replace_departments(
             {"tenant_id": tenant_id, **d, "state": ACTIVE, "last_sync_time": sync_time}
             for d in departments
         ],
+        returning=False,
     )
-    listed = [d["org_code"] for d in departments]
-    await session.execute(
+    removed = await session.execute(
         update(Department)
         .where(
             Department.tenant_id == tenant_id,
@@ -77,4 +152,9 @@ async def replace_departments(
             Department.org_code.not_in(listed),
         )
         .values(state=DELETED, last_sync_time=sync_time, updated_at=utcnow())
+    )
+    return DepartmentsReplaced(
+        listed=len(listed),
+        added=len(listed) - staying,
+        removed=removed.rowcount,  # type: ignore[attr-defined]
     )

@@ -1,9 +1,11 @@
-"""Instances: the order lifecycle (contract §4)."""
+"""Instances: the order lifecycle (contract §4). Each change says what it did and to which
+tenants (`InstanceChanged`), for the call's audit row."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -16,6 +18,25 @@ from identity.errors import InstanceNotFound
 from identity.models import ACTIVE, FROZEN, RELEASED, Instance
 
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class InstanceChanged:
+    """What an order-lifecycle call did."""
+
+    tenant_ids: list[str] = field(default_factory=list)
+    """The tenants bound to the instance (active bindings), in id order."""
+    changed: bool = True
+    """False for a repeat that changed nothing (frozen again, released again)."""
+    sessions_ended: int = 0
+
+
+@dataclass(frozen=True)
+class AppsEnded:
+    """Access ended to the apps of one instance of a tenant."""
+
+    apps: int
+    sessions_ended: int
 
 
 async def create_instance(
@@ -75,23 +96,25 @@ async def refresh_instance(
     order_id: str,
     order_line_id: str,
     product_id: str | None,
-) -> None:
+) -> InstanceChanged:
     """Renewal, trial to formal, renewal cancelled: the new expiry is the marketplace's word."""
     instance = await _get(session, instance_id)
     instance.expire_time = expire_time
     instance.last_order_id, instance.last_order_line_id = order_id, order_line_id
     if product_id:
         instance.product_id = product_id
+    return InstanceChanged(await bindings.tenants_bound_to(session, instance_id))
 
 
 async def upgrade_instance(
     session: AsyncSession, *, instance_id: str, order_id: str, order_line_id: str
-) -> None:
+) -> InstanceChanged:
     instance = await _get(session, instance_id)
     instance.last_order_id, instance.last_order_line_id = order_id, order_line_id
+    return InstanceChanged(await bindings.tenants_bound_to(session, instance_id))
 
 
-async def set_frozen(session: AsyncSession, *, instance_id: str, frozen: bool) -> None:
+async def set_frozen(session: AsyncSession, *, instance_id: str, frozen: bool) -> InstanceChanged:
     """FREEZE keeps every piece of data but ends access (§4.5); UNFREEZE restores it.
 
     A released instance stays released: neither status brings it back.
@@ -99,21 +122,21 @@ async def set_frozen(session: AsyncSession, *, instance_id: str, frozen: bool) -
     instance = await _get(session, instance_id)
     status = FROZEN if frozen else ACTIVE
     if instance.status in (RELEASED, status):  # repeats change nothing and end nothing again
-        return
-    await _change_status(session, instance, status, Reason.INSTANCE_FROZEN)
+        return InstanceChanged(await bindings.tenants_bound_to(session, instance_id), False)
+    return await _change_status(session, instance, status, Reason.INSTANCE_FROZEN)
 
 
-async def release_instance(session: AsyncSession, *, instance_id: str) -> None:
+async def release_instance(session: AsyncSession, *, instance_id: str) -> InstanceChanged:
     """Idempotent: a released instance answers success and nothing is redone (§4.6)."""
     instance = await _get(session, instance_id)
     if instance.status == RELEASED:
-        return
-    await _change_status(session, instance, RELEASED, Reason.INSTANCE_RELEASED)
+        return InstanceChanged(await bindings.tenants_bound_to(session, instance_id), False)
+    return await _change_status(session, instance, RELEASED, Reason.INSTANCE_RELEASED)
 
 
 async def _change_status(
     session: AsyncSession, instance: Instance, status: str, reason: Reason
-) -> None:
+) -> InstanceChanged:
     """Change the status, and end access to the instance's apps in every bound tenant; to the
     whole tenant when no other live instance holds it.
 
@@ -127,16 +150,22 @@ async def _change_status(
     was_live = instance.status == ACTIVE
     instance.status = status
     await session.flush()
+    ended = 0
     for tenant_id in tenant_ids:
         if (await bindings.hold(session, tenant_id)).lost(before[tenant_id]):
-            await end_access(session, tenant_id=tenant_id, reason=reason)
+            ended += await end_access(session, tenant_id=tenant_id, reason=reason)
         elif was_live:
-            await end_instance_apps(session, tenant_id, instance.instance_id, reason)
+            stopped = await end_instance_apps(session, tenant_id, instance.instance_id, reason)
+            ended += stopped.sessions_ended
+    return InstanceChanged(tenant_ids, sessions_ended=ended)
 
 
 async def end_instance_apps(
     session: AsyncSession, tenant_id: str, instance_id: str, reason: Reason
-) -> None:
+) -> AppsEnded:
     """End access to the apps that came with one instance of a tenant still held by another."""
-    for app_id in await bindings.apps_of_instance(session, tenant_id, instance_id):
-        await end_access(session, tenant_id=tenant_id, app_id=app_id, reason=reason)
+    apps = await bindings.apps_of_instance(session, tenant_id, instance_id)
+    ended = 0
+    for app_id in apps:
+        ended += await end_access(session, tenant_id=tenant_id, app_id=app_id, reason=reason)
+    return AppsEnded(len(apps), ended)

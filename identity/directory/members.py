@@ -2,19 +2,22 @@
 
 Flags: 1 add and 2 modify upsert (`enable` toggles); 0 the member was deleted (tombstone);
 3 the authorisation was cancelled (the member stays, app access goes). Flags 0 and 3, and a
-member arriving disabled, end that member's access in the same transaction.
+member arriving disabled, end that member's access in the same transaction. `sync_members` says
+what it did (`MembersSynced`), for the call's audit row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypedDict
 
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.access import Reason, end_access
-from identity.directory.sync import upsert_newer
+from identity.directory.sync import count_among, upsert_newer
 from identity.models import ACTIVE, CANCELLED, DELETED, Authorisation, Member
 
 
@@ -23,6 +26,19 @@ class AuthFlag(IntEnum):
     ADD = 1
     MODIFY = 2
     CANCEL = 3
+
+
+@dataclass(frozen=True)
+class MembersSynced:
+    """What one authSync did."""
+
+    added: int
+    """Members newly authorised for the app (flags 1 and 2): no authorisation before, or one
+    cancelled or deleted that this call made active again."""
+    ended: int
+    """Members whose access this call ended: disabled (flags 1 and 2), de-authorised (3) or
+    deleted (0)."""
+    sessions_ended: int
 
 
 class MemberRow(TypedDict):
@@ -57,6 +73,7 @@ _PROFILE = (
 
 MEMBER_KEY = ["tenant_id", "user_name"]
 AUTHORISATION_KEY = ["tenant_id", "app_id", "user_name"]
+_AUTHORISING = (AuthFlag.ADD, AuthFlag.MODIFY)
 _STATE = {AuthFlag.DELETE: DELETED, AuthFlag.CANCEL: CANCELLED}
 _END_REASON = {
     AuthFlag.DELETE: Reason.MEMBER_DELETED,
@@ -73,7 +90,7 @@ async def sync_members(
     flag: AuthFlag,
     users: Sequence[MemberRow],
     sync_time: str,
-) -> None:
+) -> MembersSynced:
     """Apply one authSync as one unit: members, their authorisations, and ended access."""
     member_state = DELETED if flag is AuthFlag.DELETE else ACTIVE
     members = [
@@ -102,20 +119,44 @@ async def sync_members(
     # Which rows were written (not stale) matters only when access may end: reading the keys
     # back costs a multi-row statement that psycopg cannot cache.
     may_end = flag in _END_REASON or not all(u["enabled"] for u in users)
+    added = 0
+    if flag in _AUTHORISING:
+        names = {u["user_name"] for u in users}
+        added = len(names) - await _staying(session, tenant_id, app_id, names, sync_time)
     await upsert_newer(session, Member, MEMBER_KEY, members, returning=False)
     written = await upsert_newer(
         session, Authorisation, AUTHORISATION_KEY, authorisations, returning=may_end
     )
     ended = _access_ends_for(flag, users, {key[2] for key in written})
+    sessions_ended = 0
     if ended:
         # A deleted member loses every app of the tenant; the other reasons concern this app.
-        await end_access(
+        sessions_ended = await end_access(
             session,
             tenant_id=tenant_id,
             app_id=None if flag is AuthFlag.DELETE else app_id,
             user_names=ended,
             reason=_END_REASON.get(flag, Reason.MEMBER_DISABLED),
         )
+    return MembersSynced(added=added, ended=len(ended), sessions_ended=sessions_ended)
+
+
+async def _staying(
+    session: AsyncSession, tenant_id: str, app_id: str, names: set[str], sync_time: str
+) -> int:
+    """How many of these members' authorisations for the app the upsert will not newly make
+    active: already active, or newer than this call (left as they are). Read before the
+    upsert, one lookup per member; two identical authSyncs at the same instant may both count
+    the same members as added."""
+    return await count_among(
+        session,
+        Authorisation,
+        "user_name",
+        sorted(names),
+        Authorisation.tenant_id == tenant_id,
+        Authorisation.app_id == app_id,
+        or_(Authorisation.state == ACTIVE, Authorisation.last_sync_time > sync_time),
+    )
 
 
 def _access_ends_for(flag: AuthFlag, users: Sequence[MemberRow], written: set[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The guarded bulk upsert every sync is built on.
+"""The guarded bulk upsert every sync is built on, and the count of what is already there that
+tells a sync what it added.
 
 Natural keys make repeats idempotent; the `last_sync_time` guard makes ordering safe: a row is
 written only when the incoming sync is at least as new as the stored one (contract §7).
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import ColumnElement, String, bindparam, func, literal, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db import insert_for, utcnow
@@ -51,3 +54,36 @@ async def upsert_newer(
         return set()
     result = await session.execute(stmt.returning(*(table.c[k] for k in keys)), batch)
     return {tuple(row) for row in result}
+
+
+async def count_among(
+    session: AsyncSession,
+    model: type[Base],
+    key: str,
+    values: Sequence[str],
+    *where: ColumnElement[bool],
+) -> int:
+    """How many of `values` (distinct) name a row of `model` by its `key` column that also meets
+    `where` (which should fix the columns an index has before `key`): one index lookup per
+    value, so the work is bounded by the values, never by the table.
+
+    SQLite searches an `IN` list in the index value by value. PostgreSQL's planner may instead
+    read every row the other conditions allow and compare each with every value of the list
+    (a cached generic plan cannot hash it): 500 names against a 15,000-member tenant cost
+    200 ms there, growing with the tenant. So on PostgreSQL each value drives a lookup of its
+    own (a LATERAL subquery with LIMIT 1, which the planner cannot turn into a scan or a join).
+    """
+    if not values:
+        return 0
+    column = model.__table__.c[key]
+    if session.get_bind().dialect.name != "postgresql":
+        found = select(func.count()).select_from(model).where(column.in_(values), *where)
+        return int(await session.scalar(found) or 0)
+    incoming = (
+        func.unnest(bindparam("values", list(values), type_=ARRAY(String)))
+        .table_valued("value")
+        .render_derived(name="incoming")
+    )
+    lookup = select(literal(1)).where(column == incoming.c.value, *where).limit(1).lateral()
+    counted = select(func.count()).select_from(incoming).join(lookup, true())
+    return int(await session.scalar(counted) or 0)

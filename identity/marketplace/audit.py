@@ -31,7 +31,8 @@ async def claim_nonce(session: AsyncSession, nonce: str, ttl_seconds: int) -> bo
 
 @dataclass
 class CallRecord:
-    """What the audit keeps of a call: identifiers, a hash of the payload, the outcome."""
+    """What the audit keeps of a call: identifiers, a hash of the payload, the outcome, and
+    what it changed."""
 
     interface: str
     payload_sha256: str = ""
@@ -42,6 +43,10 @@ class CallRecord:
     nonce: str | None = None
     """Set once the signature is good: only then may the call consume its nonce."""
     extra: dict[str, str] = field(default_factory=dict)
+    changes: dict[str, int | str | bool] = field(default_factory=dict)
+    """What the call changed, as its handler counted it (`service.Reply.changes`): counts,
+    flags and identifiers, never the payload. Empty for a call that changed nothing (a
+    failed or debug one)."""
 
 
 async def record_call(
@@ -59,5 +64,6 @@ async def record_call(
             latency_ms=latency_ms,
             test=record.test,
             signature_variant=record.signature_variant,
+            changes=record.changes,
         )
     )

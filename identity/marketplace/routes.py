@@ -2,12 +2,12 @@
 header-signed). Always HTTP 200 with `{resultCode, resultMsg}` (contract §0.3, §1).
 
 The route owns the transactions. A call with a good signature runs in one transaction: claim the
-nonce, apply the change, write the audit row; all or nothing. The nonce's primary key makes a
-replay that reaches another process wait for the first call's commit and then be refused. A
-signed call that fails is audited, and its nonce consumed, in a transaction of its own, so a
-failed call cannot be replayed either. A call refused before its signature is known good
-(unsigned, forged, malformed) is only logged and counted: anyone can send those, and none of
-them may cost a database write.
+nonce, apply the change, write the audit row with what the change did; all or nothing. The
+nonce's primary key makes a replay that reaches another process wait for the first call's
+commit and then be refused. A signed call that fails is audited, and its nonce consumed, in a
+transaction of its own, so a failed call cannot be replayed either. A call refused before its
+signature is known good (unsigned, forged, malformed) is only logged and counted: anyone can
+send those, and none of them may cost a database write.
 """
 
 from __future__ import annotations
@@ -162,6 +162,10 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
             await _claim_nonce(request, session, record, required=True)
             reply = await service.apply(session, web.marketplace(request), handler, call)
             record.extra = {k: str(v) for k, v in reply.extra.items()}
+            record.changes = reply.changes
+            if reply.tenant_id is not None:  # an order-lifecycle call's one bound tenant
+                record.tenant_id = reply.tenant_id
+                bind(tenant_id=record.tenant_id)
             await _audit(request, session, record, ResultCode.SUCCESS, SUCCESS_MSG, started)
         return JSONResponse(_content(reply))
     except MarketplaceError as exc:
@@ -174,6 +178,7 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
         # to the log and the metrics only, never to the database.
         _report(request, record, code, message, started)
         return JSONResponse({"resultCode": code.value, "resultMsg": message})
+    record.changes = {}  # the call's transaction was rolled back: whatever it did is undone
     try:
         async with db.transaction() as session:
             await _claim_nonce(request, session, record, required=False)

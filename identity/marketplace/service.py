@@ -5,12 +5,16 @@ through the very same handler inside a savepoint that is always rolled back: the
 and answered as real calls, and write nothing; an unknown instance is the one exception, answered
 as if it existed (see `apply`). The one exception is the seller's own
 test tenant (empty `instanceId`) when `IDENTITY_PERSIST_SELLER_DEBUG_SYNCS` is on.
+
+Each handler also says what it changed (`Reply.changes`), which the audit row keeps, written in
+the call's transaction: counts, flags and identifiers only, never names or other personal data.
+A debug call that is rolled back changed nothing, and says so (`{}`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -37,11 +41,19 @@ class Marketplace:
     verifier: Verifier = field(default_factory=Verifier)
 
 
+Changes = dict[str, int | str | bool]
+"""What a call changed, for its audit row (`MarketplaceCall.changes`)."""
+
+
 @dataclass
 class Reply:
     instance_id: str | None = None
     info: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    changes: Changes = field(default_factory=dict)
+    tenant_id: str | None = None
+    """The tenant an order-lifecycle call concerned, which its body does not name: the one
+    bound to its instance, when exactly one is."""
 
 
 Handler = Callable[[AsyncSession, Marketplace, Any], Awaitable[Reply]]
@@ -67,7 +79,7 @@ async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: 
         return await handler(session, mp, call)
     savepoint = await session.begin_nested()
     try:
-        return await handler(session, mp, call)
+        reply = await handler(session, mp, call)
     except InstanceNotFound:
         # Dial tests replay the seller's debug cases twice a day and freeze the product after
         # five failing days (§0.3); those cases name instances a debug newInstance never
@@ -77,6 +89,7 @@ async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: 
         return Reply()
     finally:
         await savepoint.rollback()
+    return replace(reply, changes={})  # rolled back: nothing changed
 
 
 # --- Kit ----------------------------------------------------------------------------------
@@ -96,7 +109,7 @@ async def _domain(session: AsyncSession, mp: Marketplace, call: s.TenantSync) ->
 
 
 async def tenant_sync(session: AsyncSession, mp: Marketplace, call: s.TenantSync) -> Reply:
-    await tenants.sync_tenant(
+    done = await tenants.sync_tenant(
         session,
         tenant_id=call.tenant_id,
         tenant_code=call.tenant_code,
@@ -107,7 +120,7 @@ async def tenant_sync(session: AsyncSession, mp: Marketplace, call: s.TenantSync
         flag=call.flag,
         sync_time=call.time_stamp,
     )
-    return Reply()
+    return Reply(changes=asdict(done))
 
 
 async def application_sync(
@@ -119,7 +132,7 @@ async def application_sync(
         reply = Reply(extra={"oaep": variant})
     else:
         reply = Reply()
-    await tenants.sync_app_credential(
+    done = await tenants.sync_app_credential(
         session,
         mp.cipher,
         tenant_id=call.tenant_id,
@@ -129,6 +142,11 @@ async def application_sync(
         client_secret=secret,
         sync_time=call.time_stamp,
     )
+    reply.changes = {
+        "app_id": done.app_id,
+        "change": done.change.value,
+        "sessions_ended": done.sessions_ended,
+    }
     return reply
 
 
@@ -149,21 +167,34 @@ def _member_row(user: s.User) -> members.MemberRow:
     )
 
 
+_ENDED_AS = {
+    members.AuthFlag.ADD: "disabled",
+    members.AuthFlag.MODIFY: "disabled",
+    members.AuthFlag.CANCEL: "deauthorised",
+    members.AuthFlag.DELETE: "deleted",
+}
+"""How an authSync's ended members are counted, by its flag."""
+
+
 async def auth_sync(session: AsyncSession, mp: Marketplace, call: s.AuthSync) -> Reply:
-    await members.sync_members(
+    flag = members.AuthFlag(call.flag)
+    done = await members.sync_members(
         session,
         tenant_id=call.tenant_id,
         app_id=call.app_id,
         instance_id=call.instance_id,
-        flag=members.AuthFlag(call.flag),
+        flag=flag,
         users=[_member_row(u) for u in call.user_list],
         sync_time=call.sync_time,
     )
-    return Reply()
+    changes: Changes = {"app_id": call.app_id, "added": done.added}
+    changes[_ENDED_AS[flag]] = done.ended
+    changes["sessions_ended"] = done.sessions_ended
+    return Reply(changes=changes)
 
 
 async def single_org_sync(session: AsyncSession, mp: Marketplace, call: s.SingleOrgSync) -> Reply:
-    await departments.sync_department(
+    done = await departments.sync_department(
         session,
         tenant_id=call.tenant_id,
         department=departments.DepartmentRow(
@@ -172,11 +203,11 @@ async def single_org_sync(session: AsyncSession, mp: Marketplace, call: s.Single
         deleted=call.flag == 0,
         sync_time=call.time_stamp,
     )
-    return Reply()
+    return Reply(changes={"org_code": done.org_code, "change": done.change.value})
 
 
 async def all_org_sync(session: AsyncSession, mp: Marketplace, call: s.AllOrgSync) -> Reply:
-    await departments.replace_departments(
+    done = await departments.replace_departments(
         session,
         tenant_id=call.tenant_id,
         departments=[
@@ -187,7 +218,7 @@ async def all_org_sync(session: AsyncSession, mp: Marketplace, call: s.AllOrgSyn
         ],
         sync_time=call.time_stamp,
     )
-    return Reply()
+    return Reply(changes={"departments": done.listed, "added": done.added, "removed": done.removed})
 
 
 # --- Basic --------------------------------------------------------------------------------
@@ -219,7 +250,7 @@ def _instance_info(mp: Marketplace, ids: list[str]) -> list[dict[str, Any]]:
 async def refresh_instance(
     session: AsyncSession, mp: Marketplace, call: s.RefreshInstance
 ) -> Reply:
-    await instances.refresh_instance(
+    done = await instances.refresh_instance(
         session,
         instance_id=call.instance_id,
         expire_time=s.parse_expire_time(call.expire_time),
@@ -227,35 +258,44 @@ async def refresh_instance(
         order_line_id=call.order_line_id,
         product_id=call.product_id,
     )
-    return Reply()
+    return _lifecycle(done, scene=call.scene)
 
 
 async def update_instance_status(
     session: AsyncSession, mp: Marketplace, call: s.UpdateInstanceStatus
 ) -> Reply:
-    await instances.set_frozen(
-        session, instance_id=call.instance_id, frozen=call.status == "FREEZE"
-    )
-    return Reply()
+    frozen = call.status == "FREEZE"
+    done = await instances.set_frozen(session, instance_id=call.instance_id, frozen=frozen)
+    return _lifecycle(done, status="frozen" if frozen else "unfrozen")
 
 
 async def release_instance(
     session: AsyncSession, mp: Marketplace, call: s.ReleaseInstance
 ) -> Reply:
-    await instances.release_instance(session, instance_id=call.instance_id)
-    return Reply()
+    done = await instances.release_instance(session, instance_id=call.instance_id)
+    return _lifecycle(done, status="released")
 
 
 async def upgrade_instance(
     session: AsyncSession, mp: Marketplace, call: s.UpgradeInstance
 ) -> Reply:
-    await instances.upgrade_instance(
+    done = await instances.upgrade_instance(
         session,
         instance_id=call.instance_id,
         order_id=call.order_id,
         order_line_id=call.order_line_id,
     )
-    return Reply()
+    return _lifecycle(done, upgraded=True)
+
+
+def _lifecycle(done: instances.InstanceChanged, **what: str | bool) -> Reply:
+    """An order-lifecycle call's reply: its body names no tenant, so the audit row takes the one
+    bound to the instance when there is exactly one, and the tenant's admin sees the call. With
+    several (or none), the row names none and only counts them: one call, one audit row."""
+    changes: Changes = {**what, "changed": done.changed, "sessions_ended": done.sessions_ended}
+    changes["tenants"] = len(done.tenant_ids)
+    only = done.tenant_ids[0] if len(done.tenant_ids) == 1 else None
+    return Reply(changes=changes, tenant_id=only)
 
 
 KIT: dict[str, tuple[type[BaseModel], Handler]] = {
