@@ -28,6 +28,7 @@ from identity.db import Database
 from identity.directory import tenants
 from identity.errors import IdentityError
 from identity.headers import SecurityHeaders, security_headers
+from identity.marketplace import order_details
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.notify import build_notifier
@@ -177,6 +178,8 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await rules
         app.state.marketplace.verifier.close()
+        if app.state.marketplace.order_api is not None:
+            await app.state.marketplace.order_api.close()
         await auth_centre.close()
         await db.dispose()
 
@@ -226,6 +229,7 @@ def _put_together(app: FastAPI, settings: Settings, db: Database, auth_centre: A
         settings=settings,
         cipher=cipher,
         private_key=load_seller_key(key_file) if key_file else None,
+        order_api=order_details.api_for(settings),
     )
     renewal = Renewal(db, cipher, auth_centre, state.metrics, policy_for(settings))
     state.sessions = Sessions(settings, db, cipher, admit=admission.admit, renew=renewal.renew)

@@ -10,11 +10,14 @@ from urllib.parse import urlsplit
 
 import typer
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 from typer.core import TyperGroup
 
 from identity import cli_db, demo_dir
 from identity import migrate as migrations
+from identity.crypto import Cipher
 from identity.directory import report
+from identity.marketplace import order_details
 from identity.provider.cli import clients_app, keys_app
 from identity.settings import Settings, load_settings
 
@@ -47,6 +50,8 @@ app = typer.Typer(
 )
 tenants_app = typer.Typer(help="Inspect the mirrored tenants", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
+instances_app = typer.Typer(help="Inspect the instances (orders)", no_args_is_help=True)
+app.add_typer(instances_app, name="instances")
 app.add_typer(
     typer.Typer(cls=_Simulate, no_args_is_help=True),
     name="simulate",
@@ -252,6 +257,27 @@ def tenants_show(
     shown = cli_db.read(folder, lambda session, _: report.show_tenant(session, tenant_id))
     if shown is None:
         typer.echo(f"no tenant {tenant_id}", err=True)
+        raise typer.Exit(1)
+    cli_db.print_json(shown)
+
+
+@instances_app.command("show")
+def instances_show(
+    instance_id: str,
+    as_json: bool = typer.Option(False, "--json", help="JSON output"),
+    folder: cli_db.DemoDir = None,
+) -> None:
+    """One instance: its order line, status, product and expiry, the tenants bound to it, and
+    the order the marketplace's order API gave (`order`, decrypted with the master key)."""
+
+    async def query(session: AsyncSession, settings: Settings) -> dict[str, Any] | None:
+        key = settings.secret_key or cli_db.master_key(settings)
+        cipher = Cipher(key.get_secret_value()) if key else None
+        return await order_details.show_instance(session, cipher, instance_id)
+
+    shown = cli_db.read(folder, query)
+    if shown is None:
+        typer.echo(f"no instance {instance_id}", err=True)
         raise typer.Exit(1)
     cli_db.print_json(shown)
 

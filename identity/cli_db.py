@@ -63,6 +63,14 @@ def write(folder: Path | None, work: Work[T]) -> T:
     return _run(settings, work, write=True)
 
 
+def master_key(settings: Settings) -> SecretStr | None:
+    """The master key a read may use to decrypt, when there is one (never created here)."""
+    try:
+        return settings.with_embedded_secret(create=False).secret_key
+    except RuntimeError:
+        return None
+
+
 def settings_for(folder: Path | None) -> Settings:
     """identity's settings, or a demo's database and master key in their place."""
     settings = load_settings()

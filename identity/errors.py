@@ -22,6 +22,8 @@ class ResultCode(StrEnum):
     AUTH_FAILED = "000001"
     INVALID_PARAM = "000002"
     INSTANCE_NOT_FOUND = "000003"
+    IN_PROGRESS = "000004"
+    """newInstance only: accepted, provisioning goes on; the marketplace polls queryInstance."""
     INTERNAL = "000005"
     SECRET_INVALID = "000101"  # noqa: S105 - a result code
 
@@ -53,6 +55,13 @@ class InvalidParameter(MarketplaceError):
 class InstanceNotFound(MarketplaceError):
     code = "instance_not_found"
     result_code = ResultCode.INSTANCE_NOT_FOUND
+
+
+class OrderNotConfirmed(MarketplaceError):
+    """The query-order API answered that newInstance's order is not what the call says."""
+
+    code = "order_not_confirmed"
+    result_code = ResultCode.INTERNAL
 
 
 class SecretUndecryptable(MarketplaceError):

@@ -73,6 +73,12 @@ class Instance(Timestamps, Base):
     status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     last_order_id: Mapped[str | None] = mapped_column(String(64))
     last_order_line_id: Mapped[str | None] = mapped_column(String(64))
+    # The order read from the query-order API (identity.marketplace.order_details).
+    order_state: Mapped[str | None] = mapped_column(String(16))
+    order_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    order_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    order_next_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    order_error: Mapped[str | None] = mapped_column(String(255))
 
 
 class TenantInstance(Timestamps, Base):

@@ -117,6 +117,7 @@ class Metrics:
             ["interface", "result_code"],
             registry=registry,
         )
+        self.order_queries = order_queries(registry)
         self.marketplace_latency = Histogram(
             "identity_marketplace_call_seconds",
             "Time to answer a KooGallery callback",
@@ -203,6 +204,21 @@ class WorkerMetrics:
         )
         for outcome in ("retried", "given_up"):  # at zero from the start, for rate()
             self.backchannel_failures.labels(outcome)
+        self.order_queries = order_queries(self.registry)
+
+
+def order_queries(registry: CollectorRegistry) -> Counter:
+    """The query-order API's answers to newInstance and to the worker's retries, by outcome
+    (`confirmed`, `refused`, `credentials`: our access key refused, `unavailable`)."""
+    counter = Counter(
+        "identity_marketplace_order_queries",
+        "Order queries to the marketplace's open API, by outcome",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in ("confirmed", "refused", "credentials", "unavailable"):
+        counter.labels(outcome)
+    return counter
 
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -1,7 +1,9 @@
 """`identity worker`: the periodic housekeeping jobs.
 
 It sends the back-channel logouts that are due (identity.provider.backchannel), every few
-seconds. Each purge ends sessions past their idle or absolute timeout (their apps are told),
+seconds, and asks again for the orders of instances whose newInstance could not confirm them
+(identity.marketplace.order_details), when an access key for the order API is configured.
+Each purge ends sessions past their idle or absolute timeout (their apps are told),
 and deletes nonces older than the nonce TTL (contract §2.4), marketplace audit rows and
 access-revocation audit rows older than `IDENTITY_RETENTION_DAYS`, finished back-channel
 deliveries older than that, authorization codes an hour after they expired, and
@@ -31,7 +33,9 @@ from sqlalchemy import ColumnElement, delete, or_, select
 
 from identity.access import end_sessions
 from identity.admin import lockout
+from identity.crypto import Cipher
 from identity.db import Database, utcnow
+from identity.marketplace import order_details
 from identity.models import (
     AccessRevocation,
     LocalPasswordTry,
@@ -136,6 +140,8 @@ async def run(
     docstring)."""
     failures = metrics.backchannel_failures if metrics else None
     db = Database(settings.database_url)
+    orders = order_details.api_for(settings)
+    cipher = Cipher(settings.secret_key.get_secret_value()) if settings.secret_key else None
     stopping = _stop_on_signals()
     last_purge = 0.0
     try:
@@ -147,6 +153,11 @@ async def run(
                     )
                     if any(sent.values()):
                         log.info("worker.backchannel", **sent)
+                    if orders is not None and cipher is not None:
+                        counted = metrics.order_queries if metrics else None
+                        asked = await order_details.confirm_due(db, cipher, orders, counted)
+                        if any(asked.values()):
+                            log.info("worker.orders", **asked)
                     if once or time.monotonic() - last_purge >= settings.worker_interval_seconds:
                         log.info("worker.purged", **await purge(db, settings, stopping=stopping))
                         last_purge = time.monotonic()
@@ -160,6 +171,8 @@ async def run(
                     await asyncio.wait_for(stopping.wait(), settings.backchannel_poll_seconds)
         log.info("worker.stopped")
     finally:
+        if orders is not None:
+            await orders.close()
         await db.dispose()
 
 

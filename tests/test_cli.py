@@ -92,7 +92,9 @@ def expected_show(instance: str) -> dict[str, object]:
                 "orderId": "O-1",
                 "orderLineId": "O-1-1",
                 "status": "active",
+                "productId": None,
                 "expireTime": "2030-01-01T00:00:00",
+                "orderState": None,  # no order API configured: never asked
             }
         ],
         "apps": [{"appId": APP, "clientId": "client-1", "state": "active"}],

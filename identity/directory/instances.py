@@ -75,6 +75,18 @@ async def create_instance(
     raise RuntimeError("could not allocate an instance id")  # two random ids taken: impossible
 
 
+async def order_confirmed(session: AsyncSession, order_id: str, order_line_id: str) -> bool:
+    """Whether the order line has an instance whose order needs no asking: confirmed, or made
+    without asking (no order state)."""
+    state = await session.execute(
+        select(Instance.order_state).where(
+            Instance.order_id == order_id, Instance.order_line_id == order_line_id
+        )
+    )
+    row = state.first()
+    return row is not None and row[0] in (None, "confirmed")
+
+
 async def find_instances(session: AsyncSession, instance_ids: list[str]) -> list[Instance]:
     rows = await session.scalars(select(Instance).where(Instance.instance_id.in_(instance_ids)))
     by_id = {row.instance_id: row for row in rows}

@@ -75,7 +75,9 @@ async def _instances(session: AsyncSession, tenant_id: str) -> list[dict[str, An
             "orderId": i.order_id,
             "orderLineId": i.order_line_id,
             "status": i.status,
+            "productId": i.product_id,
             "expireTime": i.expire_time.isoformat() if i.expire_time else None,
+            "orderState": i.order_state,
         }
         for i in rows
     ]

@@ -134,8 +134,15 @@ def _route(kind: Kind, name: str | None, data: dict[str, Any]) -> tuple[Any, ser
     return parse(model, data), handler
 
 
+_MESSAGES = {
+    ResultCode.SUCCESS: SUCCESS_MSG,
+    ResultCode.IN_PROGRESS: "in progress: the order is not confirmed yet.",
+}
+
+
 def _content(reply: service.Reply) -> dict[str, Any]:
-    content: dict[str, Any] = {"resultCode": ResultCode.SUCCESS.value, "resultMsg": SUCCESS_MSG}
+    code = reply.result_code
+    content: dict[str, Any] = {"resultCode": code.value, "resultMsg": _MESSAGES[code]}
     if reply.instance_id is not None:
         content["instanceId"] = reply.instance_id
     if reply.info is not None:
@@ -158,15 +165,19 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
         bind(tenant_id=record.tenant_id)
         record.instance_id = getattr(call, "instance_id", None)
         record.test = bool(getattr(call, "test", False))
+        order = await service.ask_order(db, web.marketplace(request), call)
+        if order is not None:
+            web.metrics(request).order_queries.labels(order.kind.value).inc()
         async with db.transaction() as session:
             await _claim_nonce(request, session, record, required=True)
-            reply = await service.apply(session, web.marketplace(request), handler, call)
+            reply = await service.apply(session, web.marketplace(request), handler, call, order)
             record.extra = {k: str(v) for k, v in reply.extra.items()}
             record.changes = reply.changes
             if reply.tenant_id is not None:  # an order-lifecycle call's one bound tenant
                 record.tenant_id = reply.tenant_id
                 bind(tenant_id=record.tenant_id)
-            await _audit(request, session, record, ResultCode.SUCCESS, SUCCESS_MSG, started)
+            code, message = reply.result_code, _MESSAGES[reply.result_code]
+            await _audit(request, session, record, code, message, started)
         return JSONResponse(_content(reply))
     except MarketplaceError as exc:
         code, message = exc.result_code, exc.message[:255]

@@ -22,11 +22,14 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.crypto import Cipher
+from identity.db import Database, utcnow
 from identity.directory import bindings, departments, instances, members, tenants
 from identity.directory.domains import DomainRefused, auth_centre_origin
-from identity.errors import InstanceNotFound, InvalidParameter
+from identity.errors import InstanceNotFound, InvalidParameter, OrderNotConfirmed, ResultCode
+from identity.marketplace import order_details
 from identity.marketplace import schemas as s
 from identity.marketplace.client_secret import decrypt_client_secret
+from identity.marketplace.orders import Kind, OrderApi, Outcome
 from identity.marketplace.verifier import Verifier
 from identity.settings import Settings
 
@@ -39,6 +42,8 @@ class Marketplace:
     cipher: Cipher
     private_key: RSAPrivateKey | None
     verifier: Verifier = field(default_factory=Verifier)
+    order_api: OrderApi | None = None
+    """The query-order API, when an access key is configured (`order_details`)."""
 
 
 Changes = dict[str, int | str | bool]
@@ -54,6 +59,8 @@ class Reply:
     tenant_id: str | None = None
     """The tenant an order-lifecycle call concerned, which its body does not name: the one
     bound to its instance, when exactly one is."""
+    result_code: ResultCode = ResultCode.SUCCESS
+    """`000004` for a newInstance whose order is not confirmed yet; else success."""
 
 
 Handler = Callable[[AsyncSession, Marketplace, Any], Awaitable[Reply]]
@@ -73,8 +80,26 @@ async def _persisted(session: AsyncSession, mp: Marketplace, call: Any) -> bool:
     return not await bindings.ever_bound(session, call.tenant_id)
 
 
-async def apply(session: AsyncSession, mp: Marketplace, handler: Handler, call: Any) -> Reply:
-    """Run a call; a debug call runs the same way and is then rolled back."""
+async def ask_order(db: Database, mp: Marketplace, call: Any) -> Outcome | None:
+    """For a newInstance, before its transaction: the order as the query-order API answers it
+    (`order_details`), or None when it need not be asked (no access key configured, a debug
+    call, or an instance of this line already confirmed)."""
+    if mp.order_api is None or not isinstance(call, s.NewInstance) or call.test:
+        return None
+    async with db.read() as session:
+        if await instances.order_confirmed(session, call.order_id, call.order_line_id):
+            return None
+    return await mp.order_api.query(call.order_id, call.order_line_id)
+
+
+async def apply(
+    session: AsyncSession, mp: Marketplace, handler: Handler, call: Any,
+    order: Outcome | None = None,
+) -> Reply:  # fmt: skip
+    """Run a call; a debug call runs the same way and is then rolled back. `order`: what the
+    query-order API answered for a newInstance (`ask_order`)."""
+    if order is not None:
+        return await _instance_of_order(session, mp, call, order)
     if await _persisted(session, mp, call):
         return await handler(session, mp, call)
     savepoint = await session.begin_nested()
@@ -234,12 +259,42 @@ async def new_instance(session: AsyncSession, mp: Marketplace, call: s.NewInstan
     return Reply(instance_id=instance_id)
 
 
+async def _instance_of_order(
+    session: AsyncSession, mp: Marketplace, call: s.NewInstance, order: Outcome
+) -> Reply:
+    """newInstance once its order was asked for: provisioned with it, or pending, or not at
+    all (`order_details`)."""
+    if order.kind is Kind.REFUSED:
+        raise OrderNotConfirmed(f"the marketplace's order API: {order.detail}")
+    instance_id = await instances.create_instance(
+        session,
+        order_id=call.order_id,
+        order_line_id=call.order_line_id,
+        business_id=call.business_id,
+    )
+    if order.kind is Kind.CONFIRMED:
+        assert order.order is not None
+        await order_details.confirm(
+            session, mp.cipher, instance_id, call.order_line_id, order.order
+        )
+        return Reply(instance_id=instance_id, changes={"order": order_details.CONFIRMED})
+    await order_details.postpone(session, instance_id, 1, order, utcnow())
+    return Reply(
+        instance_id=instance_id,
+        changes={"order": order_details.PENDING},
+        result_code=ResultCode.IN_PROGRESS,
+    )
+
+
 async def query_instance(session: AsyncSession, mp: Marketplace, call: s.QueryInstance) -> Reply:
-    """Known ids get their appInfo; unknown ones are left out; none known is 000003."""
-    ids = [i.instance_id for i in await instances.find_instances(session, call.ids)]
-    if not ids:
+    """Known ids get their appInfo; unknown ones are left out; none known is 000003. An
+    instance whose order is not confirmed is left out too, but is not unknown: asked alone, it
+    is answered with an empty list, which tells the marketplace to keep polling."""
+    found = await instances.find_instances(session, call.ids)
+    if not found:
         raise InstanceNotFound(f"no instance among {', '.join(call.ids)[:200]} exists")
-    return Reply(info=_instance_info(mp, ids))
+    ready = [i.instance_id for i in found if i.order_state in (None, order_details.CONFIRMED)]
+    return Reply(info=_instance_info(mp, ready))
 
 
 def _instance_info(mp: Marketplace, ids: list[str]) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ from identity.provider import clients
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH
 from identity.simulator.cas import LOGIN_PATH as CAS_LOGIN_PATH
+from identity.simulator.order_api import DEMO_KEY
 from identity.simulator.scenario import Scenario, load_scenario
 from identity.simulator.sender import Keys, KooGallery
 
@@ -243,6 +244,12 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
     try:  # everything the demo keeps in its folder
         keys = _keys(folder)
         env = _env(folder, identity, keys)
+        # newInstance reads the order from the simulator's stand-in of the order API.
+        env |= {
+            "IDENTITY_MARKETPLACE_AK": DEMO_KEY.ak,
+            "IDENTITY_MARKETPLACE_SK": DEMO_KEY.sk,
+            "IDENTITY_MARKETPLACE_API_URL": sim,
+        }
         upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
         demo_dir.write_addresses(folder, identity, sim, example)
         client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))

@@ -200,4 +200,6 @@ async def identity_with(settings: Settings, **changes: Any) -> AsyncIterator[htt
             yield client
     finally:
         await app.state.sso.auth_centre.close()
+        if app.state.marketplace.order_api is not None:
+            await app.state.marketplace.order_api.close()
         await app.state.db.dispose()
