@@ -216,3 +216,7 @@ def test_the_demo_shows_who_bought_its_instance(demo: dict[str, str]) -> None:
     assert order["buyerInfo"]["customerId"]
     missing = identity_cli(Path(folder), "instances", "show", "no-such", "--demo-dir", folder)
     assert missing.returncode == 1 and "no instance no-such" in missing.stderr
+    # The marketplace's retry of the purchase: the same instance, the order asked no more.
+    again = identity_cli(Path(folder), "simulate", "new-instance", "acme", "--demo-dir", folder)
+    assert again.returncode == 0, again.stderr
+    assert f"000000 success. instanceId={instance['instanceId']}" in again.stdout

@@ -286,6 +286,11 @@ def move_department_command(
     _deliver(to, lambda s, world: events.move_department(s, world.tenant(tenant), org, parent))
 
 
+_tenant_command(
+    "new-instance",
+    events.new_instance,
+    "Buy the app: newInstance (identity reads the order from the order API when it has a key).",
+)
 _tenant_command("freeze", events.freeze, "Freeze the instance: updateInstanceStatus FREEZE.")
 _tenant_command("unfreeze", events.unfreeze, "Unfreeze: updateInstanceStatus UNFREEZE.")
 _tenant_command("release", events.release, "Release the instance: releaseInstance.")

@@ -26,6 +26,8 @@ from identity.marketplace.signing import Kind, sign_body
 from identity.simulator.scenario import TenantSpec
 
 SUCCESS = "000000"
+IN_PROGRESS = "000004"
+"""newInstance accepted while the ISV finishes provisioning; the marketplace polls queryInstance."""
 MAX_USERS_PER_SYNC = 500
 BASIC_PATH = "/koogallery"
 KIT_PATH = "/koogallery/produceAPI/v2/{name}"
@@ -163,7 +165,9 @@ class KooGallery:
         answer = _answer(interface, response)
         if self.report is not None and not quiet:
             self.report(_line(interface, raw, answer))
-        if answer.get("resultCode") != SUCCESS:
+        code = answer.get("resultCode")
+        in_progress = interface == "newInstance" and code == IN_PROGRESS  # accepted (§4.2)
+        if code != SUCCESS and not in_progress:
             raise Refused(interface, answer)
         return answer
 
