@@ -28,7 +28,7 @@ from identity.db import Database
 from identity.directory import tenants
 from identity.errors import IdentityError
 from identity.headers import SecurityHeaders, security_headers
-from identity.marketplace import order_details
+from identity.marketplace import order_details, v1_routes
 from identity.marketplace.routes import router as marketplace_router
 from identity.marketplace.service import Marketplace
 from identity.notify import build_notifier
@@ -210,6 +210,8 @@ def create_app(settings: Settings) -> FastAPI:
         pages.brand_router,
     ):
         app.include_router(router)
+    if settings.marketplace_v1_key and settings.marketplace_v1_key.get_secret_value():
+        app.include_router(v1_routes.router)  # the V1 callbacks, for products still on V1
     app.mount("/static", pages.static_files(), name="static")
     _answer_errors(app)
     return app

@@ -15,13 +15,14 @@ it see only `/metrics`.
 
 from __future__ import annotations
 
+import asyncio
 import http
 import socket
 from asyncio import TimerHandle
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import uvicorn
 from fastapi import FastAPI
@@ -49,6 +50,32 @@ class Limits:
         )
 
 
+SPELLED = ((b"\r\nbody-sign: ", b"\r\nBody-Sign: "),)
+"""Header names written with their capitals: uvicorn writes every name in lower case, but the
+marketplace's V1 reads `Body-Sign` case-sensitively (`identity.marketplace.v1`)."""
+
+
+class _SpelledHeaders:
+    """The connection's transport, with the response head's `SPELLED` names given back their
+    capitals. uvicorn writes a response's status line and headers in one write of their own,
+    which begins with `HTTP/`; nothing else is touched."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/"):
+            head_end = data.find(b"\r\n\r\n")
+            head, rest = (data, b"") if head_end < 0 else (data[:head_end], data[head_end:])
+            for lower, spelled in SPELLED:
+                head = head.replace(lower, spelled)
+            data = head + rest
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the head metered before it reaches the parser and a
     deadline on receiving each head and each body. One timer per phase, none while idle between
@@ -69,7 +96,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
+        super().connection_made(cast("asyncio.Transport", _SpelledHeaders(transport)))
         self._arm(self.limits.head_seconds, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:

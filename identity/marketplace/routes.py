@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity import web
@@ -36,23 +38,34 @@ SUCCESS_MSG, INTERNAL_MSG = "success.", "other inner error"
 
 
 @router.post("/koogallery")
-async def basic_call(request: Request) -> JSONResponse:
+async def basic_call(request: Request) -> Response:
     q = request.query_params
     signed = (q.get("signature"), q.get("timestamp"), q.get("nonce"))
-    return await _answer(request, Kind.BASIC, None, signed)
+    return await answer(
+        request, Kind.BASIC, None, partial(_authenticate, request, Kind.BASIC, signed)
+    )
 
 
 @router.post("/koogallery/produceAPI/v2/{name}")
-async def kit_call(name: str, request: Request) -> JSONResponse:
+async def kit_call(name: str, request: Request) -> Response:
     h = request.headers
     signed = (h.get("x-sign"), h.get("x-timestamp"), h.get("x-nonce"))
-    return await _answer(request, Kind.KIT, name, signed)
+    return await answer(request, Kind.KIT, name, partial(_authenticate, request, Kind.KIT, signed))
 
 
 Signed = tuple[str | None, str | None, str | None]
+Authenticate = Callable[[CallRecord], Awaitable[dict[str, Any]]]
+"""Checks a call's signature and returns its body as a V2 call's; sets what the audit keeps
+of it (`payload_sha256`, `signature_variant`, and `nonce` once the signature is good)."""
+Respond = Callable[[dict[str, Any], CallRecord], Response]
+"""The HTTP answer for a call's `{resultCode, resultMsg, …}`."""
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def json_answer(content: dict[str, Any], _record: CallRecord) -> Response:
+    return JSONResponse(content)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise InvalidParameter(f"body exceeds {limit} bytes")
@@ -96,7 +109,7 @@ async def _authenticate(
     declared = request.headers.get("content-length", "")
     client = request.client.host if request.client else ""
     async with mp.verifier.turn(client, int(declared) if declared.isdigit() else None):
-        body = await _read_body(request, mp.settings.max_body_bytes)
+        body = await read_body(request, mp.settings.max_body_bytes)
         verified = await mp.verifier.match(kind, keys, signature, nonce, timestamp, body)
     if verified is None:
         raise SignatureError("signature does not match")
@@ -150,13 +163,17 @@ def _content(reply: service.Reply) -> dict[str, Any]:
     return content
 
 
-async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed) -> JSONResponse:
+async def answer(
+    request: Request, kind: Kind, name: str | None, authenticate: Authenticate,
+    respond: Respond = json_answer,
+) -> Response:  # fmt: skip
+    """A call of either generation, once `authenticate` read it (see the module's docstring)."""
     started = time.perf_counter()
     record = CallRecord(interface=_label(kind, name))
     bind(interface=record.interface)
     db = web.database(request)
     try:
-        data = await _authenticate(request, kind, signed, record)
+        data = await authenticate(record)
         if kind is Kind.BASIC:
             record.interface = _label(kind, data.get("activity"))
             bind(interface=record.interface)
@@ -178,7 +195,7 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
                 bind(tenant_id=record.tenant_id)
             code, message = reply.result_code, _MESSAGES[reply.result_code]
             await _audit(request, session, record, code, message, started)
-        return JSONResponse(_content(reply))
+        return respond(_content(reply), record)
     except MarketplaceError as exc:
         code, message = exc.result_code, exc.message[:255]
     except Exception as exc:  # database down, a bug: retryable, and never a 500 or HTML page
@@ -188,7 +205,7 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
         # Not signed (or not well-formed enough to check): anyone can send these, so they go
         # to the log and the metrics only, never to the database.
         _report(request, record, code, message, started)
-        return JSONResponse({"resultCode": code.value, "resultMsg": message})
+        return respond({"resultCode": code.value, "resultMsg": message}, record)
     record.changes = {}  # the call's transaction was rolled back: whatever it did is undone
     try:
         async with db.transaction() as session:
@@ -196,7 +213,7 @@ async def _answer(request: Request, kind: Kind, name: str | None, signed: Signed
             await _audit(request, session, record, code, message, started)
     except Exception as exc:  # the answer stands even when the audit cannot be written
         log.error("marketplace_audit_failed", interface=record.interface, error=type(exc).__name__)
-    return JSONResponse({"resultCode": code.value, "resultMsg": message})
+    return respond({"resultCode": code.value, "resultMsg": message}, record)
 
 
 async def _claim_nonce(
