@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -27,9 +28,13 @@ from identity.marketplace import v1
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.models import Authorisation, Department, Instance, MarketplaceCall, Tenant
 from identity.settings import Settings
+from identity.simulator import sender as events
+from identity.simulator.v1_wire import V1KooGallery
+from identity.simulator.wire import DeliveryError, Keys
 from tests.helpers.auth_centres import identity_with
 from tests.helpers.kit_bodies import one, rows
 from tests.helpers.servers import free_port
+from tests.helpers.simulator_world import APP_ID, world
 
 KEY = "v1-seller-key-0123456789"
 TENANT, APP = "T-V1", "APP-V1"
@@ -186,3 +191,23 @@ async def test_body_sign_is_written_with_its_case_on_the_wire(settings: Settings
     assert signs == [v1.body_sign(KEY, body).decode()]
     assert json.loads(body)["resultCode"] == "000003"
     assert time.time()  # the answer came within the test's own deadline
+
+
+async def test_the_simulator_provisions_and_freezes_an_enterprise_through_v1(
+    marketplace: V1Marketplace, db: Database, private_key_file: Path
+) -> None:
+    """The simulator's V1 sender (`identity simulate … --v1`): the scenario's purchase, bind and
+    authorisations in V1's shapes, then a freeze as `expireInstance`, each answer's Body-Sign
+    checked by the sender; an unfreeze, which V1 never had, is refused before it is sent."""
+    keys = Keys.from_private_key_pem(None, None, private_key_file.read_bytes())
+    sender = V1KooGallery(marketplace.client, keys, key=KEY, app_id=APP_ID,
+                          auth_centre="http://127.0.0.1:9")  # fmt: skip
+    acme = world().tenant("acme")
+    await events.provision(sender, acme)
+    await events.freeze(sender, acme)
+    with pytest.raises(DeliveryError, match="no unfreeze"):
+        await events.unfreeze(sender, acme)
+    authorised = await rows(db, Authorisation, Authorisation.tenant_id == acme.tenant_id)
+    assert {a.user_name for a in authorised} == {m.user_name for m in acme.authorised_members}
+    assert (await one(db, Instance, Instance.order_id == acme.order.order_id)).status == "frozen"
+    assert {c.signature_variant for c in await rows(db, MarketplaceCall)} == {"v1"}

@@ -36,8 +36,10 @@ from identity.simulator.target import (
     PrivateKeyOpt,
     ScenarioOpt,
     Target,
+    V1Opt,
     resolve_target,
 )
+from identity.simulator.v1_wire import V1KooGallery
 
 HEALTH_POLL_SECONDS = 0.5
 
@@ -53,18 +55,23 @@ UserArg = Annotated[str, typer.Argument(help="The member's userName (account)")]
 Action = Callable[[KooGallery, Scenario], Awaitable[object]]
 
 
-def _deliver(target: Target, action: Action) -> None:
-    """Run one event against identity; a refusal or an unreachable identity exits 1."""
+def _deliver(target: Target, action: Action, v1: bool = False) -> None:
+    """Run one event against identity; a refusal or an unreachable identity exits 1. `v1`:
+    sent as V1 calls (`v1_wire`)."""
 
     async def run(scenario: Scenario, keys: Keys) -> None:
         async with httpx.AsyncClient(base_url=target.identity, timeout=20.0) as client:
-            sender = KooGallery(
-                client,
-                keys,
-                app_id=scenario.app_id,
-                auth_centre=target.auth_centre,
-                report=typer.echo,
-            )
+            sender: KooGallery
+            if v1:
+                sender = V1KooGallery(
+                    client, keys, key=target.v1_key(), app_id=scenario.app_id,
+                    auth_centre=target.auth_centre, report=typer.echo,
+                )  # fmt: skip
+            else:
+                sender = KooGallery(
+                    client, keys, app_id=scenario.app_id,
+                    auth_centre=target.auth_centre, report=typer.echo,
+                )  # fmt: skip
             await action(sender, scenario)
 
     try:
@@ -92,11 +99,12 @@ def _tenant_command(name: str, operation: TenantOperation, help_text: str) -> No
         kit_key: KitKeyOpt = None,
         private_key_file: PrivateKeyOpt = None,
         demo_dir: DemoDirOpt = None,
+        v1: V1Opt = False,
     ) -> None:
         to = resolve_target(
             scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
         )
-        _deliver(to, lambda s, world: operation(s, world.tenant(tenant)))
+        _deliver(to, lambda s, world: operation(s, world.tenant(tenant)), v1)
 
 
 def _member_command(name: str, operation: MemberOperation, help_text: str) -> None:
@@ -111,11 +119,12 @@ def _member_command(name: str, operation: MemberOperation, help_text: str) -> No
         kit_key: KitKeyOpt = None,
         private_key_file: PrivateKeyOpt = None,
         demo_dir: DemoDirOpt = None,
+        v1: V1Opt = False,
     ) -> None:
         to = resolve_target(
             scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
         )
-        _deliver(to, lambda s, world: operation(s, world.tenant(tenant), user))
+        _deliver(to, lambda s, world: operation(s, world.tenant(tenant), user), v1)
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -241,6 +250,7 @@ def provision_command(
     kit_key: KitKeyOpt = None,
     private_key_file: PrivateKeyOpt = None,
     demo_dir: DemoDirOpt = None,
+    v1: V1Opt = False,
 ) -> None:
     """Purchase, bind, authorise (newInstance, tenantSync, applicationSync, allOrgSync, authSync).
 
@@ -254,7 +264,7 @@ def provision_command(
     to = resolve_target(
         scenario, identity, auth_centre, basic_key, kit_key, private_key_file, demo_dir
     )
-    _deliver(to, provision_all)
+    _deliver(to, provision_all, v1)
 
 
 _tenant_command("bind", events.bind, "Bind the app: tenantSync, applicationSync, allOrgSync.")

@@ -44,6 +44,14 @@ DemoDirOpt = Annotated[
         show_default=False,
     ),
 ]
+V1Opt = Annotated[
+    bool,
+    typer.Option(
+        "--v1",
+        help="Send the calls as V1 did (GET basic calls, authToken, Body-Sign), signed with "
+        "IDENTITY_MARKETPLACE_V1_KEY",
+    ),
+]
 BasicKeyOpt = Annotated[
     str | None, typer.Option(help="Basic access key (default: IDENTITY_MARKETPLACE_BASIC_KEY)")
 ]
@@ -71,6 +79,16 @@ class Target:
     private_key_file: Path | None
     demo: Path | None = None
     """The demo folder identity's address came from, named when identity cannot be reached."""
+
+    def v1_key(self) -> str:
+        """The seller's V1 key, for `--v1`."""
+        try:
+            key = _secret(Settings().marketplace_v1_key)
+        except ValueError as exc:
+            raise DeliveryError(f"cannot read identity's settings: {exc}") from None
+        if not key:
+            raise DeliveryError("--v1 needs the seller's V1 key: set IDENTITY_MARKETPLACE_V1_KEY")
+        return key
 
     def keys(self) -> Keys:
         try:

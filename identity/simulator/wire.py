@@ -162,11 +162,15 @@ class KooGallery:
         except httpx.HTTPError as exc:
             where = str(self.client.base_url).rstrip("/") + path
             raise Unreachable(f"{interface}: identity is unreachable at {where}: {exc!r}") from exc
-        answer = _answer(interface, response)
+        answer = read_answer(interface, response)
         if self.report is not None and not quiet:
-            self.report(_line(interface, raw, answer))
+            self.report(report_line(interface, raw, answer))
+        return self._checked(interface, answer)
+
+    def _checked(self, interface: str, answer: Answer) -> Answer:
+        """The answer, when it is a success (or newInstance's "in progress", §4.2)."""
         code = answer.get("resultCode")
-        in_progress = interface == "newInstance" and code == IN_PROGRESS  # accepted (§4.2)
+        in_progress = interface == "newInstance" and code == IN_PROGRESS
         if code != SUCCESS and not in_progress:
             raise Refused(interface, answer)
         return answer
@@ -190,7 +194,7 @@ class KooGallery:
         return self._instances[key]
 
 
-def _answer(interface: str, response: httpx.Response) -> Answer:
+def read_answer(interface: str, response: httpx.Response) -> Answer:
     """HTTP 200 + JSON with resultCode is the only answer the marketplace accepts (§0.3)."""
     try:
         answer = response.json()
@@ -204,7 +208,7 @@ def _answer(interface: str, response: httpx.Response) -> Answer:
     return answer
 
 
-def _line(interface: str, raw: bytes, answer: Answer) -> str:
+def report_line(interface: str, raw: bytes, answer: Answer) -> str:
     body = json.loads(raw)
     subject = body.get("tenantId") or body.get("instanceId") or body.get("orderId") or ""
     extra = f" instanceId={answer['instanceId']}" if "instanceId" in answer else ""
