@@ -1,6 +1,6 @@
 """V1's signatures: the request's `authToken` and the answer's `Body-Sign`, against the
-contract's derived vectors, and the same values computed by the JDK's own `javax.crypto.Mac`
-(the marketplace's side is Java)."""
+contract's derived vectors, and the same values (and V2's basic signature) computed by the
+JDK's own `javax.crypto.Mac` (the marketplace's side is Java)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from identity.errors import InvalidParameter, SignatureError
 from identity.marketplace import v1
+from identity.marketplace.signing import Kind, sign
 
 KEY = "TestAccessKey-0123456789"
 STAMP = "20170725025113409"
@@ -25,6 +26,12 @@ TOKEN = "g3u6xAVT7S09JnVjGN82p/qacAt6uoPlCPtTJzCmXQU="
 ANSWER = b'{"resultCode":"000000","resultMsg":"success."}'
 SIGNED_ANSWER = b'sign_type="HMAC-SHA256", signature="0nkYoBuwtv3R98vgxpcsJGJQKW8nSlqAnoQfyy6vVH0="'
 STAMP_MS = 1500951073409  # 2017-07-25T02:51:13.409Z
+V2_NONCE = "50D83FDECAED6CCD8EF597F2A577950527928BA287D04E6036E92B2806FD17DA"
+V2_TIMESTAMP = "1680508066618"
+V2_BODY = (
+    '{"activity":"newInstance","businessId":"87b94795-0603-4e24-8ae5-69420d60e3c8",'
+    '"orderId":"CS2211181819B4LVS","orderLineId":"CS2211181819B4LVS-000001","testFlag":"1"}'
+)
 
 
 def test_the_contracts_v1_vectors() -> None:
@@ -110,9 +117,20 @@ public class V1Check {
         return Base64.getEncoder().encodeToString(mac.doFinal(data));
     }
 
+    static String hex(String key, byte[] data) throws Exception {
+        Mac mac = Mac.getInstance("HmacSHA256");
+        mac.init(new SecretKeySpec(key.getBytes("UTF-8"), "HmacSHA256"));
+        StringBuilder out = new StringBuilder();
+        for (byte b : mac.doFinal(data)) out.append(String.format("%02x", b));
+        return out.toString();
+    }
+
     public static void main(String[] args) throws Exception {
         System.out.println(mac(args[0] + args[1], args[2].getBytes("UTF-8")));
         System.out.println(mac(args[0], args[3].getBytes("UTF-8")));
+        // V2 basic: Hex(HMAC(key, key + nonce + timestamp + Hex(HMAC(key, body))))
+        String inner = hex(args[4], args[7].getBytes("UTF-8"));
+        System.out.println(hex(args[4], (args[4] + args[5] + args[6] + inner).getBytes("UTF-8")));
     }
 }
 """
@@ -127,10 +145,14 @@ def test_the_jdks_mac_gives_the_same_signatures(tmp_path: Path) -> None:
     fields = PARAMS | {"customerName": "张三 & co"}
     text = v1.signed_text(fields, skip_blank=False)
     answer = '{"resultCode":"000000","resultMsg":"成功"}'
+    v2 = [KEY, V2_NONCE, V2_TIMESTAMP, V2_BODY]
     done = subprocess.run(  # noqa: S603 - our own argv
-        ["java", str(source), KEY, STAMP, text, answer],  # noqa: S607 - the JDK on PATH
+        ["java", str(source), KEY, STAMP, text, answer, *v2],  # noqa: S607 - the JDK on PATH
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    token, signature = done.stdout.split()
+    token, signature, v2_signature = done.stdout.split()
     assert token == v1.auth_token(KEY, STAMP, text)
     assert f'signature="{signature}"'.encode() in v1.body_sign(KEY, answer.encode())
+    # V2's basic signature (the contract's vector A) comes out the same from the JDK.
+    assert v2_signature == sign(Kind.BASIC, KEY, V2_NONCE, V2_TIMESTAMP, V2_BODY.encode())
+    assert v2_signature == "c3e0739f9f9ac29f41d171ebc4882300bb9b6be2290f8ebd13d0b4e20f85b6d2"
