@@ -16,7 +16,8 @@ import httpx2 as httpx
 import pytest
 import yaml
 
-from identity.settings import SECRET_SETTINGS, Settings
+from identity.secret_files import SECRET_SETTINGS
+from identity.settings import Settings
 from tests.helpers.manifests import (
     BASE,
     DEPLOY,

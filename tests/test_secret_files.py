@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from identity.settings import SECRET_SETTINGS, SecretFileError, Settings
+from identity.secret_files import SECRET_SETTINGS, SecretFileError
+from identity.settings import Settings
 from tests.helpers.cli import KEY, identity, one_line_naming
 
 VALUES = {
