@@ -296,6 +296,8 @@ class OidcClient(Timestamps, Base):
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2048))
     initiate_login_uri: Mapped[str | None] = mapped_column(String(2048))
+    home_uri: Mapped[str | None] = mapped_column(String(2048))
+    """Where the app's members open it, when it cannot start a sign-in itself."""
 
 
 class SigningKey(Base):

@@ -99,11 +99,12 @@ async def _world(db: Database) -> None:
                     last_sync_time=STAMP,
                 )
             )
-        for app_id, name, initiate in (
-            (APP, "Shop 商城", "https://shop.example.com/login?from=identity"),
-            (APP, "Shop kiosk", None),
-            (SECRET_APP, "Payroll", "https://payroll.example.com/login"),
-            (DISABLED_APP, "Reports", "https://reports.example.com/login"),
+        for app_id, name, initiate, home in (
+            (APP, "Shop 商城", "https://shop.example.com/login?from=identity", None),
+            (APP, "Shop kiosk", None, None),
+            (APP, "Shop web", None, "https://web.shop.example.com/start"),
+            (SECRET_APP, "Payroll", "https://payroll.example.com/login", None),
+            (DISABLED_APP, "Reports", "https://reports.example.com/login", None),
         ):
             host = urlsplit(initiate or "https://kiosk.example.com/").netloc
             await clients.add(
@@ -116,6 +117,7 @@ async def _world(db: Database) -> None:
                     backchannel_logout_uri=None,
                     initiate_login_uri=initiate,
                     public=False,
+                    home_uri=home,
                 ),
             )
 
@@ -159,13 +161,15 @@ async def test_the_signed_in_page_lists_the_apps_the_member_may_use_with_their_s
 
     # APP's two clients (by name), then NO_CLIENT alone; never SECRET_APP or DISABLED_APP.
     names = [" ".join((item["text"] or "").split()[:2]) for item in items]
-    assert [item["app"] for item in items] == [APP, APP, NO_CLIENT]
+    assert [item["app"] for item in items] == [APP, APP, APP, NO_CLIENT]
     assert names == [
         "Shop kiosk",
+        "Shop web",
         "Shop 商城",
         f"{NO_CLIENT} 未登记登录地址，请从应用自己的网址或云商店进入",
     ]
-    kiosk, shop, bare = items
+    kiosk, web, shop, bare = items
+    assert web["href"] == "https://web.shop.example.com/start"  # its home: no hints to add
     assert shop["href"] is not None
     link = urlsplit(shop["href"])
     assert (link.scheme, link.netloc, link.path) == ("https", "shop.example.com", "/login")
@@ -211,11 +215,12 @@ async def test_alice_sees_the_app_only_she_may_use(
     items = apps_on((await _get(client, "/sso/me", alice)).text)
     assert [(item["app"], item["href"]) for item in items] == [
         (APP, None),
-        (APP, items[1]["href"]),
+        (APP, "https://web.shop.example.com/start"),
+        (APP, items[2]["href"]),
         (SECRET_APP, "https://payroll.example.com/login?iss=https%3A%2F%2Fidentity.example.com"
          f"&login_hint=alice%40{CODE}&target_link_uri=https%3A%2F%2Fpayroll.example.com%2F"),
     ]  # fmt: skip
-    assert (items[1]["href"] or "").startswith("https://shop.example.com/login?from=identity&")
+    assert (items[2]["href"] or "").startswith("https://shop.example.com/login?from=identity&")
 
 
 async def test_a_member_who_is_not_an_admin_gets_a_page_of_their_own(

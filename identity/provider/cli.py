@@ -48,6 +48,10 @@ def clients_add(
     ] = None,
     backchannel_logout_uri: Annotated[str | None, typer.Option()] = None,
     initiate_login_uri: Annotated[str | None, typer.Option()] = None,
+    home_uri: Annotated[
+        str | None,
+        typer.Option(help="The app's own page, linked from /sso/me when it has no initiate URI"),
+    ] = None,
     public: Annotated[bool, typer.Option("--public", help="No secret; PKCE required")] = False,
     as_json: JsonOpt = False,
     folder: DemoDir = None,
@@ -61,6 +65,7 @@ def clients_add(
         backchannel_logout_uri=backchannel_logout_uri,
         initiate_login_uri=initiate_login_uri,
         public=public,
+        home_uri=home_uri,
     )
     try:
         client_id, secret = cli_db.write(folder, lambda s, _: clients.add(s, registration))

@@ -64,6 +64,7 @@ class Registration:
     backchannel_logout_uri: str | None
     initiate_login_uri: str | None
     public: bool
+    home_uri: str | None = None
 
 
 def describe(client: OidcClient) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def describe(client: OidcClient) -> dict[str, Any]:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "initiate_login_uri": client.initiate_login_uri,
+        "home_uri": client.home_uri,
         "public": client.public,
     }
 
@@ -91,7 +93,7 @@ async def add(session: AsyncSession, registration: Registration) -> tuple[str, s
         check_uri(uri, "redirect URI")
     for uri in r.post_logout_redirect_uris:
         check_uri(uri, "post-logout redirect URI")
-    for other in (r.backchannel_logout_uri, r.initiate_login_uri):
+    for other in (r.backchannel_logout_uri, r.initiate_login_uri, r.home_uri):
         if other:
             check_uri(other, "URI")
     client_id = secrets.token_hex(16)  # never a leading '-', which a command line would misread
@@ -107,6 +109,7 @@ async def add(session: AsyncSession, registration: Registration) -> tuple[str, s
             post_logout_redirect_uris=list(r.post_logout_redirect_uris),
             backchannel_logout_uri=r.backchannel_logout_uri,
             initiate_login_uri=r.initiate_login_uri,
+            home_uri=r.home_uri,
         )
     )
     return client_id, secret
@@ -182,7 +185,11 @@ def initiate_url(issuer: str, initiate: str, redirect_uris: list[str], login_hin
 
 
 _OF_APPS = select(
-    OidcClient.app_id, OidcClient.name, OidcClient.initiate_login_uri, OidcClient.redirect_uris
+    OidcClient.app_id,
+    OidcClient.name,
+    OidcClient.initiate_login_uri,
+    OidcClient.redirect_uris,
+    OidcClient.home_uri,
 ).order_by(OidcClient.app_id, OidcClient.name, OidcClient.client_id)
 
 
@@ -191,14 +198,14 @@ async def sign_in_links(
 ) -> list[tuple[str, str, str | None]]:
     """Every client of `app_ids` (the apps the member may use, `eligibility.usable_apps`) as
     (app id, name, where the member starts signing in to it), for the signed-in page; the
-    address is None when the client registered no `initiate_login_uri` (a client has no other
-    address a sign-in can start from)."""
+    address is its `initiate_login_uri` (with the hints the app needs), else its home URI (the
+    app's own page, where its members sign in as usual), else None."""
     if not app_ids:
         return []
     async with db.single_read() as conn:
         rows = (await conn.execute(_OF_APPS.where(OidcClient.app_id.in_(app_ids)))).all()
     hint = f"{user_name}@{tenant_code}"
     return [
-        (app_id, name, initiate_url(issuer, initiate, uris, hint) if initiate else None)
-        for app_id, name, initiate, uris in rows
+        (app_id, name, initiate_url(issuer, initiate, uris, hint) if initiate else home)
+        for app_id, name, initiate, uris, home in rows
     ]
