@@ -1,6 +1,8 @@
 """Settings from the environment (and a `.env` file), names fixed by the design.
 
-One class, built once by the caller and passed in; never a mutable global.
+One class, built once by the caller and passed in; never a mutable global. It is longer than a
+module should be because it is one class: every setting, with the checks that must see several
+of them at once, in one place (the secret-file source is `identity.secret_files`).
 """
 
 from __future__ import annotations

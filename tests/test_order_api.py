@@ -4,7 +4,6 @@ kind of answer means for a newInstance."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -15,7 +14,6 @@ from urllib.parse import quote
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 
 from identity.marketplace.orders import (
     QUERY_PATH,
@@ -28,7 +26,7 @@ from identity.marketplace.orders import (
 from identity.simulator.authcentre import create_auth_centre
 from identity.simulator.order_api import DEMO_KEY
 from tests.helpers.auth_centres import auth_centre, silent_auth_centre
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, serving_here
 from tests.helpers.simulator_world import world
 
 KEY = AccessKey("HPUAXXXXXXXXXXXXXXXX", "s3cr3t-access-key-for-tests-0123456789")
@@ -126,17 +124,8 @@ def test_what_an_answer_means(status: int, body: bytes, kind: Kind) -> None:
 @pytest.fixture
 async def simulator() -> AsyncIterator[str]:
     """The simulator's auth centre, which also serves the query-order API, over real HTTP."""
-    port = free_port()
-    app = create_auth_centre(world(), callback_base="http://127.0.0.1:9")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving_here(create_auth_centre(world(), callback_base="http://127.0.0.1:9")) as url:
+        yield url
 
 
 async def test_the_simulator_confirms_its_order_to_a_signed_query(simulator: str) -> None:

@@ -4,7 +4,6 @@ by the worker), against the simulator's signed stand-in over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from identity.crypto import Cipher
@@ -27,7 +25,7 @@ from tests.helpers.auth_centres import auth_centre, identity_with, silent_auth_c
 from tests.helpers.demo_process import identity as identity_cli
 from tests.helpers.kit_bodies import one, rows
 from tests.helpers.marketplace_client import SECRET_KEY, SignedCalls
-from tests.helpers.servers import METRICS_TOKEN, free_port
+from tests.helpers.servers import METRICS_TOKEN, serving_here
 from tests.helpers.simulator_world import world
 
 ACME = world().tenant("acme").order
@@ -36,17 +34,9 @@ OK, IN_PROGRESS, INTERNAL, NOT_FOUND = "000000", "000004", "000005", "000003"
 
 @pytest.fixture
 async def simulator() -> AsyncIterator[str]:
-    port = free_port()
-    app = create_auth_centre(world(), callback_base="http://127.0.0.1:9")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    """The simulator's auth centre, which also serves the query-order API, over real HTTP."""
+    async with serving_here(create_auth_centre(world(), callback_base="http://127.0.0.1:9")) as url:
+        yield url
 
 
 def _with_api(url: str, **more: Any) -> dict[str, Any]:
