@@ -23,6 +23,10 @@ each tenant's `domainName` (§3.1). Paths:
 
 The SSO cookie is `sim_sso` (HttpOnly, SameSite=Lax, not Secure: the simulator runs on plain
 http). Cookies ignore ports, so it must not share identity's cookie name on 127.0.0.1.
+
+A little past the ~400 lines other modules keep to: the OAuth flows' pages and endpoints read
+best together; the CAS login (`cas`) and the order API (`order_api`) live in modules of their
+own, and the next endpoint should too.
 """
 
 from __future__ import annotations
