@@ -59,6 +59,8 @@ class Tenant(Timestamps, Base):
     state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     last_sync_time: Mapped[str] = mapped_column(String(17))
     """Marketplace `timeStamp` (yyyyMMddHHmmssSSS, GMT+8) of the newest applied tenantSync."""
+    event_cursor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """The cursor of the tenant's last change event (identity.events)."""
 
 
 class Instance(Timestamps, Base):
@@ -298,6 +300,14 @@ class OidcClient(Timestamps, Base):
     initiate_login_uri: Mapped[str | None] = mapped_column(String(2048))
     home_uri: Mapped[str | None] = mapped_column(String(2048))
     """Where the app's members open it, when it cannot start a sign-in itself."""
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    """What it may ask for beyond OpenID Connect's scopes: `directory.read`."""
+    events_uri: Mapped[str | None] = mapped_column(String(2048))
+    """Where its change events are POSTed (identity.events), signed per Standard Webhooks."""
+    events_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    events_previous_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    events_previous_until: Mapped[datetime | None] = mapped_column(DateTime)
+    """A rotated events secret keeps signing beside the new one until then."""
 
 
 class SigningKey(Base):
@@ -380,6 +390,42 @@ class LogoutDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
     given_up_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(String(255))
+
+
+class DirectoryEvent(Base):
+    """Outbox of the apps' change events: written in the transaction that made the change,
+    with the tenant's next cursor, and delivered by `identity worker` (identity.events)."""
+
+    __tablename__ = "directory_events"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    app_id: Mapped[str | None] = mapped_column(String(64))
+    """The app it concerns (a member's authorisation); None: every app of the tenant."""
+    type: Mapped[str] = mapped_column(String(40))
+    resource_key: Mapped[str] = mapped_column(String(64))
+    """The user name, the department's code or the session's sid."""
+    data: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class EventStream(Base):
+    """One client's delivery of one tenant's events, in cursor order: what it has received,
+    the batch being sent (resent whole, under the same webhook-id, until it is answered), and
+    the lease and retries of that batch."""
+
+    __tablename__ = "event_streams"
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delivered_through: Mapped[int] = mapped_column(BigInteger)
+    batch_through: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    batch_started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    skipped: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Events of batches given up on, never delivered."""
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 # --- local passwords and their resets (identity.admin) -----------------------------------------
