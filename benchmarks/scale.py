@@ -89,7 +89,8 @@ class Side:
             public=False,
         )
         async with self.db.transaction() as session:
-            client_id, secret = await clients.add(session, registration)
+            added = await clients.add(session, registration)
+            client_id, secret = added.client_id, added.secret
         assert secret is not None
         config = (await http.get(self.stack.identity + "/.well-known/openid-configuration")).json()
         self.app = App(client_id, secret, config, http)

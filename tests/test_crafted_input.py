@@ -86,7 +86,8 @@ class World:
 async def world(acme: Stack, db: Database) -> AsyncIterator[World]:
     public = clients.Registration(APP_ID, "Public app", [REDIRECT], [], None, None, public=True)
     async with db.transaction() as session:
-        public_id, _ = await clients.add(session, public)
+        added = await clients.add(session, public)
+        public_id = added.client_id
     async with httpx.AsyncClient(timeout=30) as http:
         app = await register(acme, db, http, post_logout_redirect_uris=[POST_LOGOUT])
         alice = await signed_in(acme, acme.browser(), "alice@acme", "alice-pw")

@@ -100,7 +100,8 @@ async def logout_app(acme: Stack, db: Database, app_receiver: Receiver) -> Async
         public=False,
     )
     async with db.transaction() as session:
-        client_id, secret = await clients.add(session, registration)
+        added = await clients.add(session, registration)
+        client_id, secret = added.client_id, added.secret
     assert secret is not None
     async with httpx.AsyncClient(timeout=30) as http:
         config = (await http.get(acme.identity + "/.well-known/openid-configuration")).json()

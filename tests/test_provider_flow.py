@@ -310,10 +310,11 @@ async def test_an_expired_code_is_refused(app: App, browser: Browser, db: Databa
 
 async def test_a_public_client_must_use_pkce(acme: Stack, db: Database, browser: Browser) -> None:
     async with db.transaction() as session:
-        client_id, _ = await clients.add(
+        added = await clients.add(
             session,
             clients.Registration(APP_ID, "SPA", [REDIRECT], [], None, None, public=True),
         )
+        client_id = added.client_id
     response = await browser.http.get(
         acme.identity + "/oauth2/authorize",
         params={"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,

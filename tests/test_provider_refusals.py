@@ -70,7 +70,8 @@ async def test_a_member_whose_enterprise_lacks_the_app_goes_back_to_it(
         registration = clients.Registration(
             "other-app", "Other", [REDIRECT], [], None, None, public=False
         )
-        other_id, _ = await clients.add(session, registration)
+        added = await clients.add(session, registration)
+        other_id = added.client_id
     request = {"client_id": other_id, "redirect_uri": REDIRECT, "response_type": "code",
                "scope": "openid", "state": "s2"}  # fmt: skip
     endpoint = acme.identity + "/oauth2/authorize"

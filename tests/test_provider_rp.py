@@ -105,7 +105,8 @@ async def register(
         public=auth_method == "none",
     )
     async with db.transaction() as session:
-        client_id, secret = await clients.add(session, registration)
+        added = await clients.add(session, registration)
+        client_id, secret = added.client_id, added.secret
     state = directory / f"{name}.json"
     app = {
         "issuer": stack.identity,

@@ -104,7 +104,8 @@ async def world(settings: Settings, db: Database) -> Database:
 async def client_credentials(world: Database) -> str:
     registration = clients.Registration(APP, "App", [REDIRECT], [], None, None, public=False)
     async with world.transaction() as session:
-        client_id, secret = await clients.add(session, registration)
+        added = await clients.add(session, registration)
+        client_id, secret = added.client_id, added.secret
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 

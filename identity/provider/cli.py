@@ -2,7 +2,8 @@
 
 Each command is one transaction against the configured database, or a demo's (`--demo-dir`,
 `identity.cli_db`); the listings only read, and never create a database, a key or a signing
-key. Secrets are printed once (`clients add`, `clients rotate-secret`) and never again.
+key. Secrets are printed once (`clients add`, `clients rotate-secret`, `clients
+rotate-events-secret`) and never again.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ DemoDir = cli_db.DemoDir
 def clients_add(
     app_id: Annotated[str, typer.Option("--app", help="The KooGallery appId it signs in to")],
     name: Annotated[str, typer.Option(help="A name for people")],
-    redirect_uri: Annotated[list[str], typer.Option("--redirect-uri", help="Exact, repeatable")],
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--redirect-uri", help="Exact, repeatable; optional for a directory reader"),
+    ] = None,
     post_logout_redirect_uri: Annotated[
         list[str] | None, typer.Option("--post-logout-redirect-uri", help="Repeatable")
     ] = None,
@@ -53,26 +57,46 @@ def clients_add(
         typer.Option(help="The app's own page, linked from /sso/me when it has no initiate URI"),
     ] = None,
     public: Annotated[bool, typer.Option("--public", help="No secret; PKCE required")] = False,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help=f"Beyond OpenID's: {', '.join(clients.EXTRA_SCOPES)}"),
+    ] = None,
+    directory: Annotated[
+        bool, typer.Option("--directory", help=f"The same as --scope {clients.DIRECTORY_SCOPE}")
+    ] = False,
+    events_uri: Annotated[
+        str | None,
+        typer.Option(help="Where the directory's change events are POSTed (needs --directory)"),
+    ] = None,
     as_json: JsonOpt = False,
     folder: DemoDir = None,
 ) -> None:
-    """Register an app; prints its client id and, once, its secret."""
+    """Register an app; prints its client id and, once, its secret (and its events secret)."""
+    scopes = sorted(set(scope or []) | ({clients.DIRECTORY_SCOPE} if directory else set()))
     registration = clients.Registration(
         app_id=app_id,
         name=name,
-        redirect_uris=redirect_uri,
+        redirect_uris=redirect_uri or [],
         post_logout_redirect_uris=post_logout_redirect_uri or [],
         backchannel_logout_uri=backchannel_logout_uri,
         initiate_login_uri=initiate_login_uri,
         public=public,
         home_uri=home_uri,
+        scopes=scopes,
+        events_uri=events_uri,
     )
     try:
-        client_id, secret = cli_db.write(folder, lambda s, _: clients.add(s, registration))
+        added = cli_db.write(
+            folder, lambda s, settings: clients.add(s, registration, _cipher(settings))
+        )
     except clients.ClientError as exc:
         typer.echo(f"identity: {exc}", err=True)
         raise typer.Exit(2) from None
-    shown = {"client_id": client_id, **({} if secret is None else {"client_secret": secret})}
+    shown = {
+        "client_id": added.client_id,
+        **({} if added.secret is None else {"client_secret": added.secret}),
+        **({} if added.events_secret is None else {"events_secret": added.events_secret}),
+    }
     if as_json:
         cli_db.print_json(shown)
     else:
@@ -120,6 +144,30 @@ def clients_rotate_secret(client_id: str, as_json: JsonOpt = False, folder: Demo
         raise typer.Exit(1)
     shown = {"client_id": client_id, "client_secret": secret}
     cli_db.print_json(shown) if as_json else typer.echo(f"client_secret: {secret}")
+
+
+@clients_app.command("rotate-events-secret")
+def clients_rotate_events_secret(
+    client_id: str,
+    overlap_hours: Annotated[
+        float, typer.Option(min=0, help="How long the old secret keeps signing beside the new")
+    ] = 24,
+    as_json: JsonOpt = False,
+    folder: DemoDir = None,
+) -> None:
+    """A new events secret, printed once; events carry both signatures for --overlap-hours."""
+
+    async def work(session: AsyncSession, settings: Settings) -> str | None:
+        overlap = timedelta(hours=overlap_hours)
+        cipher = _cipher(settings)
+        return await clients.rotate_events_secret(session, cipher, client_id, overlap, utcnow())
+
+    secret = cli_db.write(folder, work)
+    if secret is None:
+        typer.echo(f"identity: no client {client_id} with an events URI", err=True)
+        raise typer.Exit(1)
+    shown = {"client_id": client_id, "events_secret": secret}
+    cli_db.print_json(shown) if as_json else typer.echo(f"events_secret: {secret}")
 
 
 @keys_app.command("list")

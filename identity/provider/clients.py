@@ -5,15 +5,23 @@ password hash buys nothing for a secret nobody chose); a public client has none 
 PKCE. Redirect URIs are compared exactly (OAuth 2.1), so they are checked when registered:
 absolute, no fragment, https, or http on a loopback host (a developer's machine, RFC 8252).
 Removing a client deletes its grants with it, so every token it was given stops being active.
+
+A confidential client may also hold `directory.read`: it then reads its tenants' directory
+(SCIM) with tokens of the client-credentials grant, and may register an `events_uri` for the
+directory's change events, signed with a Standard Webhooks secret (`whsec_…`, 24 random bytes,
+shown once, kept encrypted under the master key because signing needs it). A rotated events
+secret keeps signing beside the new one for an overlap, so receivers can switch without a gap.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -21,8 +29,14 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.access import end_client
+from identity.crypto import Cipher
 from identity.db import Database
 from identity.models import OidcClient
+
+DIRECTORY_SCOPE = "directory.read"
+EXTRA_SCOPES = (DIRECTORY_SCOPE,)
+"""What a client may be allowed beyond OpenID Connect's scopes."""
+EVENTS_SECRET_BYTES = 24
 
 
 class ClientError(ValueError):
@@ -65,6 +79,8 @@ class Registration:
     initiate_login_uri: str | None
     public: bool
     home_uri: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    events_uri: str | None = None
 
 
 def describe(client: OidcClient) -> dict[str, Any]:
@@ -79,25 +95,59 @@ def describe(client: OidcClient) -> dict[str, Any]:
         "initiate_login_uri": client.initiate_login_uri,
         "home_uri": client.home_uri,
         "public": client.public,
+        "scopes": list(client.scopes or []),
+        "events_uri": client.events_uri,
+        "events_secret_rotating_until": (
+            client.events_previous_until.isoformat() + "Z"
+            if client.events_previous_until and client.events_previous_secret_enc
+            else None
+        ),
     }
 
 
-async def add(session: AsyncSession, registration: Registration) -> tuple[str, str | None]:
-    """Register a client; returns its id and its secret (None for a public client)."""
-    r = registration
+@dataclass(frozen=True)
+class Added:
+    """A new client's id, and the secrets shown this once: its client secret (None for a public
+    client) and its events secret (None without an events URI)."""
+
+    client_id: str
+    secret: str | None
+    events_secret: str | None
+
+
+def _checked(r: Registration) -> None:
     if not r.app_id or not r.name:
         raise ClientError("a client needs an app id and a name")
-    if not r.redirect_uris:
+    unknown = sorted(set(r.scopes) - set(EXTRA_SCOPES))
+    if unknown:
+        raise ClientError(f"unknown scope {unknown[0]!r} (known: {', '.join(EXTRA_SCOPES)})")
+    directory = DIRECTORY_SCOPE in r.scopes
+    if directory and r.public:
+        raise ClientError(f"{DIRECTORY_SCOPE} needs a confidential client (it has a secret)")
+    if r.events_uri and not directory:
+        raise ClientError(f"an events URI needs the {DIRECTORY_SCOPE} scope (events carry it)")
+    if not r.redirect_uris and (not directory or r.initiate_login_uri):
         raise ClientError("a client needs at least one redirect URI")
     for uri in r.redirect_uris:
         check_uri(uri, "redirect URI")
     for uri in r.post_logout_redirect_uris:
         check_uri(uri, "post-logout redirect URI")
-    for other in (r.backchannel_logout_uri, r.initiate_login_uri, r.home_uri):
+    for other in (r.backchannel_logout_uri, r.initiate_login_uri, r.home_uri, r.events_uri):
         if other:
             check_uri(other, "URI")
+
+
+async def add(
+    session: AsyncSession, registration: Registration, cipher: Cipher | None = None
+) -> Added:
+    """Register a client. An events URI needs `cipher`, which seals its events secret."""
+    r = registration
+    _checked(r)
     client_id = secrets.token_hex(16)  # never a leading '-', which a command line would misread
     secret = None if r.public else secrets.token_urlsafe(32)
+    events_secret = new_events_secret() if r.events_uri else None
+    if events_secret is not None and cipher is None:
+        raise ClientError("an events URI needs the master key (IDENTITY_SECRET_KEY)")
     session.add(
         OidcClient(
             client_id=client_id,
@@ -110,9 +160,53 @@ async def add(session: AsyncSession, registration: Registration) -> tuple[str, s
             backchannel_logout_uri=r.backchannel_logout_uri,
             initiate_login_uri=r.initiate_login_uri,
             home_uri=r.home_uri,
+            scopes=sorted(set(r.scopes)),
+            events_uri=r.events_uri,
+            events_secret_enc=(
+                None
+                if events_secret is None or cipher is None
+                else cipher.encrypt(events_secret, _events_context(client_id))
+            ),
         )
     )
-    return client_id, secret
+    return Added(client_id, secret, events_secret)
+
+
+def new_events_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and the base64 of random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(EVENTS_SECRET_BYTES)).decode()
+
+
+def _events_context(client_id: str) -> tuple[str, ...]:
+    return ("oidc_clients", client_id, "events_secret")
+
+
+def events_secrets(cipher: Cipher, client: OidcClient, now: datetime) -> list[str]:
+    """The secrets its events are signed with: the current one, then the previous one while its
+    overlap lasts. Empty without an events URI."""
+    found = []
+    if client.events_secret_enc:
+        found.append(cipher.decrypt(client.events_secret_enc, _events_context(client.client_id)))
+    until = client.events_previous_until
+    if client.events_previous_secret_enc and until is not None and now < until:
+        previous = client.events_previous_secret_enc
+        found.append(cipher.decrypt(previous, _events_context(client.client_id)))
+    return found
+
+
+async def rotate_events_secret(
+    session: AsyncSession, cipher: Cipher, client_id: str, overlap: timedelta, now: datetime
+) -> str | None:
+    """A new events secret, returned to be shown once; the current one keeps signing beside it
+    for `overlap` (zero: it stops at once). None when the client has no events URI."""
+    client = await session.get(OidcClient, client_id, with_for_update=True)
+    if client is None or not client.events_uri or not client.events_secret_enc:
+        return None
+    secret = new_events_secret()
+    client.events_previous_secret_enc = client.events_secret_enc if overlap else None
+    client.events_previous_until = now + overlap if overlap else None
+    client.events_secret_enc = cipher.encrypt(secret, _events_context(client_id))
+    return secret
 
 
 async def all_clients(session: AsyncSession) -> list[OidcClient]:

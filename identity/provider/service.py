@@ -27,7 +27,8 @@ from identity.db import Database, Tx, utcnow
 from identity.errors import IdentityError
 from identity.models import SigningKey
 from identity.observability import bind
-from identity.provider import clients, grants, keys, tokens
+from identity.provider import client_grant, clients, discovery, grants, keys, tokens
+from identity.provider.client_grant import DirectoryClient, ScopeRefused
 from identity.provider.grants import GrantError, Live
 from identity.provider.keys import Published
 from identity.provider.tokens import Issue, Member, Subjects
@@ -37,7 +38,7 @@ from identity.web import holds_control
 
 KEYS_REFRESH_SECONDS = 30
 ALGORITHMS = list(keys.ALGORITHMS)
-SCOPES = ("openid", "profile", "email", "offline_access")
+SCOPES = (*client_grant.MEMBER_SCOPES, *clients.EXTRA_SCOPES)
 """Refused in every parameter and credential before any use: PostgreSQL cannot store or
 compare a NUL, and no legitimate value holds a control character."""
 
@@ -136,61 +137,7 @@ class Provider:
         return self._published
 
     def discovery(self) -> dict[str, Any]:
-        """The discovery document (OpenID Connect Discovery 1.0 §3): one literal, longer than
-        a function should be, kept whole so that it reads as it is published."""
-        base = self.issuer
-        return {
-            "issuer": base,
-            "authorization_endpoint": f"{base}/oauth2/authorize",
-            "token_endpoint": f"{base}/oauth2/token",
-            "userinfo_endpoint": f"{base}/oauth2/userinfo",
-            "jwks_uri": f"{base}/oauth2/jwks",
-            "introspection_endpoint": f"{base}/oauth2/introspect",
-            "revocation_endpoint": f"{base}/oauth2/revoke",
-            "end_session_endpoint": f"{base}/oauth2/logout",
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ALGORITHMS,
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "introspection_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-            ],
-            "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "scopes_supported": list(SCOPES),
-            "claims_supported": [
-                "sub",
-                "iss",
-                "aud",
-                "exp",
-                "iat",
-                "auth_time",
-                "nonce",
-                "sid",
-                "azp",
-                "tenant_id",
-                "tenant_code",
-                "preferred_username",
-                "name",
-                "role",
-                "org_code",
-                "email",
-            ],  # fmt: skip
-            "authorization_response_iss_parameter_supported": True,
-            "backchannel_logout_supported": True,
-            "backchannel_logout_session_supported": True,
-        }
+        return discovery.document(self.issuer, ALGORITHMS, SCOPES)
 
     # --- token --------------------------------------------------------------------------
 
@@ -233,6 +180,8 @@ class Provider:
         elif grant_type == "refresh_token":
             token = form.get("refresh_token", "")
             spend = partial(grants.rotate_refresh, token=token, client_id=client.client_id, now=now)
+        elif grant_type == "client_credentials":
+            return await self._client_token(client, form.get("scope"))
         else:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r}")
         policy = self.sessions.policy
@@ -246,6 +195,34 @@ class Provider:
         live, refresh = outcome
         _bind(live)
         return await self._tokens(live, refresh, include_nonce=grant_type != "refresh_token")
+
+    async def _client_token(self, client: clients.Credentials, scope: str | None) -> dict[str, Any]:
+        """RFC 6749 §4.4: a token for the client itself (`client_grant`)."""
+        if client.public:
+            raise OAuthError("unauthorized_client", "a public client has no credentials to use")
+        try:
+            granted = await client_grant.granted(self.db, client.client_id, scope)
+        except ScopeRefused as exc:
+            raise OAuthError(exc.error, str(exc)) from None
+        published = await self.keys_in_force()
+        return client_grant.response(published, self.issuer, client, granted, self.lifetime)
+
+    async def directory_claims(self, token: str) -> dict[str, Any] | None:
+        """A live directory token's claims (`client_grant`), else None."""
+        claims = client_grant.claims_of(await self.keys(), self.issuer, token)
+        if claims is None or await client_grant.live(self.db, claims) is None:
+            return None
+        return claims
+
+    async def directory_client(self, authorization: str | None) -> DirectoryClient | None:
+        """The app's backend a bearer directory token speaks for, while the token is live."""
+        bearer = authorization or ""
+        token = bearer[7:] if bearer[:7].lower() == "bearer " else ""
+        claims = client_grant.claims_of(await self.keys(), self.issuer, token) if token else None
+        found = await client_grant.live(self.db, claims) if claims else None
+        if found is not None:
+            bind(client_id=found.client_id, app_id=found.app_id)
+        return found
 
     def member(self, signed_in: SignedIn) -> Member:
         return Member(
@@ -322,6 +299,9 @@ class Provider:
             shown = {k: claims[k] for k in keep if k in claims}
             return {"active": True, "token_type": "access_token", **shown,
                     "username": claims.get("preferred_username")}  # fmt: skip
+        directory = await self.directory_claims(token) if token and found is None else None
+        if directory is not None and directory["client_id"] == client.client_id:
+            return client_grant.introspected(directory)
         async with self.db.single_read() as conn:
             refresh = await grants.grant_of_refresh(conn, token) if token else None
             live = (
@@ -343,6 +323,13 @@ class Provider:
         client = await self.authenticate(form, authorization)
         found = await self.access_claims(token)
         grant_id = found[1].grant_id if found and found[1].client_id == client.client_id else None
+        directory = await self.directory_claims(token) if found is None and token else None
+        if directory is not None and directory["client_id"] == client.client_id:
+            raise OAuthError(
+                "unsupported_token_type",
+                "a client-credentials token cannot be revoked alone: it ends with its lifetime, "
+                "the client's secret or the client",
+            )
         async with self.db.write() as conn:
             if grant_id is None and token:
                 refresh = await grants.grant_of_refresh(conn, token)

@@ -65,7 +65,8 @@ class Member:
         return claims
 
 
-def _sign(keys: Published, typ: str, claims: dict[str, Any]) -> str:
+def sign(keys: Published, typ: str, claims: dict[str, Any]) -> str:
+    """A JWT of ours, signed by the key in use, `typ` in its header."""
     header = {"alg": keys.signing_alg, "kid": keys.signing_kid, "typ": typ}
     return jwt.encode(header, claims, keys.signing_key, algorithms=[keys.signing_alg])
 
@@ -96,7 +97,7 @@ def id_token(keys: Published, issue: Issue, member: Member) -> str:
     }
     if issue.nonce:
         claims["nonce"] = issue.nonce
-    return _sign(keys, "JWT", claims)
+    return sign(keys, "JWT", claims)
 
 
 def access_token(keys: Published, issue: Issue, member: Member) -> str:
@@ -116,7 +117,7 @@ def access_token(keys: Published, issue: Issue, member: Member) -> str:
         "exp": now + issue.lifetime,
         "auth_time": member.auth_time,
     }
-    return _sign(keys, "at+jwt", claims)
+    return sign(keys, "at+jwt", claims)
 
 
 def logout_token(keys: Published, issuer: str, client_id: str, sid: str, sub: str) -> str:
@@ -132,4 +133,4 @@ def logout_token(keys: Published, issuer: str, client_id: str, sid: str, sub: st
         "sub": sub,
         "events": {LOGOUT_EVENT: {}},
     }
-    return _sign(keys, "logout+jwt", claims)
+    return sign(keys, "logout+jwt", claims)

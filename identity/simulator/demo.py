@@ -137,7 +137,7 @@ async def _example_client(
                 client = await clients.get(session, kept["client_id"])
                 if client is not None and client.redirect_uris == [f"{example}/callback"]:
                     return kept["client_id"], kept["client_secret"]
-            client_id, secret = await clients.add(
+            added = await clients.add(
                 session,
                 clients.Registration(
                     app_id=scenario.app_id,
@@ -149,6 +149,7 @@ async def _example_client(
                     public=False,
                 ),
             )
+            client_id, secret = added.client_id, added.secret
     finally:
         await db.dispose()
     assert secret is not None

@@ -55,7 +55,8 @@ async def register(stack: Stack, db: Database, http: httpx.AsyncClient, **extra:
         public=False,
     )
     async with db.transaction() as session:
-        client_id, secret = await clients.add(session, registration)
+        added = await clients.add(session, registration)
+        client_id, secret = added.client_id, added.secret
     assert secret is not None
     config = (await http.get(stack.identity + "/.well-known/openid-configuration")).json()
     return App(client_id, secret, config, http)
