@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from identity.client.errors import ProviderUnavailable, TokenRejected
+from identity.client.events import EventHandler, EventReceiver
 from identity.client.logout import JtiCache, LogoutHandler, receive_logout_token, replay_cache_for
 from identity.client.tokens import Claims, TokenValidator
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter, Request
 
 MAX_LOGOUT_BODY = 16 * 1024  # a logout token is well under 2 KiB
+MAX_EVENTS_BODY = 8 * 1024 * 1024  # a batch of 100 events with their resources: well under 1 MiB
 NO_STORE = {"Cache-Control": "no-store"}  # Back-Channel Logout 1.0 §2.8
 RETRY_AFTER_SECONDS = "5"
 
@@ -89,6 +91,37 @@ def backchannel_logout_router(
 
     router = APIRouter()
     router.add_api_route(path, backchannel_logout, methods=["POST"], include_in_schema=False)
+    return router
+
+
+def events_router(
+    receiver: EventReceiver, handler: EventHandler, *, path: str = "/identity-events"
+) -> "APIRouter":
+    """A router with `POST {path}`: the app's events URI (`identity clients add --events-uri`).
+
+    204 once `handler(events)` returned for the batch's new events (or none were new); 400
+    `{"error", "error_description"}` for a body that is not signed by the events secret, too
+    old, or not a batch, and identity sends it again later; an exception from the handler is a
+    500, and identity sends the batch again, whole."""
+    from fastapi import APIRouter, Request
+    from fastapi.responses import JSONResponse, Response
+
+    async def receive_events(request: Request) -> Response:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_EVENTS_BODY:
+                error = {"error": "too_large", "error_description": "the batch is too large"}
+                return JSONResponse(error, status_code=413, headers=NO_STORE)
+        try:
+            await receiver.receive(bytes(body), request.headers, handler)
+        except TokenRejected as rejected:
+            error = {"error": rejected.reason, "error_description": rejected.detail}
+            return JSONResponse(error, status_code=400, headers=NO_STORE)
+        return Response(status_code=204, headers=NO_STORE)
+
+    router = APIRouter()
+    router.add_api_route(path, receive_events, methods=["POST"], include_in_schema=False)
     return router
 
 
