@@ -4,8 +4,9 @@ tenants' people.
 Validate access, ID and back-channel logout tokens against the provider's JWKS (found through
 discovery, cached, refetched on an unknown kid at most once a minute), get the member's claims
 in a FastAPI route, and receive back-channel logouts. Read a tenant's directory (SCIM 2.0,
-`DirectoryReader`) and receive its change events (Standard Webhooks, `EventReceiver`). Standalone: it imports neither the server
-(no database, no settings, no app) nor FastAPI until a FastAPI factory is called.
+`DirectoryReader`) and receive its change events (Standard Webhooks, `EventReceiver`).
+Standalone: it imports neither the server (no database, no settings, no app) nor FastAPI until
+a FastAPI factory is called.
 
 See docs/provider.md, "For Python apps: identity.client", and docs/events.md.
 """
