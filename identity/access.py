@@ -8,14 +8,16 @@ the caller's transaction, so the access ends when that transaction commits, reme
 each browser whose whole session ended (it is told once, on its next request), and writes one
 audit row per member (or one for a whole tenant or app). `end_sessions` is also how every other
 end of a session goes (logout, the provider's end-session endpoint, a login as someone else,
-expiry): it takes the tokens issued in the session with it and queues the back-channel logout of
-the apps that received them.
+expiry): it takes the tokens issued in the session with it, queues the back-channel logout of
+the apps that received them, and records an `access.session_ended` event for the apps the
+session held whose clients listen (`identity.events`).
 
 A grant of the OpenID Provider can also end alone, its session going on (`end_grants`): a code
 or a rotated refresh token presented twice, or the client revoking a token (RFC 7009). And a
-client removed by the operator takes its grants and its undelivered logouts with it
-(`end_client`). Every end of a grant is the grant's row deleted, nothing else: what was issued
-from it names it and stops being active when the row is gone.
+client removed by the operator takes its grants, its undelivered logouts and its change
+events still to be sent with it (`end_client`). Every end of a grant is the grant's row
+deleted, nothing else: what was issued from it names it and stops being active when the row
+is gone.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from itertools import groupby
 
 from sqlalchemy import bindparam, delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from identity.db import utcnow
+from identity.events import outbox
+from identity.events.outbox import Event, EventType
 from identity.models import (
     AccessRevocation,
+    EventStream,
     LogoutDelivery,
     MemberSession,
     OidcClient,
@@ -94,7 +100,7 @@ async def end_access(
     sids = [sid for sid, _ in affected]
     now = utcnow()
     await _remember_endings(session, sids, tenant_id, app_id, reason, now)
-    await end_sessions(session, sids, app_id)
+    await end_sessions(session, sids, app_id, reason)
     targets: Sequence[str | None] = user_names if user_names is not None else [None]
     await session.execute(
         insert(AccessRevocation),
@@ -160,14 +166,18 @@ async def _remember_endings(
         )
 
 
-async def end_sessions(db: Executor, sids: Sequence[str], app_id: str | None = None) -> None:
+async def end_sessions(
+    db: Executor, sids: Sequence[str], app_id: str | None = None, reason: str | None = None
+) -> None:
     """End these sessions, or with `app_id` only that app's part of them (a session left with
     no app ends too), in the caller's transaction. The grants of what ends go with it, so every
     token issued there stops being active when the transaction commits, and each client that
     received tokens there and has a back-channel logout URI gets an outbox row
-    (`LogoutDelivery`), delivered by the worker. Every way a session ends comes here."""
+    (`LogoutDelivery`), delivered by the worker. Every way a session ends comes here. `reason`,
+    when the caller knows it (a `Reason`, `expired`), goes into the apps' change events."""
     if not sids:
         return
+    await _announce(db, sids, app_id, reason)
     await _queue_logouts(db, sids, app_id)
     if app_id is None:
         await db.execute(delete(MemberSession).where(MemberSession.sid.in_(sids)))
@@ -181,6 +191,40 @@ async def end_sessions(db: Executor, sids: Sequence[str], app_id: str | None = N
             MemberSession.sid.in_(sids), ~exists().where(SessionApp.sid == MemberSession.sid)
         )
     )
+
+
+_ENDING = (
+    select(MemberSession.tenant_id, SessionApp.sid, SessionApp.app_id, MemberSession.user_name)
+    .join(MemberSession, MemberSession.sid == SessionApp.sid)
+    .where(
+        SessionApp.sid.in_(bindparam("sids", expanding=True)),
+        exists().where(OidcClient.app_id == SessionApp.app_id, outbox.SUBSCRIBES),
+    )
+    .order_by(MemberSession.tenant_id, SessionApp.sid, SessionApp.app_id)
+)
+_ENDING_IN_APP = _ENDING.where(SessionApp.app_id == bindparam("app_id"))
+
+
+async def _announce(
+    db: Executor, sids: Sequence[str], app_id: str | None, reason: str | None
+) -> None:
+    """An `access.session_ended` event for each app whose part of these sessions ends and
+    whose clients listen, recorded tenant by tenant in id order (each takes the tenant's event
+    cursor; one order, so two enders of sessions of several tenants cannot deadlock). One
+    query, built once, which finds nothing while no client of those apps listens: every logout
+    pays it."""
+    conn = await db.connection() if isinstance(db, AsyncSession) else db
+    if app_id is None:
+        found = await conn.execute(_ENDING, {"sids": list(sids)})
+    else:
+        found = await conn.execute(_ENDING_IN_APP, {"sids": list(sids), "app_id": app_id})
+    told = {"reason": reason} if reason else {}
+    for tenant_id, ended in groupby(found.all(), key=lambda row: str(row[0])):
+        events = [
+            Event(EventType.SESSION_ENDED, sid, app, {"user_name": user_name, **told})
+            for _, sid, app, user_name in ended
+        ]
+        await outbox.record(db, tenant_id, events)
 
 
 async def _queue_logouts(db: Executor, sids: Sequence[str], app_id: str | None) -> None:
@@ -239,9 +283,9 @@ async def end_grants(db: Executor, grant_ids: Sequence[str]) -> None:
 
 
 async def end_client(db: Executor, client_id: str) -> bool:
-    """Remove an OpenID client: its grants end (`end_grants`), the back-channel logouts still
-    waiting for it are dropped (no one is left to hear them), and the client goes. False when
-    there is no such client."""
+    """Remove an OpenID client: its grants end (`end_grants`), the back-channel logouts and
+    change events still waiting for it are dropped (no one is left to hear them), and the
+    client goes. False when there is no such client."""
     grant_ids = (
         await db.scalars(select(OidcGrant.grant_id).where(OidcGrant.client_id == client_id))
     ).all()
@@ -253,5 +297,6 @@ async def end_client(db: Executor, client_id: str) -> bool:
             LogoutDelivery.given_up_at.is_(None),
         )
     )
+    await db.execute(delete(EventStream).where(EventStream.client_id == client_id))
     removed = await db.execute(delete(OidcClient).where(OidcClient.client_id == client_id))
     return bool(removed.rowcount)  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ from identity.provider import routes as provider_routes
 from identity.provider.authorize import AuthorizePage
 from identity.provider.documents import Documents
 from identity.provider.service import OAuthError, Provider
+from identity.scim import app as scim_app
 from identity.seller_key import load_seller_key
 from identity.sessions import Sessions, devices
 from identity.sessions.service import policy_for
@@ -213,6 +214,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.marketplace_v1_key and settings.marketplace_v1_key.get_secret_value():
         app.include_router(v1_routes.router)  # the V1 callbacks, for products still on V1
     app.mount("/static", pages.static_files(), name="static")
+    app.mount(scim_app.MOUNT, scim_app.ScimApp(settings))  # the directory for the apps
     _answer_errors(app)
     return app
 

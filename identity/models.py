@@ -59,8 +59,6 @@ class Tenant(Timestamps, Base):
     state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     last_sync_time: Mapped[str] = mapped_column(String(17))
     """Marketplace `timeStamp` (yyyyMMddHHmmssSSS, GMT+8) of the newest applied tenantSync."""
-    event_cursor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    """The cursor of the tenant's last change event (identity.events)."""
 
 
 class Instance(Timestamps, Base):
@@ -406,6 +404,16 @@ class DirectoryEvent(Base):
     """The user name, the department's code or the session's sid."""
     data: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class EventCursor(Base):
+    """The cursor of a tenant's last change event: taken by updating this row, so a tenant's
+    event-writing transactions commit in cursor order (identity.events.outbox). Not a column
+    of `tenants`, whose row every login reads FOR SHARE."""
+
+    __tablename__ = "event_cursors"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
 
 
 class EventStream(Base):

@@ -202,8 +202,15 @@ class WorkerMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.event_failures = Counter(
+            "identity_event_delivery_failures",
+            "Change-event batches whose sending failed, by what happens next (retried, given_up)",
+            ["outcome"],
+            registry=self.registry,
+        )
         for outcome in ("retried", "given_up"):  # at zero from the start, for rate()
             self.backchannel_failures.labels(outcome)
+            self.event_failures.labels(outcome)
         self.order_queries = order_queries(self.registry)
 
 

@@ -178,4 +178,4 @@ def test_the_example_app_is_told_its_address_behind_a_proxy(
     argv = ["example-app", "--client-id", "c", "--client-secret", "s", "--host", "0.0.0.0"]
     done = runner.invoke(app, [*argv, *options])
     assert done.exit_code == 0, done.output
-    assert made == [("http://127.0.0.1:8000", "c", "s", base)]
+    assert made == [("http://127.0.0.1:8000", "c", "s", base, None)]  # no events secret

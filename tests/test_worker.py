@@ -123,6 +123,7 @@ async def test_purge_removes_only_what_has_expired(db: Database, settings: Setti
         "marketplace_calls": 1,
         "access_revocations": 1,
         "logout_deliveries": 0,
+        "directory_events": 0,
         "oidc_codes": 0,
         "session_endings": 0,
         "password_resets": 1,

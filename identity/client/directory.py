@@ -88,7 +88,8 @@ class DirectoryReader:
             return str(issued["access_token"])
 
     async def scim(self, tenant_id: str) -> AsyncSCIMClient:
-        """A SCIM client for the tenant, its schemas discovered (once per tenant)."""
+        """A SCIM client for the tenant, its schemas discovered (once per tenant). A tenant the
+        app may not read (or that does not exist) raises scim2-models' `NotFoundException`."""
         found = self._scim.get(tenant_id)
         if found is None:
             http = httpx.AsyncClient(
@@ -97,7 +98,11 @@ class DirectoryReader:
                 timeout=self.http.timeout,
             )
             found = AsyncSCIMClient(http)
-            await found.discover()
+            try:
+                await found.discover()
+            except BaseException:
+                await http.aclose()
+                raise
             self._scim[tenant_id] = found
         return found
 

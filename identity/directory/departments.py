@@ -1,5 +1,7 @@
 """Departments: singleOrgSync and allOrgSync (contract §3.4, §3.5). Each says what it did
-(`DepartmentSynced`, `DepartmentsReplaced`), for the call's audit row."""
+(`DepartmentSynced`, `DepartmentsReplaced`), for the call's audit row, and, when an app of the
+tenant listens (`identity.events`), records a `directory.group.*` event for each department it
+added, renamed or moved, or removed, in the same transaction."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypedDict
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Update, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db import lock, utcnow
-from identity.directory.sync import count_among, upsert_newer
+from identity.directory.sync import count_among, rows_among, upsert_newer
+from identity.events import outbox
+from identity.events.outbox import Event, EventType
 from identity.models import ACTIVE, DELETED, Department
 
 
@@ -64,6 +68,7 @@ async def sync_department(
 ) -> DepartmentSynced:
     """Create, rename, move or delete one department; a repeated delete succeeds."""
     await lock(session, f"departments/{tenant_id}")
+    listened = await outbox.listening(session, tenant_id)
     stored = (
         await session.execute(
             select(
@@ -87,7 +92,33 @@ async def sync_department(
         ],
         returning=False,
     )
-    return DepartmentSynced(department["org_code"], _change(stored, department, deleted, sync_time))
+    change = _change(stored, department, deleted, sync_time)
+    if listened:
+        name = stored[0] if stored is not None and deleted else department["name"]
+        await outbox.record(session, tenant_id, _events({department["org_code"]: (change, name)}))
+    return DepartmentSynced(department["org_code"], change)
+
+
+_EVENT = {
+    DepartmentChange.ADDED: EventType.GROUP_CREATED,
+    DepartmentChange.CHANGED: EventType.GROUP_UPDATED,
+    DepartmentChange.REMOVED: EventType.GROUP_DELETED,
+}
+
+
+def _events(changes: dict[str, tuple[DepartmentChange, str]]) -> list[Event]:
+    """An event per department added, changed or removed (by org code); a removed one carries
+    its name, which its resource no longer shows."""
+    return [
+        Event(
+            _EVENT[change],
+            org_code,
+            None,
+            {"displayName": name} if change is DepartmentChange.REMOVED else None,
+        )
+        for org_code, (change, name) in sorted(changes.items())
+        if change in _EVENT
+    ]
 
 
 def _change(
@@ -125,6 +156,8 @@ async def replace_departments(
     """
     await lock(session, f"departments/{tenant_id}")
     listed = sorted({d["org_code"] for d in departments})
+    if await outbox.listening(session, tenant_id):
+        return await _replace_listened(session, tenant_id, departments, listed, sync_time)
     staying = await count_among(
         session,
         Department,
@@ -133,6 +166,50 @@ async def replace_departments(
         Department.tenant_id == tenant_id,
         or_(Department.state == ACTIVE, Department.last_sync_time > sync_time),
     )
+    await _upsert_listed(session, tenant_id, departments, sync_time)
+    removed = await session.execute(_removal(tenant_id, listed, sync_time))
+    return DepartmentsReplaced(
+        listed=len(listed),
+        added=len(listed) - staying,
+        removed=removed.rowcount,  # type: ignore[attr-defined]
+    )
+
+
+async def _replace_listened(
+    session: AsyncSession,
+    tenant_id: str,
+    departments: Sequence[DepartmentRow],
+    listed: list[str],
+    sync_time: str,
+) -> DepartmentsReplaced:
+    """`replace_departments` when an app listens: the listed departments' rows are read before
+    the upsert (one lookup each, as the count), so each change is known, and the removed ones
+    are read back with their names."""
+    stored = await rows_among(
+        session,
+        Department,
+        "org_code",
+        listed,
+        ["name", "parent_code", "state", "last_sync_time"],
+        Department.tenant_id == tenant_id,
+    )
+    incoming = {d["org_code"]: d for d in departments}  # the last of a repeated code wins
+    changes = {
+        code: (_change(stored.get(code), row, False, sync_time), row["name"])
+        for code, row in incoming.items()
+    }
+    await _upsert_listed(session, tenant_id, departments, sync_time)
+    removal = _removal(tenant_id, listed, sync_time)
+    removed = (await session.execute(removal.returning(Department.org_code, Department.name))).all()
+    changes |= {code: (DepartmentChange.REMOVED, name) for code, name in removed}
+    await outbox.record(session, tenant_id, _events(changes))
+    added = sum(1 for change, _ in changes.values() if change is DepartmentChange.ADDED)
+    return DepartmentsReplaced(listed=len(listed), added=added, removed=len(removed))
+
+
+async def _upsert_listed(
+    session: AsyncSession, tenant_id: str, departments: Sequence[DepartmentRow], sync_time: str
+) -> None:
     await upsert_newer(
         session,
         Department,
@@ -143,7 +220,11 @@ async def replace_departments(
         ],
         returning=False,
     )
-    removed = await session.execute(
+
+
+def _removal(tenant_id: str, listed: list[str], sync_time: str) -> Update:
+    """Tombstone the tenant's active departments older than the call that it does not list."""
+    return (
         update(Department)
         .where(
             Department.tenant_id == tenant_id,
@@ -152,9 +233,4 @@ async def replace_departments(
             Department.org_code.not_in(listed),
         )
         .values(state=DELETED, last_sync_time=sync_time, updated_at=utcnow())
-    )
-    return DepartmentsReplaced(
-        listed=len(listed),
-        added=len(listed) - staying,
-        removed=removed.rowcount,  # type: ignore[attr-defined]
     )

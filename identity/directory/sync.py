@@ -1,5 +1,5 @@
-"""The guarded bulk upsert every sync is built on, and the count of what is already there that
-tells a sync what it added.
+"""The guarded bulk upsert every sync is built on, and the count (or, when an app listens to the
+directory's changes, the rows) of what is already there that tells a sync what it added.
 
 Natural keys make repeats idempotent; the `last_sync_time` guard makes ordering safe: a row is
 written only when the incoming sync is at least as new as the stored one (contract §7).
@@ -87,3 +87,34 @@ async def count_among(
     lookup = select(literal(1)).where(column == incoming.c.value, *where).limit(1).lateral()
     counted = select(func.count()).select_from(incoming).join(lookup, true())
     return int(await session.scalar(counted) or 0)
+
+
+async def rows_among(
+    session: AsyncSession,
+    model: type[Base],
+    key: str,
+    values: Sequence[str],
+    columns: Sequence[str],
+    *where: ColumnElement[bool],
+) -> dict[str, tuple[Any, ...]]:
+    """The `columns` of the rows of `model` that `values` name by their `key` column and that
+    meet `where`, by value: what `count_among` counts, read the same way (an `IN` list on
+    SQLite, one LATERAL lookup per value on PostgreSQL), so it stays one index lookup per value
+    however large the table."""
+    if not values:
+        return {}
+    table = model.__table__
+    column, wanted = table.c[key], [table.c[c] for c in columns]
+    if session.get_bind().dialect.name != "postgresql":
+        found = await session.execute(select(column, *wanted).where(column.in_(values), *where))
+        return {row[0]: tuple(row[1:]) for row in found}
+    incoming = (
+        func.unnest(bindparam("values", list(values), type_=ARRAY(String)))
+        .table_valued("value")
+        .render_derived(name="incoming")
+    )
+    lookup = select(*wanted).where(column == incoming.c.value, *where).limit(1).lateral()
+    found = await session.execute(
+        select(incoming.c.value, *lookup.c).select_from(incoming).join(lookup, true())
+    )
+    return {row[0]: tuple(row[1:]) for row in found}

@@ -315,6 +315,13 @@ def example_app(
     client_secret: Annotated[
         str, typer.Option(envvar="EXAMPLE_APP_CLIENT_SECRET", help="Its client secret")
     ],
+    events_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EXAMPLE_APP_EVENTS_SECRET",
+            help="Its events secret: it then shows the tenant's people and hears their changes",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8002,
     identity: Annotated[str, typer.Option(help="identity's base URL")] = DEFAULT_IDENTITY,
@@ -330,7 +337,7 @@ def example_app(
 
     base = (public_url or f"http://{host}:{port}").rstrip("/")
     uvicorn.run(
-        create_example_app(identity.rstrip("/"), client_id, client_secret, base),
+        create_example_app(identity.rstrip("/"), client_id, client_secret, base, events_secret),
         host=host,
         port=port,
         log_level="warning",

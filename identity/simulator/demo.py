@@ -35,6 +35,7 @@ from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
 
 from identity import demo_dir
+from identity.crypto import Cipher
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.provider import clients
@@ -125,18 +126,26 @@ async def _provision(scenario: Scenario, identity: str, sim: str, keys: dict[str
 
 async def _example_client(
     folder: Path, env: dict[str, str], scenario: Scenario, example: str
-) -> tuple[str, str]:
-    """The example app's client at identity: registered on the first run (its secret kept in
-    the folder, mode 0600), registered again if it is gone or its address changed."""
+) -> dict[str, str]:
+    """The example app's client at identity, with its secrets (`client_id`, `client_secret`,
+    `events_secret`): registered on the first run (kept in the folder, mode 0600), registered
+    again if it is gone or its address changed. It reads the directory and receives its
+    events, as well as signing members in."""
     stored = folder / demo_dir.EXAMPLE_CLIENT
     db = Database(env["IDENTITY_DATABASE_URL"])
+    events_uri = f"{example}/identity-events"
     try:
         async with db.transaction() as session:
             if stored.exists():
-                kept = json.loads(stored.read_text())
+                kept: dict[str, str] = json.loads(stored.read_text())
                 client = await clients.get(session, kept["client_id"])
-                if client is not None and client.redirect_uris == [f"{example}/callback"]:
-                    return kept["client_id"], kept["client_secret"]
+                if (
+                    client is not None
+                    and client.redirect_uris == [f"{example}/callback"]
+                    and client.events_uri == events_uri
+                    and "events_secret" in kept
+                ):
+                    return kept
             added = await clients.add(
                 session,
                 clients.Registration(
@@ -147,15 +156,22 @@ async def _example_client(
                     backchannel_logout_uri=f"{example}/backchannel-logout",
                     initiate_login_uri=None,
                     public=False,
+                    scopes=[clients.DIRECTORY_SCOPE],
+                    events_uri=events_uri,
                 ),
+                Cipher(env["IDENTITY_SECRET_KEY"]),
             )
-            client_id, secret = added.client_id, added.secret
     finally:
         await db.dispose()
-    assert secret is not None
+    assert added.secret is not None and added.events_secret is not None
+    registered = {
+        "client_id": added.client_id,
+        "client_secret": added.secret,
+        "events_secret": added.events_secret,
+    }
     stored.touch(mode=0o600)
-    stored.write_text(json.dumps({"client_id": client_id, "client_secret": secret}))
-    return client_id, secret
+    stored.write_text(json.dumps(registered))
+    return registered
 
 
 def _program() -> str:
@@ -253,7 +269,7 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
         }
         upgrade(env["IDENTITY_DATABASE_URL"], SecretStr(env["IDENTITY_SECRET_KEY"]))
         demo_dir.write_addresses(folder, identity, sim, example)
-        client_id, client_secret = asyncio.run(_example_client(folder, env, scenario, example))
+        registered = asyncio.run(_example_client(folder, env, scenario, example))
     except (OSError, OperationalError) as exc:
         cause = getattr(exc, "orig", None) or exc
         reason = cause.strerror if isinstance(cause, OSError) else str(cause).splitlines()[0]
@@ -265,6 +281,7 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
         raise SystemExit(2) from None
     cli = [sys.executable, "-m", "identity.cli"]
     sim_args = ["--port", str(sim_port), "--identity", identity, "--no-provision"]
+    client_id = registered["client_id"]
     app_args = ["--port", str(app_port), "--identity", identity, "--client-id", client_id]
     commands = [
         [*cli, "serve", "--host", host, "--port", str(port)],
@@ -272,7 +289,11 @@ def run(folder: Path, host: str, port: int, sim_port: int, app_port: int, echo: 
         [*cli, "worker"],
         [*cli, "simulate", "example-app", "--host", host, *app_args],
     ]
-    env |= {"IDENTITY_BACKCHANNEL_POLL_SECONDS": "1", "EXAMPLE_APP_CLIENT_SECRET": client_secret}
+    env |= {
+        "IDENTITY_BACKCHANNEL_POLL_SECONDS": "1",
+        "EXAMPLE_APP_CLIENT_SECRET": registered["client_secret"],
+        "EXAMPLE_APP_EVENTS_SECRET": registered["events_secret"],
+    }
     children = [subprocess.Popen(argv, env=env) for argv in commands]  # noqa: S603 - our argv
     try:
         _wait_healthy(identity, children[0])

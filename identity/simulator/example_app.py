@@ -4,7 +4,11 @@ It is what an ISV would write: an OpenID Connect client with a secret (authoriza
 with PKCE), tokens checked with `identity.client`, the member's claims shown on its page,
 sign-out through identity's end-session endpoint, and a back-channel logout receiver that ends
 the app's own session when identity says the member's session ended (for instance when the
-marketplace disables the member). Its sessions live in memory: it is a demo.
+marketplace disables the member). Given its events secret, it also reads the signed-in
+member's enterprise from identity's directory (SCIM, `identity.client.DirectoryReader`) and
+receives its change events (`identity.client.events_router`): its People page lists the
+enterprise's people and reloads when an event arrives. Its sessions live in memory: it is a
+demo.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ import httpx2 as httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from identity.client import TokenValidator, backchannel_logout_router
+from identity.client import (
+    DirectoryEvent,
+    DirectoryReader,
+    EventReceiver,
+    TokenValidator,
+    backchannel_logout_router,
+    events_router,
+)
 
 COOKIE = "example_app_session"
 
@@ -32,6 +43,8 @@ class State:
 
     pending: dict[str, tuple[str, str]] = field(default_factory=dict)  # state -> verifier, nonce
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)  # cookie -> claims+tokens
+    events: list[DirectoryEvent] = field(default_factory=list)  # the latest, newest first
+    heard: int = 0  # how many events arrived
 
 
 _STYLE = (
@@ -54,8 +67,11 @@ def _page(body: str) -> HTMLResponse:
     )
 
 
-def create_example_app(identity: str, client_id: str, client_secret: str, base: str) -> FastAPI:
-    """`identity` is identity's base URL (the issuer); `base` is this app's own.
+def create_example_app(
+    identity: str, client_id: str, client_secret: str, base: str, events_secret: str | None = None
+) -> FastAPI:
+    """`identity` is identity's base URL (the issuer); `base` is this app's own; with
+    `events_secret`, it reads the directory and hears its changes (`people`).
 
     Longer than a function should be: the app's few routes are closures over its client and
     its state, kept in one function so that the whole example reads top to bottom, as an ISV
@@ -88,7 +104,9 @@ def create_example_app(identity: str, client_id: str, client_secret: str, base: 
         return _page(
             "<h1>Example app</h1><p id=signed-in>Signed in through identity as "
             f"<b>{html.escape(str(signed_in['claims'].get('name')))}</b>.</p>"
-            f"<table class=claims>{rows}</table><p><a id=logout href='/logout'>Sign out</a></p>"
+            f"<table class=claims>{rows}</table><p><a id=logout href='/logout'>Sign out</a>"
+            + (" · <a id=people-link href='/people'>People</a>" if events_secret else "")
+            + "</p>"
         )
 
     @app.get("/login")
@@ -155,4 +173,58 @@ def create_example_app(identity: str, client_id: str, client_secret: str, base: 
                 del state.sessions[cookie]
 
     app.include_router(backchannel_logout_router(validator, ended, path="/backchannel-logout"))
+    if events_secret:
+        people(app, state, DirectoryReader(identity, client_id, client_secret), events_secret)
     return app
+
+
+def people(app: FastAPI, state: State, reader: DirectoryReader, events_secret: str) -> None:
+    """The People page: the signed-in member's enterprise as identity's directory has it now,
+    and the changes identity told the app about; the page reloads when another arrives."""
+
+    async def heard(events: list[DirectoryEvent]) -> None:
+        state.events[:0] = reversed(events)
+        del state.events[20:]
+        state.heard += len(events)
+
+    app.include_router(events_router(EventReceiver(events_secret), heard))
+
+    @app.get("/people/heard")
+    async def latest() -> dict[str, int]:
+        return {"heard": state.heard}
+
+    @app.get("/people", response_model=None)
+    async def listing(request: Request) -> Response:
+        signed_in = state.sessions.get(request.cookies.get(COOKIE, ""))
+        if signed_in is None:
+            return RedirectResponse("/", 303)
+        tenant_id = str(signed_in["claims"]["tenant_id"])
+        rows = []
+        async for user in reader.users(tenant_id):
+            role = user.roles[0].value if user.roles else ""
+            state_ = "active" if user.active else "inactive"
+            rows.append(
+                f"<tr><td>{html.escape(str(user.display_name or ''))}</td>"
+                f"<td>{html.escape(str(user.user_name))}</td><td>{html.escape(str(role))}</td>"
+                f"<td class={state_}>{state_}</td></tr>"
+            )
+        changes = "".join(
+            f"<li>{html.escape(e.type)} · {html.escape(_named(e))}</li>" for e in state.events[:8]
+        )
+        heard = state.heard
+        return _page(
+            "<h1>People</h1><p>Your enterprise, as identity's directory has it (SCIM).</p>"
+            "<table class=claims id=people><tr><th>Name</th><th>User</th><th>Role</th>"
+            f"<th>State</th></tr>{''.join(rows)}</table>"
+            "<h2>Changes identity sent</h2>"
+            f"<ul id=changes>{changes or '<li>None yet.</li>'}</ul>"
+            "<p><a href='/'>Back</a></p>"
+            f"<script>setInterval(async()=>{{const r=await fetch('/people/heard');"
+            f"if((await r.json()).heard!=={heard})location.reload()}},2000)</script>"
+        )
+
+
+def _named(event: DirectoryEvent) -> str:
+    """Who or what an event is about, for people."""
+    resource = event.resource or {}
+    return str(resource.get("userName") or resource.get("displayName") or event.resource_id)

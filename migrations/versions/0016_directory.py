@@ -4,9 +4,9 @@
   (`directory.read`, for the client-credentials grant and the SCIM reads);
   `events_uri` and its Standard Webhooks secret (encrypted under the master key), with the
   previous secret and when it stops signing, so a rotation overlaps.
-- `tenants.event_cursor`: the last change event's cursor in the tenant. Taking the next one
-  updates the tenant's row, so the transactions that write a tenant's events commit in cursor
-  order.
+- `event_cursors`: the last change event's cursor in each tenant. Taking the next one updates
+  the tenant's row there, so the transactions that write a tenant's events commit in cursor
+  order. A table of its own, not a column of `tenants`, whose rows logins read FOR SHARE.
 - `directory_events`: the outbox of change events, keyed by (tenant, cursor).
 - `event_streams`: one per client and tenant: what has been delivered, the batch being sent,
   its lease and its retries.
@@ -34,10 +34,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("events_secret_enc", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("events_previous_secret_enc", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("events_previous_until", sa.DateTime(), nullable=True))
-    with op.batch_alter_table("tenants") as batch:
-        batch.add_column(
-            sa.Column("event_cursor", sa.BigInteger(), nullable=False, server_default="0")
-        )
+    op.create_table(
+        "event_cursors",
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column("cursor", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_event_cursors")),
+    )
     op.create_table(
         "directory_events",
         sa.Column("tenant_id", sa.String(64), nullable=False),
@@ -73,8 +75,7 @@ def downgrade() -> None:
     op.drop_table("event_streams")
     op.drop_index("ix_directory_events_created_at", table_name="directory_events")
     op.drop_table("directory_events")
-    with op.batch_alter_table("tenants") as batch:
-        batch.drop_column("event_cursor")
+    op.drop_table("event_cursors")
     with op.batch_alter_table("oidc_clients") as batch:
         for column in (
             "events_previous_until",
