@@ -10,18 +10,13 @@ from scim2_models import NotFoundException
 from identity.client import DirectoryReader, TokenRejected
 from identity.db import Database
 from identity.provider import clients
-from tests.helpers.simulator_world import ACME, APP_ID, BETA
+from tests.helpers.oidc_app import directory_reader
+from tests.helpers.simulator_world import ACME, BETA
 from tests.helpers.stack import Stack
 
 
 async def _reader(acme: Stack, db: Database, **extra: object) -> DirectoryReader:
-    registration = clients.Registration(
-        app_id=APP_ID, name="Reader", redirect_uris=[], post_logout_redirect_uris=[],
-        backchannel_logout_uri=None, initiate_login_uri=None, public=False,
-        scopes=[clients.DIRECTORY_SCOPE],
-    )  # fmt: skip
-    async with db.transaction() as session:
-        added = await clients.add(session, registration)
+    added = await directory_reader(db, "Reader")
     assert added.secret is not None
     return DirectoryReader(acme.identity, added.client_id, added.secret)
 

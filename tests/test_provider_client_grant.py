@@ -21,19 +21,12 @@ from identity.models import OidcClient
 from identity.provider import clients
 from tests.helpers.cli import run_cli
 from tests.helpers.marketplace_client import SECRET_KEY
-from tests.helpers.oidc_app import App
-from tests.helpers.simulator_world import APP_ID
+from tests.helpers.oidc_app import App, directory_reader
 from tests.helpers.stack import Stack
 
 
 async def _directory_app(acme: Stack, db: Database, http: httpx.AsyncClient) -> App:
-    registration = clients.Registration(
-        app_id=APP_ID, name="Directory reader", redirect_uris=[], post_logout_redirect_uris=[],
-        backchannel_logout_uri=None, initiate_login_uri=None, public=False,
-        scopes=[clients.DIRECTORY_SCOPE],
-    )  # fmt: skip
-    async with db.transaction() as session:
-        added = await clients.add(session, registration)
+    added = await directory_reader(db)
     assert added.secret is not None
     config = (await http.get(acme.identity + "/.well-known/openid-configuration")).json()
     return App(added.client_id, added.secret, config, http)

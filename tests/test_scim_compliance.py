@@ -15,8 +15,8 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
 from identity.db import Database
-from identity.provider import clients
-from tests.helpers.simulator_world import ACME, APP_ID
+from tests.helpers.oidc_app import directory_reader
+from tests.helpers.simulator_world import ACME
 from tests.helpers.stack import Stack
 
 INCLUDED = {"discovery", "misc"}
@@ -27,13 +27,7 @@ PASSED = {Status.SUCCESS, Status.COMPLIANT, Status.ACCEPTABLE}
 
 
 async def _token(acme: Stack, db: Database) -> str:
-    registration = clients.Registration(
-        app_id=APP_ID, name="Checker", redirect_uris=[], post_logout_redirect_uris=[],
-        backchannel_logout_uri=None, initiate_login_uri=None, public=False,
-        scopes=[clients.DIRECTORY_SCOPE],
-    )  # fmt: skip
-    async with db.transaction() as session:
-        added = await clients.add(session, registration)
+    added = await directory_reader(db, "Checker")
     assert added.secret is not None
     async with httpx.AsyncClient() as http:
         answer = await http.post(

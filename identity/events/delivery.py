@@ -182,11 +182,16 @@ async def _fix_batch(
     return through
 
 
-def _retry_at(settings: Settings, batch: Batch, now: datetime) -> datetime | None:
-    """When to try the batch again, or None to give it up."""
-    if now - batch.started_at >= timedelta(hours=settings.backchannel_give_up_hours):
+def retry_at(
+    settings: Settings, since: datetime, attempts: int, now: datetime
+) -> datetime | None:
+    """When to try again after `attempts` failures of something first tried at `since`, or
+    None to give up: the back-off of every outbox of ours (back-channel logouts too), a delay
+    doubling from `backchannel_retry_first_seconds` up to `backchannel_retry_max_seconds`,
+    until `backchannel_give_up_hours`."""
+    if now - since >= timedelta(hours=settings.backchannel_give_up_hours):
         return None
-    delay = settings.backchannel_retry_first_seconds * 2**batch.attempts
+    delay = settings.backchannel_retry_first_seconds * 2**attempts
     return now + timedelta(seconds=min(delay, settings.backchannel_retry_max_seconds))
 
 
@@ -242,7 +247,7 @@ def _outcome(
     if error == _NOT_VISIBLE:
         return None, {"next_attempt_at": now + UNSEEN, "last_error": error}
     where = {"client_id": batch.client.client_id, "tenant_id": batch.tenant_id}
-    retry = _retry_at(settings, batch, now)
+    retry = retry_at(settings, batch.started_at, batch.attempts, now)
     if retry is None:
         log.error("events.given_up", **where, through=batch.through, events=sent, error=error[:200])
         skipped = {"skipped": EventStream.skipped + sent, "last_error": error[:255]}

@@ -25,6 +25,7 @@ from sqlalchemy import and_, or_, select, update
 
 from identity.crypto import Cipher
 from identity.db import Database, utcnow
+from identity.events.delivery import retry_at
 from identity.models import LogoutDelivery
 from identity.provider import keys
 from identity.provider.tokens import Subjects, logout_token
@@ -92,14 +93,6 @@ async def _claim_one(db: Database, now: datetime, lease: timedelta) -> Due | Non
     return None if row is None else Due(**row._asdict())
 
 
-def _retry_at(settings: Settings, due: Due, now: datetime) -> datetime | None:
-    """When to try again, or None to give up."""
-    if now - due.created_at >= timedelta(hours=settings.backchannel_give_up_hours):
-        return None
-    delay = settings.backchannel_retry_first_seconds * 2**due.attempts
-    return now + timedelta(seconds=min(delay, settings.backchannel_retry_max_seconds))
-
-
 async def deliver_due(
     db: Database,
     settings: Settings,
@@ -136,7 +129,7 @@ async def deliver_due(
             values["delivered_at"] = utcnow()
             counts["delivered"] += 1
         else:
-            retry = _retry_at(settings, due, now)
+            retry = retry_at(settings, due.created_at, due.attempts, now)
             values |= {"last_error": error[:255]}
             values |= {"next_attempt_at": retry} if retry else {"given_up_at": utcnow()}
             outcome = "retried" if retry else "given_up"

@@ -114,3 +114,16 @@ async def tokens_for(app: App, browser: Browser, **params: str) -> dict[str, str
     )  # fmt: skip
     assert answer.status_code == 200, answer.text
     return answer.json()  # type: ignore[no-any-return]
+
+
+async def directory_reader(db: Database, name: str = "Directory reader") -> clients.Added:
+    """An app's backend registered with `directory.read` for the demo app, no redirect URI."""
+    registration = clients.Registration(
+        app_id=APP_ID, name=name, redirect_uris=[], post_logout_redirect_uris=[],
+        backchannel_logout_uri=None, initiate_login_uri=None, public=False,
+        scopes=[clients.DIRECTORY_SCOPE],
+    )  # fmt: skip
+    async with db.transaction() as session:
+        added = await clients.add(session, registration)
+    assert added.secret is not None
+    return added
