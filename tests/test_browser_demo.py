@@ -11,9 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.helpers.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.helpers.chromium import (
+    CHROMIUM,
+    FLAGS,
+    VIEWPORTS,
+    chromium_page,
+    needs_chromium,
+    shooter,
+    sign_in_at_auth_centre,
+)
 from tests.helpers.demo_process import identity
 from tests.helpers.servers import ROOT, free_port
 from tests.helpers.waiting import until_sync
@@ -99,6 +108,39 @@ def test_the_example_app_signs_in_through_identity_and_hears_when_access_ends(
                 _simulate(demo, "enable-member", "alice")
         finally:
             browser.close()
+
+
+@needs_chromium
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_example_app_shows_the_enterprise_and_hears_its_changes(
+    demo: dict[str, str], tmp_path: Path, viewport: str
+) -> None:
+    """Its People page reads the directory (SCIM) and reloads when identity's worker sends it
+    the change `identity simulate disable-member` made (a signed event)."""
+    shot = shooter(tmp_path, viewport)
+    with chromium_page(viewport) as page:
+        page.goto(demo["example"])
+        page.locator("#login").click()
+        page.fill("input[name=tenant]", demo["account"].split("@")[1])
+        page.get_by_role("button", name=re.compile("Continue")).click()
+        sign_in_at_auth_centre(page, demo["account"], demo["password"])
+        expect(page.locator("#signed-in")).to_be_visible()
+        page.locator("#people-link").click()
+        people = page.locator("#people")
+        expect(people).to_contain_text("bob@acme")
+        expect(people).to_contain_text("carol@acme")
+        expect(people).not_to_contain_text("dave@acme")  # not authorised for the app
+        expect(page.locator("tr", has_text="bob@acme").locator("td").nth(3)).to_have_text("active")
+        shot(page, "example-people")
+
+        _simulate(demo, "disable-member", "bob")
+        try:  # no click: the page reloads when the event arrives
+            bob = page.locator("tr", has_text="bob@acme").locator("td").nth(3)
+            expect(bob).to_have_text("inactive", timeout=20_000)
+            expect(page.locator("#changes")).to_contain_text("directory.user.deactivated")
+            shot(page, "example-people-changed")
+        finally:
+            _simulate(demo, "enable-member", "bob")
 
 
 def test_the_demo_refuses_a_port_another_process_serves(tmp_path: Path) -> None:

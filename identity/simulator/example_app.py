@@ -55,7 +55,8 @@ _STYLE = (
     ".claims td{overflow-wrap:anywhere}"  # a long value (sub, sid) wraps, never the page
     "@media (max-width:30rem){.claims tr{display:block;padding:.4rem 0;"
     "border-bottom:1px solid #ddd}.claims th,.claims td{display:block;border:0;padding:0}"
-    ".claims th{font-size:.8rem;font-weight:normal;color:#555}}"  # a phone: name above value
+    ".claims th{font-size:.8rem;font-weight:normal;color:#555}.claims tr.head{display:none}}"
+    # a phone: name above value, and no header row over rows that are blocks
 )
 
 
@@ -214,7 +215,7 @@ def people(app: FastAPI, state: State, reader: DirectoryReader, events_secret: s
         heard = state.heard
         return _page(
             "<h1>People</h1><p>Your enterprise, as identity's directory has it (SCIM).</p>"
-            "<table class=claims id=people><tr><th>Name</th><th>User</th><th>Role</th>"
+            "<table class=claims id=people><tr class=head><th>Name</th><th>User</th><th>Role</th>"
             f"<th>State</th></tr>{''.join(rows)}</table>"
             "<h2>Changes identity sent</h2>"
             f"<ul id=changes>{changes or '<li>None yet.</li>'}</ul>"
