@@ -102,6 +102,7 @@ bench: install-test peer
 	$(BIN)/python -m benchmarks.admin_members
 	$(BIN)/python -m benchmarks.scale --members 200000 --tenants 1000
 	$(BIN)/python -m benchmarks.peer
+	$(BIN)/python -m benchmarks.directory
 
 # Two replicas and two workers on PostgreSQL behind a proxy under mixed traffic for
 # LOAD_SECONDS (600 unless set); exits 1 when a target is missed (README, Benchmarks).
