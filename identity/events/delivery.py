@@ -182,9 +182,7 @@ async def _fix_batch(
     return through
 
 
-def retry_at(
-    settings: Settings, since: datetime, attempts: int, now: datetime
-) -> datetime | None:
+def retry_at(settings: Settings, since: datetime, attempts: int, now: datetime) -> datetime | None:
     """When to try again after `attempts` failures of something first tried at `since`, or
     None to give up: the back-off of every outbox of ours (back-channel logouts too), a delay
     doubling from `backchannel_retry_first_seconds` up to `backchannel_retry_max_seconds`,
