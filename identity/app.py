@@ -18,7 +18,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from identity import branding, health, pages
+from identity import branding, health, pages, scim
 from identity.admin import console as admin_console
 from identity.admin import local_login, resets
 from identity.admin import routes as admin_routes
@@ -40,7 +40,6 @@ from identity.provider import routes as provider_routes
 from identity.provider.authorize import AuthorizePage
 from identity.provider.documents import Documents
 from identity.provider.service import OAuthError, Provider
-from identity.scim import app as scim_app
 from identity.seller_key import load_seller_key
 from identity.sessions import Sessions, devices
 from identity.sessions.service import policy_for
@@ -214,7 +213,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.marketplace_v1_key and settings.marketplace_v1_key.get_secret_value():
         app.include_router(v1_routes.router)  # the V1 callbacks, for products still on V1
     app.mount("/static", pages.static_files(), name="static")
-    app.mount(scim_app.MOUNT, scim_app.ScimApp(settings))  # the directory for the apps
+    app.mount(scim.MOUNT, scim.Mounted(settings))  # the directory for the apps
     _answer_errors(app)
     return app
 

@@ -61,7 +61,6 @@ from identity.models import (
 from identity.observability import WorkerMetrics
 from identity.provider import backchannel, clients
 from identity.provider.tokens import Subjects
-from identity.scim import resources
 from identity.settings import Settings
 
 log = structlog.get_logger("identity.worker")
@@ -216,21 +215,38 @@ def event_sources(settings: Settings) -> wire.Sources | None:
     master = settings.secret_key.get_secret_value()
     base_url, subjects = settings.base_url, Subjects(master)
 
+    # The SCIM rendering is imported when the first event is sent: scim2-models builds its
+    # schemas on import (most of a second), which every worker start would pay otherwise.
+
     async def users(
         conn: AsyncConnection, tenant_id: str, app_id: str, names: Sequence[str]
     ) -> dict[str, wire.Resource]:
-        return await resources.users_json(conn, base_url, subjects, tenant_id, app_id, names)
+        from identity.scim.resources import users_json
+
+        return await users_json(conn, base_url, subjects, tenant_id, app_id, names)
 
     async def groups(
         conn: AsyncConnection, tenant_id: str, codes: Sequence[str]
     ) -> dict[str, wire.Resource]:
-        return await resources.groups_json(conn, base_url, tenant_id, codes)
+        from identity.scim.resources import groups_json
+
+        return await groups_json(conn, base_url, tenant_id, codes)
+
+    def user_id(user_name: str) -> str:
+        from identity.scim.resources import user_id
+
+        return user_id(user_name)
+
+    def group_id(org_code: str) -> str:
+        from identity.scim.resources import group_id
+
+        return group_id(org_code)
 
     return wire.Sources(
         users=users,
         groups=groups,
-        user_id=resources.user_id,
-        group_id=resources.group_id,
+        user_id=user_id,
+        group_id=group_id,
         secrets=partial(clients.events_secrets, Cipher(master)),
         visible=_tenant_visible,
     )

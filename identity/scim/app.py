@@ -59,7 +59,7 @@ from identity.settings import Settings
 log = structlog.get_logger("identity")
 
 MOUNT = f"{resources.SCIM_PATH}/{{tenant_id}}"
-"""Where `create_app` mounts the service."""
+"""Where `create_app` mounts the service (`identity.scim.MOUNT`, which does not load this)."""
 PAGE_SIZE, MAX_RESULTS = 100, 200
 CURSOR_SECONDS = 3600
 
