@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -18,15 +17,9 @@ from identity.models import (
     OidcGrant,
     SigningKey,
 )
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import cli_json, run_cli
 
 REDIRECT = "https://app.example.com/callback"
-
-
-def cli_json(database_url: str, tmp_path: Path, *args: str) -> Any:
-    done = run_cli(database_url, tmp_path, *args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 async def test_a_client_is_added_listed_rotated_and_removed(

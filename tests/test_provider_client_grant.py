@@ -19,7 +19,7 @@ from identity.crypto import Cipher
 from identity.db import Database, utcnow
 from identity.models import OidcClient
 from identity.provider import clients
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import cli_json, run_cli
 from tests.helpers.marketplace_client import SECRET_KEY
 from tests.helpers.oidc_app import App, directory_reader
 from tests.helpers.stack import Stack
@@ -135,29 +135,25 @@ async def test_a_registration_that_cannot_work_is_refused(
             await clients.add(session, clients.Registration(**fields))
 
 
-def _cli(database_url: str, tmp_path: Path, *args: str) -> Any:
-    done = run_cli(database_url, tmp_path, *args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 async def test_the_operator_registers_an_events_receiver_and_rotates_its_secret(
     database_url: str, tmp_path: Path, db: Database
 ) -> None:
-    added = _cli(
+    added = cli_json(
         database_url, tmp_path, "clients", "add", "--app", "a", "--name", "Reader",
         "--directory", "--events-uri", "http://127.0.0.1:9/events",
     )  # fmt: skip
     first = added["events_secret"]
     assert first.startswith("whsec_") and Webhook(first)  # a secret the library takes
-    shown = _cli(database_url, tmp_path, "clients", "show", added["client_id"])
+    shown = cli_json(database_url, tmp_path, "clients", "show", added["client_id"])
     assert shown["scopes"] == ["directory.read"]
     assert shown["events_uri"] == "http://127.0.0.1:9/events"
     assert first not in json.dumps(shown) and added["client_secret"] not in json.dumps(shown)
 
-    rotated = _cli(database_url, tmp_path, "clients", "rotate-events-secret", added["client_id"])
+    rotated = cli_json(
+        database_url, tmp_path, "clients", "rotate-events-secret", added["client_id"]
+    )
     assert rotated["events_secret"].startswith("whsec_") and rotated["events_secret"] != first
-    shown = _cli(database_url, tmp_path, "clients", "show", added["client_id"])
+    shown = cli_json(database_url, tmp_path, "clients", "show", added["client_id"])
     assert shown["events_secret_rotating_until"] is not None
     later = utcnow() + timedelta(hours=25)
     async with db.read() as session:

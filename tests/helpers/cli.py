@@ -3,11 +3,13 @@ test's, with only the database and the secret key configured."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.marketplace_client import SECRET_KEY
 from tests.helpers.servers import ROOT
@@ -22,6 +24,13 @@ def run_cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedPro
     return subprocess.run(  # noqa: S603 - our own entry point
         [str(IDENTITY), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
     )
+
+
+def cli_json(database_url: str, cwd: Path, *args: str) -> Any:
+    """`identity ARGS --json` as `run_cli` runs it, which must succeed: its output, parsed."""
+    done = run_cli(database_url, cwd, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 KEY = "0123456789abcdef0123"
