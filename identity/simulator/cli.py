@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from identity.marketplace.signing import Kind
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH, create_auth_centre
+from identity.simulator.conformance.cli import conformance
 from identity.simulator.scenario import Scenario, ScenarioError, TenantSpec, load_scenario
 from identity.simulator.sender import DeliveryError, Keys, KooGallery, Unreachable
 from identity.simulator.target import (
@@ -304,6 +305,7 @@ _tenant_command(
 _tenant_command("freeze", events.freeze, "Freeze the instance: updateInstanceStatus FREEZE.")
 _tenant_command("unfreeze", events.unfreeze, "Unfreeze: updateInstanceStatus UNFREEZE.")
 _tenant_command("release", events.release, "Release the instance: releaseInstance.")
+app.command("conformance")(conformance)
 
 
 # --- example app -------------------------------------------------------------------------------

@@ -136,11 +136,8 @@ class KooGallery:
 
     def _sign(self, kind: Kind, body: dict[str, Any]) -> tuple[bytes, str, str, str]:
         """Compact UTF-8 JSON, as Jackson writes it; returns (raw, signature, timestamp, nonce)."""
-        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        nonce = secrets.token_hex(32).upper()  # the docs' examples: 64 uppercase hex
-        timestamp = str(int(time.time() * 1000))  # epoch milliseconds (§2.4)
-        signature = sign_body(kind, self.keys.access_key(kind), nonce, timestamp, raw)
-        return raw, signature, timestamp, nonce
+        signed = sign_call(kind, self.keys.access_key(kind), body)
+        return signed.raw, signed.signature, signed.timestamp, signed.nonce
 
     async def _post(
         self,
@@ -192,6 +189,37 @@ class KooGallery:
             )
             self._instances[key] = str(answer["instanceId"])
         return self._instances[key]
+
+
+@dataclass(frozen=True)
+class SignedCall:
+    """A body as sent, and what travels beside it (in the query or the headers)."""
+
+    raw: bytes
+    signature: str
+    timestamp: str
+    nonce: str
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, as Jackson writes it, members in the order given."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sign_call(
+    kind: Kind,
+    key: str,
+    body: dict[str, Any] | bytes,
+    *,
+    timestamp: str | None = None,
+) -> SignedCall:
+    """A call signed as the marketplace signs it (§2.1, §2.2): a fresh nonce (64 upper-case
+    hex, as the docs' examples), the current epoch milliseconds (§2.4) unless a timestamp is
+    given; a body given as bytes is sent as it is (the conformance kit's oversized one)."""
+    raw = body if isinstance(body, bytes) else encode_body(body)
+    nonce = secrets.token_hex(32).upper()
+    timestamp = str(int(time.time() * 1000)) if timestamp is None else timestamp
+    return SignedCall(raw, sign_body(kind, key, nonce, timestamp, raw), timestamp, nonce)
 
 
 def read_answer(interface: str, response: httpx.Response) -> Answer:

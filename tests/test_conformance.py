@@ -1,0 +1,268 @@
+"""The conformance kit (`identity simulate conformance`), run as an ISV runs it: the real CLI in
+a process of its own, against identity in another, over real HTTP.
+
+identity passes every case, V1 and the order-details path included; a broken stand-in ISV
+(tests/helpers/broken_isv.py: identity behind a proxy that injects one flaw) fails exactly the
+cases about its flaw. Bad options are refused before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from defusedxml import ElementTree
+from typer.testing import CliRunner
+
+from identity.simulator.cli import app
+from identity.simulator.conformance.catalogue import Need
+from identity.simulator.conformance.probe import live_cookie
+from identity.simulator.conformance.report import as_json, verdict
+from identity.simulator.conformance.runner import catalogue
+from identity.simulator.conformance.session import Result, Status
+from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY, SECRET_KEY
+from tests.helpers.servers import ROOT, ServiceProcesses, free_port, service_env
+
+APP_ID = "conformance-app"
+V1_KEY = "v1-key-for-conformance-0123456789"
+ORDER_AK, ORDER_SK = "CONFORMANCEAK0001", "conformance-secret-access-key-0001"
+SLOW_LIMIT, SLOW_DELAY = 2.0, 3.0
+CASES = catalogue()
+NOT_RUN_WITHOUT_V1_AND_ORDERS = {
+    name for name, spec in CASES.items() if {Need.V1, Need.ORDERS} & set(spec.needs)
+}
+FLAWS = {
+    "wrong-signature": {
+        f"signing.{variant}.{kind}"
+        for variant in ("wrong-key", "swapped-keys", "wrong-formula", "missing-signature")
+        for kind in ("basic", "kit")
+    },
+    "new-instance-per-retry": {"newInstance.retry", "newInstance.concurrent"},
+    "older-sync-wins": {"state.older-sync-ignored"},
+    # every case that sends a refreshInstance of scene RENEWAL
+    "slow": {"refreshInstance.renewal", "refreshInstance.unknown", "debug.refreshInstance"},
+}
+
+
+@pytest.fixture(scope="module")
+def public_key_file(
+    tmp_path_factory: pytest.TempPathFactory, private_key: rsa.RSAPrivateKey
+) -> Path:
+    """The seller's public key, as the seller uploads it to KooGallery (§2.7)."""
+    path = tmp_path_factory.mktemp("conformance") / "seller.pub.pem"
+    path.write_bytes(
+        private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def kit_port() -> int:
+    """Where the kit's auth centre and order API listen: identity is told before it starts."""
+    return free_port()
+
+
+def _identity(database_url: str, private_key_file: Path, **more: str) -> ServiceProcesses:
+    port = free_port()
+    env = service_env(
+        database_url,
+        secret_key=SECRET_KEY,
+        basic_key=BASIC_KEY,
+        kit_key=KIT_KEY,
+        base_url=f"http://127.0.0.1:{port}",
+    )
+    env |= {
+        "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE": str(private_key_file),
+        "IDENTITY_SESSION_COOKIE_SECURE": "false",
+        **more,
+    }
+    return ServiceProcesses(1, env, ports=[port])
+
+
+@pytest.fixture(scope="module")
+def identity(database_url: str, private_key_file: Path, kit_port: int) -> Iterator[str]:
+    """identity with V1 on and the query-order API configured (the kit's address)."""
+    with _identity(
+        database_url,
+        private_key_file,
+        IDENTITY_MARKETPLACE_V1_KEY=V1_KEY,
+        IDENTITY_MARKETPLACE_AK=ORDER_AK,
+        IDENTITY_MARKETPLACE_SK=ORDER_SK,
+        IDENTITY_MARKETPLACE_API_URL=f"http://127.0.0.1:{kit_port}",
+    ) as service:
+        yield service.urls[0]
+
+
+@pytest.fixture(scope="module")
+def plain_identity(database_url: str, private_key_file: Path) -> Iterator[str]:
+    """identity with V2 only and no order API: what the broken ISVs stand in front of."""
+    with _identity(database_url, private_key_file) as service:
+        yield service.urls[0]
+
+
+def conformance(*args: str) -> subprocess.CompletedProcess[str]:
+    """`identity simulate conformance ARGS` as an ISV runs it, without identity's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(  # noqa: S603 - our own entry point
+        [sys.executable, "-m", "identity.cli", "simulate", "conformance", *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def keys(public_key_file: Path, identity: str) -> list[str]:
+    return [
+        *("--basic-key", BASIC_KEY, "--kit-key", KIT_KEY, "--public-key", str(public_key_file)),
+        *("--app-id", APP_ID, "--sso-callback", f"{identity}/sso/callback/{APP_ID}"),
+    ]
+
+
+def junit_cases(path: Path) -> dict[str, str]:
+    """Each <testcase>'s name and result, after checking the file's structure and counts."""
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert len(suites) == 1
+    suite = suites[0]
+    cases = suite.findall("testcase")
+    results: dict[str, str] = {}
+    for case in cases:
+        assert case.get("classname", "").startswith("koogallery.")
+        float(case.get("time", ""))
+        outcome = [child.tag for child in case if child.tag in ("failure", "skipped")]
+        results[case.get("name", "")] = outcome[0] if outcome else "passed"
+    assert len(results) == len(cases)
+    for element in (root, suite):
+        assert element.get("tests") == str(len(cases))
+        assert element.get("failures") == str(sum(r == "failure" for r in results.values()))
+        assert element.get("skipped") == str(sum(r == "skipped" for r in results.values()))
+        assert element.get("errors") == "0"
+    return results
+
+
+def test_identity_passes_every_case(
+    identity: str, public_key_file: Path, kit_port: int, tmp_path: Path
+) -> None:
+    junit = tmp_path / "conformance.xml"
+    done = conformance(
+        "--target", f"{identity}/koogallery", *keys(public_key_file, identity),
+        "--v1-key", V1_KEY, "--order-ak", ORDER_AK, "--order-sk", ORDER_SK,
+        "--auth-centre-port", str(kit_port), "--json", "--junit", str(junit),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    report = json.loads(done.stdout)
+    failed = [c for c in report["cases"] if c["result"] != "passed"]
+    assert failed == []
+    assert sorted(c["name"] for c in report["cases"]) == sorted(CASES)
+    assert report["passed"] is True and report["verdict"].startswith("PASS: would pass")
+    total = len(CASES)
+    assert report["counts"] == {"passed": total, "failed": 0, "skipped": 0, "total": total}
+    assert junit_cases(junit) == dict.fromkeys(CASES, "passed")
+
+
+@pytest.mark.parametrize("flaw", list(FLAWS))
+def test_a_broken_isv_fails_exactly_the_cases_about_its_flaw(
+    flaw: str, plain_identity: str, public_key_file: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+
+    def argv(p: int) -> list[str]:
+        return [sys.executable, "-m", "tests.helpers.broken_isv", flaw, plain_identity, str(p),
+                str(SLOW_DELAY)]  # fmt: skip
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    slow = ["--time-limit", str(SLOW_LIMIT)] if flaw == "slow" else []
+    junit = tmp_path / "conformance.xml"
+    with ServiceProcesses(1, env, ports=[port], argv=argv) as proxy:
+        done = conformance(
+            "--target", f"{proxy.urls[0]}/koogallery", *keys(public_key_file, plain_identity),
+            *slow, "--junit", str(junit),
+        )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr
+    results = junit_cases(junit)
+    assert {name for name, r in results.items() if r == "failure"} == FLAWS[flaw], done.stdout
+    assert {name for name, r in results.items() if r == "skipped"} == NOT_RUN_WITHOUT_V1_AND_ORDERS
+    lines = done.stdout.splitlines()
+    for name in FLAWS[flaw]:
+        assert any(line.startswith("FAIL") and f" {name} " in line for line in lines), name
+    verdict_line = next(line for line in lines if line.startswith("Verdict: "))
+    assert verdict_line.startswith("Verdict: FAIL"), verdict_line
+    assert ("would not pass the dial test" in verdict_line) == (flaw == "slow")
+    assert "no --v1-key" in done.stdout and "no --order-ak/--order-sk" in done.stdout
+
+
+# --- without processes ------------------------------------------------------------------------
+
+
+def test_the_verdict_names_what_was_not_run_and_why() -> None:
+    skipped = Result(CASES["state.disabled-refused"], Status.SKIPPED, "no --sso-callback (…)")
+    passed = Result(CASES["newInstance"], Status.PASSED, "000000")
+    found = verdict([passed, skipped])
+    assert found.passed and found.headline.startswith("PASS on what was checked")
+    assert found.skipped == [("no --sso-callback (…)", ["state.disabled-refused"])]
+    report = as_json([passed, skipped], "https://isv.example.com/produce")
+    assert report["counts"] == {"passed": 1, "failed": 0, "skipped": 1, "total": 2}
+
+
+def test_a_failed_debug_case_means_the_dial_test_would_fail() -> None:
+    failed = Result(CASES["debug.queryInstance"], Status.FAILED, "HTTP 500")
+    found = verdict([failed, Result(CASES["newInstance"], Status.PASSED, "000000")])
+    assert not found.passed
+    assert found.headline.startswith("FAIL: would not pass the dial test")
+    ((consequence, names),) = found.failures
+    assert names == ["debug.queryInstance"] and "five failing days" in consequence
+
+
+@pytest.mark.parametrize(
+    ("header", "live"),
+    [
+        ("sid=abc; Path=/; HttpOnly", True),
+        ("sid=; Path=/", False),
+        ("sid=abc; Max-Age=0", False),
+        ("sid=abc; expires=Thu, 01 Jan 1970 00:00:00 GMT", False),
+        ("sid=abc; Max-Age=3600; expires=Thu, 01 Jan 2099 00:00:00 GMT", True),
+    ],
+)
+def test_a_sign_in_counts_only_a_cookie_that_is_set_not_deleted(header: str, live: bool) -> None:
+    from datetime import UTC, datetime
+
+    assert live_cookie(header, datetime.now(UTC)) is live
+
+
+def test_every_case_is_documented() -> None:
+    text = (ROOT / "docs" / "conformance.md").read_text("utf-8")
+    missing = [name for name in CASES if f"`{name}`" not in text]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "isv.example.com/produce"], "is not an http(s) URL"),
+        (["--kit-key", BASIC_KEY], "must differ"),
+        (["--order-ak", ORDER_AK], "give both or neither"),
+        (["--public-key", "{private}"], "holds a private key"),
+        (["--public-key", "{missing}"], "cannot read"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_sent(
+    args: list[str], message: str, private_key_file: Path, tmp_path: Path
+) -> None:
+    chosen = {"--target": "https://isv.example.com/produce", "--basic-key": BASIC_KEY,
+              "--kit-key": KIT_KEY}  # fmt: skip
+    given: dict[str, Any] = {**chosen, **dict(zip(args[::2], args[1::2], strict=True))}
+    paths = {"{private}": str(private_key_file), "{missing}": str(tmp_path / "none.pem")}
+    argv = [part for k, v in given.items() for part in (k, paths.get(v, v))]
+    # wide enough that the message, which names a long temporary path, is never wrapped
+    result = CliRunner().invoke(app, ["conformance", *argv], env={"COLUMNS": "1000"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
