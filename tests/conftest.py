@@ -223,8 +223,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         example = re.search(r"Example ISV app \(signs in through identity\): (\S+)", started.banner)
         own_host = re.search(r"enterprise's own host: (\S+)", started.banner)
         workbench = re.search(r"enterprise workbench \(CAS\): (\S+)", started.banner)
+        console = re.search(
+            r"Buyer's console .*: (\S+)\s+account (\S+)\s+password (\S+)", started.banner
+        )
         assert flow_b and flow_a and alice and example and own_host, started.banner
-        assert workbench, started.banner
+        assert workbench and console, started.banner
         yield {
             "url": flow_b.group(1),
             "unified": flow_a.group(1),
@@ -235,6 +238,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "identity": started.identity,
             "tenant_host": own_host.group(1),
             "workbench": workbench.group(1),
+            "console": console.group(1),
+            "buyer": console.group(2),
+            "buyer_password": console.group(3),
         }
 
 

@@ -13,13 +13,20 @@ each tenant's `domainName` (§3.1). Paths:
   `state`. An existing SSO session redirects at once, as an SSO portal does.
 - `POST /api/v1/login`: the form's target. It does not look at the member's `enable` or
   `authorised` flags: identity must refuse those itself (§3.3: "must fail login even if the IdP
-  still issues a token").
+  still issues a token"). A member whose password must change (an initial or reset one, §6)
+  is asked for a new one first (`console.first_sign_in`), then sent on.
 - `POST /api/v1/oauth2/token`, `GET /api/v1/oauth2/userinfo` (§5.2 steps 5, 6, 8): see `oauth`.
 - `GET /api/v1/logout?redirect_url=…` (§5.2 step 9): ends the SSO session; 302 to
   `redirect_url` (http or https only: no `javascript:` redirects) or to the login page.
 - `GET|POST /api/v1/cas/p3/login`, `GET /api/v1/cas/p3/serviceValidate`: CAS 3.0, see `cas`.
+- `/console…`: the buyer's console, where the enterprise administrator changes the world
+  the auth centre serves and the marketplace syncs it to identity (`console`, §6).
 - `/_sim/…`: simulator-only test hooks (stats, revoke a member's tokens, inject failures);
   OneAccess has nothing like them. `/healthz` says the process is up.
+
+Every part reads the world it serves from one `World` (scenario.py), which the console replaces
+on each change: a member added there signs in at once, one deleted no longer can (their SSO
+sessions and tokens end with them).
 
 The SSO cookie is `sim_sso` (HttpOnly, SameSite=Lax, not Secure: the simulator runs on plain
 http). Cookies ignore ports, so it must not share identity's cookie name on 127.0.0.1.
@@ -31,23 +38,31 @@ own, and the next endpoint should too.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote_plus, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from identity.marketplace.orders import AccessKey
-from identity.simulator import order_api, pages
+from identity.simulator import oauth, order_api, pages
+from identity.simulator.console import first_sign_in
 from identity.simulator.oauth import Failures, Grant, Issuer, Lifetimes, OAuthError
 from identity.simulator.order_api import DEMO_KEY, OrderDesk
-from identity.simulator.scenario import MemberSpec, Scenario, TenantSpec, idp_user_id
+from identity.simulator.scenario import (
+    MemberSpec,
+    Scenario,
+    ScenarioError,
+    TenantSpec,
+    World,
+)
+
+if TYPE_CHECKING:
+    from identity.simulator.console.state import ConsoleSetup
 
 SSO_COOKIE = "sim_sso"
 AUTHORIZE_PATH = "/api/v1/oauth2/authorize"
@@ -63,7 +78,7 @@ router = APIRouter()
 
 @dataclass(frozen=True)
 class Centre:
-    scenario: Scenario
+    world: World
     issuer: Issuer
     callback: str
     """The callback registered for the app: `{identity}/sso/callback/{appId}` (§5.1)."""
@@ -72,12 +87,17 @@ class Centre:
     """Those of the scenario's other apps."""
 
     @property
+    def scenario(self) -> Scenario:
+        """The world as it is now: read it afresh for each request, never keep it."""
+        return self.world.scenario
+
+    @property
     def login_page_url(self) -> str:
         return f"{UNIFIED_LOGIN_PATH}?{urlencode({'ind': 'UNOP', 'appId': self.scenario.app_id})}"
 
 
 def create_auth_centre(
-    scenario: Scenario,
+    scenario: Scenario | World,
     *,
     callback_base: str,
     code_seconds: float = 60,
@@ -85,28 +105,37 @@ def create_auth_centre(
     refresh_token_seconds: int = 30 * 86400,
     clock: Callable[[], float] = time.time,
     order_key: AccessKey = DEMO_KEY,
+    console: ConsoleSetup | None = None,
 ) -> FastAPI:
     """The auth centre as an ASGI app; `callback_base` is identity's base URL. It also serves
-    the marketplace's query-order API (`order_api`), to callers signing with `order_key`."""
+    the marketplace's query-order API (`order_api`), to callers signing with `order_key`, and
+    with `console` the buyer's console (`console.routes`), timed by `clock` as well."""
+    world = scenario if isinstance(scenario, World) else World(scenario)
+    scenario = world.scenario
     lifetimes = Lifetimes(code_seconds, access_token_seconds, refresh_token_seconds)
     app = FastAPI(
         title="KooGallery simulator: auth centre", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.centre = Centre(
-        scenario=scenario,
-        issuer=Issuer(scenario, lifetimes, clock),
+        world=world,
+        issuer=Issuer(world, lifetimes, clock),
         callback=f"{callback_base.rstrip('/')}/sso/callback/{scenario.app_id}",
         failures=Failures(),
         other_callbacks=frozenset(
             f"{callback_base.rstrip('/')}/sso/callback/{app}" for app in scenario.other_app_ids
         ),
     )
-    app.state.order_desk = OrderDesk(scenario, order_key)
+    app.state.order_desk = OrderDesk(world, order_key)
     app.include_router(router)
     app.include_router(order_api.router)
+    first_sign_in.install(app, world, clock)
     from identity.simulator import cas  # it builds on this module: imported here, not above
 
     cas.install(app, app.state.centre, callback_base)
+    if console is not None:
+        from identity.simulator.console import routes
+
+        routes.install(app, app.state.centre.issuer, console)
     return app
 
 
@@ -191,10 +220,18 @@ def _login_form(target: LoginTarget, status: int = 200, **shown: str) -> HTMLRes
 
 def signed_in(centre: Centre, request: Request) -> tuple[TenantSpec, MemberSpec] | None:
     held = centre.issuer.session(request.cookies.get(SSO_COOKIE))
-    if held is None:
+    return None if held is None else find_member(centre.scenario, *held)
+
+
+def find_member(
+    scenario: Scenario, tenant_id: str, user_name: str
+) -> tuple[TenantSpec, MemberSpec] | None:
+    """The member as the world holds them now, or None once the console deleted them."""
+    try:
+        tenant = scenario.tenant(tenant_id)
+        return tenant, tenant.member(user_name)
+    except ScenarioError:
         return None
-    tenant = centre.scenario.tenant(held[0])
-    return tenant, tenant.member(held[1])
 
 
 async def _start(
@@ -253,9 +290,15 @@ async def login(request: Request) -> Response:
     if not target.admits(tenant):
         error = "该账号的企业未使用此应用 / This account's enterprise does not use this app"
         return _login_form(target, 401, username=username, error=error)
-    response = RedirectResponse(target.redirect(centre, tenant, member), status_code=302)
-    start_sso(centre, request, response, tenant, member)
-    return response
+
+    def finish(request: Request, tenant: TenantSpec, member: MemberSpec) -> Response:
+        response = RedirectResponse(target.redirect(centre, tenant, member), status_code=302)
+        start_sso(centre, request, response, tenant, member)
+        return response
+
+    if member.must_change_password:
+        return first_sign_in.ask(request, tenant, member, form.get("password", ""), finish)
+    return finish(request, tenant, member)
 
 
 def start_sso(
@@ -295,32 +338,6 @@ def _injected(centre: Centre) -> JSONResponse | None:
     return _oauth_json({"error": "server_error", "error_description": "simulated failure"}, status)
 
 
-def _client_credentials(request: Request, form: Mapping[str, str]) -> tuple[str, str]:
-    """Form parameters (§5.2 step 5), else HTTP Basic (RFC 6749 §2.3.1)."""
-    if "client_id" in form:
-        return form.get("client_id", ""), form.get("client_secret", "")
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return "", ""
-    try:
-        decoded = base64.b64decode(encoded, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return "", ""
-    client_id, _, secret = decoded.partition(":")
-    return unquote_plus(client_id), unquote_plus(secret)
-
-
-def _grant(issuer: Issuer, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
-    grant_type = form.get("grant_type")
-    if not grant_type:
-        raise OAuthError(400, "invalid_request", "Missing grant type")
-    if grant_type == "authorization_code":
-        return issuer.exchange_code(client_id, form.get("code"), form.get("redirect_uri"))
-    if grant_type == "refresh_token":
-        return issuer.refresh(client_id, form.get("refresh_token"))
-    raise OAuthError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
-
-
 @router.post(TOKEN_PATH)
 async def token(request: Request) -> JSONResponse:
     """§5.2 steps 5 and 8; the client is authenticated before the grant is looked at."""
@@ -331,34 +348,13 @@ async def token(request: Request) -> JSONResponse:
         issuer.stats.token_errors += 1
         return failed
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    client_id, client_secret = _client_credentials(request, form)
+    client_id, client_secret = oauth.client_credentials(request.headers.get("authorization"), form)
     try:
         issuer.authenticate_client(client_id, client_secret)
-        return _oauth_json(_grant(issuer, client_id, form))
+        return _oauth_json(issuer.grant(client_id, form))
     except OAuthError as exc:
         issuer.stats.token_errors += 1
         return _oauth_json(exc.body, exc.status)
-
-
-def _userinfo(scenario: Scenario, grant: Grant) -> dict[str, Any]:
-    """§5.2 step 6. `userName` is the account, as in authSync; `tenant` is the tenantId;
-    `userId` repeats `id` (the contract says only "user id"); absent mobile/email are null."""
-    tenant = scenario.tenant(grant.tenant_id)
-    member = tenant.member(grant.user_name)
-    user_id = idp_user_id(tenant.tenant_id, member.user_name)
-    return {
-        "id": user_id,
-        "userId": user_id,
-        "userName": member.user_name,
-        "name": member.name,
-        "email": member.email,
-        "mobile": member.mobile,
-        "role": member.role,
-        "organizationName": tenant.department(member.org_code).org_name,
-        "organizationCode": member.org_code,
-        "projectName": tenant.name,
-        "tenant": tenant.tenant_id,
-    }
 
 
 @router.get(USERINFO_PATH)
@@ -372,11 +368,14 @@ async def userinfo(request: Request) -> JSONResponse:
         return failed
     try:
         grant = issuer.bearer(request.headers.get("authorization"))
+        found = find_member(centre.scenario, grant.tenant_id, grant.user_name)
+        if found is None:  # deleted in the console since the token was issued
+            raise oauth.unauthorized()
     except OAuthError as exc:
         issuer.stats.userinfo_errors += 1
         headers = {"WWW-Authenticate": 'Bearer realm="oauth2-resource"'}
         return JSONResponse(exc.body, exc.status, headers=headers)
-    return JSONResponse(_userinfo(centre.scenario, grant))
+    return JSONResponse(oauth.userinfo(*found))
 
 
 # --- simulator-only ---------------------------------------------------------------------------

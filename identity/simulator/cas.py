@@ -17,7 +17,8 @@ exists for the workbench"). Paths:
   and cookie, and a 302 to `service` with a new ticket. Any member of any tenant of the
   scenario is accepted (every tenant uses the scenario's app; the scenario does not say which
   tenants use its other apps), and, as in the OAuth login, `enable` and `authorised` are not
-  looked at: identity must refuse those members itself.
+  looked at: identity must refuse those members itself. A member whose password must change
+  is asked for a new one first (`console.first_sign_in`), as in the OAuth login.
 - `GET /api/v1/cas/p3/serviceValidate?service=…&ticket=…&format=JSON|XML` (§2.5): always HTTP
   200 with `Cache-Control: no-store`. JSON when `format` is absent or empty, as the workbench
   answers (CAS 3.0 itself defaults to XML); `format` is case-insensitive. Success:
@@ -66,9 +67,11 @@ from identity.simulator.authcentre import (
     WRONG_PASSWORD,
     Centre,
     check_password,
+    find_member,
     signed_in,
     start_sso,
 )
+from identity.simulator.console import first_sign_in
 from identity.simulator.scenario import MemberSpec, TenantSpec
 
 LOGIN_PATH = "/api/v1/cas/p3/login"
@@ -202,9 +205,16 @@ async def login(request: Request) -> Response:
     found = check_password(centre.scenario, username, form.get("password", ""))
     if found is None:
         return _form(service, 401, username=username, error=WRONG_PASSWORD)
-    response = _back_to(tickets, service, *found)
-    start_sso(centre, request, response, *found)
-    return response
+
+    def finish(request: Request, tenant: TenantSpec, member: MemberSpec) -> Response:
+        response = _back_to(tickets, service, tenant, member)
+        start_sso(centre, request, response, tenant, member)
+        return response
+
+    tenant, member = found
+    if member.must_change_password:
+        return first_sign_in.ask(request, tenant, member, form.get("password", ""), finish)
+    return finish(request, tenant, member)
 
 
 # --- serviceValidate -------------------------------------------------------------------------
@@ -237,11 +247,12 @@ def _validate(centre: Centre, tickets: ServiceTickets, service: str, ticket: str
             raise CasFailure(
                 "INVALID_REQUEST", "'service' and 'ticket' parameters are both required"
             )
-        tenant_id, user_name = tickets.redeem(ticket, service)
+        found = find_member(centre.scenario, *tickets.redeem(ticket, service))
+        if found is None:  # deleted in the console since the ticket was issued
+            raise CasFailure("INVALID_TICKET", "The ticket's account no longer exists")
     except CasFailure as exc:
         return {"authenticationFailure": {"code": exc.code, "description": exc.description}}
-    tenant = centre.scenario.tenant(tenant_id)
-    member = tenant.member(user_name)
+    tenant, member = found
     attributes = {
         "userName": member.user_name,
         "tenant": tenant.tenant_id,

@@ -25,15 +25,18 @@ from identity.marketplace.signing import Kind
 from identity.simulator import sender as events
 from identity.simulator.authcentre import UNIFIED_LOGIN_PATH, create_auth_centre
 from identity.simulator.conformance.cli import conformance
+from identity.simulator.console.state import setup_from
 from identity.simulator.scenario import Scenario, ScenarioError, TenantSpec, load_scenario
 from identity.simulator.sender import DeliveryError, Keys, KooGallery, Unreachable
 from identity.simulator.target import (
     DEFAULT_IDENTITY,
     AuthCentreOpt,
     BasicKeyOpt,
+    ConsoleAnywhereOpt,
     DemoDirOpt,
     IdentityOpt,
     KitKeyOpt,
+    NotifyFileOpt,
     PrivateKeyOpt,
     ScenarioOpt,
     Target,
@@ -150,8 +153,11 @@ def serve(
     kit_key: KitKeyOpt = None,
     private_key_file: PrivateKeyOpt = None,
     demo_dir: DemoDirOpt = None,
+    notify_file: NotifyFileOpt = None,
+    console_anywhere: ConsoleAnywhereOpt = False,
 ) -> None:
-    """Serve the auth centre; with --provision, provision every tenant once identity is up."""
+    """Serve the auth centre and the buyer's console (/console); with --provision, provision
+    every tenant once identity is up."""
     base = auth_centre or f"http://{host}:{port}"
     target = resolve_target(
         scenario, identity, base, basic_key, kit_key, private_key_file, demo_dir
@@ -163,12 +169,16 @@ def serve(
         hint = " (or serve with --no-provision)" if isinstance(exc, DeliveryError) else ""
         typer.echo(f"error: {exc}{hint}", err=True)
         raise typer.Exit(1) from None
+    console, warning = setup_from(target.identity, base, target.keys, notify_file, console_anywhere)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     centre = create_auth_centre(
         world,
         callback_base=target.identity,
         code_seconds=code_seconds,
         access_token_seconds=access_token_seconds,
         refresh_token_seconds=refresh_token_seconds,
+        console=console,
     )
     _banner(world, base, target.identity)
     asyncio.run(_serve(centre, host, port, world, target, keys))
@@ -188,6 +198,8 @@ def _banner(world: Scenario, base: str, identity: str) -> None:
     typer.echo(f"auth centre   {base}  (every tenant's domainName)")
     typer.echo(f"callback      {identity.rstrip('/')}/sso/callback/{world.app_id}")
     typer.echo(f"unified login {base}{UNIFIED_LOGIN_PATH}?ind=UNOP&appId={world.app_id}")
+    if world.buyer is not None:
+        typer.echo(f"console       {base}/console  (buyer {world.buyer.account})")
     for t in world.tenants:
         accounts = ", ".join(f"{m.user_name}@{t.tenant_code}" for m in t.members)
         typer.echo(f"tenant        {t.tenant_id} ({t.name}): {accounts}")

@@ -8,7 +8,10 @@ The service, the simulator, the worker (which sends back-channel logouts) and a 
 ISV app (identity/simulator/example_app.py, an OIDC client of identity) run as child processes
 of this command, which provisions the built-in scenario (order, enterprise, credentials,
 departments, members) through real signed calls and prints where to sign in, and how to drive
-it from another terminal. Ctrl-C stops them all.
+it from another terminal. The simulator also serves the buyer's console (docs/simulator-
+console.md), where the scenario's buyer creates enterprises and members that identity then
+learns of; what the console changes lives in the simulator's memory, so a restarted demo starts
+again from the built-in scenario (identity keeps what it was sent). Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -240,6 +243,12 @@ def _banner(
         echo(f"  Password-reset codes and initial passwords: {folder.resolve() / MESSAGES}")
         echo(f"  Sign in with a local password (after a reset): {identity}/login")
     echo(f"  Example ISV app (signs in through identity): {example}/")
+    if scenario.buyer is not None:
+        buyer = scenario.buyer
+        echo(
+            f"  Buyer's console (enterprises, departments, members; the marketplace's syncs): "
+            f"{sim}/console  account {buyer.account}  password {buyer.password}"
+        )
     _drive(scenario, folder, echo)
     echo("Press Ctrl-C to stop.")
 

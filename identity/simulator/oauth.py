@@ -16,13 +16,16 @@ bodies the contract quotes (`Full authentication is required…`, `Bad client cr
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
-from identity.simulator.scenario import Scenario
+from identity.simulator.scenario import MemberSpec, Scenario, TenantSpec, World, idp_user_id
 
 SCOPE = "get_user_info"
 
@@ -96,10 +99,8 @@ class Stats:
 class Issuer:
     """Sessions, codes and tokens of one auth centre, serving every tenant of the scenario."""
 
-    def __init__(
-        self, scenario: Scenario, lifetimes: Lifetimes, clock: Callable[[], float]
-    ) -> None:
-        self.scenario = scenario
+    def __init__(self, world: World, lifetimes: Lifetimes, clock: Callable[[], float]) -> None:
+        self.world = world
         self.lifetimes = lifetimes
         self.clock = clock
         self.stats = Stats()
@@ -122,6 +123,19 @@ class Issuer:
         if session_id:
             self._sessions.pop(session_id, None)
 
+    def end_member(self, tenant_id: str, user_name: str) -> None:
+        """End every SSO session and token of one member (deleted, or a new password set)."""
+        held = (tenant_id, user_name)
+        self._sessions = {k: v for k, v in self._sessions.items() if v != held}
+        self._codes = {
+            k: v for k, v in self._codes.items() if (v.grant.tenant_id, v.grant.user_name) != held
+        }
+        self.revoke(tenant_id, user_name)
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.world.scenario
+
     # --- codes and tokens -------------------------------------------------------------------
 
     def issue_code(self, grant: Grant, redirect_uri: str) -> str:
@@ -138,6 +152,17 @@ class Issuer:
             raise bad_client()
         if not secrets.compare_digest(tenants[0].client_secret.encode(), client_secret.encode()):
             raise bad_client()
+
+    def grant(self, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
+        """The token endpoint's grant, after client authentication (§5.2 steps 5 and 8)."""
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise OAuthError(400, "invalid_request", "Missing grant type")
+        if grant_type == "authorization_code":
+            return self.exchange_code(client_id, form.get("code"), form.get("redirect_uri"))
+        if grant_type == "refresh_token":
+            return self.refresh(client_id, form.get("refresh_token"))
+        raise OAuthError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
 
     def exchange_code(
         self, client_id: str, code: str | None, redirect_uri: str | None
@@ -197,6 +222,40 @@ class Issuer:
         self._access = {k: v for k, v in self._access.items() if keep(v)}
         self._refresh = {k: v for k, v in self._refresh.items() if keep(v)}
         return before - len(self._access) - len(self._refresh)
+
+
+def client_credentials(authorization: str | None, form: Mapping[str, str]) -> tuple[str, str]:
+    """Form parameters (§5.2 step 5), else HTTP Basic (RFC 6749 §2.3.1)."""
+    if "client_id" in form:
+        return form.get("client_id", ""), form.get("client_secret", "")
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    client_id, _, secret = decoded.partition(":")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def userinfo(tenant: TenantSpec, member: MemberSpec) -> dict[str, Any]:
+    """§5.2 step 6. `userName` is the account, as in authSync; `tenant` is the tenantId;
+    `userId` repeats `id` (the contract says only "user id"); absent mobile/email are null."""
+    user_id = idp_user_id(tenant.tenant_id, member.user_name)
+    return {
+        "id": user_id,
+        "userId": user_id,
+        "userName": member.user_name,
+        "name": member.name,
+        "email": member.email,
+        "mobile": member.mobile,
+        "role": member.role,
+        "organizationName": tenant.department(member.org_code).org_name,
+        "organizationCode": member.org_code,
+        "projectName": tenant.name,
+        "tenant": tenant.tenant_id,
+    }
 
 
 @dataclass

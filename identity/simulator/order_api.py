@@ -24,7 +24,7 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 
 from identity.marketplace.orders import QUERY_PATH, SUCCESS, AccessKey
-from identity.simulator.scenario import Scenario, TenantSpec
+from identity.simulator.scenario import Scenario, TenantSpec, World
 
 DEMO_KEY = AccessKey("SIMULATORDEMOAK0001", "simulator-demo-secret-access-key-0001")
 """The access key pair the simulator accepts unless told another (`identity demo` sets it)."""
@@ -41,10 +41,15 @@ router = APIRouter()
 
 @dataclass(frozen=True)
 class OrderDesk:
-    """What the route answers from: the scenario's orders and the one key it accepts."""
+    """What the route answers from: the orders of the world as it is now (an enterprise the
+    buyer's console created is bought there too) and the one key it accepts."""
 
-    scenario: Scenario
+    world: World
     key: AccessKey
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.world.scenario
 
 
 def _refused(detail: str) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""The auth centre's two HTML pages: the login form and the error page.
+"""The auth centre's HTML pages: the login form, the change of a password at the first sign-in
+with it (contract §6), and the error page.
 
 Inline Jinja2 templates with autoescaping on: every value (the authorize parameters echoed into
 hidden fields, the typed user name, error texts) is escaped. Labels are Chinese and English, as
@@ -38,9 +39,33 @@ _LOGIN = _ENV.from_string(
 """
 )
 
+_CHANGE = _ENV.from_string(
+    """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>修改初始密码 / Change your password</title><style>{{ style }}</style></head>
+<body><h1>修改初始密码 / Change your password</h1>
+<p class="note">{{ account }}：首次登录须设置新密码。 / Set a new password before you go on.</p>
+{% if problems %}<ul class="error" role="alert" id="problems">{% for zh, en in problems %}
+<li>{{ zh }} {{ en }}</li>{% endfor %}</ul>{% endif %}
+<form method="post" action="{{ action }}">
+<input type="hidden" name="ticket" value="{{ ticket }}">
+<label for="new_password">新密码 / New password</label>
+<input type="password" id="new_password" name="new_password" autocomplete="new-password"
+ required autofocus>
+<label for="again">再次输入 / Again</label>
+<input type="password" id="again" name="again" autocomplete="new-password" required>
+<p class="note">至少 8 个字符，包含大写字母、小写字母、数字、其他字符中的三类。 /
+At least 8 characters, of 3 kinds: upper-case, lower-case, digits, others.</p>
+<button type="submit">修改并登录 / Change and sign in</button>
+</form></body></html>
+"""
+)
+
 _ERROR = _ENV.from_string(
     """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{{ title }}</title>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ title }}</title>
 <style>{{ style }}</style></head>
 <body><h1>{{ title }}</h1><p class="error">{{ message }}</p></body></html>
 """
@@ -52,6 +77,14 @@ def login_page(
 ) -> str:
     return _LOGIN.render(
         style=_STYLE, action=action, hidden=sorted(hidden.items()), username=username, error=error
+    )
+
+
+def change_password_page(
+    *, action: str, ticket: str, account: str, problems: list[tuple[str, str]] | None = None
+) -> str:
+    return _CHANGE.render(
+        style=_STYLE, action=action, ticket=ticket, account=account, problems=problems or []
     )
 
 

@@ -16,6 +16,10 @@ Choices where the contract is silent:
   disabled members (§6). Cancelling (flag 3) sends the member as they are.
 - authSync carries at most 500 users per call (§3.3): larger lists are split.
 - releaseInstance is sent for an expiry (no unsubscription order), so it carries only the id.
+
+Each kit body has a builder of its own (`…_body`, given the instanceId), which the operations
+here post at once and the buyer's console keeps, to send the very same body again after a
+failed delivery (identity's ordering guard then still sees when it was made, §7).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.simulator.scenario import DepartmentSpec, MemberSpec, ScenarioError, TenantSpec
@@ -104,6 +110,98 @@ def org_object(department: DepartmentSpec) -> dict[str, str]:
     }
 
 
+def new_instance_body(tenant: TenantSpec, business_id: str | None = None) -> dict[str, Any]:
+    """The purchase (§4.2): the order line, and its businessId (a fresh one when not given)."""
+    order = tenant.order
+    return {
+        "activity": "newInstance",
+        "orderId": order.order_id,
+        "orderLineId": order.order_line_id,
+        "businessId": business_id or order.business_id or uuid.uuid4().hex,
+        "testFlag": "0",
+    }
+
+
+def tenant_sync_body(
+    sender: KooGallery, tenant: TenantSpec, instance_id: str, *, flag: int
+) -> dict[str, Any]:
+    """§3.1; the tenant's auth centre is this simulator (`domainName`)."""
+    return _kit_body(
+        sender,
+        tenant,
+        instance_id,
+        orderId=tenant.order.order_id,
+        tenantCode=tenant.tenant_code,
+        name=tenant.name,
+        domainName=sender.auth_centre,
+        flag=flag,
+    )
+
+
+def application_sync_body(
+    sender: KooGallery, tenant: TenantSpec, instance_id: str
+) -> dict[str, Any]:
+    """§3.2: the (tenant, app) client; the secret RSA-OAEP encrypted with the seller public key."""
+    return _kit_body(
+        sender,
+        tenant,
+        instance_id,
+        appId=sender.app_id,
+        clientId=tenant.client_id,
+        clientSecret=encrypt_client_secret(_public_key(sender), tenant.client_secret),
+        flag=1,
+    )
+
+
+def _public_key(sender: KooGallery) -> rsa.RSAPublicKey:
+    if sender.keys.public_key is None:
+        raise DeliveryError(
+            "applicationSync needs the seller public key: set "
+            "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE or pass --private-key-file"
+        )
+    return sender.keys.public_key
+
+
+def all_org_sync_body(sender: KooGallery, tenant: TenantSpec, instance_id: str) -> dict[str, Any]:
+    """§3.5: the whole department tree."""
+    orgs = [org_object(d) for d in tenant.departments]
+    return _kit_body(sender, tenant, instance_id, orgInfoList=orgs)
+
+
+def single_org_sync_body(
+    sender: KooGallery,
+    tenant: TenantSpec,
+    instance_id: str,
+    department: DepartmentSpec,
+    *,
+    flag: int,
+) -> dict[str, Any]:
+    """§3.4: one department as it is now (flag 1 add, 2 modify, 0 delete)."""
+    return _kit_body(sender, tenant, instance_id, **org_object(department), flag=flag)
+
+
+def auth_sync_body(
+    sender: KooGallery,
+    tenant: TenantSpec,
+    instance_id: str,
+    members: Sequence[MemberSpec],
+    *,
+    flag: int,
+    enable: bool | None = None,
+) -> dict[str, Any]:
+    """§3.3: at most 500 users (`MAX_USERS_PER_SYNC`): a caller with more splits them."""
+    now = sender.sync_time()
+    return _kit_body(
+        sender,
+        tenant,
+        instance_id,
+        appId=sender.app_id,
+        userList=[user_object(m, enable=enable) for m in members],
+        currentSyncTime=now,
+        flag=flag,
+    )
+
+
 # --- operations (contract §0.4: which callbacks fire when) ----------------------------------
 
 
@@ -178,30 +276,18 @@ async def move_department(
     department = tenant.department(org_code)
     if parent_code:
         tenant.department(parent_code)
-        if parent_code in _subtree(tenant, org_code):
+        if parent_code in tenant.subtree(org_code):
             raise ScenarioError(f"cannot move {org_code} under its own subtree ({parent_code})")
+    moved = department.model_copy(update={"parent_code": parent_code})
+    return await _single_org_sync(sender, tenant, moved, flag=2)
+
+
+async def _single_org_sync(
+    sender: KooGallery, tenant: TenantSpec, department: DepartmentSpec, *, flag: int
+) -> Answer:
     instance_id = await sender.instance_id(tenant)
-    body = _kit_body(
-        sender,
-        tenant,
-        instance_id,
-        orgCode=department.org_code,
-        orgName=department.org_name,
-        parentCode=parent_code,
-        flag=2,
-    )
+    body = single_org_sync_body(sender, tenant, instance_id, department, flag=flag)
     return await sender.kit("singleOrgSync", body)
-
-
-def _subtree(tenant: TenantSpec, org_code: str) -> set[str]:
-    found, frontier = {org_code}, [org_code]
-    while frontier:
-        parent = frontier.pop()
-        for d in tenant.departments:
-            if d.parent_code == parent and d.org_code not in found:
-                found.add(d.org_code)
-                frontier.append(d.org_code)
-    return found
 
 
 async def freeze(sender: KooGallery, tenant: TenantSpec) -> Answer:
@@ -234,43 +320,18 @@ async def _instance_status(sender: KooGallery, tenant: TenantSpec, status: str) 
 
 async def _tenant_sync(sender: KooGallery, tenant: TenantSpec, *, flag: int) -> Answer:
     instance_id = await sender.instance_id(tenant)
-    body = _kit_body(
-        sender,
-        tenant,
-        instance_id,
-        orderId=tenant.order.order_id,
-        tenantCode=tenant.tenant_code,
-        name=tenant.name,
-        domainName=sender.auth_centre,
-        flag=flag,
-    )
-    return await sender.kit("tenantSync", body)
+    return await sender.kit("tenantSync", tenant_sync_body(sender, tenant, instance_id, flag=flag))
 
 
 async def _application_sync(sender: KooGallery, tenant: TenantSpec) -> Answer:
-    """The (tenant, app) client; the secret RSA-OAEP encrypted with the seller public key."""
-    if sender.keys.public_key is None:
-        raise DeliveryError(
-            "applicationSync needs the seller public key: set "
-            "IDENTITY_MARKETPLACE_PRIVATE_KEY_FILE or pass --private-key-file"
-        )
+    _public_key(sender)  # before newInstance is asked for the instanceId
     instance_id = await sender.instance_id(tenant)
-    body = _kit_body(
-        sender,
-        tenant,
-        instance_id,
-        appId=sender.app_id,
-        clientId=tenant.client_id,
-        clientSecret=encrypt_client_secret(sender.keys.public_key, tenant.client_secret),
-        flag=1,
-    )
-    return await sender.kit("applicationSync", body)
+    return await sender.kit("applicationSync", application_sync_body(sender, tenant, instance_id))
 
 
 async def _all_org_sync(sender: KooGallery, tenant: TenantSpec) -> Answer:
     instance_id = await sender.instance_id(tenant)
-    orgs = [org_object(d) for d in tenant.departments]
-    return await sender.kit("allOrgSync", _kit_body(sender, tenant, instance_id, orgInfoList=orgs))
+    return await sender.kit("allOrgSync", all_org_sync_body(sender, tenant, instance_id))
 
 
 async def _auth_sync(
@@ -282,14 +343,5 @@ async def _auth_sync(
     enable: bool | None = None,
 ) -> Answer:
     instance_id = await sender.instance_id(tenant)
-    now = sender.sync_time()
-    body = _kit_body(
-        sender,
-        tenant,
-        instance_id,
-        appId=sender.app_id,
-        userList=[user_object(m, enable=enable) for m in members],
-        currentSyncTime=now,
-        flag=flag,
-    )
+    body = auth_sync_body(sender, tenant, instance_id, members, flag=flag, enable=enable)
     return await sender.kit("authSync", body)

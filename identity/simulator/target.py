@@ -52,6 +52,24 @@ V1Opt = Annotated[
         "IDENTITY_MARKETPLACE_V1_KEY",
     ),
 ]
+NotifyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="IDENTITY_NOTIFY_FILE",
+        help="The development sender's file: the buyer's console appends the initial "
+        "passwords and reset codes it sends there, one JSON line each "
+        "(default: IDENTITY_NOTIFY_FILE)",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+ConsoleAnywhereOpt = Annotated[
+    bool,
+    typer.Option(
+        "--console-anywhere",
+        help="Let the buyer's console (/console) answer other machines too, not only this one",
+    ),
+]
 BasicKeyOpt = Annotated[
     str | None, typer.Option(help="Basic access key (default: IDENTITY_MARKETPLACE_BASIC_KEY)")
 ]

@@ -1,8 +1,11 @@
-"""A two-tenant scenario and browser-like helpers for the simulator tests."""
+"""A two-tenant scenario and browser-like helpers for the simulator tests, and the buyer's
+console as a test drives it (`console_world`, `Console`)."""
 
 from __future__ import annotations
 
 import copy
+import html
+import re
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -179,3 +182,74 @@ async def exchange(
         **extra,
     }
     return await sim.post("/api/v1/oauth2/token", data={k: v for k, v in form.items() if v})
+
+
+# --- the buyer's console (identity/simulator/console) -----------------------------------------
+
+BUYER: dict[str, Any] = {
+    "customerId": "customer-acme",
+    "account": "buyer",
+    "name": "ACME Buyer",
+    "password": "buyer-pw",
+    "mobile": "+8613900000009",
+}
+
+
+def console_world() -> Scenario:
+    """No enterprise yet: the buyer creates them (at most 5) in the console."""
+    return Scenario.model_validate({"appId": APP_ID, "tenants": [], "buyer": BUYER})
+
+
+class Console:
+    """The buyer's console over HTTP, as a browser without script uses it: it keeps the cookie
+    and the page's CSRF token, posts forms and follows the 303 to the page that shows what
+    happened."""
+
+    def __init__(self, sim: str) -> None:
+        self.http = httpx.AsyncClient(base_url=sim, follow_redirects=True, timeout=60)
+        self.csrf = ""
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def _keep(self, page: httpx.Response) -> httpx.Response:
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        if found:
+            self.csrf = found.group(1)
+        return page
+
+    async def get(self, path: str) -> httpx.Response:
+        return self._keep(await self.http.get(path))
+
+    async def sign_in(
+        self, account: str = BUYER["account"], password: str = BUYER["password"]
+    ) -> httpx.Response:
+        await self.get("/console/sign-in")
+        fields = {"csrf": self.csrf, "account": account, "password": password}
+        return self._keep(await self.http.post("/console/sign-in", data=fields))
+
+    async def post(self, path: str, **fields: str) -> httpx.Response:
+        return self._keep(await self.http.post(path, data={"csrf": self.csrf, **fields}))
+
+    async def upload(self, path: str, content: bytes) -> httpx.Response:
+        files = {"file": ("members.csv", content, "text/csv")}
+        return self._keep(await self.http.post(path, data={"csrf": self.csrf}, files=files))
+
+
+def shown(page: httpx.Response, element_id: str) -> str:
+    """The text of the element with `element_id` (tags dropped, spaces folded), or ""."""
+    found = re.search(rf'<(\w+)[^>]*\sid="{element_id}"[^>]*>(.*?)</\1>', page.text, re.S)
+    if not found:
+        return ""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(2))).split())
+
+
+def calls(page: httpx.Response) -> list[tuple[str, str, str]]:
+    """The result's delivery: (interface, resultCode, state) of each call, in order."""
+    section = re.search(r'id="result".*?</section>', page.text, re.S)
+    rows = re.findall(
+        r'<tr class="call (\w+)">.*?<code>(\w+)</code>.*?class="code">([^<]*)<',
+        section.group(0) if section else "",
+        re.S,
+    )
+    return [(interface, code, state) for state, interface, code in rows]
