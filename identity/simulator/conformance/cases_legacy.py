@@ -32,7 +32,8 @@ _SIGNED = "; Body-Sign the V1 key's over the answer's bytes"
 _GET, _POST = "GET with authToken", "POST /produceAPI/{name} with the authToken header"
 
 SPECS = [
-    spec("v1.newInstance", "§4.8, §2.6", f"newInstance as a {_GET} (an order without lines)",
+    spec("v1.newInstance", "§4.8, §2.6", f"newInstance of a trial (trialFlag 1) as a {_GET} "
+         "(an order without lines)",
          f"000000 with an instanceId{_SIGNED}", C.LEGACY, Need.V1),
     spec("v1.queryInstance", "§4.8, §2.6", f"queryInstance as a {_GET}",
          f"000000 listing the instance{_SIGNED}", C.LEGACY, Need.V1),
@@ -44,7 +45,8 @@ SPECS = [
          f"000000{_SIGNED}", C.LEGACY, Need.V1),
     spec("v1.authSync", "§3.6, §3.3", "authSync with userList a string of JSON, the users' "
          "extension objects", f"000000{_SIGNED}", C.LEGACY, Need.V1),
-    spec("v1.refreshInstance", "§4.8", "refreshInstance with trialToFormal=1",
+    spec("v1.refreshInstance", "§4.8", "refreshInstance with trialToFormal=1: the trial "
+         "becomes formal",
          f"000000{_SIGNED}", C.LEGACY, Need.V1),
     spec("v1.upgrade", "§4.8", "upgrade (V1's name) with a new order", f"000000{_SIGNED}",
          C.LEGACY, Need.V1),
@@ -66,7 +68,7 @@ async def run_legacy(run: Run) -> None:
         body = new_instance(
             order, order.business_id or "", customerId=f"conf-{run.subjects.run_id}-buyer",
             customerName="conformance", productId="OFFI-CONFORMANCE", skuCode="conformance-sku",
-            periodType="year", periodNumber="1", expireTime="20991231235959",
+            periodType="year", periodNumber="1", expireTime="20991231235959", trialFlag="1",
         )  # fmt: skip
         reply = await line.v1_basic(body)
         if case.expect(reply, accepted, instance_id, signed):
