@@ -1,10 +1,13 @@
 """The buyer's console served in this process (real HTTP, the auth centre's clock in the test's
-hands): syncs the ISV did not get and sent again once it is back, the password-reset limits, the
-limit of 5 enterprises, what the forms refuse, that the console answers this machine only, and
-the auth centre's CAS login with a password that must change."""
+hands): syncs the ISV did not get and sent again once it is back (an older change never undoing
+a newer one), the password-reset limits (two requests at once included), the limit of 5
+enterprises, what the forms and the import refuse, the sign-in's protections and the pages'
+headers, that the console answers this machine only, and the auth centre's CAS login with a
+password that must change."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -16,8 +19,10 @@ import httpx2 as httpx
 import pytest
 
 from identity.db import Database
-from identity.models import Department, Tenant
+from identity.models import Authorisation, Department, Tenant
+from identity.notify import Message
 from identity.simulator.authcentre import create_auth_centre
+from identity.simulator.console.passwords import Messages
 from identity.simulator.console.state import Console as ConsoleState
 from identity.simulator.console.state import ConsoleSetup
 from identity.simulator.scenario import ScenarioError, World, load_scenario
@@ -61,6 +66,15 @@ async def console(served: tuple[str, str, ConsoleState]) -> AsyncIterator[Consol
     await signed_in.close()
 
 
+async def with_member(console: Console, code: str, account: str, mobile: str) -> None:
+    """A new enterprise `code` with one member, in its top department."""
+    await console.post("/console/enterprises", name=code.title(), code=code)
+    await console.post(
+        f"/console/enterprises/{code}/members",
+        account=account, name=account.title(), department=code, mobile=mobile,
+    )  # fmt: skip
+
+
 def number_of(page: httpx.Response) -> int:
     found = re.search(r'id="result".*?id="delivery-(\d+)"', page.text, re.S)
     assert found, page.text
@@ -92,6 +106,14 @@ async def test_syncs_the_isv_did_not_get_stay_listed_and_go_again_once_it_is_bac
     )  # fmt: skip
     assert calls(added) == [("singleOrgSync", "—", "failed")]
     department = number_of(added)
+    await console.post(
+        "/console/enterprises/gum/members",
+        account="ned", name="Ned", department="gum", mobile="+8613700000071",
+    )  # fmt: skip
+    member = "/console/enterprises/gum/members/ned"
+    authorised = number_of(await console.post(f"{member}/authorise"))
+    disabled = number_of(await console.post(f"{member}/disable"))
+    enabled = number_of(await console.post(f"{member}/enable"))  # the newest change
     waiting = shown(await console.get("/console"), "undelivered")
     assert "App bound" in waiting and "人事部 created" in waiting
 
@@ -118,6 +140,9 @@ async def test_syncs_the_isv_did_not_get_stay_listed_and_go_again_once_it_is_bac
         assert [c[1:] for c in calls(again)] == [("000000", "delivered")] * 4
         again = await console.post(f"/console/deliveries/{department}/again", back="gum")
         assert calls(again) == [("singleOrgSync", "000000", "delivered")]
+        for number in (authorised, enabled, disabled):  # the older change sent last
+            again = await console.post(f"/console/deliveries/{number}/again", back="gum")
+            assert calls(again) == [("authSync", "000000", "delivered")]
         assert "undelivered" not in (await console.get("/console")).text
         done = await console.post(f"/console/deliveries/{department}/again", back="gum")
         assert "already went through" in shown(done, "result-text")
@@ -127,6 +152,8 @@ async def test_syncs_the_isv_did_not_get_stay_listed_and_go_again_once_it_is_bac
         tenant = await one(db, Tenant, Tenant.tenant_code == "gum")
         held = await rows(db, Department, Department.tenant_id == tenant.tenant_id)
         assert {(d.org_code, d.name) for d in held} == {("gum", "Gum 桉树"), ("gum-hr", "人事部")}
+        key = (Authorisation.tenant_id == tenant.tenant_id, Authorisation.user_name == "ned")
+        assert (await one(db, Authorisation, *key)).enabled is True  # as the console left ned
     finally:
         await db.dispose()
 
@@ -210,11 +237,7 @@ async def test_the_cas_login_asks_for_a_new_password_too_and_forgets_a_deleted_m
     served: tuple[str, str, ConsoleState], console: Console
 ) -> None:
     identity, sim, state = served
-    await console.post("/console/enterprises", name="Larch", code="larch")
-    await console.post(
-        "/console/enterprises/larch/members",
-        account="max", name="Max", department="larch", mobile="+8613700000061",
-    )  # fmt: skip
+    await with_member(console, "larch", "max", "+8613700000061")
     initial = state.scenario.tenant("larch").member("max").password
     service = f"{identity}/sso/cas/{state.scenario.app_id}"
     async with httpx.AsyncClient(base_url=sim) as browser:
@@ -276,3 +299,118 @@ def test_a_scenario_file_obeys_the_rules_the_console_does(
     file.write_text(json.dumps(_with(world_data(), change)), "utf-8")
     with pytest.raises(ScenarioError, match=re.escape(message)):
         load_scenario(file)
+
+
+class Slow(Messages):
+    """A development sender that takes its time, as an SMS gateway may."""
+
+    async def send(self, message: Message) -> None:
+        await asyncio.sleep(0.3)
+        await super().send(message)
+
+
+async def test_two_resets_at_once_send_one_code_and_a_code_not_sent_does_not_count(
+    served: tuple[str, str, ConsoleState], console: Console, tmp_path: Path
+) -> None:
+    _identity, _sim, state = served
+    await with_member(console, "maple", "oak", "+8613700000081")
+    path = "/console/enterprises/maple/members/oak/reset"
+    fields = {"new_password": "Maple-pass-2027", "again": "Maple-pass-2027"}
+    working = state.messages
+    state.messages = Messages(tmp_path)  # a directory: the code cannot be written
+    unsent = await console.post(path, **fields)
+    assert unsent.status_code == 422 and "could not be sent" in shown(unsent, "error")
+    state.messages = Slow(working.path)
+
+    both = await asyncio.gather(console.post(path, **fields), console.post(path, **fields))
+    assert sorted(bool(shown(page, "sent-to")) for page in both) == [False, True]
+    held = next(page for page in both if not shown(page, "sent-to"))
+    assert "Next allowed in 180 s" in shown(held, "error")
+    assert working.path is not None
+    sent = [json.loads(line) for line in working.path.read_text("utf-8").splitlines()]
+    assert [m["kind"] for m in sent if m["to"] == BUYER["mobile"]] == ["reset_code"]
+
+
+async def test_ten_wrong_passwords_close_the_sign_in_for_fifteen_minutes(
+    served: tuple[str, str, ConsoleState], clock: Clock
+) -> None:
+    stranger = Console(served[1])
+    try:
+        for _ in range(10):
+            assert (await stranger.sign_in(password="not-it")).status_code == 401
+        clock.advance(60)
+        closed = await stranger.sign_in()  # the right password, too late
+        assert closed.status_code == 429 and "wait 840 s" in shown(closed, "error")
+        clock.advance(839)
+        assert (await stranger.sign_in()).status_code == 429
+        clock.advance(1)
+        opened = await stranger.sign_in()
+        assert opened.url.path == "/console", shown(opened, "error")
+    finally:
+        await stranger.close()
+
+
+async def test_the_sign_in_form_needs_its_own_token(served: tuple[str, str, ConsoleState]) -> None:
+    stranger = Console(served[1])
+    try:
+        await stranger.get("/console/sign-in")  # a session, and its token, to leave out
+        fields = {"account": BUYER["account"], "password": BUYER["password"]}
+        for token in ({}, {"csrf": "forged"}):
+            forged = await stranger.http.post("/console/sign-in", data=fields | token)
+            assert forged.status_code == 403 and "The form expired" in shown(forged, "error")
+            assert (await stranger.http.get("/console")).url.path == "/console/sign-in"
+    finally:
+        await stranger.close()
+
+
+async def test_every_page_is_not_stored_not_framed_and_runs_no_script(
+    served: tuple[str, str, ConsoleState], console: Console
+) -> None:
+    await console.post("/console/enterprises", name="Nut", code="nut")
+    stranger = Console(served[1])
+    try:
+        pages = [
+            await stranger.get("/console/sign-in"),
+            await console.get("/console"),
+            await console.get("/console/enterprises/nut"),
+            await console.post("/console/enterprises", name="Twin", code="nut"),  # 422
+            await console.get("/console/enterprises/none"),  # 404
+            await console.http.post("/console/enterprises", data={"csrf": "x"}),  # 403
+        ]
+    finally:
+        await stranger.close()
+    assert [p.status_code for p in pages] == [200, 200, 200, 422, 404, 403]
+    for page in pages:
+        assert page.headers["cache-control"] == "no-store"
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "<script" not in page.text.lower()
+
+
+async def test_an_import_is_refused_whole_over_500_rows_512_kib_or_not_in_utf_8(
+    served: tuple[str, str, ConsoleState], console: Console
+) -> None:
+    state = served[2]
+    await console.post("/console/enterprises", name="Olive", code="olive")
+    path = "/console/enterprises/olive/members/import"
+
+    def csv(count: int, pad: str = "") -> bytes:
+        lines = [f"u{n},User {n}{pad},olive,+86137{n:08d}" for n in range(count)]
+        return "\n".join(["account,name,department,mobile", *lines]).encode()
+
+    for content, reason, status in (
+        (csv(501), "At most 500 rows at a time", 422),
+        (csv(500, pad="x" * 1100), "The file is larger than 512 KiB", 422),  # read, refused
+        (csv(500, pad="x" * 2000), "The file is larger than 512 KiB", 413),  # not even read
+        ("account,name,department,mobile\nzoë,Zoë,olive,+8613700000091\n".encode("latin-1"),
+         "The file must be a UTF-8 CSV", 422),
+    ):  # fmt: skip
+        page = await console.upload(path, content)
+        assert page.status_code == status and reason in page.text, (status, page.text)
+        assert state.scenario.tenant("olive").members == []
+    assert state.messages.path is not None and not state.messages.path.exists()
+
+    page = await console.upload(path, csv(500))
+    assert "500 added, 0 failed" in shown(page, "result-text")
+    assert len(state.scenario.tenant("olive").members) == 500

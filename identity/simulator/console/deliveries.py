@@ -6,11 +6,12 @@ production address. A call is `delivered` on `000000` (or newInstance's `000004`
 on any other resultCode, `failed` when no KooGallery answer came (unreachable, HTTP error, no
 key); the calls after it wait. The console's change itself stays made: the marketplace does not
 retry a kit call, the administrator decides to run it again (§3.0). `deliver` does that: it
-starts at the first call not delivered and sends the very body it built the first time, whose
-`timeStamp`/`currentSyncTime` still say when the change was made, so a later change that got
-through is not undone by an older one sent again (identity ignores a sync older than what it
-holds, §7). Bodies are built at their first attempt, when the instanceId is known: from this
-console's newInstance, else asked of the ISV once (newInstance is idempotent per order line).
+starts at the first call not delivered and sends it with the sync time fixed when the change
+was made (`Outbox.add`), as its `timeStamp`/`currentSyncTime`, whenever it is first attempted:
+so an older change sent again after a newer one does not undo it (identity ignores a sync
+older than what it holds, §7), even when neither got through at first. Only the instanceId
+waits for the first attempt: from this console's newInstance, else asked of the ISV once
+(newInstance is idempotent per order line). The body, once built, is sent again unchanged.
 
 Deliveries live in process memory, newest first, like the rest of the simulator.
 """
@@ -28,10 +29,12 @@ from identity.simulator import sender as bodies
 from identity.simulator.scenario import DepartmentSpec, MemberSpec, TenantSpec
 from identity.simulator.wire import (
     MAX_USERS_PER_SYNC,
+    SYNC_CLOCK,
     DeliveryError,
     Keys,
     KooGallery,
     Refused,
+    SyncClock,
 )
 
 Status = Literal["waiting", "delivered", "refused", "failed"]
@@ -57,6 +60,8 @@ class Call:
     interface: str
     build: Build
     basic: bool = False
+    sync_time: str = ""
+    """When the change was made, as the body's `timeStamp`/`currentSyncTime` (§3.0)."""
     body: dict[str, Any] | None = None
     status: Status = "waiting"
     result_code: str = ""
@@ -80,11 +85,15 @@ class Delivery:
 class Outbox:
     """Every delivery of this console, and the instanceIds it learnt, by tenantId."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync_clock: SyncClock = SYNC_CLOCK) -> None:
         self._deliveries: list[Delivery] = []
+        self._sync_clock = sync_clock
         self.instances: dict[str, str] = {}
 
     def add(self, tenant: TenantSpec, zh: str, en: str, calls: list[Call]) -> Delivery:
+        """A delivery for a change just made: each call's sync time is fixed now, in order."""
+        for call in calls:
+            call.sync_time = self._sync_clock.now()
         delivery = Delivery(len(self._deliveries) + 1, tenant, zh, en, calls)
         self._deliveries.append(delivery)
         return delivery
@@ -110,11 +119,8 @@ async def deliver(outbox: Outbox, link: Link, delivery: Delivery) -> None:
             try:
                 await _send(outbox, sender, delivery.tenant, call)
             except Refused as exc:
-                call.status, call.result_code, call.result_msg = (
-                    "refused",
-                    exc.result_code,
-                    (exc.result_msg),
-                )
+                call.status, call.result_code = "refused", exc.result_code
+                call.result_msg = exc.result_msg
                 return
             except DeliveryError as exc:
                 call.status, call.result_code, call.result_msg = "failed", "", str(exc)
@@ -124,7 +130,7 @@ async def deliver(outbox: Outbox, link: Link, delivery: Delivery) -> None:
 async def _send(outbox: Outbox, sender: KooGallery, tenant: TenantSpec, call: Call) -> None:
     if call.body is None:
         instance_id = "" if call.basic else await _instance_id(outbox, sender, tenant)
-        call.body = call.build(sender, tenant, instance_id)
+        call.body = call.build(_made_at(sender, call.sync_time), tenant, instance_id)
     if call.basic:
         answer = await sender.basic(call.body)
     else:
@@ -134,6 +140,30 @@ async def _send(outbox: Outbox, sender: KooGallery, tenant: TenantSpec, call: Ca
     call.status = "delivered"
     call.result_code = str(answer.get("resultCode", ""))
     call.result_msg = str(answer.get("resultMsg", ""))
+
+
+class _Stopped(SyncClock):
+    """A sync clock that always says when the change was made."""
+
+    def __init__(self, moment: str) -> None:
+        super().__init__()
+        self._moment = moment
+
+    def now(self) -> str:
+        return self._moment
+
+
+def _made_at(sender: KooGallery, sync_time: str) -> KooGallery:
+    """`sender`, whose bodies say `sync_time` (the sender's own clock when none was fixed)."""
+    if not sync_time:
+        return sender
+    return KooGallery(
+        sender.client,
+        sender.keys,
+        app_id=sender.app_id,
+        auth_centre=sender.auth_centre,
+        sync_clock=_Stopped(sync_time),
+    )
 
 
 async def _instance_id(outbox: Outbox, sender: KooGallery, tenant: TenantSpec) -> str:

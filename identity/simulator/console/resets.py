@@ -3,6 +3,8 @@
 1. The administrator types the member's new password (the password rules apply). Within the
    limits, a 6-digit code goes to the administrator's own phone through the development sender;
    the reset counts from the moment the code was sent (a code that could not be sent does not).
+   It is counted as the code is made, before it is written, and taken back when it could not
+   be: two requests at once cannot both pass the limit while the first code is being written.
 2. The administrator types the code: right, within 5 minutes and 5 tries, and the member's
    password becomes the one typed, to be changed at their next sign-in (`first_sign_in`); their
    sign-ins at the auth centre end. The ISV hears nothing: it never sees passwords.
@@ -38,6 +40,7 @@ class Pending:
     password: str
     code: str
     expires_at: float
+    made_at: float
     tries: int = 0
 
 
@@ -73,18 +76,23 @@ class Resets:
 
     def start(self, key: Key, password: str) -> tuple[str, str]:
         """A new code for `key` (any earlier one for the member is dropped): (reset id, code).
-        Counted only once `sent` says the code went out."""
+        Refused while a limit holds; counted at once, until `unsent` takes it back."""
+        self.wait(key)
         now = self.clock()
         self._pending = {
             i: p for i, p in self._pending.items() if p.key != key and p.expires_at > now
         }
         reset_id = secrets.token_urlsafe(16)
         code = f"{secrets.randbelow(10**6):06d}"
-        self._pending[reset_id] = Pending(key, password, code, now + CODE_SECONDS)
+        self._pending[reset_id] = Pending(key, password, code, now + CODE_SECONDS, now)
+        self._sent.setdefault(key, []).append(now)
         return reset_id, code
 
-    def sent(self, key: Key) -> None:
-        self._sent.setdefault(key, []).append(self.clock())
+    def unsent(self, reset_id: str) -> None:
+        """The code of `reset_id` could not be sent: it neither waits nor counts."""
+        found = self._pending.pop(reset_id, None)
+        if found is not None and found.made_at in self._sent.get(found.key, []):
+            self._sent[found.key].remove(found.made_at)
 
     def drop(self, reset_id: str) -> None:
         self._pending.pop(reset_id, None)

@@ -1,12 +1,12 @@
 """The console's web routes, under `/console` on the auth centre. Thin: each checks who is
-asking (`access`), reads its form (`forms`), runs one action (`actions`, `members`) and answers
-with the next page: a 303 to the page the action came from, which shows what it did and what
-the ISV answered, or the same page again (422) with the reason by the form that was refused.
+asking and reads its form (`web`), runs one action (`actions`, `members`) and answers with the
+next page: a 303 to the page the action came from, which shows what it did and what the ISV
+answered, or the same page again (422) with the reason by the form that was refused.
 
 Pages: `/console` (the buyer's enterprises, create one, syncs not delivered),
 `/console/sign-in`, `/console/enterprises/{code}` (the app, departments, members, import,
-authorisation, syncs, dissolve) and `/console/enterprises/{code}/members/{account}/reset`.
-Every page is `no-store`, not to be framed, and runs no script.
+authorisation, syncs, dissolve); the password reset's are in `reset_routes`. Every page is
+`no-store`, not to be framed, and runs no script.
 """
 
 from __future__ import annotations
@@ -16,33 +16,18 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from identity.simulator.console import access, actions, forms, members, pages
-from identity.simulator.console import world as edits
-from identity.simulator.console.access import COOKIE, COOKIE_PATH, Flash, Session
+from identity.simulator.console import access, actions, forms, members, pages, reset_routes, web
+from identity.simulator.console.access import COOKIE, COOKIE_PATH
 from identity.simulator.console.passwords import Messages
 from identity.simulator.console.state import Console, ConsoleSetup, Done
 from identity.simulator.console.world import NotAllowed
 from identity.simulator.oauth import Issuer
-from identity.simulator.scenario import MemberSpec, TenantSpec
+from identity.simulator.scenario import TenantSpec
 
 router = APIRouter()
-HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-class Halt(Exception):
-    """Answer `response` at once (not from this machine, not signed in, a stale form)."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
 
 
 def install(app: FastAPI, issuer: Issuer, setup: ConsoleSetup) -> Console:
@@ -51,120 +36,56 @@ def install(app: FastAPI, issuer: Issuer, setup: ConsoleSetup) -> Console:
     app.state.console = console
 
     async def halted(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Halt)
+        assert isinstance(exc, web.Halt)
         return exc.response
 
-    app.add_exception_handler(Halt, halted)
+    app.add_exception_handler(web.Halt, halted)
+    app.include_router(reset_routes.router)  # first: `reset` is no member action (`{op}`)
     app.include_router(router)
     return console
-
-
-def _page(html: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
-
-
-def _console(request: Request) -> Console:
-    console: Console = request.app.state.console
-    if console.setup.anywhere:
-        return console
-    if not access.from_this_machine(request.client.host if request.client else None):
-        title = "仅限本机访问 / This machine only"
-        message = (
-            "控制台只应答本机的请求（以 --console-anywhere 启动可改变）。 / The console answers "
-            "this machine only (start the simulator with --console-anywhere to change that)."
-        )
-        raise Halt(_page(pages.refused(title, message), 403))
-    return console
-
-
-def _signed_in(request: Request) -> tuple[Console, Session]:
-    console = _console(request)
-    session = console.sessions.get(request.cookies.get(COOKIE))
-    if session is None or session.account is None:
-        raise Halt(RedirectResponse("/console/sign-in", 303))
-    return console, session
-
-
-async def _posted(request: Request) -> tuple[Console, Session, Mapping[str, Any]]:
-    console, session = _signed_in(request)
-    form = await request.form(max_files=1, max_fields=50)
-    if not access.csrf_ok(session, form):
-        title = "表单已失效 / The form expired"
-        message = "请重新打开页面再提交。 / Open the page again and send it from there."
-        raise Halt(_page(pages.refused(title, message, "/console"), 403))
-    return console, session, form
-
-
-def _enterprise(console: Console, code: str) -> TenantSpec:
-    try:
-        return console.enterprise(code)
-    except NotAllowed as exc:
-        raise Halt(_page(pages.refused("没有这个企业 / No such enterprise", exc.en), 404)) from None
-
-
-def _where(tenant: TenantSpec) -> str:
-    return f"/console/enterprises/{quote(tenant.tenant_code, safe='')}"
-
-
-def _after(session: Session, done: Done, location: str) -> Response:
-    number = done.delivery.number if done.delivery else None
-    session.flash = Flash(done.zh, done.en, number, done.imported)
-    return RedirectResponse(location, 303)
-
-
-def _take_flash(session: Session) -> Flash | None:
-    flash, session.flash = session.flash, None
-    return flash
 
 
 # --- sign-in ------------------------------------------------------------------------------------
 
 
-def _with_cookie(response: Response, session: Session) -> Response:
-    response.set_cookie(
-        COOKIE, session.id, path=COOKIE_PATH, httponly=True, samesite="strict", secure=False
-    )
-    return response
-
-
 @router.get("/console/sign-in")
 async def sign_in_page(request: Request) -> Response:
-    console = _console(request)
+    console = web.console_of(request)
     session = console.sessions.get(request.cookies.get(COOKIE))
     if session is not None and session.account is not None:
         return RedirectResponse("/console", 303)
     session = session or console.sessions.new()
-    return _with_cookie(_page(pages.sign_in(session.csrf)), session)
+    return web.with_cookie(web.page(pages.sign_in(session.csrf)), session)
 
 
 @router.post("/console/sign-in")
 async def sign_in(request: Request) -> Response:
-    console = _console(request)
+    console = web.console_of(request)
     form = await request.form(max_files=0, max_fields=10)
     account, password = str(form.get("account", "")), str(form.get("password", ""))
     before = console.sessions.get(request.cookies.get(COOKIE))
     if before is None or not access.csrf_ok(before, form):
         before = console.sessions.new()
         error = "表单已失效，请重试 / The form expired: try again"
-        page = _page(pages.sign_in(before.csrf, account=account, error=error), 403)
-        return _with_cookie(page, before)
+        page = web.page(pages.sign_in(before.csrf, account=account, error=error), 403)
+        return web.with_cookie(page, before)
     wait = console.sessions.closed_for()
     if wait:
         error = f"密码错误次数过多，请 {wait} 秒后再试 / Too many wrong passwords: wait {wait} s"
-        return _page(pages.sign_in(before.csrf, account=account, error=error), 429)
+        return web.page(pages.sign_in(before.csrf, account=account, error=error), 429)
     session = console.sessions.sign_in(console.scenario.buyer, account, password)
     if session is None:
         error = "账号或密码错误 / Wrong account or password"
         if console.scenario.buyer is None:
             error = "此场景没有买家账号（scenario 的 buyer） / The scenario has no buyer"
-        return _page(pages.sign_in(before.csrf, account=account, error=error), 401)
+        return web.page(pages.sign_in(before.csrf, account=account, error=error), 401)
     console.sessions.end(before)
-    return _with_cookie(RedirectResponse("/console", 303), session)
+    return web.with_cookie(RedirectResponse("/console", 303), session)
 
 
 @router.post("/console/sign-out")
 async def sign_out(request: Request) -> Response:
-    console, session, _form = await _posted(request)
+    console, session, _form = await web.posted(request)
     console.sessions.end(session)
     response = RedirectResponse("/console/sign-in", 303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
@@ -176,49 +97,50 @@ async def sign_out(request: Request) -> Response:
 
 @router.get("/console")
 async def home(request: Request) -> Response:
-    console, session = _signed_in(request)
-    return _page(pages.home(console, session, _take_flash(session)))
+    console, session = web.signed_in(request)
+    return web.page(pages.home(console, session, web.take_flash(session)))
 
 
 @router.post("/console/enterprises")
 async def create_enterprise(request: Request) -> Response:
-    console, session, form = await _posted(request)
+    console, session, form = await web.posted(request)
     try:
         name, code = forms.enterprise(form)
         done = await actions.create_enterprise(console, name, code)
     except NotAllowed as exc:
         values = {k: str(v) for k, v in form.items() if k in ("name", "code")}
         page = pages.home(console, session, None, error=("create", exc), values=values)
-        return _page(page, 422)
-    return _after(session, done, f"/console/enterprises/{quote(code, safe='')}")
+        return web.page(page, 422)
+    return web.after(session, done, f"/console/enterprises/{quote(code, safe='')}")
 
 
 @router.get("/console/enterprises/{code}")
 async def enterprise(request: Request, code: str) -> Response:
-    console, session = _signed_in(request)
-    tenant = _enterprise(console, code)
-    return _page(pages.enterprise(console, session, tenant, _take_flash(session)))
+    console, session = web.signed_in(request)
+    tenant = web.enterprise_of(console, code)
+    return web.page(pages.enterprise(console, session, tenant, web.take_flash(session)))
 
 
 Act = Callable[[Console, TenantSpec, Mapping[str, Any]], Awaitable[Done]]
 
 
 async def _act(
-    request: Request, code: str, section: str, act: Act, *, leave: bool = False
+    request: Request, code: str, section: str, act: Act, *, leave: bool = False, file_bytes: int = 0
 ) -> Response:
     """Run one action on enterprise `code`; refused, the enterprise page again with the reason
-    in `section`. `leave`: back to the list afterwards (the enterprise is gone)."""
-    console, session, form = await _posted(request)
-    tenant = _enterprise(console, code)
+    in `section`. `leave`: back to the list afterwards (the enterprise is gone). `file_bytes`:
+    the form uploads a file of at most that size."""
+    console, session, form = await web.posted(request, file_bytes=file_bytes)
+    tenant = web.enterprise_of(console, code)
     try:
         done = await act(console, tenant, form)
     except NotAllowed as exc:
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
         values = values if section in ("department", "add-member") else {}  # the add forms'
-        tenant = _enterprise(console, code)
+        tenant = web.enterprise_of(console, code)
         page = pages.enterprise(console, session, tenant, None, error=(section, exc), values=values)
-        return _page(page, 422)
-    return _after(session, done, "/console" if leave else _where(tenant))
+        return web.page(page, 422)
+    return web.after(session, done, "/console" if leave else web.where(tenant))
 
 
 @router.post("/console/enterprises/{code}/bind")
@@ -282,69 +204,14 @@ async def import_members(request: Request, code: str) -> Response:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise NotAllowed("请选择 CSV 文件", "Choose a CSV file")
-        rows = forms.read_csv(await upload.read(forms.MAX_IMPORT_BYTES + 1))
+        try:
+            data = await upload.read(forms.MAX_IMPORT_BYTES + 1)
+        finally:
+            await upload.close()  # a large one is spooled to a temporary file
+        rows = forms.read_csv(data)
         return await members.import_members(console, tenant.tenant_id, rows)
 
-    return await _act(request, code, "import", act)
-
-
-# --- password resets (before the member actions: `reset` is no action of theirs) ---------------
-
-
-def _member(tenant: TenantSpec, user_name: str) -> MemberSpec:
-    try:
-        return edits.member_of(tenant, user_name)
-    except NotAllowed as exc:
-        raise Halt(_page(pages.refused("没有这个成员 / No such member", exc.en), 404)) from None
-
-
-@router.get("/console/enterprises/{code}/members/{user_name}/reset")
-async def reset_page(request: Request, code: str, user_name: str) -> Response:
-    console, session = _signed_in(request)
-    tenant = _enterprise(console, code)
-    member = _member(tenant, user_name)
-    return _page(pages.reset(console, session, tenant, member))
-
-
-async def _reset_form(
-    request: Request, code: str, user_name: str
-) -> tuple[Console, Session, Mapping[str, Any], TenantSpec, MemberSpec]:
-    console, session, form = await _posted(request)
-    tenant = _enterprise(console, code)
-    return console, session, form, tenant, _member(tenant, user_name)
-
-
-@router.post("/console/enterprises/{code}/members/{user_name}/reset")
-async def request_reset(request: Request, code: str, user_name: str) -> Response:
-    """The new password typed; the code sent to the administrator's phone."""
-    console, session, form, tenant, member = await _reset_form(request, code, user_name)
-    new, again = str(form.get("new_password", "")), str(form.get("again", ""))
-    try:
-        reset_id, sent_to = await members.request_reset(
-            console, tenant.tenant_id, user_name, new, again
-        )
-    except NotAllowed as exc:
-        return _page(pages.reset(console, session, tenant, member, error=("reset", exc)), 422)
-    page = pages.reset(console, session, tenant, member, reset_id=reset_id, sent_to=sent_to)
-    return _page(page)
-
-
-@router.post("/console/enterprises/{code}/members/{user_name}/reset/confirm")
-async def confirm_reset(request: Request, code: str, user_name: str) -> Response:
-    console, session, form, tenant, member = await _reset_form(request, code, user_name)
-    reset_id, typed = str(form.get("reset_id", "")), str(form.get("code", ""))
-    try:
-        done = await members.confirm_reset(console, tenant.tenant_id, user_name, reset_id, typed)
-    except NotAllowed as exc:
-        try:  # a wrong code: the code form again, while the reset still waits for one
-            console.resets.pending(reset_id, (tenant.tenant_id, user_name))
-        except NotAllowed:
-            reset_id = ""
-        page = pages.reset(
-            console, session, tenant, member, reset_id=reset_id or None, error=("reset", exc)
-        )
-        return _page(page, 422)
-    return _after(session, done, _where(tenant))
+    return await _act(request, code, "import", act, file_bytes=forms.MAX_IMPORT_BYTES)
 
 
 MEMBER_OPS: dict[str, Callable[[Console, str, str], Awaitable[Done]]] = {
@@ -383,14 +250,14 @@ async def authorise_department(request: Request, code: str) -> Response:
 
 @router.post("/console/deliveries/{number}/again")
 async def send_again(request: Request, number: int) -> Response:
-    console, session, form = await _posted(request)
+    console, session, form = await web.posted(request)
     back = str(form.get("back", ""))
     try:
-        location = _where(console.enterprise(back)) if back else "/console"
+        location = web.where(console.enterprise(back)) if back else "/console"
     except NotAllowed:
         location = "/console"
     try:
         done = await actions.send_again(console, number)
     except NotAllowed as exc:
         done = Done(exc.zh, exc.en)
-    return _after(session, done, location)
+    return web.after(session, done, location)

@@ -10,6 +10,7 @@ is checked here. Nothing here sends anything: `actions` pairs each change with i
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -194,20 +195,50 @@ def delete_department(scenario: Scenario, tenant_id: str, org_code: str) -> Scen
 # --- members ----------------------------------------------------------------------------------
 
 
-def add_member(scenario: Scenario, tenant_id: str, member: dict[str, Any]) -> Scenario:
-    """A member (field names of `MemberSpec`); the account never changes afterwards (§6)."""
-    tenant = tenant_of(scenario, tenant_id)
+def new_member(tenant: TenantSpec, member: dict[str, Any], taken: Collection[str]) -> MemberSpec:
+    """A member (field names of `MemberSpec`) the enterprise can take, whose account is not in
+    `taken` (the enterprise's, and in an import the rows before it). Checked alone, so that an
+    import of many rows validates the enterprise once, not once per row."""
     department_of(tenant, str(member.get("org_code", "")))
     added = checked(MemberSpec, member)
-    return _with_tenant(scenario, tenant_id, members=[*tenant.members, added])
+    if added.user_name in taken:
+        code = tenant.tenant_code
+        raise NotAllowed(
+            f"账号 {added.user_name}@{code} 已存在",
+            f"tenant {code}: userName {added.user_name} appears twice",
+        )
+    return added
+
+
+def add_members(scenario: Scenario, tenant_id: str, added: list[MemberSpec]) -> Scenario:
+    """Members added at once; their accounts never change afterwards (§6)."""
+    tenant = tenant_of(scenario, tenant_id)
+    return _with_tenant(scenario, tenant_id, members=[*tenant.members, *added])
+
+
+def add_member(scenario: Scenario, tenant_id: str, member: dict[str, Any]) -> Scenario:
+    tenant = tenant_of(scenario, tenant_id)
+    taken = {m.user_name for m in tenant.members}
+    return add_members(scenario, tenant_id, [new_member(tenant, member, taken)])
+
+
+def change_members(
+    scenario: Scenario, tenant_id: str, user_names: Collection[str], **changes: Any
+) -> Scenario:
+    """The same change to several members, the enterprise validated once."""
+    tenant = tenant_of(scenario, tenant_id)
+    wanted = set(user_names)
+    for name in sorted(wanted - {m.user_name for m in tenant.members})[:1]:
+        member_of(tenant, name)  # refused: there is no such member
+    members = [
+        checked(MemberSpec, {**dict(m), **changes}) if m.user_name in wanted else m
+        for m in tenant.members
+    ]
+    return _with_tenant(scenario, tenant_id, members=members)
 
 
 def change_member(scenario: Scenario, tenant_id: str, user_name: str, **changes: Any) -> Scenario:
-    tenant = tenant_of(scenario, tenant_id)
-    member = member_of(tenant, user_name)
-    changed = checked(MemberSpec, {**dict(member), **changes})
-    members = [changed if m.user_name == user_name else m for m in tenant.members]
-    return _with_tenant(scenario, tenant_id, members=members)
+    return change_members(scenario, tenant_id, [user_name], **changes)
 
 
 def delete_member(scenario: Scenario, tenant_id: str, user_name: str) -> Scenario:
