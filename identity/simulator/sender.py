@@ -31,7 +31,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from identity.marketplace.client_secret import encrypt_client_secret
-from identity.simulator.scenario import DepartmentSpec, MemberSpec, ScenarioError, TenantSpec
+from identity.simulator.scenario import (
+    DepartmentSpec,
+    MemberSpec,
+    Order,
+    ScenarioError,
+    TenantSpec,
+)
 from identity.simulator.wire import (
     MAX_USERS_PER_SYNC,
     Answer,
@@ -67,18 +73,27 @@ __all__ = [
 ]
 
 # --- bodies ---------------------------------------------------------------------------------
+# The `…_payload` builders are given everything (the time, the auth centre, the app): the
+# conformance kit builds its calls with them too. The `…_body` ones take it from the sender.
+
+
+def kit_payload(
+    tenant_id: str, instance_id: str, stamp: str, *, test: int = 0, **fields: Any
+) -> dict[str, Any]:
+    """The fields every kit call carries (§3.0) around its own."""
+    return {
+        "instanceId": instance_id,
+        "tenantId": tenant_id,
+        **fields,
+        "testFlag": test,
+        "timeStamp": stamp,
+    }
 
 
 def _kit_body(
     sender: KooGallery, tenant: TenantSpec, instance_id: str, **fields: Any
 ) -> dict[str, Any]:
-    return {
-        "instanceId": instance_id,
-        "tenantId": tenant.tenant_id,
-        **fields,
-        "testFlag": 0,
-        "timeStamp": sender.sync_time(),
-    }
+    return kit_payload(tenant.tenant_id, instance_id, sender.sync_time(), **fields)
 
 
 def user_object(member: MemberSpec, *, enable: bool | None = None) -> dict[str, Any]:
@@ -110,47 +125,65 @@ def org_object(department: DepartmentSpec) -> dict[str, str]:
     }
 
 
-def new_instance_body(tenant: TenantSpec, business_id: str | None = None) -> dict[str, Any]:
-    """The purchase (§4.2): the order line, and its businessId (a fresh one when not given)."""
-    order = tenant.order
+def new_instance_payload(order: Order, business_id: str) -> dict[str, Any]:
+    """The purchase (§4.2) of one order line."""
     return {
         "activity": "newInstance",
         "orderId": order.order_id,
         "orderLineId": order.order_line_id,
-        "businessId": business_id or order.business_id or uuid.uuid4().hex,
+        "businessId": business_id,
         "testFlag": "0",
     }
+
+
+def new_instance_body(tenant: TenantSpec, business_id: str | None = None) -> dict[str, Any]:
+    """The purchase (§4.2): the order line, and its businessId (a fresh one when not given)."""
+    order = tenant.order
+    return new_instance_payload(order, business_id or order.business_id or uuid.uuid4().hex)
+
+
+def tenant_sync_payload(
+    tenant: TenantSpec, instance_id: str, stamp: str, *, domain: str, flag: int, **more: Any
+) -> dict[str, Any]:
+    """§3.1; `domain` is the tenant's auth centre (`domainName`). `more` adds or overrides."""
+    fields: dict[str, Any] = {
+        "orderId": tenant.order.order_id,
+        "tenantCode": tenant.tenant_code,
+        "name": tenant.name,
+        "domainName": domain,
+        "flag": flag,
+    }
+    return kit_payload(tenant.tenant_id, instance_id, stamp, **(fields | more))
 
 
 def tenant_sync_body(
     sender: KooGallery, tenant: TenantSpec, instance_id: str, *, flag: int
 ) -> dict[str, Any]:
     """§3.1; the tenant's auth centre is this simulator (`domainName`)."""
-    return _kit_body(
-        sender,
-        tenant,
-        instance_id,
-        orderId=tenant.order.order_id,
-        tenantCode=tenant.tenant_code,
-        name=tenant.name,
-        domainName=sender.auth_centre,
-        flag=flag,
-    )
+    stamp = sender.sync_time()
+    return tenant_sync_payload(tenant, instance_id, stamp, domain=sender.auth_centre, flag=flag)
+
+
+def application_sync_payload(
+    tenant: TenantSpec, instance_id: str, stamp: str, *, app_id: str, secret: str, flag: int = 1
+) -> dict[str, Any]:
+    """§3.2: the (tenant, app) client; `secret` already encrypted (§2.7), or "" for a delete."""
+    fields: dict[str, Any] = {
+        "appId": app_id,
+        "clientId": tenant.client_id,
+        "clientSecret": secret,
+        "flag": flag,
+    }
+    return kit_payload(tenant.tenant_id, instance_id, stamp, **fields)
 
 
 def application_sync_body(
     sender: KooGallery, tenant: TenantSpec, instance_id: str
 ) -> dict[str, Any]:
     """§3.2: the (tenant, app) client; the secret RSA-OAEP encrypted with the seller public key."""
-    return _kit_body(
-        sender,
-        tenant,
-        instance_id,
-        appId=sender.app_id,
-        clientId=tenant.client_id,
-        clientSecret=encrypt_client_secret(_public_key(sender), tenant.client_secret),
-        flag=1,
-    )
+    secret = encrypt_client_secret(_public_key(sender), tenant.client_secret)
+    stamp = sender.sync_time()
+    return application_sync_payload(tenant, instance_id, stamp, app_id=sender.app_id, secret=secret)
 
 
 def _public_key(sender: KooGallery) -> rsa.RSAPublicKey:
@@ -162,10 +195,15 @@ def _public_key(sender: KooGallery) -> rsa.RSAPublicKey:
     return sender.keys.public_key
 
 
-def all_org_sync_body(sender: KooGallery, tenant: TenantSpec, instance_id: str) -> dict[str, Any]:
+def all_org_sync_payload(tenant: TenantSpec, instance_id: str, stamp: str) -> dict[str, Any]:
     """§3.5: the whole department tree."""
     orgs = [org_object(d) for d in tenant.departments]
-    return _kit_body(sender, tenant, instance_id, orgInfoList=orgs)
+    return kit_payload(tenant.tenant_id, instance_id, stamp, orgInfoList=orgs)
+
+
+def all_org_sync_body(sender: KooGallery, tenant: TenantSpec, instance_id: str) -> dict[str, Any]:
+    """§3.5: the whole department tree."""
+    return all_org_sync_payload(tenant, instance_id, sender.sync_time())
 
 
 def single_org_sync_body(
@@ -180,6 +218,28 @@ def single_org_sync_body(
     return _kit_body(sender, tenant, instance_id, **org_object(department), flag=flag)
 
 
+def auth_sync_payload(
+    tenant: TenantSpec,
+    instance_id: str,
+    members: Sequence[MemberSpec],
+    *,
+    app_id: str,
+    sync_time: str,
+    stamp: str,
+    flag: int,
+    enable: bool | None = None,
+    test: int = 0,
+) -> dict[str, Any]:
+    """§3.3: `currentSyncTime` `sync_time`, at most 500 users (`MAX_USERS_PER_SYNC`)."""
+    fields: dict[str, Any] = {
+        "appId": app_id,
+        "userList": [user_object(m, enable=enable) for m in members],
+        "currentSyncTime": sync_time,
+        "flag": flag,
+    }
+    return kit_payload(tenant.tenant_id, instance_id, stamp, test=test, **fields)
+
+
 def auth_sync_body(
     sender: KooGallery,
     tenant: TenantSpec,
@@ -191,15 +251,10 @@ def auth_sync_body(
 ) -> dict[str, Any]:
     """§3.3: at most 500 users (`MAX_USERS_PER_SYNC`): a caller with more splits them."""
     now = sender.sync_time()
-    return _kit_body(
-        sender,
-        tenant,
-        instance_id,
-        appId=sender.app_id,
-        userList=[user_object(m, enable=enable) for m in members],
-        currentSyncTime=now,
-        flag=flag,
-    )
+    return auth_sync_payload(
+        tenant, instance_id, members, app_id=sender.app_id, sync_time=now,
+        stamp=sender.sync_time(), flag=flag, enable=enable,
+    )  # fmt: skip
 
 
 # --- operations (contract §0.4: which callbacks fire when) ----------------------------------

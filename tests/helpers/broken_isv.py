@@ -12,8 +12,15 @@ except:
   orderLineId is made unique per businessId, so a retry or a concurrent duplicate is a new line.
 - `older-sync-wins`: lets an older sync win. Each kit call's `timeStamp` and `currentSyncTime`
   become "now", then the call is signed again.
-- `slow`: answers renewals slowly. A refreshInstance of scene RENEWAL is held DELAY seconds
-  before it is forwarded.
+- `slow`: answers renewals slowly. A refreshInstance of scene RENEWAL whose expireTime has 17
+  digits (the official example's, and the kit's renewal) is held DELAY seconds before it is
+  forwarded.
+
+and one quirk that is no flaw, which the kit must pass:
+
+- `flash-cookie`: every answer sets a cookie, a refusal too, as many frameworks do (a flash
+  message, a session saved on every request), and a refused sign-in is an error page
+  answered 200.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx2 as httpx
@@ -35,7 +43,7 @@ from identity.marketplace.signing import Kind, match, sign_body
 from identity.simulator.wire import GMT8, encode_body
 from tests.helpers.marketplace_client import BASIC_KEY, KIT_KEY
 
-FLAWS = ("wrong-signature", "new-instance-per-retry", "older-sync-wins", "slow")
+FLAWS = ("wrong-signature", "new-instance-per-retry", "older-sync-wins", "slow", "flash-cookie")
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
@@ -121,7 +129,8 @@ def _untouched(call: Call) -> None:
 
 def _slow_activity(call: Call) -> bool:
     document = call.document() or {}
-    return document.get("activity") == "refreshInstance" and document.get("scene") == "RENEWAL"
+    renewal = document.get("activity") == "refreshInstance" and document.get("scene") == "RENEWAL"
+    return renewal and len(str(document.get("expireTime", ""))) == 17
 
 
 def create_proxy(flaw: str, upstream: str, delay: float = 0.0) -> Starlette:
@@ -132,7 +141,11 @@ def create_proxy(flaw: str, upstream: str, delay: float = 0.0) -> Starlette:
         "new-instance-per-retry": _new_instance_per_retry,
         "older-sync-wins": _older_sync_wins,
     }.get(flaw, _untouched)
-    client = httpx.AsyncClient(base_url=upstream, timeout=60, follow_redirects=False)
+    # a jar that keeps nothing: one browser's session cookie must not go with the next request
+    nothing_kept = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+    client = httpx.AsyncClient(
+        base_url=upstream, timeout=60, follow_redirects=False, cookies=nothing_kept
+    )
 
     async def forward(request: Request) -> Response:
         call = Call(request, await request.body())
@@ -145,9 +158,14 @@ def create_proxy(flaw: str, upstream: str, delay: float = 0.0) -> Starlette:
             request.method, call.path, params=call.params, headers=call.headers, content=call.body
         )
         headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP]
-        response = Response(answer.content, status_code=answer.status_code)
+        status = answer.status_code
+        if flaw == "flash-cookie" and call.path.startswith("/sso/callback/") and status >= 400:
+            status = 200
+        response = Response(answer.content, status_code=status)
         response.raw_headers = [(k.encode(), v.encode()) for k, v in headers]
         response.headers["content-length"] = str(len(answer.content))
+        if flaw == "flash-cookie":
+            response.set_cookie("flash", "visited", path="/", httponly=True)
         return response
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]

@@ -116,12 +116,13 @@ def body_signed(key: str) -> Check:
     return check
 
 
-def oversized_refused(time_limit: float) -> Check:
-    """A body over the limit: refused as a KooGallery answer, or by HTTP 413 (what a proxy in
-    front of the endpoint may answer); never accepted, never a crash."""
+def refused_or_http(time_limit: float, *statuses: int) -> Check:
+    """Refused as a KooGallery answer, or by one of the HTTP `statuses` (413 from a proxy in
+    front of the endpoint for a body too large; 404 or 405 from a framework for a path it does
+    not serve); never accepted, never a crash, in time. For `Case.expect(..., plain=True)`."""
 
     def check(reply: Reply) -> str | None:
-        if reply.status == 413 and reply.error is None and reply.seconds <= time_limit:
+        if reply.status in statuses and reply.error is None and reply.seconds <= time_limit:
             return None
         return answer_problem(reply, time_limit) or refused(reply)
 

@@ -66,7 +66,8 @@ def load_public_key(path: Path) -> rsa.RSAPublicKey:
 
 def _options(
     target: str, basic_key: str, kit_key: str, public_key: Path | None, app_id: str,
-    sso_callback: str | None, v1_key: str | None, order_ak: str | None, order_sk: str | None,
+    sso_callback: str | None, probe_url: str | None, v1_key: str | None,
+    order_ak: str | None, order_sk: str | None,
     host: str, port: int, auth_centre_url: str | None, time_limit: float, body_limit: int,
 ) -> Options:  # fmt: skip
     from identity.marketplace.orders import AccessKey
@@ -80,6 +81,11 @@ def _options(
             "(§0.3)",
             param_hint="--kit-key",
         )
+    if probe_url and not sso_callback:
+        raise typer.BadParameter(
+            "a probe URL needs --sso-callback: the probes start at the callback",
+            param_hint="--probe-url",
+        )
     if bool(order_ak) != bool(order_sk):
         raise typer.BadParameter("give both or neither", param_hint="--order-ak/--order-sk")
     return Options(
@@ -89,6 +95,7 @@ def _options(
         app_id=app_id,
         public_key=load_public_key(public_key) if public_key else None,
         sso_callback=_url(sso_callback, "--sso-callback") if sso_callback else None,
+        probe_url=_url(probe_url, "--probe-url") if probe_url else None,
         v1_key=v1_key or None,
         order_key=AccessKey(order_ak, order_sk) if order_ak and order_sk else None,
         auth_centre_host=host,
@@ -111,13 +118,17 @@ def conformance(
         help="The access key bound to the kit (联营SaaS同步) interfaces")],
     public_key: Annotated[Path | None, typer.Option(
         metavar="PEM", dir_okay=False, help="The seller's RSA public key (PEM, or its base64 "
-        "body): clientSecret is encrypted with it. Without it, applicationSync and the sign-in "
-        "probes are skipped")] = None,
+        "body): clientSecret is encrypted with it. Without it, the cases that send an encrypted "
+        "clientSecret and the sign-in probes are skipped")] = None,
     app_id: Annotated[str, typer.Option(
         help="The app's appId (应用ID), as in applicationSync and authSync")] = DEFAULT_APP_ID,
     sso_callback: Annotated[str | None, typer.Option(
         help="The app's registered callback (identity: BASE/sso/callback/APP_ID): the kit then "
         "serves the tenants' auth centre and probes who is let in")] = None,
+    probe_url: Annotated[str | None, typer.Option(
+        help="A page of the endpoint that answers 2xx only to a signed-in session (identity: "
+        "BASE/sso/session): a probe counts as a sign-in when, with the cookies the callback "
+        "set, it answers 2xx. Without it, any cookie a refusal does not also set counts")] = None,
     v1_key: Annotated[str | None, typer.Option(
         envvar="IDENTITY_MARKETPLACE_V1_KEY", show_default=False,
         help="The seller's V1 key: the legacy V1 calls are checked too")] = None,
@@ -149,7 +160,7 @@ def conformance(
     a table and a verdict in the marketplace's terms; exits 1 when a case failed.
     """
     options = _options(
-        target, basic_key, kit_key, public_key, app_id, sso_callback, v1_key, order_ak,
+        target, basic_key, kit_key, public_key, app_id, sso_callback, probe_url, v1_key, order_ak,
         order_sk, auth_centre_host, auth_centre_port, auth_centre_url, time_limit, body_limit,
     )  # fmt: skip
     from identity.simulator.conformance import report

@@ -10,14 +10,22 @@ cookies would, without following redirects. The endpoint then redeems the code a
 centre and reads userinfo (§5.2 steps 5-6), which answer for the member whatever their state:
 refusing is the endpoint's job (§3.3: "must fail login even if the IdP still issues a token").
 
-The rule, from the callback's answer alone:
-- **admitted**: a status below 400 that sets a cookie with a value (not one being deleted: no
-  `Max-Age` of 0 or less, no `Expires` in the past), and the code was redeemed at the auth
-  centre before the answer came;
+The rule, with a probe URL (a page of the endpoint that needs a signed-in session):
+- **admitted**: with the cookies the callback set, a GET of the probe URL (redirects not
+  followed) answers 2xx, and the code was redeemed before the callback answered;
+- **refused**: the probe URL answers 3xx or 4xx (a redirect to the login page, 401, 403);
+- anything else (no answer, a 5xx, a 2xx without the code redeemed) is neither, and fails
+  either expectation. A probe URL that answers 2xx without any cookie cannot tell, and every
+  probe fails saying so.
+
+Without one, from the callback's answer alone, ignoring the cookies that a refusal sets too
+(the kit opens the callback once with a code it never issued and notes their names: a flash
+message, a framework's session saved on every request):
+- **admitted**: a status below 400 that sets another cookie with a value (not one being
+  deleted: no `Max-Age` of 0 or less, no `Expires` in the past), and the code was redeemed;
 - **refused**: a status of 400 or more, or an answer that sets no such cookie (a redirect to
   an error page);
-- anything else (no answer, or a cookie set without redeeming the code) is neither, and fails
-  either expectation.
+- anything else (no answer, or a cookie set without redeeming the code) is neither.
 
 The same server answers the marketplace's query-order API (`order_api`) with the run's orders,
 for an endpoint configured to ask it (§4.2), and notes which orders were asked for.
@@ -26,6 +34,7 @@ for an endpoint configured to ask it (§4.2), and notes which orders were asked 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
@@ -52,8 +61,13 @@ class SignIn:
     """What the endpoint's callback did with a fresh code for one member."""
 
     status: int | None
-    live_cookie: bool = False
+    cookies: tuple[str, ...] = ()
+    """The names of the cookies the callback set (not deleted), but for those in `ignored`."""
     redeemed: bool = False
+    probe_status: int | None = None
+    """With a probe URL: its status, asked with the callback's cookies."""
+    ignored: tuple[str, ...] = ()
+    """Cookies a refusal sets too (no probe URL): they say nothing."""
     seconds: float = 0.0
     error: str | None = None
 
@@ -61,16 +75,25 @@ class SignIn:
     def verdict(self) -> str | None:
         if self.error is not None:
             return None
-        if self.status is None or self.status >= 400 or not self.live_cookie:
+        if self.probe_status is not None:
+            if 200 <= self.probe_status < 300:
+                return ADMITTED if self.redeemed else None
+            return REFUSED if 300 <= self.probe_status < 500 else None
+        if self.status is None or self.status >= 400 or not self.cookies:
             return REFUSED
         return ADMITTED if self.redeemed else None
 
     def summary(self) -> str:
         if self.error is not None:
             return self.error
-        cookie = "a session cookie set" if self.live_cookie else "no cookie set"
         code = "the code redeemed" if self.redeemed else "the code not redeemed"
-        return f"{self.verdict or 'unclear'}: HTTP {self.status}, {cookie}, {code}"
+        if self.probe_status is not None:
+            seen = f"the probe URL HTTP {self.probe_status}"
+        else:
+            seen = f"cookies set: {', '.join(self.cookies)}" if self.cookies else "no cookie set"
+            if self.ignored:
+                seen += f" (ignoring {', '.join(self.ignored)}: a refusal sets them too)"
+        return f"{self.verdict or 'unclear'}: HTTP {self.status}, {seen}, {code}"
 
 
 def live_cookie(set_cookie: str, now: datetime) -> bool:
@@ -92,6 +115,16 @@ def live_cookie(set_cookie: str, now: datetime) -> bool:
     return True
 
 
+def live_cookies(response: httpx.Response) -> set[str]:
+    """The names of the cookies an answer sets with a value."""
+    now = datetime.now(UTC)
+    return {
+        header.split("=", 1)[0].strip()
+        for header in response.headers.get_list("set-cookie")
+        if live_cookie(header, now)
+    }
+
+
 @dataclass
 class AuthCentre:
     """The auth centre and order API on `host:port` (0: any free port), for one run."""
@@ -105,12 +138,17 @@ class AuthCentre:
     """Its address as the endpoint reaches it, when not http://host:port (a tunnel, a proxy)."""
     order_key: AccessKey = DEMO_KEY
     time_limit: float = 20.0
+    probe_url: str | None = None
+    """A page of the endpoint that answers 2xx only to a signed-in session; None: the cookies."""
     order_queries: list[tuple[str, str, int]] = field(default_factory=list)
     """(orderId, orderLineId, HTTP status) of every query-order request, in order."""
     app: FastAPI = field(init=False)
     url: str = field(init=False, default="")
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _server: Any = field(init=False, default=None)
+    _refusal_cookies: frozenset[str] | None = field(init=False, default=None)
+    _unusable_probe: str | None = field(init=False, default=None)
+    _probe_checked: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.callback or "http://127.0.0.1")
@@ -161,26 +199,72 @@ class AuthCentre:
         return [s for o, line, s in self.order_queries if (o, line) == (order_id, order_line_id)]
 
     async def sign_in(self, tenant: TenantSpec, member: MemberSpec) -> SignIn:
-        """The probe: a fresh code for `member` to the callback, from a browser without cookies."""
+        """The probe: a fresh code for `member` to the callback, from a browser without cookies
+        (then, with a probe URL, that page with the cookies the callback set)."""
         assert self.callback is not None
+        try:
+            ignored = await self._baseline(tenant)
+        except httpx.HTTPError as exc:
+            return SignIn(None, error=_no_answer("the probe URL", exc, self.time_limit))
+        if self._unusable_probe is not None:
+            return SignIn(None, error=self._unusable_probe)
         issuer = self.app.state.centre.issuer
         redeemed_before = issuer.stats.grants["authorization_code"]
-        grant = Grant(tenant.tenant_id, member.user_name, tenant.client_id)
-        code = issuer.issue_code(grant, self.callback)
-        joiner = "&" if "?" in self.callback else "?"
-        url = f"{self.callback}{joiner}{urlencode({'code': code, 'tenant': tenant.tenant_id})}"
+        code = issuer.issue_code(
+            Grant(tenant.tenant_id, member.user_name, tenant.client_id), self.callback
+        )
         started = time.perf_counter()
-        try:
-            async with httpx.AsyncClient(follow_redirects=False, timeout=self.time_limit) as fresh:
-                response = await fresh.get(url)
-        except httpx.TimeoutException:
-            return SignIn(None, error=f"the callback gave no answer in {self.time_limit:g} s")
-        except httpx.HTTPError as exc:
-            return SignIn(None, error=f"the callback gave no answer: {type(exc).__name__} {exc}")
-        now = datetime.now(UTC)
+        async with httpx.AsyncClient(follow_redirects=False, timeout=self.time_limit) as fresh:
+            try:
+                response = await fresh.get(self._callback_url(code, tenant))
+            except httpx.HTTPError as exc:
+                return SignIn(None, error=_no_answer("the callback", exc, self.time_limit))
+            redeemed = issuer.stats.grants["authorization_code"] > redeemed_before
+            probe_status = None
+            if self.probe_url is not None:
+                try:
+                    probe_status = (await fresh.get(self.probe_url)).status_code
+                except httpx.HTTPError as exc:
+                    return SignIn(None, error=_no_answer("the probe URL", exc, self.time_limit))
         return SignIn(
             response.status_code,
-            live_cookie=any(live_cookie(c, now) for c in response.headers.get_list("set-cookie")),
-            redeemed=issuer.stats.grants["authorization_code"] > redeemed_before,
+            cookies=tuple(sorted(live_cookies(response) - ignored)),
+            redeemed=redeemed,
+            probe_status=probe_status,
+            ignored=tuple(sorted(ignored & live_cookies(response))),
             seconds=time.perf_counter() - started,
         )
+
+    def _callback_url(self, code: str, tenant: TenantSpec) -> str:
+        assert self.callback is not None
+        joiner = "&" if "?" in self.callback else "?"
+        return f"{self.callback}{joiner}{urlencode({'code': code, 'tenant': tenant.tenant_id})}"
+
+    async def _baseline(self, tenant: TenantSpec) -> frozenset[str]:
+        """Once a run, what a refusal looks like: with a probe URL, that it answers other than
+        2xx without cookies; without one, the cookies the callback sets for a code never
+        issued (which say nothing, then)."""
+        async with httpx.AsyncClient(follow_redirects=False, timeout=self.time_limit) as fresh:
+            if self.probe_url is not None:
+                if not self._probe_checked:
+                    status = (await fresh.get(self.probe_url)).status_code
+                    self._probe_checked = True
+                    if 200 <= status < 300:
+                        self._unusable_probe = (
+                            f"the probe URL answered HTTP {status} without any cookie: it "
+                            "cannot tell a signed-in member from anyone"
+                        )
+                return frozenset()
+            if self._refusal_cookies is None:
+                try:
+                    refusal = await fresh.get(self._callback_url(secrets.token_urlsafe(24), tenant))
+                    self._refusal_cookies = frozenset(live_cookies(refusal))
+                except httpx.HTTPError:
+                    self._refusal_cookies = frozenset()  # the probes themselves will say so
+            return self._refusal_cookies
+
+
+def _no_answer(what: str, exc: httpx.HTTPError, time_limit: float) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{what} gave no answer in {time_limit:g} s"
+    return f"{what} gave no answer: {type(exc).__name__} {exc}"

@@ -4,6 +4,7 @@ a handful of elements, and every CI system reads it)."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET  # noqa: S405 - writing only; nothing untrusted is parsed
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,20 @@ from identity.simulator.conformance.session import Result, Status
 
 _MARK = {Status.PASSED: "pass", Status.FAILED: "FAIL", Status.SKIPPED: "skip"}
 _WIDTHS = (4, 36, 12, 36)
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """Text the endpoint chose (a resultMsg, an error) made safe to print or to put in XML:
+    no ANSI escape sequences (colours, cursor moves) and no character XML 1.0 forbids."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
+
+
+def _printed(text: str) -> str:
+    """`shown`, its control characters (a newline too) spaces: a table row stays one line."""
+    return _CONTROL.sub(" ", shown(text))
 
 
 @dataclass(frozen=True)
@@ -67,9 +82,10 @@ def table(results: list[Result], target: str) -> str:
     """The results as a table, the failures in full, then the verdict."""
     heads = ("", "case", "§", "expected", "got")
     rows = [heads] + [
-        (_MARK[r.status], r.spec.name, r.spec.section, r.spec.expected, r.got) for r in results
+        (_MARK[r.status], r.spec.name, r.spec.section, r.spec.expected, _printed(r.got))
+        for r in results
     ]
-    lines = [f"KooGallery conformance: {target}", ""]
+    lines = [f"KooGallery conformance: {_printed(target)}", ""]
     for row in rows:
         cells = [_cut(cell, width).ljust(width) for cell, width in zip(row, _WIDTHS, strict=False)]
         lines.append("  ".join([*cells, _cut(row[4], 60)]).rstrip())
@@ -81,7 +97,7 @@ def table(results: list[Result], target: str) -> str:
                 f"  {r.spec.name} ({r.spec.section})",
                 f"    sent:     {r.spec.sent}",
                 f"    expected: {r.spec.expected}",
-                f"    got:      {r.got}",
+                f"    got:      {_printed(r.got)}",
             ]
     lines += ["", *verdict_lines(verdict(results))]
     return "\n".join(lines)
@@ -132,7 +148,7 @@ def write_junit(results: list[Result], target: str, path: Path) -> None:
     suites = ET.Element("testsuites", {"name": "KooGallery conformance", **counts})
     suite = ET.SubElement(suites, "testsuite", {"name": "koogallery-conformance", **counts})
     properties = ET.SubElement(suite, "properties")
-    ET.SubElement(properties, "property", {"name": "target", "value": target})
+    ET.SubElement(properties, "property", {"name": "target", "value": shown(target)})
     for r in results:
         case = ET.SubElement(
             suite,
@@ -141,13 +157,14 @@ def write_junit(results: list[Result], target: str, path: Path) -> None:
              "time": f"{r.seconds:.3f}"},
         )  # fmt: skip
         detail = f"{r.spec.section}\nsent: {r.spec.sent}\nexpected: {r.spec.expected}"
+        got = shown(r.got)
         if r.status is Status.FAILED:
-            failure = ET.SubElement(case, "failure", {"message": r.got, "type": "conformance"})
-            failure.text = f"{detail}\ngot: {r.got}"
+            failure = ET.SubElement(case, "failure", {"message": got, "type": "conformance"})
+            failure.text = f"{detail}\ngot: {got}"
         elif r.status is Status.SKIPPED:
-            ET.SubElement(case, "skipped", {"message": r.got})
+            ET.SubElement(case, "skipped", {"message": got})
         else:
-            ET.SubElement(case, "system-out").text = f"{detail}\ngot: {r.got}"
+            ET.SubElement(case, "system-out").text = f"{detail}\ngot: {got}"
     tree = ET.ElementTree(suites)
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)

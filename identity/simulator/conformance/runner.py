@@ -69,6 +69,7 @@ async def run_all(options: Options, run_id: str | None = None) -> list[Result]:
                 public_url=options.auth_centre_url,
                 order_key=options.order_key or DEMO_KEY,
                 time_limit=options.time_limit,
+                probe_url=options.probe_url,
             )
             await stack.enter_async_context(centre)
         client = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))

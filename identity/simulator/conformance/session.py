@@ -38,6 +38,7 @@ class Options:
     app_id: str
     public_key: rsa.RSAPublicKey | None = None
     sso_callback: str | None = None
+    probe_url: str | None = None
     v1_key: str | None = None
     order_key: AccessKey | None = None
     auth_centre_host: str = "127.0.0.1"

@@ -5,8 +5,8 @@ same endpoint (and beside other runs) without meeting what an earlier run left. 
 simulator `Scenario`: it is what the kit's auth centre signs members in from and what its
 query-order API answers (`probe`), so that the endpoint and the kit agree on every tenant, client
 and order by construction. Bodies use the contract's field names and JSON types (kit numbers are
-numbers, `enable` is a string, §3; basic values are strings, §4) and the simulator's user and
-department objects (`sender.user_object`, `sender.org_object`).
+numbers, `enable` is a string, §3; basic values are strings, §4): they are the simulator's
+sender's own (`sender.…_payload`), given the run's sync time, auth centre and app.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from identity.marketplace.client_secret import encrypt_client_secret
 from identity.simulator.scenario import MemberSpec, Order, Scenario, TenantSpec
-from identity.simulator.sender import org_object, user_object
+from identity.simulator.sender import (
+    all_org_sync_payload,
+    application_sync_payload,
+    auth_sync_payload,
+    kit_payload,
+    new_instance_payload,
+    tenant_sync_payload,
+)
 
 MAIN, SELLER, CONCURRENT, LEGACY, ORDERED = "main", "seller", "concurrent", "legacy", "ordered"
 
@@ -106,85 +113,54 @@ class Subjects:
         return f"conf-{self.run_id}-no-such-{what}"
 
 
-# --- bodies -----------------------------------------------------------------------------------
+# --- bodies: the sender's builders (`sender.…_payload`), given the run's time and auth centre ---
 
 
 def new_instance(order: Order, business_id: str, **more: str) -> dict[str, Any]:
-    return {
-        "activity": "newInstance",
-        "orderId": order.order_id,
-        "orderLineId": order.order_line_id,
-        "businessId": business_id,
-        "testFlag": "0",
-        **more,
-    }
+    return new_instance_payload(order, business_id) | more
 
 
 def basic(activity: str, instance_id: str, **fields: str) -> dict[str, Any]:
     return {"activity": activity, "instanceId": instance_id, **fields, "testFlag": "0"}
 
 
-def kit(
-    tenant_id: str, instance_id: str, stamp: str, test: int = 0, **fields: Any
-) -> dict[str, Any]:
-    """The fields every kit call carries (§3.0) around its own."""
-    return {
-        "instanceId": instance_id,
-        "tenantId": tenant_id,
-        **fields,
-        "testFlag": test,
-        "timeStamp": stamp,
-    }
+kit = kit_payload
 
 
 def tenant_sync(
     tenant: TenantSpec, instance_id: str, stamp: str, domain: str, flag: int, **more: Any
 ) -> dict[str, Any]:
-    fields = {
-        "orderId": tenant.order.order_id if instance_id else "",
-        "tenantCode": tenant.tenant_code,
-        "name": tenant.name,
-        "domainName": domain,
-        "flag": flag,
-        **more,
-    }
-    return kit(tenant.tenant_id, instance_id, stamp, **fields)
+    """A seller's test tenant (instanceId empty) has no order either (§0.4)."""
+    order = {} if instance_id else {"orderId": ""}
+    return tenant_sync_payload(
+        tenant, instance_id, stamp, domain=domain, flag=flag, **order, **more
+    )
 
 
 def application_sync(
     tenant: TenantSpec, instance_id: str, stamp: str, app_id: str,
     public_key: rsa.RSAPublicKey | None, flag: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
-    """The (tenant, app) OAuth client; the secret RSA-OAEP encrypted with the seller's public
-    key as KooGallery does (§2.7), or left empty for a delete when there is no key."""
+    """The secret RSA-OAEP encrypted with the seller's public key as KooGallery does (§2.7), or
+    left empty for a delete when there is no key."""
     secret = encrypt_client_secret(public_key, tenant.client_secret) if public_key else ""
-    fields: dict[str, Any] = {
-        "appId": app_id,
-        "clientId": tenant.client_id,
-        "clientSecret": secret,
-        "flag": flag,
-    }
-    return kit(tenant.tenant_id, instance_id, stamp, **fields)
+    return application_sync_payload(
+        tenant, instance_id, stamp, app_id=app_id, secret=secret, flag=flag
+    )
 
 
 def auth_sync(
     tenant: TenantSpec, instance_id: str, stamp: str, app_id: str,
     members: list[MemberSpec], flag: int, *, enable: bool | None = None, test: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
-    """authSync with `currentSyncTime` equal to `timeStamp` (§3.3), the users V2's flat shape."""
-    users = [user_object(m, enable=enable) for m in members]
-    fields: dict[str, Any] = {
-        "appId": app_id,
-        "userList": users,
-        "currentSyncTime": stamp,
-        "flag": flag,
-    }
-    return kit(tenant.tenant_id, instance_id, stamp, test=test, **fields)
+    """`currentSyncTime` equal to `timeStamp` (§3.3)."""
+    return auth_sync_payload(
+        tenant, instance_id, members, app_id=app_id, sync_time=stamp, stamp=stamp, flag=flag,
+        enable=enable, test=test,
+    )  # fmt: skip
 
 
-def all_org_sync(tenant: TenantSpec, instance_id: str, stamp: str) -> dict[str, Any]:
-    orgs = [org_object(d) for d in tenant.departments]
-    return kit(tenant.tenant_id, instance_id, stamp, orgInfoList=orgs)
+all_org_sync = all_org_sync_payload
 
 
 def members_of(tenant: TenantSpec, *names: str) -> list[MemberSpec]:
