@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from identity import pg_direct, sqlite_inline
+from identity import pg_cache, pg_direct, sqlite_inline
 
 
 def utcnow() -> datetime:
@@ -211,6 +211,8 @@ class Database:
         postgres = self.engine.dialect.name == "postgresql"
         # (`postgresql+psycopg` names psycopg's synchronous driver as well as its async one)
         self._postgres = pg_direct.Statements(async_url(url)) if postgres else None
+        # ... and the rows of the few marked ones are kept while nothing they read changes.
+        self._cache = pg_cache.Cache(async_url(url)) if postgres else None
         self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite admits one writer at a time. Writers of this process queue here, handed over
@@ -256,18 +258,35 @@ class Database:
             yield await connection.execution_options(**options)
 
     async def read_one(
-        self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any] | None = None
+        self,
+        statement: sqlite_inline.AnySelect,
+        parameters: dict[str, Any] | None = None,
+        *,
+        fresh: bool = False,
     ) -> Any:
         """The one row (or None) of a single-statement read on a hot path, with the attributes
         of SQLAlchemy's `Row`: as `single_read`, each statement sees the latest commits. On
         SQLite it runs on this thread without SQLAlchemy's execution layer
         (`sqlite_inline.Statements`; a module-level statement, compiled once, without an IN
         list); on PostgreSQL likewise, on psycopg in a worker thread (`pg_direct.Statements`);
-        elsewhere (an in-memory SQLite database) through `single_read`."""
+        elsewhere (an in-memory SQLite database) through `single_read`.
+
+        On PostgreSQL the rows of a statement marked `pg_cache.cacheable` are kept in the
+        process until the database notifies a change to what it reads (`pg_cache.Cache`);
+        `fresh` reads it again all the same (and keeps what it finds)."""
         if self._statements is not None:
             return self._statements.one(statement, parameters or {})
         if self._postgres is not None:
-            return await asyncio.to_thread(self._postgres.one, statement, parameters or {})
+            parameters = parameters or {}
+            if self._cache is None or not pg_cache.is_cacheable(statement):
+                return await asyncio.to_thread(self._postgres.one, statement, parameters)
+            key = pg_cache.key(statement, parameters)
+            row, ticket = self._cache.look(key)
+            if row is not pg_cache.MISSING and not fresh:
+                return row
+            row = await asyncio.to_thread(self._postgres.one, statement, parameters)
+            self._cache.keep(key, row, ticket)
+            return row
         async with self.single_read() as conn:
             return (await conn.execute(statement, parameters)).one_or_none()
 
@@ -295,6 +314,6 @@ class Database:
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
-        for statements in (self._statements, self._writes, self._postgres):
+        for statements in (self._statements, self._writes, self._postgres, self._cache):
             if statements is not None:
                 statements.close()

@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, exists, select
 
 from identity.db import Database
 from identity.models import OidcClient, SigningKey
+from identity.pg_cache import cacheable
 from identity.provider import clients, keys
 from identity.provider.clients import DIRECTORY_SCOPE, EXTRA_SCOPES
 from identity.provider.keys import Published
@@ -122,14 +123,16 @@ def client_token(
     return sign(published, "at+jwt", claims)
 
 
-_LIVE = select(
-    OidcClient.app_id,
-    OidcClient.scopes,
-    OidcClient.secret_hash,
-    exists()
-    .where(SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None))
-    .label("key_in_force"),
-).where(OidcClient.client_id == bindparam("client_id"))
+_LIVE = cacheable(
+    select(
+        OidcClient.app_id,
+        OidcClient.scopes,
+        OidcClient.secret_hash,
+        exists()
+        .where(SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None))
+        .label("key_in_force"),
+    ).where(OidcClient.client_id == bindparam("client_id"))
+)
 
 
 def claims_of(published: Published, issuer: str, token: str) -> dict[str, Any] | None:

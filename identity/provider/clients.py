@@ -32,6 +32,7 @@ from identity.access import end_client
 from identity.crypto import Cipher
 from identity.db import Database
 from identity.models import OidcClient
+from identity.pg_cache import cacheable
 
 DIRECTORY_SCOPE = "directory.read"
 EXTRA_SCOPES = (DIRECTORY_SCOPE,)
@@ -248,9 +249,12 @@ class Credentials:
     secret_hash: str | None
 
 
-_CREDENTIALS = select(OidcClient.client_id, OidcClient.public, OidcClient.secret_hash).where(
-    OidcClient.client_id == bindparam("client_id")
+_CREDENTIALS = cacheable(
+    select(OidcClient.client_id, OidcClient.public, OidcClient.secret_hash).where(
+        OidcClient.client_id == bindparam("client_id")
+    )
 )
+"""Kept on PostgreSQL until `oidc_clients` changes (`identity.pg_cache`)."""
 
 
 async def credentials(db: Database, client_id: str) -> Credentials | None:

@@ -37,6 +37,7 @@ from identity.models import (
     SessionApp,
     SigningKey,
 )
+from identity.pg_cache import cacheable
 from identity.sessions import store as sessions
 from identity.sessions.store import Policy, SignedIn
 
@@ -80,10 +81,12 @@ _LIVE = (
 )
 
 
-_LIVE_SIGNED = _LIVE.where(
-    exists().where(SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None))
+_LIVE_SIGNED = cacheable(
+    _LIVE.where(exists().where(SigningKey.kid == bindparam("kid"), SigningKey.revoked_at.is_(None)))
 )
-"""For an access token: the key that signed it must not have been revoked either."""
+"""For an access token: the key that signed it must not have been revoked either. Its rows are
+kept on PostgreSQL until a change to what it reads (`identity.pg_cache`), except the session's
+`last_seen_at`, whose touches (every refresh) notify nobody: see `live_signed`."""
 
 
 async def live(conn: AsyncConnection, grant_id: str, policy: Policy, now: datetime) -> Live | None:
@@ -96,9 +99,16 @@ async def live_signed(
     db: Database, grant_id: str, kid: str, policy: Policy, now: datetime
 ) -> Live | None:
     """`live` for an access token, whose signing key `kid` must not have been revoked either:
-    one statement, run as a hot path's read (`Database.read_one`)."""
-    row = await db.read_one(_LIVE_SIGNED, {"grant_id": grant_id, "kid": kid})
-    return _in_force(row, policy, now)
+    one statement, run as a hot path's read (`Database.read_one`). A kept row that has gone
+    idle is read again: the session may have been used since it was kept (its `last_seen_at`
+    only moves forward, and such a touch is not notified, so that refreshes do not empty every
+    process's cache), and only the database knows."""
+    parameters = {"grant_id": grant_id, "kid": kid}
+    row = await db.read_one(_LIVE_SIGNED, parameters)
+    live = _in_force(row, policy, now)
+    if live is None and row is not None:
+        live = _in_force(await db.read_one(_LIVE_SIGNED, parameters, fresh=True), policy, now)
+    return live
 
 
 def _in_force(row: Any, policy: Policy, now: datetime) -> Live | None:

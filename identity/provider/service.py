@@ -27,6 +27,7 @@ from identity.db import Database, Tx, utcnow
 from identity.errors import IdentityError
 from identity.models import SigningKey
 from identity.observability import bind
+from identity.pg_cache import cacheable
 from identity.provider import client_grant, clients, discovery, grants, keys, tokens
 from identity.provider.client_grant import DirectoryClient, ScopeRefused
 from identity.provider.grants import GrantError, Live
@@ -366,4 +367,5 @@ def _in_force(kids: tuple[str, ...]) -> Select[int]:
     """How many of these keys are still in force: neither revoked nor deleted. One statement
     per key set, its kids each a parameter of their own (no IN list: `Database.read_one`)."""
     named = or_(false(), *(SigningKey.kid == kid for kid in kids))
-    return select(func.count().label("count")).where(named, SigningKey.revoked_at.is_(None))
+    counted = select(func.count().label("count")).where(named, SigningKey.revoked_at.is_(None))
+    return cacheable(counted)  # kept on PostgreSQL until `signing_keys` changes

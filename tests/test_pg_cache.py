@@ -1,0 +1,283 @@
+"""The hot reads' rows kept in each process on PostgreSQL (`identity.pg_cache`): two identity
+processes on one database, B's rows warm, access ended at A or by the CLI, and B must say so at
+the very next request. Also: the triggers cover every column the kept statements read, and a
+lost listening connection never leaves B answering from stale rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from joserfc import jws
+from sqlalchemy import Column, create_engine, text, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.sql import visitors
+
+from identity.db import Database
+from identity.models import Tenant
+from identity.pg_cache import marked
+from identity.provider import client_grant, clients, grants, service
+from identity.simulator import sender as events
+from tests.helpers.cli import run_cli
+from tests.helpers.oidc_app import App, register, tokens_for
+from tests.helpers.simulator_world import world
+from tests.helpers.stack import Browser, Stack, running_stack
+from tests.helpers.waiting import until_sync
+
+Ending = Callable[[Stack, App, Browser, dict[str, str], str, Path], Awaitable[None]]
+
+
+@pytest.fixture(scope="module")
+async def two(database_url: str, is_postgres: bool, private_key_file: Path) -> AsyncIterator[Stack]:
+    if not is_postgres:
+        pytest.skip(
+            "the kept rows and their notifications are PostgreSQL's: set "
+            "IDENTITY_TEST_DATABASE_URL (on SQLite every read goes to the database)"
+        )
+    async with running_stack(
+        database_url, private_key_file, world(), identity_processes=2
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def sync_engine(database_url: str) -> Iterator[Engine]:
+    url = make_url(database_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+async def acme_app(two: Stack, db: Database) -> AsyncIterator[App]:
+    two.reset()
+    await two.provision("acme")
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield await register(two, db, http)
+
+
+def at(app: App, url: str) -> App:
+    """The same app talking to another identity process."""
+    config = {k: v.replace(app.config["issuer"], url) if isinstance(v, str) else v
+              for k, v in app.config.items()}  # fmt: skip
+    return replace(app, config=config)
+
+
+def listener_of(engine: Engine, pid: int) -> int | None:
+    """The server process of identity process `pid`'s listening connection, once it listens."""
+    with engine.connect() as conn:
+        return conn.scalar(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
+                "AND query LIKE 'LISTEN%'"
+            ),
+            {"name": f"identity-listener-{pid}"},
+        )
+
+
+def listening(engine: Engine, stack: Stack, index: int) -> int:
+    pid = stack.processes[0].processes[index].pid
+    found: list[int] = []
+
+    def up() -> bool:
+        backend = listener_of(engine, pid)
+        found[:] = [backend] if backend else []
+        return bool(found)
+
+    until_sync(up, "identity process listening for changes", within=15, every=0.05)
+    return found[0]
+
+
+async def answers(app: App, token: str) -> tuple[int, bool | None, int]:
+    """(introspection's status, its `active`, userinfo's status)."""
+    seen = await app.post("introspection_endpoint", token=token)
+    info = await app.http.get(
+        app.config["userinfo_endpoint"], headers={"Authorization": f"Bearer {token}"}
+    )
+    active = seen.json().get("active") if seen.status_code == 200 else None
+    return seen.status_code, active, info.status_code
+
+
+ACTIVE = (200, True, 200)
+
+
+async def warm(engine: Engine, stack: Stack, app_b: App, token: str) -> None:
+    kid = jws.extract_compact(token.encode()).protected["kid"]
+    for _ in range(50):  # each test's keys are new: B reads them again when its JWKS is asked
+        if kid in {
+            key["kid"] for key in (await app_b.http.get(app_b.config["jwks_uri"])).json()["keys"]
+        }:
+            break
+        await asyncio.sleep(0.1)
+    assert await answers(app_b, token) == ACTIVE  # the first kept read opens the listener
+    listening(engine, stack, 1)
+    await asyncio.sleep(0.1)  # LISTEN answered: the process now keeps what it reads
+    for _ in range(3):
+        assert await answers(app_b, token) == ACTIVE
+
+
+def unheard(engine: Engine, statement: str) -> None:
+    """A change that fires no trigger (as a replica applies it): no process hears of it."""
+    with engine.connect() as conn:  # autocommit: each statement its own transaction
+        conn.execute(text("SET session_replication_role = replica"))
+        try:
+            conn.execute(text(statement))
+        finally:
+            conn.execute(text("RESET session_replication_role"))
+
+
+async def test_the_triggers_cover_every_column_the_kept_statements_read(
+    two: Stack, sync_engine: Engine
+) -> None:
+    service._in_force(("a", "b"))  # the keys' statements are built per key set
+    kept = set(marked())
+    assert {grants._LIVE_SIGNED, clients._CREDENTIALS, client_grant._LIVE} <= kept
+    read: set[tuple[str, str]] = set()
+    for statement in kept:
+        for element in visitors.iterate(statement, {"column_collections": False}):
+            if isinstance(element, Column) and element.table is not None:
+                read.add((element.table.name, element.name))
+    with sync_engine.connect() as conn:
+        watched = conn.execute(
+            text(
+                "SELECT c.relname, a.attname, t.tgtype FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = ANY(t.tgattr) "
+                "WHERE t.tgname = 'identity_changes'"
+            )
+        ).all()
+    covered = {(table, column) for table, column, _ in watched}
+    # the session's use, deliberately unheard: `grants.live_signed` reads an idle row again
+    assert read - covered == {("sessions", "last_seen_at")}
+    # statement level (bit 0 clear), AFTER (bit 1 clear), INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32
+    assert {tgtype for _, _, tgtype in watched} == {4 | 8 | 16 | 32}
+
+
+async def test_b_keeps_rows_until_told(
+    two: Stack, acme_app: App, db: Database, sync_engine: Engine
+) -> None:
+    """What the other tests rely on: B answers from kept rows. A change no trigger reports
+    goes unseen at B, while A, which never read this token, sees it; a heard change reaches
+    both."""
+    browser = two.browser()
+    try:
+        token = (await tokens_for(acme_app, browser))["access_token"]
+    finally:
+        await browser.close()
+    app_b = at(acme_app, two.identity_urls[1])
+    await warm(sync_engine, two, app_b, token)
+    unheard(sync_engine, "UPDATE tenants SET state = 'deleted'")
+    assert await answers(app_b, token) == ACTIVE
+    assert await answers(acme_app, token) == (200, False, 401)
+    async with db.transaction() as session:  # heard: restores access everywhere
+        await session.execute(update(Tenant).values(state="active"))
+    assert await answers(app_b, token) == ACTIVE
+
+
+async def _revoke_refresh(
+    stack: Stack, app: App, browser: Browser, issued: dict[str, str], db_url: str, cwd: Path
+) -> None:
+    done = await app.post("revocation_endpoint", token=issued["refresh_token"])
+    assert done.status_code == 200
+
+
+async def _disable_member(
+    stack: Stack, app: App, browser: Browser, issued: dict[str, str], db_url: str, cwd: Path
+) -> None:
+    await events.disable_member(stack.sender, stack.tenant("acme"), "alice")
+
+
+async def _log_out(
+    stack: Stack, app: App, browser: Browser, issued: dict[str, str], db_url: str, cwd: Path
+) -> None:
+    ended = await browser.http.get(
+        app.config["end_session_endpoint"], params={"id_token_hint": issued["id_token"]}
+    )
+    assert ended.status_code in (302, 303), ended.text
+
+
+async def _remove_client(
+    stack: Stack, app: App, browser: Browser, issued: dict[str, str], db_url: str, cwd: Path
+) -> None:
+    done = await asyncio.to_thread(run_cli, db_url, cwd, "clients", "remove", app.client_id)
+    assert done.returncode == 0, done.stderr
+
+
+async def _revoke_key(
+    stack: Stack, app: App, browser: Browser, issued: dict[str, str], db_url: str, cwd: Path
+) -> None:
+    kid = jws.extract_compact(issued["access_token"].encode()).protected["kid"]
+    done = await asyncio.to_thread(run_cli, db_url, cwd, "keys", "revoke", kid)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("ending", "after"),
+    [
+        (_revoke_refresh, (200, False, 401)),
+        (_disable_member, (200, False, 401)),
+        (_log_out, (200, False, 401)),
+        (_remove_client, (401, None, 401)),
+        (_revoke_key, (200, False, 401)),
+    ],
+    ids=["grant-revoked", "member-disabled", "logged-out", "client-removed", "key-revoked"],
+)
+async def test_access_ended_elsewhere_ends_at_b_at_the_next_request(
+    two: Stack,
+    acme_app: App,
+    sync_engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    ending: Ending,
+    after: tuple[int, bool | None, int],
+) -> None:
+    browser = two.browser()
+    try:
+        issued = await tokens_for(acme_app, browser)
+        app_b = at(acme_app, two.identity_urls[1])
+        await warm(sync_engine, two, app_b, issued["access_token"])
+        await ending(two, acme_app, browser, issued, database_url, tmp_path)
+        assert await answers(app_b, issued["access_token"]) == after
+    finally:
+        await browser.close()
+
+
+async def test_a_lost_listener_leaves_no_stale_answer_and_is_listening_again(
+    two: Stack, acme_app: App, db: Database, sync_engine: Engine
+) -> None:
+    browser = two.browser()
+    try:
+        token = (await tokens_for(acme_app, browser))["access_token"]
+    finally:
+        await browser.close()
+    app_b = at(acme_app, two.identity_urls[1])
+    await warm(sync_engine, two, app_b, token)
+    backend = listening(sync_engine, two, 1)
+    with sync_engine.connect() as conn:
+        assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+    def gone() -> bool:
+        with sync_engine.connect() as conn:
+            found = conn.scalar(
+                text("SELECT 1 FROM pg_stat_activity WHERE pid = :p"), {"p": backend}
+            )
+        return found is None
+
+    until_sync(gone, "the listening backend ended", within=10, every=0.02)
+    # a change nobody hears: B must not answer from what it kept before the connection ended
+    unheard(sync_engine, "UPDATE tenants SET state = 'deleted'")
+    assert await answers(app_b, token) == (200, False, 401)
+    async with db.transaction() as session:
+        await session.execute(update(Tenant).values(state="active"))
+    assert await answers(app_b, token) == ACTIVE
+
+    assert listening(sync_engine, two, 1) != backend  # listening again, on a new connection
+    await warm(sync_engine, two, app_b, token)
+    unheard(sync_engine, "UPDATE tenants SET state = 'deleted'")
+    assert await answers(app_b, token) == ACTIVE  # and keeping rows again
+    async with db.transaction() as session:
+        await session.execute(update(Tenant).values(state="active"))
