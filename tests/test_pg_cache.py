@@ -6,24 +6,30 @@ lost listening connection never leaves B answering from stale rows."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from alembic import command
 from joserfc import jws
+from pydantic import SecretStr
 from sqlalchemy import Column, create_engine, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql import visitors
 
 from identity.db import Database
+from identity.migrate import alembic_config, upgrade
 from identity.models import Tenant
 from identity.pg_cache import marked
 from identity.provider import client_grant, clients, grants, service
 from identity.simulator import sender as events
 from tests.helpers.cli import run_cli
+from tests.helpers.marketplace_client import SECRET_KEY
 from tests.helpers.oidc_app import App, register, tokens_for
+from tests.helpers.servers import scratch_postgres
 from tests.helpers.simulator_world import world
 from tests.helpers.stack import Browser, Stack, running_stack
 from tests.helpers.waiting import until_sync
@@ -281,3 +287,34 @@ async def test_a_lost_listener_leaves_no_stale_answer_and_is_listening_again(
     assert await answers(app_b, token) == ACTIVE  # and keeping rows again
     async with db.transaction() as session:
         await session.execute(update(Tenant).values(state="active"))
+
+
+def _triggers(url: str) -> set[str]:
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE t.tgname = 'identity_changes'"
+                )
+            )
+            return {name for (name,) in rows}
+    finally:
+        engine.dispose()
+
+
+async def test_revision_0017_adds_the_triggers_and_goes_back_without_them(
+    is_postgres: bool,
+) -> None:
+    if not is_postgres:
+        pytest.skip("the triggers are PostgreSQL's; on SQLite revision 0017 changes nothing")
+    server = os.environ["IDENTITY_TEST_DATABASE_URL"]
+    with scratch_postgres(server, "identity_notices") as url:
+        config = alembic_config(url, SecretStr(SECRET_KEY))
+        await asyncio.to_thread(upgrade, url)
+        assert len(_triggers(url)) == 11
+        await asyncio.to_thread(command.downgrade, config, "0016")
+        assert _triggers(url) == set()
+        await asyncio.to_thread(command.upgrade, config, "head")
+        assert len(_triggers(url)) == 11
