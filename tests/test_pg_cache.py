@@ -126,6 +126,18 @@ async def warm(engine: Engine, stack: Stack, app_b: App, token: str) -> None:
         assert await answers(app_b, token) == ACTIVE
 
 
+async def warm_at_b(two: Stack, acme_app: App, engine: Engine) -> tuple[str, App]:
+    """A member's access token, and the app as process B sees it, B keeping its rows."""
+    browser = two.browser()
+    try:
+        token = (await tokens_for(acme_app, browser))["access_token"]
+    finally:
+        await browser.close()
+    app_b = at(acme_app, two.identity_urls[1])
+    await warm(engine, two, app_b, token)
+    return token, app_b
+
+
 def unheard(engine: Engine, statement: str) -> None:
     """A change that fires no trigger (as a replica applies it): no process hears of it."""
     with engine.connect() as conn:  # autocommit: each statement its own transaction
@@ -169,13 +181,7 @@ async def test_b_keeps_rows_until_told(
     """What the other tests rely on: B answers from kept rows. A change no trigger reports
     goes unseen at B, while A, which never read this token, sees it; a heard change reaches
     both."""
-    browser = two.browser()
-    try:
-        token = (await tokens_for(acme_app, browser))["access_token"]
-    finally:
-        await browser.close()
-    app_b = at(acme_app, two.identity_urls[1])
-    await warm(sync_engine, two, app_b, token)
+    token, app_b = await warm_at_b(two, acme_app, sync_engine)
     unheard(sync_engine, "UPDATE tenants SET state = 'deleted'")
     assert await answers(app_b, token) == ACTIVE
     assert await answers(acme_app, token) == (200, False, 401)
@@ -255,13 +261,7 @@ async def test_access_ended_elsewhere_ends_at_b_at_the_next_request(
 async def test_a_lost_listener_leaves_no_stale_answer_and_is_listening_again(
     two: Stack, acme_app: App, db: Database, sync_engine: Engine
 ) -> None:
-    browser = two.browser()
-    try:
-        token = (await tokens_for(acme_app, browser))["access_token"]
-    finally:
-        await browser.close()
-    app_b = at(acme_app, two.identity_urls[1])
-    await warm(sync_engine, two, app_b, token)
+    token, app_b = await warm_at_b(two, acme_app, sync_engine)
     backend = listening(sync_engine, two, 1)
     with sync_engine.connect() as conn:
         assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
