@@ -194,7 +194,7 @@ async def test_a_drip_fed_answer_is_cut_at_the_deadline(
             metrics = (await identity.get("/metrics", headers=METRICS_AUTH)).text
     assert page.status_code == 504, page.text
     assert '<span id="reason">upstream_timeout</span>' in page.text
-    assert 1.0 <= took < 2.0
+    assert 1.0 <= took < 5.0  # the whole answer would take 10 s
     assert metric("token", "timeout") in metrics
     assert await sessions(db) == 0
 
