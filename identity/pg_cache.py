@@ -7,16 +7,19 @@ Performance); the rows rarely change between two calls of one app. But revocatio
 immediate on every replica: a token whose grant, session, member, client or key ended is
 inactive at the next request, whichever process or command ended it.
 
-So the database itself tells: migration 0017 puts a statement-level trigger on every table these
-statements read, which runs `NOTIFY identity_changes` (one constant payload, which PostgreSQL
-folds into one notification per transaction) after any INSERT, DELETE, TRUNCATE or UPDATE of a
-column they read. Each process keeps one connection of its own that LISTENs on that channel,
-read by a thread of its own as notifications arrive. Before any row is served from here, or
-stored here, whatever has arrived on that connection's socket is read without waiting
-(`consume_input`: one `recv`, no round trip); any notification clears every row. While the
-listening connection is not up (not yet opened, lost, being reopened in a thread with a growing
-pause), nothing is served from here or stored: every read goes to the database as before. A row
-read while a notification came in is not stored (`generation`).
+So the database itself tells: migrations 0017 and 0018 put a statement-level trigger on every
+table these statements read, which sends a notification on `identity_changes` whose payload is
+the table's name (PostgreSQL folds equal ones into one per transaction) after any INSERT,
+DELETE, TRUNCATE or UPDATE of a column they read. Each process keeps one connection of its own
+that LISTENs on that channel, read by a thread of its own as notifications arrive. Before any
+row is served from here, or stored here, whatever has arrived on that connection's socket is
+read without waiting (`consume_input`: one `recv`, no round trip); a notification clears the
+rows of every statement that reads its table (all rows, for a payload that names no table we
+know, as 0017's constant one). So the sign-ins, which write sessions all the time, do not
+clear the clients' rows. While the listening connection is not up (not yet opened, lost, being
+reopened in a thread with a growing pause), nothing is served from here or stored: every read
+goes to the database as before. A row read while a notification about one of its statement's
+tables came in is not stored (the ticket).
 
 The window that remains: a commit's notification in flight. PostgreSQL signals the listening
 backends during the commit, before the committing client hears that it committed; the
@@ -44,7 +47,9 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import ConnStatus
+from sqlalchemy import Column, Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import visitors
 
 from identity.sqlite_inline import AnySelect
 
@@ -59,20 +64,32 @@ WATCH_SECONDS = 5.0
 """How long the listening connection's reader waits for its socket before looking again."""
 
 S = TypeVar("S", bound=AnySelect)
-Key = tuple[AnySelect, tuple[tuple[str, Hashable], ...]]
+Parameters = tuple[tuple[str, Hashable], ...]
+Key = tuple[AnySelect, Parameters]
 MISSING: Any = object()
 """`Cache.look`'s answer when it holds no row for the key (a None row is a row: not found)."""
 
-_CACHEABLE: weakref.WeakSet[AnySelect] = weakref.WeakSet()
+_CACHEABLE: weakref.WeakKeyDictionary[AnySelect, frozenset[str]] = weakref.WeakKeyDictionary()
+"""Each marked statement and the tables it reads."""
 log = logging.getLogger("identity.db")
 
 
 def cacheable(statement: S) -> S:
     """Mark a hot read as one whose rows may be kept (`Database.read_one` on PostgreSQL).
-    Every table and column it reads must be covered by migration 0017's triggers (a test walks
-    every marked statement); it must not depend on the time or any state outside the tables."""
-    _CACHEABLE.add(statement)
+    Every table and column it reads must be covered by the change notices' triggers (a test
+    walks every marked statement); it must not depend on the time or any state outside the
+    tables."""
+    _CACHEABLE[statement] = frozenset(table for table, _ in reads(statement))
     return statement
+
+
+def reads(statement: AnySelect) -> set[tuple[str, str]]:
+    """(table, column) of every column the statement names, in its subqueries as well."""
+    found = set()
+    for element in visitors.iterate(statement, {"column_collections": False}):
+        if isinstance(element, Column) and isinstance(element.table, Table):
+            found.add((element.table.name, element.name))
+    return found
 
 
 def is_cacheable(statement: AnySelect) -> bool:
@@ -96,11 +113,13 @@ class Cache:
     def __init__(self, url: str, rows_kept: int = ROWS_KEPT) -> None:
         self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._rows_kept = rows_kept
-        self._rows: dict[Key, Any] = {}
+        self._rows: dict[AnySelect, dict[Parameters, Any]] = {}
+        self._count = 0
         self._lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
         self._heard_otherwise = False  # a notice on the listening connection: the server's FATAL
-        self._generation = 0
+        self._generation = 0  # every row forgotten
+        self._changes: dict[str, int] = {}  # notifications per table
         self._opening = False
         self._closed = False
         self._pause = FIRST_PAUSE
@@ -109,22 +128,32 @@ class Cache:
     def look(self, key: Key) -> tuple[Any, int | None]:
         """(row, None) when kept; else (MISSING, ticket), the ticket for `keep` (None while no
         listening connection is up: the row read then is not kept)."""
+        statement, parameters = key
         with self._lock:
             if not self._drained():
                 return MISSING, None
-            return self._rows.get(key, MISSING), self._generation
+            row = self._rows.get(statement, {}).get(parameters, MISSING)
+            return row, self._ticket(statement)
 
     def keep(self, key: Key, row: Any, ticket: int | None) -> None:
-        """Keep `row`, read after `look` gave `ticket`, unless a notification (or a lost
-        connection) came in since."""
+        """Keep `row`, read after `look` gave `ticket`, unless a notification about one of the
+        tables it reads (or a lost connection) came in since."""
         if ticket is None:
             return
+        statement, parameters = key
         with self._lock:
-            if not self._drained() or self._generation != ticket:
+            if not self._drained() or self._ticket(statement) != ticket:
                 return
-            if len(self._rows) >= self._rows_kept:
-                self._rows.clear()
-            self._rows[key] = row
+            if self._count >= self._rows_kept:
+                self._forget()
+            kept = self._rows.setdefault(statement, {})
+            self._count += parameters not in kept
+            kept[parameters] = row
+
+    def _ticket(self, statement: AnySelect) -> int:
+        """Grows with every notification about a table `statement` reads (all included)."""
+        changes = self._changes
+        return self._generation + sum(changes.get(table, 0) for table in _CACHEABLE[statement])
 
     @property
     def listening(self) -> bool:
@@ -146,24 +175,33 @@ class Cache:
             self._open_later()
             return False
         pgconn = listener.pgconn
-        changed = False
+        tables: set[str] = set()
         try:
             pgconn.consume_input()
-            while pgconn.notifies() is not None:
-                changed = True
+            while (notice := pgconn.notifies()) is not None:
+                tables.add(notice.extra.decode(errors="replace"))
         except psycopg.Error:
             self._drop()
             return False
         if self._heard_otherwise or pgconn.status != ConnStatus.OK:
             self._drop()
             return False
-        if changed:
-            self._forget()
+        for table in tables:
+            self._forget(table)
         return True
 
-    def _forget(self) -> None:
-        self._rows.clear()
-        self._generation += 1
+    def _forget(self, table: str | None = None) -> None:
+        """The rows of every statement that reads `table`; every row when None or a table no
+        kept statement reads (a payload we do not know, such as migration 0017's empty one)."""
+        statements = [s for s, read in _CACHEABLE.items() if table in read]
+        if table is None or not statements:
+            self._rows.clear()
+            self._count = 0
+            self._generation += 1
+            return
+        self._changes[table] = self._changes.get(table, 0) + 1
+        for statement in statements:
+            self._count -= len(self._rows.pop(statement, {}))
 
     def _drop(self) -> None:
         listener, self._listener = self._listener, None

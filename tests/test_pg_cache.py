@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx2 as httpx
+import psycopg
 import pytest
 from alembic import command
 from joserfc import jws
@@ -20,12 +21,14 @@ from sqlalchemy import Column, create_engine, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql import visitors
 
+from identity import pg_cache
 from identity.db import Database
 from identity.migrate import alembic_config, upgrade
 from identity.models import Tenant
 from identity.pg_cache import marked
-from identity.provider import client_grant, clients, grants, service
+from identity.provider import client_grant, clients, grants, logout, service
 from identity.simulator import sender as events
+from identity.sso import admission
 from tests.helpers.cli import run_cli
 from tests.helpers.marketplace_client import SECRET_KEY
 from tests.helpers.oidc_app import App, register, tokens_for
@@ -153,7 +156,13 @@ async def test_the_triggers_cover_every_column_the_kept_statements_read(
 ) -> None:
     service._in_force(("a", "b"))  # the keys' statements are built per key set
     kept = set(marked())
-    assert {grants._LIVE_SIGNED, clients._CREDENTIALS, client_grant._LIVE} <= kept
+    assert {
+        grants._LIVE_SIGNED,
+        clients._CREDENTIALS,
+        client_grant._LIVE,
+        admission._CLIENT,
+        logout._LANDING,
+    } <= kept
     read: set[tuple[str, str]] = set()
     for statement in kept:
         for element in visitors.iterate(statement, {"column_collections": False}):
@@ -289,6 +298,90 @@ async def test_a_lost_listener_leaves_no_stale_answer_and_is_listening_again(
         await session.execute(update(Tenant).values(state="active"))
 
 
+async def test_a_sign_in_at_b_uses_what_it_kept_until_the_tenant_changes(
+    two: Stack, acme_app: App, sync_engine: Engine
+) -> None:
+    """B keeps the tenant's client for its sign-ins. Sign-ins write sessions all the time,
+    which must not empty it; a change to the tenant's credentials must, at once."""
+    browser = two.browser()
+    app_id, tenant_id = two.scenario.app_id, two.tenant("acme").tenant_id
+
+    async def sign_in_at_b() -> int:
+        query = await browser.code_for("alice@acme", "alice-pw")
+        landed = await browser.http.get(
+            f"{two.identity_urls[1]}/sso/callback/{app_id}", params=query
+        )
+        return landed.status_code
+
+    def client_id(value: str, *, heard: bool) -> None:
+        change = (
+            f"UPDATE app_credentials SET client_id = '{value}' "
+            f"WHERE tenant_id = '{tenant_id}' AND app_id = '{app_id}'"
+        )
+        if heard:
+            with sync_engine.connect() as conn:
+                conn.execute(text(change))
+        else:
+            unheard(sync_engine, change)
+
+    original = two.tenant("acme").client_id
+    try:
+        assert await sign_in_at_b() == 303  # B's listener opens at its first kept read
+        listening(sync_engine, two, 1)
+        await asyncio.sleep(0.1)  # LISTEN answered
+        assert await sign_in_at_b() == 303  # now B keeps the row
+        client_id("not-the-auth-centres", heard=False)
+        assert await sign_in_at_b() == 303  # kept: the auth centre still knows the old id
+        assert await sign_in_at_b() == 303  # the sign-in just now wrote sessions: still kept
+        client_id("not-the-auth-centres", heard=True)
+        assert await sign_in_at_b() != 303  # heard: B asks the auth centre with the new id
+        client_id(original, heard=True)
+        assert await sign_in_at_b() == 303
+    finally:
+        client_id(original, heard=True)
+        await browser.close()
+
+
+async def test_a_notification_forgets_only_the_rows_that_read_its_table(
+    is_postgres: bool, database_url: str, sync_engine: Engine
+) -> None:
+    """One process's cache against the real database: a notification naming a table forgets
+    the statements that read it, and nothing else; one naming no known table forgets all."""
+    if not is_postgres:
+        pytest.skip("the notifications are PostgreSQL's")
+    cache = pg_cache.Cache(database_url)
+    tenant = pg_cache.key(admission._CLIENT, {"tenant_id": "t", "app_id": "a"})
+    grant = pg_cache.key(grants._LIVE_SIGNED, {"grant_id": "g", "kid": "k"})
+
+    def kept() -> set[str]:
+        found = {name for name, key in (("client", tenant), ("grant", grant))
+                 if cache.look(key)[0] is not pg_cache.MISSING}  # fmt: skip
+        return found
+
+    def notify(payload: str) -> None:
+        with sync_engine.connect() as conn:
+            conn.execute(text("SELECT pg_notify('identity_changes', :p)"), {"p": payload})
+
+    def keep_both() -> None:
+        for key in (tenant, grant):
+            cache.keep(key, ("row",), cache.look(key)[1])
+
+    try:
+        until_sync(lambda: cache.listening, "the cache listening", within=10, every=0.05)
+        keep_both()
+        assert kept() == {"client", "grant"}
+        notify("sessions")  # a sign-in: the liveness reads sessions, the client does not
+        until_sync(lambda: kept() == {"client"}, "the grant's row forgotten", within=5)
+        keep_both()
+        notify("app_credentials")  # both read it (the liveness checks the app's credential)
+        until_sync(lambda: kept() == set(), "both rows forgotten", within=5)
+        keep_both()
+        notify("")  # revision 0017's payload, or an older process's: everything
+        until_sync(lambda: kept() == set(), "every row forgotten", within=5)
+    finally:
+        cache.close()
+
+
 def _triggers(url: str) -> set[str]:
     engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
     try:
@@ -304,17 +397,33 @@ def _triggers(url: str) -> set[str]:
         engine.dispose()
 
 
-async def test_revision_0017_adds_the_triggers_and_goes_back_without_them(
+def _payload(url: str) -> str:
+    """The notification a change to `tenants` sends (made and heard on two connections)."""
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute("LISTEN identity_changes")
+        with psycopg.connect(conninfo, autocommit=True) as writer:
+            writer.execute("UPDATE tenants SET state = state")
+        notice = next(listener.notifies(timeout=5, stop_after=1))
+        return notice.payload
+
+
+async def test_revisions_0017_and_0018_add_the_triggers_and_go_back_without_them(
     is_postgres: bool,
 ) -> None:
     if not is_postgres:
-        pytest.skip("the triggers are PostgreSQL's; on SQLite revision 0017 changes nothing")
+        pytest.skip("the triggers are PostgreSQL's; on SQLite revisions 0017-0018 change nothing")
     server = os.environ["IDENTITY_TEST_DATABASE_URL"]
     with scratch_postgres(server, "identity_notices") as url:
         config = alembic_config(url, SecretStr(SECRET_KEY))
         await asyncio.to_thread(upgrade, url)
         assert len(_triggers(url)) == 11
+        assert _payload(url) == "tenants"
+        await asyncio.to_thread(command.downgrade, config, "0017")
+        assert len(_triggers(url)) == 11
+        assert _payload(url) == ""  # heard by every process as "forget everything"
         await asyncio.to_thread(command.downgrade, config, "0016")
         assert _triggers(url) == set()
         await asyncio.to_thread(command.upgrade, config, "head")
         assert len(_triggers(url)) == 11
+        assert _payload(url) == "tenants"

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select
 
 from identity.access import end_sessions
 from identity.models import OidcClient, Tenant
+from identity.pg_cache import cacheable
 from identity.provider import clients, hints
 from identity.provider.authorize import AuthorizePage
 from identity.provider.service import Provider
@@ -83,7 +84,7 @@ def _post_logout_target(provider: Provider, client: OidcClient, params: dict[str
     return f"{uri}{'&' if urlsplit(uri).query else '?'}{urlencode({'state': state})}"
 
 
-_LANDING = (
+_LANDING = cacheable(  # kept on PostgreSQL until a client or a tenant changes
     select(OidcClient.initiate_login_uri, OidcClient.redirect_uris, Tenant.tenant_code)
     .join(Tenant, Tenant.tenant_id == bindparam("tenant_id"))
     .where(OidcClient.app_id == bindparam("app_id"), OidcClient.initiate_login_uri.is_not(None))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,9 +27,11 @@ from identity.sessions.devices import Device, Seen
 from identity.sessions.store import Ending, Policy, SignedIn, Tokens
 from identity.settings import Settings
 
-Admit = Callable[[Tx, Cipher, str, str, str], None]
+Admit = Callable[[Tx, Cipher, str, str, str, Callable[[Tx], None]], None]
 """Raises unless the member (tenant, app, user name) may use the app now, under the locks a
-de-provisioning path takes exclusively (`identity.sso.admission.admit`)."""
+de-provisioning path takes exclusively (`identity.sso.admission.admit`); runs the sign-in's
+record (the last argument) on the member's row under the tenant's lock, before it locks that
+row shared."""
 Check = Callable[[AsyncConnection], Awaitable[None]]
 """A caller's own condition for opening a session, checked in the same transaction; it raises
 its caller's error to refuse."""
@@ -70,6 +73,23 @@ _RECORD_LOGIN_AND_ID = (
         huawei_user_id=func.coalesce(Member.huawei_user_id, bindparam("user_id")),
     )
 )
+
+
+def _record_login(tx: Tx, *, tenant: str, member: str, user_id: str | None) -> None:
+    """When the member last signed in (the admin console shows it), and the IdP's user id
+    the first time it is seen, in the login's transaction (`Admit` says where). Within
+    `RECORD_LOGIN_EVERY` of the last record (and the id known) nothing is written: the
+    statement matches no row, so it takes no lock either."""
+    now = utcnow()
+    params = {
+        "tenant": tenant,
+        "member": member,
+        "now": now,
+        "stale_before": now - RECORD_LOGIN_EVERY,
+    }
+    if user_id:
+        params["user_id"] = user_id[:128]
+    tx.send(_RECORD_LOGIN_AND_ID if user_id else _RECORD_LOGIN, params)
 
 
 class _AnotherMembers(Exception):
@@ -153,8 +173,10 @@ class Sessions:
         method = method or ("password" if tokens is None else "marketplace")
         device = devices.device(method, seen)
 
+        record = partial(_record_login, tenant=tenant_id, member=user_name, user_id=user_id)
+
         def admitted(tx: Tx) -> None:
-            self._admit(tx, self.cipher, *member)
+            self._admit(tx, self.cipher, *member, record)
 
         def opened(tx: Tx) -> str:
             return self._opened(tx, old_hash, *member, tokens, device)
@@ -178,7 +200,6 @@ class Sessions:
                     assert old_hash is not None
                     await store.end_session(conn, old_hash)
                     raw_id = await in_tx(conn, opened)
-        await self._record_login(tenant_id, user_name, user_id)
         return raw_id
 
     def _opened(
@@ -207,27 +228,6 @@ class Sessions:
             raise _AnotherMembers
         store.add_app(tx, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=now)
         return raw_id
-
-    async def _record_login(self, tenant_id: str, user_name: str, user_id: str | None) -> None:
-        """When the member last signed in (the admin console shows it), and the IdP's user id
-        the first time it is seen.
-
-        A transaction of its own, after the login's: updating the row inside it would need an
-        exclusive lock on a row that concurrent logins of the same member hold shared, and they
-        would deadlock. Both are informational; if this fails, the next login records them.
-        Within `RECORD_LOGIN_EVERY` of the last record (and the id known) nothing is written:
-        the statement matches no row, so it takes no lock either."""
-        now = utcnow()
-        params = {
-            "tenant": tenant_id,
-            "member": user_name,
-            "now": now,
-            "stale_before": now - RECORD_LOGIN_EVERY,
-        }
-        if user_id:
-            params["user_id"] = user_id[:128]
-        statement = _RECORD_LOGIN_AND_ID if user_id else _RECORD_LOGIN
-        await self.db.run_write(lambda tx: tx.send(statement, params))
 
     async def current(
         self, raw_session_id: str | None, app_id: str | None = None

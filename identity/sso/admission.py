@@ -16,6 +16,7 @@ the statements each time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -29,10 +30,11 @@ from identity.directory import bindings, eligibility
 from identity.directory.eligibility import Condition
 from identity.directory.tenants import secret_context
 from identity.models import ACTIVE, AppCredential, Authorisation, Department, Member, Tenant
+from identity.pg_cache import cacheable
 from identity.sso.refusals import Refusal
 from identity.sso.upstream import LOGOUT_PATH, Client, normalise_domain
 
-_CLIENT = (
+_CLIENT = cacheable(
     select(
         Tenant.domain_name,
         AppCredential.client_id,
@@ -104,11 +106,26 @@ def _client(row: Any, cipher: Cipher, tenant_id: str, app_id: str) -> Client:
     return Client(normalise_domain(domain), client_id, secret)
 
 
-def admit(tx: Tx, cipher: Cipher, tenant_id: str, app_id: str, user_name: str) -> None:
+def admit(
+    tx: Tx,
+    cipher: Cipher,
+    tenant_id: str,
+    app_id: str,
+    user_name: str,
+    record: Callable[[Tx], None] | None = None,
+) -> None:
     """The member must pass the whole rule (`eligibility.RULE`), under the locks that keep it
     true until the session is committed; a member with no authorisation for the app is
-    `member_unknown`, once the tenant and the app are found sound (`tenant_client`)."""
+    `member_unknown`, once the tenant and the app are found sound (`tenant_client`).
+
+    `record` is the sign-in's own write to the member's row (`Sessions.open`). It runs after
+    the tenant's lock and before the row is locked shared: concurrent logins of one member that
+    each locked the row shared and then updated it would deadlock, while an update first makes
+    the others wait for this commit (and then find nothing left to record). A refusal rolls it
+    back with the rest."""
     bindings.lock_tenant_in(tx, tenant_id, shared=True)
+    if record is not None:
+        record(tx)
     params = {"tenant_id": tenant_id, "app_id": app_id, "user_name": user_name}
     row = tx.one(_ADMISSION, params)
     detail = f"tenant {tenant_id!r} app {app_id!r} user {user_name!r}"
