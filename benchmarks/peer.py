@@ -1,7 +1,8 @@
 """identity side by side with npm's oidc-provider: an app's token calls, each server in one process.
 
     python -m benchmarks.peer [--rounds 5] [--seconds 5] [--concurrency 8]
-        [--refresh-concurrency 8 32] [--database-url URL] [--wrk-threads 1] [--strict]
+        [--refresh-concurrency 8 32] [--database-url URL] [--wrk-threads 1]
+        [--only OPERATION ...] [--strict]
 
 identity runs as in the other benchmarks (tests/helpers/stack.py: one service process and the
 simulator) on a temporary SQLite file, or on `--database-url`: a SQLite URL is used as it is, a
@@ -240,7 +241,7 @@ def operations(args: argparse.Namespace) -> list[tuple[str, str, int]]:
     rows = [("introspection", args.concurrency), ("userinfo", args.concurrency)]
     rows += [("refresh", c) for c in args.refresh_concurrency]
     rows += [("jwks", args.concurrency), ("discovery", args.concurrency)]
-    return [(f"{op} c={c}", op, c) for op, c in rows]
+    return [(f"{op} c={c}", op, c) for op, c in rows if not args.only or op in args.only]
 
 
 async def rounds(
@@ -363,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         "--database-url", help=f"SQLite URL, or a PostgreSQL server ({DEFAULT_POSTGRES})"
     )
     parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(TARGETS), help="measure these operations alone"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if any(c % args.wrk_threads for c in (args.concurrency, *args.refresh_concurrency)):

@@ -19,6 +19,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import bindparam, event, func, select
@@ -161,9 +162,10 @@ class Tx(Protocol):
         """An INSERT, UPDATE or DELETE; the rows it touched."""
 
     def send(self, statement: sqlite_inline.AnyStatement, parameters: dict[str, Any]) -> None:
-        """A statement whose result the work does not need (a lock, a write). On PostgreSQL it
-        travels with the next statement that waits for its answer, or with the COMMIT, so a
-        transaction costs fewer round trips; if it fails, the transaction fails all the same."""
+        """A statement whose result the work does not need (a lock, a write). On PostgreSQL, in
+        a pipelined transaction (`Database.run_write`), it travels with the next statement that
+        waits for its answer, or with the COMMIT, so a transaction costs fewer round trips; if
+        it fails, the transaction fails all the same."""
 
 
 class _CoreTx:
@@ -290,17 +292,20 @@ class Database:
         async with self.single_read() as conn:
             return (await conn.execute(statement, parameters)).one_or_none()
 
-    async def run_write(self, work: Callable[[Tx], T]) -> T:
+    async def run_write(self, work: Callable[[Tx], T], *, pipelined: bool = True) -> T:
         """`work`, a hot path's write transaction of plain statements, run synchronously: it
         commits when `work` returns and rolls back if it raises. On SQLite the statements go to
         `sqlite3` directly, in a worker thread (`sqlite_inline.Statements`: module-level
-        statements, compiled once); on PostgreSQL to psycopg likewise (`pg_direct.Statements`);
-        elsewhere through a Core connection."""
+        statements, compiled once); on PostgreSQL to psycopg likewise (`pg_direct.Statements`),
+        in pipeline mode unless not `pipelined` (for work whose every statement waits for its
+        answer: `Tx.send`'s gain is then none, its cost psycopg's); elsewhere through a Core
+        connection."""
         if self._writes is not None:
             async with self._writer_turn():
                 return await asyncio.to_thread(self._writes.transaction, work)
         if self._postgres is not None:
-            return await asyncio.to_thread(self._postgres.transaction, work)
+            transaction = partial(self._postgres.transaction, pipelined=pipelined)
+            return await asyncio.to_thread(transaction, work)
         async with self.write() as connection:
             return await in_tx(connection, work)
 

@@ -186,8 +186,8 @@ class Provider:
         else:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r}")
         policy = self.sessions.policy
-        outcome = await self.db.run_write(
-            partial(grants.exchange, spend=spend, policy=policy, now=now)
+        outcome = await self.db.run_write(  # each statement but the last waits for its answer
+            partial(grants.exchange, spend=spend, policy=policy, now=now), pipelined=False
         )
         if isinstance(outcome, GrantError):  # committed: a reused code or token stays revoked
             raise OAuthError("invalid_grant", str(outcome))
