@@ -155,8 +155,8 @@ class Tx(Protocol):
 
     dialect: Dialect
 
-    def one(self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any]) -> Any:
-        """The one row (or None) the statement finds."""
+    def one(self, statement: sqlite_inline.AnyRead, parameters: dict[str, Any]) -> Any:
+        """The one row (or None) the statement finds, or a change's with RETURNING writes."""
 
     def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:
         """An INSERT, UPDATE or DELETE; the rows it touched."""
@@ -175,7 +175,7 @@ class _CoreTx:
         self.connection = connection
         self.dialect = connection.dialect
 
-    def one(self, statement: sqlite_inline.AnySelect, parameters: dict[str, Any]) -> Any:
+    def one(self, statement: sqlite_inline.AnyRead, parameters: dict[str, Any]) -> Any:
         return self.connection.execute(statement, parameters).one_or_none()
 
     def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:

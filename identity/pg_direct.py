@@ -41,7 +41,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from identity.sqlite_inline import COMPILED_KEPT, AnyChange, AnySelect, AnyStatement, Compiled
+from identity.sqlite_inline import (
+    COMPILED_KEPT,
+    AnyChange,
+    AnyRead,
+    AnySelect,
+    AnyStatement,
+    Compiled,
+)
 
 T = TypeVar("T")
 POOL = min(32, (os.cpu_count() or 1) + 4)
@@ -134,7 +141,7 @@ class _Tx:
         self.dialect = statements.dialect
         self.pipeline: psycopg.Pipeline | None = None  # in a transaction
 
-    def one(self, statement: AnySelect, parameters: dict[str, Any]) -> Any:
+    def one(self, statement: AnyRead, parameters: dict[str, Any]) -> Any:
         compiled = self.statements.compiled(statement)
         rows = self._execute(compiled, parameters).fetchall()
         if len(rows) > 1:

@@ -196,3 +196,20 @@ async def test_a_token_whose_crit_header_is_no_list_is_refused_not_500(
     assert seen.status_code == 200 and seen.json() == {"active": False}
     revoked = await app.post("revocation_endpoint", token=crafted)
     assert revoked.status_code == 200
+
+
+async def test_another_clients_refresh_token_is_refused_and_left_as_it_was(
+    acme: Stack, db: Database, app: App, browser: Browser
+) -> None:
+    """A refresh token is spent only by the client it was issued to: another client's attempt
+    is invalid_grant and neither spends it nor ends its grant."""
+    issued = await tokens_for(app, browser)
+    form = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+    async with httpx.AsyncClient(timeout=30) as http:
+        other = await register(acme, db, http)
+        stolen = await other.post("token_endpoint", **form)
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant", stolen.text
+    refreshed = await app.post("token_endpoint", **form)
+    assert refreshed.status_code == 200, refreshed.text
+    seen = await app.post("introspection_endpoint", token=refreshed.json()["access_token"])
+    assert seen.json()["active"] is True

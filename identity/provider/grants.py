@@ -191,11 +191,20 @@ _OF_REFRESH = (
     .join(OidcGrant, OidcGrant.grant_id == RefreshToken.grant_id)
     .where(RefreshToken.token_hash == bindparam("token"))
 )
-_SPEND_REFRESH = (
+_SPEND_OWN_REFRESH = (
     update(RefreshToken)
-    .where(RefreshToken.token_hash == bindparam("token"), RefreshToken.used_at.is_(None))
+    .where(
+        RefreshToken.token_hash == bindparam("token"),
+        RefreshToken.used_at.is_(None),
+        exists().where(
+            OidcGrant.grant_id == RefreshToken.grant_id,
+            OidcGrant.client_id == bindparam("client"),
+        ),
+    )
     .values(used_at=bindparam("spent_at"))
+    .returning(RefreshToken.grant_id)
 )
+"""The usual refresh in one statement: the client's own token, not used before, spent."""
 _ISSUE_REFRESH = insert(RefreshToken).values(
     token_hash=bindparam("token"), grant_id=bindparam("grant"), created_at=bindparam("at")
 )
@@ -243,13 +252,14 @@ def rotate_refresh(tx: Tx, *, token: str, client_id: str, now: datetime) -> str:
     """Spend a refresh token; returns its grant id. A rotated one presented again (a thief or
     the client racing itself) ends the whole grant."""
     token_hash = _hash(token)
-    row = tx.one(_OF_REFRESH, {"token": token_hash})
+    spent = tx.one(_SPEND_OWN_REFRESH, {"token": token_hash, "client": client_id, "spent_at": now})
+    if spent is not None:
+        return str(spent.grant_id)
+    row = tx.one(_OF_REFRESH, {"token": token_hash})  # why not: unknown, another's, or used
     if row is None or row.client_id != client_id:
         raise GrantError("unknown refresh token")
-    if not tx.run(_SPEND_REFRESH, {"token": token_hash, "spent_at": now}):
-        tx.run(END_GRANT, {"grant_id": row.grant_id})
-        raise GrantError("refresh token used twice: its grant has ended")
-    return str(row.grant_id)
+    tx.run(END_GRANT, {"grant_id": row.grant_id})
+    raise GrantError("refresh token used twice: its grant has ended")
 
 
 def exchange(
