@@ -268,9 +268,7 @@ def exchange(
     """The token endpoint's transaction (`Database.run_write`): `spend` uses up a code or a
     refresh token and names its grant; if the grant is still in force, a new refresh token is
     issued from it and its session counts as in use (an app refreshing its tokens is the member
-    at work, even when the browser never comes back to identity itself), recorded at most once
-    per `Policy.touch_every`, as for the browser's requests: concurrent refreshes in one
-    session would otherwise queue on its row. A refused code or
+    at work, even when the browser never comes back to identity itself). A refused code or
     token is returned, not raised, so that what its refusal wrote (a reused one ends its
     grant) is committed; None when the grant is no longer in force."""
     try:
@@ -282,6 +280,5 @@ def exchange(
         return None
     refresh = secrets.token_urlsafe(32)
     tx.send(_ISSUE_REFRESH, {"token": _hash(refresh), "grant": grant_id, "at": now})
-    if now - live.signed_in.last_seen_at >= policy.touch_every:  # as a browser's request does
-        tx.send(sessions.TOUCH, {"session": live.signed_in.id_hash, "seen_at": now})
+    tx.send(sessions.TOUCH, {"session": live.signed_in.id_hash, "seen_at": now})
     return live, refresh
