@@ -19,7 +19,6 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import bindparam, event, func, select
@@ -155,7 +154,7 @@ class Tx(Protocol):
 
     dialect: Dialect
 
-    def one(self, statement: sqlite_inline.AnyRead, parameters: dict[str, Any]) -> Any:
+    def one(self, statement: sqlite_inline.AnyStatement, parameters: dict[str, Any]) -> Any:
         """The one row (or None) the statement finds, or a change's with RETURNING writes."""
 
     def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:
@@ -175,7 +174,7 @@ class _CoreTx:
         self.connection = connection
         self.dialect = connection.dialect
 
-    def one(self, statement: sqlite_inline.AnyRead, parameters: dict[str, Any]) -> Any:
+    def one(self, statement: sqlite_inline.AnyStatement, parameters: dict[str, Any]) -> Any:
         return self.connection.execute(statement, parameters).one_or_none()
 
     def run(self, statement: sqlite_inline.AnyChange, parameters: dict[str, Any]) -> int:
@@ -304,8 +303,7 @@ class Database:
             async with self._writer_turn():
                 return await asyncio.to_thread(self._writes.transaction, work)
         if self._postgres is not None:
-            transaction = partial(self._postgres.transaction, pipelined=pipelined)
-            return await asyncio.to_thread(transaction, work)
+            return await asyncio.to_thread(self._postgres.transaction, work, pipelined=pipelined)
         async with self.write() as connection:
             return await in_tx(connection, work)
 

@@ -126,8 +126,8 @@ class Cache:
         self._next_try = 0.0
 
     def look(self, key: Key) -> tuple[Any, int | None]:
-        """(row, None) when kept; else (MISSING, ticket), the ticket for `keep` (None while no
-        listening connection is up: the row read then is not kept)."""
+        """(the kept row, or MISSING, and the ticket for `keep`); the ticket is None while no
+        listening connection is up (the row read then is not kept)."""
         statement, parameters = key
         with self._lock:
             if not self._drained():

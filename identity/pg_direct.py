@@ -17,9 +17,9 @@ need) travel with the next statement whose answer the work waits for, or with th
 login's transaction is two round trips instead of seven. Pipeline mode costs psycopg more of
 its own work per statement, though (about 0.1 ms of CPU): a transaction whose statements each
 wait for their answer (the token endpoint's) saves one round trip or none, and runs without it
-(`pipelined=False`). And a connection taken from the pool
-is not pinged (a round trip) but looked at (`_still_open`): a server that restarted, or ended
-the connection, leaves a message or the end of the stream on its socket.
+(`pipelined=False`). And a connection taken from the pool is not pinged (a round trip) but
+looked at (`_still_open`): a server that restarted, or ended the connection, leaves a message
+or the end of the stream on its socket.
 
 A driver error comes out as SQLAlchemy's (`DBAPIError.instance`, parameters hidden), so the
 callers' and the app's handling (`web.database_outage`: a 503 while the database is down)
@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import select
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import psycopg
@@ -41,14 +41,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from identity.sqlite_inline import (
-    COMPILED_KEPT,
-    AnyChange,
-    AnyRead,
-    AnySelect,
-    AnyStatement,
-    Compiled,
-)
+from identity.sqlite_inline import COMPILED_KEPT, AnyChange, AnySelect, AnyStatement, Compiled
 
 T = TypeVar("T")
 POOL = min(32, (os.cpu_count() or 1) + 4)
@@ -89,10 +82,8 @@ class Statements:
         in pipeline mode unless not `pipelined`."""
         with self._connection() as connection:
             tx = _Tx(self, connection)
-            if not pipelined:
-                with tx.driver.transaction():
-                    return work(tx)
-            with tx.driver.pipeline() as tx.pipeline, tx.driver.transaction():
+            pipeline = tx.driver.pipeline() if pipelined else nullcontext()
+            with pipeline as tx.pipeline, tx.driver.transaction():
                 return work(tx)
 
     def compiled(self, statement: AnyStatement) -> Compiled:
@@ -141,7 +132,7 @@ class _Tx:
         self.dialect = statements.dialect
         self.pipeline: psycopg.Pipeline | None = None  # in a transaction
 
-    def one(self, statement: AnyRead, parameters: dict[str, Any]) -> Any:
+    def one(self, statement: AnyStatement, parameters: dict[str, Any]) -> Any:
         compiled = self.statements.compiled(statement)
         rows = self._execute(compiled, parameters).fetchall()
         if len(rows) > 1:

@@ -83,8 +83,6 @@ def connect(path: str, timeout: float) -> Callable[[], Any]:
 AnySelect = Select[*tuple[Any, ...]]
 AnyChange = Insert | Update | Delete
 AnyStatement = AnySelect | AnyChange
-AnyRead = AnySelect | AnyChange
-"""A statement `one` reads a row of: a SELECT, or an INSERT, UPDATE or DELETE with RETURNING."""
 COMPILED_KEPT = 64
 """Statements kept compiled: the hot paths' are module-level constants, a handful."""
 _row_type: Callable[[list[str]], Any] = partial(namedtuple, "Row", rename=True)
@@ -125,9 +123,10 @@ class Statements:
                 self._connection.execute("PRAGMA query_only=ON")
         return self._connection
 
-    def one(self, statement: AnyRead, parameters: dict[str, Any]) -> Any:
-        """The statement's one row (attributes and `_asdict()` as SQLAlchemy's `Row`), or None;
-        more than one row is an error, as `Result.one_or_none` says."""
+    def one(self, statement: AnyStatement, parameters: dict[str, Any]) -> Any:
+        """The statement's one row (attributes and `_asdict()` as SQLAlchemy's `Row`), or None:
+        a SELECT's, or a change's with RETURNING; more than one row is an error, as
+        `Result.one_or_none` says."""
         compiled = self._compiled.get(statement) or self._compile(statement)
         rows = self.connection.execute(compiled.sql, compiled.values(parameters)).fetchall()
         if len(rows) > 1:
@@ -203,10 +202,9 @@ class Compiled:
         self.into_driver = [
             bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, _ in binds
         ]
-        if isinstance(statement, Select):
-            columns = list(statement.selected_columns)
-        else:  # a change's RETURNING columns, if any
-            columns = list(statement.exported_columns)
+        # a change's columns are those of its RETURNING, if any
+        selected = statement.selected_columns if isinstance(statement, Select) else None
+        columns = list(statement.exported_columns if selected is None else selected)
         self.from_driver = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
