@@ -11,7 +11,13 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.helpers.chromium import chromium_page, needs_chromium, shooter, sign_in_at_auth_centre
+from tests.helpers.chromium import (
+    VIEWPORTS,
+    chromium_page,
+    needs_chromium,
+    shooter,
+    sign_in_at_auth_centre,
+)
 
 MOBILE = "+8613700000051"
 NEW_PASSWORD = "Juniper-pass-2027"
@@ -51,15 +57,19 @@ def test_the_buyer_sets_up_an_enterprise_and_its_member_signs_in_to_the_example_
         expect(page.locator("#result-text")).to_contain_text("authorised: mia@juniper")
         expect(page.locator("#result .calls")).to_contain_text("authSync")
         page.mouse.move(0, 0)
-        desktop(page, "console-enterprise")
-        page.set_viewport_size({"width": 390, "height": 844})
-        page.reload()  # the result is shown once: the page as it stays
-        phone(page, "console-enterprise")
-        page.locator("#member-mia a.reset").click()
-        expect(page.locator("#send-code")).to_be_visible()
-        phone(page, "console-reset")
-        page.goto(demo["console"])
-        phone(page, "console-home")
+        enterprise = page.url
+        for viewport, shot in (("desktop", desktop), ("phone", phone)):
+            if viewport == "phone":
+                width, height = VIEWPORTS[viewport]
+                page.set_viewport_size({"width": width, "height": height})
+                page.goto(enterprise)  # the result is shown once: the page as it stays
+            shot(page, "console-enterprise")
+            page.locator("#member-mia a.reset").click()
+            expect(page.locator("#send-code")).to_be_visible()
+            shot(page, "console-reset")
+            page.goto(demo["console"])
+            expect(page.locator("#enterprises")).to_contain_text("juniper")
+            shot(page, "console-home")
 
     with chromium_page("phone") as member:
         member.goto(demo["example"])
@@ -69,6 +79,10 @@ def test_the_buyer_sets_up_an_enterprise_and_its_member_signs_in_to_the_example_
         sign_in_at_auth_centre(member, "mia@juniper", _initial_password(demo))
         expect(member.locator("h1")).to_contain_text("Change your password")
         phone(member, "console-first-sign-in")
+        width, height = VIEWPORTS["desktop"]
+        member.set_viewport_size({"width": width, "height": height})
+        desktop(member, "console-first-sign-in")
+        member.set_viewport_size({"width": VIEWPORTS["phone"][0], "height": VIEWPORTS["phone"][1]})
         member.fill("#new_password", NEW_PASSWORD)
         member.fill("#again", NEW_PASSWORD)
         member.get_by_role("button", name=re.compile("Change and sign in")).click()

@@ -249,6 +249,19 @@ def test_the_verdict_names_what_was_not_run_and_why() -> None:
     assert report["counts"] == {"passed": 1, "failed": 0, "skipped": 1, "total": 2}
 
 
+def test_a_debug_call_not_run_leaves_the_dial_test_unchecked() -> None:
+    skipped = Result(CASES["debug.applicationSync"], Status.SKIPPED, "no --public-key (…)")
+    passed = Result(CASES["newInstance"], Status.PASSED, "000000")
+    found = verdict([passed, skipped])
+    assert found.passed
+    assert "would pass the dial test" not in found.headline
+    assert "the dial test (拨测) is unchecked" in found.headline
+    assert "debug.applicationSync" in found.headline
+    failed = Result(CASES["newInstance.retry"], Status.FAILED, "000000, another instanceId")
+    found = verdict([passed, skipped, failed])
+    assert not found.passed and "replays that ran passed" in found.headline
+
+
 def test_a_failed_debug_case_means_the_dial_test_would_fail() -> None:
     failed = Result(CASES["debug.queryInstance"], Status.FAILED, "HTTP 500")
     found = verdict([failed, Result(CASES["newInstance"], Status.PASSED, "000000")])

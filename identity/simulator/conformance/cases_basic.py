@@ -58,7 +58,7 @@ SPECS = [
          "instanceId that does not exist", "000003", C.LIFECYCLE),
     spec("releaseInstance.unknown", "§4.6, §1.2", "releaseInstance of an instanceId that does "
          "not exist", "000003", C.LIFECYCLE),
-    spec("basic.unknown-activity", "§9", "a validly signed basic call with activity "
+    spec("basic.unknown-activity", "§1.2, §4.0", "a validly signed basic call with activity "
          "\"deleteEverything\"", "000002", C.SECURITY),
 ]  # fmt: skip
 

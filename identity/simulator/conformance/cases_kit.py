@@ -64,7 +64,8 @@ SPECS = [
          "changed", "000000", C.DIRECTORY),
     spec("authSync.concurrent", "§3.0", f"{CONCURRENT_SYNCS} identical authSync flag 1 calls "
          "at once", "every one 000000", C.DIRECTORY),
-    spec("kit.unknown-interface", "§9", "a validly signed POST to /produceAPI/v2/unknownSync",
+    spec("kit.unknown-interface", "§1.2, §3.0",
+         "a validly signed POST to /produceAPI/v2/unknownSync",
          "refused: any code but 000000, or HTTP 404 or 405", C.SECURITY),
 ]  # fmt: skip
 

@@ -57,7 +57,7 @@ SPECS = [
     for name, sent, expected, section in _VARIANTS
     for kind in ("basic", "kit")
 ] + [
-    spec("limits.body-too-large", "§0.3, §9", "a signed debug allOrgSync larger than "
+    spec("limits.body-too-large", "§0.3, §1.2", "a signed debug allOrgSync larger than "
          "--body-limit", "refused (any code but 000000, or HTTP 413), in time", C.SECURITY),
     spec("limits.long-field.basic", "§4.2, §1.2", "newInstance with an orderId of 65 characters",
          "000002", C.SECURITY),

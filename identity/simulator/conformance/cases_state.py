@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from identity.simulator.conformance.catalogue import Consequence as C
 from identity.simulator.conformance.catalogue import Need, spec
-from identity.simulator.conformance.checks import accepted
+from identity.simulator.conformance.checks import accepted, lists
 from identity.simulator.conformance.probe import ADMITTED, REFUSED
 from identity.simulator.conformance.session import Run
 from identity.simulator.conformance.subjects import (
@@ -53,8 +53,8 @@ SPECS = [
     spec("state.debug-call-changes-nothing", "§3.0", "a debug authSync (testFlag 1) deleting the "
          "admin, then a sign-in probe of the admin", "000000, and the admin still admitted",
          C.ACCESS, P),
-    spec("updateInstanceStatus.freeze", "§4.5", "updateInstanceStatus FREEZE", "000000",
-         C.LIFECYCLE),
+    spec("updateInstanceStatus.freeze", "§4.5, §4.3", "updateInstanceStatus FREEZE, then "
+         "queryInstance", "000000; queryInstance still lists the frozen instance", C.LIFECYCLE),
     spec("updateInstanceStatus.freeze-again", "§4.5", "FREEZE of the frozen instance", "000000",
          C.LIFECYCLE),
     spec("state.frozen-refused", "§4.5", "sign-in probe: the admin of the frozen instance",
@@ -156,7 +156,10 @@ async def _lifecycle(run: Run) -> None:
     ]  # fmt: skip
     for name, body, probe, verdict in steps:
         if case := run.case(name):
-            case.expect(await run.line.basic(body), accepted)
+            done = case.expect(await run.line.basic(body), accepted)
+            if done and name == "updateInstanceStatus.freeze":  # frozen, not gone (§4.5)
+                query = basic("queryInstance", instance)
+                case.expect(await run.line.basic(query), accepted, lists(instance))
         if probe is not None:
             await _probe_case(run, probe, "alice", verdict)
     tenant = run.subjects.main

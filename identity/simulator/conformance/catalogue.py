@@ -54,7 +54,7 @@ CONSEQUENCES = {
     Consequence.DIRECTORY: "binding an enterprise or syncing its directory would fail; kit calls "
     "are not retried, the enterprise admin must re-run them and the seller is told (§3.0)",
     Consequence.SECURITY: "forged, replayed or malformed calls would be accepted, or real ones "
-    "refused (§2, §9)",
+    "refused (§1.2, §2)",
     Consequence.ACCESS: "members would be let in who must be refused, or refused who must be let "
     "in (§3.3, §4.5, §5.2 step 7)",
     Consequence.LEGACY: "products still on the V1 contract would fail its calls (§0.2, §2.5, "

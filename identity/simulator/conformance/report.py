@@ -54,16 +54,23 @@ def verdict(results: list[Result]) -> Verdict:
     ran = len(results) - len(skipped)
     failures = _grouped([(CONSEQUENCES[r.spec.consequence], r.spec.name) for r in failed])
     not_run = _grouped([(r.got, r.spec.name) for r in skipped])
+    dial_unrun = [r.spec.name for r in skipped if r.spec.consequence is Consequence.DIAL]
     if failed:
         count = f"{len(failed)} of {ran} cases failed"
         if any(r.spec.consequence is Consequence.DIAL for r in failed):
             headline = f"FAIL: would not pass the dial test (拨测); {count}"
         else:
+            ran_debug = "that ran " if dial_unrun else ""
             headline = (
-                f"FAIL: {count} (the debug calls the dial test replays passed, but real orders, "
-                "members or calls meet these failures)"
+                f"FAIL: {count} (the debug calls the dial test replays {ran_debug}passed, but "
+                "real orders, members or calls meet these failures)"
             )
         headline += "; in the marketplace's terms:"
+    elif dial_unrun:
+        headline = (
+            f"PASS on what was checked, but the dial test (拨测) is unchecked: its debug calls "
+            f"{', '.join(dial_unrun)} were not run; {ran} cases passed, {len(skipped)} were not run"
+        )
     elif skipped:
         headline = (
             f"PASS on what was checked: would pass the dial test (拨测); {ran} cases passed, "
