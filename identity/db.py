@@ -307,6 +307,22 @@ class Database:
         async with self.write() as connection:
             return await in_tx(connection, work)
 
+    @property
+    def writes_with_ctes(self) -> bool:
+        """Whether `write_one` is available: PostgreSQL, whose data-modifying WITH clauses let
+        one statement (atomic by itself) do a whole hot write."""
+        return self._postgres is not None
+
+    async def write_one(
+        self, statement: sqlite_inline.AnyStatement, parameters: dict[str, Any]
+    ) -> Any:
+        """The one row (or None) of a single statement that writes, run on its own (autocommit:
+        one round trip, no BEGIN or COMMIT), as `read_one` runs a read; only where
+        `writes_with_ctes`."""
+        if self._postgres is None:
+            raise RuntimeError("write_one needs PostgreSQL")
+        return await asyncio.to_thread(self._postgres.one, statement, parameters)
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """`transaction()` on a Core connection, for hot paths that need no ORM session."""

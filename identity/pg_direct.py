@@ -41,7 +41,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from identity.sqlite_inline import COMPILED_KEPT, AnyChange, AnySelect, AnyStatement, Compiled
+from identity.sqlite_inline import COMPILED_KEPT, AnyChange, AnyStatement, Compiled
 
 T = TypeVar("T")
 POOL = min(32, (os.cpu_count() or 1) + 4)
@@ -73,7 +73,7 @@ class Statements:
         self.dialect: Dialect = self.engine.dialect
         self._compiled: dict[AnyStatement, Compiled] = {}
 
-    def one(self, statement: AnySelect, parameters: dict[str, Any]) -> Any:
+    def one(self, statement: AnyStatement, parameters: dict[str, Any]) -> Any:
         with self._connection() as connection:
             return _Tx(self, connection).one(statement, parameters)
 

@@ -4,6 +4,7 @@ endpoints found through discovery. Every token is verified here with joserfc aga
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -121,6 +122,30 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(app: App, browser: B
         "token_endpoint", grant_type="refresh_token", refresh_token=rotated.json()["refresh_token"]
     )
     assert newest.json()["error"] == "invalid_grant"  # the whole family is revoked
+
+
+async def test_one_refresh_token_sent_five_times_at_once_is_spent_once_and_ends_its_grant(
+    app: App, browser: Browser
+) -> None:
+    """A client racing itself: one request gets new tokens, the others are reuse, which ends
+    the grant, the winner's new refresh token with it."""
+    first = await tokens_for(app, browser)
+    answers = await asyncio.gather(
+        *(
+            app.post("token_endpoint", grant_type="refresh_token",
+                     refresh_token=first["refresh_token"])
+            for _ in range(5)
+        )
+    )  # fmt: skip
+    won = [a for a in answers if a.status_code == 200]
+    assert len(won) == 1, [a.text for a in answers]
+    assert all(a.json()["error"] == "invalid_grant" for a in answers if a is not won[0])
+    newest = await app.post(
+        "token_endpoint", grant_type="refresh_token", refresh_token=won[0].json()["refresh_token"]
+    )
+    assert newest.json()["error"] == "invalid_grant"
+    seen = await app.post("introspection_endpoint", token=won[0].json()["access_token"])
+    assert seen.json() == {"active": False}
 
 
 async def test_disabling_the_member_ends_their_tokens_at_once(

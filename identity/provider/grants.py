@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.access import END_GRANT
@@ -113,9 +113,10 @@ async def live_signed(
 
 def _in_force(row: Any, policy: Policy, now: datetime) -> Live | None:
     """`row` is SQLAlchemy's `Row` or `Database.read_one`'s, which has its attributes."""
-    if row is None:
-        return None
-    values = row._asdict()
+    return None if row is None else _live_of(row._asdict(), policy, now)
+
+
+def _live_of(values: dict[str, Any], policy: Policy, now: datetime) -> Live | None:
     grant = Live(
         grant_id=values.pop("grant_id"),
         client_id=values.pop("client_id"),
@@ -208,6 +209,73 @@ _SPEND_OWN_REFRESH = (
 _ISSUE_REFRESH = insert(RefreshToken).values(
     token_hash=bindparam("token"), grant_id=bindparam("grant"), created_at=bindparam("at")
 )
+
+
+_SPENT = _SPEND_OWN_REFRESH.cte("spent")
+_LIVE_SPENT = (
+    sessions.ADMITTED.add_columns(
+        OidcGrant.grant_id, OidcGrant.client_id, OidcGrant.scope, OidcGrant.nonce
+    )
+    .join(
+        OidcGrant,
+        (OidcGrant.sid == MemberSession.sid) & (OidcGrant.app_id == SessionApp.app_id),
+    )
+    .join(OidcClient, OidcClient.client_id == OidcGrant.client_id)
+    .join(_SPENT, _SPENT.c.grant_id == OidcGrant.grant_id)
+    .where(  # `sessions.expires_at`, in SQL
+        MemberSession.expires_at > bindparam("spent_at"),
+        MemberSession.last_seen_at > bindparam("idle_since"),
+    )
+    .cte("live")
+)
+_REFRESH_AT_ONCE = (
+    select(_SPENT.c.grant_id.label("spent"), *_LIVE_SPENT.c)
+    .select_from(_SPENT.outerjoin(_LIVE_SPENT, true()))
+    .add_cte(
+        insert(RefreshToken)
+        .from_select(
+            ["token_hash", "grant_id", "created_at"],
+            select(
+                bindparam("new_token", type_=RefreshToken.token_hash.type),
+                _LIVE_SPENT.c.grant_id,
+                bindparam("spent_at", type_=RefreshToken.created_at.type),
+            ),
+        )
+        .cte("issued"),
+        update(MemberSession)
+        .where(MemberSession.id_hash.in_(select(_LIVE_SPENT.c.id_hash)))
+        .values(last_seen_at=bindparam("spent_at"))
+        .cte("touched"),
+    )
+)
+"""`exchange` of the client's own unused refresh token as one statement (PostgreSQL's
+data-modifying WITH): spent; the grant read as `_LIVE` reads it, if still in force; a new
+refresh token issued from it and its session touched. No row: the token was not spent (unknown,
+another client's or used before), which `exchange` then explains. `spent` alone: spent, but the
+grant is no longer in force."""
+NOT_SPENT = GrantError("refresh token not spent")
+
+
+async def refresh_at_once(
+    db: Database, *, token: str, client_id: str, policy: Policy, now: datetime
+) -> tuple[Live, str] | GrantError | None:
+    """The usual refresh in one round trip, atomic by itself (`Database.write_one`): as
+    `exchange(spend=rotate_refresh)` answers, except `NOT_SPENT` when nothing was spent."""
+    refresh = secrets.token_urlsafe(32)
+    parameters = {
+        "token": _hash(token),
+        "client": client_id,
+        "spent_at": now,
+        "idle_since": now - policy.idle,
+        "new_token": _hash(refresh),
+    }
+    row = await db.write_one(_REFRESH_AT_ONCE, parameters)
+    if row is None:
+        return NOT_SPENT
+    values = row._asdict()
+    del values["spent"]
+    live = None if values["grant_id"] is None else _live_of(values, policy, now)
+    return None if live is None else (live, refresh)
 
 
 def redeem_code(

@@ -186,9 +186,15 @@ class Provider:
         else:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r}")
         policy = self.sessions.policy
-        outcome = await self.db.run_write(  # each statement but the last waits for its answer
-            partial(grants.exchange, spend=spend, policy=policy, now=now), pipelined=False
-        )
+        outcome: tuple[Live, str] | GrantError | None = grants.NOT_SPENT
+        if grant_type == "refresh_token" and self.db.writes_with_ctes:
+            outcome = await grants.refresh_at_once(
+                self.db, token=token, client_id=client.client_id, policy=policy, now=now
+            )
+        if outcome is grants.NOT_SPENT:  # a code, or a refresh token to spend or explain
+            outcome = await self.db.run_write(  # each statement waits for its answer
+                partial(grants.exchange, spend=spend, policy=policy, now=now), pipelined=False
+            )
         if isinstance(outcome, GrantError):  # committed: a reused code or token stays revoked
             raise OAuthError("invalid_grant", str(outcome))
         if outcome is None:
