@@ -68,7 +68,7 @@ class Live:
     signed_in: SignedIn
 
 
-_LIVE = (
+_GRANTS = (
     sessions.ADMITTED.add_columns(
         OidcGrant.grant_id, OidcGrant.client_id, OidcGrant.scope, OidcGrant.nonce
     )
@@ -77,8 +77,9 @@ _LIVE = (
         (OidcGrant.sid == MemberSession.sid) & (OidcGrant.app_id == SessionApp.app_id),
     )
     .join(OidcClient, OidcClient.client_id == OidcGrant.client_id)
-    .where(OidcGrant.grant_id == bindparam("grant_id"))
 )
+"""Every grant whose client exists, in its admitted session: the columns of `Live`."""
+_LIVE = _GRANTS.where(OidcGrant.grant_id == bindparam("grant_id"))
 
 
 _LIVE_SIGNED = cacheable(
@@ -213,15 +214,7 @@ _ISSUE_REFRESH = insert(RefreshToken).values(
 
 _SPENT = _SPEND_OWN_REFRESH.cte("spent")
 _LIVE_SPENT = (
-    sessions.ADMITTED.add_columns(
-        OidcGrant.grant_id, OidcGrant.client_id, OidcGrant.scope, OidcGrant.nonce
-    )
-    .join(
-        OidcGrant,
-        (OidcGrant.sid == MemberSession.sid) & (OidcGrant.app_id == SessionApp.app_id),
-    )
-    .join(OidcClient, OidcClient.client_id == OidcGrant.client_id)
-    .join(_SPENT, _SPENT.c.grant_id == OidcGrant.grant_id)
+    _GRANTS.join(_SPENT, _SPENT.c.grant_id == OidcGrant.grant_id)
     .where(  # `sessions.expires_at`, in SQL
         MemberSession.expires_at > bindparam("spent_at"),
         MemberSession.last_seen_at > bindparam("idle_since"),
