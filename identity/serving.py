@@ -62,15 +62,21 @@ class _SpelledHeaders:
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
+        self._write = transport.write
+        # what uvicorn asks of every request's transport, without `__getattr__`'s detour
+        self.is_closing = transport.is_closing
+        self.close = transport.close
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def write(self, data: bytes) -> None:
-        if data.startswith(b"HTTP/"):
+        if data.startswith(b"HTTP/") and any(lower in data for lower, _ in SPELLED):
             head_end = data.find(b"\r\n\r\n")
             head, rest = (data, b"") if head_end < 0 else (data[:head_end], data[head_end:])
             for lower, spelled in SPELLED:
                 head = head.replace(lower, spelled)
             data = head + rest
-        self._transport.write(data)
+        self._write(data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -78,8 +84,9 @@ class _SpelledHeaders:
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the head metered before it reaches the parser and a
-    deadline on receiving each head and each body. One timer per phase, none while idle between
-    requests or while the app works.
+    deadline on receiving each head and each body. One timer per phase, armed when a read ends
+    with that phase unfinished (a head or body that arrives whole needs none), none while idle
+    between requests or while the app works.
 
     The head is metered exactly when its bytes arrive while a head is expected; a pipelined head
     that starts inside the same read as the previous request's body is metered from the next
@@ -107,8 +114,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return  # finishing the response under way, then closing; the rest is dropped
         while self._in_head and data:
-            if self._deadline is None:
-                self._arm(self.limits.head_seconds, self._head_timed_out)
             self._head_started = True
             chunk, data = data[: self._head_left], data[self._head_left :]
             self._head_left -= len(chunk)
@@ -120,11 +125,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 return
         if data:
             super().data_received(data)
+        if self._deadline is None and not self._refused:
+            # A deadline only for what this read left unfinished (the usual request arrives
+            # whole in one read, and needs none): the rest of a head, or of a body.
+            if not self._in_head:
+                self._arm(self.limits.body_seconds, self._body_timed_out)
+            elif self._head_started:
+                self._arm(self.limits.head_seconds, self._head_timed_out)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm()
-        self._arm(self.limits.body_seconds, self._body_timed_out)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

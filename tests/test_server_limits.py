@@ -190,6 +190,17 @@ def test_a_slow_body_is_cut_off_after_the_body_timeout(served: Served) -> None:
     assert BODY_TIMEOUT * 0.9 <= time.monotonic() - started < BODY_TIMEOUT + 2
 
 
+def test_a_whole_head_and_then_no_body_is_cut_off_after_the_body_timeout(served: Served) -> None:
+    """The head arrives in one read and needs no deadline of its own; the body's starts then."""
+    query = f"timestamp={int(time.time() * 1000)}&nonce={'a' * 32}&signature={'b' * 64}"
+    head = f"POST /koogallery?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+    with connection(served) as sock:
+        sock.sendall(head.encode())
+        received, waited = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 408 "), received[:80]
+    assert BODY_TIMEOUT * 0.9 <= waited < BODY_TIMEOUT + 2
+
+
 def test_requests_in_time_are_served_and_keep_alive_works(served: Served) -> None:
     body = b'{"activity": "queryInstance", "instanceId": "x"}'
     post = b"POST /koogallery HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
