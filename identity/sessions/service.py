@@ -226,7 +226,10 @@ class Sessions:
             raw_id, sid = store.rotate(tx, old_hash, device, now), held.sid
         else:
             raise _AnotherMembers
-        store.add_app(tx, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=now)
+        store.add_app(
+            tx, self.cipher, sid=sid, app_id=app_id, tokens=tokens, now=now,
+            new_session=held is None,
+        )  # fmt: skip
         return raw_id
 
     async def current(

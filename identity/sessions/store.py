@@ -232,10 +232,13 @@ def add_app(
     app_id: str,
     tokens: Tokens | None,
     now: datetime,
+    new_session: bool = False,
 ) -> None:
-    """Hold `app_id` in the session, with fresh upstream tokens (replacing older ones); none
-    for a local-password sign-in, which has no auth centre session to renew."""
-    tx.send(_DROP_APP, {"sid": sid, "app_id": app_id})
+    """Hold `app_id` in the session, with fresh upstream tokens (replacing older ones, unless
+    the session was `new_session`, created in this transaction and holding none); none for a
+    local-password sign-in, which has no auth centre session to renew."""
+    if not new_session:
+        tx.send(_DROP_APP, {"sid": sid, "app_id": app_id})
     held: dict[str, object] = {
         "access_token_enc": None,
         "refresh_token_enc": None,
