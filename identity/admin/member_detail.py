@@ -88,13 +88,13 @@ async def member(
         (~eligibility.ENABLED.sql, "disabled"),
         else_="authorised",
     )
-    apps = (
+    apps = sorted(  # here, not in SQL: see `eligibility.usable_apps`
         await db.execute(
-            select(Authorisation.app_id, Authorisation.role, app_state)
-            .where(Authorisation.tenant_id == tenant_id, Authorisation.user_name == user_name)
-            .order_by(Authorisation.app_id)
+            select(Authorisation.app_id, Authorisation.role, app_state).where(
+                Authorisation.tenant_id == tenant_id, Authorisation.user_name == user_name
+            )
         )
-    ).all()
+    )
     return MemberDetail(
         MemberRow(*found),
         *row,

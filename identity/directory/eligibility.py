@@ -113,9 +113,10 @@ def _usable(tenant_id: Key, user_name: Key) -> Select[str]:
 
 
 async def usable_apps(db: Executor, tenant_id: str, user_name: str) -> list[str]:
-    """The apps the member may use now, sorted; empty when none."""
-    rows = await db.scalars(_usable(tenant_id, user_name).order_by(Authorisation.app_id))
-    return list(rows)
+    """The apps the member may use now, sorted; empty when none. Sorted here, not in SQL: asked
+    for them in `app_id` order, SQLite walks the tenant's whole authorisations key for it (8 ms
+    in a tenant of 100,000 members) instead of the member's own index."""
+    return sorted(await db.scalars(_usable(tenant_id, user_name)))
 
 
 def admin_of(tenant_id: Key, user_name: Key) -> ColumnElement[bool]:

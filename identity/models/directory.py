@@ -14,6 +14,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,6 +31,10 @@ class Tenant(Timestamps, Base):
     state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     last_sync_time: Mapped[str] = mapped_column(String(17))
     """Marketplace `timeStamp` (yyyyMMddHHmmssSSS, GMT+8) of the newest applied tenantSync."""
+
+
+Index("ix_tenants_code_lower", func.lower(Tenant.tenant_code))
+"""A tenant named by its code, whatever the case (a member's login, the directory report)."""
 
 
 class Instance(Timestamps, Base):
