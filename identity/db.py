@@ -211,7 +211,9 @@ class Database:
         # On PostgreSQL the same statements go to psycopg directly (pg_direct.Statements).
         postgres = self.engine.dialect.name == "postgresql"
         # (`postgresql+psycopg` names psycopg's synchronous driver as well as its async one)
-        self._postgres = pg_direct.Statements(async_url(url)) if postgres else None
+        self._postgres = (
+            pg_direct.Statements(self.engine.dialect, self.engine.url) if postgres else None
+        )
         # ... and the rows of the few marked ones are kept while nothing they read changes.
         self._cache = pg_cache.Cache(async_url(url)) if postgres else None
         self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
@@ -269,7 +271,7 @@ class Database:
         of SQLAlchemy's `Row`: as `single_read`, each statement sees the latest commits. On
         SQLite it runs on this thread without SQLAlchemy's execution layer
         (`sqlite_inline.Statements`; a module-level statement, compiled once, without an IN
-        list); on PostgreSQL likewise, on psycopg in a worker thread (`pg_direct.Statements`);
+        list); on PostgreSQL likewise, on psycopg's async connections (`pg_direct.Statements`);
         elsewhere (an in-memory SQLite database) through `single_read`.
 
         On PostgreSQL the rows of a statement marked `pg_cache.cacheable` are kept in the
@@ -280,12 +282,12 @@ class Database:
         if self._postgres is not None:
             parameters = parameters or {}
             if self._cache is None or not pg_cache.is_cacheable(statement):
-                return await asyncio.to_thread(self._postgres.one, statement, parameters)
+                return await self._postgres.one(statement, parameters)
             key = pg_cache.key(statement, parameters)
             row, ticket = self._cache.look(key)
             if row is not pg_cache.MISSING and not fresh:
                 return row
-            row = await asyncio.to_thread(self._postgres.one, statement, parameters)
+            row = await self._postgres.one(statement, parameters)
             self._cache.keep(key, row, ticket)
             return row
         async with self.single_read() as conn:
@@ -295,15 +297,15 @@ class Database:
         """`work`, a hot path's write transaction of plain statements, run synchronously: it
         commits when `work` returns and rolls back if it raises. On SQLite the statements go to
         `sqlite3` directly, in a worker thread (`sqlite_inline.Statements`: module-level
-        statements, compiled once); on PostgreSQL to psycopg likewise (`pg_direct.Statements`),
-        in pipeline mode unless not `pipelined` (for work whose every statement waits for its
-        answer: `Tx.send`'s gain is then none, its cost psycopg's); elsewhere through a Core
-        connection."""
+        statements, compiled once); on PostgreSQL to psycopg's async connections, the work in
+        a greenlet on this thread (`pg_direct.Statements`), in pipeline mode unless not
+        `pipelined` (for work whose every statement waits for its answer: `Tx.send`'s gain is
+        then none, its cost psycopg's); elsewhere through a Core connection."""
         if self._writes is not None:
             async with self._writer_turn():
                 return await asyncio.to_thread(self._writes.transaction, work)
         if self._postgres is not None:
-            return await asyncio.to_thread(self._postgres.transaction, work, pipelined=pipelined)
+            return await self._postgres.transaction(work, pipelined=pipelined)
         async with self.write() as connection:
             return await in_tx(connection, work)
 
@@ -321,7 +323,7 @@ class Database:
         `writes_with_ctes`."""
         if self._postgres is None:
             raise RuntimeError("write_one needs PostgreSQL")
-        return await asyncio.to_thread(self._postgres.one, statement, parameters)
+        return await self._postgres.one(statement, parameters)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -333,6 +335,8 @@ class Database:
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
-        for statements in (self._statements, self._writes, self._postgres, self._cache):
+        if self._postgres is not None:
+            await self._postgres.close()
+        for statements in (self._statements, self._writes, self._cache):
             if statements is not None:
                 statements.close()
