@@ -10,13 +10,14 @@ inactive at the next request, whichever process or command ended it.
 So the database itself tells: migrations 0017 and 0018 put a statement-level trigger on every
 table these statements read, which sends a notification on `identity_changes` whose payload is
 the table's name (PostgreSQL folds equal ones into one per transaction) after any INSERT,
-DELETE, TRUNCATE or UPDATE of a column they read. Each process keeps one connection of its own
+DELETE, TRUNCATE or UPDATE of a column they read (but no INSERT into the tables every sign-in
+writes, since migration 0020: `INSERTS_UNHEARD`). Each process keeps one connection of its own
 that LISTENs on that channel, read by a thread of its own as notifications arrive. Before any
 row is served from here, or stored here, whatever has arrived on that connection's socket is
 read without waiting (`consume_input`: one `recv`, no round trip); a notification clears the
 rows of every statement that reads its table (all rows, for a payload that names no table we
-know, as 0017's constant one). So the sign-ins, which write sessions all the time, do not
-clear the clients' rows. While the listening connection is not up (not yet opened, lost, being
+know, as 0017's constant one). So the sign-ins, which write sessions all the time, clear
+nothing. While the listening connection is not up (not yet opened, lost, being
 reopened in a thread with a growing pause), nothing is served from here or stored: every read
 goes to the database as before. A row read while a notification about one of its statement's
 tables came in is not stored (the ticket).
@@ -62,6 +63,13 @@ FIRST_PAUSE, LAST_PAUSE = 0.1, 30.0
 last."""
 WATCH_SECONDS = 5.0
 """How long the listening connection's reader waits for its socket before looking again."""
+
+INSERTS_UNHEARD = frozenset({"sessions", "session_apps", "oidc_grants"})
+"""The tables whose INSERTs notify nobody (migration 0020): every sign-in writes them. The kept
+statements find their rows there by a key the row fixes (a grant by its id, its session by
+`sid`, the session's app by `sid` and `app_id`), so a new row cannot change a row found; it can
+only make one appear where none was found. So a statement that reads one of these keeps no
+"not found" (`Cache.keep`): an ended token is read from the database each time."""
 
 S = TypeVar("S", bound=AnySelect)
 Parameters = tuple[tuple[str, Hashable], ...]
@@ -137,10 +145,11 @@ class Cache:
 
     def keep(self, key: Key, row: Any, ticket: int | None) -> None:
         """Keep `row`, read after `look` gave `ticket`, unless a notification about one of the
-        tables it reads (or a lost connection) came in since."""
-        if ticket is None:
-            return
+        tables it reads (or a lost connection) came in since, or it is a "not found" that an
+        unheard INSERT could change (`INSERTS_UNHEARD`)."""
         statement, parameters = key
+        if ticket is None or (row is None and _CACHEABLE[statement] & INSERTS_UNHEARD):
+            return
         with self._lock:
             if not self._drained() or self._ticket(statement) != ticket:
                 return

@@ -24,8 +24,8 @@ from sqlalchemy.sql import visitors
 from identity import pg_cache
 from identity.db import Database
 from identity.migrate import alembic_config, upgrade
-from identity.models import Tenant
-from identity.pg_cache import marked
+from identity.models import Member, Tenant
+from identity.pg_cache import INSERTS_UNHEARD, marked
 from identity.provider import client_grant, clients, grants, logout, service
 from identity.simulator import sender as events
 from identity.sso import admission
@@ -180,8 +180,14 @@ async def test_the_triggers_cover_every_column_the_kept_statements_read(
     covered = {(table, column) for table, column, _ in watched}
     # the session's use, deliberately unheard: `grants.live_signed` reads an idle row again
     assert read - covered == {("sessions", "last_seen_at")}
-    # statement level (bit 0 clear), AFTER (bit 1 clear), INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32
-    assert {tgtype for _, _, tgtype in watched} == {4 | 8 | 16 | 32}
+    # statement level (bit 0 clear), AFTER (bit 1 clear), INSERT 4, DELETE 8, UPDATE 16,
+    # TRUNCATE 32; no INSERT on the tables every sign-in writes (their "not found" is not kept)
+    events = {table: tgtype for table, _, tgtype in watched}
+    assert {t for t, tgtype in events.items() if tgtype == 8 | 16 | 32} == INSERTS_UNHEARD
+    assert set(events.values()) == {4 | 8 | 16 | 32, 8 | 16 | 32}
+    for statement in kept:  # what a statement that reads them keeps is explained in pg_cache
+        tables = {table for table, _ in pg_cache.reads(statement)}
+        assert not tables & INSERTS_UNHEARD or statement is grants._LIVE_SIGNED
 
 
 async def test_b_keeps_rows_until_told(
@@ -197,6 +203,44 @@ async def test_b_keeps_rows_until_told(
     async with db.transaction() as session:  # heard: restores access everywhere
         await session.execute(update(Tenant).values(state="active"))
     assert await answers(app_b, token) == ACTIVE
+
+
+async def test_sign_ins_at_a_leave_b_its_rows_and_an_ended_token_is_never_kept(
+    two: Stack, acme_app: App, db: Database, sync_engine: Engine, database_url: str
+) -> None:
+    """Another member signing in and signing in to the app at A (a session, its app and a
+    grant inserted) makes B forget nothing: it still answers from what it kept. A token found
+    inactive is read from the database at each request, so no sign-in can leave a stale "no"."""
+    token, app_b = await warm_at_b(two, acme_app, sync_engine)
+    unheard(sync_engine, "UPDATE members SET state = 'deleted' WHERE user_name = 'alice'")
+    try:
+        assert await answers(app_b, token) == ACTIVE
+        browser = two.browser()
+        try:
+            await tokens_for(acme_app, browser, account="bob@acme")
+        finally:
+            await browser.close()
+        for _ in range(10):  # a notification would reach B within milliseconds
+            await asyncio.sleep(0.1)
+            assert await answers(app_b, token) == ACTIVE  # still kept: nothing was heard
+    finally:
+        async with db.transaction() as session:  # heard: B reads the member again
+            await session.execute(
+                update(Member).where(Member.user_name == "alice").values(state="active")
+            )
+    assert await answers(app_b, token) == ACTIVE
+
+    cache = pg_cache.Cache(database_url)
+    try:
+        until_sync(lambda: cache.listening, "the cache listening", within=10, every=0.05)
+        ended = pg_cache.key(grants._LIVE_SIGNED, {"grant_id": "ended", "kid": "k"})
+        unknown = pg_cache.key(admission._CLIENT, {"tenant_id": "nobody", "app_id": "a"})
+        for key in (ended, unknown):
+            cache.keep(key, None, cache.look(key)[1])
+        assert cache.look(ended)[0] is pg_cache.MISSING  # read again next time
+        assert cache.look(unknown)[0] is None  # kept: a new tenant or credential is heard
+    finally:
+        cache.close()
 
 
 async def _revoke_refresh(
@@ -370,7 +414,7 @@ async def test_a_notification_forgets_only_the_rows_that_read_its_table(
         until_sync(lambda: cache.listening, "the cache listening", within=10, every=0.05)
         keep_both()
         assert kept() == {"client", "grant"}
-        notify("sessions")  # a sign-in: the liveness reads sessions, the client does not
+        notify("sessions")  # a session ended: the liveness reads sessions, the client does not
         until_sync(lambda: kept() == {"client"}, "the grant's row forgotten", within=5)
         keep_both()
         notify("app_credentials")  # both read it (the liveness checks the app's credential)
@@ -382,17 +426,18 @@ async def test_a_notification_forgets_only_the_rows_that_read_its_table(
         cache.close()
 
 
-def _triggers(url: str) -> set[str]:
+def _triggers(url: str) -> dict[str, bool]:
+    """Each table with the trigger, and whether an INSERT into it notifies (its INSERT bit)."""
     engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as conn:
             rows = conn.execute(
                 text(
-                    "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                    "WHERE t.tgname = 'identity_changes'"
+                    "SELECT c.relname, t.tgtype & 4 = 4 FROM pg_trigger t "
+                    "JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = 'identity_changes'"
                 )
             )
-            return {name for (name,) in rows}
+            return {name: bool(heard) for name, heard in rows}
     finally:
         engine.dispose()
 
@@ -408,22 +453,30 @@ def _payload(url: str) -> str:
         return notice.payload
 
 
-async def test_revisions_0017_and_0018_add_the_triggers_and_go_back_without_them(
+def _inserts_heard(url: str) -> set[str]:
+    """The tables among those every sign-in writes whose INSERT notifies."""
+    return {table for table, heard in _triggers(url).items() if heard} & INSERTS_UNHEARD
+
+
+async def test_revisions_0017_to_0020_add_the_triggers_and_go_back_without_them(
     is_postgres: bool,
 ) -> None:
     if not is_postgres:
-        pytest.skip("the triggers are PostgreSQL's; on SQLite revisions 0017-0018 change nothing")
+        pytest.skip("the triggers are PostgreSQL's; on SQLite these revisions change nothing")
     server = os.environ["IDENTITY_TEST_DATABASE_URL"]
     with scratch_postgres(server, "identity_notices") as url:
         config = alembic_config(url, SecretStr(SECRET_KEY))
         await asyncio.to_thread(upgrade, url)
         assert len(_triggers(url)) == 11
         assert _payload(url) == "tenants"
+        assert _inserts_heard(url) == set()
+        await asyncio.to_thread(command.downgrade, config, "0019")
+        assert _inserts_heard(url) == INSERTS_UNHEARD
         await asyncio.to_thread(command.downgrade, config, "0017")
         assert len(_triggers(url)) == 11
         assert _payload(url) == ""  # heard by every process as "forget everything"
         await asyncio.to_thread(command.downgrade, config, "0016")
-        assert _triggers(url) == set()
+        assert _triggers(url) == {}
         await asyncio.to_thread(command.upgrade, config, "head")
         assert len(_triggers(url)) == 11
         assert _payload(url) == "tenants"
