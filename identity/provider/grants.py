@@ -214,7 +214,9 @@ _ISSUE_REFRESH = insert(RefreshToken).values(
 
 _SPENT = _SPEND_OWN_REFRESH.cte("spent")
 _LIVE_SPENT = (
-    _GRANTS.join(_SPENT, _SPENT.c.grant_id == OidcGrant.grant_id)
+    # the spent token's grant as a value (an InitPlan), so that PostgreSQL starts from it: as a
+    # join with `spent`, a generic plan started from every active member's sessions instead
+    _GRANTS.where(OidcGrant.grant_id == select(_SPENT.c.grant_id).scalar_subquery())
     .where(  # `sessions.expires_at`, in SQL
         MemberSession.expires_at > bindparam("spent_at"),
         MemberSession.last_seen_at > bindparam("idle_since"),
