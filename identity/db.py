@@ -33,7 +33,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from identity import pg_cache, pg_direct, sqlite_inline
-from identity.sqlite_checkpoints import WRITER_PRAGMAS, Checkpoints
 
 
 def utcnow() -> datetime:
@@ -94,8 +93,8 @@ def make_engine(url: str, *, inline_reads: bool = False) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            for pragma in ("PRAGMA query_only=ON",) if inline_reads else WRITER_PRAGMAS:
-                cursor.execute(pragma)
+            if inline_reads:
+                cursor.execute("PRAGMA query_only=ON")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -209,8 +208,6 @@ class Database:
         self._writes = (
             sqlite_inline.Statements(path, self.engine.dialect, writer=True) if inline else None
         )
-        # ... whose write-ahead log is copied back beside the writes (sqlite_checkpoints).
-        self._checkpoints = Checkpoints(path) if inline else None
         # On PostgreSQL the same statements go to psycopg directly (pg_direct.Statements).
         postgres = self.engine.dialect.name == "postgresql"
         # (`postgresql+psycopg` names psycopg's synchronous driver as well as its async one)
@@ -240,8 +237,6 @@ class Database:
             return
         async with self._writers:
             yield
-        if self._checkpoints is not None:
-            self._checkpoints.after_write()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -342,6 +337,6 @@ class Database:
             await self.reader.dispose()
         if self._postgres is not None:
             await self._postgres.close()
-        for statements in (self._statements, self._writes, self._cache, self._checkpoints):
+        for statements in (self._statements, self._writes, self._cache):
             if statements is not None:
                 statements.close()
