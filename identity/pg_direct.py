@@ -41,7 +41,7 @@ import os
 import select
 import weakref
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from typing import Any, TypeVar
 
 import psycopg
@@ -85,7 +85,7 @@ class Statements:
         async with self._connection() as connection:
             tx = _Tx(self, connection)
             try:
-                async with connection.pipeline() if pipelined else _no_pipeline() as tx.pipeline:
+                async with connection.pipeline() if pipelined else nullcontext() as tx.pipeline:
                     await connection.execute(b"BEGIN")
                     done = await greenlet_spawn(work, tx)
                     await connection.execute(b"COMMIT")
@@ -137,14 +137,20 @@ class _Tx:
         return _one(compiled, await_only(cursor.fetchall()))
 
     def run(self, statement: AnyChange, parameters: dict[str, Any]) -> int:
-        compiled = self.statements.compiled(statement)
-        cursor = await_only(_execute(self.connection, compiled, parameters))
+        cursor = self._sent(statement, parameters)
         if self.pipeline is not None:
             await_only(self.pipeline.sync())  # the answer, and so the count, of what was sent
         return cursor.rowcount
 
     def send(self, statement: AnyStatement, parameters: dict[str, Any]) -> None:
-        await_only(_execute(self.connection, self.statements.compiled(statement), parameters))
+        self._sent(statement, parameters)
+
+    def _sent(
+        self, statement: AnyStatement, parameters: dict[str, Any]
+    ) -> psycopg.AsyncCursor[Any]:
+        return await_only(
+            _execute(self.connection, self.statements.compiled(statement), parameters)
+        )
 
 
 async def _execute(
@@ -157,11 +163,6 @@ def _one(compiled: Compiled, rows: list[Any]) -> Any:
     if len(rows) > 1:
         raise MultipleResultsFound("more than one row where one or none was expected")
     return compiled.row(rows[0]) if rows else None
-
-
-@asynccontextmanager
-async def _no_pipeline() -> AsyncIterator[None]:
-    yield None
 
 
 async def _roll_back(connection: psycopg.AsyncConnection[Any]) -> None:
