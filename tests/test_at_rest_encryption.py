@@ -18,7 +18,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 from sqlalchemy import select, text, update
-from sqlalchemy.engine import make_url
 
 from identity.app import create_app
 from identity.crypto import Cipher, derive_key
@@ -31,6 +30,7 @@ from tests.helpers.auth_centres import CALLBACK, INFO, OK, TENANT, canned_auth_c
 from tests.helpers.marketplace_client import SECRET_KEY
 from tests.helpers.servers import scratch_postgres
 from tests.helpers.simulator_world import ACME, APP_ID
+from tests.helpers.sqlite_files import stored_bytes
 
 SECRET = ACME["clientSecret"]
 
@@ -171,7 +171,7 @@ async def test_a_database_of_version_1_keeps_working_after_migrate(
             again = await identity.get(CALLBACK, params={"code": "b-code", "tenant": TENANT})
             assert again.status_code == 303, again.text  # the secret reaches the auth centre
     if scratch_url.startswith("sqlite"):
-        assert SECRET.encode() not in Path(str(make_url(scratch_url).database)).read_bytes()
+        assert SECRET.encode() not in stored_bytes(scratch_url, log=False)
 
 
 async def test_migrate_without_the_master_key_refuses_and_changes_nothing(

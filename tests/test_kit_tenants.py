@@ -8,11 +8,9 @@ import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy.engine import make_url
 
 from identity.app import create_app
 from identity.crypto import Cipher
@@ -39,6 +37,7 @@ from tests.helpers.kit_bodies import (
     user,
 )
 from tests.helpers.marketplace_client import SECRET_KEY, SignedCalls
+from tests.helpers.sqlite_files import stored_bytes
 
 SECRET_INVALID = "000101"
 
@@ -199,12 +198,6 @@ async def stored_secret(db: Database) -> str:
     return Cipher(SECRET_KEY).decrypt(blob, secret_context(TENANT, APP))
 
 
-def sqlite_file_bytes(database_url: str) -> bytes:
-    path = Path(str(make_url(database_url).database))
-    parts = [path, Path(f"{path}-wal"), Path(f"{path}-journal")]
-    return b"".join(p.read_bytes() for p in parts if p.exists())
-
-
 @pytest.mark.parametrize("variant", [0, 1, 2])
 async def test_every_oaep_variant_decrypts(
     marketplace: SignedCalls, db: Database, private_key: rsa.RSAPrivateKey, variant: int
@@ -238,7 +231,7 @@ async def test_the_plaintext_secret_is_never_stored_returned_or_logged(
     assert "applicationSync" in logs  # the call was logged, so the capture sees the logs
     assert plain not in logs
     if not is_postgres:
-        data = sqlite_file_bytes(database_url)
+        data = stored_bytes(database_url)
         assert b"client-visible-4711" in data  # the file read holds the committed row
         assert plain.encode() not in data
 

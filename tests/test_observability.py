@@ -39,6 +39,7 @@ from tests.helpers.oidc_app import POST_LOGOUT, REDIRECT, App, authorize, regist
 from tests.helpers.receivers import slow_receiver
 from tests.helpers.servers import METRICS_AUTH, METRICS_TOKEN, ROOT, free_port, service_env
 from tests.helpers.simulator_world import ACME, APP_ID, login_form, world
+from tests.helpers.sqlite_files import stored_bytes
 from tests.helpers.stack import Browser, Browsers, Stack, running_stack
 from tests.helpers.waiting import until_sync
 
@@ -111,11 +112,8 @@ def metrics_text(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 async def database_contents(database_url: str, db: Database) -> bytes:
     """Everything the database holds: the SQLite file and its write-ahead log as stored, or
     on PostgreSQL every row of every table as text."""
-    url = make_url(database_url)
-    if url.drivername.startswith("sqlite"):
-        path = Path(str(url.database))
-        files = [path, Path(f"{path}-wal")]
-        return b"".join(f.read_bytes() for f in files if f.exists())
+    if make_url(database_url).drivername.startswith("sqlite"):
+        return stored_bytes(database_url)
     dumped: list[str] = []
     async with db.read() as session:
         for table in Base.metadata.sorted_tables:
