@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from identity import pg_cache, pg_direct, sqlite_inline
+from identity.sqlite_checkpoints import WRITER_PRAGMAS, Checkpoints
 
 
 def utcnow() -> datetime:
@@ -93,8 +94,8 @@ def make_engine(url: str, *, inline_reads: bool = False) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            if inline_reads:
-                cursor.execute("PRAGMA query_only=ON")
+            for pragma in ("PRAGMA query_only=ON",) if inline_reads else WRITER_PRAGMAS:
+                cursor.execute(pragma)
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -208,6 +209,10 @@ class Database:
         self._writes = (
             sqlite_inline.Statements(path, self.engine.dialect, writer=True) if inline else None
         )
+        # ... whose write-ahead log is copied back beside the writes (sqlite_checkpoints).
+        self._checkpoints = (
+            Checkpoints(self.engine, path, single_read=SINGLE_READ) if inline else None
+        )
         # On PostgreSQL the same statements go to psycopg directly (pg_direct.Statements).
         postgres = self.engine.dialect.name == "postgresql"
         # (`postgresql+psycopg` names psycopg's synchronous driver as well as its async one)
@@ -237,6 +242,8 @@ class Database:
             return
         async with self._writers:
             yield
+        if self._checkpoints is not None:
+            self._checkpoints.after_write()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -332,6 +339,8 @@ class Database:
             yield connection
 
     async def dispose(self) -> None:
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()

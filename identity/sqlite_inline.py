@@ -23,6 +23,8 @@ from sqlalchemy import Delete, Insert, Select, Update, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import MultipleResultsFound
 
+from identity.sqlite_checkpoints import WRITER_PRAGMAS
+
 
 class _RunNow:
     """Stands in for the queue to aiosqlite's thread: runs each call as it is put. (SQLAlchemy's
@@ -119,6 +121,8 @@ class Statements:
             if self.writer:  # as `identity.db.make_engine`'s connections
                 self._connection.execute("PRAGMA foreign_keys=ON")
                 self._connection.execute("PRAGMA synchronous=NORMAL")
+                for pragma in WRITER_PRAGMAS:
+                    self._connection.execute(pragma)
             else:
                 self._connection.execute("PRAGMA query_only=ON")
         return self._connection
