@@ -16,8 +16,16 @@ A grant of the OpenID Provider can also end alone, its session going on (`end_gr
 or a rotated refresh token presented twice, or the client revoking a token (RFC 7009). And a
 client removed by the operator takes its grants, its undelivered logouts and its change
 events still to be sent with it (`end_client`). Every end of a grant is the grant's row
-deleted, nothing else: what was issued from it names it and stops being active when the row
-is gone.
+deleted (its refresh tokens just before it, below), nothing else: what was issued from it
+names it and stops being active when the row is gone.
+
+On PostgreSQL a refresh locks, in this order, the refresh token it spends, the session it
+touches and (checking the new token's key) the grant; a code's redemption the code first.
+Whatever ends grants deletes what was issued from them (`_ISSUED`: codes, then refresh
+tokens) first, in statements of their own, and only then the grants or their sessions: both
+sides then start with the same row, so a redemption or a refresh and an ending of the same
+grant wait for each other instead of deadlocking (the other order held the session or the
+grant while the refresh held its token).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from itertools import groupby
 from sqlalchemy import bindparam, delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from identity.db import utcnow
+from identity.db import Tx, utcnow
 from identity.events import outbox
 from identity.events.outbox import Event, EventType
 from identity.models import (
@@ -40,6 +48,7 @@ from identity.models import (
     LogoutDelivery,
     MemberSession,
     OidcClient,
+    OidcCode,
     OidcGrant,
     RefreshToken,
     SessionApp,
@@ -47,6 +56,9 @@ from identity.models import (
 )
 
 Executor = AsyncSession | AsyncConnection
+
+_ISSUED: tuple[type[OidcCode], type[RefreshToken]] = (OidcCode, RefreshToken)
+"""What is issued from a grant, in the order an ending deletes it (see above)."""
 
 
 class Reason(StrEnum):
@@ -178,7 +190,12 @@ async def end_sessions(
     if not sids:
         return
     await _announce(db, sids, app_id, reason)
-    await _queue_logouts(db, sids, app_id)
+    await _queue_logouts(db, sids, app_id)  # (reads which grants have refresh tokens)
+    grants = select(OidcGrant.grant_id).where(OidcGrant.sid.in_(sids))
+    if app_id is not None:
+        grants = grants.where(OidcGrant.app_id == app_id)
+    for issued in _ISSUED:
+        await db.execute(delete(issued).where(issued.grant_id.in_(grants)))
     if app_id is None:
         await db.execute(delete(MemberSession).where(MemberSession.sid.in_(sids)))
         return
@@ -270,8 +287,16 @@ async def _queue_logouts(db: Executor, sids: Sequence[str], app_id: str | None) 
     )
 
 
-END_GRANT = delete(OidcGrant).where(OidcGrant.grant_id == bindparam("grant_id"))
-"""`end_grants` of one grant as one prebuilt statement, for a write of `Database.run_write`."""
+_END_GRANT = (
+    *(delete(issued).where(issued.grant_id == bindparam("grant_id")) for issued in _ISSUED),
+    delete(OidcGrant).where(OidcGrant.grant_id == bindparam("grant_id")),
+)
+
+
+def end_grant(tx: Tx, grant_id: str) -> None:
+    """`end_grants` of one grant in a write of `Database.run_write` (prebuilt statements)."""
+    for statement in _END_GRANT:
+        tx.run(statement, {"grant_id": grant_id})
 
 
 async def end_grants(db: Executor, grant_ids: Sequence[str]) -> None:
@@ -279,7 +304,10 @@ async def end_grants(db: Executor, grant_ids: Sequence[str]) -> None:
     keys) their codes and refresh tokens, so nothing issued from them is active after commit.
     No back-channel logout is queued: the member's session goes on."""
     if grant_ids:
-        await db.execute(delete(OidcGrant).where(OidcGrant.grant_id.in_(list(grant_ids))))
+        ending = list(grant_ids)
+        for issued in _ISSUED:
+            await db.execute(delete(issued).where(issued.grant_id.in_(ending)))
+        await db.execute(delete(OidcGrant).where(OidcGrant.grant_id.in_(ending)))
 
 
 async def end_client(db: Executor, client_id: str) -> bool:

@@ -26,7 +26,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import bindparam, exists, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from identity.access import END_GRANT
+from identity.access import end_grant
 from identity.db import Database, Tx
 from identity.models import (
     MemberSession,
@@ -291,7 +291,7 @@ def redeem_code(
     if owner != client_id:  # before it is spent: another client cannot use up someone's code
         raise GrantError("code issued to another client")
     if not tx.run(_SPEND_CODE, {"code": code_hash, "spent_at": now}):
-        tx.run(END_GRANT, {"grant_id": grant_id})
+        end_grant(tx, grant_id)
         raise GrantError("code used twice: its grant has ended")
     if expires_at <= now:
         raise GrantError("code expired")
@@ -321,7 +321,7 @@ def rotate_refresh(tx: Tx, *, token: str, client_id: str, now: datetime) -> str:
     row = tx.one(_OF_REFRESH, {"token": token_hash})  # why not: unknown, another's, or used
     if row is None or row.client_id != client_id:
         raise GrantError("unknown refresh token")
-    tx.run(END_GRANT, {"grant_id": row.grant_id})
+    end_grant(tx, row.grant_id)
     raise GrantError("refresh token used twice: its grant has ended")
 
 
