@@ -16,17 +16,8 @@ from identity import sqlite_checkpoints
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.models import Tenant
+from tests.helpers.sqlite_files import tenant_row
 from tests.helpers.waiting import until
-
-
-def _tenant(tenant_id: str) -> dict[str, str]:
-    return {
-        "tenant_id": tenant_id,
-        "tenant_code": tenant_id,
-        "name": tenant_id,
-        "domain_name": "https://auth.example.com",
-        "last_sync_time": "20261207120000000",
-    }
 
 
 def _in_file_alone(path: Path, copy: Path, tenant_id: str) -> bool:
@@ -51,7 +42,7 @@ async def _database(path: Path) -> Database:
 
 async def _write(db: Database, *tenant_ids: str) -> None:
     async with db.write() as conn:
-        await conn.execute(insert(Tenant), [_tenant(t) for t in tenant_ids])
+        await conn.execute(insert(Tenant), [tenant_row(t) for t in tenant_ids])
 
 
 async def test_writes_reach_the_database_file_without_a_commit_copying_them(

@@ -16,17 +16,7 @@ from sqlalchemy import insert
 from identity.db import Database
 from identity.migrate import upgrade
 from identity.models import Tenant
-from tests.helpers.sqlite_files import stored_bytes
-
-
-def _tenant(tenant_id: str) -> dict[str, str]:
-    return {
-        "tenant_id": tenant_id,
-        "tenant_code": tenant_id,
-        "name": tenant_id,
-        "domain_name": "https://auth.example.com",
-        "last_sync_time": "20261207120000000",
-    }
+from tests.helpers.sqlite_files import stored_bytes, tenant_row
 
 
 def _tenants_seen_elsewhere(path: Path) -> int:
@@ -44,7 +34,7 @@ def _tenants_seen_elsewhere(path: Path) -> int:
 
 async def _write(db: Database, tenant_id: str) -> None:
     async with db.write() as conn:
-        await conn.execute(insert(Tenant), [_tenant(tenant_id)])
+        await conn.execute(insert(Tenant), [tenant_row(tenant_id)])
 
 
 @pytest.mark.parametrize(

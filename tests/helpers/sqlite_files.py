@@ -31,3 +31,14 @@ def stored_bytes(database_url: str, *, log: bool = True) -> bytes:
     if not present:
         return b""
     return subprocess.run(["cat", *present], check=True, capture_output=True).stdout
+
+
+def tenant_row(tenant_id: str) -> dict[str, str]:
+    """A tenant's row with nothing else: the least a test of the file can write."""
+    return {
+        "tenant_id": tenant_id,
+        "tenant_code": tenant_id,
+        "name": tenant_id,
+        "domain_name": "https://auth.example.com",
+        "last_sync_time": "20261207120000000",
+    }
