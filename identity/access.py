@@ -16,8 +16,8 @@ A grant of the OpenID Provider can also end alone, its session going on (`end_gr
 or a rotated refresh token presented twice, or the client revoking a token (RFC 7009). And a
 client removed by the operator takes its grants, its undelivered logouts and its change
 events still to be sent with it (`end_client`). Every end of a grant is the grant's row
-deleted (its refresh tokens just before it, below), nothing else: what was issued from it
-names it and stops being active when the row is gone.
+deleted, its codes and refresh tokens just before it (below), nothing else: what was issued
+from it names it and stops being active when the row is gone.
 
 On PostgreSQL a refresh locks, in this order, the refresh token it spends, the session it
 touches and (checking the new token's key) the grant; a code's redemption the code first.
@@ -190,7 +190,7 @@ async def end_sessions(
     if not sids:
         return
     await _announce(db, sids, app_id, reason)
-    await _queue_logouts(db, sids, app_id)  # (reads which grants have refresh tokens)
+    await _queue_logouts(db, sids, app_id)  # before the tokens go: it asks which were issued
     grants = select(OidcGrant.grant_id).where(OidcGrant.sid.in_(sids))
     if app_id is not None:
         grants = grants.where(OidcGrant.app_id == app_id)
@@ -300,8 +300,8 @@ def end_grant(tx: Tx, grant_id: str) -> None:
 
 
 async def end_grants(db: Executor, grant_ids: Sequence[str]) -> None:
-    """End these grants alone, in the caller's transaction: the rows go, and with them (foreign
-    keys) their codes and refresh tokens, so nothing issued from them is active after commit.
+    """End these grants alone, in the caller's transaction: their codes and refresh tokens go,
+    then the rows, so nothing issued from them is active after commit.
     No back-channel logout is queued: the member's session goes on."""
     if grant_ids:
         ending = list(grant_ids)

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint=10000", "PRAGMA cache_size=-32768")
@@ -68,8 +68,8 @@ class Checkpoints:
             async with self.engine.connect() as connection:
                 alone = await connection.execution_options(**{self.single_read: True})
                 await alone.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except DBAPIError as exc:  # the next write tries again
-            log.warning("SQLite checkpoint failed: %s", exc.orig)
+        except SQLAlchemyError as exc:  # the next write tries again
+            log.warning("SQLite checkpoint failed: %s", exc)
             self._seen = None
 
     async def close(self) -> None:
