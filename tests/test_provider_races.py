@@ -38,23 +38,24 @@ async def _end_grant(db: Database, grant_id: str, sid: str) -> None:
 async def watcher(database_url: str, is_postgres: bool) -> AsyncIterator[psycopg.AsyncConnection]:
     if not is_postgres:
         pytest.skip("SQLite takes one writer at a time: there is nothing to interleave")
-    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+    async with await psycopg.AsyncConnection.connect(
+        _conninfo(database_url), autocommit=True
+    ) as connection:
         yield connection
 
 
-async def _waiting(watcher: psycopg.AsyncConnection) -> int:
-    """Statements of this database waiting for a lock."""
+def _conninfo(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+async def _has(watcher: psycopg.AsyncConnection, count: int) -> bool:
+    """Whether at least `count` statements of this database wait for a lock."""
     found = await watcher.execute(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
     row = await found.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def _has(watcher: psycopg.AsyncConnection, count: int) -> bool:
-    return await _waiting(watcher) >= count
+    return row is not None and int(row[0]) >= count
 
 
 @pytest.mark.parametrize(
@@ -91,8 +92,7 @@ async def test_a_refresh_and_the_end_of_its_grant_at_once_both_complete(
             app.post("token_endpoint", grant_type="refresh_token", refresh_token=token)
         )
 
-    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    async with await psycopg.AsyncConnection.connect(conninfo) as holder:
+    async with await psycopg.AsyncConnection.connect(_conninfo(database_url)) as holder:
         await holder.execute("SELECT 1 FROM sessions WHERE sid = %s FOR UPDATE", [sid])
         first = refresh() if refresh_first else asyncio.create_task(ending(db, grant_id, sid))
         await until(lambda: _has(watcher, 1), "the first waits for the session")

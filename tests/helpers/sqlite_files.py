@@ -18,14 +18,10 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 
-def database_path(database_url: str) -> Path:
-    return Path(str(make_url(database_url).database))
-
-
 def stored_bytes(database_url: str, *, log: bool = True) -> bytes:
     """The database file of `database_url` and (with `log`) its write-ahead log, as stored,
     read by `cat` in a process of its own."""
-    path = database_path(database_url)
+    path = Path(str(make_url(database_url).database))
     parts = [path, Path(f"{path}-wal")] if log else [path]
     present = [str(part) for part in parts if part.exists()]
     if not present:
